@@ -1,0 +1,18 @@
+// Every kernel family, compiled once per SIMD level by the units in csrc/isa/.
+// A new family adds its header here and its explicit instantiations below.
+#pragma once
+
+#include "fastrec/cosine.hpp"
+
+#ifdef FASTREC_ISA_NS
+namespace fastrec {
+namespace FASTREC_ISA_NS {
+
+template void cosine_topk<float, int32_t>(const CosineTopkArgs<float, int32_t>&);
+template void cosine_topk<float, int64_t>(const CosineTopkArgs<float, int64_t>&);
+template void cosine_topk<double, int32_t>(const CosineTopkArgs<double, int32_t>&);
+template void cosine_topk<double, int64_t>(const CosineTopkArgs<double, int64_t>&);
+
+}  // namespace FASTREC_ISA_NS
+}  // namespace fastrec
+#endif

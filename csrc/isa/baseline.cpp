@@ -1,0 +1,5 @@
+// All kernels for baseline x86-64 (SSE2), or for any other CPU.
+#include "fastrec/prelude.hpp"
+
+#define FASTREC_ISA_NS baseline
+#include "fastrec/kernels.hpp"

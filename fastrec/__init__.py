@@ -1,0 +1,26 @@
+"""fastrec: fast recommender kernels with a compiled core.
+
+Each kernel exists three times: C++ (OpenMP threads, SIMD chosen at run time),
+Numba, and a plain numpy/scipy reference that defines the correct answer.
+``backend="auto"`` picks the fastest one available.
+"""
+
+from fastrec._runtime import (
+    available_backends,
+    get_num_threads,
+    set_num_threads,
+    show_config,
+    simd_level,
+)
+from fastrec._version import __version__
+from fastrec.similarity import cosine_topk
+
+__all__ = [
+    "__version__",
+    "available_backends",
+    "cosine_topk",
+    "get_num_threads",
+    "set_num_threads",
+    "show_config",
+    "simd_level",
+]

@@ -1,0 +1,188 @@
+"""Every input check and every user-facing error message.
+
+Public functions call these helpers before anything else; kernels then receive
+canonical arrays only.  Each helper names the offending argument, what was wrong
+with it and how to fix it.  Nothing here modifies the caller's data: whenever a
+canonical form needs a change, the change is made on a copy.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+INT32_MAX = np.iinfo(np.int32).max
+
+
+def check_int(value: Any, name: str, *, minimum: int | None = None) -> int:
+    """Return ``value`` as a Python int, or raise naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}.")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+    return value
+
+
+def check_float(
+    value: Any, name: str, *, minimum: float | None = None, strict_minimum: bool = False
+) -> float:
+    """Return ``value`` as a finite Python float, or raise naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} of type {type(value).__name__}.")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}.")
+    if minimum is not None:
+        if strict_minimum and value <= minimum:
+            raise ValueError(f"{name} must be > {minimum}, got {value}.")
+        if not strict_minimum and value < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+    return value
+
+
+def float_dtype_for(dtype: np.dtype, name: str) -> np.dtype:
+    """The float dtype a kernel computes in for input of ``dtype``.
+
+    float32 and float64 are kept; integers and booleans compute in float32 (the
+    library default); anything else is refused.
+    """
+    dtype = np.dtype(dtype)
+    if dtype in FLOAT_DTYPES:
+        return dtype
+    if dtype.kind in "biu":
+        return np.dtype(np.float32)
+    if dtype.kind == "f":  # float16 / longdouble
+        return np.dtype(np.float64 if dtype.itemsize > 8 else np.float32)
+    raise TypeError(
+        f"{name} has dtype {dtype}, which is not numeric. Pass float32 or float64 values "
+        f"(for example {name}.astype(np.float32))."
+    )
+
+
+def check_finite(values: np.ndarray, name: str) -> None:
+    """Raise if ``values`` holds NaN or infinity."""
+    if values.size and not np.isfinite(values).all():
+        bad = "NaN" if np.isnan(values).any() else "infinite"
+        raise ValueError(
+            f"{name} contains {bad} values. Remove or impute them before calling "
+            "(for example with np.nan_to_num)."
+        )
+
+
+def index_dtype_for(*sizes: int) -> np.dtype:
+    """int32 when every index fits, else int64."""
+    return np.dtype(np.int32) if max(sizes, default=0) <= INT32_MAX else np.dtype(np.int64)
+
+
+def as_sparse_2d(X: Any, name: str) -> sp.spmatrix:
+    """Any scipy sparse matrix or array, or a 2-D array-like, as a scipy sparse matrix.
+
+    Sparse input is returned as it is (no copy); dense input becomes CSR.
+    """
+    if sp.issparse(X):
+        if X.ndim != 2:
+            raise ValueError(f"{name} must be 2-D, got a sparse array with {X.ndim} dimensions.")
+        return X
+    if isinstance(X, (str, bytes)) or X is None:
+        raise TypeError(f"{name} must be a 2-D array or a scipy sparse matrix, got {type(X).__name__}.")
+    array = np.asarray(X)
+    if array.dtype == object:
+        raise TypeError(
+            f"{name} could not be read as a numeric array (dtype object). Pass a 2-D "
+            "float array or a scipy sparse matrix."
+        )
+    if array.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D (rows x features), got an array of shape {array.shape}. "
+            "Reshape it, e.g. with .reshape(1, -1) for a single row."
+        )
+    float_dtype_for(array.dtype, name)
+    return sp.csr_matrix(array)
+
+
+def canonical_csr(A: sp.spmatrix, name: str, dtype: np.dtype | None = None) -> sp.csr_matrix:
+    """A CSR copy-on-need of ``A`` with float data, sorted unique indices and no stored zeros.
+
+    The result shares arrays with ``A`` when ``A`` already is canonical CSR of the
+    requested dtype; otherwise it is a new matrix.
+    """
+    dtype = float_dtype_for(A.dtype, name) if dtype is None else np.dtype(dtype)
+    if A.format == "csr":  # may share the caller's arrays: never change them in place
+        csr = A if isinstance(A, sp.csr_matrix) else sp.csr_matrix(A)
+        owned = False
+    else:  # the conversion builds new arrays that we own
+        csr = sp.csr_matrix(A.tocsr())
+        owned = True
+    check_finite(csr.data, name)
+    if csr.dtype != dtype:
+        csr = csr.astype(dtype)
+        owned = True
+    if not csr.has_canonical_format or (csr.data.size and not csr.data.all()):
+        if not owned:
+            csr = csr.copy()
+        csr.sum_duplicates()  # sorts indices and merges duplicates, in place on our copy
+        csr.eliminate_zeros()
+    return csr
+
+
+@dataclass(frozen=True)
+class CsrArrays:
+    """The primitive arrays a kernel receives for one CSR matrix."""
+
+    indptr: np.ndarray  # int64 (n_rows + 1)
+    indices: np.ndarray  # int32 or int64 (nnz)
+    data: np.ndarray  # float32 or float64 (nnz)
+    shape: tuple[int, int]
+
+
+def csr_arrays(csr: sp.csr_matrix, index_dtype: np.dtype) -> CsrArrays:
+    """Kernel arrays of a canonical CSR matrix (no copy when dtypes already match)."""
+    return CsrArrays(
+        indptr=np.ascontiguousarray(csr.indptr, dtype=np.int64),
+        indices=np.ascontiguousarray(csr.indices, dtype=index_dtype),
+        data=np.ascontiguousarray(csr.data),
+        shape=(int(csr.shape[0]), int(csr.shape[1])),
+    )
+
+
+def rows_and_transpose(X: Any, name: str, dtype: np.dtype | None = None):
+    """Canonical CSR of ``X`` and of its transpose, converting the format only once.
+
+    CSC input (such as ``interactions.T``) already holds the transpose as CSR, so
+    only the CSR of the rows needs building; CSR input needs only the transpose.
+    """
+    A = as_sparse_2d(X, name)
+    if A.format == "csc":
+        transpose = canonical_csr(A.T, name, dtype)
+        return transpose.T.tocsr(), transpose
+    rows = canonical_csr(A, name, dtype)
+    return rows, rows.T.tocsr()
+
+
+def check_rows(rows: Any, n_rows: int, name: str = "rows") -> tuple[int, int]:
+    """A ``rows=`` block (None, a slice with step 1, or a (start, stop) pair) as (start, stop)."""
+    if rows is None:
+        return 0, n_rows
+    if isinstance(rows, range):
+        rows = slice(rows.start, rows.stop, rows.step)
+    if isinstance(rows, tuple) and len(rows) == 2:
+        rows = slice(*rows)
+    if not isinstance(rows, slice):
+        raise TypeError(
+            f"{name} must be a slice such as slice(0, 1000), a (start, stop) pair or None; "
+            f"got {type(rows).__name__}."
+        )
+    for part in ("start", "stop", "step"):
+        value = getattr(rows, part)
+        if value is not None and not isinstance(value, numbers.Integral):
+            raise TypeError(f"{name}.{part} must be an integer or None, got {value!r}.")
+    start, stop, step = rows.indices(n_rows)
+    if step != 1:
+        raise ValueError(f"{name} must be a contiguous block (step 1), got step {step}.")
+    return start, max(start, stop)

@@ -1,0 +1,5 @@
+"""Datasets: synthetic generators (and loaders for common formats)."""
+
+from fastrec.datasets.synthetic import SIZES, make_benchmark_ratings, make_ratings
+
+__all__ = ["SIZES", "make_benchmark_ratings", "make_ratings"]
