@@ -137,14 +137,24 @@ def resolve_threads(n_threads: int | None) -> int:
 
 
 _blas_controller = None
+_blas_controller_modules = -1
 
 
 def _threadpool_controller():
-    global _blas_controller
-    if _blas_controller is None:
+    """A threadpoolctl controller that knows every BLAS loaded so far.
+
+    Building one scans the process's shared libraries (milliseconds), so it is
+    cached and rebuilt only when new modules were imported since, which is how
+    another BLAS (scipy's, say) gets loaded.
+    """
+    global _blas_controller, _blas_controller_modules
+    import sys
+
+    if _blas_controller is None or len(sys.modules) != _blas_controller_modules:
         from threadpoolctl import ThreadpoolController
 
         _blas_controller = ThreadpoolController()
+        _blas_controller_modules = len(sys.modules)
     return _blas_controller
 
 

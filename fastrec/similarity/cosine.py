@@ -35,7 +35,10 @@ def cosine_topk(
 ) -> sp.csr_matrix:
     r"""Top-``k`` cosine neighbours of every row of ``X`` among the rows of ``Y``.
 
-    .. math:: \mathrm{sim}(i, j) = \frac{\langle x_i, y_j \rangle}{\lVert x_i \rVert \, \lVert y_j \rVert + \mathrm{shrink}}
+    .. math::
+
+        \mathrm{sim}(i, j) = \frac{\langle x_i, y_j \rangle}
+                                   {\lVert x_i \rVert \, \lVert y_j \rVert + \mathrm{shrink}}
 
     Parameters
     ----------

@@ -12,8 +12,18 @@
 // dense "feature x lane" tile, and each non-zero y_fj then updates all lanes of
 // column j with one vector FMA instead of one scalar update per row.  A group
 // takes that vector path only when it does less memory traffic than the scalar
-// path would; the choice depends on the data alone, never on the thread count,
-// so results are identical for any number of threads.
+// path would.
+//
+// When Y is X and every row is requested, the product is symmetric: each pair
+// is computed once (rows are relabelled by processing rank and row r only
+// accumulates candidates of rank >= r) and its score is offered to both rows'
+// heaps, which halves the work.  Heaps that other threads may update are
+// guarded by per-row spin locks.
+//
+// Every dot product sums its terms in ascending feature order whichever path,
+// mode or thread computes it, and the kept set is the top of a total order
+// (score, then smaller index), so results are identical for any thread count
+// and for any `rows=` block.
 #pragma once
 
 #include "fastrec/prelude.hpp"
@@ -49,10 +59,10 @@ namespace fastrec {
 namespace FASTREC_ISA_NS {
 namespace cosine_detail {
 
-// A group takes the vector path when its union of features costs at most this
-// fraction of the scalar path's per-row work.  A vector update moves a full
-// cache line where a scalar update moves one element, but does up to 16 rows'
-// work; measured on power-law data the break-even sits near 1/2.
+// A group takes the vector path when its union of features (plus one pass over
+// the columns) costs at most this fraction of the scalar path's per-row work.
+// A vector update moves a full cache line where a scalar update moves one
+// element, so it must do well over one row's work to pay off.
 constexpr double kVectorWorkRatio = 0.5;
 
 // Euclidean norm of every row of Y, read from its transpose in a fixed order.
@@ -79,20 +89,69 @@ double row_norm(const CsrView<T, I>& x, int64_t row) {
 }
 
 // Turns dot products into similarities.  With shrink == 0 it multiplies by
-// precomputed inverse norms; otherwise it divides by (|x||y| + shrink).
+// inverse norms; otherwise it divides by (|x||y| + shrink).  Both forms are
+// symmetric in x and y, so sim(i, j) and sim(j, i) round identically.
 template <class T>
 struct Scorer {
-    const T* y_norm;      // (m) ||y_j||
-    const T* y_inv_norm;  // (m) 1 / ||y_j||, 0 for empty rows
+    const T* y_norm;      // (m) ||y||, by candidate label
+    const T* y_inv_norm;  // (m) 1 / ||y||, 0 for empty rows
     T shrink;
 
-    T score(T dot, T x_norm, T x_inv_norm, int64_t j) const {
-        if (shrink == T(0)) return dot * (x_inv_norm * y_inv_norm[j]);
-        return dot / (x_norm * y_norm[j] + shrink);
+    T score(T dot, T x_norm, T x_inv_norm, int64_t label) const {
+        if (shrink == T(0)) return dot * (x_inv_norm * y_inv_norm[label]);
+        return dot / (x_norm * y_norm[label] + shrink);
     }
-    vec64_t<T> score(vec64_t<T> dot, vec64_t<T> x_norm, vec64_t<T> x_inv_norm, int64_t j) const {
-        if (shrink == T(0)) return dot * (x_inv_norm * y_inv_norm[j]);
-        return dot / (x_norm * y_norm[j] + shrink);
+    vec64_t<T> score(vec64_t<T> dot, vec64_t<T> x_norm, vec64_t<T> x_inv_norm, int64_t label) const {
+        if (shrink == T(0)) return dot * (x_inv_norm * y_inv_norm[label]);
+        return dot / (x_norm * y_norm[label] + shrink);
+    }
+};
+
+// The per-row heaps of the symmetric mode, stored in the output arrays and
+// shared by all threads: a spin lock and a published threshold per row.
+template <class T, class I>
+struct SharedHeaps {
+    T* scores;        // (n x stride)
+    I* indices;       // (n x stride)
+    int64_t* sizes;   // (n)
+    int64_t stride;   // row stride of the output arrays
+    int64_t capacity; // entries kept per row
+    std::vector<int32_t> locks;
+    std::vector<T> thresholds;  // root score of a full heap, else -inf
+
+    SharedHeaps(T* s, I* i, int64_t* z, int64_t n, int64_t str, int64_t cap)
+        : scores(s), indices(i), sizes(z), stride(str), capacity(cap), locks(n, 0),
+          thresholds(n, -std::numeric_limits<T>::infinity()) {
+        std::fill(sizes, sizes + n, int64_t(0));
+    }
+
+    // A stale (lower) threshold only costs an unneeded lock; it never drops a
+    // candidate, because thresholds only rise and push() re-checks under the lock.
+    T threshold(int64_t row) const {
+        T value;
+        __atomic_load(&thresholds[row], &value, __ATOMIC_RELAXED);
+        return value;
+    }
+    void lock(int64_t row) {
+        while (__atomic_exchange_n(&locks[row], 1, __ATOMIC_ACQUIRE))
+            while (__atomic_load_n(&locks[row], __ATOMIC_RELAXED)) {
+            }
+    }
+    void unlock(int64_t row) { __atomic_store_n(&locks[row], 0, __ATOMIC_RELEASE); }
+
+    // Caller holds the lock of `row`.
+    void push_locked(int64_t row, T score, I index) {
+        TopK<T, I> heap(scores + row * stride, indices + row * stride, capacity, sizes[row]);
+        heap.push(score, index);
+        sizes[row] = heap.size();
+        const T value = heap.threshold();
+        __atomic_store(&thresholds[row], &value, __ATOMIC_RELAXED);
+    }
+    void offer(int64_t row, T score, I index) {
+        if (score < threshold(row)) return;
+        lock(row);
+        push_locked(row, score, index);
+        unlock(row);
     }
 };
 
@@ -101,21 +160,23 @@ template <class T, class I>
 struct Scratch {
     static constexpr int lanes = Vec64<T>::lanes;
 
-    AlignedBuffer<int32_t> stamp;      // (m) id of the last task that touched column j
-    AlignedBuffer<I> touched;          // (m) columns touched by the current task
-    AlignedBuffer<T> acc;              // (m) scalar path: dot products
-    AlignedBuffer<T> tile_acc;         // (m x lanes) vector path: dot products, lazily
-    AlignedBuffer<T> tile_rows;        // (d x lanes) vector path: the group's rows, lazily
-    AlignedBuffer<uint64_t> features;  // (d / 64) vector path: union of the group's features
-    AlignedBuffer<T> heap_scores;      // (lanes x k)
-    AlignedBuffer<I> heap_indices;     // (lanes x k)
+    AlignedBuffer<int32_t> stamp;         // (m) id of the last row that touched label t
+    AlignedBuffer<I> touched;             // (m) labels touched by the current row
+    AlignedBuffer<T> acc;                 // (m) scalar path: dot products
+    AlignedBuffer<T> tile_acc;            // (m x lanes) vector path: dot products, lazily
+    AlignedBuffer<T> tile_rows;           // (d x lanes) vector path: the group's rows, lazily
+    AlignedBuffer<I> union_features;      // (d) vector path: the group's features, lazily
+    AlignedBuffer<int64_t> union_cursor;  // (d) vector path: where each feature's candidates start
+    AlignedBuffer<uint64_t> feature_bits; // (d / 64) the group's features as a bit set
+    AlignedBuffer<T> heap_scores;         // (lanes x k)
+    AlignedBuffer<I> heap_indices;        // (lanes x k)
     int32_t current = 0;
 
     Scratch(int64_t m, int64_t d, int64_t k)
-        : stamp(m), touched(m), acc(m), features((d + 63) / 64),
+        : stamp(m), touched(m), acc(m), feature_bits((d + 63) / 64),
           heap_scores(lanes * k), heap_indices(lanes * k) {
         stamp.zero();
-        features.zero();
+        feature_bits.zero();
     }
 
     // A fresh stamp value; stamps make clearing the accumulator unnecessary.
@@ -131,29 +192,69 @@ struct Scratch {
         if (tile_acc.data() == nullptr) {
             tile_acc.allocate(static_cast<std::size_t>(m) * lanes);
             tile_rows.allocate(static_cast<std::size_t>(d) * lanes);
+            union_features.allocate(static_cast<std::size_t>(d));
+            union_cursor.allocate(static_cast<std::size_t>(d));
         }
     }
 };
 
+// Everything a row or group computation reads.  Candidates are addressed by a
+// "label": the column index itself, or in symmetric mode the processing rank of
+// the candidate row (label_col maps it back to the column).
 template <class T, class I>
 struct Problem {
     const CosineTopkArgs<T, I>& args;
-    const int64_t* row_work;  // (d) cost of one scalar pass over feature f = nnz of yt row f
-    Scorer<T> scorer;
-    const T* x_norm;          // (rows) ||x_i|| for the requested rows
-    const T* x_inv_norm;      // (rows)
-    int64_t k;                // min(args.k, m)
+    CsrView<T, I> cand;               // d x m, Y^T with columns relabelled, rows sorted by label
+    const int64_t* label_col;         // (m) column of each label, or nullptr for identity
+    const int64_t* feature_work;      // (d) nnz of each row of Y^T
+    Scorer<T> scorer;                 // by label
+    SharedHeaps<T, I>* shared;        // symmetric mode only, else nullptr
+    int64_t k;                        // entries kept per row: min(args.k, m)
 
-    bool skip(int64_t row, int64_t j) const {
-        return args.same_matrix && args.exclude_self && j == row;
+    bool symmetric() const { return shared != nullptr; }
+    int64_t column(int64_t label) const { return label_col ? label_col[label] : label; }
+    // First position of cand row f whose label is >= first_label.  Branch-free
+    // binary search: the loop runs log2(length) steps whatever the data, so it
+    // costs no mispredictions when called for every feature of a group.
+    int64_t first_candidate(int64_t f, int64_t first_label) const {
+        int64_t base = cand.indptr[f];
+        int64_t length = cand.indptr[f + 1] - base;
+        if (first_label <= 0 || length == 0) return base;
+        const I target = static_cast<I>(first_label);
+        while (length > 1) {
+            const int64_t half = length / 2;
+            base = cand.indices[base + half - 1] < target ? base + half : base;
+            length -= half;
+        }
+        return base + (cand.indices[base] < target ? 1 : 0);
     }
 };
 
-// One row, scalar accumulation.
+// Where one computed row's local heap goes: straight to the output
+// (asymmetric) or merged into the shared heap of that row (symmetric).
 template <class T, class I>
-void scalar_row(const Problem<T, I>& pb, Scratch<T, I>& s, int64_t row) {
+void finish_row(const Problem<T, I>& pb, TopK<T, I>& heap, int64_t row) {
+    if (pb.symmetric()) {
+        const int64_t n = heap.size();
+        const T* scores = heap.scores();
+        const I* indices = heap.indices();
+        pb.shared->lock(row);
+        for (int64_t e = 0; e < n; ++e) pb.shared->push_locked(row, scores[e], indices[e]);
+        pb.shared->unlock(row);
+        return;
+    }
+    const int64_t local = row - pb.args.row_begin;
+    const int64_t k = pb.args.k;
+    pb.args.out_counts[local] =
+        heap.drain_sorted(pb.args.out_scores + local * k, pb.args.out_indices + local * k);
+}
+
+// One row, scalar accumulation.  `row` is the row of X; `label` its own label
+// in symmetric mode (only candidates with label >= it are computed), else -1.
+template <class T, class I>
+void scalar_row(const Problem<T, I>& pb, Scratch<T, I>& s, int64_t row, int64_t label, T xn, T xinv) {
     const auto& x = pb.args.x;
-    const auto& yt = pb.args.yt;
+    const auto& cand = pb.cand;
     const int32_t stamp = s.next_stamp();
     int32_t* mark = s.stamp.data();
     T* acc = s.acc.data();
@@ -163,131 +264,155 @@ void scalar_row(const Problem<T, I>& pb, Scratch<T, I>& s, int64_t row) {
     for (int64_t p = x.indptr[row]; p < x.indptr[row + 1]; ++p) {
         const I f = x.indices[p];
         const T xv = x.data[p];
-        for (int64_t q = yt.indptr[f]; q < yt.indptr[f + 1]; ++q) {
-            const I j = yt.indices[q];
-            const T prod = xv * yt.data[q];
-            if (mark[j] != stamp) {
-                mark[j] = stamp;
-                acc[j] = prod;
-                touched[n_touched++] = j;
+        for (int64_t q = pb.first_candidate(f, label), end = cand.indptr[f + 1]; q < end; ++q) {
+            const I t = cand.indices[q];
+            const T prod = xv * cand.data[q];
+            if (mark[t] != stamp) {
+                mark[t] = stamp;
+                acc[t] = prod;
+                touched[n_touched++] = t;
             } else {
-                acc[j] += prod;
+                acc[t] += prod;
             }
         }
     }
 
-    const int64_t local = row - pb.args.row_begin;
     TopK<T, I> heap(s.heap_scores.data(), s.heap_indices.data(), pb.k);
-    const T xn = pb.x_norm[local], xinv = pb.x_inv_norm[local];
+    const bool exclude_self = pb.args.same_matrix && pb.args.exclude_self;
     T threshold = heap.threshold();
-    for (int64_t t = 0; t < n_touched; ++t) {
-        const I j = touched[t];
-        const T dot = acc[j];
-        if (dot == T(0) || pb.skip(row, j)) continue;
-        const T score = pb.scorer.score(dot, xn, xinv, j);
+    for (int64_t e = 0; e < n_touched; ++e) {
+        const I t = touched[e];
+        const T dot = acc[t];
+        if (dot == T(0)) continue;
+        const int64_t col = pb.column(t);
+        const bool self = pb.args.same_matrix && col == row;
+        if (self && exclude_self) continue;
+        const T score = pb.scorer.score(dot, xn, xinv, t);
+        if (pb.symmetric() && !self) pb.shared->offer(col, score, static_cast<I>(row));
         if (score < threshold) continue;
-        heap.push(score, j);
+        heap.push(score, static_cast<I>(col));
         threshold = heap.threshold();
     }
-    const int64_t k = pb.args.k;
-    pb.args.out_counts[local] =
-        heap.drain_sorted(pb.args.out_scores + local * k, pb.args.out_indices + local * k);
+    finish_row(pb, heap, row);
 }
 
 // Up to `lanes` rows at once through a dense feature x lane tile.
+//
+// The group's rows are spread into tile_rows[f][lane]; every candidate y_ft of
+// the group's features then adds y_ft * tile_rows[f] to tile_acc[t] with one
+// vector FMA and no branch.  Selection then scans the labels directly, so no
+// touched list is needed: the vector path is only chosen when the group touches
+// most labels anyway.  `first_label` is the label of rows[0] in symmetric mode
+// (the group holds consecutive labels), else -1.
 template <class T, class I>
-void vector_group(const Problem<T, I>& pb, Scratch<T, I>& s, const int64_t* rows, int n_rows) {
+void vector_group(const Problem<T, I>& pb, Scratch<T, I>& s, const int64_t* rows, int n_rows,
+                  int64_t first_label, const T* lane_norm, const T* lane_inv_norm) {
     using V = vec64_t<T>;
     constexpr int lanes = Vec64<T>::lanes;
     const auto& x = pb.args.x;
-    const auto& yt = pb.args.yt;
-    uint64_t* bits = s.features.data();
+    const auto& cand = pb.cand;
+    const int64_t m = cand.n_cols;
+    const int64_t label_begin = pb.symmetric() ? first_label : 0;
+    uint64_t* bits = s.feature_bits.data();
     V* tile_rows = reinterpret_cast<V*>(s.tile_rows.data());
     V* tile_acc = reinterpret_cast<V*>(s.tile_acc.data());
-
-    // Spread the group's rows into tile_rows[f][lane]; the feature bits are
-    // already set by the caller, so zero every used tile row first.
-    const int64_t n_words = (x.n_cols + 63) / 64;
     const V zero = V{};
-    for (int64_t w = 0; w < n_words; ++w)
-        for (uint64_t word = bits[w]; word != 0; word &= word - 1)
-            tile_rows[w * 64 + __builtin_ctzll(word)] = zero;
+
+    // The union of the group's features, ascending (bits set by the caller).
+    int64_t n_union = 0;
+    I* feature_list = s.union_features.data();
+    int64_t* cursor = s.union_cursor.data();
+    const int64_t n_words = (x.n_cols + 63) / 64;
+    for (int64_t w = 0; w < n_words; ++w) {
+        for (uint64_t word = bits[w]; word != 0; word &= word - 1) {
+            const int64_t f = w * 64 + __builtin_ctzll(word);
+            feature_list[n_union] = static_cast<I>(f);
+            cursor[n_union++] = pb.first_candidate(f, label_begin);
+            tile_rows[f] = zero;
+        }
+        bits[w] = 0;
+    }
     for (int lane = 0; lane < n_rows; ++lane)
         for (int64_t p = x.indptr[rows[lane]]; p < x.indptr[rows[lane] + 1]; ++p)
             tile_rows[x.indices[p]][lane] = x.data[p];
 
-    // Accumulate every column touched by any feature of the group, features in
-    // ascending order (the same order the scalar path uses for each row).
-    const int32_t stamp = s.next_stamp();
-    int32_t* mark = s.stamp.data();
-    I* touched = s.touched.data();
-    int64_t n_touched = 0;
-    for (int64_t w = 0; w < n_words; ++w) {
-        uint64_t word = bits[w];
-        if (word == 0) continue;
-        bits[w] = 0;
-        for (; word != 0; word &= word - 1) {
-            const int64_t f = w * 64 + __builtin_ctzll(word);
-            const V xv = tile_rows[f];
-            for (int64_t q = yt.indptr[f]; q < yt.indptr[f + 1]; ++q) {
-                const I j = yt.indices[q];
-                const V prod = xv * yt.data[q];
-                if (mark[j] != stamp) {
-                    mark[j] = stamp;
-                    tile_acc[j] = prod;
-                    touched[n_touched++] = j;
-                } else {
-                    tile_acc[j] += prod;
-                }
-            }
-        }
+    // Accumulate, features in ascending order (each row's order in the scalar path).
+    for (int64_t t = label_begin; t < m; ++t) tile_acc[t] = zero;
+    for (int64_t u = 0; u < n_union; ++u) {
+        const V xv = tile_rows[feature_list[u]];
+        const I* idx = cand.indices;
+        const T* val = cand.data;
+        for (int64_t q = cursor[u], end = cand.indptr[feature_list[u] + 1]; q < end; ++q)
+            tile_acc[idx[q]] += xv * val[q];
     }
 
-    // Select per lane.  A lane's candidate is only pushed when it reaches that
-    // lane's current threshold, which rejects most candidates in a compare.
+    // Select.  A lane's candidate is only pushed when it reaches that lane's
+    // current threshold, which rejects most candidates in one vector compare.
     TopK<T, I> heaps[lanes];
     V xn = zero, xinv = zero, threshold = zero;
-    int64_t self_col[lanes];
-    for (int lane = 0; lane < lanes; ++lane) {
-        threshold[lane] = std::numeric_limits<T>::infinity();  // unused lanes never accept
-        self_col[lane] = -1;
-    }
+    for (int lane = 0; lane < lanes; ++lane) threshold[lane] = std::numeric_limits<T>::infinity();
     for (int lane = 0; lane < n_rows; ++lane) {
-        const int64_t local = rows[lane] - pb.args.row_begin;
-        heaps[lane] = TopK<T, I>(s.heap_scores.data() + lane * pb.k,
-                                 s.heap_indices.data() + lane * pb.k, pb.k);
-        xn[lane] = pb.x_norm[local];
-        xinv[lane] = pb.x_inv_norm[local];
+        heaps[lane] = TopK<T, I>(s.heap_scores.data() + lane * pb.k, s.heap_indices.data() + lane * pb.k, pb.k);
+        xn[lane] = lane_norm[lane];
+        xinv[lane] = lane_inv_norm[lane];
         threshold[lane] = heaps[lane].threshold();
-        if (pb.args.same_matrix && pb.args.exclude_self) self_col[lane] = rows[lane];
     }
-    for (int64_t t = 0; t < n_touched; ++t) {
-        const I j = touched[t];
-        const V dot = tile_acc[j];
-        const V score = pb.scorer.score(dot, xn, xinv, j);
-        const auto accept = (score >= threshold) & (dot != zero);
+    const bool exclude_self = pb.args.same_matrix && pb.args.exclude_self;
+    // Labels where some lane needs care: the group's own rows (symmetric mode:
+    // lower triangle, diagonal, pairs inside the group) or their columns.
+    for (int64_t t = label_begin; t < m; ++t) {
+        const V dot = tile_acc[t];
+        const V score = pb.scorer.score(dot, xn, xinv, t);
+        const int64_t col = pb.column(t);
+        const bool inside_group = pb.symmetric() && t < label_begin + n_rows;
+        const auto nonzero = dot != zero;
+        if (pb.symmetric() && !inside_group) {
+            // Offer to column col's shared heap: one threshold read for all lanes.
+            const T col_threshold = pb.shared->threshold(col);
+            const auto to_col = (score >= col_threshold) & nonzero;
+            bool any_col = false;
+            for (int lane = 0; lane < lanes; ++lane) any_col |= to_col[lane] != 0;
+            if (any_col) {
+                pb.shared->lock(col);
+                for (int lane = 0; lane < n_rows; ++lane)
+                    if (to_col[lane]) pb.shared->push_locked(col, score[lane], static_cast<I>(rows[lane]));
+                pb.shared->unlock(col);
+            }
+        }
+        const auto accept = (score >= threshold) & nonzero;
+        bool any = inside_group;
+        for (int lane = 0; lane < lanes; ++lane) any |= accept[lane] != 0;
+        if (!any) continue;
         for (int lane = 0; lane < n_rows; ++lane) {
-            if (!accept[lane] || self_col[lane] == j) continue;
-            heaps[lane].push(score[lane], j);
+            if (!nonzero[lane]) continue;
+            const bool self = pb.args.same_matrix && col == rows[lane];
+            if (self && exclude_self) continue;
+            if (inside_group) {
+                const int64_t lane_label = label_begin + lane;
+                if (t < lane_label) continue;  // lower triangle: computed by lane t - label_begin
+                if (t > lane_label) {          // pair inside the group: also offer to that lane
+                    TopK<T, I>& other = heaps[t - label_begin];
+                    other.push(score[lane], static_cast<I>(rows[lane]));
+                    threshold[t - label_begin] = other.threshold();
+                }
+            }
+            if (score[lane] < threshold[lane]) continue;
+            heaps[lane].push(score[lane], static_cast<I>(col));
             threshold[lane] = heaps[lane].threshold();
         }
     }
-    const int64_t k = pb.args.k;
-    for (int lane = 0; lane < n_rows; ++lane) {
-        const int64_t local = rows[lane] - pb.args.row_begin;
-        pb.args.out_counts[local] = heaps[lane].drain_sorted(pb.args.out_scores + local * k,
-                                                             pb.args.out_indices + local * k);
-    }
+    for (int lane = 0; lane < n_rows; ++lane) finish_row(pb, heaps[lane], rows[lane]);
 }
 
-// Chooses the path for one group of rows and runs it.
+// Chooses the path for one group of rows and runs it.  `labels` are the rows'
+// labels in symmetric mode (consecutive), else nullptr.
 template <class T, class I>
 void run_group(const Problem<T, I>& pb, Scratch<T, I>& s, const int64_t* rows, int n_rows,
-               const int64_t* row_cost) {
+               const int64_t* row_cost, int64_t first_label, const T* norms, const T* inv_norms) {
     const auto& x = pb.args.x;
     if (n_rows > 1) {
         // Union of the group's features and what a vector pass over it costs.
-        uint64_t* bits = s.features.data();
+        uint64_t* bits = s.feature_bits.data();
         int64_t scalar_work = 0, vector_work = 0;
         for (int lane = 0; lane < n_rows; ++lane) {
             scalar_work += row_cost[lane];
@@ -296,20 +421,43 @@ void run_group(const Problem<T, I>& pb, Scratch<T, I>& s, const int64_t* rows, i
                 const uint64_t bit = uint64_t(1) << (f & 63);
                 if (!(bits[f >> 6] & bit)) {
                     bits[f >> 6] |= bit;
-                    vector_work += pb.row_work[f];
+                    vector_work += pb.feature_work[f];
                 }
             }
         }
-        if (static_cast<double>(vector_work) <= kVectorWorkRatio * static_cast<double>(scalar_work)) {
-            s.ensure_tiles(pb.args.yt.n_cols, x.n_cols);
-            vector_group(pb, s, rows, n_rows);  // clears the bits
+        // The vector path also zeroes and scans every label once.
+        const double vector_cost = static_cast<double>(vector_work + pb.cand.n_cols);
+        if (vector_cost <= kVectorWorkRatio * static_cast<double>(scalar_work)) {
+            s.ensure_tiles(pb.cand.n_cols, x.n_cols);
+            vector_group(pb, s, rows, n_rows, first_label, norms, inv_norms);  // clears the bits
             return;
         }
         for (int lane = 0; lane < n_rows; ++lane)
             for (int64_t p = x.indptr[rows[lane]]; p < x.indptr[rows[lane] + 1]; ++p)
                 bits[x.indices[p] >> 6] = 0;
     }
-    for (int lane = 0; lane < n_rows; ++lane) scalar_row(pb, s, rows[lane]);
+    for (int lane = 0; lane < n_rows; ++lane)
+        scalar_row(pb, s, rows[lane], pb.symmetric() ? first_label + lane : -1, norms[lane], inv_norms[lane]);
+}
+
+// Y^T with each column relabelled by its rank in `order` (rows stay sorted,
+// because ranks are visited in increasing order).  Built from X's rows, which
+// are Y's rows when Y is X.
+template <class T, class I>
+void relabel_candidates(const CsrView<T, I>& x, const CsrView<T, I>& yt, const std::vector<int64_t>& order,
+                        std::vector<I>& indices, std::vector<T>& data) {
+    const int64_t nnz = yt.indptr[yt.n_rows];
+    indices.resize(nnz);
+    data.resize(nnz);
+    std::vector<int64_t> fill(yt.indptr, yt.indptr + yt.n_rows);
+    for (int64_t r = 0; r < static_cast<int64_t>(order.size()); ++r) {
+        const int64_t row = order[r];
+        for (int64_t p = x.indptr[row]; p < x.indptr[row + 1]; ++p) {
+            const int64_t pos = fill[x.indices[p]]++;
+            indices[pos] = static_cast<I>(r);
+            data[pos] = x.data[p];
+        }
+    }
 }
 
 }  // namespace cosine_detail
@@ -323,20 +471,19 @@ void cosine_topk(const CosineTopkArgs<T, I>& args) {
     const int64_t m = yt.n_cols, d = yt.n_rows;
     const int64_t n_rows = args.row_end - args.row_begin;
     if (n_rows <= 0) return;
+    const int64_t capacity = std::min<int64_t>(args.k, m);
+    // Symmetric mode needs every row: a pair's score is offered to both rows.
+    const bool symmetric = args.same_matrix && args.row_begin == 0 && args.row_end == x.n_rows && m > 1;
 
-    // Norms of the candidates, and of the requested rows (shared when Y is X so
-    // that sim(i, j) and sim(j, i) are computed from the very same numbers).
+    // Norms of the candidates, and of the requested rows (taken from the same
+    // numbers when Y is X, so that sim(i, j) and sim(j, i) agree bit for bit).
     const std::vector<double> y_norm64 = candidate_norms(yt);
-    std::vector<T> y_norm(m), y_inv(m), x_norm(n_rows), x_inv(n_rows);
-    for (int64_t j = 0; j < m; ++j) {
-        y_norm[j] = static_cast<T>(y_norm64[j]);
-        y_inv[j] = y_norm64[j] > 0 ? static_cast<T>(1.0 / y_norm64[j]) : T(0);
-    }
+    std::vector<T> row_norm_t(n_rows), row_inv_t(n_rows);
     for (int64_t r = 0; r < n_rows; ++r) {
         const int64_t row = args.row_begin + r;
         const double norm = args.same_matrix ? y_norm64[row] : row_norm(x, row);
-        x_norm[r] = static_cast<T>(norm);
-        x_inv[r] = norm > 0 ? static_cast<T>(1.0 / norm) : T(0);
+        row_norm_t[r] = static_cast<T>(norm);
+        row_inv_t[r] = norm > 0 ? static_cast<T>(1.0 / norm) : T(0);
     }
 
     // Cost of a scalar pass over each feature, and of each row; rows are then
@@ -356,18 +503,42 @@ void cosine_topk(const CosineTopkArgs<T, I>& args) {
         return cost[a - args.row_begin] > cost[b - args.row_begin];
     });
     std::vector<int64_t> ordered_cost(n_rows);
-    for (int64_t r = 0; r < n_rows; ++r) ordered_cost[r] = cost[order[r] - args.row_begin];
+    std::vector<T> ordered_norm(n_rows), ordered_inv(n_rows);
+    for (int64_t r = 0; r < n_rows; ++r) {
+        const int64_t local = order[r] - args.row_begin;
+        ordered_cost[r] = cost[local];
+        ordered_norm[r] = row_norm_t[local];
+        ordered_inv[r] = row_inv_t[local];
+    }
 
-    Problem<T, I> pb{args, feature_work.data(), Scorer<T>{y_norm.data(), y_inv.data(), static_cast<T>(args.shrink)},
-                     x_norm.data(), x_inv.data(), std::min<int64_t>(args.k, m)};
+    // Candidate norms by label, and in symmetric mode the relabelled Y^T.
+    std::vector<T> label_norm(m), label_inv(m);
+    std::vector<I> cand_indices;
+    std::vector<T> cand_data;
+    CsrView<T, I> cand = yt;
+    std::unique_ptr<SharedHeaps<T, I>> shared;
+    for (int64_t t = 0; t < m; ++t) {
+        const double norm = y_norm64[symmetric ? order[t] : t];
+        label_norm[t] = static_cast<T>(norm);
+        label_inv[t] = norm > 0 ? static_cast<T>(1.0 / norm) : T(0);
+    }
+    if (symmetric) {
+        relabel_candidates(x, yt, order, cand_indices, cand_data);
+        cand.indices = cand_indices.data();
+        cand.data = cand_data.data();
+        shared.reset(new SharedHeaps<T, I>(args.out_scores, args.out_indices, args.out_counts, m, args.k, capacity));
+    }
+    Problem<T, I> pb{args, cand, symmetric ? order.data() : nullptr, feature_work.data(),
+                     Scorer<T>{label_norm.data(), label_inv.data(), static_cast<T>(args.shrink)},
+                     shared.get(), capacity};
+
     const int64_t n_groups = (n_rows + lanes - 1) / lanes;
     bool failed = false;
-
 #pragma omp parallel num_threads(args.n_threads)
     {
         std::unique_ptr<Scratch<T, I>> scratch;
         try {
-            scratch.reset(new Scratch<T, I>(m, d, std::max<int64_t>(pb.k, 1)));
+            scratch.reset(new Scratch<T, I>(m, d, std::max<int64_t>(capacity, 1)));
         } catch (const std::bad_alloc&) {
 #pragma omp atomic write
             failed = true;
@@ -378,11 +549,26 @@ void cosine_topk(const CosineTopkArgs<T, I>& args) {
             const int64_t first = g * lanes;
             const int count = static_cast<int>(std::min<int64_t>(lanes, n_rows - first));
             try {
-                run_group(pb, *scratch, order.data() + first, count, ordered_cost.data() + first);
+                run_group(pb, *scratch, order.data() + first, count, ordered_cost.data() + first,
+                          symmetric ? first : -1, ordered_norm.data() + first, ordered_inv.data() + first);
             } catch (const std::bad_alloc&) {
 #pragma omp atomic write
                 failed = true;
                 scratch.reset();
+            }
+        }
+        // Symmetric mode: every heap is complete once all groups are done; put
+        // each row's entries in rank order.
+        if (symmetric && scratch) {
+#pragma omp for schedule(static)
+            for (int64_t row = 0; row < m; ++row) {
+                TopK<T, I> heap(args.out_scores + row * args.k, args.out_indices + row * args.k, capacity,
+                                args.out_counts[row]);
+                T* tmp_scores = scratch->heap_scores.data();
+                I* tmp_indices = scratch->heap_indices.data();
+                const int64_t count = heap.drain_sorted(tmp_scores, tmp_indices);
+                std::copy(tmp_scores, tmp_scores + count, args.out_scores + row * args.k);
+                std::copy(tmp_indices, tmp_indices + count, args.out_indices + row * args.k);
             }
         }
     }

@@ -26,12 +26,14 @@ template <class T, class I>
 class TopK {
    public:
     TopK() = default;
-    TopK(T* scores, I* indices, int64_t capacity)
-        : scores_(scores), indices_(indices), capacity_(capacity) {}
+    TopK(T* scores, I* indices, int64_t capacity, int64_t size = 0)
+        : scores_(scores), indices_(indices), capacity_(capacity), size_(size) {}
 
     void reset() { size_ = 0; }
     int64_t size() const { return size_; }
     bool full() const { return size_ == capacity_; }
+    const T* scores() const { return scores_; }   // heap order, size() entries
+    const I* indices() const { return indices_; }
 
     // Score a candidate must reach to be considered: -inf until the heap is full.
     T threshold() const {
