@@ -82,3 +82,56 @@ def heap_threshold(scores, size):
         return -np.inf
     return scores[0]
 
+
+
+# --- per-row spin locks for kernels whose threads update each other's heaps ---
+
+from numba.core import cgutils, types  # noqa: E402
+from numba.extending import intrinsic  # noqa: E402
+
+
+@intrinsic
+def _exchange_acquire(typingctx, array, index, value):
+    """Atomically store ``value`` at ``array[index]`` (int32) and return the old value."""
+    if not (isinstance(array, types.Array) and array.dtype == types.int32):
+        return None
+    sig = types.int32(array, index, value)
+
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        ary = context.make_array(array_type)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, array_type, ary, [args[1]])
+        new = context.cast(builder, args[2], signature.args[2], types.int32)
+        return builder.atomic_rmw("xchg", ptr, new, "acquire")
+
+    return sig, codegen
+
+
+@intrinsic
+def _store_release(typingctx, array, index, value):
+    """Atomically store ``value`` at ``array[index]`` (int32) with release ordering."""
+    if not (isinstance(array, types.Array) and array.dtype == types.int32):
+        return None
+    sig = types.void(array, index, value)
+
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        ary = context.make_array(array_type)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, array_type, ary, [args[1]])
+        new = context.cast(builder, args[2], signature.args[2], types.int32)
+        builder.store_atomic(new, ptr, "release", 4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@nb.njit(**_INLINE)
+def spin_lock(locks, row):
+    """Acquire the lock of ``row`` in ``locks`` (int32 array, 0 = free)."""
+    while _exchange_acquire(locks, row, 1) != 0:
+        pass
+
+
+@nb.njit(**_INLINE)
+def spin_unlock(locks, row):
+    _store_release(locks, row, 0)

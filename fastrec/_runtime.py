@@ -47,6 +47,9 @@ NUMBA_KERNEL_OPTIONS: dict[str, Any] = {
     "cache": True,
     "fastmath": set(NUMBA_FASTMATH),
 }
+# Strict IEEE arithmetic, for kernels whose results must not depend on which
+# code path computed them (fastmath lets LLVM fuse or reorder each path its own way).
+NUMBA_STRICT_OPTIONS: dict[str, Any] = {"nogil": True, "cache": True}
 
 _default_threads: int | None = None
 

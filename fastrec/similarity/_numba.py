@@ -3,7 +3,10 @@
 Rows are ranked by their scalar work and cut into groups of ``LANES`` rows; a
 group whose rows share many features is accumulated through a dense
 feature x lane tile (the fixed-length lane loops vectorise), any other group
-row by row through a dense accumulator with a touched list.  Groups are dealt
+row by row through a dense accumulator with a touched list.  When Y is X and
+every row is requested, candidates are relabelled by processing rank, each row
+only computes candidates of higher rank, and every score is offered to both
+rows' heaps (shared heaps guarded by per-row spin locks).  Groups are dealt
 round-robin to chunks, each chunk owns its scratch, and no result depends on
 which chunk or thread computed it.
 """
@@ -13,14 +16,20 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from fastrec._numba_helpers import heap_drain_sorted, heap_push, heap_threshold
-from fastrec._runtime import NUMBA_KERNEL_OPTIONS
+from fastrec._numba_helpers import (
+    heap_drain_sorted,
+    heap_push,
+    heap_threshold,
+    spin_lock,
+    spin_unlock,
+)
+from fastrec._runtime import NUMBA_STRICT_OPTIONS
 
 LANES = 16
 VECTOR_WORK_RATIO = 0.5  # see kVectorWorkRatio in cosine.hpp
 
 
-@nb.njit(**NUMBA_KERNEL_OPTIONS)
+@nb.njit(**NUMBA_STRICT_OPTIONS)
 def _candidate_norms(yt_indptr, yt_indices, yt_data, m):
     sq = np.zeros(m, dtype=np.float64)
     for f in range(yt_indptr.shape[0] - 1):
@@ -30,53 +39,106 @@ def _candidate_norms(yt_indptr, yt_indices, yt_data, m):
     return np.sqrt(sq)
 
 
-@nb.njit(**NUMBA_KERNEL_OPTIONS)
+@nb.njit(**NUMBA_STRICT_OPTIONS)
 def _score(dot, x_norm, x_inv, y_norm, y_inv, shrink):
     if shrink == 0:
         return dot * (x_inv * y_inv)
     return dot / (x_norm * y_norm + shrink)
 
 
-@nb.njit(**NUMBA_KERNEL_OPTIONS)
-def _scalar_row(row, local, x_indptr, x_indices, x_data, yt_indptr, yt_indices, yt_data,
-                x_norm, x_inv, y_norm, y_inv, shrink, skip_self, mark, stamp, acc, touched,
-                heap_scores, heap_indices, out_indices, out_scores, out_counts):
+@nb.njit(**NUMBA_STRICT_OPTIONS)
+def _first_candidate(cand_indptr, cand_indices, f, first_label):
+    """First position of candidate row f whose label is >= first_label."""
+    lo = cand_indptr[f]
+    hi = cand_indptr[f + 1]
+    if first_label <= 0:
+        return lo
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if cand_indices[mid] < first_label:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@nb.njit(**NUMBA_STRICT_OPTIONS)
+def _shared_offer(row, score, index, out_scores, out_indices, out_counts, locks, thresholds):
+    """Offer (score, index) to the shared heap of ``row``."""
+    if score < thresholds[row]:
+        return
+    spin_lock(locks, row)
+    out_counts[row] = heap_push(out_scores[row], out_indices[row], out_counts[row], score, index)
+    thresholds[row] = heap_threshold(out_scores[row], out_counts[row])
+    spin_unlock(locks, row)
+
+
+@nb.njit(**NUMBA_STRICT_OPTIONS)
+def _finish_row(row, row_begin, heap_scores, heap_indices, size, symmetric, out_indices, out_scores,
+                out_counts, locks, thresholds):
+    """Merge a row's local heap into its shared heap (symmetric) or write it out sorted."""
+    if symmetric:
+        spin_lock(locks, row)
+        for e in range(size):
+            out_counts[row] = heap_push(out_scores[row], out_indices[row], out_counts[row],
+                                        heap_scores[e], heap_indices[e])
+        thresholds[row] = heap_threshold(out_scores[row], out_counts[row])
+        spin_unlock(locks, row)
+    else:
+        local = row - row_begin
+        out_counts[local] = heap_drain_sorted(heap_scores, heap_indices, size, out_scores[local],
+                                              out_indices[local])
+
+
+@nb.njit(**NUMBA_STRICT_OPTIONS)
+def _scalar_row(row, label, xn, xinv, x_indptr, x_indices, x_data, cand_indptr, cand_indices,
+                cand_data, label_col, label_norm, label_inv, shrink, same_matrix, exclude_self,
+                symmetric, row_begin, mark, stamp, acc, touched, heap_scores, heap_indices,
+                out_indices, out_scores, out_counts, locks, thresholds):
     n_touched = 0
     for p in range(x_indptr[row], x_indptr[row + 1]):
         f = x_indices[p]
         xv = x_data[p]
-        for q in range(yt_indptr[f], yt_indptr[f + 1]):
-            j = yt_indices[q]
-            prod = xv * yt_data[q]
-            if mark[j] != stamp:
-                mark[j] = stamp
-                acc[j] = prod
-                touched[n_touched] = j
+        for q in range(_first_candidate(cand_indptr, cand_indices, f, label), cand_indptr[f + 1]):
+            t = cand_indices[q]
+            prod = xv * cand_data[q]
+            if mark[t] != stamp:
+                mark[t] = stamp
+                acc[t] = prod
+                touched[n_touched] = t
                 n_touched += 1
             else:
-                acc[j] += prod
+                acc[t] += prod
     size = 0
     threshold = heap_threshold(heap_scores, size)
-    for t in range(n_touched):
-        j = touched[t]
-        dot = acc[j]
-        if dot == 0 or (skip_self and j == row):
+    for e in range(n_touched):
+        t = touched[e]
+        dot = acc[t]
+        if dot == 0:
             continue
-        score = _score(dot, x_norm[local], x_inv[local], y_norm[j], y_inv[j], shrink)
+        col = label_col[t] if symmetric else t
+        is_self = same_matrix and col == row
+        if is_self and exclude_self:
+            continue
+        score = _score(dot, xn, xinv, label_norm[t], label_inv[t], shrink)
+        if symmetric and not is_self:
+            _shared_offer(col, score, row, out_scores, out_indices, out_counts, locks, thresholds)
         if score < threshold:
             continue
-        size = heap_push(heap_scores, heap_indices, size, score, j)
+        size = heap_push(heap_scores, heap_indices, size, score, col)
         threshold = heap_threshold(heap_scores, size)
-    out_counts[local] = heap_drain_sorted(
-        heap_scores, heap_indices, size, out_scores[local], out_indices[local]
-    )
+    _finish_row(row, row_begin, heap_scores, heap_indices, size, symmetric, out_indices, out_scores,
+                out_counts, locks, thresholds)
 
 
-@nb.njit(**NUMBA_KERNEL_OPTIONS)
-def _vector_group(rows, n_lanes, row_begin, x_indptr, x_indices, x_data, yt_indptr, yt_indices,
-                  yt_data, x_norm, x_inv, y_norm, y_inv, shrink, skip_self, feature_lo,
-                  feature_hi, in_union, tile_rows, tile_acc, mark, stamp, touched, heap_scores,
-                  heap_indices, out_indices, out_scores, out_counts):
+@nb.njit(**NUMBA_STRICT_OPTIONS)
+def _vector_group(rows, n_lanes, first_label, lane_norm, lane_inv, x_indptr, x_indices, x_data,
+                  cand_indptr, cand_indices, cand_data, label_col, label_norm, label_inv, shrink,
+                  same_matrix, exclude_self, symmetric, row_begin, feature_lo, feature_hi, in_union,
+                  tile_rows, tile_acc, heap_scores, heap_indices, out_indices, out_scores,
+                  out_counts, locks, thresholds):
+    m = tile_acc.shape[0]
+    label_begin = first_label if symmetric else 0
     for f in range(feature_lo, feature_hi + 1):
         if in_union[f]:
             tile_rows[f, :] = 0
@@ -85,48 +147,77 @@ def _vector_group(rows, n_lanes, row_begin, x_indptr, x_indices, x_data, yt_indp
         for p in range(x_indptr[row], x_indptr[row + 1]):
             tile_rows[x_indices[p], lane] = x_data[p]
 
-    n_touched = 0
-    for f in range(feature_lo, feature_hi + 1):
+    tile_acc[label_begin:, :] = 0
+    for f in range(feature_lo, feature_hi + 1):  # ascending features, as the scalar path
         if not in_union[f]:
             continue
         in_union[f] = False
-        for q in range(yt_indptr[f], yt_indptr[f + 1]):
-            j = yt_indices[q]
-            y = yt_data[q]
-            if mark[j] != stamp:
-                mark[j] = stamp
-                touched[n_touched] = j
-                n_touched += 1
-                for lane in range(LANES):
-                    tile_acc[j, lane] = tile_rows[f, lane] * y
-            else:
-                for lane in range(LANES):
-                    tile_acc[j, lane] += tile_rows[f, lane] * y
+        for q in range(_first_candidate(cand_indptr, cand_indices, f, label_begin), cand_indptr[f + 1]):
+            t = cand_indices[q]
+            y = cand_data[q]
+            for lane in range(LANES):
+                tile_acc[t, lane] += tile_rows[f, lane] * y
 
     sizes = np.zeros(LANES, dtype=np.int64)
-    thresholds = np.full(LANES, -np.inf, dtype=np.float64)
-    for t in range(n_touched):
-        j = touched[t]
+    local_threshold = np.full(LANES, -np.inf, dtype=np.float64)
+    scores = np.empty(LANES, dtype=tile_acc.dtype)
+    for t in range(label_begin, m):
+        col = label_col[t] if symmetric else t
+        inside_group = symmetric and t < label_begin + n_lanes
         for lane in range(n_lanes):
-            dot = tile_acc[j, lane]
-            row = rows[lane]
-            if dot == 0 or (skip_self and j == row):
+            scores[lane] = _score(tile_acc[t, lane], lane_norm[lane], lane_inv[lane],
+                                  label_norm[t], label_inv[t], shrink)
+        if symmetric and not inside_group:
+            if thresholds[col] <= scores[:n_lanes].max():
+                spin_lock(locks, col)
+                for lane in range(n_lanes):
+                    if tile_acc[t, lane] != 0 and scores[lane] >= thresholds[col]:
+                        out_counts[col] = heap_push(out_scores[col], out_indices[col],
+                                                    out_counts[col], scores[lane], rows[lane])
+                        thresholds[col] = heap_threshold(out_scores[col], out_counts[col])
+                spin_unlock(locks, col)
+        for lane in range(n_lanes):
+            if tile_acc[t, lane] == 0:
                 continue
-            local = row - row_begin
-            score = _score(dot, x_norm[local], x_inv[local], y_norm[j], y_inv[j], shrink)
-            if score < thresholds[lane]:
+            if same_matrix and exclude_self and col == rows[lane]:
                 continue
-            sizes[lane] = heap_push(heap_scores[lane], heap_indices[lane], sizes[lane], score, j)
-            thresholds[lane] = heap_threshold(heap_scores[lane], sizes[lane])
+            if inside_group:
+                lane_label = label_begin + lane
+                if t < lane_label:
+                    continue  # lower triangle: computed by lane t - label_begin
+                if t > lane_label:  # pair inside the group: also offer to that lane
+                    other = t - label_begin
+                    sizes[other] = heap_push(heap_scores[other], heap_indices[other], sizes[other],
+                                             scores[lane], rows[lane])
+                    local_threshold[other] = heap_threshold(heap_scores[other], sizes[other])
+            if scores[lane] < local_threshold[lane]:
+                continue
+            sizes[lane] = heap_push(heap_scores[lane], heap_indices[lane], sizes[lane],
+                                    scores[lane], col)
+            local_threshold[lane] = heap_threshold(heap_scores[lane], sizes[lane])
     for lane in range(n_lanes):
-        local = rows[lane] - row_begin
-        out_counts[local] = heap_drain_sorted(
-            heap_scores[lane], heap_indices[lane], sizes[lane], out_scores[local],
-            out_indices[local],
-        )
+        _finish_row(rows[lane], row_begin, heap_scores[lane], heap_indices[lane], sizes[lane],
+                    symmetric, out_indices, out_scores, out_counts, locks, thresholds)
 
 
-@nb.njit(parallel=True, **NUMBA_KERNEL_OPTIONS)
+@nb.njit(**NUMBA_STRICT_OPTIONS)
+def _relabel_candidates(x_indptr, x_indices, x_data, yt_indptr, order):
+    """Y^T with each column relabelled by its rank in ``order`` (rows stay sorted)."""
+    nnz = yt_indptr[yt_indptr.shape[0] - 1]
+    indices = np.empty(nnz, dtype=x_indices.dtype)
+    data = np.empty(nnz, dtype=x_data.dtype)
+    fill = yt_indptr[:-1].copy()
+    for r in range(order.shape[0]):
+        row = order[r]
+        for p in range(x_indptr[row], x_indptr[row + 1]):
+            f = x_indices[p]
+            indices[fill[f]] = r
+            data[fill[f]] = x_data[p]
+            fill[f] += 1
+    return indices, data
+
+
+@nb.njit(parallel=True, **NUMBA_STRICT_OPTIONS)
 def cosine_topk(
     x_indptr, x_indices, x_data,  # IN  CSR of X (n x d)
     yt_indptr, yt_indices, yt_data,  # IN  CSR of Y transposed (d x m)
@@ -143,17 +234,12 @@ def cosine_topk(
         return
     dtype = out_scores.dtype
     capacity = min(k, m)
-    skip_self = same_matrix and exclude_self
     shrink = np.full(1, shrink, dtype=dtype)[0]  # score in the output dtype, as the C++ kernel
+    symmetric = same_matrix and row_begin == 0 and row_end == x_indptr.shape[0] - 1 and m > 1
 
     y_norm64 = _candidate_norms(yt_indptr, yt_indices, yt_data, m)
-    y_norm = y_norm64.astype(dtype)
-    y_inv = np.zeros(m, dtype=dtype)
-    for j in range(m):
-        if y_norm64[j] > 0:
-            y_inv[j] = 1.0 / y_norm64[j]
-    x_norm = np.empty(n_rows, dtype=dtype)
-    x_inv = np.zeros(n_rows, dtype=dtype)
+    row_norm = np.empty(n_rows, dtype=dtype)
+    row_inv = np.zeros(n_rows, dtype=dtype)
     cost = np.zeros(n_rows, dtype=np.int64)
     for r in range(n_rows):
         row = row_begin + r
@@ -164,13 +250,32 @@ def cosine_topk(
             for p in range(x_indptr[row], x_indptr[row + 1]):
                 sq += np.float64(x_data[p]) * np.float64(x_data[p])
             norm = np.sqrt(sq)
-        x_norm[r] = norm
+        row_norm[r] = norm
         if norm > 0:
-            x_inv[r] = 1.0 / norm
+            row_inv[r] = 1.0 / norm
         for p in range(x_indptr[row], x_indptr[row + 1]):
             f = x_indices[p]
             cost[r] += yt_indptr[f + 1] - yt_indptr[f]
-    order = np.argsort(-cost, kind="mergesort") + row_begin
+    by_cost = np.argsort(-cost, kind="mergesort")
+    order = by_cost + row_begin
+    ordered_norm = row_norm[by_cost]
+    ordered_inv = row_inv[by_cost]
+
+    label_col = order if symmetric else np.arange(m)
+    label_norm = np.empty(m, dtype=dtype)
+    label_inv = np.zeros(m, dtype=dtype)
+    for t in range(m):
+        norm = y_norm64[label_col[t]]
+        label_norm[t] = norm
+        if norm > 0:
+            label_inv[t] = 1.0 / norm
+    if symmetric:
+        cand_indices, cand_data = _relabel_candidates(x_indptr, x_indices, x_data, yt_indptr, order)
+        out_counts[:] = 0
+    else:
+        cand_indices, cand_data = yt_indices, yt_data
+    locks = np.zeros(m if symmetric else 0, dtype=np.int32)
+    thresholds = np.full(m if symmetric else 0, -np.inf, dtype=dtype)
 
     n_groups = (n_rows + LANES - 1) // LANES
     n_chunks = min(n_groups, max(1, 8 * n_threads))
@@ -188,6 +293,7 @@ def cosine_topk(
             first = group * LANES
             n_lanes = min(LANES, n_rows - first)
             rows = order[first:first + n_lanes]
+            first_label = first if symmetric else -1
             use_vector = False
             if n_lanes > 1:
                 scalar_work = 0
@@ -203,17 +309,18 @@ def cosine_topk(
                             vector_work += yt_indptr[f + 1] - yt_indptr[f]
                             lo = min(lo, f)
                             hi = max(hi, f)
-                use_vector = vector_work <= VECTOR_WORK_RATIO * scalar_work
+                use_vector = vector_work + m <= VECTOR_WORK_RATIO * scalar_work
                 if use_vector:
                     if tile_acc.shape[0] == 0:
                         tile_rows = np.empty((d, LANES), dtype=dtype)
                         tile_acc = np.empty((m, LANES), dtype=dtype)
-                    stamp += 1
-                    _vector_group(rows, n_lanes, row_begin, x_indptr, x_indices, x_data,
-                                  yt_indptr, yt_indices, yt_data, x_norm, x_inv, y_norm, y_inv,
-                                  shrink, skip_self, lo, hi, in_union, tile_rows, tile_acc, mark,
-                                  stamp, touched, heap_scores, heap_indices, out_indices,
-                                  out_scores, out_counts)
+                    _vector_group(rows, n_lanes, first_label, ordered_norm[first:first + n_lanes],
+                                  ordered_inv[first:first + n_lanes], x_indptr, x_indices, x_data,
+                                  yt_indptr, cand_indices, cand_data, label_col, label_norm,
+                                  label_inv, shrink, same_matrix, exclude_self, symmetric,
+                                  row_begin, lo, hi, in_union, tile_rows, tile_acc, heap_scores,
+                                  heap_indices, out_indices, out_scores, out_counts, locks,
+                                  thresholds)
                 else:
                     for lane in range(n_lanes):
                         for p in range(x_indptr[rows[lane]], x_indptr[rows[lane] + 1]):
@@ -221,8 +328,19 @@ def cosine_topk(
             if not use_vector:
                 for lane in range(n_lanes):
                     stamp += 1
-                    row = rows[lane]
-                    _scalar_row(row, row - row_begin, x_indptr, x_indices, x_data, yt_indptr,
-                                yt_indices, yt_data, x_norm, x_inv, y_norm, y_inv, shrink,
-                                skip_self, mark, stamp, acc, touched, heap_scores[0],
-                                heap_indices[0], out_indices, out_scores, out_counts)
+                    _scalar_row(rows[lane], first_label + lane if symmetric else -1,
+                                ordered_norm[first + lane], ordered_inv[first + lane], x_indptr,
+                                x_indices, x_data, yt_indptr, cand_indices, cand_data, label_col,
+                                label_norm, label_inv, shrink, same_matrix, exclude_self,
+                                symmetric, row_begin, mark, stamp, acc, touched, heap_scores[0],
+                                heap_indices[0], out_indices, out_scores, out_counts, locks,
+                                thresholds)
+    if symmetric:  # every shared heap is complete: put each row in rank order
+        for chunk in nb.prange(n_chunks):
+            tmp_scores = np.empty(max(capacity, 1), dtype=dtype)
+            tmp_indices = np.empty(max(capacity, 1), dtype=out_indices.dtype)
+            for row in range(chunk, m, n_chunks):
+                count = heap_drain_sorted(out_scores[row], out_indices[row], out_counts[row],
+                                          tmp_scores, tmp_indices)
+                out_scores[row, :count] = tmp_scores[:count]
+                out_indices[row, :count] = tmp_indices[:count]
