@@ -135,3 +135,53 @@ def spin_lock(locks, row):
 @nb.njit(**_INLINE)
 def spin_unlock(locks, row):
     _store_release(locks, row, 0)
+
+
+# --- explicit 16-lane vector update ---
+
+from llvmlite import ir  # noqa: E402
+
+LANE_WIDTH = 16
+
+
+@intrinsic
+def row_axpy16(typingctx, acc, acc_row, src, src_row, y):
+    """acc[acc_row, 0:16] += src[src_row, 0:16] * y as one LLVM <16 x T> operation.
+
+    ``acc`` and ``src`` are C-contiguous 2-D arrays of the same float dtype with at
+    least 16 columns; rows must be in range (no bounds check).  Numba leaves
+    LLVM's SLP vectoriser off and its loop vectoriser declines this pattern, so
+    the vector operation is written out; LLVM lowers it to the target's widest
+    registers.
+    """
+    if not (isinstance(acc, types.Array) and isinstance(src, types.Array) and acc.dtype == src.dtype
+            and acc.dtype in (types.float32, types.float64) and acc.ndim == 2 and src.ndim == 2):
+        return None
+    sig = types.void(acc, acc_row, src, src_row, y)
+
+    def codegen(context, builder, signature, args):
+        acc_type, acc_row_type, src_type, src_row_type, y_type = signature.args
+        zero = context.get_constant(types.intp, 0)
+
+        def row_pointer(array_type, array_value, row_value, row_type):
+            ary = context.make_array(array_type)(context, builder, array_value)
+            row = context.cast(builder, row_value, row_type, types.intp)
+            ptr = cgutils.get_item_pointer(context, builder, array_type, ary, [row, zero])
+            element = context.get_value_type(array_type.dtype)
+            return builder.bitcast(ptr, ir.VectorType(element, LANE_WIDTH).as_pointer())
+
+        acc_ptr = row_pointer(acc_type, args[0], args[1], acc_row_type)
+        src_ptr = row_pointer(src_type, args[2], args[3], src_row_type)
+        element = context.get_value_type(acc_type.dtype)
+        vector = ir.VectorType(element, LANE_WIDTH)
+        scalar = context.cast(builder, args[4], y_type, acc_type.dtype)
+        lane0 = builder.insert_element(ir.Constant(vector, None), scalar, ir.Constant(ir.IntType(32), 0))
+        mask = ir.Constant(ir.VectorType(ir.IntType(32), LANE_WIDTH), [0] * LANE_WIDTH)
+        y_vector = builder.shuffle_vector(lane0, ir.Constant(vector, None), mask)
+        alignment = acc_type.dtype.bitwidth // 8
+        total = builder.fadd(builder.load(acc_ptr, align=alignment),
+                             builder.fmul(builder.load(src_ptr, align=alignment), y_vector))
+        builder.store(total, acc_ptr, align=alignment)
+        return context.get_dummy_value()
+
+    return sig, codegen

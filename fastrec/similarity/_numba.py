@@ -17,15 +17,17 @@ import numba as nb
 import numpy as np
 
 from fastrec._numba_helpers import (
+    LANE_WIDTH,
     heap_drain_sorted,
     heap_push,
     heap_threshold,
+    row_axpy16,
     spin_lock,
     spin_unlock,
 )
 from fastrec._runtime import NUMBA_STRICT_OPTIONS
 
-LANES = 16
+LANES = LANE_WIDTH  # rows per vector group (row_axpy16 updates 16 lanes at once)
 VECTOR_WORK_RATIO = 0.5  # see kVectorWorkRatio in cosine.hpp
 
 
@@ -153,10 +155,7 @@ def _vector_group(rows, n_lanes, first_label, lane_norm, lane_inv, x_indptr, x_i
             continue
         in_union[f] = False
         for q in range(_first_candidate(cand_indptr, cand_indices, f, label_begin), cand_indptr[f + 1]):
-            t = cand_indices[q]
-            y = cand_data[q]
-            for lane in range(LANES):
-                tile_acc[t, lane] += tile_rows[f, lane] * y
+            row_axpy16(tile_acc, cand_indices[q], tile_rows, f, cand_data[q])
 
     sizes = np.zeros(LANES, dtype=np.int64)
     local_threshold = np.full(LANES, -np.inf, dtype=np.float64)
