@@ -331,6 +331,18 @@ class KMeans:
             setattr(self, name, value)
         return self
 
+    def __sklearn_tags__(self):
+        """Estimator tags for scikit-learn >= 1.6 (``clone``, pipelines); sklearn is
+        imported only when sklearn itself asks, so it stays an optional dependency."""
+        from sklearn.base import BaseEstimator
+        from sklearn.utils import TransformerTags
+
+        tags = BaseEstimator.__sklearn_tags__(self)
+        tags.estimator_type = "clusterer"
+        tags.transformer_tags = TransformerTags(preserves_dtype=["float64", "float32"])
+        tags.input_tags.sparse = True
+        return tags
+
     def __repr__(self) -> str:
         defaults = {
             p.name: p.default
