@@ -15,7 +15,6 @@ import warnings
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from fastrec import _runtime
 from fastrec import _validation as V
@@ -481,6 +480,9 @@ class KMeans:
         return np.sqrt(pb.sqdist(self.cluster_centers_))
 
     def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
-        """Opposite of the (weighted) inertia of ``X`` under the fitted centres: higher is better."""
+        """Opposite of the (weighted) inertia of ``X`` under the fitted centres.
+
+        Higher is better, as scikit-learn's scorers expect.
+        """
         return -self._labels_inertia(self._problem(X, sample_weight))[1]
 

@@ -147,7 +147,7 @@ def profile(
     >>> from fastrec.cluster import profile
     >>> X = np.array([[1.0, 0.0], [1.0, 0.2], [0.0, 1.0]])
     >>> print(profile([0, 0, 1], X, ["sport", "news"], top=1)[1])
-    cluster 1: 1 users (33.3%); strongest features: news (1, z +1.41)
+    cluster 1: 1 users (33.3%); strongest features: news (1, z +1.39)
     """
     top = V.check_int(top, "top", minimum=0)
     if sp.issparse(X_or_interactions):
