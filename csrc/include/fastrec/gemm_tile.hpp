@@ -59,8 +59,10 @@ inline int64_t n_panels(int64_t m) {
 // Packs the m x d row-major matrix `c` into n_panels(m) panels of
 // d x kPanelWidth values; vectors past m are zero.  `out` holds
 // n_panels(m) * d * kPanelWidth values and is 64-byte aligned.
+// Every value is multiplied by `scale` (k-means packs -2 C so that its
+// epilogue needs no extra multiply).
 template <class T, int NV = kVecs>
-void pack_panels(const T* c, int64_t m, int64_t d, T* out) {
+void pack_panels(const T* c, int64_t m, int64_t d, T* out, T scale = T(1)) {
     constexpr int width = kPanelWidth<T, NV>;
     const int64_t panels = n_panels<T, NV>(m);
     for (int64_t p = 0; p < panels; ++p) {
@@ -69,7 +71,7 @@ void pack_panels(const T* c, int64_t m, int64_t d, T* out) {
             const int64_t row = p * width + j;
             if (row < m) {
                 const T* src = c + row * d;
-                for (int64_t t = 0; t < d; ++t) panel[t * width + j] = src[t];
+                for (int64_t t = 0; t < d; ++t) panel[t * width + j] = scale * src[t];
             } else {
                 for (int64_t t = 0; t < d; ++t) panel[t * width + j] = T(0);
             }
@@ -77,17 +79,18 @@ void pack_panels(const T* c, int64_t m, int64_t d, T* out) {
     }
 }
 
-// acc[r][v][lane] = <x_r, c_{v * lanes + lane}> for the kRows rows starting at
-// `x` (row stride ldx) and the vectors of one packed panel.
+// acc[r][v][lane] = start[v][lane] + <x_r, c_{v * lanes + lane}> for the
+// kRows rows starting at `x` (row stride ldx) and the vectors of one packed
+// panel.  `start` lets an epilogue's additive term ride along for free.
 template <class T, int NV = kVecs>
 inline void dot_tile(const T* __restrict x, int64_t ldx, const T* __restrict panel, int64_t d,
-                     vec64_t<T> (&acc)[kRows][NV]) {
+                     const vec64_t<T> (&start)[NV], vec64_t<T> (&acc)[kRows][NV]) {
     using V = vec64_t<T>;
     constexpr int L = Vec64<T>::lanes;
 #pragma GCC unroll 16
     for (int r = 0; r < kRows; ++r)
 #pragma GCC unroll 16
-        for (int v = 0; v < NV; ++v) acc[r][v] = V{};
+        for (int v = 0; v < NV; ++v) acc[r][v] = start[v];
     for (int64_t t = 0; t < d; ++t) {
         const V* b = reinterpret_cast<const V*>(panel + t * NV * L);
         V bv[NV];

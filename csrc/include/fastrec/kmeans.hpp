@@ -282,7 +282,8 @@ void assign_dense_rows(const KMeansDenseArgs<T>& a, const T* packed, const T* cn
             for (int64_t g = 0; g < rows; g += R) {
                 const bool partial = g >= full;
                 const T* xg = partial ? s.tail.data() : a.x + (t0 + g) * d;
-                gemm_tile::dot_tile<T>(xg, d, panel, d, acc);
+                // acc = ||c||^2 - 2 x.c directly: the panel holds -2 C.
+                gemm_tile::dot_tile<T>(xg, d, panel, d, cn, acc);
                 const int nr = partial ? static_cast<int>(rows - g) : R;
 #pragma GCC unroll 16
                 for (int r = 0; r < R; ++r) {
@@ -290,7 +291,7 @@ void assign_dense_rows(const KMeansDenseArgs<T>& a, const T* packed, const T* cn
                     V bv = best[g + r];
                     M bi = best_idx[g + r];
 #pragma GCC unroll 16
-                    for (int v = 0; v < NV; ++v) LM::update(bv, bi, cn[v] - T(2) * acc[r][v], idx[v]);
+                    for (int v = 0; v < NV; ++v) LM::update(bv, bi, acc[r][v], idx[v]);
                     best[g + r] = bv;
                     best_idx[g + r] = bi;
                 }
@@ -326,7 +327,7 @@ void kmeans_assign_dense(const KMeansDenseArgs<T>& a) {
     const int64_t panels = gemm_tile::n_panels<T>(k);
     AlignedBuffer<T> packed(static_cast<std::size_t>(panels * d * W));
     AlignedBuffer<T> cnorm(static_cast<std::size_t>(panels * W));
-    gemm_tile::pack_panels<T>(a.centers, k, d, packed.data());
+    gemm_tile::pack_panels<T>(a.centers, k, d, packed.data(), T(-2));
     center_norms(a.centers, k, d, panels * W, cnorm.data());
 
     const int64_t n_chunks = kmeans_n_chunks(n);
@@ -478,6 +479,8 @@ void sqdist_dense_impl(const SqDistArgs<T>& a) {
     {
         AlignedBuffer<T> tail(static_cast<std::size_t>(R * d));
         V acc[R][NV];
+        V zero[NV];
+        for (int v = 0; v < NV; ++v) zero[v] = V{};
 #pragma omp for schedule(static)
         for (int64_t g = 0; g < n_groups; ++g) {
             const int64_t r0 = g * R;
@@ -489,7 +492,7 @@ void sqdist_dense_impl(const SqDistArgs<T>& a) {
                 xg = tail.data();
             }
             for (int64_t p = 0; p < panels; ++p) {
-                gemm_tile::dot_tile<T, NV>(xg, d, packed.data() + p * d * W, d, acc);
+                gemm_tile::dot_tile<T, NV>(xg, d, packed.data() + p * d * W, d, zero, acc);
                 for (int r = 0; r < nr; ++r) {
                     T* out = a.out + (r0 + r) * m;
                     const T xn = a.x_sqnorm[r0 + r];
