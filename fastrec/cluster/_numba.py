@@ -3,12 +3,10 @@
 Rows are cut into the same fixed chunks as the C++ kernel (a function of n
 only), chunks run in parallel, and each chunk keeps float64 partial sums that
 are reduced in chunk order, so results do not depend on the thread count.
-Inside a chunk, a cache tile of ``TILE_ROWS`` rows is scored against all
-centres at once: its products with ``-2 C^T`` come from one GEMM (``np.dot``,
-which Numba hands to the BLAS; the caller holds the BLAS to one thread per
-worker), and the argmin epilogue runs over the tile while it is in cache.  The
-distance matrix exists only as that tile (TILE_ROWS x k).  CSR rows are scored
-one at a time by sparse axpy over the transposed centres.
+Inside a chunk a micro-tile of ``TILE_ROWS`` rows is scored against all
+centres at once: for every feature the transposed centre row ``C[:, t]`` is
+read once and applied to the tile's distance rows, a loop over centres that
+LLVM vectorises.  The distance matrix exists only as the small tile.
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ import numpy as np
 
 from fastrec._runtime import NUMBA_KERNEL_OPTIONS
 
-TILE_ROWS = 128  # rows per GEMM tile: 128 x k products stay in L2
+TILE_ROWS = 8
 MIN_CHUNK_ROWS = 2048  # see kmeans_n_chunks in kmeans.hpp
 MAX_CHUNKS = 64
 FUSED_BUDGET_BYTES = 64 * 1024 * 1024
@@ -118,23 +116,23 @@ def kmeans_assign_dense(
     part_counts = np.zeros((n_chunks if fused else 0, k), dtype=np.float64)
     part_inertia = np.zeros(n_chunks, dtype=np.float64)
     for c in nb.prange(n_chunks):
+        tile = np.empty((TILE_ROWS, k), dtype=x.dtype)
         r_end = min(n, (c + 1) * chunk_rows)
         acc = 0.0
         for g in range(c * chunk_rows, r_end, TILE_ROWS):
-            hi = min(g + TILE_ROWS, r_end)
-            # The tile's -2 x.c products: one single-threaded BLAS GEMM on
-            # contiguous operands (the caller holds the BLAS to one thread).
-            tile = np.dot(x[g:hi], ct)
-            for r in range(hi - g):
+            rows = min(TILE_ROWS, r_end - g)
+            for r in range(rows):
+                tile[r, :] = c_sq
+            for t in range(d):
+                crow = ct[t]
+                for r in range(rows):
+                    a = x[g + r, t]
+                    trow = tile[r]
+                    for j in range(k):
+                        trow[j] += a * crow[j]
+            for r in range(rows):
                 i = g + r
-                trow = tile[r]
-                arg = 0
-                best = trow[0] + c_sq[0]
-                for j in range(1, k):
-                    v = trow[j] + c_sq[j]
-                    if v < best:
-                        best = v
-                        arg = j
+                arg, best = _first_min(tile[r], k)
                 dist = max(x_sqnorm[i] + best, 0.0)
                 labels[i] = arg
                 min_dist[i] = dist
