@@ -49,9 +49,12 @@ class _Problem:
             self.csr_arrays = V.csr_arrays(csr, V.index_dtype_for(self.d, csr.nnz))
             squares = csr.multiply(csr).astype(np.float64)
             self.x_sqnorm = np.asarray(squares.sum(axis=1)).ravel().astype(self.dtype)
-        else:
-            x64 = data.dense.astype(np.float64)
-            self.x_sqnorm = np.einsum("ij,ij->i", x64, x64).astype(self.dtype)
+        else:  # in float64, a block at a time (no full float64 copy of X)
+            x, block = data.dense, 65536
+            self.x_sqnorm = np.empty(self.n, dtype=self.dtype)
+            for lo in range(0, self.n, block):
+                part = x[lo : lo + block].astype(np.float64)
+                self.x_sqnorm[lo : lo + block] = np.einsum("ij,ij->i", part, part)
 
     def row(self, i: int) -> np.ndarray:
         """Row ``i`` of X as a new dense float64 vector."""
