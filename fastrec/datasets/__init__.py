@@ -1,5 +1,10 @@
 """Datasets: synthetic generators (and loaders for common formats)."""
 
-from fastrec.datasets.synthetic import SIZES, make_benchmark_ratings, make_ratings
+from fastrec.datasets.synthetic import (
+    SIZES,
+    make_benchmark_ratings,
+    make_ratings,
+    make_user_embeddings,
+)
 
-__all__ = ["SIZES", "make_benchmark_ratings", "make_ratings"]
+__all__ = ["SIZES", "make_benchmark_ratings", "make_ratings", "make_user_embeddings"]

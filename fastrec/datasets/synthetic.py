@@ -168,3 +168,54 @@ def make_benchmark_ratings(size: str, seed: int = 0) -> sp.csr_matrix:
         raise ValueError(f"size={size!r} is not one of {sorted(SIZES)}.")
     n_users, n_items, n_ratings = SIZES[size]
     return make_ratings(n_users, n_items, n_ratings, seed=seed)
+
+
+def make_user_embeddings(
+    n_users: int,
+    n_features: int,
+    n_segments: int = 8,
+    *,
+    cluster_std: float = 1.0,
+    center_spread: float = 4.0,
+    seed: int = 0,
+    dtype: type = np.float32,
+) -> tuple[np.ndarray, np.ndarray]:
+    """User embeddings drawn from a Gaussian mixture (a ``make_blobs`` for segmentation).
+
+    Segment centres are drawn from ``N(0, center_spread^2 I)``; segment sizes
+    from a Dirichlet(2, ..., 2) split of the users (so segments are unequal but
+    none is tiny); every user is its segment's centre plus ``N(0, cluster_std^2 I)``.
+
+    Parameters
+    ----------
+    n_users, n_features : int
+        Shape of the embedding matrix.
+    n_segments : int, default 8
+        Number of true segments (mixture components).
+    cluster_std : float, default 1.0
+        Standard deviation of the users around their segment centre.
+    center_spread : float, default 4.0
+        Standard deviation of the segment centres around the origin.
+    seed : int, default 0
+        Same seed, same data.
+    dtype : float32 or float64
+
+    Returns
+    -------
+    X : ndarray, shape (n_users, n_features), of ``dtype``
+    segments : ndarray of int64, shape (n_users,)
+        The true segment of every user.
+    """
+    n_users = V.check_int(n_users, "n_users", minimum=1)
+    n_features = V.check_int(n_features, "n_features", minimum=1)
+    n_segments = V.check_int(n_segments, "n_segments", minimum=1)
+    cluster_std = V.check_float(cluster_std, "cluster_std", minimum=0.0)
+    center_spread = V.check_float(center_spread, "center_spread", minimum=0.0)
+    if np.dtype(dtype) not in V.FLOAT_DTYPES:
+        raise ValueError(f"dtype must be float32 or float64, got {np.dtype(dtype)}.")
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0.0, center_spread, size=(n_segments, n_features))
+    shares = rng.dirichlet(np.full(n_segments, 2.0))
+    segments = rng.choice(n_segments, size=n_users, p=shares)
+    X = centers[segments] + rng.normal(0.0, cluster_std, size=(n_users, n_features))
+    return X.astype(dtype), segments.astype(np.int64)

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "fastrec/cosine.hpp"
+#include "fastrec/kmeans.hpp"
 
 #ifdef FASTREC_ISA_NS
 namespace fastrec {
@@ -12,6 +13,15 @@ template void cosine_topk<float, int32_t>(const CosineTopkArgs<float, int32_t>&)
 template void cosine_topk<float, int64_t>(const CosineTopkArgs<float, int64_t>&);
 template void cosine_topk<double, int32_t>(const CosineTopkArgs<double, int32_t>&);
 template void cosine_topk<double, int64_t>(const CosineTopkArgs<double, int64_t>&);
+
+template void kmeans_assign_dense<float>(const KMeansDenseArgs<float>&);
+template void kmeans_assign_dense<double>(const KMeansDenseArgs<double>&);
+template void kmeans_assign_csr<float, int32_t>(const KMeansCsrArgs<float, int32_t>&);
+template void kmeans_assign_csr<float, int64_t>(const KMeansCsrArgs<float, int64_t>&);
+template void kmeans_assign_csr<double, int32_t>(const KMeansCsrArgs<double, int32_t>&);
+template void kmeans_assign_csr<double, int64_t>(const KMeansCsrArgs<double, int64_t>&);
+template void sqdist_dense<float>(const SqDistArgs<float>&);
+template void sqdist_dense<double>(const SqDistArgs<double>&);
 
 }  // namespace FASTREC_ISA_NS
 }  // namespace fastrec

@@ -1,0 +1,405 @@
+"""KMeans: every backend and SIMD level against the numpy reference, thread
+independence, scikit-learn agreement, seeding quality, API and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import fastrec
+from fastrec import _runtime
+from fastrec.cluster import _reference
+from fastrec.datasets import make_user_embeddings
+
+BACKENDS = list(_runtime.available_backends())
+DTYPES = [np.float32, np.float64]
+
+
+def simd_levels():
+    if _runtime._cpp is None:
+        return []
+    return list(_runtime._cpp.available_simd_levels())
+
+
+@pytest.fixture
+def restore_simd():
+    if _runtime._cpp is None:
+        yield
+        return
+    before = _runtime._cpp.simd_level()
+    yield
+    _runtime._cpp.set_simd_level(before)
+
+
+def blobs(n=5003, d=13, segments=9, dtype=np.float32, seed=0):
+    # Odd n and d exercise the partial micro-tiles and panel padding; n > 2048
+    # gives several row chunks.
+    X, _ = make_user_embeddings(n, d, n_segments=segments, cluster_std=1.0, seed=seed,
+                                dtype=dtype)
+    return X
+
+
+def first_rows(X, k, seed=0):
+    return np.array(X[np.random.default_rng(seed).choice(X.shape[0], k, replace=False)])
+
+
+def fit(X, k, init, backend, **kw):
+    kw.setdefault("max_iter", 30)
+    kw.setdefault("tol", 0.0)
+    return fastrec.KMeans(k, init=init, backend=backend, **kw).fit(X)
+
+
+# -- kernels against brute force -------------------------------------------------
+
+
+def brute_force(X, w, C):
+    X64, C64 = X.astype(np.float64), C.astype(np.float64)
+    D = ((X64[:, None, :] - C64[None, :, :]) ** 2).sum(-1)
+    labels = D.argmin(1)
+    k, d = C.shape
+    sums = np.zeros((k, d))
+    np.add.at(sums, labels, w.astype(np.float64)[:, None] * X64)
+    counts = np.bincount(labels, weights=w.astype(np.float64), minlength=k)
+    return labels, D.min(1), sums, counts, float(w.astype(np.float64) @ D.min(1))
+
+
+def call_kernel(backend, X, w, C, sparse):
+    mod = fastrec.cluster.kmeans._kernels(backend)
+    n, d = X.shape
+    k = C.shape[0]
+    xs = np.einsum("ij,ij->i", X.astype(np.float64), X.astype(np.float64)).astype(X.dtype)
+    labels, dist = np.empty(n, np.int32), np.empty(n, X.dtype)
+    sums, counts, inertia = np.empty((k, d)), np.empty(k), np.empty(1)
+    if sparse:
+        A = sp.csr_matrix(X)
+        mod.kmeans_assign_csr(A.indptr.astype(np.int64), A.indices.astype(np.int32), A.data, d,
+                              xs, w, C, labels, dist, sums, counts, inertia, True, 2)
+    else:
+        mod.kmeans_assign_dense(X, xs, w, C, labels, dist, sums, counts, inertia, True, 2)
+    return labels, dist, sums, counts, inertia[0]
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_assign_kernel_matches_brute_force(backend, dtype, sparse, restore_simd):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((2111, 11)).astype(dtype)
+    X[rng.random(X.shape) < 0.3] = 0  # explicit sparsity for the CSR path
+    C = first_rows(X, 53)  # 53 centres: more than one packed panel, with padding
+    w = rng.uniform(0.5, 2.0, X.shape[0]).astype(dtype)
+    labels, mind, sums, counts, inertia = brute_force(X, w, C)
+    levels = simd_levels() if backend == "cpp" else [None]
+    for level in levels:
+        if level is not None:
+            _runtime._cpp.set_simd_level(level)
+        got = call_kernel(backend, X, w, C, sparse)
+        np.testing.assert_array_equal(got[0], labels, err_msg=f"level {level}")
+        tol = 1e-4 if dtype == np.float32 else 1e-10
+        np.testing.assert_allclose(got[1], mind, rtol=tol, atol=tol * 10)
+        np.testing.assert_allclose(got[2], sums, rtol=1e-6, atol=1e-5)
+        np.testing.assert_allclose(got[3], counts, rtol=1e-12)
+        assert got[4] == pytest.approx(inertia, rel=tol)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sqdist_kernel(backend):
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((37, 9)).astype(np.float32)
+    for m in (3, 16, 50):
+        Y = rng.standard_normal((m, 9)).astype(np.float32)
+        xs = (X.astype(np.float64) ** 2).sum(1).astype(np.float32)
+        out = np.empty((37, m), np.float32)
+        fastrec.cluster.kmeans._kernels(backend).sqdist_dense(X, xs, Y, out, 2)
+        expected = ((X[:, None, :].astype(np.float64) - Y[None].astype(np.float64)) ** 2).sum(-1)
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-4)
+
+
+# -- whole fits: backends, SIMD levels, threads ------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_backends_match_reference_from_same_init(backend, dtype, restore_simd):
+    X = blobs(dtype=dtype)
+    init = first_rows(X, 12)
+    ref = fit(X, 12, init, "numpy")
+    levels = simd_levels() if backend == "cpp" else [None]
+    for level in levels:
+        if level is not None:
+            _runtime._cpp.set_simd_level(level)
+        km = fit(X, 12, init, backend)
+        np.testing.assert_array_equal(km.labels_, ref.labels_, err_msg=f"level {level}")
+        assert km.n_iter_ == ref.n_iter_
+        assert km.inertia_ == pytest.approx(ref.inertia_, rel=1e-6)
+        assert km.cluster_centers_.dtype == dtype
+        np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=1e-5,
+                                   atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_csr_input_matches_dense(backend):
+    rng = np.random.default_rng(3)
+    X = blobs(n=3001, d=10, segments=6)
+    X[rng.random(X.shape) < 0.4] = 0
+    init = first_rows(X, 6)
+    dense = fit(X, 6, init, "numpy")
+    km = fit(sp.csr_matrix(X), 6, init, backend)
+    np.testing.assert_array_equal(km.labels_, dense.labels_)
+    assert km.inertia_ == pytest.approx(dense.inertia_, rel=1e-6)
+    np.testing.assert_array_equal(km.predict(sp.csr_matrix(X[:50])), dense.labels_[:50])
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "numpy"])
+def test_results_identical_for_1_and_2_threads(backend):
+    X = blobs(n=9000, d=17, segments=20)  # 5 row chunks
+    results = [fastrec.KMeans(20, seed=4, n_threads=t, backend=backend, tol=0).fit(X)
+               for t in (1, 2)]
+    a, b = results
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+    np.testing.assert_array_equal(a.labels_, b.labels_)
+    assert a.inertia_ == b.inertia_
+    assert a.n_iter_ == b.n_iter_
+    Xs = sp.csr_matrix(X[:3000])
+    a, b = [fastrec.KMeans(8, seed=1, n_threads=t, backend=backend).fit(Xs) for t in (1, 2)]
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+    assert a.inertia_ == b.inertia_
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_inertia_matches_sklearn_from_same_init(dtype):
+    sklearn_cluster = pytest.importorskip("sklearn.cluster")
+    X = blobs(n=4000, d=8, segments=10, dtype=dtype)
+    init = first_rows(X, 10)
+    theirs = sklearn_cluster.KMeans(10, init=init, n_init=1, max_iter=50, tol=0,
+                                    algorithm="lloyd").fit(X)
+    for backend in BACKENDS:
+        ours = fit(X, 10, init, backend, max_iter=50)
+        assert ours.inertia_ == pytest.approx(theirs.inertia_, rel=1e-5), backend
+        np.testing.assert_array_equal(ours.labels_, theirs.labels_)
+
+
+def test_kmeans_plusplus_beats_random_init_on_clustered_data():
+    X = blobs(n=3000, d=6, segments=25, seed=5)
+    X = X * np.float32(0.5)  # tighter blobs: a poor seeding leaves merged pairs behind
+
+    def mean_inertia(init):
+        return np.mean([fastrec.KMeans(25, init=init, seed=s, max_iter=100).fit(X).inertia_
+                        for s in range(6)])
+
+    plus, rand = mean_inertia("k-means++"), mean_inertia("random")
+    assert plus < rand
+
+
+def test_seed_makes_fits_reproducible_and_init_changes_with_seed():
+    X = blobs(n=2000, d=5, segments=8)
+    a = fastrec.KMeans(8, seed=11).fit(X)
+    b = fastrec.KMeans(8, seed=11).fit(X)
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+    from fastrec import _validation as V
+    from fastrec.cluster.kmeans import _Problem, kmeans_plusplus
+
+    pb = _Problem(V.check_cluster_data(X), np.ones(len(X), np.float32), "cpp"
+                  if "cpp" in BACKENDS else "numba", 1)
+    s1 = kmeans_plusplus(pb, 8, np.random.default_rng(1))
+    s2 = kmeans_plusplus(pb, 8, np.random.default_rng(2))
+    assert not np.array_equal(s1, s2)
+    # every seed is a row of X
+    for centre in s1:
+        assert (np.abs(X - centre).sum(1) == 0).any()
+
+
+# -- rules: empty clusters, convergence, weights, degenerate data ---------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_empty_cluster_is_reseeded_deterministically(backend):
+    X = blobs(n=1500, d=4, segments=4)
+    init = first_rows(X, 4)
+    init[3] = 1e4  # far from every row: empty after the first assignment
+    a = fit(X, 4, init, backend, max_iter=5)
+    b = fit(X, 4, init, backend, max_iter=5)
+    assert np.bincount(a.labels_, minlength=4).min() > 0
+    np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+    ref = fit(X, 4, init, "numpy", max_iter=5)
+    np.testing.assert_array_equal(a.labels_, ref.labels_)
+    # the re-seeded centre started at the row farthest from its centre
+    first = fit(X, 4, init, backend, max_iter=1)
+    assert not np.allclose(first.cluster_centers_[3], 1e4)
+
+
+def test_empty_cluster_takes_the_farthest_row():
+    X = np.array([[0.0], [0.1], [0.2], [10.0]], dtype=np.float64)
+    init = np.array([[0.1], [100.0]])
+    km = fastrec.KMeans(2, init=init, max_iter=1, tol=0).fit(X)
+    # Iteration 1: everything joins centre 0 (mean 2.575); centre 1 is empty and is
+    # re-seeded with the farthest row, 10.0, which leaves cluster 0 (mean 0.1).
+    np.testing.assert_allclose(km.cluster_centers_.ravel(), [0.1, 10.0])
+    np.testing.assert_array_equal(km.labels_, [0, 0, 0, 1])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_duplicate_and_constant_points_give_valid_output(backend):
+    X = np.ones((50, 3), dtype=np.float32)
+    km = fastrec.KMeans(3, seed=0, backend=backend).fit(X)
+    assert km.inertia_ == 0.0
+    assert set(km.labels_) <= {0, 1, 2}
+    np.testing.assert_array_equal(km.cluster_centers_, np.ones((3, 3), np.float32))
+    X2 = np.repeat(np.array([[0.0, 0.0], [5.0, 5.0]], np.float32), 20, axis=0)
+    km = fastrec.KMeans(2, seed=0, backend=backend).fit(X2)
+    assert km.inertia_ == 0.0
+    assert sorted(map(tuple, km.cluster_centers_.tolist())) == [(0.0, 0.0), (5.0, 5.0)]
+
+
+def test_integer_sample_weight_equals_repeated_rows():
+    X = blobs(n=600, d=4, segments=3, dtype=np.float64)
+    w = np.random.default_rng(0).integers(1, 4, size=600)
+    init = first_rows(X, 3)
+    weighted = fastrec.KMeans(3, init=init, tol=0).fit(X, sample_weight=w)
+    repeated = fastrec.KMeans(3, init=init, tol=0).fit(np.repeat(X, w, axis=0))
+    np.testing.assert_allclose(weighted.cluster_centers_, repeated.cluster_centers_, rtol=1e-10)
+    assert weighted.inertia_ == pytest.approx(repeated.inertia_, rel=1e-10)
+
+
+def test_convergence_rules():
+    X = blobs(n=2000, d=4, segments=5)
+    init = first_rows(X, 5)
+    strict = fastrec.KMeans(5, init=init, tol=0, max_iter=300).fit(X)
+    assert strict.n_iter_ < 300  # stopped because the labels stopped changing
+    loose = fastrec.KMeans(5, init=init, tol=1e3, max_iter=300).fit(X)
+    assert loose.n_iter_ == 1  # first shift is within the (huge) tolerance
+    capped = fastrec.KMeans(5, init=init, tol=0, max_iter=2).fit(X)
+    assert capped.n_iter_ == 2
+
+
+def test_verbose_reports_iterations(capsys):
+    X = blobs(n=500, d=3, segments=3)
+    fastrec.KMeans(3, seed=0, verbose=True, max_iter=3, tol=0).fit(X)
+    out = capsys.readouterr().out
+    assert "Iteration 0: inertia" in out
+    assert "Iteration 2: inertia" in out or "Converged" in out
+
+
+# -- estimator API -------------------------------------------------------------------
+
+
+def test_sklearn_api():
+    X = blobs(n=1200, d=5, segments=4, dtype=np.float64)
+    km = fastrec.KMeans(4, seed=3)
+    assert km.get_params()["n_clusters"] == 4
+    assert km.set_params(n_clusters=5, tol=0.0) is km
+    assert km.get_params()["n_clusters"] == 5
+    labels = km.fit_predict(X)
+    np.testing.assert_array_equal(labels, km.labels_)
+    np.testing.assert_array_equal(km.predict(X), km.labels_)
+    assert km.score(X) == pytest.approx(-km.inertia_, rel=1e-12)
+    dist = km.transform(X[:7])
+    expected = np.sqrt(((X[:7, None, :] - km.cluster_centers_[None]) ** 2).sum(-1))
+    np.testing.assert_allclose(dist, expected, rtol=1e-9, atol=1e-9)
+    np.testing.assert_array_equal(dist.argmin(1), km.labels_[:7])
+    assert "n_clusters=5" in repr(km)
+    with pytest.raises(ValueError, match="Invalid parameter 'k'"):
+        km.set_params(k=3)
+
+
+def test_sklearn_clone_and_pipeline():
+    base = pytest.importorskip("sklearn.base")
+    pipeline = pytest.importorskip("sklearn.pipeline")
+    preprocessing = pytest.importorskip("sklearn.preprocessing")
+    km = fastrec.KMeans(3, seed=0, tol=0)
+    clone = base.clone(km)
+    assert clone.get_params() == km.get_params()
+    X = blobs(n=400, d=4, segments=3, dtype=np.float64)
+    pipe = pipeline.make_pipeline(preprocessing.StandardScaler(), fastrec.KMeans(3, seed=0))
+    labels = pipe.fit_predict(X)
+    assert labels.shape == (400,)
+    assert pipe.transform(X).shape == (400, 3)
+
+
+def test_dtypes_are_kept_and_inputs_not_modified():
+    X64 = blobs(n=300, d=3, segments=3, dtype=np.float64)
+    init = first_rows(X64, 3)
+    X_before, init_before = X64.copy(), init.copy()
+    km = fastrec.KMeans(3, init=init).fit(X64)
+    assert km.cluster_centers_.dtype == np.float64
+    np.testing.assert_array_equal(X64, X_before)
+    np.testing.assert_array_equal(init, init_before)
+    assert fastrec.KMeans(2, seed=0).fit(np.arange(20).reshape(10, 2)).cluster_centers_.dtype \
+        == np.float32
+    Xs = sp.csr_matrix(X64)
+    data_before = Xs.data.copy()
+    fastrec.KMeans(3, seed=0).fit(Xs)
+    np.testing.assert_array_equal(Xs.data, data_before)
+
+
+def test_n_init_keeps_the_best_run():
+    X = blobs(n=1500, d=4, segments=12, seed=2)
+    singles = [fastrec.KMeans(12, init="random", seed=s).fit(X).inertia_ for s in range(1)]
+    best = fastrec.KMeans(12, init="random", n_init=4, seed=0).fit(X)
+    assert best.inertia_ <= singles[0] + 1e-6
+
+
+# -- bad input -------------------------------------------------------------------------
+
+
+def test_bad_input_raises_clear_errors():
+    X = blobs(n=100, d=3, segments=2)
+    nan = X.copy()
+    nan[3, 1] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN"):
+        fastrec.KMeans(2).fit(nan)
+    inf = X.copy()
+    inf[0, 0] = np.inf
+    with pytest.raises(ValueError, match="X contains infinite"):
+        fastrec.KMeans(2).fit(inf)
+    with pytest.raises(ValueError, match="n_clusters must be >= 1"):
+        fastrec.KMeans(0).fit(X)
+    with pytest.raises(ValueError, match="n_clusters=101 is greater than the number of samples"):
+        fastrec.KMeans(101).fit(X)
+    with pytest.raises(ValueError, match="X must be 2-D"):
+        fastrec.KMeans(2).fit(X[:, 0])
+    with pytest.raises(ValueError, match="X must be 2-D"):
+        fastrec.KMeans(2).fit(X[None])
+    with pytest.raises(ValueError, match=r"init has shape \(3, 3\), but it must be"):
+        fastrec.KMeans(2, init=X[:3]).fit(X)
+    with pytest.raises(ValueError, match="init contains NaN"):
+        fastrec.KMeans(2, init=np.full((2, 3), np.nan)).fit(X)
+    with pytest.raises(ValueError, match="init='kmeans' is not one of"):
+        fastrec.KMeans(2, init="kmeans").fit(X)
+    w = np.ones(100)
+    w[5] = -1
+    with pytest.raises(ValueError, match="sample_weight contains negative values"):
+        fastrec.KMeans(2).fit(X, sample_weight=w)
+    with pytest.raises(ValueError, match="sample_weight has shape"):
+        fastrec.KMeans(2).fit(X, sample_weight=np.ones(99))
+    km = fastrec.KMeans(2, seed=0).fit(X)
+    with pytest.raises(ValueError, match="X has 4 features, but the model was fitted with 3"):
+        km.predict(np.ones((5, 4)))
+    with pytest.raises(ValueError, match="X has 2 features"):
+        km.transform(np.ones((5, 2)))
+    with pytest.raises(RuntimeError, match="not fitted yet"):
+        fastrec.KMeans(2).predict(X)
+    with pytest.raises(ValueError, match="backend='gpu' is not one of"):
+        fastrec.KMeans(2, backend="gpu").fit(X)
+    with pytest.raises(ValueError, match="tol must be >= 0"):
+        fastrec.KMeans(2, tol=-1).fit(X)
+    with pytest.raises(ValueError, match="max_iter must be >= 1"):
+        fastrec.KMeans(2, max_iter=0).fit(X)
+    with pytest.raises(TypeError, match="verbose must be True or False"):
+        fastrec.KMeans(2, verbose="yes").fit(X)
+    with pytest.raises(ValueError, match="X contains NaN"):
+        fastrec.KMeans(2).fit(sp.csr_matrix(nan))
+    with pytest.warns(RuntimeWarning, match="n_init=3 is ignored"):
+        fastrec.KMeans(2, init=X[:2], n_init=3).fit(X)
+
+
+def test_reference_kernel_signature_matches_cpp_and_numba():
+    import inspect
+
+    from fastrec.cluster import _numba
+
+    for name in ("kmeans_assign_dense", "kmeans_assign_csr", "sqdist_dense"):
+        ref = list(inspect.signature(getattr(_reference, name)).parameters)
+        nb = list(inspect.signature(getattr(_numba, name).py_func).parameters)
+        assert ref == nb, name
