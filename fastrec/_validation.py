@@ -151,7 +151,28 @@ def csr_arrays(csr: sp.csr_matrix, index_dtype: np.dtype) -> CsrArrays:
     )
 
 
-def rows_and_transpose(X: Any, name: str, dtype: np.dtype | None = None):
+def transpose_csr(csr: sp.csr_matrix, n_threads: int = 1) -> sp.csr_matrix:
+    """Canonical CSR of ``csr.T`` for a canonical CSR ``csr``.
+
+    Uses the compiled core's parallel transpose when it is available (the
+    result is the same for any thread count), else scipy.
+    """
+    from fastrec import _runtime
+
+    if _runtime._cpp is None or csr.nnz < 1 << 16:
+        return csr.T.tocsr()
+    index_dtype = index_dtype_for(*csr.shape, csr.nnz)
+    indptr, indices, data = _runtime._cpp.csr_transpose(
+        np.ascontiguousarray(csr.indptr, dtype=np.int64),
+        np.ascontiguousarray(csr.indices, dtype=index_dtype),
+        np.ascontiguousarray(csr.data), int(csr.shape[1]), int(n_threads),
+    )
+    result = sp.csr_matrix((data, indices, indptr), shape=(csr.shape[1], csr.shape[0]))
+    result.has_sorted_indices = True
+    return result
+
+
+def rows_and_transpose(X: Any, name: str, dtype: np.dtype | None = None, n_threads: int = 1):
     """Canonical CSR of ``X`` and of its transpose, converting the format only once.
 
     CSC input (such as ``interactions.T``) already holds the transpose as CSR, so
@@ -160,9 +181,9 @@ def rows_and_transpose(X: Any, name: str, dtype: np.dtype | None = None):
     A = as_sparse_2d(X, name)
     if A.format == "csc":
         transpose = canonical_csr(A.T, name, dtype)
-        return transpose.T.tocsr(), transpose
+        return transpose_csr(transpose, n_threads), transpose
     rows = canonical_csr(A, name, dtype)
-    return rows, rows.T.tocsr()
+    return rows, transpose_csr(rows, n_threads)
 
 
 def check_rows(rows: Any, n_rows: int, name: str = "rows") -> tuple[int, int]:

@@ -305,3 +305,18 @@ def test_bad_matrices():
         fastrec.cosine_topk(np.array([[1, None]], dtype=object))
     with pytest.raises(TypeError, match="must be a 2-D array or a scipy sparse matrix"):
         fastrec.cosine_topk("matrix")
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_parallel_transpose_matches_scipy(n_threads, index_dtype):
+    from fastrec._validation import transpose_csr
+
+    R = make_ratings(700, 300, 70_000, seed=5)  # above the size where the compiled path is used
+    R.indices = R.indices.astype(index_dtype)
+    got = transpose_csr(R, n_threads)
+    want = R.T.tocsr()
+    assert got.shape == want.shape and got.has_canonical_format
+    assert np.array_equal(got.indptr, want.indptr)
+    assert np.array_equal(got.indices, want.indices)
+    assert np.array_equal(got.data, want.data)

@@ -98,7 +98,7 @@ def cosine_topk(
     n_threads = _runtime.resolve_threads(n_threads)
 
     if Y is None:
-        x, yt = V.rows_and_transpose(X, "X")
+        x, yt = V.rows_and_transpose(X, "X", n_threads=n_threads)
         same_matrix = True
     else:
         X_sparse, Y_sparse = V.as_sparse_2d(X, "X"), V.as_sparse_2d(Y, "Y")
@@ -111,7 +111,7 @@ def cosine_topk(
             V.float_dtype_for(X_sparse.dtype, "X"), V.float_dtype_for(Y_sparse.dtype, "Y")
         )
         x = V.canonical_csr(X_sparse, "X", dtype)
-        _, yt = V.rows_and_transpose(Y_sparse, "Y", dtype)
+        _, yt = V.rows_and_transpose(Y_sparse, "Y", dtype, n_threads=n_threads)
         same_matrix = False
 
     n, d = x.shape

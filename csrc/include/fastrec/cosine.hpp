@@ -65,7 +65,8 @@ namespace cosine_detail {
 // element, so it must do well over one row's work to pay off.
 constexpr double kVectorWorkRatio = 0.5;
 
-// Euclidean norm of every row of Y, read from its transpose in a fixed order.
+// Euclidean norm of every row of Y, read from its transpose (features ascending,
+// the order row_norm sums in).
 template <class T, class I>
 std::vector<double> candidate_norms(const CsrView<T, I>& yt) {
     std::vector<double> sq(static_cast<std::size_t>(yt.n_cols), 0.0);
@@ -440,26 +441,6 @@ void run_group(const Problem<T, I>& pb, Scratch<T, I>& s, const int64_t* rows, i
         scalar_row(pb, s, rows[lane], pb.symmetric() ? first_label + lane : -1, norms[lane], inv_norms[lane]);
 }
 
-// Y^T with each column relabelled by its rank in `order` (rows stay sorted,
-// because ranks are visited in increasing order).  Built from X's rows, which
-// are Y's rows when Y is X.
-template <class T, class I>
-void relabel_candidates(const CsrView<T, I>& x, const CsrView<T, I>& yt, const std::vector<int64_t>& order,
-                        std::vector<I>& indices, std::vector<T>& data) {
-    const int64_t nnz = yt.indptr[yt.n_rows];
-    indices.resize(nnz);
-    data.resize(nnz);
-    std::vector<int64_t> fill(yt.indptr, yt.indptr + yt.n_rows);
-    for (int64_t r = 0; r < static_cast<int64_t>(order.size()); ++r) {
-        const int64_t row = order[r];
-        for (int64_t p = x.indptr[row]; p < x.indptr[row + 1]; ++p) {
-            const int64_t pos = fill[x.indices[p]]++;
-            indices[pos] = static_cast<I>(r);
-            data[pos] = x.data[p];
-        }
-    }
-}
-
 }  // namespace cosine_detail
 
 template <class T, class I>
@@ -477,7 +458,14 @@ void cosine_topk(const CosineTopkArgs<T, I>& args) {
 
     // Norms of the candidates, and of the requested rows (taken from the same
     // numbers when Y is X, so that sim(i, j) and sim(j, i) agree bit for bit).
-    const std::vector<double> y_norm64 = candidate_norms(yt);
+    std::vector<double> y_norm64;
+    if (args.same_matrix) {  // Y's rows are X's rows: row norms, in parallel
+        y_norm64.resize(m);
+#pragma omp parallel for num_threads(args.n_threads) schedule(static, 1024)
+        for (int64_t i = 0; i < m; ++i) y_norm64[i] = row_norm(x, i);
+    } else {
+        y_norm64 = candidate_norms(yt);
+    }
     std::vector<T> row_norm_t(n_rows), row_inv_t(n_rows);
     for (int64_t r = 0; r < n_rows; ++r) {
         const int64_t row = args.row_begin + r;
@@ -492,6 +480,7 @@ void cosine_topk(const CosineTopkArgs<T, I>& args) {
     std::vector<int64_t> feature_work(d);
     for (int64_t f = 0; f < d; ++f) feature_work[f] = yt.row_nnz(f);
     std::vector<int64_t> order(n_rows), cost(n_rows);
+#pragma omp parallel for num_threads(args.n_threads) schedule(static, 1024)
     for (int64_t r = 0; r < n_rows; ++r) {
         const int64_t row = args.row_begin + r;
         int64_t work = 0;
@@ -523,7 +512,14 @@ void cosine_topk(const CosineTopkArgs<T, I>& args) {
         label_inv[t] = norm > 0 ? static_cast<T>(1.0 / norm) : T(0);
     }
     if (symmetric) {
-        relabel_candidates(x, yt, order, cand_indices, cand_data);
+        // Y^T with each column relabelled by its rank in `order`: the transpose
+        // of X's rows taken in that order (X's rows are Y's rows).
+        const int64_t nnz = yt.indptr[yt.n_rows];
+        std::vector<int64_t> cand_indptr(d + 1);
+        cand_indices.resize(nnz);
+        cand_data.resize(nnz);
+        csr_transpose(x, order.data(), m, cand_indptr.data(), cand_indices.data(), cand_data.data(),
+                      args.n_threads);
         cand.indices = cand_indices.data();
         cand.data = cand_data.data();
         shared.reset(new SharedHeaps<T, I>(args.out_scores, args.out_indices, args.out_counts, m, args.k, capacity));

@@ -17,3 +17,74 @@ struct CsrView {
 };
 
 }  // namespace fastrec
+
+#include <algorithm>
+#include <vector>
+
+#include <omp.h>
+
+namespace fastrec {
+
+// Transpose of the rows order[0], order[1], ... of `a` (all rows in order when
+// `order` is null): output row c lists, for every position r whose row has a
+// non-zero in column c, the entry (r, a[order[r]][c]), r ascending.  So the
+// output is canonical CSR, and with order = identity it is the plain transpose.
+//
+// Threads take contiguous ranges of positions balanced by nnz, count their
+// entries per column, and then scatter into disjoint slots, so the result does
+// not depend on the thread count.  Needs n_threads * a.n_cols counters; fewer
+// threads are used when that would exceed the matrix itself in size.
+template <class T, class I>
+void csr_transpose(const CsrView<T, I>& a, const int64_t* order, int64_t n_positions, int64_t* out_indptr,
+                   I* out_indices, T* out_data, int n_threads) {
+    const int64_t n_cols = a.n_cols;
+    auto row_of = [&](int64_t r) { return order ? order[r] : r; };
+    std::vector<int64_t> nnz_before(n_positions + 1, 0);
+    for (int64_t r = 0; r < n_positions; ++r) nnz_before[r + 1] = nnz_before[r] + a.row_nnz(row_of(r));
+    const int64_t nnz = nnz_before[n_positions];
+    int64_t threads = std::max<int64_t>(1, std::min<int64_t>(n_threads, 1 + nnz / std::max<int64_t>(n_cols, 1)));
+    if (nnz < (int64_t(1) << 16)) threads = 1;  // not worth a parallel region
+
+    // Position ranges with about nnz / threads entries each.
+    std::vector<int64_t> split(threads + 1, n_positions);
+    split[0] = 0;
+    for (int64_t t = 1; t < threads; ++t)
+        split[t] = std::lower_bound(nnz_before.begin(), nnz_before.end(), nnz * t / threads) - nnz_before.begin();
+    for (int64_t t = 1; t <= threads; ++t) split[t] = std::max(split[t], split[t - 1]);
+
+    std::vector<int64_t> counts(static_cast<std::size_t>(threads * n_cols), 0);
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+    for (int64_t t = 0; t < threads; ++t) {
+        int64_t* mine = counts.data() + t * n_cols;
+        for (int64_t r = split[t]; r < split[t + 1]; ++r) {
+            const int64_t row = row_of(r);
+            for (int64_t p = a.indptr[row]; p < a.indptr[row + 1]; ++p) ++mine[a.indices[p]];
+        }
+    }
+    // Column totals give the output indptr; each thread's counters become its
+    // first slot in every column.
+    out_indptr[0] = 0;
+    for (int64_t c = 0; c < n_cols; ++c) {
+        int64_t slot = out_indptr[c];
+        for (int64_t t = 0; t < threads; ++t) {
+            const int64_t count = counts[t * n_cols + c];
+            counts[t * n_cols + c] = slot;
+            slot += count;
+        }
+        out_indptr[c + 1] = slot;
+    }
+#pragma omp parallel for num_threads(threads) schedule(static, 1)
+    for (int64_t t = 0; t < threads; ++t) {
+        int64_t* next = counts.data() + t * n_cols;
+        for (int64_t r = split[t]; r < split[t + 1]; ++r) {
+            const int64_t row = row_of(r);
+            for (int64_t p = a.indptr[row]; p < a.indptr[row + 1]; ++p) {
+                const int64_t slot = next[a.indices[p]]++;
+                out_indices[slot] = static_cast<I>(r);
+                out_data[slot] = a.data[p];
+            }
+        }
+    }
+}
+
+}  // namespace fastrec
