@@ -80,15 +80,12 @@ def index_dtype_for(*sizes: int) -> np.dtype:
     return np.dtype(np.int32) if max(sizes, default=0) <= INT32_MAX else np.dtype(np.int64)
 
 
-def as_sparse_2d(X: Any, name: str) -> sp.spmatrix:
-    """Any scipy sparse matrix or array, or a 2-D array-like, as a scipy sparse matrix.
+def as_2d_array(X: Any, name: str, layout: str = "rows x features") -> np.ndarray:
+    """``X`` as a 2-D numpy array (no copy when it already is one), or raise naming ``name``.
 
-    Sparse input is returned as it is (no copy); dense input becomes CSR.
+    ``layout`` names the expected axes in the error message.  The dtype is not
+    checked beyond refusing objects; see :func:`float_dtype_for`.
     """
-    if sp.issparse(X):
-        if X.ndim != 2:
-            raise ValueError(f"{name} must be 2-D, got a sparse array with {X.ndim} dimensions.")
-        return X
     if isinstance(X, (str, bytes)) or X is None:
         raise TypeError(f"{name} must be a 2-D array or a scipy sparse matrix, got {type(X).__name__}.")
     array = np.asarray(X)
@@ -99,9 +96,23 @@ def as_sparse_2d(X: Any, name: str) -> sp.spmatrix:
         )
     if array.ndim != 2:
         raise ValueError(
-            f"{name} must be 2-D (rows x features), got an array of shape {array.shape}. "
-            "Reshape it, e.g. with .reshape(1, -1) for a single row."
+            f"{name} must be 2-D ({layout}), got an array of shape {array.shape}. "
+            "Reshape it, e.g. with .reshape(1, -1) for a single row or .reshape(-1, 1) "
+            "for a single feature."
         )
+    return array
+
+
+def as_sparse_2d(X: Any, name: str) -> sp.spmatrix:
+    """Any scipy sparse matrix or array, or a 2-D array-like, as a scipy sparse matrix.
+
+    Sparse input is returned as it is (no copy); dense input becomes CSR.
+    """
+    if sp.issparse(X):
+        if X.ndim != 2:
+            raise ValueError(f"{name} must be 2-D, got a sparse array with {X.ndim} dimensions.")
+        return X
+    array = as_2d_array(X, name)
     float_dtype_for(array.dtype, name)
     return sp.csr_matrix(array)
 
@@ -242,22 +253,7 @@ def check_cluster_data(X: Any, name: str = "X", dtype: np.dtype | None = None) -
         n, d = csr.shape
         result = ClusterData(None, csr, int(n), int(d), csr.dtype)
     else:
-        if isinstance(X, (str, bytes)) or X is None:
-            raise TypeError(
-                f"{name} must be a 2-D array or a scipy sparse matrix, got {type(X).__name__}."
-            )
-        array = np.asarray(X)
-        if array.dtype == object:
-            raise TypeError(
-                f"{name} could not be read as a numeric array (dtype object). Pass a 2-D "
-                "float array or a scipy sparse matrix."
-            )
-        if array.ndim != 2:
-            raise ValueError(
-                f"{name} must be 2-D (samples x features), got an array of shape {array.shape}. "
-                "Reshape it, e.g. with .reshape(-1, 1) for a single feature or "
-                ".reshape(1, -1) for a single sample."
-            )
+        array = as_2d_array(X, name, "samples x features")
         target = float_dtype_for(array.dtype, name) if dtype is None else np.dtype(dtype)
         array = np.ascontiguousarray(array, dtype=target)
         check_finite(array, name)
