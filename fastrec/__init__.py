@@ -13,9 +13,11 @@ from fastrec._runtime import (
     simd_level,
 )
 from fastrec._version import __version__
+from fastrec.mf import MatrixFactorization
 from fastrec.similarity import cosine_topk
 
 __all__ = [
+    "MatrixFactorization",
     "__version__",
     "available_backends",
     "cosine_topk",

@@ -186,3 +186,140 @@ def check_rows(rows: Any, n_rows: int, name: str = "rows") -> tuple[int, int]:
     if step != 1:
         raise ValueError(f"{name} must be a contiguous block (step 1), got step {step}.")
     return start, max(start, stop)
+
+
+# --- matrix factorization ---
+
+_USER_COLUMNS = ("user", "user_id", "userId", "userID", "uid", "u")
+_ITEM_COLUMNS = ("item", "item_id", "itemId", "itemID", "movieId", "movie_id", "iid", "i")
+_RATING_COLUMNS = ("rating", "ratings", "score", "value", "r")
+
+
+def check_bool(value: Any, name: str) -> bool:
+    """Return ``value`` as a bool, or raise naming ``name``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}.")
+    return bool(value)
+
+
+def check_seed(seed: Any) -> int:
+    """A non-negative int seed; ``None`` draws a fresh one from the OS entropy pool."""
+    if seed is None:
+        return int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
+    return check_int(seed, "seed", minimum=0)
+
+
+def check_factor_dtype(dtype: Any) -> np.dtype:
+    """float32 or float64, the dtypes the factor kernels compute in."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"dtype={dtype!r} is not a numpy dtype; use np.float32 or np.float64.") from exc
+    if resolved not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be np.float32 or np.float64, got {resolved}.")
+    return resolved
+
+
+def check_fitted(model: Any, attribute: str = "user_factors_") -> None:
+    """Raise a clear error when an estimator is used before ``fit``."""
+    if getattr(model, attribute, None) is None:
+        raise RuntimeError(
+            f"This {type(model).__name__} is not fitted yet. Call fit(...) before using it."
+        )
+
+
+@dataclass(frozen=True)
+class RatingTriples:
+    """Explicit ratings as three aligned arrays, the canonical form of every MF input."""
+
+    users: np.ndarray  # (n) raw user ids, or int64 row indices when shape is set
+    items: np.ndarray  # (n) raw item ids, or int64 column indices when shape is set
+    ratings: np.ndarray  # (n) float64 or float32, finite
+    shape: tuple[int, int] | None  # (n_users, n_items) when ids are already indices
+
+
+def _pick_column(frame: Any, given: str | None, candidates: tuple[str, ...], role: str) -> str:
+    columns = list(frame.columns)
+    if given is not None:
+        if given not in columns:
+            raise ValueError(f"columns: the {role} column {given!r} is not in the DataFrame {columns}.")
+        return given
+    for name in candidates:
+        if name in columns:
+            return name
+    raise ValueError(
+        f"Could not find the {role} column of the DataFrame (columns {columns}). Name it one of "
+        f"{list(candidates[:3])} or pass columns=(user_column, item_column, rating_column)."
+    )
+
+
+def _rating_values(values: Any, name: str) -> np.ndarray:
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got an array of shape {array.shape}.")
+    if array.dtype == object or array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} must hold numbers, got dtype {array.dtype}. Convert it, e.g. "
+            f"{name}.astype(np.float32)."
+        )
+    check_finite(array, name)
+    return array
+
+
+def rating_triples(data: Any, columns: tuple[str, str, str] | None = None) -> RatingTriples:
+    """Read MF training data into :class:`RatingTriples`, or raise a clear error.
+
+    Accepts a ``(user_ids, item_ids, ratings)`` tuple of equal-length 1-D arrays,
+    a users x items scipy sparse matrix (every stored entry is a rating, explicit
+    zeros included; duplicates are summed, as scipy does) or a pandas DataFrame.
+    """
+    from fastrec._idmap import as_id_array
+
+    if sp.issparse(data):
+        if data.ndim != 2:
+            raise ValueError(f"ratings matrix must be 2-D, got {data.ndim} dimensions.")
+        coo = sp.coo_matrix(data, copy=True)
+        coo.sum_duplicates()
+        values = _rating_values(coo.data, "ratings matrix values")
+        if values.size == 0:
+            raise ValueError("The ratings matrix has no stored entries: there is nothing to fit.")
+        return RatingTriples(
+            coo.row.astype(np.int64), coo.col.astype(np.int64), values,
+            (int(coo.shape[0]), int(coo.shape[1])),
+        )
+    if hasattr(data, "columns") and hasattr(data, "iloc"):  # a pandas DataFrame
+        if columns is not None and (not isinstance(columns, (tuple, list)) or len(columns) != 3):
+            raise TypeError("columns must be a (user_column, item_column, rating_column) tuple.")
+        given = tuple(columns) if columns is not None else (None, None, None)
+        user_col = _pick_column(data, given[0], _USER_COLUMNS, "user")
+        item_col = _pick_column(data, given[1], _ITEM_COLUMNS, "item")
+        rating_col = _pick_column(data, given[2], _RATING_COLUMNS, "rating")
+        data = (data[user_col].to_numpy(), data[item_col].to_numpy(), data[rating_col].to_numpy())
+    if not isinstance(data, (tuple, list)) or len(data) != 3:
+        raise TypeError(
+            "Pass ratings as a (user_ids, item_ids, ratings) tuple of 1-D arrays, a users x items "
+            f"scipy sparse matrix or a pandas DataFrame; got {type(data).__name__}."
+        )
+    users = as_id_array(data[0], "user_ids")
+    items = as_id_array(data[1], "item_ids")
+    ratings = _rating_values(data[2], "ratings")
+    if not users.size == items.size == ratings.size:
+        raise ValueError(
+            f"user_ids, item_ids and ratings must have the same length, got {users.size}, "
+            f"{items.size} and {ratings.size}."
+        )
+    if ratings.size == 0:
+        raise ValueError("No ratings given (empty arrays): there is nothing to fit.")
+    return RatingTriples(users, items, ratings, None)
+
+
+def check_index_range(indices: np.ndarray, n: int, name: str, size_name: str) -> None:
+    """Raise if integer ``indices`` fall outside ``[0, n)``."""
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be integers when {size_name} is given, got {indices.dtype}.")
+    if indices.size and (indices.min() < 0 or indices.max() >= n):
+        bad = indices[(indices < 0) | (indices >= n)][0]
+        raise ValueError(
+            f"{name} contains {bad}, outside [0, {size_name}={n}). Raise {size_name} or leave it "
+            "as None to map raw ids automatically."
+        )

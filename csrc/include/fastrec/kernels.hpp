@@ -3,6 +3,7 @@
 #pragma once
 
 #include "fastrec/cosine.hpp"
+#include "fastrec/sgd_mf.hpp"
 
 #ifdef FASTREC_ISA_NS
 namespace fastrec {
@@ -12,6 +13,11 @@ template void cosine_topk<float, int32_t>(const CosineTopkArgs<float, int32_t>&)
 template void cosine_topk<float, int64_t>(const CosineTopkArgs<float, int64_t>&);
 template void cosine_topk<double, int32_t>(const CosineTopkArgs<double, int32_t>&);
 template void cosine_topk<double, int64_t>(const CosineTopkArgs<double, int64_t>&);
+
+template void sgd_mf_epoch<float>(const SgdMfArgs<float>&);
+template void sgd_mf_epoch<double>(const SgdMfArgs<double>&);
+template void mf_predict<float>(const MfPredictArgs<float>&);
+template void mf_predict<double>(const MfPredictArgs<double>&);
 
 }  // namespace FASTREC_ISA_NS
 }  // namespace fastrec

@@ -1,0 +1,273 @@
+// Biased matrix factorization of explicit ratings by stochastic gradient descent.
+//
+//   r_hat(u, i) = mu + b_u + b_i + <p_u, q_i>
+//
+// One call runs one epoch.  The ratings arrive grouped into the blocks of a
+// users x items grid (the caller assigns every user to a row group and every
+// item to a column group).  The caller's schedule lists the epoch as a sequence
+// of strata; the blocks of one stratum share no row group and no column group,
+// so they touch disjoint user and item rows and run in parallel without locks
+// (the conflict-free scheduling of LIBMF / DSGD).  Strata run one after another.
+// Because each user row and each item row sees its blocks in the order the
+// schedule fixes, the model does not depend on which thread ran which block:
+// same inputs and schedule, bit-identical model.
+//
+// Every block is shuffled in place before it is visited, by a Fisher-Yates pass
+// driven by a counter-based generator (splitmix64) keyed by (shuffle_seed,
+// block).  fastrec/mf/_numba.py and _reference.py implement the same generator,
+// so all backends visit the same order.  A negative shuffle_seed visits the
+// arrays exactly as given, which lets a caller impose any order.
+//
+// Factor rows are `stride` elements long, stride a multiple of the 64-byte SIMD
+// width, and rows start 64-byte aligned.  The padding lanes hold zeros and stay
+// zero (every update is a linear combination of the two rows), so the kernel
+// works on whole vectors with no remainder loop.
+//
+// Hogwild mode ignores the strata: every block runs as soon as a thread is
+// free, and updates to shared rows race without locks.  It is faster when the
+// grid is unbalanced but not deterministic.
+#pragma once
+
+#include "fastrec/prelude.hpp"
+
+namespace fastrec {
+
+template <class T>
+struct SgdMfArgs {
+    int32_t* users;               // INOUT (nnz) inner user of every rating, grouped by block
+    int32_t* items;               // INOUT (nnz) inner item of every rating
+    T* ratings;                   // INOUT (nnz) rating values (the three arrays are shuffled together)
+    const int64_t* block_ptr;     // IN    (n_blocks + 1) ratings of block b: [block_ptr[b], block_ptr[b+1])
+    int64_t n_blocks;             // IN
+    const int64_t* schedule;      // IN    (n_strata x width) block ids, -1 for an empty slot
+    int64_t n_strata;             // IN
+    int64_t width;                // IN    slots per stratum
+    T* P;                         // INOUT (n_users x stride) user factors, 64-byte aligned rows
+    T* Q;                         // INOUT (n_items x stride) item factors, 64-byte aligned rows
+    T* bu;                        // INOUT (n_users) user biases
+    T* bi;                        // INOUT (n_items) item biases
+    int64_t stride;               // IN    row length, a multiple of 64 / sizeof(T)
+    double mu;                    // IN    global mean (0 for an unbiased model)
+    double lr, reg;               // IN    learning rate and L2 penalty of the factors
+    double lr_bias, reg_bias;     // IN    the same for the biases
+    bool biased;                  // IN    learn b_u and b_i
+    bool non_negative;            // IN    project the factors onto >= 0 after each update
+    bool hogwild;                 // IN    ignore the strata (racy, not deterministic)
+    int64_t shuffle_seed;         // IN    >= 0: shuffle each block first; < 0: visit as given
+    double* out_block_sse;        // OUT   (n_blocks) sum of squared errors met during the epoch
+    int n_threads;                // IN    OpenMP threads (>= 1)
+};
+
+// Scores r_hat for (user, item) pairs; a negative index means "unknown" and drops
+// the terms of that side (the bias fallbacks documented in fastrec.mf).
+template <class T>
+struct MfPredictArgs {
+    const T* P;            // IN  (n_users x stride)
+    const T* Q;            // IN  (n_items x stride)
+    const T* bu;           // IN  (n_users)
+    const T* bi;           // IN  (n_items)
+    int64_t stride;        // IN
+    double mu;             // IN
+    bool biased;           // IN
+    const int32_t* users;  // IN  (n) inner user or -1
+    const int32_t* items;  // IN  (n) inner item or -1
+    int64_t n;             // IN
+    T* out;                // OUT (n)
+    int n_threads;         // IN
+};
+
+// The shuffle generator, shared by every backend (see the header comment).
+namespace sgd_rng {
+constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ULL;
+
+inline uint64_t mix(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+inline uint64_t block_state(int64_t seed, int64_t block) {
+    return mix(static_cast<uint64_t>(seed) + static_cast<uint64_t>(block + 1) * kGolden);
+}
+}  // namespace sgd_rng
+
+}  // namespace fastrec
+
+FASTREC_DECLARE_FOR_EACH_ISA(template <class T> void sgd_mf_epoch(const SgdMfArgs<T>& args);
+                             template <class T> void mf_predict(const MfPredictArgs<T>& args);)
+
+#ifdef FASTREC_ISA_NS
+#include "fastrec/simd.hpp"
+
+namespace fastrec {
+namespace FASTREC_ISA_NS {
+namespace sgd_detail {
+
+// Sum of a vector's lanes by halving, so the reduction is a short tree instead
+// of a serial chain of `lanes` dependent additions.
+template <class T>
+inline T hsum(vec64_t<T> v) {
+    typedef T half_t __attribute__((vector_size(32)));
+    typedef T quarter_t __attribute__((vector_size(16)));
+    half_t lo, hi;
+    std::memcpy(&lo, &v, 32);
+    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + 32, 32);
+    const half_t h = lo + hi;
+    quarter_t a, b;
+    std::memcpy(&a, &h, 16);
+    std::memcpy(&b, reinterpret_cast<const char*>(&h) + 16, 16);
+    const quarter_t s = a + b;
+    constexpr int n = 16 / sizeof(T);
+    if constexpr (n == 4) return (s[0] + s[2]) + (s[1] + s[3]);
+    else return s[0] + s[1];
+}
+
+// Cache lines of one factor row that the next ratings will need.
+template <class T>
+inline void prefetch_row(const T* row, int64_t stride) {
+    const char* bytes = reinterpret_cast<const char*>(row);
+    const int64_t n_bytes = stride * static_cast<int64_t>(sizeof(T));
+    for (int64_t off = 0; off < n_bytes; off += static_cast<int64_t>(kCacheLine))
+        __builtin_prefetch(bytes + off, 1, 3);
+}
+
+template <class T>
+void shuffle_block(const SgdMfArgs<T>& a, int64_t block) {
+    const int64_t begin = a.block_ptr[block];
+    const int64_t n = a.block_ptr[block + 1] - begin;
+    uint64_t state = sgd_rng::block_state(a.shuffle_seed, block);
+    int32_t* users = a.users + begin;
+    int32_t* items = a.items + begin;
+    T* ratings = a.ratings + begin;
+    for (int64_t i = n - 1; i > 0; --i) {
+        state += sgd_rng::kGolden;
+        const uint64_t z = sgd_rng::mix(state);
+        // Multiply-high maps 32 random bits onto [0, i]; blocks hold < 2^32 ratings.
+        const int64_t j = static_cast<int64_t>(((z >> 32) * static_cast<uint64_t>(i + 1)) >> 32);
+        std::swap(users[i], users[j]);
+        std::swap(items[i], items[j]);
+        std::swap(ratings[i], ratings[j]);
+    }
+}
+
+// SGD over one block in its stored order; returns the sum of squared errors.
+template <class T>
+double run_block(const SgdMfArgs<T>& a, int64_t block) {
+    using V = vec64_t<T>;
+    constexpr int lanes = Vec64<T>::lanes;
+    constexpr int64_t kAhead = 4;  // ratings between a prefetch and its use
+    if (a.shuffle_seed >= 0) shuffle_block(a, block);
+
+    const int64_t begin = a.block_ptr[block], end = a.block_ptr[block + 1];
+    const int64_t n_vec = a.stride / lanes;
+    const T mu = static_cast<T>(a.mu);
+    const T lr = static_cast<T>(a.lr), lr_b = static_cast<T>(a.lr_bias);
+    const T reg_b = static_cast<T>(a.reg_bias);
+    const V shrink = broadcast64<T>(T(1) - static_cast<T>(a.lr * a.reg));
+    const V zero = V{};
+    double sse = 0.0;
+
+    for (int64_t t = begin; t < end; ++t) {
+        if (t + kAhead < end) {
+            prefetch_row(a.P + static_cast<int64_t>(a.users[t + kAhead]) * a.stride, a.stride);
+            prefetch_row(a.Q + static_cast<int64_t>(a.items[t + kAhead]) * a.stride, a.stride);
+        }
+        const int64_t u = a.users[t], i = a.items[t];
+        V* __restrict p = reinterpret_cast<V*>(a.P + u * a.stride);
+        V* __restrict q = reinterpret_cast<V*>(a.Q + i * a.stride);
+
+        V acc = zero;
+        for (int64_t v = 0; v < n_vec; ++v) acc += p[v] * q[v];
+        // (mu + b_u + b_i) + dot, the order every backend uses
+        const T base = a.biased ? (mu + a.bu[u]) + a.bi[i] : T(0);
+        const T err = a.ratings[t] - (base + hsum<T>(acc));
+        sse += static_cast<double>(err) * static_cast<double>(err);
+
+        if (a.biased) {
+            a.bu[u] += lr_b * (err - reg_b * a.bu[u]);
+            a.bi[i] += lr_b * (err - reg_b * a.bi[i]);
+        }
+        // p <- p (1 - lr reg) + lr err q ;  q <- q (1 - lr reg) + lr err p_old
+        const V step = broadcast64<T>(lr * err);
+        if (a.non_negative) {
+            for (int64_t v = 0; v < n_vec; ++v) {
+                const V pv = p[v], qv = q[v];
+                V np = pv * shrink + step * qv;
+                V nq = qv * shrink + step * pv;
+                p[v] = np > zero ? np : zero;
+                q[v] = nq > zero ? nq : zero;
+            }
+        } else {
+            for (int64_t v = 0; v < n_vec; ++v) {
+                const V pv = p[v], qv = q[v];
+                p[v] = pv * shrink + step * qv;
+                q[v] = qv * shrink + step * pv;
+            }
+        }
+    }
+    return sse;
+}
+
+}  // namespace sgd_detail
+
+template <class T>
+void sgd_mf_epoch(const SgdMfArgs<T>& a) {
+    using namespace sgd_detail;
+    for (int64_t b = 0; b < a.n_blocks; ++b) a.out_block_sse[b] = 0.0;
+
+    if (a.hogwild) {
+        const int64_t n_slots = a.n_strata * a.width;
+#pragma omp parallel for num_threads(a.n_threads) schedule(dynamic, 1)
+        for (int64_t s = 0; s < n_slots; ++s) {
+            const int64_t block = a.schedule[s];
+            if (block >= 0) a.out_block_sse[block] = run_block(a, block);
+        }
+        return;
+    }
+    if (a.n_threads <= 1) {  // no parallel region: no fork/join cost per stratum
+        for (int64_t s = 0; s < a.n_strata * a.width; ++s) {
+            const int64_t block = a.schedule[s];
+            if (block >= 0) a.out_block_sse[block] = run_block(a, block);
+        }
+        return;
+    }
+#pragma omp parallel num_threads(a.n_threads)
+    {
+        for (int64_t s = 0; s < a.n_strata; ++s) {
+            // The implicit barrier at the end of the loop separates the strata.
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t w = 0; w < a.width; ++w) {
+                const int64_t block = a.schedule[s * a.width + w];
+                if (block >= 0) a.out_block_sse[block] = run_block(a, block);
+            }
+        }
+    }
+}
+
+template <class T>
+void mf_predict(const MfPredictArgs<T>& a) {
+    using V = vec64_t<T>;
+    constexpr int lanes = Vec64<T>::lanes;
+    const int64_t n_vec = a.stride / lanes;
+#pragma omp parallel for num_threads(a.n_threads) schedule(static) if (a.n > 50000)
+    for (int64_t t = 0; t < a.n; ++t) {
+        const int64_t u = a.users[t], i = a.items[t];
+        T value = static_cast<T>(a.mu);
+        if (a.biased) {
+            if (u >= 0) value += a.bu[u];
+            if (i >= 0) value += a.bi[i];
+        }
+        if (u >= 0 && i >= 0) {
+            const V* p = reinterpret_cast<const V*>(a.P + u * a.stride);
+            const V* q = reinterpret_cast<const V*>(a.Q + i * a.stride);
+            V acc = V{};
+            for (int64_t v = 0; v < n_vec; ++v) acc += p[v] * q[v];
+            value += sgd_detail::hsum<T>(acc);
+        }
+        a.out[t] = value;
+    }
+}
+
+}  // namespace FASTREC_ISA_NS
+}  // namespace fastrec
+#endif  // FASTREC_ISA_NS
