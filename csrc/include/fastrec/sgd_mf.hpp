@@ -103,23 +103,50 @@ namespace fastrec {
 namespace FASTREC_ISA_NS {
 namespace sgd_detail {
 
-// Sum of a vector's lanes by halving, so the reduction is a short tree instead
-// of a serial chain of `lanes` dependent additions.
+// Integer vector with the lane count of vec64_t<T>, for shuffles.
 template <class T>
-inline T hsum(vec64_t<T> v) {
-    typedef T half_t __attribute__((vector_size(32)));
-    typedef T quarter_t __attribute__((vector_size(16)));
-    half_t lo, hi;
-    std::memcpy(&lo, &v, 32);
-    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + 32, 32);
-    const half_t h = lo + hi;
-    quarter_t a, b;
-    std::memcpy(&a, &h, 16);
-    std::memcpy(&b, reinterpret_cast<const char*>(&h) + 16, 16);
-    const quarter_t s = a + b;
-    constexpr int n = 16 / sizeof(T);
-    if constexpr (n == 4) return (s[0] + s[2]) + (s[1] + s[3]);
-    else return s[0] + s[1];
+using lane_index_t = typename std::conditional<sizeof(T) == 4, int32_t, int64_t>::type
+    __attribute__((vector_size(64)));
+
+// All lanes = x.  A shuffle with an all-zero index compiles to one vbroadcastss /
+// vbroadcastsd; GCC 12 builds `V{} + x` or a lane loop as a chain of 16 masked
+// inserts instead.
+template <class T>
+inline vec64_t<T> splat(T x) {
+    vec64_t<T> v = {x};
+    return __builtin_shuffle(v, lane_index_t<T>{});
+}
+
+// Sum of a vector's lanes by halving, in registers (a memcpy-based split made
+// GCC keep the accumulator on the stack through the whole dot-product loop).
+inline float hsum(vec64_t<float> v) {
+    typedef float half_t __attribute__((vector_size(32)));
+    typedef float quarter_t __attribute__((vector_size(16)));
+    const half_t h = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+                     __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+    const quarter_t q = __builtin_shufflevector(h, h, 0, 1, 2, 3) + __builtin_shufflevector(h, h, 4, 5, 6, 7);
+    return (q[0] + q[2]) + (q[1] + q[3]);
+}
+
+inline double hsum(vec64_t<double> v) {
+    typedef double half_t __attribute__((vector_size(32)));
+    typedef double quarter_t __attribute__((vector_size(16)));
+    const half_t h = __builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7);
+    const quarter_t q = __builtin_shufflevector(h, h, 0, 1) + __builtin_shufflevector(h, h, 2, 3);
+    return q[0] + q[1];
+}
+
+// <p, q> over n_vec whole vectors; two accumulators halve the FMA dependency chain.
+template <class T>
+inline T dot_rows(const vec64_t<T>* __restrict p, const vec64_t<T>* __restrict q, int64_t n_vec) {
+    vec64_t<T> acc0 = {}, acc1 = {};
+    int64_t v = 0;
+    for (; v + 1 < n_vec; v += 2) {
+        acc0 += p[v] * q[v];
+        acc1 += p[v + 1] * q[v + 1];
+    }
+    if (v < n_vec) acc0 += p[v] * q[v];
+    return hsum(acc0 + acc1);
 }
 
 // Cache lines of one factor row that the next ratings will need.
@@ -155,7 +182,7 @@ template <class T>
 double run_block(const SgdMfArgs<T>& a, int64_t block) {
     using V = vec64_t<T>;
     constexpr int lanes = Vec64<T>::lanes;
-    constexpr int64_t kAhead = 4;  // ratings between a prefetch and its use
+    constexpr int64_t kAhead = 4;  // ratings between a row prefetch and its use
     if (a.shuffle_seed >= 0) shuffle_block(a, block);
 
     const int64_t begin = a.block_ptr[block], end = a.block_ptr[block + 1];
@@ -163,8 +190,8 @@ double run_block(const SgdMfArgs<T>& a, int64_t block) {
     const T mu = static_cast<T>(a.mu);
     const T lr = static_cast<T>(a.lr), lr_b = static_cast<T>(a.lr_bias);
     const T reg_b = static_cast<T>(a.reg_bias);
-    const V shrink = broadcast64<T>(T(1) - static_cast<T>(a.lr * a.reg));
     const V zero = V{};
+    const V shrink = splat<T>(T(1) - static_cast<T>(a.lr * a.reg));
     double sse = 0.0;
 
     for (int64_t t = begin; t < end; ++t) {
@@ -176,11 +203,10 @@ double run_block(const SgdMfArgs<T>& a, int64_t block) {
         V* __restrict p = reinterpret_cast<V*>(a.P + u * a.stride);
         V* __restrict q = reinterpret_cast<V*>(a.Q + i * a.stride);
 
-        V acc = zero;
-        for (int64_t v = 0; v < n_vec; ++v) acc += p[v] * q[v];
+        const T dot = dot_rows<T>(p, q, n_vec);
         // (mu + b_u + b_i) + dot, the order every backend uses
         const T base = a.biased ? (mu + a.bu[u]) + a.bi[i] : T(0);
-        const T err = a.ratings[t] - (base + hsum<T>(acc));
+        const T err = a.ratings[t] - (base + dot);
         sse += static_cast<double>(err) * static_cast<double>(err);
 
         if (a.biased) {
@@ -188,7 +214,7 @@ double run_block(const SgdMfArgs<T>& a, int64_t block) {
             a.bi[i] += lr_b * (err - reg_b * a.bi[i]);
         }
         // p <- p (1 - lr reg) + lr err q ;  q <- q (1 - lr reg) + lr err p_old
-        const V step = broadcast64<T>(lr * err);
+        const V step = splat<T>(lr * err);
         if (a.non_negative) {
             for (int64_t v = 0; v < n_vec; ++v) {
                 const V pv = p[v], qv = q[v];
@@ -260,9 +286,7 @@ void mf_predict(const MfPredictArgs<T>& a) {
         if (u >= 0 && i >= 0) {
             const V* p = reinterpret_cast<const V*>(a.P + u * a.stride);
             const V* q = reinterpret_cast<const V*>(a.Q + i * a.stride);
-            V acc = V{};
-            for (int64_t v = 0; v < n_vec; ++v) acc += p[v] * q[v];
-            value += sgd_detail::hsum<T>(acc);
+            value += sgd_detail::dot_rows<T>(p, q, n_vec);
         }
         a.out[t] = value;
     }
