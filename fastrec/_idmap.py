@@ -29,9 +29,12 @@ def as_id_array(values: Any, name: str) -> np.ndarray:
     else:
         try:
             array = np.asarray(values)
-        except ValueError:  # ragged sequences of sequences
+        except ValueError:  # ragged sequences
+            array = None
+        if array is None or (array.ndim > 1 and len(values) > 0):
+            # a list of tuples is a list of tuple ids, not a 2-D array
             array = np.empty(len(values), dtype=object)
-            array[:] = list(values)
+            array[:] = [tuple(v) if isinstance(v, list) else v for v in values]
     if array.ndim == 0:
         array = array.reshape(1)
     if array.ndim != 1:

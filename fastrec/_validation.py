@@ -214,7 +214,9 @@ def check_factor_dtype(dtype: Any) -> np.dtype:
     try:
         resolved = np.dtype(dtype)
     except TypeError as exc:
-        raise TypeError(f"dtype={dtype!r} is not a numpy dtype; use np.float32 or np.float64.") from exc
+        raise TypeError(
+            f"dtype={dtype!r} is not a numpy dtype; use np.float32 or np.float64."
+        ) from exc
     if resolved not in FLOAT_DTYPES:
         raise TypeError(f"dtype must be np.float32 or np.float64, got {resolved}.")
     return resolved
@@ -242,7 +244,9 @@ def _pick_column(frame: Any, given: str | None, candidates: tuple[str, ...], rol
     columns = list(frame.columns)
     if given is not None:
         if given not in columns:
-            raise ValueError(f"columns: the {role} column {given!r} is not in the DataFrame {columns}.")
+            raise ValueError(
+                f"columns: the {role} column {given!r} is not in the DataFrame {columns}."
+            )
         return given
     for name in candidates:
         if name in columns:

@@ -34,7 +34,7 @@ SURPRISE_SETTINGS = {"n_factors": 100, "n_epochs": 20, "lr": 0.005, "reg": 0.02,
 def find_ml100k(data: str | None = None) -> Path | None:
     """The ``u.data`` file of MovieLens 100K, or None when it is not on this machine."""
     roots = [data] if data else []
-    roots += [os.environ.get("FASTREC_DATA", ""), "../shared/data", "shared/data", "/work/shared/data"]
+    roots += [os.environ.get("FASTREC_DATA", ""), "../shared/data", "shared/data"]
     for root in roots:
         if not root:
             continue

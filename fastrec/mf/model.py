@@ -304,8 +304,9 @@ class MatrixFactorization:
 
     # -- training -----------------------------------------------------------------------
 
-    def fit(self, ratings: Any, *, validation: Any = None, columns: tuple[str, str, str] | None = None,
-            n_users: int | None = None, n_items: int | None = None) -> MatrixFactorization:
+    def fit(self, ratings: Any, *, validation: Any = None,
+            columns: tuple[str, str, str] | None = None, n_users: int | None = None,
+            n_items: int | None = None) -> MatrixFactorization:
         """Learn the model from explicit ratings, replacing any previous fit.
 
         Parameters
