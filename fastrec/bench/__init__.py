@@ -6,4 +6,5 @@ exposes ``main(argv) -> int``.  Peers that are not installed are skipped.
 
 BENCHMARKS = {
     "cosine": "fastrec.bench.cosine",
+    "mf": "fastrec.bench.mf",
 }

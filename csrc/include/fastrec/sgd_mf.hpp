@@ -105,8 +105,15 @@ namespace sgd_detail {
 
 // Integer vector with the lane count of vec64_t<T>, for shuffles.
 template <class T>
-using lane_index_t = typename std::conditional<sizeof(T) == 4, int32_t, int64_t>::type
-    __attribute__((vector_size(64)));
+struct LaneIndex;
+template <>
+struct LaneIndex<float> {
+    typedef int32_t type __attribute__((vector_size(64)));
+};
+template <>
+struct LaneIndex<double> {
+    typedef int64_t type __attribute__((vector_size(64)));
+};
 
 // All lanes = x.  A shuffle with an all-zero index compiles to one vbroadcastss /
 // vbroadcastsd; GCC 12 builds `V{} + x` or a lane loop as a chain of 16 masked
@@ -114,7 +121,7 @@ using lane_index_t = typename std::conditional<sizeof(T) == 4, int32_t, int64_t>
 template <class T>
 inline vec64_t<T> splat(T x) {
     vec64_t<T> v = {x};
-    return __builtin_shuffle(v, lane_index_t<T>{});
+    return __builtin_shuffle(v, typename LaneIndex<T>::type{});
 }
 
 // Sum of a vector's lanes by halving, in registers (a memcpy-based split made
