@@ -282,15 +282,18 @@ def rating_triples(data: Any, columns: tuple[str, str, str] | None = None) -> Ra
     if sp.issparse(data):
         if data.ndim != 2:
             raise ValueError(f"ratings matrix must be 2-D, got {data.ndim} dimensions.")
-        coo = sp.coo_matrix(data, copy=True)
-        coo.sum_duplicates()
-        values = _rating_values(coo.data, "ratings matrix values")
+        # CSR sums duplicates in linear time (COO's sum_duplicates sorts); canonical
+        # CSR, the common case, is read as it is.
+        csr = sp.csr_matrix(data) if data.format != "csr" else data
+        if not csr.has_canonical_format:
+            csr = csr.copy()  # never change the caller's matrix
+            csr.sum_duplicates()
+        values = _rating_values(csr.data, "ratings matrix values")
         if values.size == 0:
             raise ValueError("The ratings matrix has no stored entries: there is nothing to fit.")
-        return RatingTriples(
-            coo.row.astype(np.int64), coo.col.astype(np.int64), values,
-            (int(coo.shape[0]), int(coo.shape[1])),
-        )
+        rows = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
+        return RatingTriples(rows, csr.indices.astype(np.int64), values,
+                             (int(csr.shape[0]), int(csr.shape[1])))
     if hasattr(data, "columns") and hasattr(data, "iloc"):  # a pandas DataFrame
         if columns is not None and (not isinstance(columns, (tuple, list)) or len(columns) != 3):
             raise TypeError("columns must be a (user_column, item_column, rating_column) tuple.")
