@@ -129,12 +129,13 @@ class IdMap:
         if not missing.any():
             return self, inner
         new_ids, new_inner = _unique_inverse(values[missing])
-        if self.ids.dtype != new_ids.dtype:
-            dtype = np.result_type(self.ids.dtype, new_ids.dtype)
-            if dtype.kind not in "iufUS":
-                dtype = np.dtype(object)
-        else:
+        old_kind, new_kind = self.ids.dtype.kind, new_ids.dtype.kind
+        if self.ids.dtype == new_ids.dtype:
             dtype = self.ids.dtype
+        elif (old_kind in "iuf" and new_kind in "iuf") or (old_kind in "US" and new_kind in "US"):
+            dtype = np.result_type(self.ids.dtype, new_ids.dtype)
+        else:  # e.g. int ids joined by a string id: keep each id as it is
+            dtype = np.dtype(object)
         ids = np.concatenate([self.ids.astype(dtype), new_ids.astype(dtype)])
         inner = inner.copy()
         inner[missing] = new_inner + len(self)

@@ -324,6 +324,22 @@ def test_fold_in_solves_the_per_user_objective_and_serves_the_new_user():
     n = known.sum()
     np.testing.assert_allclose(q.T @ e, n * 0.02 * p, atol=1e-3)
     assert e.sum() == pytest.approx(n * 0.05 * model.user_bias_[row], abs=1e-3)
+    ids, _ = model.recommend(target, n=20)
+    assert not set(ids) & set(items[mine])
+
+
+def test_fold_in_new_user_non_negative():
+    users, items, values = low_rank(n_ratings=1500)
+    model = MatrixFactorization(n_factors=3, n_epochs=5, non_negative=True, seed=0)
+    model.fit((users, items, values))
+    assert model.user_factors_.min() >= 0 and model.item_factors_.min() >= 0
+    model.fold_in("new", items[:30], values[:30])
+    row = model._user_map.lookup(np.array(["new"], dtype=object))[0]
+    assert row == model.n_users_ - 1 and model.user_factors_[row].min() >= 0
+    assert model.user_factors_.ctypes.data % 64 == 0
+    pred = model.predict(["new"] * 30, items[:30])
+    baseline = model.predict([10**9] * 30, items[:30])  # unknown user: mu + b_i
+    assert np.mean((pred - values[:30]) ** 2) < np.mean((baseline - values[:30]) ** 2)
 
 
 def test_partial_fit_continues_training_and_adds_ids():

@@ -400,8 +400,8 @@ class MatrixFactorization:
                                                                            minimum=1)
         params["biased"] = self._biased
         data = V.rating_triples(ratings, columns)
-        user_ids = data.users if data.shape is None else data.users
-        user_map, users = self._user_map.extend(user_ids)
+        # Sparse input: its row and column numbers are the raw ids.
+        user_map, users = self._user_map.extend(data.users)
         item_map, items = self._item_map.extend(data.items)
         values = data.ratings.astype(params["dtype"])
         rng = np.random.default_rng([self.seed_, 3, self.epochs_trained_])
@@ -432,6 +432,8 @@ class MatrixFactorization:
                  matrix_size: int | None) -> tuple[IdMap, np.ndarray]:
         if declared is not None:
             declared = V.check_int(declared, size_name, minimum=1)
+            if declared > V.INT32_MAX:
+                raise ValueError(f"{size_name}={declared} exceeds the supported 2**31 - 1 ids.")
             V.check_index_range(raw, declared, name, size_name)
             return IdMap.range(declared), raw.astype(np.int32)
         if matrix_size is not None:  # sparse input: raw ids are the row / column numbers
@@ -703,9 +705,11 @@ class MatrixFactorization:
 
         Solves the SGD objective restricted to this user exactly (a ridge
         regression on the item factors, the penalties weighted by the number of
-        ratings as SGD applies them once per rating), so a new user is served
-        without retraining.  A known user's parameters are replaced.  Unknown
-        items are ignored; a user with no known item gets zero factors and bias.
+        ratings as SGD applies them once per rating; bounded least squares when
+        ``non_negative``), so a new user is served without retraining.  A known
+        user's parameters are replaced.  Unknown items are ignored; a user with
+        no known item gets zero factors and bias.  The items count as seen by
+        :meth:`recommend`.
 
         Parameters
         ----------
@@ -764,6 +768,10 @@ class MatrixFactorization:
             self._user_map = user_map
         self._P[row, :k] = factors
         self.user_bias_[row] = bias
+        # The folded-in ratings count as seen for recommend(exclude_seen=True).
+        self._train_users = np.concatenate([self._train_users, np.full(inner.size, row, np.int32)])
+        self._train_items = np.concatenate([self._train_items, inner.astype(np.int32)])
+        self._seen = None
         return self
 
     # -- persistence --------------------------------------------------------------------
