@@ -184,61 +184,117 @@ void shuffle_block(const SgdMfArgs<T>& a, int64_t block) {
     }
 }
 
-// SGD over one block in its stored order; returns the sum of squared errors.
-template <class T>
-double run_block(const SgdMfArgs<T>& a, int64_t block) {
+// p <- p (1 - lr reg) + lr err q ;  q <- q (1 - lr reg) + lr err p_old
+template <class T, bool kNonNegative>
+inline void update_rows(vec64_t<T>* __restrict p, vec64_t<T>* __restrict q, vec64_t<T> step,
+                        vec64_t<T> shrink, int64_t n_vec) {
+    const vec64_t<T> zero = {};
+    for (int64_t v = 0; v < n_vec; ++v) {
+        const vec64_t<T> pv = p[v], qv = q[v];
+        const vec64_t<T> np = pv * shrink + step * qv;
+        const vec64_t<T> nq = qv * shrink + step * pv;
+        if constexpr (kNonNegative) {
+            p[v] = np > zero ? np : zero;
+            q[v] = nq > zero ? nq : zero;
+        } else {
+            p[v] = np;
+            q[v] = nq;
+        }
+    }
+}
+
+// SGD over ratings [begin, end) in their stored order; returns the sum of squared
+// errors.  One rating's work is a long dependency chain (dot product, lane sum,
+// error, update), so two consecutive ratings with different users and different
+// items run as a pair whose chains interleave.  Neither reads what the other
+// writes, so the result is exactly that of visiting them one after the other.
+template <class T, bool kBiased, bool kNonNegative>
+double run_ratings(const SgdMfArgs<T>& a, int64_t begin, int64_t end) {
     using V = vec64_t<T>;
     constexpr int lanes = Vec64<T>::lanes;
     constexpr int64_t kAhead = 4;  // ratings between a row prefetch and its use
-    if (a.shuffle_seed >= 0) shuffle_block(a, block);
-
-    const int64_t begin = a.block_ptr[block], end = a.block_ptr[block + 1];
-    const int64_t n_vec = a.stride / lanes;
+    // Locals, so that stores through the factor pointers cannot force reloads.
+    const int32_t* __restrict users = a.users;
+    const int32_t* __restrict items = a.items;
+    const T* __restrict ratings = a.ratings;
+    T* const P = a.P;
+    T* const Q = a.Q;
+    T* const bu = a.bu;
+    T* const bi = a.bi;
+    const int64_t stride = a.stride, n_vec = a.stride / lanes;
     const T mu = static_cast<T>(a.mu);
     const T lr = static_cast<T>(a.lr), lr_b = static_cast<T>(a.lr_bias);
     const T reg_b = static_cast<T>(a.reg_bias);
-    const V zero = V{};
     const V shrink = splat<T>(T(1) - static_cast<T>(a.lr * a.reg));
     double sse = 0.0;
 
-    for (int64_t t = begin; t < end; ++t) {
-        if (t + kAhead < end) {
-            prefetch_row(a.P + static_cast<int64_t>(a.users[t + kAhead]) * a.stride, a.stride);
-            prefetch_row(a.Q + static_cast<int64_t>(a.items[t + kAhead]) * a.stride, a.stride);
+    int64_t t = begin;
+    while (t < end) {
+        for (int64_t ahead = t + kAhead; ahead < std::min(t + kAhead + 2, end); ++ahead) {
+            prefetch_row(P + static_cast<int64_t>(users[ahead]) * stride, stride);
+            prefetch_row(Q + static_cast<int64_t>(items[ahead]) * stride, stride);
         }
-        const int64_t u = a.users[t], i = a.items[t];
-        V* __restrict p = reinterpret_cast<V*>(a.P + u * a.stride);
-        V* __restrict q = reinterpret_cast<V*>(a.Q + i * a.stride);
-
-        const T dot = dot_rows<T>(p, q, n_vec);
+        const int64_t u0 = users[t], i0 = items[t];
+        V* __restrict p0 = reinterpret_cast<V*>(P + u0 * stride);
+        V* __restrict q0 = reinterpret_cast<V*>(Q + i0 * stride);
+        if (t + 1 < end && users[t + 1] != u0 && items[t + 1] != i0) {
+            const int64_t u1 = users[t + 1], i1 = items[t + 1];
+            V* __restrict p1 = reinterpret_cast<V*>(P + u1 * stride);
+            V* __restrict q1 = reinterpret_cast<V*>(Q + i1 * stride);
+            // the accumulation pattern of dot_rows, for both ratings at once
+            V a0 = {}, b0 = {}, a1 = {}, b1 = {};
+            int64_t v = 0;
+            for (; v + 1 < n_vec; v += 2) {
+                a0 += p0[v] * q0[v];
+                a1 += p1[v] * q1[v];
+                b0 += p0[v + 1] * q0[v + 1];
+                b1 += p1[v + 1] * q1[v + 1];
+            }
+            if (v < n_vec) {
+                a0 += p0[v] * q0[v];
+                a1 += p1[v] * q1[v];
+            }
+            const T base0 = kBiased ? (mu + bu[u0]) + bi[i0] : T(0);
+            const T base1 = kBiased ? (mu + bu[u1]) + bi[i1] : T(0);
+            const T err0 = ratings[t] - (base0 + hsum(a0 + b0));
+            const T err1 = ratings[t + 1] - (base1 + hsum(a1 + b1));
+            sse += static_cast<double>(err0) * static_cast<double>(err0);
+            sse += static_cast<double>(err1) * static_cast<double>(err1);
+            if constexpr (kBiased) {
+                bu[u0] += lr_b * (err0 - reg_b * bu[u0]);
+                bi[i0] += lr_b * (err0 - reg_b * bi[i0]);
+                bu[u1] += lr_b * (err1 - reg_b * bu[u1]);
+                bi[i1] += lr_b * (err1 - reg_b * bi[i1]);
+            }
+            update_rows<T, kNonNegative>(p0, q0, splat<T>(lr * err0), shrink, n_vec);
+            update_rows<T, kNonNegative>(p1, q1, splat<T>(lr * err1), shrink, n_vec);
+            t += 2;
+            continue;
+        }
         // (mu + b_u + b_i) + dot, the order every backend uses
-        const T base = a.biased ? (mu + a.bu[u]) + a.bi[i] : T(0);
-        const T err = a.ratings[t] - (base + dot);
+        const T base = kBiased ? (mu + bu[u0]) + bi[i0] : T(0);
+        const T err = ratings[t] - (base + dot_rows<T>(p0, q0, n_vec));
         sse += static_cast<double>(err) * static_cast<double>(err);
-
-        if (a.biased) {
-            a.bu[u] += lr_b * (err - reg_b * a.bu[u]);
-            a.bi[i] += lr_b * (err - reg_b * a.bi[i]);
+        if constexpr (kBiased) {
+            bu[u0] += lr_b * (err - reg_b * bu[u0]);
+            bi[i0] += lr_b * (err - reg_b * bi[i0]);
         }
-        // p <- p (1 - lr reg) + lr err q ;  q <- q (1 - lr reg) + lr err p_old
-        const V step = splat<T>(lr * err);
-        if (a.non_negative) {
-            for (int64_t v = 0; v < n_vec; ++v) {
-                const V pv = p[v], qv = q[v];
-                V np = pv * shrink + step * qv;
-                V nq = qv * shrink + step * pv;
-                p[v] = np > zero ? np : zero;
-                q[v] = nq > zero ? nq : zero;
-            }
-        } else {
-            for (int64_t v = 0; v < n_vec; ++v) {
-                const V pv = p[v], qv = q[v];
-                p[v] = pv * shrink + step * qv;
-                q[v] = qv * shrink + step * pv;
-            }
-        }
+        update_rows<T, kNonNegative>(p0, q0, splat<T>(lr * err), shrink, n_vec);
+        t += 1;
     }
     return sse;
+}
+
+// One block: shuffle (when asked), then SGD in the resulting order.
+template <class T>
+double run_block(const SgdMfArgs<T>& a, int64_t block) {
+    if (a.shuffle_seed >= 0) shuffle_block(a, block);
+    const int64_t begin = a.block_ptr[block], end = a.block_ptr[block + 1];
+    if (a.biased)
+        return a.non_negative ? run_ratings<T, true, true>(a, begin, end)
+                              : run_ratings<T, true, false>(a, begin, end);
+    return a.non_negative ? run_ratings<T, false, true>(a, begin, end)
+                          : run_ratings<T, false, false>(a, begin, end);
 }
 
 }  // namespace sgd_detail
