@@ -20,6 +20,12 @@ FORMAT_VERSION = 1
 # Grid side per thread: with two blocks per thread in every stratum, a thread that
 # drew a small block takes another one, which evens out power-law block sizes.
 BLOCKS_PER_THREAD = 2
+# A finer grid keeps the factor rows one block touches within about this many
+# bytes (a typical per-core L2), while every row still meets at least
+# MIN_BLOCK_REUSE ratings per block on average.  Measured on synthetic M (k=100,
+# 2 threads): sides 8-16 ran ~15-20% faster than 4.
+BLOCK_WORKING_SET = 1 << 20
+MIN_BLOCK_REUSE = 8
 _ALIGN = 64  # bytes: one cache line, one AVX-512 register
 
 
@@ -53,14 +59,27 @@ def aligned_zeros(rows: int, cols: int, dtype: np.dtype) -> np.ndarray:
     return raw[offset:offset + rows * cols * dtype.itemsize].view(dtype).reshape(rows, cols)
 
 
+def grid_side(n_users: int, n_items: int, nnz: int, n_threads: int, row_bytes: int = 0) -> int:
+    """Side of the users x items block grid (see BLOCK_WORKING_SET)."""
+    rows = n_users + n_items
+    side = -(-rows * row_bytes // BLOCK_WORKING_SET)
+    side = max(1, min(side, nnz // (MIN_BLOCK_REUSE * rows)))
+    if n_threads > 1:
+        side = max(side, BLOCKS_PER_THREAD * n_threads)
+        side = -(-side // n_threads) * n_threads  # whole rounds of blocks per stratum
+    return max(1, min(side, n_users, n_items))
+
+
 def make_grid(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, n_threads: int,
-              rng: np.random.Generator) -> tuple[int, np.ndarray, np.ndarray]:
+              rng: np.random.Generator, row_bytes: int = 0) -> tuple[int, np.ndarray, np.ndarray]:
     """Partition the ratings into a side x side grid of user groups x item groups.
 
     Users (items) are put in random order and cut into ``side`` groups of about
-    equal rating counts, so blocks are balanced even on power-law data.  One
-    thread gets a 1 x 1 grid: the epoch is then one block, visited in one
-    shuffled order that every backend reproduces.
+    equal rating counts, so blocks are balanced even on power-law data.  The
+    side comes from :func:`grid_side`: at least two blocks per thread in each
+    stratum, more when the factor rows (``row_bytes`` each) would not fit in a
+    core's cache.  Small data on one thread gets a 1 x 1 grid: the epoch is then
+    one block, visited in one shuffled order.
 
     Returns
     -------
@@ -70,7 +89,7 @@ def make_grid(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, 
     block_ptr : ndarray of int64, shape (side * side + 1,)
     """
     nnz = users.size
-    side = 1 if n_threads <= 1 else max(1, min(BLOCKS_PER_THREAD * n_threads, n_users, n_items))
+    side = grid_side(n_users, n_items, nnz, n_threads, row_bytes)
     if side == 1:
         return 1, np.arange(nnz, dtype=np.int64), np.array([0, nnz], dtype=np.int64)
 
@@ -480,7 +499,8 @@ class MatrixFactorization:
             raise ValueError("early_stopping needs validation data: pass fit(..., validation=...).")
 
         side, order, block_ptr = make_grid(users, items, len(user_map), len(item_map), n_threads,
-                                           np.random.default_rng([seed, 1, first_epoch]))
+                                           np.random.default_rng([seed, 1, first_epoch]),
+                                           row_bytes=state["P"].shape[1] * state["P"].itemsize)
         # Working copies grouped by block; the kernels shuffle them in place.
         work_users = np.ascontiguousarray(users[order], dtype=np.int32)
         work_items = np.ascontiguousarray(items[order], dtype=np.int32)
