@@ -18,6 +18,10 @@
 // so all backends visit the same order.  A negative shuffle_seed visits the
 // arrays exactly as given, which lets a caller impose any order.
 //
+// Within a block, two consecutive ratings that share neither user nor item run
+// as an interleaved pair (exactly the sequential result, more instruction-level
+// parallelism); factor rows a few ratings ahead are prefetched.
+//
 // Factor rows are `stride` elements long, stride a multiple of the 64-byte SIMD
 // width, and rows start 64-byte aligned.  The padding lanes hold zeros and stay
 // zero (every update is a linear combination of the two rows), so the kernel
