@@ -22,36 +22,6 @@ _TABLE_SLACK = 8
 _TABLE_ALLOWANCE = 1 << 20
 
 
-def as_id_array(values: Any, name: str) -> np.ndarray:
-    """``values`` as a 1-D array of ids; raises naming ``name`` on NaN or missing ids."""
-    if isinstance(values, np.ndarray):
-        array = values
-    else:
-        try:
-            array = np.asarray(values)
-        except ValueError:  # ragged sequences
-            array = None
-        if array is None or (array.ndim > 1 and len(values) > 0):
-            # a list of tuples is a list of tuple ids, not a 2-D array
-            array = np.empty(len(values), dtype=object)
-            array[:] = [tuple(v) if isinstance(v, list) else v for v in values]
-    if array.ndim == 0:
-        array = array.reshape(1)
-    if array.ndim != 1:
-        raise ValueError(f"{name} must be 1-D, got an array of shape {array.shape}.")
-    if array.dtype.kind == "f" and array.size and np.isnan(array).any():
-        raise ValueError(f"{name} contains NaN; every rating needs a user and an item id.")
-    if array.dtype == object and any(v is None for v in array):
-        raise ValueError(f"{name} contains None; every rating needs a user and an item id.")
-    if array.dtype.kind in "iu" and array.size and array.min() < 0:
-        position = int(np.argmax(array < 0))
-        raise ValueError(
-            f"{name} contains the negative id {array[position]} (position {position}). "
-            "Ids must be non-negative integers or labels such as strings."
-        )
-    return array
-
-
 def _sortable(array: np.ndarray) -> bool:
     return array.dtype.kind in "iufUSMmb"
 
@@ -143,25 +113,26 @@ class IdMap:
 
     def append(self, value: Any) -> tuple[IdMap, int]:
         """A map with one more id (or this map when it is known) and that id's index."""
-        extended, inner = self.extend(as_id_array([value], "user"))
+        ids = np.empty(1, dtype=object)
+        ids[0] = value
+        if isinstance(value, (int, np.integer, str, np.str_)):
+            ids = np.asarray([value])
+        extended, inner = self.extend(ids)
         return extended, int(inner[0])
 
-    def to_saveable(self, name: str) -> np.ndarray:
-        """The ids as an array that ``np.save`` writes without pickle."""
+    def to_saveable(self) -> np.ndarray | None:
+        """The ids as an array ``np.save`` writes without pickle, or None when impossible."""
         if self.ids.dtype != object:
             return self.ids
-        try:
-            kinds = {type(v) for v in self.ids}
-            if kinds <= {str}:
-                return self.ids.astype(str)
-            if all(issubclass(k, (int, np.integer)) for k in kinds):
+        kinds = {type(v) for v in self.ids}
+        if kinds <= {str, np.str_}:
+            return self.ids.astype(str)
+        if all(issubclass(k, (int, np.integer)) for k in kinds):
+            try:
                 return self.ids.astype(np.int64)
-        except (TypeError, ValueError, OverflowError):
-            pass
-        raise TypeError(
-            f"{name} ids of type {sorted(k.__name__ for k in kinds)} cannot be saved without "
-            "pickle. Map them to integers or strings before fit to use save()."
-        )
+            except OverflowError:
+                return None
+        return None
 
     # -- lookup structures, built on first use --------------------------------------
 

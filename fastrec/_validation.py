@@ -240,6 +240,47 @@ class RatingTriples:
     shape: tuple[int, int] | None  # (n_users, n_items) when ids are already indices
 
 
+def id_array(values: Any, name: str) -> np.ndarray:
+    """``values`` as a 1-D array of ids; raises naming ``name`` on NaN or missing ids."""
+    if isinstance(values, np.ndarray):
+        array = values
+    else:
+        try:
+            array = np.asarray(values)
+        except ValueError:  # ragged sequences
+            array = None
+        if array is None or (array.ndim > 1 and len(values) > 0):
+            # a list of tuples is a list of tuple ids, not a 2-D array
+            array = np.empty(len(values), dtype=object)
+            array[:] = [tuple(v) if isinstance(v, list) else v for v in values]
+    if array.ndim == 0:
+        array = array.reshape(1)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got an array of shape {array.shape}.")
+    if array.dtype.kind == "f" and array.size and np.isnan(array).any():
+        raise ValueError(f"{name} contains NaN; every rating needs a user and an item id.")
+    if array.dtype == object and any(v is None for v in array):
+        raise ValueError(f"{name} contains None; every rating needs a user and an item id.")
+    if array.dtype.kind in "iu" and array.size and array.min() < 0:
+        position = int(np.argmax(array < 0))
+        raise ValueError(
+            f"{name} contains the negative id {array[position]} (position {position}). "
+            "Ids must be non-negative integers or labels such as strings."
+        )
+    return array
+
+
+
+def saveable_ids(ids: np.ndarray | None, side: str) -> np.ndarray:
+    """Raise when id labels cannot be written to ``.npz`` without pickle."""
+    if ids is None:
+        raise TypeError(
+            f"The {side} ids are neither all integers nor all strings, so they cannot be saved "
+            "without pickle. Map them to integers or strings before fit to use save()."
+        )
+    return ids
+
+
 def _pick_column(frame: Any, given: str | None, candidates: tuple[str, ...], role: str) -> str:
     columns = list(frame.columns)
     if given is not None:
@@ -277,8 +318,6 @@ def rating_triples(data: Any, columns: tuple[str, str, str] | None = None) -> Ra
     a users x items scipy sparse matrix (every stored entry is a rating, explicit
     zeros included; duplicates are summed, as scipy does) or a pandas DataFrame.
     """
-    from fastrec._idmap import as_id_array
-
     if sp.issparse(data):
         if data.ndim != 2:
             raise ValueError(f"ratings matrix must be 2-D, got {data.ndim} dimensions.")
@@ -307,8 +346,8 @@ def rating_triples(data: Any, columns: tuple[str, str, str] | None = None) -> Ra
             "Pass ratings as a (user_ids, item_ids, ratings) tuple of 1-D arrays, a users x items "
             f"scipy sparse matrix or a pandas DataFrame; got {type(data).__name__}."
         )
-    users = as_id_array(data[0], "user_ids")
-    items = as_id_array(data[1], "item_ids")
+    users = id_array(data[0], "user_ids")
+    items = id_array(data[1], "item_ids")
     ratings = _rating_values(data[2], "ratings")
     if not users.size == items.size == ratings.size:
         raise ValueError(

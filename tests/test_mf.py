@@ -47,7 +47,7 @@ def kernel_problem(dtype, n_factors=5, seed=0, side=1):
         block_ptr = np.array([0, users.size], dtype=np.int64)
         schedule = np.zeros((1, 1), dtype=np.int64)
     else:
-        side, order, block_ptr = make_grid(users, items, n_users, n_items, side // 2, rng)
+        side, order, block_ptr, _, _ = make_grid(users, items, n_users, n_items, side // 2, rng)
         schedule = make_schedule(side, rng)
     return {
         "users": users[order].astype(np.int32), "items": items[order].astype(np.int32),
@@ -123,8 +123,19 @@ def test_kernel_result_does_not_depend_on_thread_count_for_a_fixed_grid(backend)
 
 def test_grid_blocks_share_no_user_or_item_within_a_stratum():
     users, items, _ = low_rank(n_ratings=2000)
-    side, order, ptr = make_grid(users, items, 120, 90, 2, np.random.default_rng(0))
+    side, order, ptr, user_order, item_order = make_grid(users, items, 120, 90, 2,
+                                                         np.random.default_rng(0))
     assert side == 4 and ptr[-1] == users.size
+    # each row group is one contiguous run of user_order (its rows are adjacent in
+    # training), so the runs of different groups do not overlap
+    user_rank = np.argsort(user_order)
+    runs = []
+    for r in range(side):
+        ranks = np.concatenate([user_rank[users[order][ptr[r * side + c]:ptr[r * side + c + 1]]]
+                                for c in range(side)])
+        runs.append((ranks.min(), ranks.max()))
+    runs.sort()
+    assert all(a[1] < b[0] for a, b in zip(runs, runs[1:]))
     np.testing.assert_array_equal(np.sort(order), np.arange(users.size))
     schedule = make_schedule(side, np.random.default_rng(1))
     np.testing.assert_array_equal(np.sort(schedule.ravel()), np.arange(side * side))
@@ -430,7 +441,7 @@ def test_save_refuses_ids_that_need_pickle(tmp_path):
     model = MatrixFactorization(n_factors=2, n_epochs=1, seed=0)
     model.fit((ids, np.array([0, 1, 2]), np.array([1.0, 2.0, 3.0])))
     assert model.predict([(3, 4)], [1]).shape == (1,)
-    with pytest.raises(TypeError, match="cannot be saved without pickle"):
+    with pytest.raises(TypeError, match="user ids are neither all integers nor all strings"):
         model.save(tmp_path / "m.npz")
 
 

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from fastrec import _runtime
 from fastrec import _validation as V
-from fastrec._idmap import IdMap, as_id_array
+from fastrec._idmap import IdMap
 from fastrec.mf import _reference
 
 FORMAT_NAME = "fastrec.MatrixFactorization"
@@ -71,7 +71,7 @@ def grid_side(n_users: int, n_items: int, nnz: int, n_threads: int, row_bytes: i
 
 
 def make_grid(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, n_threads: int,
-              rng: np.random.Generator, row_bytes: int = 0) -> tuple[int, np.ndarray, np.ndarray]:
+              rng: np.random.Generator, row_bytes: int = 0):
     """Partition the ratings into a side x side grid of user groups x item groups.
 
     Users (items) are put in random order and cut into ``side`` groups of about
@@ -87,27 +87,51 @@ def make_grid(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, 
     order : ndarray of int64, shape (nnz,)
         Permutation that groups the ratings by block (stable within a block).
     block_ptr : ndarray of int64, shape (side * side + 1,)
+    user_order, item_order : ndarray of int64, or None for a 1 x 1 grid
+        The users (items) in group order: each group is a contiguous run of
+        this array.  Training renumbers rows in this order, so that the biases
+        and factor rows of one group are contiguous in memory and two threads
+        never write to the same cache line.
     """
     nnz = users.size
     side = grid_side(n_users, n_items, nnz, n_threads, row_bytes)
     if side == 1:
-        return 1, np.arange(nnz, dtype=np.int64), np.array([0, nnz], dtype=np.int64)
+        return 1, np.arange(nnz, dtype=np.int64), np.array([0, nnz], dtype=np.int64), None, None
 
-    def groups(index: np.ndarray, n: int) -> np.ndarray:
+    def groups(index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         counts = np.bincount(index, minlength=n)
         perm = rng.permutation(n)
         start = np.cumsum(counts[perm]) - counts[perm]
         group = np.empty(n, dtype=np.int64)
         group[perm] = np.minimum(start * side // max(nnz, 1), side - 1)
-        return group
+        return group, perm  # groups are contiguous, in order, along perm
 
-    key = groups(users, n_users)[users] * side + groups(items, n_items)[items]
+    user_group, user_order = groups(users, n_users)
+    item_group, item_order = groups(items, n_items)
+    key = user_group[users] * side + item_group[items]
     # Small integer keys: numpy's stable argsort is a radix sort, linear in nnz.
     key = key.astype(np.uint16 if side * side <= np.iinfo(np.uint16).max else np.int64)
     order = np.argsort(key, kind="stable")
     block_ptr = np.zeros(side * side + 1, dtype=np.int64)
     np.cumsum(np.bincount(key, minlength=side * side), out=block_ptr[1:])
-    return side, order, block_ptr
+    return side, order, block_ptr, user_order, item_order
+
+
+def _rows_in_order(values: np.ndarray, row_order: np.ndarray) -> np.ndarray:
+    """``values[row_order]``, 64-byte aligned for 2-D factor matrices."""
+    if values.ndim == 1:
+        return values[row_order]
+    out = aligned_zeros(row_order.size, values.shape[1], values.dtype)
+    np.take(values, row_order, axis=0, out=out)
+    return out
+
+
+def _rank(row_order: np.ndarray) -> np.ndarray:
+    """Inverse permutation as int32, with a slot for -1 (unknown) mapping to -1."""
+    rank = np.empty(row_order.size + 1, dtype=np.int32)
+    rank[row_order] = np.arange(row_order.size, dtype=np.int32)
+    rank[-1] = -1
+    return rank
 
 
 def make_schedule(side: int, rng: np.random.Generator) -> np.ndarray:
@@ -498,13 +522,25 @@ class MatrixFactorization:
         if params["early_stopping"] is not None and valid is None:
             raise ValueError("early_stopping needs validation data: pass fit(..., validation=...).")
 
-        side, order, block_ptr = make_grid(users, items, len(user_map), len(item_map), n_threads,
-                                           np.random.default_rng([seed, 1, first_epoch]),
-                                           row_bytes=state["P"].shape[1] * state["P"].itemsize)
-        # Working copies grouped by block; the kernels shuffle them in place.
+        side, order, block_ptr, user_order, item_order = make_grid(
+            users, items, len(user_map), len(item_map), n_threads,
+            np.random.default_rng([seed, 1, first_epoch]),
+            row_bytes=state["P"].shape[1] * state["P"].itemsize)
+        # Working copies grouped by block; the kernels shuffle them in place.  With
+        # a grid, rows are renumbered in group order (see make_grid) for the epochs.
         work_users = np.ascontiguousarray(users[order], dtype=np.int32)
         work_items = np.ascontiguousarray(items[order], dtype=np.int32)
         work_values = np.ascontiguousarray(values[order])
+        final_state = state
+        if user_order is not None:
+            user_rank, item_rank = _rank(user_order), _rank(item_order)
+            work_users, work_items = user_rank[work_users], item_rank[work_items]
+            state = {"P": _rows_in_order(state["P"], user_order),
+                     "Q": _rows_in_order(state["Q"], item_order),
+                     "bu": _rows_in_order(state["bu"], user_order),
+                     "bi": _rows_in_order(state["bi"], item_order)}
+            if valid is not None:
+                valid = (user_rank[valid[0]], item_rank[valid[1]], valid[2])
         block_sse = np.zeros(side * side, dtype=np.float64)
         nnz = values.size
 
@@ -571,10 +607,12 @@ class MatrixFactorization:
                 progress.close()
         if best is not None and best[1] < epochs_run:
             for key, value in best[2].items():  # keep the best epoch's parameters
-                if key in ("P", "Q"):
-                    state[key][...] = value
-                else:
-                    state[key] = value
+                state[key][...] = value
+        if state is not final_state:  # back to the caller's row numbering
+            final_state["P"][user_order] = state["P"]
+            final_state["Q"][item_order] = state["Q"]
+            final_state["bu"][user_order] = state["bu"]
+            final_state["bi"][item_order] = state["bi"]
         return history, epochs_run
 
     # -- prediction ---------------------------------------------------------------------
@@ -611,8 +649,8 @@ class MatrixFactorization:
         V.check_fitted(self)
         scalar = np.ndim(users) == 0 and np.ndim(items) == 0
         clip = V.check_bool(self.clip if clip is None else clip, "clip")
-        user_ids = as_id_array(users, "users") if np.ndim(users) else np.asarray([users])
-        item_ids = as_id_array(items, "items") if np.ndim(items) else np.asarray([items])
+        user_ids = V.id_array(users, "users") if np.ndim(users) else np.asarray([users])
+        item_ids = V.id_array(items, "items") if np.ndim(items) else np.asarray([items])
         if user_ids.size != item_ids.size:
             if user_ids.size == 1:
                 user_ids = np.repeat(user_ids, item_ids.size)
@@ -673,12 +711,12 @@ class MatrixFactorization:
         n = V.check_int(n, "n", minimum=1)
         exclude_seen = V.check_bool(exclude_seen, "exclude_seen")
         single = np.ndim(users) == 0
-        raw_users = np.asarray([users]) if single else as_id_array(users, "users")
+        raw_users = np.asarray([users]) if single else V.id_array(users, "users")
         inner_u = self._user_map.lookup(raw_users)
         if items is None:
             candidates = np.arange(self.n_items_, dtype=np.int64)
         else:
-            found = self._item_map.lookup(as_id_array(items, "items"))
+            found = self._item_map.lookup(V.id_array(items, "items"))
             candidates = np.unique(found[found >= 0]).astype(np.int64)
         k = self._k
         Pk, Qk = self._P[:, :k], self._Q[candidates, :k]
@@ -744,7 +782,7 @@ class MatrixFactorization:
         self
         """
         V.check_fitted(self)
-        item_ids = as_id_array(items, "items")
+        item_ids = V.id_array(items, "items")
         values = np.asarray(V._rating_values(ratings, "ratings"), dtype=np.float64)
         if item_ids.size != values.size:
             raise ValueError(
@@ -810,8 +848,8 @@ class MatrixFactorization:
             format_version=np.array(FORMAT_VERSION),
             user_factors=self.user_factors_, item_factors=self.item_factors_,
             user_bias=self.user_bias_, item_bias=self.item_bias_,
-            user_ids=self._user_map.to_saveable("user"),
-            item_ids=self._item_map.to_saveable("item"),
+            user_ids=V.saveable_ids(self._user_map.to_saveable(), "user"),
+            item_ids=V.saveable_ids(self._item_map.to_saveable(), "item"),
             global_mean=np.array(self.global_mean_), biased=np.array(self._biased),
             rating_range=np.array(self.rating_range_), seed=np.array(self.seed_),
             epochs_trained=np.array(self.epochs_trained_),
