@@ -414,6 +414,12 @@ def test_save_load_round_trip(tmp_path):
     for a, b in zip(loaded.recommend(su[:4], n=5), model.recommend(su[:4], n=5)):
         np.testing.assert_array_equal(a, b)
     assert loaded.n_factors == 5 and loaded.rating_range_ == model.rating_range_
+    numba_model = MatrixFactorization.load(path, backend="numba", clip=False)
+    assert numba_model.backend == "numba" and numba_model.clip is False
+    np.testing.assert_allclose(numba_model.predict(su, items, clip=True), model.predict(su, items),
+                               rtol=1e-5)
+    numba_model.partial_fit((su, items, values), n_epochs=1)  # a loaded model trains on
+    assert numba_model.epochs_trained_ == 3
     assert loaded.user_factors_.ctypes.data % 64 == 0
 
 

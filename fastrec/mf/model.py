@@ -892,9 +892,10 @@ class MatrixFactorization:
             import ast
 
             params = ast.literal_eval(str(archive["params"]))
-            params.update(overrides)
             user_factors = archive["user_factors"]
-            model = cls(**params, dtype=user_factors.dtype, seed=int(archive["seed"]))
+            params.update(dtype=user_factors.dtype, seed=int(archive["seed"]))
+            params.update(overrides)
+            model = cls(**params)
             k = user_factors.shape[1]
             model._k = k
             model._P = aligned_zeros(user_factors.shape[0], padded_width(k, user_factors.dtype),
