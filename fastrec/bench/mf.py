@@ -133,13 +133,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="sizes Surprise runs on (default S,M: it needs minutes on L)")
     parser.add_argument("--accuracy", action="store_true",
                         help="run the MovieLens 100K accuracy comparison instead")
-    args, rest = parser.parse_known_args(argv)
-    if args.accuracy:
+    argv = list(argv) if argv is not None else None
+    if argv is not None and "--accuracy" in argv:
         from fastrec.bench import mf_accuracy
 
-        return mf_accuracy.main(rest)
-    if rest:
-        parser.error(f"unrecognised arguments: {' '.join(rest)}")
+        # every other option (--data, --threads, --seed, --no-peers) is the accuracy run's
+        return mf_accuracy.main([a for a in argv if a != "--accuracy"])
+    args = parser.parse_args(argv)
 
     from fastrec import MatrixFactorization
     from fastrec.datasets import make_benchmark_ratings
