@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -133,8 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="sizes Surprise runs on (default S,M: it needs minutes on L)")
     parser.add_argument("--accuracy", action="store_true",
                         help="run the MovieLens 100K accuracy comparison instead")
-    argv = list(argv) if argv is not None else None
-    if argv is not None and "--accuracy" in argv:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--accuracy" in argv:
         from fastrec.bench import mf_accuracy
 
         # every other option (--data, --threads, --seed, --no-peers) is the accuracy run's
