@@ -24,6 +24,8 @@ sources += sorted(glob("csrc/isa/*.cpp")) if is_x86 else ["csrc/isa/baseline.cpp
 ext = Pybind11Extension(
     "fastrec._cpp",
     sources,
+    # Kernels live in headers: list them so that editing one rebuilds the module.
+    depends=sorted(glob("csrc/include/fastrec/*.hpp") + glob("csrc/bindings/*.hpp")),
     include_dirs=["csrc/include"],
     cxx_std=17,
     extra_compile_args=["-O3", "-fopenmp", "-fno-math-errno", "-ffp-contract=fast", "-Wno-psabi"],

@@ -14,10 +14,12 @@ from fastrec._runtime import (
 )
 from fastrec._version import __version__
 from fastrec.cluster import KMeans
+from fastrec.mf import MatrixFactorization
 from fastrec.similarity import cosine_topk
 
 __all__ = [
     "KMeans",
+    "MatrixFactorization",
     "__version__",
     "available_backends",
     "cosine_topk",

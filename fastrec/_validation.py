@@ -347,9 +347,15 @@ def check_bool(value: Any, name: str) -> bool:
     return bool(value)
 
 
-def check_seed(seed: Any) -> int | None:
-    """``seed`` as None or a non-negative int."""
+def check_seed(seed: Any, *, draw: bool = False) -> int | None:
+    """``seed`` as a non-negative int, or None.
+
+    With ``draw=True`` a ``None`` seed becomes a fresh one from the OS entropy
+    pool, for code that must record the seed it used.
+    """
     if seed is None:
+        if draw:
+            return int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
         return None
     return check_int(seed, "seed", minimum=0)
 
@@ -370,3 +376,172 @@ def check_labels(labels: Any, n_samples: int) -> np.ndarray:
     if array.size and array.min() < 0:
         raise ValueError(f"labels must be >= 0, got {array.min()}.")
     return array.astype(np.int64)
+
+
+# --- matrix factorization ---
+
+_USER_COLUMNS = ("user", "user_id", "userId", "userID", "uid", "u")
+_ITEM_COLUMNS = ("item", "item_id", "itemId", "itemID", "movieId", "movie_id", "iid", "i")
+_RATING_COLUMNS = ("rating", "ratings", "score", "value", "r")
+
+
+def check_factor_dtype(dtype: Any) -> np.dtype:
+    """float32 or float64, the dtypes the factor kernels compute in."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(
+            f"dtype={dtype!r} is not a numpy dtype; use np.float32 or np.float64."
+        ) from exc
+    if resolved not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be np.float32 or np.float64, got {resolved}.")
+    return resolved
+
+
+def check_fitted(model: Any, attribute: str = "user_factors_") -> None:
+    """Raise a clear error when an estimator is used before ``fit``."""
+    if getattr(model, attribute, None) is None:
+        raise RuntimeError(
+            f"This {type(model).__name__} is not fitted yet. Call fit(...) before using it."
+        )
+
+
+@dataclass(frozen=True)
+class RatingTriples:
+    """Explicit ratings as three aligned arrays, the canonical form of every MF input."""
+
+    users: np.ndarray  # (n) raw user ids, or int64 row indices when shape is set
+    items: np.ndarray  # (n) raw item ids, or int64 column indices when shape is set
+    ratings: np.ndarray  # (n) float64 or float32, finite
+    shape: tuple[int, int] | None  # (n_users, n_items) when ids are already indices
+
+
+def id_array(values: Any, name: str) -> np.ndarray:
+    """``values`` as a 1-D array of ids; raises naming ``name`` on NaN or missing ids."""
+    if isinstance(values, np.ndarray):
+        array = values
+    else:
+        try:
+            array = np.asarray(values)
+        except ValueError:  # ragged sequences
+            array = None
+        if array is None or (array.ndim > 1 and len(values) > 0):
+            # a list of tuples is a list of tuple ids, not a 2-D array
+            array = np.empty(len(values), dtype=object)
+            array[:] = [tuple(v) if isinstance(v, list) else v for v in values]
+    if array.ndim == 0:
+        array = array.reshape(1)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got an array of shape {array.shape}.")
+    if array.dtype.kind == "f" and array.size and np.isnan(array).any():
+        raise ValueError(f"{name} contains NaN; every rating needs a user and an item id.")
+    if array.dtype == object and any(v is None for v in array):
+        raise ValueError(f"{name} contains None; every rating needs a user and an item id.")
+    if array.dtype.kind in "iu" and array.size and array.min() < 0:
+        position = int(np.argmax(array < 0))
+        raise ValueError(
+            f"{name} contains the negative id {array[position]} (position {position}). "
+            "Ids must be non-negative integers or labels such as strings."
+        )
+    return array
+
+
+
+def saveable_ids(ids: np.ndarray | None, side: str) -> np.ndarray:
+    """Raise when id labels cannot be written to ``.npz`` without pickle."""
+    if ids is None:
+        raise TypeError(
+            f"The {side} ids are neither all integers nor all strings, so they cannot be saved "
+            "without pickle. Map them to integers or strings before fit to use save()."
+        )
+    return ids
+
+
+def _pick_column(frame: Any, given: str | None, candidates: tuple[str, ...], role: str) -> str:
+    columns = list(frame.columns)
+    if given is not None:
+        if given not in columns:
+            raise ValueError(
+                f"columns: the {role} column {given!r} is not in the DataFrame {columns}."
+            )
+        return given
+    for name in candidates:
+        if name in columns:
+            return name
+    raise ValueError(
+        f"Could not find the {role} column of the DataFrame (columns {columns}). Name it one of "
+        f"{list(candidates[:3])} or pass columns=(user_column, item_column, rating_column)."
+    )
+
+
+def _rating_values(values: Any, name: str) -> np.ndarray:
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got an array of shape {array.shape}.")
+    if array.dtype == object or array.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} must hold numbers, got dtype {array.dtype}. Convert it, e.g. "
+            f"{name}.astype(np.float32)."
+        )
+    check_finite(array, name)
+    return array
+
+
+def rating_triples(data: Any, columns: tuple[str, str, str] | None = None) -> RatingTriples:
+    """Read MF training data into :class:`RatingTriples`, or raise a clear error.
+
+    Accepts a ``(user_ids, item_ids, ratings)`` tuple of equal-length 1-D arrays,
+    a users x items scipy sparse matrix (every stored entry is a rating, explicit
+    zeros included; duplicates are summed, as scipy does) or a pandas DataFrame.
+    """
+    if sp.issparse(data):
+        if data.ndim != 2:
+            raise ValueError(f"ratings matrix must be 2-D, got {data.ndim} dimensions.")
+        # CSR sums duplicates in linear time (COO's sum_duplicates sorts); canonical
+        # CSR, the common case, is read as it is.
+        csr = sp.csr_matrix(data) if data.format != "csr" else data
+        if not csr.has_canonical_format:
+            csr = csr.copy()  # never change the caller's matrix
+            csr.sum_duplicates()
+        values = _rating_values(csr.data, "ratings matrix values")
+        if values.size == 0:
+            raise ValueError("The ratings matrix has no stored entries: there is nothing to fit.")
+        rows = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
+        return RatingTriples(rows, csr.indices.astype(np.int64), values,
+                             (int(csr.shape[0]), int(csr.shape[1])))
+    if hasattr(data, "columns") and hasattr(data, "iloc"):  # a pandas DataFrame
+        if columns is not None and (not isinstance(columns, (tuple, list)) or len(columns) != 3):
+            raise TypeError("columns must be a (user_column, item_column, rating_column) tuple.")
+        given = tuple(columns) if columns is not None else (None, None, None)
+        user_col = _pick_column(data, given[0], _USER_COLUMNS, "user")
+        item_col = _pick_column(data, given[1], _ITEM_COLUMNS, "item")
+        rating_col = _pick_column(data, given[2], _RATING_COLUMNS, "rating")
+        data = (data[user_col].to_numpy(), data[item_col].to_numpy(), data[rating_col].to_numpy())
+    if not isinstance(data, (tuple, list)) or len(data) != 3:
+        raise TypeError(
+            "Pass ratings as a (user_ids, item_ids, ratings) tuple of 1-D arrays, a users x items "
+            f"scipy sparse matrix or a pandas DataFrame; got {type(data).__name__}."
+        )
+    users = id_array(data[0], "user_ids")
+    items = id_array(data[1], "item_ids")
+    ratings = _rating_values(data[2], "ratings")
+    if not users.size == items.size == ratings.size:
+        raise ValueError(
+            f"user_ids, item_ids and ratings must have the same length, got {users.size}, "
+            f"{items.size} and {ratings.size}."
+        )
+    if ratings.size == 0:
+        raise ValueError("No ratings given (empty arrays): there is nothing to fit.")
+    return RatingTriples(users, items, ratings, None)
+
+
+def check_index_range(indices: np.ndarray, n: int, name: str, size_name: str) -> None:
+    """Raise if integer ``indices`` fall outside ``[0, n)``."""
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"{name} must be integers when {size_name} is given, got {indices.dtype}.")
+    if indices.size and (indices.min() < 0 or indices.max() >= n):
+        bad = indices[(indices < 0) | (indices >= n)][0]
+        raise ValueError(
+            f"{name} contains {bad}, outside [0, {size_name}={n}). Raise {size_name} or leave it "
+            "as None to map raw ids automatically."
+        )

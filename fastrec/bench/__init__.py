@@ -7,4 +7,5 @@ exposes ``main(argv) -> int``.  Peers that are not installed are skipped.
 BENCHMARKS = {
     "cosine": "fastrec.bench.cosine",
     "kmeans": "fastrec.bench.kmeans",
+    "mf": "fastrec.bench.mf",
 }

@@ -4,6 +4,7 @@
 
 #include "fastrec/cosine.hpp"
 #include "fastrec/kmeans.hpp"
+#include "fastrec/sgd_mf.hpp"
 
 #ifdef FASTREC_ISA_NS
 namespace fastrec {
@@ -22,6 +23,10 @@ template void kmeans_assign_csr<double, int32_t>(const KMeansCsrArgs<double, int
 template void kmeans_assign_csr<double, int64_t>(const KMeansCsrArgs<double, int64_t>&);
 template void sqdist_dense<float>(const SqDistArgs<float>&);
 template void sqdist_dense<double>(const SqDistArgs<double>&);
+template void sgd_mf_epoch<float>(const SgdMfArgs<float>&);
+template void sgd_mf_epoch<double>(const SgdMfArgs<double>&);
+template void mf_predict<float>(const MfPredictArgs<float>&);
+template void mf_predict<double>(const MfPredictArgs<double>&);
 
 }  // namespace FASTREC_ISA_NS
 }  // namespace fastrec

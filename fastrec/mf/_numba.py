@@ -1,0 +1,158 @@
+"""Numba SGD matrix factorization: the algorithm of csrc/include/fastrec/sgd_mf.hpp.
+
+The strata of the schedule run one after another; the blocks of a stratum share
+no user and no item, so ``prange`` runs them in parallel without locks and the
+model does not depend on which thread ran which block.  The shuffle generator is
+the same splitmix64 stream as the C++ kernel, so all backends visit ratings in
+the same order.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from fastrec._runtime import NUMBA_KERNEL_OPTIONS
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_C1 = np.uint64(0xBF58476D1CE4E5B9)
+_C2 = np.uint64(0x94D049BB133111EB)
+_S27, _S30, _S31, _S32 = np.uint64(27), np.uint64(30), np.uint64(31), np.uint64(32)
+
+
+@nb.njit(**NUMBA_KERNEL_OPTIONS)
+def _mix(z):
+    z = (z ^ (z >> _S30)) * _C1
+    z = (z ^ (z >> _S27)) * _C2
+    return z ^ (z >> _S31)
+
+
+@nb.njit(**NUMBA_KERNEL_OPTIONS)
+def _cast(value, like):
+    return np.full(1, value, dtype=like.dtype)[0]
+
+
+@nb.njit(**NUMBA_KERNEL_OPTIONS)
+def _shuffle_block(users, items, ratings, begin, end, seed, block):
+    state = _mix(np.uint64(seed) + np.uint64(block + 1) * _GOLDEN)
+    for i in range(end - begin - 1, 0, -1):
+        state = state + _GOLDEN
+        z = _mix(state)
+        j = np.int64(((z >> _S32) * np.uint64(i + 1)) >> _S32)
+        a = begin + i
+        b = begin + j
+        users[a], users[b] = users[b], users[a]
+        items[a], items[b] = items[b], items[a]
+        ratings[a], ratings[b] = ratings[b], ratings[a]
+
+
+@nb.njit(**NUMBA_KERNEL_OPTIONS)
+def _run_block(users, items, ratings, begin, end, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias,
+               biased, non_negative):
+    stride = P.shape[1]
+    # Scalars in the factor dtype, rounded as the C++ kernel rounds them.
+    zero = _cast(0.0, P)
+    shrink = _cast(1.0, P) - _cast(lr * reg, P)
+    lr_t = _cast(lr, P)
+    lr_b = _cast(lr_bias, P)
+    reg_b = _cast(reg_bias, P)
+    mu_t = _cast(mu, P)
+    sse = 0.0
+    for t in range(begin, end):
+        u = users[t]
+        i = items[t]
+        p = P[u]
+        q = Q[i]
+        dot = zero
+        for f in range(stride):
+            dot += p[f] * q[f]
+        base = zero
+        if biased:
+            base = (mu_t + bu[u]) + bi[i]
+        err = ratings[t] - (base + dot)
+        sse += np.float64(err) * np.float64(err)
+        if biased:
+            bu[u] += lr_b * (err - reg_b * bu[u])
+            bi[i] += lr_b * (err - reg_b * bi[i])
+        step = lr_t * err
+        if non_negative:
+            for f in range(stride):
+                pf = p[f]
+                qf = q[f]
+                p[f] = max(pf * shrink + step * qf, zero)
+                q[f] = max(qf * shrink + step * pf, zero)
+        else:
+            for f in range(stride):
+                pf = p[f]
+                qf = q[f]
+                p[f] = pf * shrink + step * qf
+                q[f] = qf * shrink + step * pf
+    return sse
+
+
+@nb.njit(parallel=True, **NUMBA_KERNEL_OPTIONS)
+def sgd_mf_epoch(
+    users, items, ratings,  # INOUT (nnz) int32, int32, float: ratings grouped by block
+    block_ptr,  # IN  (n_blocks + 1) int64 block offsets
+    schedule,  # IN  (n_strata, width) int64 block ids, -1 = empty slot
+    P, Q,  # INOUT (n_users, stride), (n_items, stride) factors, zero padding
+    bu, bi,  # INOUT (n_users), (n_items) biases
+    mu, lr, reg, lr_bias, reg_bias,  # IN  floats
+    biased, non_negative, hogwild,  # IN  bools
+    shuffle_seed,  # IN  >= 0: shuffle every block first; < 0: visit as given
+    out_block_sse,  # OUT (n_blocks) float64 squared errors met during the epoch
+    n_threads,  # IN  threads (set by the caller through numba.set_num_threads)
+):
+    out_block_sse[:] = 0.0
+    n_strata, width = schedule.shape
+    if hogwild:
+        flat = schedule.reshape(-1)
+        for slot in nb.prange(flat.shape[0]):
+            block = flat[slot]
+            if block >= 0:
+                begin = block_ptr[block]
+                end = block_ptr[block + 1]
+                if shuffle_seed >= 0:
+                    _shuffle_block(users, items, ratings, begin, end, shuffle_seed, block)
+                out_block_sse[block] = _run_block(users, items, ratings, begin, end, P, Q, bu, bi,
+                                                  mu, lr, reg, lr_bias, reg_bias, biased,
+                                                  non_negative)
+        return
+    for s in range(n_strata):
+        for w in nb.prange(width):
+            block = schedule[s, w]
+            if block >= 0:
+                begin = block_ptr[block]
+                end = block_ptr[block + 1]
+                if shuffle_seed >= 0:
+                    _shuffle_block(users, items, ratings, begin, end, shuffle_seed, block)
+                out_block_sse[block] = _run_block(users, items, ratings, begin, end, P, Q, bu, bi,
+                                                  mu, lr, reg, lr_bias, reg_bias, biased,
+                                                  non_negative)
+
+
+@nb.njit(parallel=True, **NUMBA_KERNEL_OPTIONS)
+def mf_predict(
+    P, Q, bu, bi,  # IN  factors and biases
+    mu, biased,  # IN
+    users, items,  # IN  (n) int32 inner indices, -1 = unknown
+    out,  # OUT (n)
+    n_threads,  # IN  threads (set by the caller)
+):
+    stride = P.shape[1]
+    mu_t = _cast(mu, P)
+    for t in nb.prange(users.shape[0]):
+        u = users[t]
+        i = items[t]
+        value = mu_t
+        if biased:
+            if u >= 0:
+                value += bu[u]
+            if i >= 0:
+                value += bi[i]
+        if u >= 0 and i >= 0:
+            dot = _cast(0.0, P)
+            for f in range(stride):
+                dot += P[u, f] * Q[i, f]
+            value += dot
+        out[t] = value

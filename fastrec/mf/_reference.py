@@ -1,0 +1,110 @@
+"""numpy reference of the SGD matrix factorization kernels: plain per-rating loops.
+
+These define what the C++ (csrc/include/fastrec/sgd_mf.hpp) and Numba
+(``_numba.py``) kernels compute.  They are slow (Python-level loop per rating)
+and meant for tiny data and tests.  Arithmetic is done in the factor dtype, in the
+same order as the compiled kernels, so results agree within float rounding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_MASK = (1 << 64) - 1
+GOLDEN = 0x9E3779B97F4A7C15
+
+
+def _mix(z: int) -> int:
+    """splitmix64's finaliser on a Python int (64-bit wrap-around)."""
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
+    return z ^ (z >> 31)
+
+
+def block_state(seed: int, block: int) -> int:
+    """Generator state of one block for one epoch (same as ``sgd_rng::block_state``)."""
+    return _mix((seed + (block + 1) * GOLDEN) & _MASK)
+
+
+def shuffle_block(users, items, ratings, begin, end, seed, block):
+    """Fisher-Yates shuffle of ratings ``[begin, end)`` in place (INOUT arrays)."""
+    state = block_state(seed, block)
+    for i in range(end - begin - 1, 0, -1):
+        state = (state + GOLDEN) & _MASK
+        z = _mix(state)
+        j = ((z >> 32) * (i + 1)) >> 32
+        a, b = begin + i, begin + j
+        users[a], users[b] = users[b], users[a]
+        items[a], items[b] = items[b], items[a]
+        ratings[a], ratings[b] = ratings[b], ratings[a]
+
+
+def _run_block(users, items, ratings, begin, end, P, Q, bu, bi, mu, lr, reg, lr_bias,
+               reg_bias, biased, non_negative):
+    dtype = P.dtype.type
+    shrink = dtype(1) - dtype(lr * reg)  # as the kernels: 1 - (lr * reg) rounded once
+    lr, lr_bias, reg_bias, mu = dtype(lr), dtype(lr_bias), dtype(reg_bias), dtype(mu)
+    sse = 0.0
+    for t in range(begin, end):
+        u, i = users[t], items[t]
+        p, q = P[u].copy(), Q[i].copy()
+        base = (mu + bu[u]) + bi[i] if biased else dtype(0)
+        err = ratings[t] - (base + np.dot(p, q))
+        sse += float(err) * float(err)
+        if biased:
+            bu[u] += lr_bias * (err - reg_bias * bu[u])
+            bi[i] += lr_bias * (err - reg_bias * bi[i])
+        step = lr * err
+        new_p, new_q = p * shrink + step * q, q * shrink + step * p
+        if non_negative:
+            np.maximum(new_p, 0, out=new_p)
+            np.maximum(new_q, 0, out=new_q)
+        P[u], Q[i] = new_p, new_q
+    return sse
+
+
+def sgd_mf_epoch(
+    users, items, ratings,  # INOUT (nnz) int32, int32, float: ratings grouped by block
+    block_ptr,  # IN  (n_blocks + 1) int64 block offsets
+    schedule,  # IN  (n_strata, width) int64 block ids, -1 = empty slot
+    P, Q,  # INOUT (n_users, stride), (n_items, stride) factors, zero padding
+    bu, bi,  # INOUT (n_users), (n_items) biases
+    mu, lr, reg, lr_bias, reg_bias,  # IN  floats
+    biased, non_negative, hogwild,  # IN  bools (hogwild only changes threading)
+    shuffle_seed,  # IN  >= 0: shuffle every block first; < 0: visit as given
+    out_block_sse,  # OUT (n_blocks) float64 squared errors met during the epoch
+    n_threads,  # IN  unused: the reference runs serially in schedule order
+):
+    """One epoch of SGD, serially in schedule order (see sgd_mf.hpp for the contract)."""
+    out_block_sse[:] = 0.0
+    for block in np.asarray(schedule).reshape(-1):
+        block = int(block)
+        if block < 0:
+            continue
+        begin, end = int(block_ptr[block]), int(block_ptr[block + 1])
+        if shuffle_seed >= 0:
+            shuffle_block(users, items, ratings, begin, end, int(shuffle_seed), block)
+        out_block_sse[block] = _run_block(users, items, ratings, begin, end, P, Q, bu, bi, mu,
+                                          lr, reg, lr_bias, reg_bias, biased, non_negative)
+
+
+def mf_predict(
+    P, Q, bu, bi,  # IN  factors and biases
+    mu, biased,  # IN
+    users, items,  # IN  (n) int32 inner indices, -1 = unknown
+    out,  # OUT (n)
+    n_threads,  # IN  unused
+):
+    """r_hat for every pair; an unknown side contributes neither bias nor factors."""
+    dtype = P.dtype.type
+    for t in range(users.shape[0]):
+        u, i = int(users[t]), int(items[t])
+        value = dtype(mu)
+        if biased:
+            if u >= 0:
+                value += bu[u]
+            if i >= 0:
+                value += bi[i]
+        if u >= 0 and i >= 0:
+            value += np.dot(P[u], Q[i])
+        out[t] = value

@@ -1,0 +1,536 @@
+"""MatrixFactorization: kernels against the reference, determinism, accuracy, API, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import fastrec
+from fastrec import MatrixFactorization, _runtime
+from fastrec.mf import DivergenceError, _numba, _reference
+from fastrec.mf.model import aligned_zeros, make_grid, make_schedule, padded_width
+
+BACKENDS = list(_runtime.available_backends())
+COMPILED = [b for b in BACKENDS if b != "numpy"]
+
+
+def kernel(backend):
+    if backend == "cpp":
+        return _runtime._cpp.sgd_mf_epoch
+    return {"numba": _numba.sgd_mf_epoch, "numpy": _reference.sgd_mf_epoch}[backend]
+
+
+def low_rank(n_users=120, n_items=90, n_ratings=3000, rank=4, noise=0.1, seed=0):
+    """Continuous ratings mu + b_u + b_i + p.q + N(0, noise^2), ids as int arrays."""
+    rng = np.random.default_rng(seed)
+    keys = rng.choice(n_users * n_items, size=n_ratings, replace=False)
+    users, items = np.divmod(keys, n_items)
+    P = rng.normal(0, 0.6, (n_users, rank))
+    Q = rng.normal(0, 0.6, (n_items, rank))
+    bu, bi = rng.normal(0, 0.3, n_users), rng.normal(0, 0.3, n_items)
+    values = 3.0 + bu[users] + bi[items] + np.einsum("ij,ij->i", P[users], Q[items])
+    values += rng.normal(0, noise, n_ratings)
+    return users, items, values
+
+
+def kernel_problem(dtype, n_factors=5, seed=0, side=1):
+    users, items, values = low_rank(n_ratings=600, seed=seed)
+    n_users, n_items = users.max() + 1, items.max() + 1
+    rng = np.random.default_rng(seed)
+    stride = padded_width(n_factors, dtype)
+    P, Q = aligned_zeros(n_users, stride, dtype), aligned_zeros(n_items, stride, dtype)
+    P[:, :n_factors] = rng.normal(0, 0.1, (n_users, n_factors))
+    Q[:, :n_factors] = rng.normal(0, 0.1, (n_items, n_factors))
+    if side == 1:
+        order = rng.permutation(users.size)  # the visit order, made in Python
+        block_ptr = np.array([0, users.size], dtype=np.int64)
+        schedule = np.zeros((1, 1), dtype=np.int64)
+    else:
+        side, order, block_ptr, _, _ = make_grid(users, items, n_users, n_items, side // 2, rng)
+        schedule = make_schedule(side, rng)
+    return {
+        "users": users[order].astype(np.int32), "items": items[order].astype(np.int32),
+        "ratings": values[order].astype(dtype), "block_ptr": block_ptr, "schedule": schedule,
+        "P": P, "Q": Q, "bu": np.zeros(n_users, dtype), "bi": np.zeros(n_items, dtype),
+    }
+
+
+def run_kernel(backend, problem, *, epochs=3, shuffle_seed=-1, n_threads=1, biased=True,
+               non_negative=False, lr=0.02, reg=0.05):
+    state = {key: value.copy() for key, value in problem.items()}
+    for name in ("P", "Q"):  # copies must stay 64-byte aligned
+        aligned = aligned_zeros(*state[name].shape, state[name].dtype)
+        aligned[...] = state[name]
+        state[name] = aligned
+    sse = np.zeros(state["block_ptr"].size - 1)
+    total = []
+    with _runtime.kernel_threads(backend, n_threads):
+        for epoch in range(epochs):
+            seed = -1 if shuffle_seed < 0 else shuffle_seed + epoch
+            kernel(backend)(state["users"], state["items"], state["ratings"], state["block_ptr"],
+                            state["schedule"], state["P"], state["Q"], state["bu"], state["bi"],
+                            3.0 if biased else 0.0, lr, reg, lr / 2, reg, biased, non_negative,
+                            False, seed, sse, n_threads)
+            total.append(sse.sum())
+    state["sse"] = np.array(total)
+    return state
+
+
+# -- kernels ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("variant", [{}, {"biased": False}, {"non_negative": True}])
+def test_kernel_matches_reference_on_python_visit_order(backend, dtype, variant):
+    problem = kernel_problem(dtype)
+    expected = run_kernel("numpy", problem, **variant)
+    got = run_kernel(backend, problem, **variant)
+    rtol = 2e-4 if dtype == np.float32 else 1e-10
+    for key in ("P", "Q", "bu", "bi", "sse"):
+        np.testing.assert_allclose(got[key], expected[key], rtol=rtol, atol=rtol, err_msg=key)
+    np.testing.assert_array_equal(got["users"], problem["users"])  # no shuffle asked
+    if variant.get("non_negative"):
+        assert got["P"].min() >= 0 and got["Q"].min() >= 0
+    assert not got["P"][:, 5:].any(), "padding lanes must stay zero"
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+def test_kernel_shuffle_is_the_same_in_every_backend(backend):
+    problem = kernel_problem(np.float32, side=4)
+    expected = run_kernel("numpy", problem, epochs=2, shuffle_seed=11)
+    got = run_kernel(backend, problem, epochs=2, shuffle_seed=11)
+    for key in ("users", "items", "ratings"):
+        np.testing.assert_array_equal(got[key], expected[key])
+    assert not np.array_equal(got["users"], problem["users"])
+    # every block keeps its own ratings
+    ptr = problem["block_ptr"]
+    for b in range(ptr.size - 1):
+        block = slice(ptr[b], ptr[b + 1])
+        assert sorted(got["users"][block]) == sorted(problem["users"][block])
+    np.testing.assert_allclose(got["P"], expected["P"], rtol=2e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+def test_kernel_result_does_not_depend_on_thread_count_for_a_fixed_grid(backend):
+    problem = kernel_problem(np.float32, side=4)
+    one = run_kernel(backend, problem, shuffle_seed=3, n_threads=1)
+    two = run_kernel(backend, problem, shuffle_seed=3, n_threads=2)
+    for key in ("P", "Q", "bu", "bi", "sse"):
+        np.testing.assert_array_equal(one[key], two[key], err_msg=key)
+
+
+def test_grid_blocks_share_no_user_or_item_within_a_stratum():
+    users, items, _ = low_rank(n_ratings=2000)
+    side, order, ptr, user_order, item_order = make_grid(users, items, 120, 90, 2,
+                                                         np.random.default_rng(0))
+    assert side == 4 and ptr[-1] == users.size
+    # each row group is one contiguous run of user_order (its rows are adjacent in
+    # training), so the runs of different groups do not overlap
+    user_rank = np.argsort(user_order)
+    runs = []
+    for r in range(side):
+        ranks = np.concatenate([user_rank[users[order][ptr[r * side + c]:ptr[r * side + c + 1]]]
+                                for c in range(side)])
+        runs.append((ranks.min(), ranks.max()))
+    runs.sort()
+    assert all(a[1] < b[0] for a, b in zip(runs, runs[1:]))
+    np.testing.assert_array_equal(np.sort(order), np.arange(users.size))
+    schedule = make_schedule(side, np.random.default_rng(1))
+    np.testing.assert_array_equal(np.sort(schedule.ravel()), np.arange(side * side))
+    u, i = users[order], items[order]
+    for stratum in schedule:
+        seen_u, seen_i = set(), set()
+        for b in stratum:
+            bu, bi = set(u[ptr[b]:ptr[b + 1]]), set(i[ptr[b]:ptr[b + 1]])
+            assert not (bu & seen_u) and not (bi & seen_i)
+            seen_u |= bu
+            seen_i |= bi
+    sizes = np.diff(ptr)
+    assert sizes.max() < 3 * sizes.mean()  # balanced by rating counts
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_predict_kernel_fallbacks(backend):
+    model = MatrixFactorization(n_factors=3, n_epochs=2, seed=0, backend=backend)
+    users, items, values = low_rank(n_ratings=400)
+    model.fit((users, items, values))
+    u, i = int(users[0]), int(items[0])
+    mu = model.global_mean_
+    bu, bi = model.user_bias_[model._user_map.lookup(np.array([u]))[0]], \
+        model.item_bias_[model._item_map.lookup(np.array([i]))[0]]
+    got = model.predict([u, 10_000, u, 10_000], [i, i, 10_000, 10_000], clip=False)
+    full = mu + bu + bi + model.user_factors_[model._user_map.lookup(np.array([u]))[0]] @ \
+        model.item_factors_[model._item_map.lookup(np.array([i]))[0]]
+    np.testing.assert_allclose(got, [full, mu + bi, mu + bu, mu], rtol=1e-5)
+
+
+# -- estimator: backends, determinism ----------------------------------------------------
+
+
+def test_estimator_backends_agree_with_one_thread():
+    users, items, values = low_rank(n_ratings=800)
+    models = {b: MatrixFactorization(n_factors=4, n_epochs=3, seed=5, n_threads=1,
+                                     backend=b).fit((users, items, values)) for b in BACKENDS}
+    ref = models["numpy"]
+    for model in models.values():
+        np.testing.assert_allclose(model.user_factors_, ref.user_factors_, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(model.item_bias_, ref.item_bias_, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(model.history_["train_rmse"], ref.history_["train_rmse"],
+                                   rtol=1e-5)
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_same_seed_and_threads_give_a_bit_identical_model(backend, n_threads):
+    users, items, values = low_rank(n_ratings=1500)
+
+    def fit(seed):
+        return MatrixFactorization(n_factors=6, n_epochs=3, seed=seed, n_threads=n_threads,
+                                   backend=backend).fit((users, items, values))
+
+    a, b, c = fit(1), fit(1), fit(2)
+    np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
+    np.testing.assert_array_equal(a.item_factors_, b.item_factors_)
+    np.testing.assert_array_equal(a.user_bias_, b.user_bias_)
+    assert not np.array_equal(a.user_factors_, c.user_factors_)
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+def test_accuracy_reaches_the_noise_floor_on_low_rank_data(backend):
+    noise = 0.2
+    users, items, values = low_rank(n_users=300, n_items=200, n_ratings=24000, rank=3,
+                                    noise=noise, seed=1)
+    train, test = slice(0, 20000), slice(20000, None)
+    model = MatrixFactorization(n_factors=8, n_epochs=40, lr=0.01, reg=0.02, lr_bias=0.01,
+                                reg_bias=0.02, seed=0, n_threads=2, backend=backend, clip=False)
+    model.fit((users[train], items[train], values[train]),
+              validation=(users[test], items[test], values[test]))
+    rmse = np.sqrt(np.mean((model.predict(users[test], items[test]) - values[test]) ** 2))
+    biases_only = np.std(values[test] - model.global_mean_)
+    assert rmse < 1.35 * noise, rmse  # close to the noise floor
+    assert rmse < 0.4 * biases_only
+    assert model.history_["valid_rmse"][-1] == pytest.approx(rmse, rel=1e-4)
+    assert model.history_["train_rmse"][-1] < model.history_["train_rmse"][0]
+
+
+def test_hogwild_trains_to_similar_accuracy():
+    users, items, values = low_rank(n_ratings=3000, noise=0.2)
+    kw = dict(n_factors=6, n_epochs=30, lr=0.01, reg=0.02, seed=0, n_threads=2, backend="auto")
+    locked = MatrixFactorization(**kw).fit((users, items, values))
+    hog = MatrixFactorization(hogwild=True, **kw).fit((users, items, values))
+    assert hog.history_["train_rmse"][-1] == pytest.approx(locked.history_["train_rmse"][-1],
+                                                           rel=0.05)
+
+
+def test_float64_is_kept_and_unbiased_model_has_no_biases():
+    users, items, values = low_rank(n_ratings=500)
+    model = MatrixFactorization(n_factors=3, n_epochs=2, dtype=np.float64, biased=False,
+                                seed=0).fit((users, items, values))
+    assert model.user_factors_.dtype == np.float64
+    assert not model.user_bias_.any() and not model.item_bias_.any()
+    # an unknown side falls back to the global mean in an unbiased model
+    assert model.predict(10_000, int(items[0]), clip=False) == pytest.approx(model.global_mean_)
+
+
+# -- estimator: inputs, ids, predict, recommend ---------------------------------------
+
+
+def test_sparse_tuple_and_dataframe_inputs_give_the_same_model():
+    pd = pytest.importorskip("pandas")
+    users, items, values = low_rank(n_ratings=700)
+    R = sp.csr_matrix((values, (users, items)), shape=(120, 90))
+    kw = dict(n_factors=4, n_epochs=2, seed=3, n_threads=1)
+    from_tuple = MatrixFactorization(**kw).fit((users, items, values), n_users=120, n_items=90)
+    from_sparse = MatrixFactorization(**kw).fit(R)
+    frame = pd.DataFrame({"user_id": users, "item_id": items, "rating": values})
+    from_frame = MatrixFactorization(**kw).fit(frame, n_users=120, n_items=90)
+    # the sparse matrix stores ratings in another order, so compare to tolerance
+    np.testing.assert_allclose(from_sparse.predict(users, items), from_tuple.predict(users, items),
+                               atol=0.05)
+    np.testing.assert_array_equal(from_frame.user_factors_, from_tuple.user_factors_)
+
+
+def test_string_ids_and_caller_data_untouched():
+    users, items, values = low_rank(n_ratings=600)
+    su = np.array([f"user-{u}" for u in users])
+    si = np.array([f"item-{i}" for i in items], dtype=object)
+    values_before = values.copy()
+    model = MatrixFactorization(n_factors=3, n_epochs=2, seed=0).fit((su, si, values))
+    np.testing.assert_array_equal(values, values_before)
+    assert set(model.user_ids_) == set(su) and model.n_items_ == len(set(si))
+    pred = model.predict(su[:5], si[:5])
+    assert pred.shape == (5,) and np.isfinite(pred).all()
+    ids, scores = model.recommend(su[0], n=3)
+    assert ids.dtype == object and all(str(x).startswith("item-") for x in ids)
+
+
+def test_predict_clips_to_the_training_range_by_default():
+    users, items, values = low_rank(n_ratings=600)
+    model = MatrixFactorization(n_factors=3, n_epochs=2, seed=0).fit((users, items, values))
+    raw = model.predict(users, items, clip=False)
+    clipped = model.predict(users, items)
+    lo, hi = model.rating_range_
+    assert (lo, hi) == (values.min(), values.max())
+    np.testing.assert_allclose(clipped, np.clip(raw, lo, hi))
+
+
+def test_recommend_is_exact_best_first_and_excludes_seen():
+    users, items, values = low_rank(n_ratings=2000)
+    model = MatrixFactorization(n_factors=4, n_epochs=3, seed=0).fit((users, items, values))
+    u = int(users[0])
+    ids, scores = model.recommend(u, n=7)
+    row = model._user_map.lookup(np.array([u]))[0]
+    full = (model.global_mean_ + model.user_bias_[row] + model.item_bias_
+            + model.item_factors_ @ model.user_factors_[row])
+    seen = set(items[users == u])
+    candidates = [j for j in np.argsort(-full, kind="stable") if model.item_ids_[j] not in seen]
+    np.testing.assert_array_equal(ids, model.item_ids_[candidates[:7]])
+    np.testing.assert_allclose(scores, full[candidates[:7]], rtol=1e-5)
+    assert not seen & set(ids)
+    with_seen, _ = model.recommend(u, n=7, exclude_seen=False)
+    np.testing.assert_array_equal(with_seen, model.item_ids_[np.argsort(-full, kind="stable")[:7]])
+    batch_ids, batch_scores = model.recommend([u, 99_999], n=7)
+    assert batch_ids.shape == (2, 7)
+    np.testing.assert_array_equal(batch_ids[0], ids)
+    # an unknown user gets the items with the largest learnt biases
+    np.testing.assert_array_equal(batch_ids[1],
+                                  model.item_ids_[np.argsort(-model.item_bias_, kind="stable")[:7]])
+
+
+def test_recommend_restricted_candidates_and_padding():
+    users, items, values = low_rank(n_ratings=1000)
+    model = MatrixFactorization(n_factors=3, n_epochs=2, seed=0).fit((users, items, values))
+    u = int(users[0])
+    unseen = [j for j in model.item_ids_ if j not in set(items[users == u])][:3]
+    ids, scores = model.recommend(u, n=5, items=unseen + [123_456])
+    assert set(ids[:3]) == set(unseen)
+    np.testing.assert_array_equal(ids[3:], [-1, -1])
+    assert np.all(np.isneginf(scores[3:])) and np.all(np.diff(scores[:3]) <= 0)
+
+
+# -- fold-in, partial_fit, history, save/load -----------------------------------------
+
+
+def test_fold_in_solves_the_per_user_objective_and_serves_the_new_user():
+    users, items, values = low_rank(n_ratings=3000, noise=0.05)
+    target = int(users[0])
+    mine = users == target
+    model = MatrixFactorization(n_factors=4, n_epochs=30, lr=0.01, reg=0.02, reg_bias=0.05,
+                                seed=0, clip=False).fit((users[~mine], items[~mine], values[~mine]))
+    before = model.predict(np.full(mine.sum(), target), items[mine])
+    model.fold_in(target, items[mine], values[mine])
+    after = model.predict(np.full(mine.sum(), target), items[mine])
+    err_before = np.sqrt(np.mean((before - values[mine]) ** 2))
+    err_after = np.sqrt(np.mean((after - values[mine]) ** 2))
+    assert err_after < 0.5 * err_before
+    # stationary point of sum e^2 + n reg |p|^2 + n reg_bias b^2
+    row = model._user_map.lookup(np.array([target]))[0]
+    inner = model._item_map.lookup(items[mine])
+    known = inner >= 0
+    e = values[mine][known] - after[known]
+    q = model.item_factors_[inner[known]].astype(np.float64)
+    p = model.user_factors_[row].astype(np.float64)
+    n = known.sum()
+    np.testing.assert_allclose(q.T @ e, n * 0.02 * p, atol=1e-3)
+    assert e.sum() == pytest.approx(n * 0.05 * model.user_bias_[row], abs=1e-3)
+    ids, _ = model.recommend(target, n=20)
+    assert not set(ids) & set(items[mine])
+
+
+def test_fold_in_new_user_non_negative():
+    users, items, values = low_rank(n_ratings=1500)
+    model = MatrixFactorization(n_factors=3, n_epochs=5, non_negative=True, seed=0)
+    model.fit((users, items, values))
+    assert model.user_factors_.min() >= 0 and model.item_factors_.min() >= 0
+    model.fold_in("new", items[:30], values[:30])
+    row = model._user_map.lookup(np.array(["new"], dtype=object))[0]
+    assert row == model.n_users_ - 1 and model.user_factors_[row].min() >= 0
+    assert model.user_factors_.ctypes.data % 64 == 0
+    pred = model.predict(["new"] * 30, items[:30])
+    baseline = model.predict([10**9] * 30, items[:30])  # unknown user: mu + b_i
+    assert np.mean((pred - values[:30]) ** 2) < np.mean((baseline - values[:30]) ** 2)
+
+
+def test_partial_fit_continues_training_and_adds_ids():
+    users, items, values = low_rank(n_ratings=2000)
+    model = MatrixFactorization(n_factors=4, n_epochs=3, seed=0).fit((users, items, values))
+    n_users = model.n_users_
+    model.partial_fit((users, items, values), n_epochs=4)
+    assert model.epochs_trained_ == 7 and len(model.history_["train_rmse"]) == 7
+    assert model.history_["train_rmse"][-1] < model.history_["train_rmse"][2]
+    model.partial_fit((np.array([5000, 5000]), items[:2], values[:2]), n_epochs=1)
+    assert model.n_users_ == n_users + 1 and 5000 in set(model.user_ids_)
+
+
+def test_partial_fit_divergence_leaves_the_model_as_it_was():
+    users, items, values = low_rank(n_ratings=800)
+    model = MatrixFactorization(n_factors=4, n_epochs=2, seed=0).fit((users, items, values))
+    before = model.user_factors_.copy()
+    model.lr = 50.0
+    with pytest.raises(DivergenceError, match="lr=50.0.*reg"):
+        model.partial_fit((users, items, values * 1000), n_epochs=3)
+    np.testing.assert_array_equal(model.user_factors_, before)
+    assert model.epochs_trained_ == 2
+
+
+def test_divergence_raises_and_never_returns_a_nan_model():
+    users, items, values = low_rank(n_ratings=800)
+    model = MatrixFactorization(n_factors=4, n_epochs=5, lr=50.0, seed=0)
+    with pytest.raises(DivergenceError, match=r"lr=50\.0, reg=0\.09"):
+        model.fit((users, items, values * 100))
+    with pytest.raises(RuntimeError, match="not fitted"):
+        model.predict([0], [0])
+
+
+def test_early_stopping_keeps_the_best_epoch():
+    users, items, values = low_rank(n_ratings=3000, noise=0.3)
+    train, valid = slice(0, 2000), slice(2000, None)
+    model = MatrixFactorization(n_factors=20, n_epochs=60, lr=0.05, reg=0.0, reg_bias=0.0,
+                                seed=0, early_stopping=3, clip=False)
+    model.fit((users[train], items[train], values[train]),
+              validation=(users[valid], items[valid], values[valid]))
+    history = model.history_["valid_rmse"]
+    assert len(history) < 60  # overfitting without penalty stops early
+    rmse = np.sqrt(np.mean((model.predict(users[valid], items[valid]) - values[valid]) ** 2))
+    assert rmse == pytest.approx(min(history), rel=1e-4)
+
+
+def test_verbose_progress_bar(capsys):
+    users, items, values = low_rank(n_ratings=300)
+    MatrixFactorization(n_factors=2, n_epochs=2, seed=0, verbose=True).fit((users, items, values))
+    assert "train_rmse" in capsys.readouterr().err
+
+
+def test_save_load_round_trip(tmp_path):
+    users, items, values = low_rank(n_ratings=900)
+    su = np.array([f"u{u}" for u in users])
+    model = MatrixFactorization(n_factors=5, n_epochs=2, seed=0).fit((su, items, values))
+    path = tmp_path / "model.npz"
+    model.save(path)
+    loaded = MatrixFactorization.load(path)
+    np.testing.assert_array_equal(loaded.predict(su, items), model.predict(su, items))
+    for a, b in zip(loaded.recommend(su[:4], n=5), model.recommend(su[:4], n=5)):
+        np.testing.assert_array_equal(a, b)
+    assert loaded.n_factors == 5 and loaded.rating_range_ == model.rating_range_
+    numba_model = MatrixFactorization.load(path, backend="numba", clip=False)
+    assert numba_model.backend == "numba" and numba_model.clip is False
+    np.testing.assert_allclose(numba_model.predict(su, items, clip=True), model.predict(su, items),
+                               rtol=1e-5)
+    numba_model.partial_fit((su, items, values), n_epochs=1)  # a loaded model trains on
+    assert numba_model.epochs_trained_ == 3
+    assert loaded.user_factors_.ctypes.data % 64 == 0
+
+
+def test_load_rejects_foreign_and_newer_files(tmp_path):
+    np.savez(tmp_path / "other.npz", x=np.arange(3))
+    with pytest.raises(ValueError, match="not a saved fastrec MatrixFactorization"):
+        MatrixFactorization.load(tmp_path / "other.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip file")
+    with pytest.raises(ValueError, match="not a fastrec model file"):
+        MatrixFactorization.load(tmp_path / "junk.npz")
+    users, items, values = low_rank(n_ratings=300)
+    model = MatrixFactorization(n_factors=2, n_epochs=1, seed=0).fit((users, items, values))
+    model.save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz") as archive:
+        content = dict(archive)
+    content["format_version"] = np.array(99)
+    np.savez(tmp_path / "newer.npz", **content)
+    with pytest.raises(ValueError, match="format 99, newer"):
+        MatrixFactorization.load(tmp_path / "newer.npz")
+
+
+def test_save_refuses_ids_that_need_pickle(tmp_path):
+    ids = np.empty(3, dtype=object)
+    ids[:] = [(1, 2), (3, 4), (5, 6)]
+    model = MatrixFactorization(n_factors=2, n_epochs=1, seed=0)
+    model.fit((ids, np.array([0, 1, 2]), np.array([1.0, 2.0, 3.0])))
+    assert model.predict([(3, 4)], [1]).shape == (1,)
+    with pytest.raises(TypeError, match="user ids are neither all integers nor all strings"):
+        model.save(tmp_path / "m.npz")
+
+
+# -- bad input ---------------------------------------------------------------------------
+
+
+GOOD = (np.array([0, 1, 2]), np.array([0, 1, 1]), np.array([1.0, 2.0, 3.0]))
+
+
+@pytest.mark.parametrize("data, error, match", [
+    ((GOOD[0], GOOD[1], np.array([1.0, np.nan, 3.0])), ValueError, "ratings contains NaN"),
+    ((GOOD[0], GOOD[1], np.array([1.0, np.inf, 3.0])), ValueError, "ratings contains infinite"),
+    ((np.array([0, -1, 2]), GOOD[1], GOOD[2]), ValueError, "user_ids contains the negative id -1"),
+    ((GOOD[0], np.array([0.0, np.nan, 1.0]), GOOD[2]), ValueError, "item_ids contains NaN"),
+    ((GOOD[0], GOOD[1][:2], GOOD[2]), ValueError, "same length, got 3, 2 and 3"),
+    ((np.array([]), np.array([]), np.array([])), ValueError, "No ratings given"),
+    (sp.csr_matrix((3, 3)), ValueError, "no stored entries"),
+    ((GOOD[0], GOOD[1], np.array(["a", "b", "c"])), TypeError, "ratings must hold numbers"),
+    ([[0, 0, 1.0]], TypeError, r"\(user_ids, item_ids, ratings\) tuple"),
+    ("ratings.csv", TypeError, "got str"),
+])
+def test_bad_training_data(data, error, match):
+    with pytest.raises(error, match=match):
+        MatrixFactorization(n_epochs=1).fit(data)
+
+
+def test_out_of_range_ids_with_declared_sizes():
+    with pytest.raises(ValueError, match=r"user_ids contains 2, outside \[0, n_users=2\)"):
+        MatrixFactorization(n_epochs=1).fit(GOOD, n_users=2)
+    with pytest.raises(ValueError, match=r"item_ids contains the negative id -1"):
+        MatrixFactorization(n_epochs=1).fit((GOOD[0], np.array([0, -1, 1]), GOOD[2]), n_items=5)
+
+
+@pytest.mark.parametrize("params, error, match", [
+    ({"n_factors": 0}, ValueError, "n_factors must be >= 1"),
+    ({"n_factors": 2.5}, TypeError, "n_factors must be an integer"),
+    ({"lr": 0.0}, ValueError, "lr must be > 0"),
+    ({"lr": float("nan")}, ValueError, "lr must be finite"),
+    ({"reg": -0.1}, ValueError, "reg must be >= 0"),
+    ({"lr_bias": -1.0}, ValueError, "lr_bias must be > 0"),
+    ({"n_epochs": 0}, ValueError, "n_epochs must be >= 1"),
+    ({"dtype": np.int32}, TypeError, "dtype must be np.float32 or np.float64"),
+    ({"backend": "gpu"}, ValueError, "backend='gpu' is not one of"),
+    ({"n_threads": 0}, ValueError, "n_threads must be >= 1"),
+    ({"biased": "yes"}, TypeError, "biased must be True or False"),
+    ({"early_stopping": 2}, ValueError, "early_stopping needs validation data"),
+])
+def test_bad_parameters(params, error, match):
+    with pytest.raises(error, match=match):
+        MatrixFactorization(**{"n_epochs": 1, **params}).fit(GOOD)
+
+
+def test_dataframe_without_recognisable_columns():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"a": [1], "b": [2], "c": [3.0]})
+    with pytest.raises(ValueError, match="Could not find the user column"):
+        MatrixFactorization(n_epochs=1).fit(frame)
+    model = MatrixFactorization(n_epochs=1, n_factors=2).fit(frame, columns=("a", "b", "c"))
+    assert model.n_users_ == 1
+    with pytest.raises(ValueError, match="the user column 'x' is not in"):
+        MatrixFactorization(n_epochs=1).fit(frame, columns=("x", "b", "c"))
+
+
+def test_using_an_unfitted_model_is_a_clear_error():
+    model = MatrixFactorization()
+    for call in (lambda: model.predict([1], [1]), lambda: model.recommend(1),
+                 lambda: model.fold_in(1, [1], [1.0]), lambda: model.save("x.npz")):
+        with pytest.raises(RuntimeError, match="not fitted yet. Call fit"):
+            call()
+
+
+def test_predict_and_recommend_argument_errors():
+    model = MatrixFactorization(n_factors=2, n_epochs=1).fit(GOOD)
+    with pytest.raises(ValueError, match="same length, got 2 and 3"):
+        model.predict([0, 1], [0, 1, 1])
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        model.recommend(0, n=0)
+    with pytest.raises(ValueError, match="items and ratings must have the same length"):
+        model.fold_in(9, [0, 1], [1.0])
+    with pytest.raises(ValueError, match="ratings contains NaN"):
+        model.fold_in(9, [0], [np.nan])
+
+
+def test_public_export():
+    assert fastrec.MatrixFactorization is MatrixFactorization
+    assert "MatrixFactorization" in fastrec.__all__
