@@ -28,7 +28,7 @@ from fastrec._numba_helpers import (
 from fastrec._runtime import NUMBA_STRICT_OPTIONS
 
 LANES = LANE_WIDTH  # rows per vector group (row_axpy16 updates 16 lanes at once)
-VECTOR_WORK_RATIO = 0.5  # see kVectorWorkRatio in cosine.hpp
+VECTOR_WORK_RATIO = 1.0  # see kVectorWorkRatio in cosine.hpp
 
 
 @nb.njit(**NUMBA_STRICT_OPTIONS)
@@ -199,20 +199,22 @@ def _vector_group(rows, n_lanes, first_label, lane_norm, lane_inv, x_indptr, x_i
                     symmetric, out_indices, out_scores, out_counts, locks, thresholds)
 
 
-@nb.njit(**NUMBA_STRICT_OPTIONS)
-def _relabel_candidates(x_indptr, x_indices, x_data, yt_indptr, order):
-    """Y^T with each column relabelled by its rank in ``order`` (rows stay sorted)."""
+@nb.njit(parallel=True, **NUMBA_STRICT_OPTIONS)
+def _relabel_candidates(yt_indptr, yt_indices, yt_data, order):
+    """Y^T with each column relabelled by its rank in ``order``, rows sorted by label."""
+    m = order.shape[0]
+    rank = np.empty(m, dtype=yt_indices.dtype)
+    for t in range(m):
+        rank[order[t]] = t
     nnz = yt_indptr[yt_indptr.shape[0] - 1]
-    indices = np.empty(nnz, dtype=x_indices.dtype)
-    data = np.empty(nnz, dtype=x_data.dtype)
-    fill = yt_indptr[:-1].copy()
-    for r in range(order.shape[0]):
-        row = order[r]
-        for p in range(x_indptr[row], x_indptr[row + 1]):
-            f = x_indices[p]
-            indices[fill[f]] = r
-            data[fill[f]] = x_data[p]
-            fill[f] += 1
+    indices = np.empty(nnz, dtype=yt_indices.dtype)
+    data = np.empty(nnz, dtype=yt_data.dtype)
+    for f in nb.prange(yt_indptr.shape[0] - 1):
+        begin, end = yt_indptr[f], yt_indptr[f + 1]
+        labels = rank[yt_indices[begin:end]]
+        by_label = np.argsort(labels)  # labels in a row are distinct: any sort is stable
+        indices[begin:end] = labels[by_label]
+        data[begin:end] = yt_data[begin:end][by_label]
     return indices, data
 
 
@@ -269,7 +271,7 @@ def cosine_topk(
         if norm > 0:
             label_inv[t] = 1.0 / norm
     if symmetric:
-        cand_indices, cand_data = _relabel_candidates(x_indptr, x_indices, x_data, yt_indptr, order)
+        cand_indices, cand_data = _relabel_candidates(yt_indptr, yt_indices, yt_data, order)
         out_counts[:] = 0
     else:
         cand_indices, cand_data = yt_indices, yt_data

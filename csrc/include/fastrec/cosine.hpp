@@ -60,10 +60,11 @@ namespace FASTREC_ISA_NS {
 namespace cosine_detail {
 
 // A group takes the vector path when its union of features (plus one pass over
-// the columns) costs at most this fraction of the scalar path's per-row work.
-// A vector update moves a full cache line where a scalar update moves one
-// element, so it must do well over one row's work to pay off.
-constexpr double kVectorWorkRatio = 0.5;
+// the labels) costs at most this fraction of the scalar path's per-row work.
+// A vector update moves a cache line where a scalar update moves one element,
+// but it has no branch and no touched-list bookkeeping; measured on 10M
+// power-law ratings (2 threads), 1.0 beat 0.5 by 15% and 0.35 by 35%.
+constexpr double kVectorWorkRatio = 1.0;
 
 // Euclidean norm of every row of Y, read from its transpose (features ascending,
 // the order row_norm sums in).
@@ -512,14 +513,31 @@ void cosine_topk(const CosineTopkArgs<T, I>& args) {
         label_inv[t] = norm > 0 ? static_cast<T>(1.0 / norm) : T(0);
     }
     if (symmetric) {
-        // Y^T with each column relabelled by its rank in `order`: the transpose
-        // of X's rows taken in that order (X's rows are Y's rows).
+        // Y^T with each column relabelled by its rank in `order`, each row then
+        // sorted by label.  (Transposing X's rows in rank order gives the same
+        // matrix, but scatters into one stream per feature, which is slower.)
         const int64_t nnz = yt.indptr[yt.n_rows];
-        std::vector<int64_t> cand_indptr(d + 1);
+        std::vector<I> rank(m);
+        for (int64_t t = 0; t < m; ++t) rank[order[t]] = static_cast<I>(t);
         cand_indices.resize(nnz);
         cand_data.resize(nnz);
-        csr_transpose(x, order.data(), m, cand_indptr.data(), cand_indices.data(), cand_data.data(),
-                      args.n_threads);
+#pragma omp parallel num_threads(args.n_threads)
+        {
+            std::vector<std::pair<I, T>> row;
+#pragma omp for schedule(dynamic, 256)
+            for (int64_t f = 0; f < d; ++f) {
+                row.clear();
+                for (int64_t q = yt.indptr[f]; q < yt.indptr[f + 1]; ++q)
+                    row.emplace_back(rank[yt.indices[q]], yt.data[q]);
+                std::sort(row.begin(), row.end(),
+                          [](const std::pair<I, T>& a, const std::pair<I, T>& b) { return a.first < b.first; });
+                int64_t q = yt.indptr[f];
+                for (const auto& [label, value] : row) {
+                    cand_indices[q] = label;
+                    cand_data[q++] = value;
+                }
+            }
+        }
         cand.indices = cand_indices.data();
         cand.data = cand_data.data();
         shared.reset(new SharedHeaps<T, I>(args.out_scores, args.out_indices, args.out_counts, m, args.k, capacity));
