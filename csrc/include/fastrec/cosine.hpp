@@ -169,16 +169,18 @@ struct Scratch {
     AlignedBuffer<T> tile_rows;           // (d x lanes) vector path: the group's rows, lazily
     AlignedBuffer<I> union_features;      // (d) vector path: the group's features, lazily
     AlignedBuffer<int64_t> union_cursor;  // (d) vector path: where each feature's candidates start
+    AlignedBuffer<int64_t> feature_cursor;  // (d) symmetric mode: see Problem::first_candidate
     AlignedBuffer<uint64_t> feature_bits; // (d / 64) the group's features as a bit set
     AlignedBuffer<T> heap_scores;         // (lanes x k)
     AlignedBuffer<I> heap_indices;        // (lanes x k)
     int32_t current = 0;
 
     Scratch(int64_t m, int64_t d, int64_t k)
-        : stamp(m), touched(m), acc(m), feature_bits((d + 63) / 64),
+        : stamp(m), touched(m), acc(m), feature_bits((d + 63) / 64), feature_cursor(d),
           heap_scores(lanes * k), heap_indices(lanes * k) {
         stamp.zero();
         feature_bits.zero();
+        std::fill(feature_cursor.data(), feature_cursor.data() + d, int64_t(-1));
     }
 
     // A fresh stamp value; stamps make clearing the accumulator unnecessary.
@@ -216,9 +218,8 @@ struct Problem {
     bool symmetric() const { return shared != nullptr; }
     int64_t column(int64_t label) const { return label_col ? label_col[label] : label; }
     // First position of cand row f whose label is >= first_label.  Branch-free
-    // binary search: the loop runs log2(length) steps whatever the data, so it
-    // costs no mispredictions when called for every feature of a group.
-    int64_t first_candidate(int64_t f, int64_t first_label) const {
+    // binary search: log2(length) steps whatever the data.
+    int64_t search_candidate(int64_t f, int64_t first_label) const {
         int64_t base = cand.indptr[f];
         int64_t length = cand.indptr[f + 1] - base;
         if (first_label <= 0 || length == 0) return base;
@@ -229,6 +230,26 @@ struct Problem {
             length -= half;
         }
         return base + (cand.indices[base] < target ? 1 : 0);
+    }
+
+    // The same position, found from where this thread's previous search on row f
+    // ended (cursor[f], -1 when none).  Each thread sees its groups in rising
+    // label order, so the cursor usually moves forward by a few entries: one
+    // cache line instead of a binary search's chain of misses into Y^T.
+    int64_t first_candidate(int64_t f, int64_t first_label, int64_t* cursor) const {
+        if (first_label <= 0) return cand.indptr[f];
+        const int64_t begin = cand.indptr[f], end = cand.indptr[f + 1];
+        int64_t pos = cursor[f];
+        const I target = static_cast<I>(first_label);
+        if (pos < begin || (pos > begin && cand.indices[pos - 1] >= target)) {
+            pos = search_candidate(f, first_label);  // first visit, or moving back
+        } else {
+            int64_t steps = 0;
+            while (pos < end && cand.indices[pos] < target && ++steps <= 16) ++pos;
+            if (steps > 16) pos = search_candidate(f, first_label);  // a long way ahead
+        }
+        cursor[f] = pos;
+        return pos;
     }
 };
 
@@ -266,7 +287,8 @@ void scalar_row(const Problem<T, I>& pb, Scratch<T, I>& s, int64_t row, int64_t 
     for (int64_t p = x.indptr[row]; p < x.indptr[row + 1]; ++p) {
         const I f = x.indices[p];
         const T xv = x.data[p];
-        for (int64_t q = pb.first_candidate(f, label), end = cand.indptr[f + 1]; q < end; ++q) {
+        const int64_t first = pb.first_candidate(f, label, s.feature_cursor.data());
+        for (int64_t q = first, end = cand.indptr[f + 1]; q < end; ++q) {
             const I t = cand.indices[q];
             const T prod = xv * cand.data[q];
             if (mark[t] != stamp) {
@@ -329,7 +351,7 @@ void vector_group(const Problem<T, I>& pb, Scratch<T, I>& s, const int64_t* rows
         for (uint64_t word = bits[w]; word != 0; word &= word - 1) {
             const int64_t f = w * 64 + __builtin_ctzll(word);
             feature_list[n_union] = static_cast<I>(f);
-            cursor[n_union++] = pb.first_candidate(f, label_begin);
+            cursor[n_union++] = pb.first_candidate(f, label_begin, s.feature_cursor.data());
             tile_rows[f] = zero;
         }
         bits[w] = 0;
