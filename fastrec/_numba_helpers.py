@@ -90,39 +90,44 @@ from numba.core import cgutils, types  # noqa: E402
 from numba.extending import intrinsic  # noqa: E402
 
 
+def _is_int32_array(array) -> bool:
+    return isinstance(array, types.Array) and array.dtype == types.int32
+
+
+def _int32_slot(context, builder, signature, args):
+    """Pointer to array[index] and ``value`` as int32, for the two lock intrinsics."""
+    array_type, index_type, value_type = signature.args
+    ary = context.make_array(array_type)(context, builder, args[0])
+    index = context.cast(builder, args[1], index_type, types.intp)
+    ptr = cgutils.get_item_pointer(context, builder, array_type, ary, [index])
+    return ptr, context.cast(builder, args[2], value_type, types.int32)
+
+
 @intrinsic
 def _exchange_acquire(typingctx, array, index, value):
     """Atomically store ``value`` at ``array[index]`` (int32) and return the old value."""
-    if not (isinstance(array, types.Array) and array.dtype == types.int32):
+    if not _is_int32_array(array):
         return None
-    sig = types.int32(array, index, value)
 
     def codegen(context, builder, signature, args):
-        array_type = signature.args[0]
-        ary = context.make_array(array_type)(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, array_type, ary, [args[1]])
-        new = context.cast(builder, args[2], signature.args[2], types.int32)
+        ptr, new = _int32_slot(context, builder, signature, args)
         return builder.atomic_rmw("xchg", ptr, new, "acquire")
 
-    return sig, codegen
+    return types.int32(array, index, value), codegen
 
 
 @intrinsic
 def _store_release(typingctx, array, index, value):
     """Atomically store ``value`` at ``array[index]`` (int32) with release ordering."""
-    if not (isinstance(array, types.Array) and array.dtype == types.int32):
+    if not _is_int32_array(array):
         return None
-    sig = types.void(array, index, value)
 
     def codegen(context, builder, signature, args):
-        array_type = signature.args[0]
-        ary = context.make_array(array_type)(context, builder, args[0])
-        ptr = cgutils.get_item_pointer(context, builder, array_type, ary, [args[1]])
-        new = context.cast(builder, args[2], signature.args[2], types.int32)
+        ptr, new = _int32_slot(context, builder, signature, args)
         builder.store_atomic(new, ptr, "release", 4)
         return context.get_dummy_value()
 
-    return sig, codegen
+    return types.void(array, index, value), codegen
 
 
 @nb.njit(**_INLINE)
