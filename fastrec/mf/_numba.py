@@ -90,6 +90,20 @@ def _run_block(users, items, ratings, begin, end, P, Q, bu, bi, mu, lr, reg, lr_
     return sse
 
 
+@nb.njit(**NUMBA_KERNEL_OPTIONS)
+def _train_block(block, users, items, ratings, block_ptr, P, Q, bu, bi, mu, lr, reg, lr_bias,
+                 reg_bias, biased, non_negative, shuffle_seed, out_block_sse):
+    """Shuffle (when asked) and train one block of the schedule; -1 is an empty slot."""
+    if block < 0:
+        return
+    begin = block_ptr[block]
+    end = block_ptr[block + 1]
+    if shuffle_seed >= 0:
+        _shuffle_block(users, items, ratings, begin, end, shuffle_seed, block)
+    out_block_sse[block] = _run_block(users, items, ratings, begin, end, P, Q, bu, bi, mu, lr, reg,
+                                      lr_bias, reg_bias, biased, non_negative)
+
+
 @nb.njit(parallel=True, **NUMBA_KERNEL_OPTIONS)
 def sgd_mf_epoch(
     users, items, ratings,  # INOUT (nnz) int32, int32, float: ratings grouped by block
@@ -105,30 +119,16 @@ def sgd_mf_epoch(
 ):
     out_block_sse[:] = 0.0
     n_strata, width = schedule.shape
-    if hogwild:
+    if hogwild:  # every block at once, lock-free
         flat = schedule.reshape(-1)
         for slot in nb.prange(flat.shape[0]):
-            block = flat[slot]
-            if block >= 0:
-                begin = block_ptr[block]
-                end = block_ptr[block + 1]
-                if shuffle_seed >= 0:
-                    _shuffle_block(users, items, ratings, begin, end, shuffle_seed, block)
-                out_block_sse[block] = _run_block(users, items, ratings, begin, end, P, Q, bu, bi,
-                                                  mu, lr, reg, lr_bias, reg_bias, biased,
-                                                  non_negative)
+            _train_block(flat[slot], users, items, ratings, block_ptr, P, Q, bu, bi, mu, lr, reg,
+                         lr_bias, reg_bias, biased, non_negative, shuffle_seed, out_block_sse)
         return
-    for s in range(n_strata):
+    for s in range(n_strata):  # strata in turn; a stratum's blocks share no user or item
         for w in nb.prange(width):
-            block = schedule[s, w]
-            if block >= 0:
-                begin = block_ptr[block]
-                end = block_ptr[block + 1]
-                if shuffle_seed >= 0:
-                    _shuffle_block(users, items, ratings, begin, end, shuffle_seed, block)
-                out_block_sse[block] = _run_block(users, items, ratings, begin, end, P, Q, bu, bi,
-                                                  mu, lr, reg, lr_bias, reg_bias, biased,
-                                                  non_negative)
+            _train_block(schedule[s, w], users, items, ratings, block_ptr, P, Q, bu, bi, mu, lr,
+                         reg, lr_bias, reg_bias, biased, non_negative, shuffle_seed, out_block_sse)
 
 
 @nb.njit(parallel=True, **NUMBA_KERNEL_OPTIONS)
