@@ -34,7 +34,7 @@ def low_rank(n_users=120, n_items=90, n_ratings=3000, rank=4, noise=0.1, seed=0)
     return users, items, values
 
 
-def kernel_problem(dtype, n_factors=5, seed=0, side=1):
+def kernel_problem(dtype, n_factors=5, seed=0, side=1, by_user=False):
     users, items, values = low_rank(n_ratings=600, seed=seed)
     n_users, n_items = users.max() + 1, items.max() + 1
     rng = np.random.default_rng(seed)
@@ -43,7 +43,9 @@ def kernel_problem(dtype, n_factors=5, seed=0, side=1):
     P[:, :n_factors] = rng.normal(0, 0.1, (n_users, n_factors))
     Q[:, :n_factors] = rng.normal(0, 0.1, (n_items, n_factors))
     if side == 1:
-        order = rng.permutation(users.size)  # the visit order, made in Python
+        order = rng.permutation(users.size)  # the stored order, made in Python
+        if by_user:  # long runs: each user's ratings together, in random order
+            order = order[np.argsort(users[order], kind="stable")]
         block_ptr = np.array([0, users.size], dtype=np.int64)
         schedule = np.zeros((1, 1), dtype=np.int64)
     else:
@@ -80,11 +82,42 @@ def run_kernel(backend, problem, *, epochs=3, shuffle_seed=-1, n_threads=1, bias
 # -- kernels ---------------------------------------------------------------------------
 
 
+def test_visit_order_walks_runs_in_lanes():
+    # runs [0, 3), [3, 4), [4, 6), [6, 9), [9, 10) in the order 0, 1, 2, 3, 4; four lanes
+    starts = [0, 3, 4, 6, 9, 10]
+    assert _reference.VISIT_LANES == 4
+    got = _reference.visit_order(starts, [0, 1, 2, 3, 4])
+    # step 1: lanes take runs 0..3 -> 0, 3, 4, 6; lane 1 then takes run 4
+    # step 2: 1, 9, 5, 7; step 3: 2, 8
+    assert got == [0, 3, 4, 6, 1, 9, 5, 7, 2, 8]
+    assert _reference.visit_order(starts, [4, 3, 2, 1, 0])[:4] == [9, 6, 4, 3]
+
+
+def test_find_runs_and_shuffle_runs_keep_runs_together():
+    users = np.array([5, 5, 5, 2, 7, 7, 1, 1, 1, 1])
+    starts = _reference.find_runs(users, 0, users.size)
+    assert starts == [0, 3, 4, 6, 10]
+    items = np.arange(10)
+    ratings = np.arange(10, dtype=np.float64) * 10
+    order = _reference.shuffle_runs(items, ratings, starts, seed=0, block=0)
+    assert sorted(order) == [0, 1, 2, 3]
+    for r in range(4):  # each run keeps its own ratings, paired as before
+        run = slice(starts[r], starts[r + 1])
+        assert sorted(items[run]) == list(range(starts[r], starts[r + 1]))
+    np.testing.assert_array_equal(ratings, items * 10.0)
+    assert not np.array_equal(items, np.arange(10))
+    # a negative seed keeps everything as stored
+    items2 = np.arange(10)
+    assert _reference.shuffle_runs(items2, ratings.copy(), starts, seed=-1, block=0) == [0, 1, 2, 3]
+    np.testing.assert_array_equal(items2, np.arange(10))
+
+
 @pytest.mark.parametrize("backend", COMPILED)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("variant", [{}, {"biased": False}, {"non_negative": True}])
-def test_kernel_matches_reference_on_python_visit_order(backend, dtype, variant):
-    problem = kernel_problem(dtype)
+@pytest.mark.parametrize("by_user", [False, True])
+def test_kernel_matches_reference_on_python_visit_order(backend, dtype, variant, by_user):
+    problem = kernel_problem(dtype, by_user=by_user)
     expected = run_kernel("numpy", problem, **variant)
     got = run_kernel(backend, problem, **variant)
     rtol = 2e-4 if dtype == np.float32 else 1e-10
@@ -103,12 +136,11 @@ def test_kernel_shuffle_is_the_same_in_every_backend(backend):
     got = run_kernel(backend, problem, epochs=2, shuffle_seed=11)
     for key in ("users", "items", "ratings"):
         np.testing.assert_array_equal(got[key], expected[key])
-    assert not np.array_equal(got["users"], problem["users"])
-    # every block keeps its own ratings
-    ptr = problem["block_ptr"]
-    for b in range(ptr.size - 1):
-        block = slice(ptr[b], ptr[b + 1])
-        assert sorted(got["users"][block]) == sorted(problem["users"][block])
+    np.testing.assert_array_equal(got["users"], problem["users"])  # runs stay in place
+    assert not np.array_equal(got["items"], problem["items"])
+    # every user keeps its own (item, rating) pairs
+    before = sorted(zip(problem["users"], problem["items"], problem["ratings"]))
+    assert sorted(zip(got["users"], got["items"], got["ratings"])) == before
     np.testing.assert_allclose(got["P"], expected["P"], rtol=2e-4, atol=2e-4)
 
 
@@ -149,6 +181,29 @@ def test_grid_blocks_share_no_user_or_item_within_a_stratum():
             seen_i |= bi
     sizes = np.diff(ptr)
     assert sizes.max() < 3 * sizes.mean()  # balanced by rating counts
+    for b in range(side * side):  # within a block, each user's ratings are one run
+        block_users = u[ptr[b]:ptr[b + 1]]
+        changes = np.count_nonzero(block_users[1:] != block_users[:-1])
+        assert changes + 1 == np.unique(block_users).size or block_users.size == 0
+
+
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_grid_groups_ratings_by_user_and_keeps_each_users_order(shuffled):
+    users, items, _ = low_rank(n_ratings=3000, seed=2)
+    perm = np.random.default_rng(4).permutation(users.size) if shuffled else np.argsort(users, kind="stable")
+    users, items = users[perm], items[perm]
+    for threads in (1, 2):
+        side, order, ptr, _, _ = make_grid(users, items, users.max() + 1, items.max() + 1, threads,
+                                           np.random.default_rng(0))
+        np.testing.assert_array_equal(np.sort(order), np.arange(users.size))
+        u = users[order]
+        for b in range(side * side):
+            block = order[ptr[b]:ptr[b + 1]]
+            block_users = u[ptr[b]:ptr[b + 1]]
+            assert np.count_nonzero(np.diff(block_users)) + 1 == np.unique(block_users).size
+            for user in np.unique(block_users):  # a user's ratings keep their input order
+                positions = block[block_users == user]
+                assert np.all(np.diff(positions) > 0)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -60,7 +60,7 @@ void sgd_mf_epoch(carray<int32_t>& users, carray<int32_t>& items, carray<T>& rat
     require_length(out_block_sse, n_blocks, "out_block_sse");
 
     fastrec::SgdMfArgs<T> a;
-    a.users = users.mutable_data();
+    a.users = users.data();
     a.items = items.mutable_data();
     a.ratings = ratings.mutable_data();
     a.block_ptr = bp;

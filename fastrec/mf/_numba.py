@@ -32,22 +32,81 @@ def _cast(value, like):
     return np.full(1, value, dtype=like.dtype)[0]
 
 
+VISIT_LANES = 4  # lanes of the visit order, as kVisitLanes in sgd_mf.hpp
+
+
 @nb.njit(**NUMBA_KERNEL_OPTIONS)
-def _shuffle_block(users, items, ratings, begin, end, seed, block):
+def _draw_index(state, i):
+    state = state + _GOLDEN
+    return state, np.int64(((_mix(state) >> _S32) * np.uint64(i + 1)) >> _S32)
+
+
+@nb.njit(**NUMBA_KERNEL_OPTIONS)
+def _find_runs(users, begin, end):
+    """Starts of the runs of equal users in [begin, end), then end."""
+    starts = np.empty(end - begin + 1, dtype=np.int64)
+    n = 0
+    for t in range(begin, end):
+        if t == begin or users[t] != users[t - 1]:
+            starts[n] = t
+            n += 1
+    starts[n] = end
+    return starts[: n + 1]
+
+
+@nb.njit(**NUMBA_KERNEL_OPTIONS)
+def _shuffle_runs(items, ratings, starts, seed, block):
+    """Shuffle every run in place; return the run visit order (see _reference)."""
+    n_runs = starts.shape[0] - 1
+    run_order = np.arange(n_runs)
+    if seed < 0:
+        return run_order
     state = _mix(np.uint64(seed) + np.uint64(block + 1) * _GOLDEN)
-    for i in range(end - begin - 1, 0, -1):
-        state = state + _GOLDEN
-        z = _mix(state)
-        j = np.int64(((z >> _S32) * np.uint64(i + 1)) >> _S32)
-        a = begin + i
-        b = begin + j
-        users[a], users[b] = users[b], users[a]
-        items[a], items[b] = items[b], items[a]
-        ratings[a], ratings[b] = ratings[b], ratings[a]
+    for r in range(n_runs):
+        for i in range(starts[r + 1] - starts[r] - 1, 0, -1):
+            state, j = _draw_index(state, i)
+            a = starts[r] + i
+            b = starts[r] + j
+            items[a], items[b] = items[b], items[a]
+            ratings[a], ratings[b] = ratings[b], ratings[a]
+    for i in range(n_runs - 1, 0, -1):
+        state, j = _draw_index(state, i)
+        run_order[i], run_order[j] = run_order[j], run_order[i]
+    return run_order
 
 
 @nb.njit(**NUMBA_KERNEL_OPTIONS)
-def _run_block(users, items, ratings, begin, end, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias,
+def _visit_order(starts, run_order, n_ratings):
+    """The block's ratings in visit order: VISIT_LANES lanes walk the runs."""
+    order = np.empty(n_ratings, dtype=np.int64)
+    cursor = np.zeros(VISIT_LANES, dtype=np.int64)
+    end = np.zeros(VISIT_LANES, dtype=np.int64)
+    next_run = 0
+    for lane in range(VISIT_LANES):
+        if next_run < run_order.shape[0]:
+            cursor[lane] = starts[run_order[next_run]]
+            end[lane] = starts[run_order[next_run] + 1]
+            next_run += 1
+    n = 0
+    while n < n_ratings:
+        for lane in range(VISIT_LANES):
+            if cursor[lane] < end[lane]:
+                order[n] = cursor[lane]
+                n += 1
+                cursor[lane] += 1
+        for lane in range(VISIT_LANES):
+            if cursor[lane] >= end[lane]:
+                cursor[lane] = 0
+                end[lane] = 0
+                if next_run < run_order.shape[0]:
+                    cursor[lane] = starts[run_order[next_run]]
+                    end[lane] = starts[run_order[next_run] + 1]
+                    next_run += 1
+    return order
+
+
+@nb.njit(**NUMBA_KERNEL_OPTIONS)
+def _run_block(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias,
                biased, non_negative):
     stride = P.shape[1]
     # Scalars in the factor dtype, rounded as the C++ kernel rounds them.
@@ -58,7 +117,7 @@ def _run_block(users, items, ratings, begin, end, P, Q, bu, bi, mu, lr, reg, lr_
     reg_b = _cast(reg_bias, P)
     mu_t = _cast(mu, P)
     sse = 0.0
-    for t in range(begin, end):
+    for t in order:
         u = users[t]
         i = items[t]
         p = P[u]
@@ -93,14 +152,15 @@ def _run_block(users, items, ratings, begin, end, P, Q, bu, bi, mu, lr, reg, lr_
 @nb.njit(**NUMBA_KERNEL_OPTIONS)
 def _train_block(block, users, items, ratings, block_ptr, P, Q, bu, bi, mu, lr, reg, lr_bias,
                  reg_bias, biased, non_negative, shuffle_seed, out_block_sse):
-    """Shuffle (when asked) and train one block of the schedule; -1 is an empty slot."""
+    """Shuffle its runs (when asked) and train one block of the schedule; -1 is an empty slot."""
     if block < 0:
         return
     begin = block_ptr[block]
     end = block_ptr[block + 1]
-    if shuffle_seed >= 0:
-        _shuffle_block(users, items, ratings, begin, end, shuffle_seed, block)
-    out_block_sse[block] = _run_block(users, items, ratings, begin, end, P, Q, bu, bi, mu, lr, reg,
+    starts = _find_runs(users, begin, end)
+    run_order = _shuffle_runs(items, ratings, starts, shuffle_seed, block)
+    order = _visit_order(starts, run_order, end - begin)
+    out_block_sse[block] = _run_block(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg,
                                       lr_bias, reg_bias, biased, non_negative)
 
 

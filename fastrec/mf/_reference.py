@@ -26,26 +26,82 @@ def block_state(seed: int, block: int) -> int:
     return _mix((seed + (block + 1) * GOLDEN) & _MASK)
 
 
-def shuffle_block(users, items, ratings, begin, end, seed, block):
-    """Fisher-Yates shuffle of ratings ``[begin, end)`` in place (INOUT arrays)."""
+VISIT_LANES = 4  # lanes of the visit order, as ``kVisitLanes`` in sgd_mf.hpp
+
+
+def _draw_index(state: int, i: int) -> tuple[int, int]:
+    """(new state, j uniform in [0, i]): one step of the shared generator."""
+    state = (state + GOLDEN) & _MASK
+    return state, ((_mix(state) >> 32) * (i + 1)) >> 32
+
+
+def find_runs(users, begin: int, end: int) -> list[int]:
+    """Starts of the runs of equal users in ``[begin, end)``, then ``end``."""
+    starts = [t for t in range(begin, end) if t == begin or users[t] != users[t - 1]]
+    return starts + [end]
+
+
+def shuffle_runs(items, ratings, starts: list[int], seed: int, block: int) -> list[int]:
+    """Shuffle every run in place (INOUT items, ratings); return the run visit order.
+
+    A negative seed keeps the stored order and visits the runs as stored.
+    """
+    n_runs = len(starts) - 1
+    run_order = list(range(n_runs))
+    if seed < 0:
+        return run_order
     state = block_state(seed, block)
-    for i in range(end - begin - 1, 0, -1):
-        state = (state + GOLDEN) & _MASK
-        z = _mix(state)
-        j = ((z >> 32) * (i + 1)) >> 32
-        a, b = begin + i, begin + j
-        users[a], users[b] = users[b], users[a]
-        items[a], items[b] = items[b], items[a]
-        ratings[a], ratings[b] = ratings[b], ratings[a]
+    for r in range(n_runs):
+        for i in range(starts[r + 1] - starts[r] - 1, 0, -1):
+            state, j = _draw_index(state, i)
+            a, b = starts[r] + i, starts[r] + j
+            items[a], items[b] = items[b], items[a]
+            ratings[a], ratings[b] = ratings[b], ratings[a]
+    for i in range(n_runs - 1, 0, -1):
+        state, j = _draw_index(state, i)
+        run_order[i], run_order[j] = run_order[j], run_order[i]
+    return run_order
 
 
-def _run_block(users, items, ratings, begin, end, P, Q, bu, bi, mu, lr, reg, lr_bias,
+def visit_order(starts: list[int], run_order: list[int]) -> list[int]:
+    """The ratings of a block in visit order: VISIT_LANES lanes walk the runs.
+
+    A lane whose run is used up takes the next run of ``run_order`` (lanes in
+    order); every step visits the next rating of each active lane, lanes in order.
+    """
+    lanes = [[0, 0] for _ in range(VISIT_LANES)]  # [cursor, end] per lane
+    next_run = 0
+
+    def take_run(lane: list[int]) -> None:
+        nonlocal next_run
+        lane[0] = lane[1] = 0
+        if next_run < len(run_order):
+            r = run_order[next_run]
+            next_run += 1
+            lane[0], lane[1] = starts[r], starts[r + 1]
+
+    for lane in lanes:
+        take_run(lane)
+    order = []
+    while True:
+        step = [lane for lane in lanes if lane[0] < lane[1]]
+        if not step:
+            return order
+        for lane in step:
+            order.append(lane[0])
+            lane[0] += 1
+        for lane in lanes:
+            if lane[0] >= lane[1]:
+                take_run(lane)
+
+
+def _run_block(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, lr_bias,
                reg_bias, biased, non_negative):
     dtype = P.dtype.type
     shrink = dtype(1) - dtype(lr * reg)  # as the kernels: 1 - (lr * reg) rounded once
     lr, lr_bias, reg_bias, mu = dtype(lr), dtype(lr_bias), dtype(reg_bias), dtype(mu)
     sse = 0.0
-    for t in range(begin, end):
+    for t in order:
         u, i = users[t], items[t]
         p, q = P[u].copy(), Q[i].copy()
         base = (mu + bu[u]) + bi[i] if biased else dtype(0)
@@ -71,7 +127,7 @@ def sgd_mf_epoch(
     bu, bi,  # INOUT (n_users), (n_items) biases
     mu, lr, reg, lr_bias, reg_bias,  # IN  floats
     biased, non_negative, hogwild,  # IN  bools (hogwild only changes threading)
-    shuffle_seed,  # IN  >= 0: shuffle every block first; < 0: visit as given
+    shuffle_seed,  # IN  >= 0: shuffle the runs of every block first; < 0: as stored
     out_block_sse,  # OUT (n_blocks) float64 squared errors met during the epoch
     n_threads,  # IN  unused: the reference runs serially in schedule order
 ):
@@ -81,10 +137,10 @@ def sgd_mf_epoch(
         block = int(block)
         if block < 0:
             continue
-        begin, end = int(block_ptr[block]), int(block_ptr[block + 1])
-        if shuffle_seed >= 0:
-            shuffle_block(users, items, ratings, begin, end, int(shuffle_seed), block)
-        out_block_sse[block] = _run_block(users, items, ratings, begin, end, P, Q, bu, bi, mu,
+        starts = find_runs(users, int(block_ptr[block]), int(block_ptr[block + 1]))
+        run_order = shuffle_runs(items, ratings, starts, int(shuffle_seed), block)
+        order = visit_order(starts, run_order)
+        out_block_sse[block] = _run_block(users, items, ratings, order, P, Q, bu, bi, mu,
                                           lr, reg, lr_bias, reg_bias, biased, non_negative)
 
 

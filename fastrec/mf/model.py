@@ -20,12 +20,13 @@ FORMAT_VERSION = 1
 # Grid side per thread: with two blocks per thread in every stratum, a thread that
 # drew a small block takes another one, which evens out power-law block sizes.
 BLOCKS_PER_THREAD = 2
-# A finer grid keeps the factor rows one block touches within about this many
-# bytes (a typical per-core L2), while every row still meets at least
-# MIN_BLOCK_REUSE ratings per block on average.  Measured on synthetic M (k=100,
-# 2 threads): sides 8-16 ran ~15-20% faster than 4.
-BLOCK_WORKING_SET = 1 << 20
-MIN_BLOCK_REUSE = 8
+# Within a block each user's ratings are visited as one run, so the user's row
+# stays in L1 and user rows stream; the item rows of a block are read at random
+# and should stay in a core's L2.  A finer grid keeps them within about this many
+# bytes, while a user still meets at least MIN_RUN_LENGTH ratings per block on
+# average.
+BLOCK_WORKING_SET = 1 << 19
+MIN_RUN_LENGTH = 8
 _ALIGN = 64  # bytes: one cache line, one AVX-512 register
 
 
@@ -61,9 +62,8 @@ def aligned_zeros(rows: int, cols: int, dtype: np.dtype) -> np.ndarray:
 
 def grid_side(n_users: int, n_items: int, nnz: int, n_threads: int, row_bytes: int = 0) -> int:
     """Side of the users x items block grid (see BLOCK_WORKING_SET)."""
-    rows = n_users + n_items
-    side = -(-rows * row_bytes // BLOCK_WORKING_SET)
-    side = max(1, min(side, nnz // (MIN_BLOCK_REUSE * rows)))
+    side = -(-n_items * row_bytes // BLOCK_WORKING_SET)
+    side = max(1, min(side, nnz // (MIN_RUN_LENGTH * max(n_users, 1))))
     if n_threads > 1:
         side = max(side, BLOCKS_PER_THREAD * n_threads)
         side = -(-side // n_threads) * n_threads  # whole rounds of blocks per stratum
@@ -85,7 +85,8 @@ def make_grid(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, 
     -------
     side : int
     order : ndarray of int64, shape (nnz,)
-        Permutation that groups the ratings by block (stable within a block).
+        Permutation that groups the ratings by block, and within a block by
+        user (stable within a user's ratings).
     block_ptr : ndarray of int64, shape (side * side + 1,)
     user_order, item_order : ndarray of int64, or None for a 1 x 1 grid
         The users (items) in group order: each group is a contiguous run of
@@ -95,8 +96,9 @@ def make_grid(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, 
     """
     nnz = users.size
     side = grid_side(n_users, n_items, nnz, n_threads, row_bytes)
+    by_user = _stable_order(users)
     if side == 1:
-        return 1, np.arange(nnz, dtype=np.int64), np.array([0, nnz], dtype=np.int64), None, None
+        return 1, by_user, np.array([0, nnz], dtype=np.int64), None, None
 
     def groups(index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         counts = np.bincount(index, minlength=n)
@@ -108,13 +110,29 @@ def make_grid(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, 
 
     user_group, user_order = groups(users, n_users)
     item_group, item_order = groups(items, n_items)
-    key = user_group[users] * side + item_group[items]
+    key = (user_group[users] * side + item_group[items])[by_user]
     # Small integer keys: numpy's stable argsort is a radix sort, linear in nnz.
     key = key.astype(np.uint16 if side * side <= np.iinfo(np.uint16).max else np.int64)
-    order = np.argsort(key, kind="stable")
+    order = by_user[np.argsort(key, kind="stable")]
     block_ptr = np.zeros(side * side + 1, dtype=np.int64)
     np.cumsum(np.bincount(key, minlength=side * side), out=block_ptr[1:])
     return side, order, block_ptr, user_order, item_order
+
+
+def _stable_order(index: np.ndarray) -> np.ndarray:
+    """Stable permutation sorting non-negative ``index``; the identity when sorted.
+
+    Two 16-bit passes of numpy's radix argsort (an LSD radix sort), linear in
+    the length, where a plain stable argsort of int64 keys is a merge sort.
+    """
+    if index.size == 0 or np.all(index[1:] >= index[:-1]):
+        return np.arange(index.size, dtype=np.int64)
+    index = index.astype(np.uint64, copy=False)
+    order = np.argsort((index & 0xFFFF).astype(np.uint16), kind="stable")
+    if index.max() > 0xFFFF:
+        high = (index[order] >> 16).astype(np.uint16 if index.max() >> 32 == 0 else np.uint64)
+        order = order[np.argsort(high, kind="stable")]
+    return order.astype(np.int64, copy=False)
 
 
 def _rows_in_order(values: np.ndarray, row_order: np.ndarray) -> np.ndarray:

@@ -12,15 +12,16 @@
 // schedule fixes, the model does not depend on which thread ran which block:
 // same inputs and schedule, bit-identical model.
 //
-// Every block is shuffled in place before it is visited, by a Fisher-Yates pass
-// driven by a counter-based generator (splitmix64) keyed by (shuffle_seed,
-// block).  fastrec/mf/_numba.py and _reference.py implement the same generator,
-// so all backends visit the same order.  A negative shuffle_seed visits the
-// arrays exactly as given, which lets a caller impose any order.
-//
-// Within a block, two consecutive ratings that share neither user nor item run
-// as an interleaved pair (exactly the sequential result, more instruction-level
-// parallelism); factor rows a few ratings ahead are prefetched.
+// Within a block the caller stores the ratings grouped by user: each user's
+// ratings form one contiguous run.  Each epoch a block's visit order is drawn by
+// a counter-based generator (splitmix64) keyed by (shuffle_seed, block): every
+// run is shuffled in place (Fisher-Yates), then the order of the runs is drawn.
+// kVisitLanes lanes then walk the runs in that order (see run_block_lanes), so a
+// user's factor row stays in L1 through its run, as in LIBMF's user-sorted
+// blocks, while the order still changes every epoch.  fastrec/mf/_numba.py and
+// _reference.py implement the same generator and lanes, so all backends visit
+// the same order.  A negative shuffle_seed keeps the stored order of the runs
+// and of the ratings within them, which lets a caller impose any order.
 //
 // Factor rows are `stride` elements long, stride a multiple of the 64-byte SIMD
 // width, and rows start 64-byte aligned.  The padding lanes hold zeros and stay
@@ -38,9 +39,9 @@ namespace fastrec {
 
 template <class T>
 struct SgdMfArgs {
-    int32_t* users;               // INOUT (nnz) inner user of every rating, grouped by block
+    const int32_t* users;         // IN    (nnz) inner user of every rating, grouped by block, then by user
     int32_t* items;               // INOUT (nnz) inner item of every rating
-    T* ratings;                   // INOUT (nnz) rating values (the three arrays are shuffled together)
+    T* ratings;                   // INOUT (nnz) rating values (shuffled with items, within each run)
     const int64_t* block_ptr;     // IN    (n_blocks + 1) ratings of block b: [block_ptr[b], block_ptr[b+1])
     int64_t n_blocks;             // IN
     const int64_t* schedule;      // IN    (n_strata x width) block ids, -1 for an empty slot
@@ -57,7 +58,7 @@ struct SgdMfArgs {
     bool biased;                  // IN    learn b_u and b_i
     bool non_negative;            // IN    project the factors onto >= 0 after each update
     bool hogwild;                 // IN    ignore the strata (racy, not deterministic)
-    int64_t shuffle_seed;         // IN    >= 0: shuffle each block first; < 0: visit as given
+    int64_t shuffle_seed;         // IN    >= 0: shuffle each block's runs first; < 0: as stored
     double* out_block_sse;        // OUT   (n_blocks) sum of squared errors met during the epoch
     int n_threads;                // IN    OpenMP threads (>= 1)
 };
@@ -169,25 +170,6 @@ inline void prefetch_row(const T* row, int64_t stride) {
         __builtin_prefetch(bytes + off, 1, 3);
 }
 
-template <class T>
-void shuffle_block(const SgdMfArgs<T>& a, int64_t block) {
-    const int64_t begin = a.block_ptr[block];
-    const int64_t n = a.block_ptr[block + 1] - begin;
-    uint64_t state = sgd_rng::block_state(a.shuffle_seed, block);
-    int32_t* users = a.users + begin;
-    int32_t* items = a.items + begin;
-    T* ratings = a.ratings + begin;
-    for (int64_t i = n - 1; i > 0; --i) {
-        state += sgd_rng::kGolden;
-        const uint64_t z = sgd_rng::mix(state);
-        // Multiply-high maps 32 random bits onto [0, i]; blocks hold < 2^32 ratings.
-        const int64_t j = static_cast<int64_t>(((z >> 32) * static_cast<uint64_t>(i + 1)) >> 32);
-        std::swap(users[i], users[j]);
-        std::swap(items[i], items[j]);
-        std::swap(ratings[i], ratings[j]);
-    }
-}
-
 // p <- p (1 - lr reg) + lr err q ;  q <- q (1 - lr reg) + lr err p_old
 template <class T, bool kNonNegative>
 inline void update_rows(vec64_t<T>* __restrict p, vec64_t<T>* __restrict q, vec64_t<T> step,
@@ -207,17 +189,75 @@ inline void update_rows(vec64_t<T>* __restrict p, vec64_t<T>* __restrict q, vec6
     }
 }
 
-// SGD over ratings [begin, end) in their stored order; returns the sum of squared
-// errors.  One rating's work is a long dependency chain (dot product, lane sum,
-// error, update), so two consecutive ratings with different users and different
-// items run as a pair whose chains interleave.  Neither reads what the other
-// writes, so the result is exactly that of visiting them one after the other.
+// Draws j uniformly from [0, i] (multiply-high of 32 random bits; runs and
+// blocks hold < 2^32 ratings) and advances the generator.
+inline int64_t draw_index(uint64_t& state, int64_t i) {
+    state += sgd_rng::kGolden;
+    const uint64_t z = sgd_rng::mix(state);
+    return static_cast<int64_t>(((z >> 32) * static_cast<uint64_t>(i + 1)) >> 32);
+}
+
+// The runs of a block: maximal segments [starts[r], starts[r + 1]) of equal
+// users[t].  The caller stores each block's ratings grouped by user, so a run
+// holds all of one user's ratings in the block.
+template <class T>
+void find_runs(const SgdMfArgs<T>& a, int64_t begin, int64_t end, std::vector<int64_t>& starts) {
+    starts.clear();
+    for (int64_t t = begin; t < end; ++t)
+        if (t == begin || a.users[t] != a.users[t - 1]) starts.push_back(t);
+    starts.push_back(end);
+}
+
+// The epoch's visit order of one block: Fisher-Yates shuffles every run in
+// place (runs in storage order), then draws the order of the runs, all from one
+// splitmix64 stream keyed by (shuffle_seed, block).
+template <class T>
+void shuffle_runs(const SgdMfArgs<T>& a, int64_t block, const std::vector<int64_t>& starts,
+                  std::vector<int64_t>& run_order) {
+    const int64_t n_runs = static_cast<int64_t>(starts.size()) - 1;
+    run_order.resize(static_cast<size_t>(n_runs));
+    for (int64_t r = 0; r < n_runs; ++r) run_order[r] = r;
+    if (a.shuffle_seed < 0) return;
+    uint64_t state = sgd_rng::block_state(a.shuffle_seed, block);
+    for (int64_t r = 0; r < n_runs; ++r) {
+        int32_t* items = a.items + starts[r];
+        T* ratings = a.ratings + starts[r];
+        for (int64_t i = starts[r + 1] - starts[r] - 1; i > 0; --i) {
+            const int64_t j = draw_index(state, i);
+            std::swap(items[i], items[j]);
+            std::swap(ratings[i], ratings[j]);
+        }
+    }
+    for (int64_t i = n_runs - 1; i > 0; --i) std::swap(run_order[i], run_order[draw_index(state, i)]);
+}
+
+// Lanes of the visit (see run_block_lanes); every backend uses the same count.
+constexpr int kVisitLanes = 4;
+
+// One user's run as a lane of the visit: the cursor t walks [t, end).
+struct Lane {
+    int64_t t = 0, end = 0;
+    bool active() const { return t < end; }
+};
+
+// SGD over one block in its visit order.  kVisitLanes lanes walk the runs: a
+// lane whose run is used up takes the next run of run_order (lanes in order),
+// and every step visits the next rating of each active lane, lanes in order.
+// A user's factor row stays in L1 through its run, and the lanes' dependency
+// chains (dot product, lane sum, error, update) interleave: when the ratings of
+// a step name distinct users and distinct items, they touch disjoint rows, so
+// running them together gives exactly the sequential result.  Otherwise (rare)
+// the step runs them one after the other.
 template <class T, bool kBiased, bool kNonNegative>
-double run_ratings(const SgdMfArgs<T>& a, int64_t begin, int64_t end) {
+double run_block_lanes(const SgdMfArgs<T>& a, const std::vector<int64_t>& starts,
+                       const std::vector<int64_t>& run_order) {
     using V = vec64_t<T>;
     constexpr int lanes = Vec64<T>::lanes;
-    constexpr int64_t kAhead = 4;  // ratings between a row prefetch and its use
-    // Locals, so that stores through the factor pointers cannot force reloads.
+    constexpr int L = kVisitLanes;
+    // A new run's user row and its first item rows are prefetched when a lane
+    // takes it; after that the item rows of a block stay in L2 (the grid is sized
+    // for it), where per-step prefetches cost more than they save.
+    constexpr int64_t kAhead = 4;
     const int32_t* __restrict users = a.users;
     const int32_t* __restrict items = a.items;
     const T* __restrict ratings = a.ratings;
@@ -230,75 +270,116 @@ double run_ratings(const SgdMfArgs<T>& a, int64_t begin, int64_t end) {
     const T lr = static_cast<T>(a.lr), lr_b = static_cast<T>(a.lr_bias);
     const T reg_b = static_cast<T>(a.reg_bias);
     const V shrink = splat<T>(T(1) - static_cast<T>(a.lr * a.reg));
+    const int64_t n_runs = static_cast<int64_t>(run_order.size());
+    int64_t next_run = 0;
     double sse = 0.0;
 
-    int64_t t = begin;
-    while (t < end) {
-        for (int64_t ahead = t + kAhead; ahead < std::min(t + kAhead + 2, end); ++ahead) {
-            prefetch_row(P + static_cast<int64_t>(users[ahead]) * stride, stride);
-            prefetch_row(Q + static_cast<int64_t>(items[ahead]) * stride, stride);
-        }
-        const int64_t u0 = users[t], i0 = items[t];
-        V* __restrict p0 = reinterpret_cast<V*>(P + u0 * stride);
-        V* __restrict q0 = reinterpret_cast<V*>(Q + i0 * stride);
-        if (t + 1 < end && users[t + 1] != u0 && items[t + 1] != i0) {
-            const int64_t u1 = users[t + 1], i1 = items[t + 1];
-            V* __restrict p1 = reinterpret_cast<V*>(P + u1 * stride);
-            V* __restrict q1 = reinterpret_cast<V*>(Q + i1 * stride);
-            // the accumulation pattern of dot_rows, for both ratings at once
-            V a0 = {}, b0 = {}, a1 = {}, b1 = {};
-            int64_t v = 0;
-            for (; v + 1 < n_vec; v += 2) {
-                a0 += p0[v] * q0[v];
-                a1 += p1[v] * q1[v];
-                b0 += p0[v + 1] * q0[v + 1];
-                b1 += p1[v + 1] * q1[v + 1];
-            }
-            if (v < n_vec) {
-                a0 += p0[v] * q0[v];
-                a1 += p1[v] * q1[v];
-            }
-            const T base0 = kBiased ? (mu + bu[u0]) + bi[i0] : T(0);
-            const T base1 = kBiased ? (mu + bu[u1]) + bi[i1] : T(0);
-            const T err0 = ratings[t] - (base0 + hsum(a0 + b0));
-            const T err1 = ratings[t + 1] - (base1 + hsum(a1 + b1));
-            sse += static_cast<double>(err0) * static_cast<double>(err0);
-            sse += static_cast<double>(err1) * static_cast<double>(err1);
-            if constexpr (kBiased) {
-                bu[u0] += lr_b * (err0 - reg_b * bu[u0]);
-                bi[i0] += lr_b * (err0 - reg_b * bi[i0]);
-                bu[u1] += lr_b * (err1 - reg_b * bu[u1]);
-                bi[i1] += lr_b * (err1 - reg_b * bi[i1]);
-            }
-            update_rows<T, kNonNegative>(p0, q0, splat<T>(lr * err0), shrink, n_vec);
-            update_rows<T, kNonNegative>(p1, q1, splat<T>(lr * err1), shrink, n_vec);
-            t += 2;
-            continue;
-        }
+    auto take_run = [&](Lane& lane) {
+        lane.t = lane.end = 0;
+        if (next_run == n_runs) return;
+        const int64_t r = run_order[next_run++];
+        lane.t = starts[r];
+        lane.end = starts[r + 1];
+        prefetch_row(P + static_cast<int64_t>(users[lane.t]) * stride, stride);
+        for (int64_t t = lane.t; t < std::min(lane.t + kAhead, lane.end); ++t)
+            prefetch_row(Q + static_cast<int64_t>(items[t]) * stride, stride);
+    };
+    // One rating, alone.
+    auto visit = [&](int64_t t) {
+        const int64_t u = users[t], i = items[t];
+        V* __restrict p = reinterpret_cast<V*>(P + u * stride);
+        V* __restrict q = reinterpret_cast<V*>(Q + i * stride);
         // (mu + b_u + b_i) + dot, the order every backend uses
-        const T base = kBiased ? (mu + bu[u0]) + bi[i0] : T(0);
-        const T err = ratings[t] - (base + dot_rows<T>(p0, q0, n_vec));
+        const T base = kBiased ? (mu + bu[u]) + bi[i] : T(0);
+        const T err = ratings[t] - (base + dot_rows<T>(p, q, n_vec));
         sse += static_cast<double>(err) * static_cast<double>(err);
         if constexpr (kBiased) {
-            bu[u0] += lr_b * (err - reg_b * bu[u0]);
-            bi[i0] += lr_b * (err - reg_b * bi[i0]);
+            bu[u] += lr_b * (err - reg_b * bu[u]);
+            bi[i] += lr_b * (err - reg_b * bi[i]);
         }
-        update_rows<T, kNonNegative>(p0, q0, splat<T>(lr * err), shrink, n_vec);
-        t += 1;
+        update_rows<T, kNonNegative>(p, q, splat<T>(lr * err), shrink, n_vec);
+    };
+    // L ratings with distinct users and distinct items, their chains interleaved.
+    auto visit_group = [&](const int64_t* t) {
+        V* p[L];
+        V* q[L];
+        int64_t u[L], i[L];
+        V acc0[L], acc1[L];
+        for (int l = 0; l < L; ++l) {
+            u[l] = users[t[l]];
+            i[l] = items[t[l]];
+            p[l] = reinterpret_cast<V*>(P + u[l] * stride);
+            q[l] = reinterpret_cast<V*>(Q + i[l] * stride);
+            acc0[l] = V{};
+            acc1[l] = V{};
+        }
+        // the accumulation pattern of dot_rows, for every lane at once
+        int64_t v = 0;
+        for (; v + 1 < n_vec; v += 2) {
+#pragma GCC unroll 4
+            for (int l = 0; l < L; ++l) {
+                acc0[l] += p[l][v] * q[l][v];
+                acc1[l] += p[l][v + 1] * q[l][v + 1];
+            }
+        }
+        if (v < n_vec) {
+#pragma GCC unroll 4
+            for (int l = 0; l < L; ++l) acc0[l] += p[l][v] * q[l][v];
+        }
+        V step[L];
+#pragma GCC unroll 4
+        for (int l = 0; l < L; ++l) {
+            const T base = kBiased ? (mu + bu[u[l]]) + bi[i[l]] : T(0);
+            const T err = ratings[t[l]] - (base + hsum(acc0[l] + acc1[l]));
+            sse += static_cast<double>(err) * static_cast<double>(err);
+            if constexpr (kBiased) {
+                bu[u[l]] += lr_b * (err - reg_b * bu[u[l]]);
+                bi[i[l]] += lr_b * (err - reg_b * bi[i[l]]);
+            }
+            step[l] = splat<T>(lr * err);
+        }
+#pragma GCC unroll 4
+        for (int l = 0; l < L; ++l) update_rows<T, kNonNegative>(p[l], q[l], step[l], shrink, n_vec);
+    };
+    auto distinct = [&](const int64_t* t) {
+        for (int l = 0; l < L; ++l)
+            for (int m = l + 1; m < L; ++m)
+                if (users[t[l]] == users[t[m]] || items[t[l]] == items[t[m]]) return false;
+        return true;
+    };
+
+    Lane lane[L];
+    for (int l = 0; l < L; ++l) take_run(lane[l]);
+    for (;;) {
+        int64_t t[L];
+        int n_active = 0;
+        for (int l = 0; l < L; ++l) {
+            if (!lane[l].active()) continue;
+            t[n_active++] = lane[l].t++;
+        }
+        if (n_active == 0) break;
+        if (n_active == L && distinct(t)) {
+            visit_group(t);
+        } else {
+            for (int l = 0; l < n_active; ++l) visit(t[l]);
+        }
+        for (int l = 0; l < L; ++l)
+            if (!lane[l].active()) take_run(lane[l]);
     }
     return sse;
 }
 
-// One block: shuffle (when asked), then SGD in the resulting order.
+// One block: its runs, their shuffle (when asked), then SGD in the visit order.
 template <class T>
 double run_block(const SgdMfArgs<T>& a, int64_t block) {
-    if (a.shuffle_seed >= 0) shuffle_block(a, block);
-    const int64_t begin = a.block_ptr[block], end = a.block_ptr[block + 1];
+    thread_local std::vector<int64_t> starts, run_order;
+    find_runs(a, a.block_ptr[block], a.block_ptr[block + 1], starts);
+    shuffle_runs(a, block, starts, run_order);
     if (a.biased)
-        return a.non_negative ? run_ratings<T, true, true>(a, begin, end)
-                              : run_ratings<T, true, false>(a, begin, end);
-    return a.non_negative ? run_ratings<T, false, true>(a, begin, end)
-                          : run_ratings<T, false, false>(a, begin, end);
+        return a.non_negative ? run_block_lanes<T, true, true>(a, starts, run_order)
+                              : run_block_lanes<T, true, false>(a, starts, run_order);
+    return a.non_negative ? run_block_lanes<T, false, true>(a, starts, run_order)
+                          : run_block_lanes<T, false, false>(a, starts, run_order);
 }
 
 }  // namespace sgd_detail
