@@ -2,9 +2,10 @@
 
 The strata of the schedule run one after another; the blocks of a stratum share
 no user and no item, so ``prange`` runs them in parallel without locks and the
-model does not depend on which thread ran which block.  The shuffle generator is
-the same splitmix64 stream as the C++ kernel, so all backends visit ratings in
-the same order.
+model does not depend on which thread ran which block.  Within a block the
+runs of each user's ratings are shuffled and walked in lanes with the same
+splitmix64 stream as the C++ kernel, so all backends visit ratings in the same
+order.
 """
 
 from __future__ import annotations
@@ -173,7 +174,7 @@ def sgd_mf_epoch(
     bu, bi,  # INOUT (n_users), (n_items) biases
     mu, lr, reg, lr_bias, reg_bias,  # IN  floats
     biased, non_negative, hogwild,  # IN  bools
-    shuffle_seed,  # IN  >= 0: shuffle every block first; < 0: visit as given
+    shuffle_seed,  # IN  >= 0: shuffle the runs of every block first; < 0: as stored
     out_block_sse,  # OUT (n_blocks) float64 squared errors met during the epoch
     n_threads,  # IN  threads (set by the caller through numba.set_num_threads)
 ):

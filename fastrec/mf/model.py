@@ -180,8 +180,11 @@ class MatrixFactorization:
 
     :math:`\mu` is the mean training rating and stays fixed.  Training runs on
     a grid of user groups x item groups: blocks sharing no user and no item run
-    on different threads at once (LIBMF's conflict-free scheduling), and every
-    block is reshuffled each epoch.
+    on different threads at once (LIBMF's conflict-free scheduling).  Within a
+    block, each user's ratings are visited as one run (as LIBMF and Surprise
+    do, so the user's factors stay in cache); every epoch draws a fresh order of
+    the runs and of the ratings within each run, and four runs are walked side
+    by side, one rating from each in turn, so that their updates overlap.
 
     Parameters
     ----------

@@ -176,7 +176,7 @@ struct Scratch {
     int32_t current = 0;
 
     Scratch(int64_t m, int64_t d, int64_t k)
-        : stamp(m), touched(m), acc(m), feature_bits((d + 63) / 64), feature_cursor(d),
+        : stamp(m), touched(m), acc(m), feature_cursor(d), feature_bits((d + 63) / 64),
           heap_scores(lanes * k), heap_indices(lanes * k) {
         stamp.zero();
         feature_bits.zero();
