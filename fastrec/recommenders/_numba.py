@@ -1,8 +1,9 @@
 """Numba recommendation kernels: the algorithms of csrc/include/fastrec/neighbourhood.hpp.
 
 Output rows are dealt round-robin to chunks (a few per thread, so power-law rows
-even out); every chunk owns its scratch: a float64 accumulator, a stamp array
-that makes clearing unnecessary, a touched list and a bounded heap.  A row's
+even out); every chunk owns its scratch: a float64 accumulator and a state byte
+per item (both cleared after each row through the touched list), a touched list
+and a bounded heap.  A row's
 result depends only on that row, so it does not depend on the thread count.
 """
 
@@ -42,48 +43,46 @@ def sparse_score_topn(
     n_chunks = max(1, min(n_out, n_threads * _CHUNKS_PER_THREAD))
     use_mask = allowed.shape[0] > 0
     for chunk in nb.prange(n_chunks):
-        acc = np.empty(n_items, dtype=np.float64)
-        stamp = np.zeros(n_items, dtype=np.int64)
-        touched = np.empty(n_items, dtype=np.int64)
+        acc = np.zeros(n_items, dtype=np.float64)  # zeros between rows
+        state = np.zeros(n_items, dtype=np.uint8)  # 0 untouched, 1 touched, 2 excluded
+        touched = np.empty(n_items + 1, dtype=np.int64)
         heap_scores = np.empty(n, dtype=out_scores.dtype)
         heap_indices = np.empty(n, dtype=np.int64)
         cast = np.empty(1, dtype=out_scores.dtype)  # rounds the float64 sum to the output dtype
-        current = 0
         for r in range(chunk, n_out, n_chunks):
             u = rows[r]
             size = 0
             if u < 0:
                 _write_row(heap_scores, heap_indices, size, n, out_indices, out_scores, r)
                 continue
-            current += 1  # int64: never wraps
-            # Excluded items carry the current stamp, so they are never listed as
-            # touched; their accumulator slots are overwritten on first touch later.
-            if exclude_seen:
+            if exclude_seen:  # marked first, so never listed as touched
                 for p in range(seen_indptr[u], seen_indptr[u + 1]):
-                    stamp[seen_indices[p]] = current
+                    state[seen_indices[p]] = 2
             n_touched = 0
             for p in range(a_indptr[u], a_indptr[u + 1]):
                 mid = a_indices[p]
                 weight = np.float64(a_data[p])
                 for q in range(w_indptr[mid], w_indptr[mid + 1]):
                     j = w_indices[q]
-                    term = weight * np.float64(w_data[q])
-                    if stamp[j] != current:
-                        stamp[j] = current
-                        acc[j] = term
-                        touched[n_touched] = j
-                        n_touched += 1
-                    else:
-                        acc[j] += term
+                    acc[j] += weight * np.float64(w_data[q])
+                    touched[n_touched] = j  # the list only grows on an item's first visit
+                    n_touched += state[j] == 0
+                    state[j] |= 1
             for t in range(n_touched):
                 j = touched[t]
-                if use_mask and allowed[j] == 0:
-                    continue
                 cast[0] = acc[j]
                 score = cast[0]
+                acc[j] = 0.0
+                state[j] = 0
+                if use_mask and allowed[j] == 0:
+                    continue
                 if np.isnan(score) or score < heap_threshold(heap_scores, size):
                     continue
                 size = heap_push(heap_scores, heap_indices, size, score, j)
+            if exclude_seen:  # back to zeros; excluded items may hold partial sums
+                for p in range(seen_indptr[u], seen_indptr[u + 1]):
+                    acc[seen_indices[p]] = 0.0
+                    state[seen_indices[p]] = 0
             _write_row(heap_scores, heap_indices, size, n, out_indices, out_scores, r)
 
 

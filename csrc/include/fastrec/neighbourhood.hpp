@@ -15,8 +15,9 @@
 // candidates (an item no neighbour points to has no score, not a score of 0);
 // an optional mask restricts the candidates further, and the items of row u of
 // a "seen" CSR can be excluded.  Rows are independent: each thread owns a dense
-// accumulator, a stamp array (which makes clearing unnecessary) and a list of the
-// touched items, and takes rows by dynamic scheduling (activity is power-law).
+// accumulator, a state byte per item and a list of the touched items (cleared
+// after each row by walking that list), and takes rows by dynamic scheduling
+// (activity is power-law).
 // Sums are accumulated in double, in the stored order of A's row: the product of
 // two float32 values is exact in double, so float32 results do not depend on
 // whether the compiler fused the multiply-add.  The output does not depend on the
@@ -84,27 +85,19 @@ void drain_row(TopK<T, I>& heap, int64_t n, int64_t* out_indices, T* out_scores)
     }
 }
 
-// Per-thread scratch of sparse_score_topn.
+// Per-thread scratch of sparse_score_topn.  acc and state are all zeros between rows.
 template <class T, class I>
 struct Scratch {
-    AlignedBuffer<double> acc;     // (n_items) running sums, valid where stamp == current
-    AlignedBuffer<int32_t> stamp;  // (n_items) current: touched or excluded in this row
-    AlignedBuffer<I> touched;      // (n_items) items first reached in this row, in order
+    AlignedBuffer<double> acc;     // (n_items) running sums of the current row
+    AlignedBuffer<uint8_t> state;  // (n_items) 0 untouched, 1 touched, 2 excluded
+    AlignedBuffer<I> touched;      // (n_items + 1) items first reached in this row, in order
     AlignedBuffer<T> heap_scores;  // (n)
     AlignedBuffer<I> heap_indices; // (n)
-    int32_t current = 0;
 
     Scratch(int64_t n_items, int64_t n)
-        : acc(n_items), stamp(n_items), touched(n_items), heap_scores(n), heap_indices(n) {
-        stamp.zero();
-    }
-
-    int32_t next_stamp() {
-        if (current == std::numeric_limits<int32_t>::max()) {
-            stamp.zero();
-            current = 0;
-        }
-        return ++current;
+        : acc(n_items), state(n_items), touched(n_items + 1), heap_scores(n), heap_indices(n) {
+        acc.zero();
+        state.zero();
     }
 };
 
@@ -121,7 +114,7 @@ void sparse_score_topn(const SparseScoreTopnArgs<T, I>& args) {
     {
         neighbourhood_detail::Scratch<T, I> scratch(n_items, n);
         double* acc = scratch.acc.data();
-        int32_t* stamp = scratch.stamp.data();
+        uint8_t* state = scratch.state.data();
         I* touched = scratch.touched.data();
         TopK<T, I> heap(scratch.heap_scores.data(), scratch.heap_indices.data(), n);
 #pragma omp for schedule(dynamic, 8)
@@ -134,38 +127,40 @@ void sparse_score_topn(const SparseScoreTopnArgs<T, I>& args) {
                 neighbourhood_detail::drain_row(heap, n, row_indices, row_scores);
                 continue;
             }
-            const int32_t current = scratch.next_stamp();
-            // Excluded items take the current stamp first, so the accumulation
-            // below never lists them as touched.  Their accumulator slots receive
-            // meaningless sums, which is harmless: a slot is (re)initialised
-            // whenever its item is first touched in a later row.
+            // Excluded items are marked first, so the accumulation below never
+            // lists them as touched.
+            const int64_t* seen_begin = args.seen_indptr + u;
             if (args.exclude_seen)
-                for (int64_t p = args.seen_indptr[u]; p < args.seen_indptr[u + 1]; ++p)
-                    stamp[args.seen_indices[p]] = current;
+                for (int64_t p = seen_begin[0]; p < seen_begin[1]; ++p) state[args.seen_indices[p]] = 2;
+            // Branch-free accumulation: every term is added, and the item is
+            // appended to the touched list, which only grows on its first visit.
             int64_t n_touched = 0;
             for (int64_t p = a.indptr[u]; p < a.indptr[u + 1]; ++p) {
                 const int64_t mid = a.indices[p];
                 const double weight = static_cast<double>(a.data[p]);
                 for (int64_t q = w.indptr[mid]; q < w.indptr[mid + 1]; ++q) {
                     const I j = w.indices[q];
-                    const double term = weight * static_cast<double>(w.data[q]);
-                    if (stamp[j] != current) {
-                        stamp[j] = current;
-                        acc[j] = term;
-                        touched[n_touched++] = j;
-                    } else {
-                        acc[j] += term;
-                    }
+                    acc[j] += weight * static_cast<double>(w.data[q]);
+                    touched[n_touched] = j;
+                    n_touched += state[j] == 0;
+                    state[j] |= 1;
                 }
             }
             for (int64_t t = 0; t < n_touched; ++t) {
                 const I j = touched[t];
-                if (args.allowed != nullptr && !args.allowed[j]) continue;
                 const T score = static_cast<T>(acc[j]);
+                acc[j] = 0.0;
+                state[j] = 0;
+                if (args.allowed != nullptr && !args.allowed[j]) continue;
                 if (score != score) continue;  // NaN: no usable score
                 if (score < heap.threshold()) continue;
                 heap.push(score, j);
             }
+            if (args.exclude_seen)  // back to zeros; excluded items may hold partial sums
+                for (int64_t p = seen_begin[0]; p < seen_begin[1]; ++p) {
+                    acc[args.seen_indices[p]] = 0.0;
+                    state[args.seen_indices[p]] = 0;
+                }
             neighbourhood_detail::drain_row(heap, n, row_indices, row_scores);
         }
     }
