@@ -747,7 +747,7 @@ def check_test_size(test_size: Any, n: int) -> int:
     fraction = float(test_size)
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"test_size={fraction} must be a fraction strictly between 0 and 1.")
-    return int(round(fraction * n))
+    return min(max(int(round(fraction * n)), 1), n - 1)  # at least one rating on each side
 
 
 def check_timestamps(timestamps: Any, n: int, pattern: sp.csr_matrix | None = None) -> np.ndarray:

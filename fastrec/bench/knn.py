@@ -43,11 +43,15 @@ def _fastrec(cls_name: str, backend: str) -> Callable[[sp.csr_matrix, int, int],
 
 
 def _implicit(R: sp.csr_matrix, k: int, threads: int) -> Any:
+    import warnings
+
     from implicit.nearest_neighbours import CosineRecommender
 
-    model = CosineRecommender(K=k, num_threads=threads)
-    model.fit(R, show_progress=False)
-    ids, _ = model.recommend(np.arange(R.shape[0]), R, N=10, filter_already_liked_items=True)
+    with warnings.catch_warnings():  # implicit warns about its own internal format conversions
+        warnings.simplefilter("ignore")
+        model = CosineRecommender(K=k, num_threads=threads)
+        model.fit(R, show_progress=False)
+        ids, _ = model.recommend(np.arange(R.shape[0]), R, N=10, filter_already_liked_items=True)
     return ids
 
 

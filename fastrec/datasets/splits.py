@@ -70,8 +70,8 @@ def train_test_split(data: Any, test_size: float | int = 0.2, *, method: str = "
         timestamps)`` arrays of equal length; or a DataFrame with a user column
         (found by name like ``user_id``, or named by ``columns``).
     test_size : float or int, default 0.2
-        For ``"random"`` and ``"temporal"``: a fraction in (0, 1) or a number of
-        ratings.
+        For ``"random"`` and ``"temporal"``: a fraction in (0, 1) (rounded to a
+        count, at least one rating on each side) or a number of ratings.
     method : {"random", "leave_k_out", "leave_last_k_out", "temporal"}
     k : int, default 1
         Ratings per user for the leave-k-out methods.

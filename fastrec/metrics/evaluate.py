@@ -77,7 +77,10 @@ def evaluate(model: Any, train: Any, test: Any, k: int = 10, *, fit: bool | None
     if V.check_bool(fit, "fit"):
         if train is None:
             raise ValueError("The model is not fitted and train is None: pass training ratings.")
-        model.fit(train, columns=columns) if columns is not None else model.fit(train)
+        if columns is not None:
+            model.fit(train, columns=columns)
+        else:
+            model.fit(train)
     if not _is_fitted(model):
         raise RuntimeError(f"This {type(model).__name__} is not fitted; pass fit=True with train.")
     data = V.rating_triples(test, columns)

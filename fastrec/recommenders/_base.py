@@ -83,6 +83,13 @@ def table_of_rows(matrix: sp.csr_matrix, rows: np.ndarray, n: int) -> tuple[np.n
     return indices, scores
 
 
+def columns_of(matrix: sp.csr_matrix, candidates: np.ndarray) -> sp.csr_matrix:
+    """``matrix[:, candidates]``, without the copy when the candidates are every column in order."""
+    if candidates.size == matrix.shape[1] and np.array_equal(candidates, np.arange(matrix.shape[1])):
+        return matrix
+    return matrix[:, candidates]
+
+
 def min_max_rows(scores: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
     """Rescale each row to [0, 1] by its min and max over ``valid`` entries (all when None).
 

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 from fastrec import _validation as V
 from fastrec._idmap import IdMap
-from fastrec.recommenders._base import Recommender, csr_fields, ratings_matrix, read_csr
+from fastrec.recommenders._base import Recommender, columns_of, csr_fields, ratings_matrix, read_csr
 
 # Users per batch: their profiles (users x features) are formed one batch at a time,
 # so memory stays bounded however many users are served.
@@ -116,7 +116,7 @@ class ContentKNN(Recommender):
         scores = np.zeros((inner_users.size, candidates.size))
         known = inner_users >= 0
         if known.any():
-            W = self._W[:, candidates].astype(np.float64)
+            W = columns_of(self._W, candidates).astype(np.float64)
             scores[known] = (self._profiles(inner_users[known]) @ W).toarray()
         return scores
 

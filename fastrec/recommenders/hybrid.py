@@ -14,6 +14,7 @@ from fastrec import _validation as V
 from fastrec._idmap import IdMap
 from fastrec.recommenders._base import (
     FORMAT_VERSION,
+    columns_of,
     dense_topn,
     min_max_rows,
     open_archive,
@@ -57,9 +58,10 @@ class Hybrid:
     * ``"none"``: raw scores.
 
     A model whose scores are constant for a user (for a neighbourhood model: a
-    user it cannot score) contributes 0 for that user.  Items a model does not
-    know also get 0 from it.  A model scores the items it cannot reach (no
-    neighbour, no shared feature) 0 before normalisation.
+    user it cannot score) contributes 0 for that user, and so does a model that
+    was not fitted with the user at all.  Items a model does not know also get 0
+    from it.  A neighbourhood or content model scores the items it cannot reach
+    (no neighbour, no shared feature) 0 before normalisation.
 
     The Hybrid's users and items are the union of its models' ids (the first
     model's items first, so ties go to its order).  Users with no training
@@ -190,7 +192,7 @@ class Hybrid:
             )
         state = self._combined()
         known_users = inner_users >= 0
-        seen_rows = state["seen"][np.maximum(inner_users, 0)][:, candidates].toarray() > 0
+        seen_rows = columns_of(state["seen"][np.maximum(inner_users, 0)], candidates).toarray() > 0
         valid = ~seen_rows & known_users[:, None]
         total = np.zeros((inner_users.size, candidates.size))
         for (model, weight), user_index, item_index in zip(state["pairs"], state["user_index"],
@@ -245,7 +247,7 @@ class Hybrid:
             rows = inner[positions]
             scores = self._score_block(rows, candidates)
             if exclude_seen:
-                scores[seen[rows][:, candidates].toarray() > 0] = -np.inf
+                scores[columns_of(seen[rows], candidates).toarray() > 0] = -np.inf
             idx, top = dense_topn(scores, n, backend, n_threads)
             out_idx[positions] = np.where(idx >= 0, candidates[np.maximum(idx, 0)], -1)
             out_scores[positions] = top

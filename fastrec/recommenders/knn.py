@@ -8,7 +8,14 @@ import numpy as np
 import scipy.sparse as sp
 
 from fastrec import _validation as V
-from fastrec.recommenders._base import Recommender, csr_fields, raw_item_ids, read_csr, table_of_rows
+from fastrec.recommenders._base import (
+    Recommender,
+    columns_of,
+    csr_fields,
+    raw_item_ids,
+    read_csr,
+    table_of_rows,
+)
 from fastrec.similarity import cosine_topk
 
 
@@ -120,7 +127,7 @@ class ItemKNN(_NeighbourKNN):
         known = inner_users >= 0
         if known.any():
             R = self._R[inner_users[known]].astype(np.float64)
-            scores[known] = (R @ self._S[:, candidates].astype(np.float64)).toarray()
+            scores[known] = (R @ columns_of(self._S, candidates).astype(np.float64)).toarray()
         return scores
 
     def similar_items(self, items: Any, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
@@ -199,7 +206,7 @@ class UserKNN(_NeighbourKNN):
         known = inner_users >= 0
         if known.any():
             S = self._S[inner_users[known]].astype(np.float64)
-            scores[known] = (S @ self._R[:, candidates].astype(np.float64)).toarray()
+            scores[known] = (S @ columns_of(self._R, candidates).astype(np.float64)).toarray()
         return scores
 
     def similar_users(self, users: Any, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
