@@ -365,6 +365,32 @@ def test_cold_users_get_popularity_and_unknown_ids_raise_or_skip(cls):
     assert set(only[only >= 0]) <= {1, 2} and np.all(only[2:] == -1)
 
 
+def test_hybrid_cold_users_unknown_ids_and_duplicate_ratings():
+    R = ratings(seed=11).tolil()
+    R[4, :] = 0
+    R = sp.csr_matrix(R)
+    R.eliminate_zeros()  # user 4 has no history in any model
+    blend = Hybrid([(ItemKNN(k=5), 0.5), (UserKNN(k=5), 0.5)]).fit(R)
+    counts = np.bincount(R.indices, minlength=45)
+    ids, scores = blend.recommend(4, n=5)
+    np.testing.assert_array_equal(ids, np.lexsort((np.arange(45), -counts))[:5])
+    np.testing.assert_array_equal(scores, 2 * counts[ids])  # summed over the two models
+    with pytest.raises(UnknownIdError, match="user id 777"):
+        blend.recommend(777)
+    ids, _ = blend.recommend([0, 777], n=5, unknown="skip")
+    np.testing.assert_array_equal(ids[1], np.lexsort((np.arange(45), -counts))[:5])
+    # a duplicate (user, item) pair is summed, as in a scipy matrix built from it
+    coo = R.tocoo()
+    users, items, values = (np.append(coo.row, coo.row[:3]), np.append(coo.col, coo.col[:3]),
+                            np.append(coo.data, coo.data[:3]))
+    doubled = sp.csr_matrix((values, (users, items)), shape=R.shape)
+    present = np.unique(users)  # user 4 is not in the triples at all
+    a = ItemKNN(k=5).fit((users, items, values)).recommend(present, n=4)
+    b = ItemKNN(k=5).fit(doubled).recommend(present, n=4)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+
+
 def test_recommend_shapes_string_ids_and_padding():
     users = np.array(["u1", "u1", "u2", "u2", "u3"])
     items = np.array(["i1", "i2", "i2", "i3", "i1"])
