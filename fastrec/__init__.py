@@ -5,6 +5,7 @@ Numba, and a plain numpy/scipy reference that defines the correct answer.
 ``backend="auto"`` picks the fastest one available.
 """
 
+from fastrec import metrics
 from fastrec._runtime import (
     available_backends,
     get_num_threads,
@@ -14,7 +15,9 @@ from fastrec._runtime import (
 )
 from fastrec._version import __version__
 from fastrec.cluster import KMeans
+from fastrec.metrics import evaluate
 from fastrec.mf import MatrixFactorization
+from fastrec.recommenders import ContentKNN, Hybrid, ItemKNN, UnknownIdError, UserKNN
 from fastrec.similarity import cosine_topk
 
 __all__ = [
@@ -27,4 +30,12 @@ __all__ = [
     "set_num_threads",
     "show_config",
     "simd_level",
+    # recommenders and evaluation
+    "ContentKNN",
+    "Hybrid",
+    "ItemKNN",
+    "UnknownIdError",
+    "UserKNN",
+    "evaluate",
+    "metrics",
 ]

@@ -545,3 +545,242 @@ def check_index_range(indices: np.ndarray, n: int, name: str, size_name: str) ->
             f"{name} contains {bad}, outside [0, {size_name}={n}). Raise {size_name} or leave it "
             "as None to map raw ids automatically."
         )
+
+
+# --- recommenders, metrics and splits ---
+
+
+class UnknownIdError(KeyError, ValueError):
+    """A raw user or item id that the model never saw.
+
+    Subclasses both ``KeyError`` (an id lookup failed) and ``ValueError`` (bad
+    argument value), so either ``except`` clause catches it.
+    """
+
+    def __str__(self) -> str:  # KeyError would print the message in quotes
+        return str(self.args[0]) if self.args else ""
+
+
+UNKNOWN_POLICIES = ("raise", "skip")
+
+
+def check_unknown(unknown: Any) -> str:
+    """The ``unknown=`` policy of ``recommend``: ``"raise"`` or ``"skip"``."""
+    if not isinstance(unknown, str) or unknown not in UNKNOWN_POLICIES:
+        raise ValueError(
+            f"unknown={unknown!r} is not one of 'raise' (error on an id the model never saw) or "
+            "'skip' (serve unknown users by popularity, ignore unknown candidate items)."
+        )
+    return unknown
+
+
+def raise_unknown(raw: np.ndarray, inner: np.ndarray, side: str, argument: str) -> None:
+    """Raise :class:`UnknownIdError` naming the first raw id whose inner index is -1."""
+    missing = np.flatnonzero(inner < 0)
+    if missing.size:
+        first = raw[missing[0]]
+        first = first.item() if isinstance(first, np.generic) else first  # 999, not np.int64(999)
+        more = f" (and {missing.size - 1} more)" if missing.size > 1 else ""
+        remedy = "serve such users by popularity" if side == "user" else "leave such items out"
+        raise UnknownIdError(
+            f"{argument} contains the {side} id {first!r}{more}, which the model was not fitted "
+            f"with. Pass unknown='skip' to {remedy}."
+        )
+
+
+def check_item_features(features: Any, name: str = "features") -> sp.csr_matrix:
+    """An items x features matrix (sparse or dense) as canonical CSR with float data."""
+    if sp.issparse(features):
+        if features.ndim != 2:
+            raise ValueError(f"{name} must be 2-D (items x features), got {features.ndim} dimensions.")
+        matrix = features
+    else:
+        matrix = as_2d_array(features, name, "items x features")
+        float_dtype_for(matrix.dtype, name)
+        check_finite(np.asarray(matrix, dtype=np.float64), name)
+        matrix = sp.csr_matrix(matrix)
+    csr = canonical_csr(matrix, name)
+    if csr.shape[0] < 1:
+        raise ValueError(f"{name} has no rows: it needs one row of features per item.")
+    return csr
+
+
+def check_feature_ids(item_ids: Any, n_rows: int) -> np.ndarray:
+    """Raw item ids of the feature rows: ``0 .. n_rows-1`` when None, else distinct ids."""
+    if item_ids is None:
+        return np.arange(n_rows, dtype=np.int64)
+    ids = id_array(item_ids, "item_ids")
+    if ids.size != n_rows:
+        raise ValueError(
+            f"item_ids has {ids.size} ids but features has {n_rows} rows; pass one item id per row."
+        )
+    from fastrec._idmap import IdMap
+
+    mapping, inner = IdMap.from_values(ids)
+    if len(mapping) != ids.size:
+        counts = np.bincount(inner, minlength=len(mapping))
+        raise ValueError(
+            f"item_ids contains the id {mapping.ids[int(np.argmax(counts > 1))]!r} more than once; "
+            "every feature row must belong to a different item."
+        )
+    return ids
+
+
+def check_model_weights(models: Any) -> list[tuple[Any, float]]:
+    """``[(model, weight), ...]`` of a Hybrid: at least one fitted pair, finite weights."""
+    if not isinstance(models, (list, tuple)) or len(models) == 0:
+        raise TypeError(
+            "models must be a non-empty list of (model, weight) pairs, e.g. "
+            "[(item_knn, 0.7), (content_knn, 0.3)]."
+        )
+    pairs = []
+    for position, pair in enumerate(models):
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise TypeError(
+                f"models[{position}] must be a (model, weight) pair, got {type(pair).__name__}."
+            )
+        model, weight = pair
+        if not hasattr(model, "_score_block") or not hasattr(model, "recommend"):
+            raise TypeError(
+                f"models[{position}] is a {type(model).__name__}, not a fastrec recommender "
+                "(ItemKNN, UserKNN, ContentKNN, MatrixFactorization or Hybrid)."
+            )
+        pairs.append((model, check_float(weight, f"weight of models[{position}]")))
+    return pairs
+
+
+def check_recommendation_table(recommended: Any, n_users: int, n_items: int, k: int) -> np.ndarray:
+    """A (n_users, >= k) integer table of inner item indices (-1 = empty) as int64."""
+    table = np.asarray(recommended)
+    if table.dtype.kind not in "iu":
+        raise TypeError(
+            f"recommended must hold integer item indices (-1 for an empty slot), got dtype "
+            f"{table.dtype}."
+        )
+    if table.ndim != 2:
+        raise ValueError(
+            f"recommended must be 2-D (users x ranked items), got shape {table.shape}."
+        )
+    if table.shape[0] != n_users:
+        raise ValueError(
+            f"recommended has {table.shape[0]} rows but test has {n_users} users; pass one row per "
+            "row of test (users without test items are skipped)."
+        )
+    if table.shape[1] < k:
+        raise ValueError(
+            f"recommended has {table.shape[1]} columns, fewer than k={k}; recommend at least k items."
+        )
+    head = np.ascontiguousarray(table[:, :k], dtype=np.int64)
+    if head.size:
+        low, high = int(head.min()), int(head.max())
+        if low < -1 or high >= n_items:
+            bad = low if low < -1 else high
+            raise ValueError(
+                f"recommended contains the item index {bad}, outside [0, {n_items}) (test has "
+                f"{n_items} items; -1 marks an empty slot). Map raw ids to column indices of test."
+            )
+        ordered = np.sort(head, axis=1)
+        duplicate = (ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)
+        if duplicate.any():
+            row = int(np.argmax(duplicate.any(axis=1)))
+            raise ValueError(
+                f"recommended row {row} lists an item more than once in its first k={k} slots; "
+                "each item may appear once per user."
+            )
+    return np.ascontiguousarray(table, dtype=np.int64)
+
+
+def check_relevance_matrix(test: Any, threshold: float | None) -> sp.csr_matrix:
+    """The relevant items of a users x items test matrix, as canonical CSR of ones.
+
+    Every stored entry is relevant (explicit zeros included) unless ``threshold``
+    is given, in which case entries with a value >= threshold are.
+    """
+    if not sp.issparse(test):
+        raise TypeError(
+            f"test must be a users x items scipy sparse matrix, got {type(test).__name__}."
+        )
+    if test.ndim != 2:
+        raise ValueError(f"test must be 2-D, got a sparse array with {test.ndim} dimensions.")
+    csr = sp.csr_matrix(test, copy=True)  # never change the caller's matrix
+    csr.sum_duplicates()
+    keep = np.ones(csr.nnz, dtype=bool)
+    if threshold is not None:
+        threshold = check_float(threshold, "threshold")
+        keep = np.asarray(csr.data >= threshold)
+    indptr = np.zeros(csr.shape[0] + 1, dtype=np.int64)
+    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+    np.cumsum(np.bincount(rows[keep], minlength=csr.shape[0]), out=indptr[1:])
+    index_dtype = index_dtype_for(*csr.shape)
+    return sp.csr_matrix(
+        (np.ones(int(indptr[-1]), dtype=np.float32), csr.indices[keep].astype(index_dtype), indptr),
+        shape=csr.shape,
+    )
+
+
+def check_prediction_pair(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Two equal-length, non-empty, finite 1-D numeric arrays as float64."""
+    true = _rating_values(np.asarray(y_true).reshape(-1) if np.ndim(y_true) == 0 else y_true, "y_true")
+    pred = _rating_values(np.asarray(y_pred).reshape(-1) if np.ndim(y_pred) == 0 else y_pred, "y_pred")
+    if true.size != pred.size:
+        raise ValueError(
+            f"y_true and y_pred must have the same length, got {true.size} and {pred.size}."
+        )
+    if true.size == 0:
+        raise ValueError("y_true and y_pred are empty: there is nothing to score.")
+    return true.astype(np.float64), pred.astype(np.float64)
+
+
+def check_test_size(test_size: Any, n: int) -> int:
+    """``test_size`` (a fraction in (0, 1) or a count in [1, n)) as a count of ratings."""
+    if isinstance(test_size, (bool, np.bool_)) or not isinstance(test_size, numbers.Real):
+        raise TypeError(
+            f"test_size must be a fraction in (0, 1) or a number of ratings, got {test_size!r}."
+        )
+    if isinstance(test_size, numbers.Integral):
+        count = int(test_size)
+        if not 1 <= count < n:
+            raise ValueError(
+                f"test_size={count} must leave ratings on both sides: use 1 <= test_size < {n}."
+            )
+        return count
+    fraction = float(test_size)
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"test_size={fraction} must be a fraction strictly between 0 and 1.")
+    return min(max(int(round(fraction * n)), 1), n - 1)  # at least one rating on each side
+
+
+def check_timestamps(timestamps: Any, n: int, pattern: sp.csr_matrix | None = None) -> np.ndarray:
+    """Timestamps of ``n`` ratings as a numeric 1-D array aligned with the ratings.
+
+    ``pattern`` is the CSR ratings matrix when the ratings were given as one; the
+    timestamps may then be a CSR matrix with exactly the same stored pattern.
+    """
+    if sp.issparse(timestamps):
+        if pattern is None:
+            raise TypeError(
+                "timestamps is a sparse matrix but the ratings are not; pass an array aligned "
+                "with the ratings."
+            )
+        stamps = sp.csr_matrix(timestamps)
+        if (stamps.shape != pattern.shape or stamps.nnz != pattern.nnz
+                or not np.array_equal(stamps.indptr, pattern.indptr)
+                or not np.array_equal(stamps.indices, pattern.indices)):
+            raise ValueError(
+                "timestamps must have the same shape and stored pattern as the ratings matrix "
+                "(same indptr and indices), or be an array aligned with its stored entries."
+            )
+        values = np.asarray(stamps.data)
+    else:
+        values = np.asarray(timestamps)
+        if values.dtype.kind == "M":  # datetime64: order is what matters
+            values = values.astype(np.int64)
+    if values.ndim != 1 or values.size != n:
+        raise ValueError(
+            f"timestamps must be 1-D with one value per rating ({n}), got shape {values.shape}."
+        )
+    if values.dtype == object or values.dtype.kind not in "biuf":
+        raise TypeError(f"timestamps must be numbers or datetime64, got dtype {values.dtype}.")
+    if values.dtype.kind == "f":
+        check_finite(values, "timestamps")
+    return values

@@ -8,3 +8,4 @@ from fastrec.datasets.synthetic import (
 )
 
 __all__ = ["SIZES", "make_benchmark_ratings", "make_ratings", "make_user_embeddings"]
+from fastrec.datasets.splits import train_test_split  # noqa: E402,F401

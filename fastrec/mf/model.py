@@ -943,6 +943,29 @@ class MatrixFactorization:
             model._train_items = indices.copy()
         return model
 
+    # -- dense scores for blending ------------------------------------------------------
+
+    def _score_block(self, inner_users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """Scores of users x candidate items by inner index, as :meth:`recommend` ranks them.
+
+        ``mu + b_u + b_i + p_u . q_i`` (unclipped); an unknown user (-1) gets
+        ``mu + b_i``.  Returns a (len(inner_users), len(candidates)) array of the
+        model dtype.  Used by :class:`fastrec.Hybrid`.
+        """
+        V.check_fitted(self)
+        k = self._k
+        Q = self._Q[candidates, :k]
+        base = self.item_bias_[candidates] + self._mu if self._biased else np.full(
+            candidates.size, self._mu, dtype=Q.dtype)
+        scores = np.repeat(base[None, :].astype(Q.dtype), inner_users.size, axis=0)
+        known = inner_users >= 0
+        if known.any():
+            rows = inner_users[known]
+            scores[known] += self._P[rows, :k] @ Q.T
+            if self._biased:
+                scores[known] += self.user_bias_[rows, None]
+        return scores
+
 
 def _all_finite(state: dict[str, np.ndarray]) -> bool:
     return all(np.isfinite(value).all() for value in state.values())

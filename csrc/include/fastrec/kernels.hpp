@@ -4,6 +4,8 @@
 
 #include "fastrec/cosine.hpp"
 #include "fastrec/kmeans.hpp"
+#include "fastrec/metrics.hpp"
+#include "fastrec/neighbourhood.hpp"
 #include "fastrec/sgd_mf.hpp"
 
 #ifdef FASTREC_ISA_NS
@@ -27,6 +29,15 @@ template void sgd_mf_epoch<float>(const SgdMfArgs<float>&);
 template void sgd_mf_epoch<double>(const SgdMfArgs<double>&);
 template void mf_predict<float>(const MfPredictArgs<float>&);
 template void mf_predict<double>(const MfPredictArgs<double>&);
+
+template void sparse_score_topn<float, int32_t>(const SparseScoreTopnArgs<float, int32_t>&);
+template void sparse_score_topn<float, int64_t>(const SparseScoreTopnArgs<float, int64_t>&);
+template void sparse_score_topn<double, int32_t>(const SparseScoreTopnArgs<double, int32_t>&);
+template void sparse_score_topn<double, int64_t>(const SparseScoreTopnArgs<double, int64_t>&);
+template void dense_topn<float>(const DenseTopnArgs<float>&);
+template void dense_topn<double>(const DenseTopnArgs<double>&);
+template void ranking_metrics<int32_t>(const RankingMetricsArgs<int32_t>&);
+template void ranking_metrics<int64_t>(const RankingMetricsArgs<int64_t>&);
 
 }  // namespace FASTREC_ISA_NS
 }  // namespace fastrec

@@ -1,0 +1,119 @@
+"""Evaluate a recommender on held-out ratings: rating metrics and ranking metrics at k."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from fastrec import _validation as V
+from fastrec._idmap import IdMap
+from fastrec.metrics.ranking import METRIC_NAMES, per_user_metrics
+from fastrec.metrics.rating import mae, rmse
+
+
+def _is_fitted(model: Any) -> bool:
+    return getattr(model, "_user_map", None) is not None
+
+
+def evaluate(model: Any, train: Any, test: Any, k: int = 10, *, fit: bool | None = None,
+             threshold: float | None = None, columns: tuple[str, str, str] | None = None,
+             as_frame: bool = False, n_threads: int | None = None, backend: str = "auto") -> Any:
+    """Score a recommender on test ratings.
+
+    Ranking metrics (always): every test user gets ``model.recommend(user,
+    n=k)`` with its training items excluded; the test items (those rated
+    ``>= threshold`` when given) are the relevant ones.  Metrics are means over
+    the test users with at least one relevant item (definitions in
+    :mod:`fastrec.metrics.ranking`).  Raw ids are matched between the model and
+    the test data: test users the model never saw are served as the model serves
+    unknown users (popularity for the neighbourhood models, the item biases for
+    :class:`fastrec.MatrixFactorization`), and test items the model never saw
+    count as relevant but can never be hit.  Coverage is the fraction of the
+    model's items recommended to at least one test user.
+
+    Rating metrics (RMSE and MAE, for models with ``predict``, such as
+    :class:`fastrec.MatrixFactorization`): predictions of every test rating.
+
+    Parameters
+    ----------
+    model : fastrec recommender
+        ItemKNN, UserKNN, ContentKNN, Hybrid, MatrixFactorization, or any object
+        with their ``fit`` / ``recommend`` interface.
+    train : ratings, optional
+        The training ratings, in any ``fit`` form.  The model is fitted on them
+        when it is not fitted yet (see ``fit``); may be None for a fitted model.
+    test : ratings
+        Held-out ratings in any ``fit`` form: a ``(user_ids, item_ids, ratings)``
+        tuple, a users x items sparse matrix (row and column numbers are then the
+        raw ids, as in ``fit``) or a DataFrame.
+    k : int, default 10
+    fit : bool, optional
+        ``True`` always fits on ``train`` first, ``False`` never does, ``None``
+        (default) fits only an unfitted model.
+    threshold : float, optional
+        Test ratings below it are not relevant for the ranking metrics.
+    columns : (str, str, str), optional
+        DataFrame column names of user, item and rating.
+    as_frame : bool, default False
+        Return a one-row pandas DataFrame indexed by the model's class name.
+    n_threads : int, optional
+    backend : {"auto", "cpp", "numba", "numpy"}
+        Backend of the metric kernel (the model keeps its own).
+
+    Returns
+    -------
+    dict or pandas.DataFrame
+        ``rmse`` and ``mae`` (rating models only), ``precision@k``,
+        ``recall@k``, ``f1@k``, ``ndcg@k``, ``map@k``, ``hit_rate@k``,
+        ``coverage@k``, and ``n_users``: the users the ranking means average.
+    """
+    k = V.check_int(k, "k", minimum=1)
+    as_frame = V.check_bool(as_frame, "as_frame")
+    if fit is None:
+        fit = not _is_fitted(model)
+    if V.check_bool(fit, "fit"):
+        if train is None:
+            raise ValueError("The model is not fitted and train is None: pass training ratings.")
+        if columns is not None:
+            model.fit(train, columns=columns)
+        else:
+            model.fit(train)
+    if not _is_fitted(model):
+        raise RuntimeError(f"This {type(model).__name__} is not fitted; pass fit=True with train.")
+    data = V.rating_triples(test, columns)
+    result: dict[str, Any] = {}
+    if hasattr(model, "predict"):
+        result["rmse"] = rmse(data.ratings, model.predict(data.users, data.items))
+        result["mae"] = mae(data.ratings, model.predict(data.users, data.items))
+
+    user_map, user_rows = IdMap.from_values(data.users)
+    item_map, item_cols = model._item_map.extend(data.items)
+    relevant = np.ones(data.ratings.size, dtype=bool)
+    if threshold is not None:
+        relevant = data.ratings >= V.check_float(threshold, "threshold")
+    truth = sp.csr_matrix(
+        (np.ones(int(relevant.sum()), dtype=np.float32), (user_rows[relevant], item_cols[relevant])),
+        shape=(len(user_map), len(item_map)),
+    )
+    options = {"n": k, "exclude_seen": True}
+    if "unknown" in inspect.signature(model.recommend).parameters:
+        options["unknown"] = "skip"
+    raw_recs, _ = model.recommend(user_map.ids, **options)
+    recs = item_map.lookup(np.asarray(raw_recs).reshape(-1)).reshape(len(user_map), k)
+    per_user, flags = per_user_metrics(recs.astype(np.int64), truth, k, n_threads=n_threads,
+                                       backend=backend)
+    valid = ~np.isnan(per_user[:, 0])
+    means = per_user[valid].mean(axis=0) if valid.any() else np.full(per_user.shape[1], np.nan)
+    for name, value in zip(METRIC_NAMES, means):
+        result[f"{name}@{k}"] = float(value)
+    n_model_items = len(model._item_map)
+    result[f"coverage@{k}"] = float(flags[:n_model_items].sum() / max(n_model_items, 1))
+    result["n_users"] = int(valid.sum())
+    if as_frame:
+        import pandas as pd
+
+        return pd.DataFrame([result], index=[type(model).__name__])
+    return result

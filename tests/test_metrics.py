@@ -1,0 +1,249 @@
+"""Metrics: hand-computed cases, the reference against brute force, backends, evaluate()."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from conftest import compiled_variants, variant
+
+import fastrec
+from fastrec import _runtime
+from fastrec.datasets import make_ratings
+from fastrec.metrics import (
+    RankingScore,
+    coverage,
+    evaluate,
+    f1_at_k,
+    hit_rate_at_k,
+    mae,
+    map_at_k,
+    ndcg_at_k,
+    per_user_metrics,
+    precision_at_k,
+    ranking_metrics,
+    recall_at_k,
+    rmse,
+)
+
+BACKENDS = list(_runtime.available_backends())
+D = 1 / np.log2(np.arange(2, 12))  # discounts of slots 0..9
+
+
+def hand_case():
+    # user 0: relevant {1, 4, 7}; list 4, 2, 1 -> hits at slots 0 and 2
+    # user 1: no test items (excluded)
+    # user 2: relevant {0}; list -1, 0, 5 -> hit at slot 1
+    # user 3: relevant {2, 3, 5, 6}; list 8, 9, -1 -> no hit
+    recs = np.array([[4, 2, 1], [0, 1, 2], [-1, 0, 5], [8, 9, -1]])
+    test = sp.csr_matrix((np.ones(8), ([0, 0, 0, 2, 3, 3, 3, 3], [1, 4, 7, 0, 2, 3, 5, 6])),
+                         shape=(4, 10))
+    return recs, test
+
+
+def test_hand_computed_values():
+    recs, test = hand_case()
+    k = 3
+    precision = [2 / 3, 1 / 3, 0]
+    recall = [2 / 3, 1, 0]
+    f1 = [2 * p * r / (p + r) if p + r else 0 for p, r in zip(precision, recall)]
+    ndcg = [(D[0] + D[2]) / (D[0] + D[1] + D[2]), D[1] / D[0], 0]
+    ap = [(1 / 1 + 2 / 3) / 3, (1 / 2) / 1, 0]
+    hit = [1, 1, 0]
+    expected = {"precision": precision, "recall": recall, "f1": f1, "ndcg": ndcg, "map": ap,
+                "hit_rate": hit}
+    functions = {"precision": precision_at_k, "recall": recall_at_k, "f1": f1_at_k, "ndcg": ndcg_at_k,
+                 "map": map_at_k, "hit_rate": hit_rate_at_k}
+    for backend in BACKENDS:
+        for name, function in functions.items():
+            score = function(recs, test, k=k, backend=backend)
+            assert isinstance(score, RankingScore) and score.n_users == 3
+            assert score.value == pytest.approx(np.mean(expected[name]), abs=1e-15), name
+        everything = ranking_metrics(recs, test, k=k, backend=backend)
+        assert everything["n_users"] == 3
+        assert everything["coverage"] == pytest.approx(7 / 10)  # items 0, 1, 2, 4, 5, 8, 9
+        assert coverage(recs, test, k=k, backend=backend) == pytest.approx(0.7)
+        assert coverage(recs, test, k=1, backend=backend) == pytest.approx(0.3)  # 4, 0, 8
+    # k smaller than the table: only the first slots count
+    assert precision_at_k(recs, test, k=1).value == pytest.approx(1 / 3)
+    per_user, flags = per_user_metrics(recs, test, k=3)
+    assert np.all(np.isnan(per_user[1])) and flags.sum() == 7
+
+
+def brute_force(recs, test, k):
+    """Per-user metrics written from the definitions, with Python sets."""
+    dense = test.toarray() != 0
+    rows = []
+    for u in range(recs.shape[0]):
+        relevant = set(np.flatnonzero(dense[u]).tolist())
+        if not relevant:
+            rows.append([np.nan] * 6)
+            continue
+        hits, dcg, ap = 0, 0.0, 0.0
+        for p, item in enumerate(recs[u, :k]):
+            if item in relevant:
+                hits += 1
+                dcg += 1 / np.log2(p + 2)
+                ap += hits / (p + 1)
+        ideal = min(k, len(relevant))
+        idcg = sum(1 / np.log2(p + 2) for p in range(ideal))
+        p_, r_ = hits / k, hits / len(relevant)
+        rows.append([p_, r_, 2 * p_ * r_ / (p_ + r_) if hits else 0.0, dcg / idcg, ap / ideal,
+                     float(hits > 0)])
+    return np.array(rows)
+
+
+def random_case(seed, n_users=300, n_items=80, width=12):
+    rng = np.random.default_rng(seed)
+    recs = np.stack([rng.permutation(n_items)[:width] for _ in range(n_users)])
+    recs[rng.random(recs.shape) < 0.1] = -1  # empty slots anywhere
+    test = sp.random(n_users, n_items, density=0.08, format="csr", random_state=rng)
+    test.data[:] = rng.integers(1, 6, test.nnz)
+    return recs, test
+
+
+@pytest.mark.parametrize("k", [1, 5, 12])
+def test_reference_matches_brute_force(k):
+    recs, test = random_case(0)
+    per_user, flags = per_user_metrics(recs, test, k, backend="numpy")
+    np.testing.assert_allclose(per_user, brute_force(recs, test, k), rtol=1e-13, equal_nan=True)
+    head = recs[:, :k]
+    np.testing.assert_array_equal(np.flatnonzero(flags), np.unique(head[head >= 0]))
+
+
+@pytest.mark.parametrize("backend,level", compiled_variants())
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_compiled_backends_match_reference(backend, level, index_dtype):
+    recs, test = random_case(1)
+    test.indices = test.indices.astype(index_dtype)
+    want = per_user_metrics(recs, test, 10, threshold=3, backend="numpy")
+    with variant(level):
+        for threads in (1, 3):
+            got = per_user_metrics(recs, test, 10, threshold=3, backend=backend, n_threads=threads)
+            np.testing.assert_allclose(got[0], want[0], rtol=1e-14, equal_nan=True)
+            np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_threshold_keeps_only_high_ratings_and_input_is_untouched():
+    recs, test = random_case(2)
+    before = test.copy()
+    high = sp.csr_matrix(test.multiply(test >= 4))
+    high.eliminate_zeros()
+    a = ranking_metrics(recs, test, 5, threshold=4)
+    b = ranking_metrics(recs, high, 5)
+    assert a == b
+    assert (test != before).nnz == 0
+
+
+def test_recommendation_tables_are_checked():
+    recs, test = hand_case()
+    with pytest.raises(ValueError, match="item index 10, outside"):
+        precision_at_k(np.array([[10, 0, 1]] * 4), test, k=3)
+    with pytest.raises(ValueError, match="item index -2, outside"):
+        precision_at_k(np.array([[-2, 0, 1]] * 4), test, k=3)
+    with pytest.raises(ValueError, match="row 2 lists an item more than once"):
+        precision_at_k(np.array([[1, 2, 3], [1, 2, 3], [4, 5, 4], [1, 2, 3]]), test, k=3)
+    with pytest.raises(ValueError, match="3 rows but test has 4 users"):
+        precision_at_k(recs[:3], test, k=3)
+    with pytest.raises(ValueError, match="fewer than k=5"):
+        precision_at_k(recs, test, k=5)
+    with pytest.raises(TypeError, match="integer item indices"):
+        precision_at_k(recs.astype(float), test, k=3)
+    with pytest.raises(TypeError, match="test must be a users x items scipy sparse matrix"):
+        precision_at_k(recs, test.toarray(), k=3)
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        recall_at_k(recs, test, k=0)
+    # out-of-range slots beyond k are not looked at
+    wide = np.hstack([recs, np.full((4, 1), 99)])
+    assert precision_at_k(wide, test, k=3) == precision_at_k(recs, test, k=3)
+
+
+def test_no_user_with_test_items_gives_nan_and_zero_count():
+    recs = np.zeros((2, 3), dtype=np.int64) + np.arange(3)
+    score = ndcg_at_k(recs, sp.csr_matrix((2, 5)), k=3)
+    assert np.isnan(score.value) and score.n_users == 0
+
+
+def test_rmse_and_mae():
+    assert rmse([1, 2, 3], [1, 2, 5]) == pytest.approx(np.sqrt(4 / 3))
+    assert mae([1, 2, 3], [2, 2, 5]) == pytest.approx(1.0)
+    assert rmse(3.0, 4.0) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="same length, got 2 and 3"):
+        rmse([1, 2], [1, 2, 3])
+    with pytest.raises(ValueError, match="y_pred contains NaN"):
+        mae([1, 2], [1, np.nan])
+    with pytest.raises(ValueError, match="empty"):
+        rmse([], [])
+
+
+def test_metrics_over_many_users_match_reference():
+    # a larger table through the compiled path, against the reference on a slice
+    R = make_ratings(3000, 500, 60_000, seed=0)
+    recs = np.argsort(-np.random.default_rng(0).random((3000, 500)), axis=1)[:, :10]
+    got = per_user_metrics(recs, R, 10)[0]
+    want = per_user_metrics(recs[:200], R[:200], 10, backend="numpy")[0]
+    np.testing.assert_allclose(got[:200], want, rtol=1e-14, equal_nan=True)
+
+
+# --- evaluate ---------------------------------------------------------------------------------
+
+
+def split_ids(seed=0):
+    R = make_ratings(120, 80, 3000, seed=seed, dtype=np.float64).tocoo()
+    users = np.array([f"user{u}" for u in R.row])
+    items = np.array([f"item{i}" for i in R.col])
+    rng = np.random.default_rng(seed)
+    test = rng.random(R.nnz) < 0.2
+    return (users[~test], items[~test], R.data[~test]), (users[test], items[test], R.data[test])
+
+
+def test_evaluate_maps_raw_ids_and_matches_manual_computation():
+    train, test = split_ids()
+    # a test user and a test item the model never saw
+    test = (np.append(test[0], ["stranger", "user0"]), np.append(test[1], ["item1", "brand-new"]),
+            np.append(test[2], [4.0, 5.0]))
+    model = fastrec.ItemKNN(k=10)
+    result = evaluate(model, train, test, k=5)
+    assert model.n_users_ > 0  # evaluate fitted the unfitted model
+    assert "rmse" not in result
+    users = np.unique(test[0])
+    ids, _ = model.recommend(users, n=5, unknown="skip")
+    items = np.unique(np.concatenate([model.item_ids_, test[1]]))
+    column = {item: c for c, item in enumerate(items)}
+    recs = np.array([[column[i] if i is not None else -1 for i in row] for row in ids])
+    row = {u: r for r, u in enumerate(users)}
+    truth = sp.csr_matrix((np.ones(test[0].size), ([row[u] for u in test[0]],
+                                                    [column[i] for i in test[1]])),
+                          shape=(users.size, items.size))
+    manual = ranking_metrics(recs, truth, 5)
+    for name in ("precision", "recall", "f1", "ndcg", "map", "hit_rate"):
+        assert result[f"{name}@5"] == pytest.approx(manual[name], abs=1e-12), name
+    assert result["n_users"] == manual["n_users"] == users.size
+    recommended = {i for r in ids for i in r if i is not None}
+    assert result["coverage@5"] == pytest.approx(len(recommended) / model.n_items_)
+
+
+def test_evaluate_rating_model_threshold_and_frame():
+    pd = pytest.importorskip("pandas")
+    train, test = split_ids(1)
+    model = fastrec.MatrixFactorization(n_factors=4, n_epochs=3, seed=0).fit(train)
+    result = evaluate(model, None, test, k=3, threshold=4.0)
+    prediction = model.predict(test[0], test[1])
+    assert result["rmse"] == pytest.approx(np.sqrt(np.mean((prediction - test[2]) ** 2)), rel=1e-6)
+    assert result["mae"] == pytest.approx(np.mean(np.abs(prediction - test[2])), rel=1e-6)
+    assert result["n_users"] == np.unique(test[0][test[2] >= 4]).size
+    frame = evaluate(model, None, test, k=3, threshold=4.0, as_frame=True)
+    assert isinstance(frame, pd.DataFrame) and list(frame.index) == ["MatrixFactorization"]
+    assert frame.loc["MatrixFactorization", "ndcg@3"] == pytest.approx(result["ndcg@3"])
+
+
+def test_evaluate_on_matrices_and_bad_input():
+    R = make_ratings(200, 100, 4000, seed=2)
+    train, test = fastrec.datasets.train_test_split(R, 0.2, method="leave_k_out", k=2, seed=0)
+    result = evaluate(fastrec.UserKNN(k=10), train, test, k=10)
+    assert result["n_users"] == np.count_nonzero(np.diff(test.indptr))
+    assert 0 <= result["precision@10"] <= 1
+    with pytest.raises(ValueError, match="train is None"):
+        evaluate(fastrec.ItemKNN(), None, test)
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        evaluate(fastrec.ItemKNN(), train, test, k=0)
