@@ -492,8 +492,16 @@ def rating_triples(data: Any, columns: tuple[str, str, str] | None = None) -> Ra
 
     Accepts a ``(user_ids, item_ids, ratings)`` tuple of equal-length 1-D arrays,
     a users x items scipy sparse matrix (every stored entry is a rating, explicit
-    zeros included; duplicates are summed, as scipy does) or a pandas DataFrame.
+    zeros included; duplicates are summed, as scipy does), a pandas DataFrame or a
+    :class:`fastrec.datasets.Interactions` (whose raw ids are kept).
     """
+    from fastrec.datasets.interactions import Interactions
+
+    if isinstance(data, Interactions):
+        users, items, ratings = data.to_triples()
+        if ratings.size == 0:
+            raise ValueError("The Interactions hold no ratings: there is nothing to fit.")
+        return RatingTriples(users, items, ratings, None)
     if sp.issparse(data):
         if data.ndim != 2:
             raise ValueError(f"ratings matrix must be 2-D, got {data.ndim} dimensions.")
@@ -544,4 +552,127 @@ def check_index_range(indices: np.ndarray, n: int, name: str, size_name: str) ->
         raise ValueError(
             f"{name} contains {bad}, outside [0, {size_name}={n}). Raise {size_name} or leave it "
             "as None to map raw ids automatically."
+        )
+
+
+# --- datasets ---
+
+DUPLICATE_POLICIES = ("last", "sum", "error")
+
+
+def check_duplicates_policy(duplicates: Any) -> str:
+    """``duplicates`` as one of :data:`DUPLICATE_POLICIES`."""
+    if duplicates not in DUPLICATE_POLICIES:
+        raise ValueError(
+            f"duplicates={duplicates!r} is not one of {list(DUPLICATE_POLICIES)}: 'last' keeps the "
+            "most recent rating of a (user, item) pair, 'sum' adds them up, 'error' refuses them."
+        )
+    return duplicates
+
+
+def check_data_path(path: Any, what: str) -> Any:
+    """``path`` as a ``pathlib.Path`` that exists, or raise naming ``what`` it should hold."""
+    from pathlib import Path
+
+    if not isinstance(path, (str, bytes)) and not hasattr(path, "__fspath__"):
+        raise TypeError(f"path must be a file or folder path, got {type(path).__name__}.")
+    resolved = Path(path.decode() if isinstance(path, bytes) else path).expanduser()
+    if not resolved.exists():
+        raise FileNotFoundError(f"{str(resolved)!r} does not exist; pass the path of {what}.")
+    return resolved
+
+
+def find_data_file(path: Any, names: tuple[str, ...], what: str) -> Any:
+    """The first of ``names`` inside folder ``path``, or ``path`` itself when it is such a file."""
+    if path.is_dir():
+        for name in names:
+            if (path / name).is_file():
+                return path / name
+        raise FileNotFoundError(
+            f"{str(path)!r} holds none of {list(names)}; pass the folder of {what} or the "
+            "ratings file itself."
+        )
+    return path
+
+
+def pick_column(columns: list[Any], given: Any, candidates: tuple[str, ...], role: str,
+                source: str, argument: str, required: bool = True) -> Any:
+    """The column of a table that holds ``role`` (user, item, rating or timestamp).
+
+    ``given`` is a name or a position; ``None`` looks for one of ``candidates``
+    (case-insensitive).  Raises naming ``argument`` when ``given`` is not a
+    column, or when a required column cannot be found.
+    """
+    if given is not None:
+        if isinstance(given, numbers.Integral) and not isinstance(given, bool) \
+                and given not in columns:
+            if 0 <= int(given) < len(columns):
+                return columns[int(given)]
+        if given in columns:
+            return given
+        raise ValueError(
+            f"{argument}={given!r} is not a column of {source}; its columns are {columns}."
+        )
+    by_lower = {str(c).lower(): c for c in columns}
+    for name in candidates:
+        if name.lower() in by_lower:
+            return by_lower[name.lower()]
+    if required:
+        raise ValueError(
+            f"Could not find the {role} column of {source} (columns {columns}); pass "
+            f"{argument}=<column name>."
+        )
+    return None
+
+
+def check_separate_columns(chosen: dict[str, Any]) -> None:
+    """Raise when two roles (user, item, rating, timestamp) were given the same column."""
+    seen: dict[Any, str] = {}
+    for argument, column in chosen.items():
+        if column is None:
+            continue
+        if column in seen:
+            raise ValueError(
+                f"{seen[column]} and {argument} both name the column {column!r}; each role "
+                "needs its own column."
+            )
+        seen[column] = argument
+
+
+def check_side_table(table: Any, n: int, name: str) -> None:
+    """Raise unless ``table`` is None or a DataFrame with one row per user (item)."""
+    if table is None:
+        return
+    if not (hasattr(table, "columns") and hasattr(table, "iloc")):
+        raise TypeError(f"{name} must be a pandas DataFrame or None, got {type(table).__name__}.")
+    if len(table) != n:
+        raise ValueError(
+            f"{name} has {len(table)} rows but there are {n} ids; align it with "
+            f"table.reindex(ids) so that row k describes id k."
+        )
+
+
+def check_same_pattern(matrix: sp.csr_matrix, other: Any, name: str) -> sp.csr_matrix:
+    """``other`` as CSR with exactly the sparsity pattern of ``matrix``."""
+    if not sp.issparse(other):
+        raise TypeError(f"{name} must be a scipy sparse matrix, got {type(other).__name__}.")
+    other = sp.csr_matrix(other)
+    if (other.shape != matrix.shape or other.nnz != matrix.nnz
+            or not np.array_equal(other.indptr, matrix.indptr)
+            or not np.array_equal(other.indices, matrix.indices)):
+        raise ValueError(
+            f"{name} must have the same shape and stored entries as matrix (one value per "
+            "rating); build both from the same (user, item) pairs."
+        )
+    return other
+
+
+def check_id_lookup(inner: np.ndarray, ids: np.ndarray, name: str) -> None:
+    """Raise naming the first id of ``ids`` whose inner index is -1 (unknown)."""
+    missing = inner < 0
+    if missing.any():
+        first = ids[int(np.argmax(missing))]
+        raise ValueError(
+            f"{name} contains {first!r}, which is not a known id ({int(missing.sum())} unknown "
+            "in all); pass strict=False to get -1 for unknown ids."
         )
