@@ -672,6 +672,7 @@ def check_id_lookup(inner: np.ndarray, ids: np.ndarray, name: str) -> None:
     missing = inner < 0
     if missing.any():
         first = ids[int(np.argmax(missing))]
+        first = first.item() if isinstance(first, np.generic) else first
         raise ValueError(
             f"{name} contains {first!r}, which is not a known id ({int(missing.sum())} unknown "
             "in all); pass strict=False to get -1 for unknown ids."

@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -261,8 +262,15 @@ def write(out: Path, sections: Sequence[Section], machine: dict[str, Any],
     stem = "" if report_path.name == "report.md" else report_path.stem + "-"
     written = []
     charts = {}
+    try:
+        import matplotlib  # noqa: F401
+        plotting = True
+    except ImportError:
+        plotting = False
+        print("note: matplotlib is not installed; no charts (pip install matplotlib)",
+              file=sys.stderr)
     for section in sections:
-        if any(r["times"] for r in section.records):
+        if plotting and any(r["times"] for r in section.records):
             png = chart(section, folder / f"{stem}{section.name}.png")
             charts[section.name] = png.name
             written.append(png)

@@ -174,8 +174,10 @@ class Interactions:
         last[:-1] = key[1:] != key[:-1]
         if duplicates == "error" and not last.all():
             first = order[int(np.argmin(last))]
+            user, item = (v.item() if isinstance(v, np.generic) else v
+                          for v in (raw_users[first], raw_items[first]))
             raise ValueError(
-                f"The pair (user {raw_users[first]!r}, item {raw_items[first]!r}) occurs more than "
+                f"The pair (user {user!r}, item {item!r}) occurs more than "
                 "once; pass duplicates='last' or 'sum' to merge repeated pairs."
             )
         if duplicates == "sum" and not last.all():
@@ -418,7 +420,10 @@ def _timestamp_values(values: Any) -> np.ndarray:
             return array.astype(np.float64)
         return array.astype(np.int64)
     try:
-        parsed = pd.to_datetime(series, utc=True)
+        try:
+            parsed = pd.to_datetime(series, utc=True)
+        except ValueError:  # dates written in more than one format
+            parsed = pd.to_datetime(series, utc=True, format="mixed")
     except (ValueError, TypeError) as exc:
         raise ValueError(
             "timestamps must be numbers (e.g. Unix seconds) or dates that pandas.to_datetime "

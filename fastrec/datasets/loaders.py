@@ -48,9 +48,19 @@ def _read_text(path: Path) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
+def _pandas():
+    """pandas, or an ImportError that says how to get it."""
+    try:
+        import pandas
+    except ImportError as exc:
+        raise ImportError("Reading rating files needs pandas: pip install pandas "
+                          "(or pip install 'fastrec[data]').") from exc
+    return pandas
+
+
 def _read_table(path: Path, what: str, **options: Any):
     """``pandas.read_csv`` with a one-line error naming the file and the expected format."""
-    import pandas as pd
+    pd = _pandas()
 
     try:
         return pd.read_csv(path, **options)
@@ -305,8 +315,7 @@ def load_interactions(
     -------
     Interactions
     """
-    import pandas as pd
-
+    pd = _pandas()
     resolved = V.check_data_path(path, "an interactions file (CSV, TSV or Parquet)")
     if resolved.is_dir():
         raise ValueError(
@@ -368,8 +377,6 @@ def load_interactions(
 
 
 def _table(records: list[tuple], columns: list[str], index: str):
-    import pandas as pd
-
-    table = pd.DataFrame.from_records(records, columns=columns).set_index(index)
+    table = _pandas().DataFrame.from_records(records, columns=columns).set_index(index)
     table.index = table.index.astype(np.int64)
     return table
