@@ -264,7 +264,7 @@ def main(names: Sequence[str], argv: Sequence[str], prog: str) -> int:
     single = len(names) == 1
     bench_modules = {name: module(name) for name in names}
     first = bench_modules[names[0]]
-    description = (first.__doc__ or "").split("\n\n")[0] if single else \
+    description = (first.__doc__ or "").split("\n\n")[0].replace("``", "") if single else \
         f"every registered benchmark in turn: {', '.join(names)}"
     parser = Parser(prog=prog, description=description)
     add_common_arguments(parser)

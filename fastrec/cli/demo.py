@@ -229,7 +229,7 @@ def add_parser(commands: Any) -> None:
 
     parser = commands.add_parser(
         "demo", help="neighbours, MF, metrics, segments and top-N on one dataset",
-        description=__doc__.split("\n\n")[0])
+        description=__doc__.split("\n\n")[0].replace("``", ""))
     parser.add_argument("--data", help="a MovieLens folder or ratings file (default: generated "
                                        "ratings)")
     parser.add_argument("--size", choices=sorted(DEMO_SIZES), default="medium",

@@ -16,7 +16,7 @@ def add_parser(commands: Any) -> None:
     from fastrec.cli.models import MODELS
 
     parser = commands.add_parser("fit", help="train a model on a ratings file and save it",
-                                 description=__doc__)
+                                 description=__doc__.replace("``", ""))
     parser.add_argument("ratings", help="ratings file (CSV, TSV, Parquet, MovieLens) or "
                                         "MovieLens folder")
     parser.add_argument("--model", "-m", default="mf", choices=sorted(MODELS),

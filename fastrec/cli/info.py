@@ -9,7 +9,7 @@ from typing import Any
 def add_parser(commands: Any) -> None:
     """Register the ``info`` subcommand."""
     parser = commands.add_parser("info", help="version, backends, SIMD, threads and BLAS",
-                                 description=__doc__)
+                                 description=__doc__.replace("``", ""))
     parser.set_defaults(handler=run)
 
 

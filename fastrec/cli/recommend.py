@@ -21,7 +21,7 @@ def add_parser(commands: Any) -> None:
     from fastrec.cli.models import MODELS
 
     parser = commands.add_parser("recommend", help="write top-N recommendations of a saved model",
-                                 description=__doc__.split("\n\n")[0])
+                                 description=__doc__.split("\n\n")[0].replace("``", ""))
     parser.add_argument("model", help="a model saved by `fastrec fit` (.npz)")
     parser.add_argument("--users", "-u", help="comma-separated user ids (default: every user "
                                               "the model knows)")
