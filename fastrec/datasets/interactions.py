@@ -71,8 +71,7 @@ class Interactions:
         items: pd.DataFrame | None = None,
         name: str | None = None,
     ) -> None:
-        if not sp.issparse(matrix):
-            raise TypeError(f"matrix must be a scipy sparse matrix, got {type(matrix).__name__}.")
+        V.check_sparse_matrix(matrix, "matrix")
         csr = sp.csr_matrix(matrix)
         V.check_finite(csr.data, "matrix")
         if not csr.has_canonical_format:
@@ -86,8 +85,8 @@ class Interactions:
         )
         csr.has_sorted_indices = True
         self.matrix = csr
-        self.user_ids = self._check_ids(user_ids, csr.shape[0], "user_ids", "rows")
-        self.item_ids = self._check_ids(item_ids, csr.shape[1], "item_ids", "columns")
+        self.user_ids = V.check_axis_ids(user_ids, csr.shape[0], "user_ids", "rows")
+        self.item_ids = V.check_axis_ids(item_ids, csr.shape[1], "item_ids", "columns")
         self.timestamps = None if timestamps is None else V.check_same_pattern(
             csr, timestamps, "timestamps")
         V.check_side_table(users, csr.shape[0], "users")
@@ -97,16 +96,6 @@ class Interactions:
         self.name = name
         self._user_map: IdMap | None = None
         self._item_map: IdMap | None = None
-
-    @staticmethod
-    def _check_ids(ids: Any, n: int, name: str, axis: str) -> np.ndarray:
-        array = V.id_array(ids, name)
-        if array.size != n:
-            raise ValueError(f"{name} has {array.size} ids but matrix has {n} {axis}.")
-        _, inner = IdMap.from_values(array)
-        if inner.size and np.unique(inner).size != inner.size:
-            raise ValueError(f"{name} contains repeated ids; every row and column needs its own id.")
-        return array
 
     # -- construction ---------------------------------------------------------------
 
@@ -154,13 +143,9 @@ class Interactions:
         n = raw_users.size
         values = (np.ones(n, dtype=np.float32) if ratings is None
                   else V._rating_values(ratings, "ratings").astype(np.float32))
-        times = None if timestamps is None else _timestamp_values(timestamps)
-        if not raw_items.size == n == values.size or (times is not None and times.size != n):
-            sizes = [raw_users.size, raw_items.size, values.size]
-            if times is not None:
-                sizes.append(times.size)
-            raise ValueError(f"users, items, ratings (and timestamps) must have the same length, "
-                             f"got {sizes}.")
+        times = None if timestamps is None else V.timestamp_values(timestamps)
+        V.check_same_lengths({"users": raw_users, "items": raw_items, "ratings": values,
+                              "timestamps": times})
         user_map, u = IdMap.from_values(raw_users)
         item_map, i = IdMap.from_values(raw_items)
         n_users, n_items = len(user_map), len(item_map)
@@ -174,12 +159,7 @@ class Interactions:
         last[:-1] = key[1:] != key[:-1]
         if duplicates == "error" and not last.all():
             first = order[int(np.argmin(last))]
-            user, item = (v.item() if isinstance(v, np.generic) else v
-                          for v in (raw_users[first], raw_items[first]))
-            raise ValueError(
-                f"The pair (user {user!r}, item {item!r}) occurs more than "
-                "once; pass duplicates='last' or 'sum' to merge repeated pairs."
-            )
+            V.check_no_repeated_pairs(raw_users[first], raw_items[first])
         if duplicates == "sum" and not last.all():
             starts = np.flatnonzero(np.concatenate(([True], last[:-1])))
             values = np.add.reduceat(values[order].astype(np.float64), starts).astype(np.float32)
@@ -230,16 +210,10 @@ class Interactions:
         -------
         Interactions
         """
-        if not (hasattr(frame, "columns") and hasattr(frame, "iloc")):
-            raise TypeError(f"frame must be a pandas DataFrame, got {type(frame).__name__}.")
-        columns = list(frame.columns)
-        chosen = {"user_col": user_col, "item_col": item_col, "rating_col": rating_col,
-                  "timestamp_col": timestamp_col}
-        for argument, column in chosen.items():
-            if column is not None and column not in columns:
-                raise ValueError(f"{argument}={column!r} is not a column of the DataFrame; its "
-                                 f"columns are {columns}.")
-        V.check_separate_columns(chosen)
+        V.check_dataframe(frame, "frame")
+        V.check_frame_columns(list(frame.columns), {"user_col": user_col, "item_col": item_col,
+                                                    "rating_col": rating_col,
+                                                    "timestamp_col": timestamp_col})
         return cls.from_arrays(
             frame[user_col].to_numpy(), frame[item_col].to_numpy(),
             None if rating_col is None else frame[rating_col].to_numpy(),
@@ -371,12 +345,7 @@ class Interactions:
             Same shape and ids (users or items left without ratings stay as
             empty rows or columns), so row and column numbers keep their meaning.
         """
-        keep = np.asarray(mask)
-        if keep.dtype != bool or keep.shape != (self.nnz,):
-            raise ValueError(
-                f"mask must be a boolean array with one flag per rating ({self.nnz},), got dtype "
-                f"{keep.dtype} and shape {keep.shape}."
-            )
+        keep = V.check_rating_mask(mask, self.nnz)
         rows = np.repeat(np.arange(self.n_users), np.diff(self.matrix.indptr))[keep]
         indptr = np.zeros(self.n_users + 1, dtype=self.matrix.indptr.dtype)
         np.cumsum(np.bincount(rows, minlength=self.n_users), out=indptr[1:])
@@ -406,42 +375,11 @@ class Interactions:
         return text
 
 
-def _timestamp_values(values: Any) -> np.ndarray:
-    """Times as int64 Unix seconds (datetimes and date strings) or as the numbers given."""
-    import pandas as pd
-
-    series = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values))
-    if series.dtype.kind in "biuf":
-        array = series.to_numpy()
-        if array.dtype.kind == "f":
-            V.check_finite(array, "timestamps")
-            if np.all(array == np.round(array)):
-                return array.astype(np.int64)
-            return array.astype(np.float64)
-        return array.astype(np.int64)
-    try:
-        try:
-            parsed = pd.to_datetime(series, utc=True)
-        except ValueError:  # dates written in more than one format
-            parsed = pd.to_datetime(series, utc=True, format="mixed")
-    except (ValueError, TypeError) as exc:
-        raise ValueError(
-            "timestamps must be numbers (e.g. Unix seconds) or dates that pandas.to_datetime "
-            f"reads; got values such as {series.iloc[0]!r}."
-        ) from exc
-    if parsed.isna().any():
-        raise ValueError("timestamps contains missing dates; every interaction needs a time.")
-    seconds = (parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
-    return seconds.to_numpy(dtype=np.int64)
-
-
 def _aligned(table: pd.DataFrame | None, ids: np.ndarray, name: str) -> pd.DataFrame | None:
     """``table`` (indexed by raw id) reindexed to ``ids``, or None."""
     if table is None:
         return None
-    if not (hasattr(table, "columns") and hasattr(table, "reindex")):
-        raise TypeError(f"{name} must be a pandas DataFrame indexed by raw id, got "
-                        f"{type(table).__name__}.")
+    V.check_side_table_index(table, name)
     if not table.index.is_unique:
         table = table[~table.index.duplicated(keep="first")]
     return table.reindex(ids)

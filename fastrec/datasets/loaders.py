@@ -65,19 +65,7 @@ def _read_table(path: Path, what: str, **options: Any):
     try:
         return pd.read_csv(path, **options)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"{str(path)!r} could not be read as {what}: {reason}") from exc
-
-
-def _check_frame(frame: Any, path: Path, what: str, numeric: tuple[str, ...]) -> None:
-    if len(frame) == 0:
-        raise ValueError(f"{str(path)!r} holds no ratings; expected {what}.")
-    for column in numeric:
-        if frame[column].dtype.kind not in "biuf" or frame[column].isna().any():
-            raise ValueError(
-                f"{str(path)!r} does not look like {what}: its {column} column holds missing or "
-                "non-numeric values."
-            )
+        raise V.unreadable_file(path, what, exc) from exc
 
 
 def _folder_and_file(path: Any, names: tuple[str, ...], what: str) -> tuple[Path, Path]:
@@ -110,7 +98,7 @@ def load_ml100k(path: str | Path) -> Interactions:
     frame = _read_table(ratings_path, "MovieLens 100K u.data (user, item, rating, timestamp "
                         "separated by tabs)", sep="\t", header=None,
                         names=["user", "item", "rating", "timestamp"])
-    _check_frame(frame, ratings_path, "MovieLens 100K u.data", ("user", "item", "rating",
+    V.check_rating_table(frame, ratings_path, "MovieLens 100K u.data", ("user", "item", "rating",
                                                                  "timestamp"))
     items = users = None
     if (folder / "u.item").is_file():
@@ -159,7 +147,7 @@ def load_ml1m(path: str | Path) -> Interactions:
     frame = _read_table(ratings_path, "MovieLens ratings.dat (UserID::MovieID::Rating::Timestamp)",
                         sep=":", header=None, usecols=[0, 2, 4, 6],
                         names=["user", "_a", "item", "_b", "rating", "_c", "timestamp"])
-    _check_frame(frame, ratings_path, "MovieLens ratings.dat", ("user", "item", "rating",
+    V.check_rating_table(frame, ratings_path, "MovieLens ratings.dat", ("user", "item", "rating",
                                                                  "timestamp"))
     items = users = None
     if (folder / "movies.dat").is_file():
@@ -200,14 +188,9 @@ def load_ml_latest(path: str | Path) -> Interactions:
     what = "MovieLens CSV (folder such as ml-latest-small, or its ratings.csv)"
     folder, ratings_path = _folder_and_file(path, ("ratings.csv",), what)
     frame = _read_table(ratings_path, "MovieLens ratings.csv (userId,movieId,rating,timestamp)")
-    missing = [c for c in ("userId", "movieId", "rating") if c not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"{str(ratings_path)!r} has no {missing} column (columns {list(frame.columns)}); "
-            "for other CSV layouts use load_interactions(path, user_col=..., item_col=...)."
-        )
+    V.check_required_columns(list(frame.columns), ("userId", "movieId", "rating"), ratings_path)
     timestamp = "timestamp" if "timestamp" in frame.columns else None
-    _check_frame(frame, ratings_path, "MovieLens ratings.csv", ("userId", "movieId", "rating"))
+    V.check_rating_table(frame, ratings_path, "MovieLens ratings.csv", ("userId", "movieId", "rating"))
     items = None
     if (folder / "movies.csv").is_file():
         movies = _read_table(folder / "movies.csv", "MovieLens movies.csv (movieId,title,genres)",
@@ -245,11 +228,8 @@ def load_movielens(path: str | Path) -> Interactions:
     resolved = V.check_data_path(path, what)
     ratings = V.find_data_file(resolved, ("u.data", "ratings.dat", "ratings.csv"), what)
     loaders = {"u.data": load_ml100k, "ratings.dat": load_ml1m, "ratings.csv": load_ml_latest}
-    if ratings.name not in loaders:
-        raise ValueError(
-            f"{str(ratings)!r} is not a MovieLens ratings file (u.data, ratings.dat or "
-            "ratings.csv); for other files use load_interactions(path, user_col=..., item_col=...)."
-        )
+    V.check_file_name(ratings, tuple(loaders), "a MovieLens ratings file",
+                      "for other files use load_interactions(path, user_col=..., item_col=...)")
     return loaders[ratings.name](ratings)
 
 
@@ -317,18 +297,15 @@ def load_interactions(
     """
     pd = _pandas()
     resolved = V.check_data_path(path, "an interactions file (CSV, TSV or Parquet)")
-    if resolved.is_dir():
-        raise ValueError(
-            f"{str(resolved)!r} is a folder; pass the interactions file itself (for a MovieLens "
-            "folder use load_movielens)."
-        )
+    V.check_is_file(resolved, "pass the interactions file itself (for a MovieLens folder use "
+                              "load_movielens)")
     if resolved.suffix.lower() in (".parquet", ".pq"):
         try:
             frame = pd.read_parquet(resolved)
         except ImportError as exc:
             raise ImportError(f"Reading Parquet needs pyarrow: pip install pyarrow ({exc})") from exc
         except (OSError, ValueError) as exc:
-            raise ValueError(f"{str(resolved)!r} could not be read as Parquet: {exc}") from exc
+            raise V.unreadable_file(resolved, "Parquet", exc) from exc
     else:
         separator = sep if sep is not None else _sniff_separator(resolved)
         options: dict[str, Any] = {"sep": separator, "header": 0 if header else None}
@@ -342,8 +319,7 @@ def load_interactions(
                 raise
             frame = _read_table(resolved, f"a table separated by {separator!r}",
                                 encoding="latin-1", **options)
-    if len(frame) == 0:
-        raise ValueError(f"{str(resolved)!r} holds no interactions.")
+    V.check_rating_table(frame, resolved, "an interactions table", ())
     columns = list(frame.columns)
     source = repr(str(resolved))
     positional = not header and resolved.suffix.lower() not in (".parquet", ".pq")
@@ -363,15 +339,7 @@ def load_interactions(
                               "timestamp_col", required=False)
     V.check_separate_columns({"user_col": user, "item_col": item, "rating_col": rating,
                               "timestamp_col": timestamp})
-    for column, argument in ((user, "user_col"), (item, "item_col")):
-        if frame[column].isna().any():
-            raise ValueError(f"{source} has missing values in its {argument} column {column!r}; "
-                             "every interaction needs a user and an item.")
-    if rating is not None and (frame[rating].dtype.kind not in "biuf" or frame[rating].isna().any()):
-        raise ValueError(
-            f"{source}: the rating column {rating!r} holds missing or non-numeric values; pass "
-            "rating_col=<numeric column> or implicit=True."
-        )
+    V.check_interaction_columns(frame, user, item, rating, source)
     return Interactions.from_frame(frame, user, item, rating, timestamp, duplicates=duplicates,
                                    name=name or resolved.name)
 
