@@ -1,7 +1,10 @@
-"""Side-by-side benchmarks of fastrec against its peers: ``python -m fastrec.bench NAME``.
+"""Side-by-side benchmarks of fastrec against its peers: ``fastrec bench NAME``.
 
-Each benchmark lives in its own module of this package (``cosine``, ...) and
-exposes ``main(argv) -> int``.  Peers that are not installed are skipped.
+Each benchmark is one module of this package implementing the interface that
+:mod:`fastrec.bench.suite` describes (contenders, sizes, ``prepare`` and
+``measure``), plus one line in ``BENCHMARKS``.  ``all`` runs the registered
+names in ``ORDER`` and skips the ones that are not registered.  Peers that are
+not installed are skipped.
 """
 
 BENCHMARKS = {
@@ -10,3 +13,6 @@ BENCHMARKS = {
     "mf": "fastrec.bench.mf",
     "knn": "fastrec.bench.knn",
 }
+
+# The order of ``all``; names not in BENCHMARKS are skipped.
+ORDER = ("cosine", "mf", "kmeans", "topn")

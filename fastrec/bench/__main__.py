@@ -1,4 +1,4 @@
-"""``python -m fastrec.bench NAME [options]``: run one side-by-side benchmark."""
+"""``python -m fastrec.bench NAME|all [options]``: run side-by-side benchmarks."""
 
 from __future__ import annotations
 
@@ -8,14 +8,23 @@ import sys
 from fastrec.bench import BENCHMARKS
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str = "python -m fastrec.bench") -> int:
+    """Run benchmark ``argv[0]`` (a registered name, or ``all``) with the options that follow."""
+    from fastrec.bench import suite
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in BENCHMARKS:
-        names = ", ".join(sorted(BENCHMARKS))
-        print(f"usage: python -m fastrec.bench {{{names}}} [options]  (NAME --help for options)")
-        return 0 if argv and argv[0] in ("-h", "--help") else 2
-    module = importlib.import_module(BENCHMARKS[argv[0]])
-    return module.main(argv[1:])
+    names = ", ".join([*sorted(BENCHMARKS), "all"])
+    if not argv or argv[0] in ("-h", "--help"):
+        print(f"usage: {prog} {{{names}}} [options]  (NAME --help for the options)")
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name == "all":
+        return suite.main(suite.registered(), rest, f"{prog} all")
+    if name not in BENCHMARKS:
+        print(f"{prog}: error: unknown benchmark {name!r}; choose one of {names}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(BENCHMARKS[name])
+    return module.main(rest, prog=f"{prog} {name}")
 
 
 if __name__ == "__main__":

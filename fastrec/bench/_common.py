@@ -79,3 +79,30 @@ def machine_summary() -> str:
         f"{cpu}; fastrec {fastrec.__version__} SIMD {fastrec.simd_level()}; "
         f"{os.cpu_count()} cores; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}"
     )
+
+
+# --- sizes shared by the benchmarks on ratings ---
+
+# XS is a smoke-test size (seconds for a whole suite); S, M and L follow the
+# MovieLens 100K, 1M and 10M shapes (fastrec.datasets.SIZES).
+TINY = (300, 400, 6_000)
+RATING_SIZES = {
+    "XS": f"{TINY[0]} x {TINY[1]}, {TINY[2]:,} ratings (smoke test)",
+    "S": "943 x 1,682, 100,000 ratings (MovieLens 100K shape)",
+    "M": "6,040 x 3,706, 1,000,000 ratings (MovieLens 1M shape)",
+    "L": "69,878 x 10,677, 10,000,000 ratings (MovieLens 10M shape)",
+}
+
+
+def make_size_ratings(size: str, seed: int = 0):
+    """The synthetic users x items ratings of benchmark size ``size`` (see RATING_SIZES)."""
+    from fastrec.datasets import make_benchmark_ratings, make_ratings
+
+    if size == "XS":
+        return make_ratings(*TINY, seed=seed)
+    return make_benchmark_ratings(size, seed=seed)
+
+
+def shape_text(R) -> str:
+    """``"943 x 1,682, 100,000 ratings"``."""
+    return f"{R.shape[0]:,} x {R.shape[1]:,}, {R.nnz:,} ratings"

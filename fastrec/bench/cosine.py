@@ -1,27 +1,24 @@
-"""``python -m fastrec.bench cosine``: item-item cosine top-k, fastrec beside its peers.
+"""``fastrec bench cosine``: item-item cosine top-k, fastrec beside its peers.
 
 Every contender starts from the same users x items CSR (float32 ratings) and
-ends with each item's top-k neighbours, the item itself included (as
-sparse_dot_topn and implicit return it, so fastrec runs with
-``exclude_self=False``).  Normalisation and transposes are inside the timing.
-Contenders run interleaved, repeat by repeat, with the same thread count given
-to threadpoolctl and to each library's own setting.
+ends with each item's top-k neighbours (k=50 by default), the item itself
+included (as sparse_dot_topn and implicit return it, so fastrec runs with
+``exclude_self=False``).  Normalisation and transposes are inside the timing,
+and every library gets the same thread count (its own setting and
+threadpoolctl).
 
-Peers, each skipped when not installed:
+Peers, each skipped when not installed: sparse_dot_topn ``sp_matmul_topn`` on
+L2-normalised rows (its OpenMP kernel); implicit ``CosineRecommender(K=k).fit``;
+scikit-learn ``cosine_similarity`` (sparse in, dense out) with a per-row
+argpartition.
 
-* sparse_dot_topn ``sp_matmul_topn`` on L2-normalised rows (its OpenMP kernel);
-* implicit ``CosineRecommender(K=k).fit``;
-* scikit-learn ``cosine_similarity`` (sparse in, dense out) + per-row argpartition.
-
-Each contender's lists are checked against exact float64 scores on a sample of
-items ("agree": the fraction of sampled rows whose list is a valid top-k up to
-ties within 1e-5).
+"agree" is the fraction of sampled items whose list is a valid top-k of the
+exact float64 scores, up to ties within 1e-5.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,15 +26,15 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from fastrec.bench._common import (
-    Measurement,
-    blas_threads,
-    format_table,
-    machine_summary,
-    time_call,
-)
+from fastrec.bench import suite
+from fastrec.bench._common import RATING_SIZES, blas_threads, make_size_ratings, shape_text
 
-DEFAULT_ML100K = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ml-100k" / "u.data"
+NAME = "cosine"
+TITLE = "item-item cosine top-k"
+UNIT = "s"
+DEFAULT_SIZES = ("S", "M", "L", "ml-100k")
+SIZES = dict(RATING_SIZES)
+DEFAULT_ML100K = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ml-100k"
 
 
 # --- contenders: each maps (R users x items CSR, k, threads) -> items x items CSR top-k ---
@@ -88,32 +85,14 @@ def _sklearn(R: sp.csr_matrix, k: int, threads: int) -> sp.csr_matrix:
     )
 
 
-def contenders(backends: list[str], peers: bool) -> dict[str, Callable]:
-    """Name -> callable, for fastrec's backends and every installed peer."""
-    found: dict[str, Callable] = {f"fastrec {b}": _fastrec(b) for b in backends}
-    if not peers:
-        return found
-    for name, module, fn in (
-        ("sparse_dot_topn", "sparse_dot_topn", _sparse_dot_topn),
-        ("implicit CosineRecommender", "implicit", _implicit),
-        ("sklearn cosine_similarity", "sklearn", _sklearn),
-    ):
-        try:
-            __import__(module)
-        except ImportError:
-            continue
-        found[name] = fn
-    return found
-
-
 # --- data and accuracy ---
 
 
-def load_ml100k(path: Path) -> sp.csr_matrix:
-    """MovieLens 100K ``u.data`` as a users x items float32 CSR (ids are 1-based)."""
-    raw = np.loadtxt(path, dtype=np.int64, usecols=(0, 1, 2))
-    users, items, ratings = raw[:, 0] - 1, raw[:, 1] - 1, raw[:, 2].astype(np.float32)
-    return sp.csr_matrix((ratings, (users, items)), shape=(users.max() + 1, items.max() + 1))
+PEERS = {  # contender name -> (module that must be installed, function)
+    "sparse_dot_topn": ("sparse_dot_topn", _sparse_dot_topn),
+    "implicit CosineRecommender": ("implicit", _implicit),
+    "sklearn cosine_similarity": ("sklearn", _sklearn),
+}
 
 
 def agreement(R: sp.csr_matrix, result: sp.csr_matrix, k: int, sample: np.ndarray) -> float:
@@ -142,108 +121,80 @@ def agreement(R: sp.csr_matrix, result: sp.csr_matrix, k: int, sample: np.ndarra
     return good / len(sample)
 
 
-def datasets(sizes: list[str], ml100k: Path | None) -> list[tuple[str, sp.csr_matrix]]:
-    from fastrec.datasets import make_benchmark_ratings
-
-    data = [(size, make_benchmark_ratings(size)) for size in sizes]
-    if ml100k is not None and ml100k.exists():
-        data.append(("ml-100k", load_ml100k(ml100k)))
-    return data
+# --- the suite interface ---
 
 
-# --- driver ---
+def add_arguments(parser: Any) -> None:
+    """Options of this benchmark."""
+    parser.add_argument("--k", type=int, default=50, help="neighbours per item (default 50)")
+    parser.add_argument("--ml100k", type=Path, default=None,
+                        help="MovieLens 100K folder or u.data, run as size 'ml-100k' "
+                             "(default: looked up in $FASTREC_DATA and ../shared/data)")
+    parser.add_argument("--check-sample", type=int, default=200,
+                        help="items whose lists are checked against exact scores")
 
 
-def run(
-    sizes: list[str],
-    threads: list[int],
-    k: int = 50,
-    repeats: int = 3,
-    backends: list[str] | None = None,
-    peers: bool = True,
-    ml100k: Path | None = DEFAULT_ML100K,
-    check_sample: int = 200,
-) -> list[Measurement]:
-    """Time every contender on every dataset and thread count; returns the measurements."""
-    import fastrec
+def _ml100k_path(options: dict[str, Any]) -> Path | None:
+    from fastrec.bench.mf_accuracy import find_ml100k
 
-    backends = backends or [b for b in ("cpp", "numba") if b in fastrec.available_backends()]
-    found = contenders(backends, peers)
-    measurements: list[Measurement] = []
-    rng = np.random.default_rng(0)
-    for name, R in datasets(sizes, ml100k):
-        sample = rng.choice(R.shape[1], size=min(check_sample, R.shape[1]), replace=False)
-        for n_threads in threads:
-            results: dict[str, Measurement] = {}
-            outputs: dict[str, Any] = {}
-            with blas_threads(n_threads):
-                for contender, fn in found.items():  # warm-up (JIT, allocations) and output
-                    outputs[contender] = fn(R, k, n_threads)
-                    results[contender] = Measurement(contender, name, n_threads, [])
-                for rep in range(repeats):  # interleave: rotate the order each repeat
-                    names = list(found)
-                    names = names[rep % len(names) :] + names[: rep % len(names)]
-                    for contender in names:
-                        times, _ = time_call(
-                            lambda c=contender, R=R, t=n_threads: found[c](R, k, t), 1, 0
-                        )
-                        results[contender].times.extend(times)
-            for contender, measurement in results.items():
-                measurement.extra["agree"] = agreement(R, outputs[contender], k, sample)
-                measurement.extra["shape"] = f"{R.shape[0]}x{R.shape[1]}, nnz {R.nnz}"
-                measurements.append(measurement)
-                print(
-                    f"  {name:8s} {n_threads} thr  {contender:28s} median {measurement.median:8.3f} s"
-                    f"  agree {measurement.extra['agree']:.3f}",
-                    flush=True,
-                )
-    return measurements
+    found = find_ml100k(str(options["ml100k"]) if options.get("ml100k") else None)
+    if found is None and options.get("ml100k") is None and (DEFAULT_ML100K / "u.data").is_file():
+        found = DEFAULT_ML100K / "u.data"
+    return found
 
 
-def report(measurements: list[Measurement]) -> str:
-    """Markdown table with each contender's median and its ratio to fastrec cpp (same task, threads)."""
-    reference = {
-        (m.task, m.threads): m.median for m in measurements if m.contender == "fastrec cpp"
-    }
-    rows = []
-    for m in measurements:
-        ref = reference.get((m.task, m.threads))
-        ratio = f"{m.median / ref:.2f}x" if ref else "-"
-        rows.append(
-            [m.task, m.extra["shape"], m.threads, m.contender, m.median, m.best,
-             ratio, f"{m.extra['agree']:.3f}", ", ".join(f"{t:.3g}" for t in m.times)]
-        )
-    header = ["data", "shape", "threads", "contender", "median s", "min s",
-              "time / fastrec cpp", "agree", "times"]
-    return format_table(header, rows)
+def sizes(options: dict[str, Any]) -> dict[str, str]:
+    """The synthetic sizes, and MovieLens 100K when it is on this machine."""
+    found = dict(SIZES)
+    if _ml100k_path(options) is not None:
+        found["ml-100k"] = "MovieLens 100K (943 x 1,682, 100,000 ratings)"
+    return found
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m fastrec.bench cosine", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument("--sizes", nargs="+", default=["S", "M", "L"], choices=["S", "M", "L"])
-    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
-    parser.add_argument("--k", type=int, default=50)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--backends", nargs="+", default=None, choices=["cpp", "numba", "numpy"])
-    parser.add_argument("--no-peers", dest="peers", action="store_false")
-    parser.add_argument("--ml100k", type=Path, default=DEFAULT_ML100K,
-                        help="path to MovieLens 100K u.data (skipped when absent)")
-    parser.add_argument("--out", type=Path, default=None, help="write the Markdown report here")
-    args = parser.parse_args(argv)
+def contenders(options: dict[str, Any]) -> list[suite.Contender]:
+    """fastrec's backends, then every installed peer."""
+    found = [suite.Contender(f"fastrec {b}", peer=False) for b in options["backends"]]
+    if options["peers"]:
+        found += [suite.Contender(name) for name, (module, _) in PEERS.items()
+                  if suite.installed(module)]
+    return found
 
-    print(f"# cosine top-{args.k}, item-item: {machine_summary()}", flush=True)
-    measurements = run(args.sizes, args.threads, args.k, args.repeats, args.backends,
-                       args.peers, args.ml100k)
-    table = report(measurements)
-    print()
-    print(table)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(f"# cosine top-{args.k}, item-item\n\n{machine_summary()}\n\n{table}\n")
-    return 0
+
+def prepare(size: str, folder: Path, options: dict[str, Any]) -> dict[str, Any]:
+    """Write the ratings of ``size`` to ``folder``; the items to check are drawn here."""
+    if size == "ml-100k":
+        from fastrec.datasets import load_ml100k
+
+        R = load_ml100k(_ml100k_path(options)).matrix
+    else:
+        R = make_size_ratings(size)
+    path = folder / "ratings.npz"
+    sp.save_npz(path, R.tocsr())
+    sample = np.random.default_rng(0).choice(R.shape[1], size=min(options["check_sample"],
+                                                                  R.shape[1]), replace=False)
+    return {"path": str(path), "k": options["k"], "sample": sample.tolist(),
+            "shape": shape_text(R)}
+
+
+def measure(contender: str, data: dict[str, Any], threads: int) -> dict[str, Any]:
+    """Warm up, then time one top-k computation of ``contender`` (in a worker process)."""
+    R = sp.load_npz(data["path"]).tocsr()
+    k = int(data["k"])
+    if contender.startswith("fastrec "):
+        fn = _fastrec(contender.split(" ", 1)[1])
+    else:
+        fn = PEERS[contender][1]
+    with blas_threads(threads):
+        fn(R, k, threads)  # warm-up: JIT compilation, thread pools, page faults
+        seconds, cpu, result = suite.timed(lambda: fn(R, k, threads))
+    agree = agreement(R, result, k, np.asarray(data["sample"], dtype=np.int64))
+    return {"seconds": seconds, "cpu_seconds": cpu, "quality": {"agree": round(agree, 4)}}
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m fastrec.bench cosine") -> int:
+    """Run this benchmark alone (see ``--help``)."""
+    return suite.main([NAME], sys.argv[1:] if argv is None else argv, prog)
 
 
 if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main(os.sys.argv[1:]))
+    sys.exit(main())

@@ -1,39 +1,43 @@
-"""``python -m fastrec.bench mf``: SGD matrix factorization against Surprise and LIBMF.
+"""``fastrec bench mf``: SGD matrix factorization against Surprise and LIBMF.
 
-Every contender fits the same synthetic train split (80% of the ratings of size
-S, M or L from :func:`fastrec.datasets.make_benchmark_ratings`) with k=100
-factors for 20 epochs, and is scored on the held-out 20%.  Contenders run
-interleaved (repeat 1 of each, then repeat 2 of each, ...) so drifts in machine
-speed hit all of them alike.  Reported: fit seconds (median and min), updates/s
-= train ratings x epochs / median fit seconds, test RMSE, and each contender's
-speed relative to fastrec cpp in the same run.
+Every contender fits the same synthetic train split (80% of the ratings of the
+size) with k=100 factors for 20 epochs and is scored on the held-out 20% (test
+RMSE); the time is the fit alone.  "M updates/s" is train ratings x epochs /
+median fit time.
 
-Peers, skipped when not installed:
+Peers, skipped when not installed: Surprise ``SVD`` (Cython, one thread) with
+its default lr 0.005 and reg 0.02, by default only on sizes up to M
+(``--surprise-sizes``: on L it takes many minutes); LIBMF through the PyPI
+``libmf`` package (built without SIMD) with LIBMF's own defaults (eta 0.1, L2
+0.1) and no biases, its RMSE computed from its P and Q factors.
 
-* Surprise ``SVD`` (pure Cython, one thread) with its default lr 0.005 and reg 0.02;
-  by default only on sizes S and M (``--surprise-sizes``), because on L it
-  takes many minutes.
-* LIBMF through the PyPI ``libmf`` package (built without SIMD), with LIBMF's
-  own defaults (eta 0.1, L2 0.1) and no biases; its RMSE is computed from its
-  P and Q factors.
-
-``--accuracy`` runs :mod:`fastrec.bench.mf_accuracy` instead (MovieLens 100K).
+``--accuracy`` runs :mod:`fastrec.bench.mf_accuracy` instead (MovieLens 100K
+u1..u5 RMSE).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from fastrec.bench._common import Measurement, blas_threads, format_table, machine_summary
+from fastrec.bench import suite
+from fastrec.bench._common import RATING_SIZES, blas_threads, make_size_ratings, shape_text
+
+NAME = "mf"
+TITLE = "SGD matrix factorization (fit time, test RMSE)"
+UNIT = "s"
+SIZES = dict(RATING_SIZES)
+DEFAULT_SIZES = ("S", "M", "L")
+SURPRISE = "Surprise SVD (1 thread)"
+LIBMF = "libmf (PyPI, no SIMD)"
 
 
 def split(R: sp.csr_matrix, seed: int = 0) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -120,84 +124,75 @@ def libmf_contender(threads: int, factors: int, epochs: int) -> Callable | None:
     return run
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fastrec.bench mf",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="M,L", help="comma-separated S, M, L (default M,L)")
-    parser.add_argument("--threads", default="2", help="comma-separated thread counts (default 2)")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--factors", type=int, default=100)
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--backends", default="cpp,numba")
-    parser.add_argument("--no-peers", action="store_true", help="fastrec only")
-    parser.add_argument("--surprise-sizes", default="S,M",
-                        help="sizes Surprise runs on (default S,M: it needs minutes on L)")
+# --- the suite interface ---
+
+
+def add_arguments(parser: Any) -> None:
+    """Options of this benchmark."""
+    parser.add_argument("--factors", type=int, default=100, help="factors (default 100)")
+    parser.add_argument("--epochs", type=int, default=20, help="epochs (default 20)")
+    parser.add_argument("--surprise-sizes", default="XS,S,M",
+                        help="sizes Surprise runs on (default XS,S,M: it needs minutes on L)")
     parser.add_argument("--accuracy", action="store_true",
                         help="run the MovieLens 100K accuracy comparison instead")
+
+
+def contenders(options: dict[str, Any]) -> list[suite.Contender]:
+    """fastrec's backends, LIBMF and Surprise when installed."""
+    found = [suite.Contender(f"fastrec {b}", peer=False) for b in options["backends"]]
+    if options["peers"]:
+        if suite.installed("libmf"):
+            found.append(suite.Contender(LIBMF))
+        if suite.installed("surprise"):
+            surprise_sizes = tuple(s.strip() for s in options["surprise_sizes"].split(","))
+            found.append(suite.Contender(SURPRISE, sizes=surprise_sizes))
+    return found
+
+
+def prepare(size: str, folder: Path, options: dict[str, Any]) -> dict[str, Any]:
+    """Split the ratings of ``size`` 80/20 and write both parts to ``folder``."""
+    R = make_size_ratings(size)
+    train, test = split(R)
+    sp.save_npz(folder / "train.npz", train)
+    np.save(folder / "test.npy", test)
+    return {"train": str(folder / "train.npz"), "test": str(folder / "test.npy"),
+            "factors": options["factors"], "epochs": options["epochs"],
+            "shape": f"{shape_text(R)}; {train.nnz:,} train, {test.shape[0]:,} test"}
+
+
+def measure(contender: str, data: dict[str, Any], threads: int) -> dict[str, Any]:
+    """Fit once (after a short warm-up fit for fastrec) and score the test split."""
+    train = sp.load_npz(data["train"]).tocsr()
+    test = np.load(data["test"])
+    factors, epochs = int(data["factors"]), int(data["epochs"])
+    used = threads
+    if contender.startswith("fastrec "):
+        backend = contender.split(" ", 1)[1]
+        fastrec_contender(backend, threads, 8, 1)(train, test)  # JIT and thread-pool warm-up
+        run = fastrec_contender(backend, threads, factors, epochs)
+    elif contender == LIBMF:
+        run = libmf_contender(threads, factors, epochs)
+    else:
+        run, used = surprise_contender(factors, epochs), 1
+    cpu = time.process_time()
+    with blas_threads(threads):
+        seconds, error = run(train, test)
+    cpu = time.process_time() - cpu  # includes the scoring of the test split
+    updates = train.nnz * epochs / seconds / 1e6
+    return {"seconds": seconds, "cpu_seconds": cpu, "threads": used,
+            "quality": {"test RMSE": round(error, 5), "M updates/s": round(updates, 2)}}
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "python -m fastrec.bench mf") -> int:
+    """Run this benchmark alone; ``--accuracy`` runs the MovieLens 100K comparison."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--accuracy" in argv:
         from fastrec.bench import mf_accuracy
 
         # every other option (--data, --threads, --seed, --no-peers) is the accuracy run's
         return mf_accuracy.main([a for a in argv if a != "--accuracy"])
-    args = parser.parse_args(argv)
-
-    from fastrec import MatrixFactorization
-    from fastrec.datasets import make_benchmark_ratings
-
-    print("# SGD matrix factorization: fit time and test RMSE, k="
-          f"{args.factors}, {args.epochs} epochs")
-    print(machine_summary())
-    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
-    thread_counts = [int(t) for t in args.threads.split(",")]
-    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
-    surprise_sizes = {s.strip() for s in args.surprise_sizes.split(",")}
-
-    # Compile the Numba kernels and warm the caches outside the timings.
-    warm = make_benchmark_ratings("S")
-    for backend in backends:
-        MatrixFactorization(n_factors=8, n_epochs=1, seed=0, backend=backend).fit(warm)
-
-    rows = []
-    for size in sizes:
-        train, test = split(make_benchmark_ratings(size))
-        updates = train.nnz * args.epochs
-        for threads in thread_counts:
-            contenders: dict[str, Callable] = {}
-            for backend in backends:
-                contenders[f"fastrec {backend}"] = fastrec_contender(
-                    backend, threads, args.factors, args.epochs)
-            if not args.no_peers:
-                lib = libmf_contender(threads, args.factors, args.epochs)
-                if lib is not None:
-                    contenders["libmf (PyPI, no SIMD)"] = lib
-                if size in surprise_sizes and threads == thread_counts[0]:
-                    sur = surprise_contender(args.factors, args.epochs)
-                    if sur is not None:
-                        contenders["Surprise SVD (1 thread)"] = sur
-            results = {name: Measurement(name, size, threads, []) for name in contenders}
-            errors: dict[str, float] = {}
-            with blas_threads(threads):
-                for _ in range(args.repeats):  # interleaved repeats
-                    for name, run in contenders.items():
-                        seconds, error = run(train, test)
-                        results[name].times.append(seconds)
-                        errors[name] = error
-            reference = results.get(f"fastrec {backends[0]}")
-            for name, m in results.items():
-                ratio = (f"{m.median / reference.median:.1f}x slower"
-                         if reference is not None and m is not reference else "-")
-                rows.append([size, name, 1 if "Surprise" in name else threads, m.median, m.best,
-                             f"{updates / m.median / 1e6:.1f}", f"{errors[name]:.4f}", ratio,
-                             ", ".join(f"{t:.3g}" for t in m.times)])
-            print(format_table(["size", "contender", "threads", "median s", "min s",
-                                "M updates/s", "test RMSE", f"vs fastrec {backends[0]}",
-                                "times"], rows[-len(results):]), flush=True)
-    print()
-    print(format_table(["size", "contender", "threads", "median s", "min s", "M updates/s",
-                        "test RMSE", f"vs fastrec {backends[0]}", "times"], rows))
-    return 0
+    return suite.main([NAME], argv, prog)
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""``fastrec fit RATINGS``: train a model on a ratings file and save it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from typing import Any
+
+from fastrec.cli._parser import CliError
+
+
+def add_parser(commands: Any) -> None:
+    """Register the ``fit`` subcommand."""
+    from fastrec.cli import _data
+    from fastrec.cli.models import MODELS
+
+    parser = commands.add_parser("fit", help="train a model on a ratings file and save it",
+                                 description=__doc__.replace("``", ""))
+    parser.add_argument("ratings", help="ratings file (CSV, TSV, Parquet, MovieLens) or "
+                                        "MovieLens folder")
+    parser.add_argument("--model", "-m", default="mf", choices=sorted(MODELS),
+                        help="model to train (default mf)")
+    parser.add_argument("--out", "-o", default="model.npz", help="where to save the model "
+                                                                 "(default model.npz)")
+    parser.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE",
+                        help="model parameter, e.g. -p n_factors=64 -p lr=0.01 (repeatable)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--threads", type=int, help="threads (default: every usable core)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    _data.add_data_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Read the ratings, fit the model, save it; prints what it did."""
+    from fastrec.cli import _data
+    from fastrec.cli.models import model_class, parameter_names, parse_params
+
+    if args.threads is not None and args.threads < 1:
+        raise CliError(f"--threads must be >= 1, got {args.threads}")
+    cls = model_class(args.model)
+    params = parse_params(args.param, cls)
+    names = parameter_names(cls)
+    for key, value in (("seed", args.seed), ("n_threads", args.threads),
+                       ("verbose", not args.quiet)):
+        if key in names and key not in params and value is not None:
+            params[key] = value
+    start = time.perf_counter()
+    data = _data.load(args.ratings, args)
+    print(f"read {data!r} in {time.perf_counter() - start:.2f} s", flush=True)
+    model = cls(**params)
+    start = time.perf_counter()
+    model.fit(data)
+    elapsed = time.perf_counter() - start
+    summary = f"trained {cls.__name__} in {elapsed:.2f} s"
+    history = getattr(model, "history_", None)
+    if isinstance(history, dict) and history.get("train_rmse"):
+        summary += f"; train RMSE {history['train_rmse'][-1]:.4f}"
+    print(summary, flush=True)
+    out = args.out
+    directory = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(directory):
+        raise CliError(f"cannot save to {out!r}: the folder {directory!r} does not exist")
+    model.save(out)
+    saved = out if os.path.exists(out) else out + ".npz"  # np.savez appends .npz
+    print(f"saved {saved} ({os.path.getsize(saved) / 1e6:.1f} MB); next: fastrec recommend "
+          f"{saved} --users ID,ID,... --out recommendations.csv")
+    return 0

@@ -1,0 +1,81 @@
+"""The benchmark report writer and registry, on hand-made measurement records."""
+
+from __future__ import annotations
+
+import json
+
+from fastrec.bench import BENCHMARKS, report, suite
+
+
+def record(contender, times, size="S", threads=2, peer=True, errors=(), quality=None):
+    return {"kernel": "cosine", "size": size, "shape": "3 x 4", "contender": contender,
+            "peer": peer, "threads": threads, "times": list(times),
+            "cpu_times": [t / 2 for t in times], "quality": quality or {}, "errors": list(errors)}
+
+
+RECORDS = [
+    record("fastrec cpp", [1.0, 3.0, 2.0], peer=False, quality={"agree": 1.0}),
+    record("other lib", [4.0, 6.0, 5.0], quality={"agree": 0.5}),
+    record("broken lib", [], errors=["MemoryError"]),
+    record("fastrec cpp", [10.0], size="M", peer=False),
+    record("other lib", [15.0], size="M"),
+]
+
+
+def test_ratios_are_medians_over_the_reference_of_the_same_size_and_threads():
+    ratios = report.ratios(RECORDS)
+    assert ratios == {("S", 2, "fastrec cpp"): 1.0, ("S", 2, "other lib"): 2.5,
+                      ("M", 2, "fastrec cpp"): 1.0, ("M", 2, "other lib"): 1.5}
+    # without fastrec cpp, the first fastrec backend is the reference
+    numba_only = [dict(r, contender="fastrec numba") if r["contender"] == "fastrec cpp" else r
+                  for r in RECORDS]
+    assert report.reference_name(numba_only) == "fastrec numba"
+    assert report.ratios(numba_only)[("S", 2, "other lib")] == 2.5
+
+
+def test_tables_show_failures_and_quality_columns():
+    section = report.Section("cosine", "cosine top-k", "s", "", ["S", "M"],
+                             {"S": "small", "M": "medium"}, RECORDS)
+    text = report.section_tables(section)
+    lines = text.splitlines()
+    assert lines[0] == "### S: small"
+    assert "| contender | threads | median s | min | CPU (median) | time / fastrec cpp | agree |" \
+        in text
+    other = next(line for line in lines if line.startswith("| other lib | 2 | 5 |"))
+    assert "| 2.50x | 0.5 |" in other
+    broken = next(line for line in lines if line.startswith("| broken lib"))
+    assert "| failed |" in broken and "1 failed: MemoryError" in broken
+
+
+def test_write_report_json_and_chart(tmp_path):
+    section = report.Section("cosine", "cosine top-k", "s", "About ``this``.", ["S", "M"],
+                             {"S": "small", "M": "medium"}, RECORDS)
+    machine = report.machine_info([2])
+    settings = {"benchmarks": ["cosine"], "threads": [2], "repeats": 3, "peers": True,
+                "backends": ["cpp"]}
+    written = report.write(tmp_path / "out" / "run.md", [section], machine, settings)
+    assert [p.name for p in written] == ["run.md", "run-results.json", "run-cosine.png"]
+    text = (tmp_path / "out" / "run.md").read_text()
+    assert "About `this`." in text and "![cosine](run-cosine.png)" in text
+    assert f"| CPU | {machine['cpu']} |" in text
+    payload = json.loads((tmp_path / "out" / "run-results.json").read_text())
+    assert payload["results"] == RECORDS
+    assert {"kernel": "cosine", "size": "S", "threads": 2, "contender": "other lib",
+            "time_ratio": 2.5} in payload["ratios"]
+    assert (tmp_path / "out" / "run-cosine.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_all_runs_the_registered_names_in_order_and_skips_the_others():
+    names = suite.registered(("zzz", "cosine", "topn", "mf", "kmeans"))
+    assert [n for n in names if n != "topn"] == ["cosine", "mf", "kmeans"]
+    assert ("topn" in names) == ("topn" in BENCHMARKS)
+    assert sorted(suite.registered(("nothing",))) == sorted(BENCHMARKS)
+    for name in BENCHMARKS:  # every registered module implements the interface
+        module = suite.module(name)
+        for attribute in ("NAME", "TITLE", "UNIT", "SIZES", "DEFAULT_SIZES", "contenders",
+                          "prepare", "measure", "main"):
+            assert hasattr(module, attribute), (name, attribute)
+        assert module.NAME == name
+        options = suite.module_options(module, None)
+        options.update(peers=False, backends=["cpp"])
+        assert [c.name for c in module.contenders(options)] == ["fastrec cpp"]
