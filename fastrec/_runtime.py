@@ -59,6 +59,20 @@ def available_backends() -> tuple[str, ...]:
     return ("cpp", "numba", "numpy") if _cpp is not None else ("numba", "numpy")
 
 
+def kernel_module(backend: str, family: str) -> Any:
+    """The module holding one backend's kernels of a family (``"mf"``, ``"cluster"``, ...).
+
+    The compiled core for ``"cpp"``; otherwise ``fastrec.<family>._numba`` or
+    ``._reference``, imported on first use.  Every backend of a kernel has the
+    same name and argument order, so callers pick kernels by attribute.
+    """
+    if backend == "cpp":
+        return _cpp
+    import importlib
+
+    return importlib.import_module(f"fastrec.{family}.{'_numba' if backend == 'numba' else '_reference'}")
+
+
 def resolve_backend(backend: str) -> str:
     """Map a user's ``backend`` argument to a concrete backend name."""
     if not isinstance(backend, str) or backend not in ("auto", *BACKENDS):

@@ -18,18 +18,11 @@ import numpy as np
 
 from fastrec import _runtime
 from fastrec import _validation as V
-from fastrec.cluster import _reference
 
 
 def _kernels(backend: str):
     """The module holding the backend's assignment and distance kernels."""
-    if backend == "cpp":
-        return _runtime._cpp
-    if backend == "numba":
-        from fastrec.cluster import _numba
-
-        return _numba
-    return _reference
+    return _runtime.kernel_module(backend, "cluster")
 
 
 class _Problem:

@@ -45,7 +45,6 @@ import numpy as np
 
 from fastrec import _runtime
 from fastrec import _validation as V
-from fastrec.metrics import _reference
 
 METRIC_NAMES = ("precision", "recall", "f1", "ndcg", "map", "hit_rate")
 
@@ -58,13 +57,7 @@ class RankingScore(NamedTuple):
 
 
 def _kernel(backend: str):
-    if backend == "cpp":
-        return _runtime._cpp.ranking_metrics
-    if backend == "numba":
-        from fastrec.metrics import _numba
-
-        return _numba.ranking_metrics
-    return _reference.ranking_metrics
+    return _runtime.kernel_module(backend, "metrics").ranking_metrics
 
 
 def per_user_metrics(recommended: Any, test: Any, k: int = 10, *, threshold: float | None = None,

@@ -12,7 +12,6 @@ import scipy.sparse as sp
 from fastrec import _runtime
 from fastrec import _validation as V
 from fastrec._idmap import IdMap
-from fastrec.mf import _reference
 
 FORMAT_NAME = "fastrec.MatrixFactorization"
 FORMAT_VERSION = 1
@@ -36,13 +35,8 @@ class DivergenceError(FloatingPointError):
 
 def _kernels(backend: str):
     """(sgd_mf_epoch, mf_predict) of one backend; all share one argument order."""
-    if backend == "cpp":
-        return _runtime._cpp.sgd_mf_epoch, _runtime._cpp.mf_predict
-    if backend == "numba":
-        from fastrec.mf import _numba
-
-        return _numba.sgd_mf_epoch, _numba.mf_predict
-    return _reference.sgd_mf_epoch, _reference.mf_predict
+    module = _runtime.kernel_module(backend, "mf")
+    return module.sgd_mf_epoch, module.mf_predict
 
 
 def padded_width(n_factors: int, dtype: np.dtype) -> int:

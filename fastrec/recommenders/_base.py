@@ -12,20 +12,14 @@ import scipy.sparse as sp
 from fastrec import _runtime
 from fastrec import _validation as V
 from fastrec._idmap import IdMap
-from fastrec.recommenders import _reference
 
 FORMAT_VERSION = 1
 
 
 def kernels(backend: str):
     """(sparse_score_topn, dense_topn) of one backend; all share one argument order."""
-    if backend == "cpp":
-        return _runtime._cpp.sparse_score_topn, _runtime._cpp.dense_topn
-    if backend == "numba":
-        from fastrec.recommenders import _numba
-
-        return _numba.sparse_score_topn, _numba.dense_topn
-    return _reference.sparse_score_topn, _reference.dense_topn
+    module = _runtime.kernel_module(backend, "recommenders")
+    return module.sparse_score_topn, module.dense_topn
 
 
 def ratings_matrix(data: Any, columns: Any, dtype: np.dtype, item_map: IdMap | None = None

@@ -9,17 +9,10 @@ import scipy.sparse as sp
 
 from fastrec import _runtime
 from fastrec import _validation as V
-from fastrec.similarity import _reference
 
 
 def _kernel(backend: str):
-    if backend == "cpp":
-        return _runtime._cpp.cosine_topk
-    if backend == "numba":
-        from fastrec.similarity import _numba
-
-        return _numba.cosine_topk
-    return _reference.cosine_topk
+    return _runtime.kernel_module(backend, "similarity").cosine_topk
 
 
 def cosine_topk(
