@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import os
@@ -14,8 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fastrec import ContentKNN, ItemKNN, MatrixFactorization, UserKNN
+from fastrec import ContentKNN, ItemKNN, MatrixFactorization, UserKNN, evaluate
 from fastrec.cli import main
+from fastrec.cli.demo import load_story
 from fastrec.datasets import make_ratings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,16 +46,33 @@ def test_demo_on_generated_data(tmp_path):
     headings = re.findall(r"^== \d\. (.+) ==$", out, flags=re.M)
     assert headings == ["Data", "Item-item neighbours (cosine_topk)", "Matrix factorization (SGD)",
                         "Rating metrics (held-out ratings)",
+                        "Ranking metrics (top-10 lists against the held-out ratings)",
                         "User segments (KMeans on MF user factors)",
-                        "Top-N recommendations (MF, seen items excluded)"]
+                        "Top-N recommendations (seen items excluded)"]
     assert "600 users x 500 items, 20,000 ratings" in out
     rmse = {name.strip(): float(value) for name, value in
             re.findall(r"^(global mean|item mean|MF \(16 factors\))\s+([\d.]+)\s+[\d.]+$", out,
                        flags=re.M)}
     # the low-rank signal is learnt: MF beats both baselines on held-out ratings
     assert rmse["MF (16 factors)"] < rmse["item mean"] < rmse["global mean"]
+    # ranking metrics: the ItemKNN row is fastrec.evaluate on the demo's own split
+    ranking = {name: [float(v) for v in values.split()] for name, values in
+               re.findall(r"^(MF \(16 factors\)|ItemKNN \(k=20\))\s+((?:[\d.]+\s+){6}[\d.]+)$",
+                          out, flags=re.M)}
+    assert set(ranking) == {"MF (16 factors)", "ItemKNN (k=20)"}
+    story = load_story(argparse.Namespace(data=None, size="small", users=None, items=None,
+                                          ratings=None, factors=None, epochs=None, seed=0,
+                                          test_fraction=0.2))
+    expected = evaluate(ItemKNN(k=20), story.train, story.test, k=10)
+    np.testing.assert_allclose(
+        ranking["ItemKNN (k=20)"][:6],
+        [expected[f"{key}@10"] for key in ("precision", "recall", "ndcg", "map", "hit_rate",
+                                           "coverage")], atol=6e-5)
+    assert all(0.0 <= v <= 1.0 for v in ranking["MF (16 factors)"][:6])
+    assert f"means over {expected['n_users']:,} test users" in out
     assert len(re.findall(r"^  segment \d: ", out, flags=re.M)) == 6
-    assert len(re.findall(r"^      recommended: item \d+ \(", out, flags=re.M)) == 3
+    assert len(re.findall(r"^      MF:      item \d+ \(", out, flags=re.M)) == 3
+    assert len(re.findall(r"^      ItemKNN: item \d+ \(", out, flags=re.M)) == 3
 
 
 def write_movielens_folder(tmp_path: Path) -> Path:
@@ -77,7 +96,8 @@ def test_demo_on_a_movielens_folder_shows_titles(tmp_path):
                    "--epochs", "3", "--segments", "2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "Interactions 'ml-100k': 80 users x 30 items" in done.stdout
-    assert re.search(r"recommended: Film n°\d+ \(1990\) \(", done.stdout)
+    assert re.search(r"MF:      Film n°\d+ \(1990\) \(", done.stdout)
+    assert re.search(r"ItemKNN: Film n°\d+ \(1990\) \(", done.stdout)
 
 
 def test_fit_and_recommend_round_trip(tmp_path):
