@@ -93,9 +93,10 @@ def train_test_split(data: Any, test_size: float | int = 0.2, *, method: str = "
     -------
     train, test
         Same form as ``data``: ``Interactions`` with the input's users, items,
-        side tables and the timestamps of their ratings (:meth:`Interactions.subset`);
-        CSR (or the input's sparse format) matrices of the input's shape; tuples of arrays of the input's length (3 or 4); or
-        DataFrames (rows selected, index kept).
+        side tables and the timestamps of their ratings (as
+        :meth:`Interactions.subset` makes them); CSR (or the input's sparse
+        format) matrices of the input's shape; tuples of arrays of the input's
+        length (3 or 4); or DataFrames (rows selected, index kept).
     """
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method={method!r} is not one of {', '.join(map(repr, METHODS))}.")
