@@ -226,19 +226,32 @@ def test_bench_writes_report_json_and_charts(tmp_path):
     assert done.returncode == 0, done.stderr
     out = tmp_path / "out"
     report = (out / "report.md").read_text()
-    for name in ("cosine", "mf", "kmeans"):
+    names = ["cosine", "mf", "kmeans", "knn", "metrics"]
+    for name in names:
         assert f"## {name}: " in report and f"![{name}]({name}.png)" in report
         assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     results = json.loads((out / "results.json").read_text())
     assert results["machine"]["simd"] and results["machine"]["versions"]["fastrec"]
-    assert results["settings"]["benchmarks"] == ["cosine", "mf", "kmeans"]
-    by_kernel = {r["kernel"]: r for r in results["results"]}
-    assert set(by_kernel) == {"cosine", "mf", "kmeans"}
-    for record in by_kernel.values():
-        assert record["contender"] == "fastrec cpp" and len(record["times"]) == 1
-        assert record["times"][0] > 0 and not record["errors"]
+    assert [n for n in results["settings"]["benchmarks"] if n != "topn"] == names
+    records = [r for r in results["results"] if r["kernel"] != "topn"]
+    assert sorted((r["kernel"], r["contender"]) for r in records) == sorted(
+        [(n, "fastrec cpp") for n in ("cosine", "mf", "kmeans", "metrics")]
+        + [("knn", "fastrec ItemKNN cpp"), ("knn", "fastrec UserKNN cpp")])
+    for record in records:
+        assert len(record["times"]) == 1 and record["times"][0] > 0 and not record["errors"]
+    by_kernel = {r["kernel"]: r for r in records}
     assert by_kernel["cosine"]["quality"]["agree"] == 1.0  # top-k lists checked against exact
     assert by_kernel["kmeans"]["quality"]["iterations"] == 20
+    assert 0.0 < by_kernel["knn"]["quality"]["precision@10"] <= 1.0
+
+
+def test_bench_knn_alone(tmp_path):
+    done = run_cli("bench", "knn", "--size", "XS", "--no-peers", "--repeats", "1", "--threads",
+                   "1", "--backends", "cpp", "--k", "20", "--out", "knn-out", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = (tmp_path / "knn-out" / "report.md").read_text()
+    assert "## knn: neighbourhood recommenders" in report
+    assert "| fastrec UserKNN cpp | 1 |" in report and "time / fastrec ItemKNN cpp" in report
 
 
 def test_info(tmp_path):
