@@ -794,6 +794,16 @@ def check_timestamps(timestamps: Any, n: int, pattern: sp.csr_matrix | None = No
     return values
 
 
+def check_interactions_have_timestamps(data: Any, method: str) -> None:
+    """Raise if ``method`` needs times and the Interactions ``data`` carries none."""
+    if data.timestamps is None:
+        raise ValueError(
+            f"method={method!r} needs timestamps, and these Interactions have none: load a file "
+            "with a timestamp column (timestamp_col=...) or pass timestamps=... aligned with the "
+            "ratings (the order of Interactions.to_triples())."
+        )
+
+
 # --- datasets ---
 
 DUPLICATE_POLICIES = ("last", "sum", "error")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
 import os
 import re
@@ -13,8 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fastrec import MatrixFactorization
+from fastrec import ContentKNN, ItemKNN, MatrixFactorization, UserKNN, evaluate
 from fastrec.cli import main
+from fastrec.cli.demo import load_story
 from fastrec.datasets import make_ratings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,32 +46,58 @@ def test_demo_on_generated_data(tmp_path):
     headings = re.findall(r"^== \d\. (.+) ==$", out, flags=re.M)
     assert headings == ["Data", "Item-item neighbours (cosine_topk)", "Matrix factorization (SGD)",
                         "Rating metrics (held-out ratings)",
+                        "Ranking metrics (top-10 lists against the held-out ratings)",
                         "User segments (KMeans on MF user factors)",
-                        "Top-N recommendations (MF, seen items excluded)"]
+                        "Top-N recommendations (seen items excluded)"]
     assert "600 users x 500 items, 20,000 ratings" in out
     rmse = {name.strip(): float(value) for name, value in
             re.findall(r"^(global mean|item mean|MF \(16 factors\))\s+([\d.]+)\s+[\d.]+$", out,
                        flags=re.M)}
     # the low-rank signal is learnt: MF beats both baselines on held-out ratings
     assert rmse["MF (16 factors)"] < rmse["item mean"] < rmse["global mean"]
+    # ranking metrics: the ItemKNN row is fastrec.evaluate on the demo's own split
+    ranking = {name: [float(v) for v in values.split()] for name, values in
+               re.findall(r"^(MF \(16 factors\)|ItemKNN \(k=20\))\s+((?:[\d.]+\s+){6}[\d.]+)$",
+                          out, flags=re.M)}
+    assert set(ranking) == {"MF (16 factors)", "ItemKNN (k=20)"}
+    story = load_story(argparse.Namespace(data=None, size="small", users=None, items=None,
+                                          ratings=None, factors=None, epochs=None, seed=0,
+                                          test_fraction=0.2))
+    expected = evaluate(ItemKNN(k=20), story.train, story.test, k=10)
+    np.testing.assert_allclose(
+        ranking["ItemKNN (k=20)"][:6],
+        [expected[f"{key}@10"] for key in ("precision", "recall", "ndcg", "map", "hit_rate",
+                                           "coverage")], atol=6e-5)
+    assert all(0.0 <= v <= 1.0 for v in ranking["MF (16 factors)"][:6])
+    assert f"means over {expected['n_users']:,} test users" in out
     assert len(re.findall(r"^  segment \d: ", out, flags=re.M)) == 6
-    assert len(re.findall(r"^      recommended: item \d+ \(", out, flags=re.M)) == 3
+    assert len(re.findall(r"^      MF:      item \d+ \(", out, flags=re.M)) == 3
+    assert len(re.findall(r"^      ItemKNN: item \d+ \(", out, flags=re.M)) == 3
 
 
-def test_demo_on_a_movielens_folder_shows_titles(tmp_path):
+def write_movielens_folder(tmp_path: Path) -> Path:
+    """A tiny MovieLens 100K look-alike: u.data, and u.item with titles and genre flags."""
     folder = tmp_path / "ml-100k"
     folder.mkdir()
     R = make_ratings(80, 30, 1200, seed=1).tocoo()
     (folder / "u.data").write_text("".join(
         f"{u + 1}\t{i + 1}\t{int(r)}\t{880000000 + k}\n"
         for k, (u, i, r) in enumerate(zip(R.row, R.col, R.data))))
+    flags = np.random.default_rng(2).random((30, 19)) < 0.2
     (folder / "u.item").write_bytes("".join(
-        f"{i}|Film n°{i} (1990)|||" + "|0" * 19 + "\n" for i in range(1, 31)).encode("latin-1"))
+        f"{i + 1}|Film n°{i + 1} (1990)|||" + "".join(f"|{int(f)}" for f in flags[i]) + "\n"
+        for i in range(30)).encode("latin-1"))
+    return folder
+
+
+def test_demo_on_a_movielens_folder_shows_titles(tmp_path):
+    folder = write_movielens_folder(tmp_path)
     done = run_cli("demo", "--data", str(folder), "--quiet", "--threads", "1", "--factors", "4",
                    "--epochs", "3", "--segments", "2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "Interactions 'ml-100k': 80 users x 30 items" in done.stdout
-    assert re.search(r"recommended: Film n°\d+ \(1990\) \(", done.stdout)
+    assert re.search(r"MF:      Film n°\d+ \(1990\) \(", done.stdout)
+    assert re.search(r"ItemKNN: Film n°\d+ \(1990\) \(", done.stdout)
 
 
 def test_fit_and_recommend_round_trip(tmp_path):
@@ -99,25 +128,130 @@ def test_fit_and_recommend_round_trip(tmp_path):
     assert len(pd.read_parquet(tmp_path / "all.parquet")) == 2 * frame.customer.nunique()
 
 
+def write_item_features_csv(path: Path) -> pd.DataFrame:
+    """Genres of the products of write_ratings_csv, and 5 products nobody rated."""
+    rng = np.random.default_rng(4)
+    genres = np.array(["Action", "Comedy", "Drama", "Horror", "Sci-Fi"])
+    frame = pd.DataFrame({
+        "sku": np.arange(45), "title": [f"product {i}" for i in range(45)],
+        "genres": ["|".join(rng.choice(genres, size=rng.integers(1, 4), replace=False))
+                   for _ in range(45)]})
+    frame.to_csv(path, index=False)
+    return frame
+
+
+RATING_COLUMNS = ("--user-col", "customer", "--item-col", "product", "--rating-col", "stars")
+
+
+def check_recommendations(table: pd.DataFrame, model, users: list[str], n: int) -> None:
+    """The CSV rows are the model's own recommend() (unknown users served by popularity)."""
+    assert list(table.columns) == ["user", "rank", "item", "score"]
+    items, scores = model.recommend(np.array(users), n=n, unknown="skip")
+    for row, user in enumerate(users):
+        mine = table[table.user == user].sort_values("rank")
+        filled = np.isfinite(scores[row])
+        assert mine["rank"].tolist() == list(range(1, int(filled.sum()) + 1))
+        np.testing.assert_array_equal(mine["item"].to_numpy(), items[row][filled])
+        np.testing.assert_allclose(mine["score"].to_numpy(), scores[row][filled], rtol=1e-6)
+
+
+@pytest.mark.parametrize("name, cls", [("itemknn", ItemKNN), ("userknn", UserKNN)])
+def test_fit_and_recommend_round_trip_of_neighbour_models(tmp_path, name, cls):
+    frame = write_ratings_csv(tmp_path / "ratings.csv")
+    fit = run_cli("fit", "ratings.csv", "--model", name, *RATING_COLUMNS, "-p", "k=15",
+                  "-p", "shrink=2.0", "--threads", "1", "-o", f"{name}.npz", cwd=tmp_path)
+    assert fit.returncode == 0, fit.stderr
+    assert f"trained {cls.__name__}" in fit.stdout and f"saved {name}.npz" in fit.stdout
+    model = cls.load(tmp_path / f"{name}.npz")
+    assert (model.k, model.shrink) == (15, 2.0)
+    # the same data and parameters give the same neighbours
+    again = cls(k=15, shrink=2.0).fit((frame.customer.to_numpy(), frame["product"].to_numpy(),
+                                       frame.stars.to_numpy()))
+    assert (model.similarities_ != again.similarities_).nnz == 0
+    users = ["c1", "c7", "nobody"]
+    rec = run_cli("recommend", f"{name}.npz", "--users", ",".join(users), "-n", "5", "-o",
+                  "recs.csv", cwd=tmp_path)
+    assert rec.returncode == 0, rec.stderr
+    assert "1 of 3 users are unknown" in rec.stderr
+    table = pd.read_csv(tmp_path / "recs.csv")
+    check_recommendations(table, model, users, 5)
+    seen = set(frame.loc[frame.customer == "c1", "product"])
+    assert not seen & set(table.loc[table.user == "c1", "item"])
+
+
+def test_content_model_from_a_features_file(tmp_path):
+    frame = write_ratings_csv(tmp_path / "ratings.csv")
+    items = write_item_features_csv(tmp_path / "items.csv")
+    fit = run_cli("fit", "ratings.csv", "--model", "content", *RATING_COLUMNS,
+                  "--features", "items.csv", "--feature-item-col", "sku", "--feature-cols",
+                  "genres", "-o", "content.npz", cwd=tmp_path)
+    assert fit.returncode == 0, fit.stderr
+    assert "features: 45 items x 5 features (genres=Action," in fit.stdout
+    assert "trained ContentKNN" in fit.stdout
+    model = ContentKNN.load(tmp_path / "content.npz")
+    tags = items.genres.str.get_dummies(sep="|").to_numpy(dtype=np.float32)
+    expected = ContentKNN(tags, item_ids=items.sku.to_numpy()).fit(
+        (frame.customer.to_numpy(), frame["product"].to_numpy(), frame.stars.to_numpy()))
+    users = ["c0", "c3", "c9"]
+    rec = run_cli("recommend", "content.npz", "--users", ",".join(users), "-n", "4",
+                  "-o", "recs.csv", cwd=tmp_path)
+    assert rec.returncode == 0, rec.stderr
+    table = pd.read_csv(tmp_path / "recs.csv")
+    check_recommendations(table, model, users, 4)
+    check_recommendations(table, expected, users, 4)
+    # the products nobody rated (40..44) can be recommended: that is what features are for
+    everyone = run_cli("recommend", "content.npz", "-n", "10", cwd=tmp_path)
+    assert everyone.returncode == 0, everyone.stderr
+    assert set(pd.read_csv(io.StringIO(everyone.stdout)).item) & set(range(40, 45))
+
+
+def test_content_model_from_movielens_genres(tmp_path, monkeypatch, capsys):
+    folder = write_movielens_folder(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", str(folder), "--model", "content", "-o", "content.npz"]) == 0
+    assert "genres of the MovieLens item table" in capsys.readouterr().out
+    model = ContentKNN.load(tmp_path / "content.npz")
+    from fastrec.datasets import load_movielens
+
+    data = load_movielens(folder)
+    tags = data.items.genres.str.get_dummies(sep="|")
+    expected = ContentKNN(tags.to_numpy(dtype=np.float32), item_ids=data.item_ids).fit(data)
+    np.testing.assert_array_equal(model.recommend([1, 2], n=5)[0],
+                                  expected.recommend([1, 2], n=5)[0])
+
+
 def test_bench_writes_report_json_and_charts(tmp_path):
     done = run_cli("bench", "all", "--size", "XS", "--no-peers", "--repeats", "1",
                    "--threads", "1", "--backends", "cpp", "--out", "out", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     out = tmp_path / "out"
     report = (out / "report.md").read_text()
-    for name in ("cosine", "mf", "kmeans"):
+    names = ["cosine", "mf", "kmeans", "knn", "metrics"]
+    for name in names:
         assert f"## {name}: " in report and f"![{name}]({name}.png)" in report
         assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     results = json.loads((out / "results.json").read_text())
     assert results["machine"]["simd"] and results["machine"]["versions"]["fastrec"]
-    assert results["settings"]["benchmarks"] == ["cosine", "mf", "kmeans"]
-    by_kernel = {r["kernel"]: r for r in results["results"]}
-    assert set(by_kernel) == {"cosine", "mf", "kmeans"}
-    for record in by_kernel.values():
-        assert record["contender"] == "fastrec cpp" and len(record["times"]) == 1
-        assert record["times"][0] > 0 and not record["errors"]
+    assert [n for n in results["settings"]["benchmarks"] if n != "topn"] == names
+    records = [r for r in results["results"] if r["kernel"] != "topn"]
+    assert sorted((r["kernel"], r["contender"]) for r in records) == sorted(
+        [(n, "fastrec cpp") for n in ("cosine", "mf", "kmeans", "metrics")]
+        + [("knn", "fastrec ItemKNN cpp"), ("knn", "fastrec UserKNN cpp")])
+    for record in records:
+        assert len(record["times"]) == 1 and record["times"][0] > 0 and not record["errors"]
+    by_kernel = {r["kernel"]: r for r in records}
     assert by_kernel["cosine"]["quality"]["agree"] == 1.0  # top-k lists checked against exact
     assert by_kernel["kmeans"]["quality"]["iterations"] == 20
+    assert 0.0 < by_kernel["knn"]["quality"]["precision@10"] <= 1.0
+
+
+def test_bench_knn_alone(tmp_path):
+    done = run_cli("bench", "knn", "--size", "XS", "--no-peers", "--repeats", "1", "--threads",
+                   "1", "--backends", "cpp", "--k", "20", "--out", "knn-out", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = (tmp_path / "knn-out" / "report.md").read_text()
+    assert "## knn: neighbourhood recommenders" in report
+    assert "| fastrec UserKNN cpp | 1 |" in report and "time / fastrec ItemKNN cpp" in report
 
 
 def test_info(tmp_path):
@@ -137,6 +271,25 @@ def test_errors_are_one_line_with_exit_code_2_in_a_subprocess(tmp_path):
     (["fit", "ratings.csv", "-p", "n_factors"], "--param takes KEY=VALUE"),
     (["fit", "ratings.csv", "-p", "colour=3"], "MatrixFactorization has no parameter 'colour'"),
     (["fit", "ratings.csv", "--model", "svdpp"], "invalid choice: 'svdpp'"),
+    (["fit", "ratings.csv", "--model", "content", *RATING_COLUMNS],
+     "--model content needs item features"),
+    (["fit", "ratings.csv", "--model", "content", "--features", "no.csv", *RATING_COLUMNS],
+     "--features 'no.csv' does not exist"),
+    (["fit", "ratings.csv", "--model", "content", "--features", "ratings.csv", *RATING_COLUMNS,
+      "--feature-item-col", "product", "--feature-cols", "colour"],
+     "--feature-cols: 'colour' is not a column"),
+    (["fit", "ratings.csv", "--model", "content", "--features", "ratings.csv", *RATING_COLUMNS,
+      "--feature-item-col", "sku"], "--feature-item-col='sku' is not a column"),
+    (["fit", "ratings.csv", "--model", "content", "--features", "ratings.csv", *RATING_COLUMNS,
+      "--feature-item-col", "customer", "--feature-cols", "stars"],
+     "none of the 900 item ids of the features appears in the ratings"),
+    (["fit", "ratings.csv", "--model", "content", "-p", "features=1"],
+     "ContentKNN's features come from --features FILE"),
+    (["fit", "ratings.csv", "--model", "itemknn", "--features", "ratings.csv"],
+     "--features is for --model content, not itemknn"),
+    (["fit", "ratings.csv", "--feature-cols", "genres"], "describe --features FILE"),
+    (["fit", "ratings.csv", "--model", "itemknn", "-p", "n_factors=3"],
+     "ItemKNN has no parameter 'n_factors'"),
     (["fit", "ratings.csv", "--rating-col", "customer", "--user-col", "customer", "--item-col", "product"],
      "user_col and rating_col both name the column 'customer'"),
     (["recommend", "nothing.npz"], "'nothing.npz' does not exist"),
@@ -167,7 +320,7 @@ def test_recommend_with_model_file_users_file(tmp_path, monkeypatch, capsys):
     frame = write_ratings_csv(tmp_path / "ratings.csv")
     monkeypatch.chdir(tmp_path)
     assert main(["fit", "ratings.csv", "--quiet", "--threads", "1", "-p", "n_epochs=2",
-                 "--user-col", "customer", "--item-col", "product", "--rating-col", "stars"]) == 0
+                 *RATING_COLUMNS]) == 0
     (tmp_path / "users.txt").write_text("c2\n\nc5\n")
     capsys.readouterr()
     assert main(["recommend", "model.npz", "--users-file", "users.txt", "-n", "3"]) == 0

@@ -145,3 +145,79 @@ def test_bad_input():
         train_test_split(np.zeros((3, 3)))
     with pytest.raises(ValueError, match="k must be >= 1"):
         train_test_split(data, method="leave_k_out", k=0)
+
+
+# --- Interactions in, Interactions out ---
+
+
+def interactions(seed=0, with_times=True):
+    from fastrec.datasets import Interactions
+
+    users, items, values, times = triples(seed)
+    pd = pytest.importorskip("pandas")
+    titles = pd.DataFrame({"title": [f"film {i}" for i in range(40)]}, index=np.arange(40))
+    return Interactions.from_arrays([f"u{u}" for u in users], items, values,
+                                    timestamps=times if with_times else None, item_table=titles,
+                                    name="toy")
+
+
+def rating_set(data):
+    users, items, values = data.to_triples()
+    times = data.timestamps.data if data.timestamps is not None else np.zeros(values.size)
+    return set(zip(users.tolist(), items.tolist(), values.tolist(), times.tolist()))
+
+
+@pytest.mark.parametrize("method", ["random", "leave_k_out", "leave_last_k_out", "temporal"])
+def test_interactions_parts_keep_ids_side_tables_and_times(method):
+    from fastrec.datasets import Interactions
+
+    data = interactions()
+    before = data.matrix.copy()
+    train, test = train_test_split(data, 0.25, method=method, k=2, seed=3)
+    assert isinstance(train, Interactions) and isinstance(test, Interactions)
+    for part in (train, test):
+        assert part.shape == data.shape and part.name == "toy"
+        np.testing.assert_array_equal(part.user_ids, data.user_ids)
+        np.testing.assert_array_equal(part.item_ids, data.item_ids)
+        assert part.items is data.items and part.timestamps is not None
+    # every rating, with its time, lands on exactly one side
+    assert rating_set(train).isdisjoint(rating_set(test))
+    assert rating_set(train) | rating_set(test) == rating_set(data)
+    assert (data.matrix != before).nnz == 0
+
+
+def test_interactions_split_equals_the_split_of_its_triples():
+    data = interactions()
+    users, items, values = data.to_triples()
+    times = data.timestamps.data
+    for method in ("random", "leave_k_out", "leave_last_k_out", "temporal"):
+        train, test = train_test_split(data, 0.3, method=method, k=2, seed=7)
+        _, expected = train_test_split((users, items, values, times), 0.3, method=method, k=2,
+                                       seed=7)
+        got = test.to_triples()
+        assert as_set(got[0], got[1]) == as_set(expected[0], expected[1])
+
+
+def test_interactions_temporal_split_uses_their_timestamps():
+    data = interactions()
+    train, test = train_test_split(data, 0.3, method="temporal")
+    assert train.timestamps.data.max() <= test.timestamps.data.min()
+    assert test.nnz == round(0.3 * data.nnz)
+    # other times given explicitly win over the stored ones (aligned array or matrix)
+    reverse = -data.timestamps.data
+    kept, flipped = train_test_split(data, 0.3, method="temporal", timestamps=reverse)
+    assert flipped.timestamps.data.max() <= kept.timestamps.data.min()  # the earliest went out
+    stamps = data.timestamps.copy()
+    stamps.data = reverse
+    _, from_matrix = train_test_split(data, 0.3, method="temporal", timestamps=stamps)
+    assert (from_matrix.matrix != flipped.matrix).nnz == 0
+
+
+def test_interactions_without_timestamps():
+    data = interactions(with_times=False)
+    train, test = train_test_split(data, 0.2, seed=0)
+    assert train.timestamps is None and train.nnz + test.nnz == data.nnz
+    with pytest.raises(ValueError, match="needs timestamps, and these Interactions have none"):
+        train_test_split(data, method="temporal")
+    with pytest.raises(ValueError, match="one value per rating"):
+        train_test_split(data, method="leave_last_k_out", timestamps=np.arange(3))

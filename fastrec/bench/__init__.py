@@ -12,7 +12,8 @@ BENCHMARKS = {
     "kmeans": "fastrec.bench.kmeans",
     "mf": "fastrec.bench.mf",
     "knn": "fastrec.bench.knn",
+    "metrics": "fastrec.bench.metrics",
 }
 
 # The order of ``all``; names not in BENCHMARKS are skipped.
-ORDER = ("cosine", "mf", "kmeans", "topn")
+ORDER = ("cosine", "mf", "kmeans", "knn", "metrics", "topn")

@@ -7,6 +7,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -106,3 +107,37 @@ def make_size_ratings(size: str, seed: int = 0):
 def shape_text(R) -> str:
     """``"943 x 1,682, 100,000 ratings"``."""
     return f"{R.shape[0]:,} x {R.shape[1]:,}, {R.nnz:,} ratings"
+
+
+# --- MovieLens 100K, run as the extra size "ml-100k" where it is on this machine ---
+
+DEFAULT_ML100K = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ml-100k"
+ML100K_SIZE = "MovieLens 100K (943 x 1,682, 100,000 ratings)"
+
+
+def ml100k_path(given: Any = None) -> Path | None:
+    """``u.data`` of MovieLens 100K, or None when it is not on this machine.
+
+    ``given`` (a folder holding ``ml-100k/``, the ``ml-100k`` folder or ``u.data``
+    itself) is the only place looked at when it is not None; otherwise
+    $FASTREC_DATA, ../shared/data and shared/data are searched.
+    """
+    from fastrec.bench.mf_accuracy import find_ml100k
+
+    if given is not None:
+        root = Path(given)
+        for candidate in (root / "ml-100k" / "u.data", root / "u.data", root):
+            if candidate.is_file() and candidate.name == "u.data":
+                return candidate
+        return None
+    found = find_ml100k(None)
+    if found is None and (DEFAULT_ML100K / "u.data").is_file():
+        found = DEFAULT_ML100K / "u.data"
+    return found
+
+
+def ml100k_ratings(given: Any = None):
+    """The users x items CSR of MovieLens 100K (see :func:`ml100k_path`)."""
+    from fastrec.datasets import load_ml100k
+
+    return load_ml100k(ml100k_path(given)).matrix

@@ -27,14 +27,21 @@ import numpy as np
 import scipy.sparse as sp
 
 from fastrec.bench import suite
-from fastrec.bench._common import RATING_SIZES, blas_threads, make_size_ratings, shape_text
+from fastrec.bench._common import (
+    ML100K_SIZE,
+    RATING_SIZES,
+    blas_threads,
+    make_size_ratings,
+    ml100k_path,
+    ml100k_ratings,
+    shape_text,
+)
 
 NAME = "cosine"
 TITLE = "item-item cosine top-k"
 UNIT = "s"
 DEFAULT_SIZES = ("S", "M", "L", "ml-100k")
 SIZES = dict(RATING_SIZES)
-DEFAULT_ML100K = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ml-100k"
 
 
 # --- contenders: each maps (R users x items CSR, k, threads) -> items x items CSR top-k ---
@@ -134,20 +141,11 @@ def add_arguments(parser: Any) -> None:
                         help="items whose lists are checked against exact scores")
 
 
-def _ml100k_path(options: dict[str, Any]) -> Path | None:
-    from fastrec.bench.mf_accuracy import find_ml100k
-
-    found = find_ml100k(str(options["ml100k"]) if options.get("ml100k") else None)
-    if found is None and options.get("ml100k") is None and (DEFAULT_ML100K / "u.data").is_file():
-        found = DEFAULT_ML100K / "u.data"
-    return found
-
-
 def sizes(options: dict[str, Any]) -> dict[str, str]:
     """The synthetic sizes, and MovieLens 100K when it is on this machine."""
     found = dict(SIZES)
-    if _ml100k_path(options) is not None:
-        found["ml-100k"] = "MovieLens 100K (943 x 1,682, 100,000 ratings)"
+    if ml100k_path(options.get("ml100k")) is not None:
+        found["ml-100k"] = ML100K_SIZE
     return found
 
 
@@ -163,9 +161,7 @@ def contenders(options: dict[str, Any]) -> list[suite.Contender]:
 def prepare(size: str, folder: Path, options: dict[str, Any]) -> dict[str, Any]:
     """Write the ratings of ``size`` to ``folder``; the items to check are drawn here."""
     if size == "ml-100k":
-        from fastrec.datasets import load_ml100k
-
-        R = load_ml100k(_ml100k_path(options)).matrix
+        R = ml100k_ratings(options.get("ml100k"))
     else:
         R = make_size_ratings(size)
     path = folder / "ratings.npz"

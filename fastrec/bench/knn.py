@@ -1,48 +1,71 @@
-"""``python -m fastrec.bench knn``: neighbourhood recommenders and ranking metrics, timed and checked.
+"""``fastrec bench knn``: ItemKNN and UserKNN, fit plus top-10 for every user, beside implicit.
 
-Three parts:
+Every contender starts from the same training split (a random 80% of the
+ratings of the size) and is timed on fitting k=50 cosine neighbours and then
+recommending 10 items to every user, training items excluded.  Its lists are
+scored against the held-out 20% (every held-out rating relevant) with
+``fastrec.metrics.ranking_metrics``, outside the timing: precision@10 and
+NDCG@10.
 
-* **fit + recommend-all**: ItemKNN and UserKNN (k=50 neighbours, 10 items per
-  user, training items excluded) on synthetic data of the given sizes and on
-  MovieLens 100K, with implicit's ``CosineRecommender`` (item-item, the same
-  cosine without shrink) beside ItemKNN when installed.  Contenders run
-  interleaved, repeat by repeat.
-* **metrics**: ``ranking_metrics`` (all six metrics and coverage at 10) of a
-  recommendation table for every user of size L (about 70k users) against a
-  leave-2-out test split, per backend.
-* **accuracy** (``--accuracy``): precision@10 and NDCG@10 of ItemKNN, UserKNN and
-  MatrixFactorization on the GroupLens u1 split of MovieLens 100K (u1.test is
-  rows 1..20000 of ``u.data``, u1.base the rest; every u1.test rating counts
-  as relevant), a sanity check rather than a tuned comparison.
+Peer, skipped when not installed: implicit's ``CosineRecommender`` (item-item
+with the same cosine, no shrink), beside ItemKNN.  Ratios are against fastrec's
+ItemKNN on its first backend.
+
+``--accuracy`` runs a MovieLens 100K check instead: precision, NDCG, MAP,
+recall and coverage at 10 of ItemKNN, UserKNN and MatrixFactorization on the
+GroupLens u1 split (u1.test is rows 1..20000 of ``u.data``, u1.base the rest;
+every u1.test rating counts as relevant), a sanity check rather than a tuned
+comparison.
 """
 
 from __future__ import annotations
 
-import argparse
-import os
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from fastrec.bench._common import Measurement, blas_threads, format_table, machine_summary
-from fastrec.bench.mf_accuracy import find_ml100k, load_ml100k
+from fastrec.bench import suite
+from fastrec.bench._common import (
+    ML100K_SIZE,
+    RATING_SIZES,
+    TINY,
+    blas_threads,
+    format_table,
+    make_size_ratings,
+    ml100k_path,
+    ml100k_ratings,
+    shape_text,
+)
+
+NAME = "knn"
+TITLE = "neighbourhood recommenders (fit + top-10 for every user)"
+UNIT = "s"
+SIZES = dict(RATING_SIZES)
+DEFAULT_SIZES = ("S", "M", "ml-100k")
+MODELS = ("ItemKNN", "UserKNN")
+IMPLICIT = "implicit CosineRecommender"
+TOP_N = 10
 
 
-def _fastrec(cls_name: str, backend: str) -> Callable[[sp.csr_matrix, int, int], Any]:
-    def run(R: sp.csr_matrix, k: int, threads: int) -> Any:
+# --- contenders: each maps (train users x items CSR, k, threads) -> (users, 10) item table ---
+
+
+def _fastrec(model: str, backend: str) -> Callable[[sp.csr_matrix, int, int], np.ndarray]:
+    def run(train: sp.csr_matrix, k: int, threads: int) -> np.ndarray:
         import fastrec
 
-        model = getattr(fastrec, cls_name)(k=k, n_threads=threads, backend=backend).fit(R)
-        return model.recommend(np.arange(R.shape[0]), n=10)[0]
+        fitted = getattr(fastrec, model)(k=k, n_threads=threads, backend=backend).fit(train)
+        return fitted.recommend(np.arange(train.shape[0]), n=TOP_N)[0]
 
     return run
 
 
-def _implicit(R: sp.csr_matrix, k: int, threads: int) -> Any:
+def _implicit(train: sp.csr_matrix, k: int, threads: int) -> np.ndarray:
     import warnings
 
     from implicit.nearest_neighbours import CosineRecommender
@@ -50,90 +73,86 @@ def _implicit(R: sp.csr_matrix, k: int, threads: int) -> Any:
     with warnings.catch_warnings():  # implicit warns about its own internal format conversions
         warnings.simplefilter("ignore")
         model = CosineRecommender(K=k, num_threads=threads)
-        model.fit(R, show_progress=False)
-        ids, _ = model.recommend(np.arange(R.shape[0]), R, N=10, filter_already_liked_items=True)
+        model.fit(train, show_progress=False)
+        ids, _ = model.recommend(np.arange(train.shape[0]), train, N=TOP_N,
+                                 filter_already_liked_items=True)
     return ids
 
 
-def contenders(backends: list[str], peers: bool) -> dict[str, Callable]:
-    found: dict[str, Callable] = {}
-    for cls_name in ("ItemKNN", "UserKNN"):
-        for backend in backends:
-            found[f"fastrec {cls_name} {backend}"] = _fastrec(cls_name, backend)
-    if peers:
-        try:
-            import implicit  # noqa: F401
+def _runner(contender: str) -> Callable[[sp.csr_matrix, int, int], np.ndarray]:
+    if contender == IMPLICIT:
+        return _implicit
+    _, model, backend = contender.split(" ")  # "fastrec ItemKNN cpp"
+    return _fastrec(model, backend)
 
-            found["implicit CosineRecommender"] = _implicit
-        except ImportError:
-            pass
+
+# --- the suite interface ---
+
+
+def add_arguments(parser: Any) -> None:
+    """Options of this benchmark."""
+    parser.add_argument("--k", type=int, default=50, help="neighbours per item / user (default 50)")
+    parser.add_argument("--ml100k", "--data", dest="ml100k", type=Path, default=None,
+                        help="MovieLens 100K folder or u.data, run as size 'ml-100k' and used by "
+                             "--accuracy (default: looked up in $FASTREC_DATA and ../shared/data)")
+    parser.add_argument("--accuracy", action="store_true",
+                        help="run the MovieLens 100K u1 accuracy check instead")
+
+
+def sizes(options: dict[str, Any]) -> dict[str, str]:
+    """The synthetic sizes, and MovieLens 100K when it is on this machine."""
+    found = dict(SIZES)
+    if ml100k_path(options.get("ml100k")) is not None:
+        found["ml-100k"] = ML100K_SIZE
     return found
 
 
-def ml100k_matrix(path: Path) -> sp.csr_matrix:
-    table = load_ml100k(path)
-    return sp.csr_matrix((table[:, 2].astype(np.float32), (table[:, 0] - 1, table[:, 1] - 1)))
+def contenders(options: dict[str, Any]) -> list[suite.Contender]:
+    """ItemKNN then UserKNN on each fastrec backend, then implicit when installed."""
+    found = [suite.Contender(f"fastrec {model} {backend}", peer=False)
+             for model in MODELS for backend in options["backends"]]
+    if options["peers"] and suite.installed("implicit"):
+        found.append(suite.Contender(IMPLICIT))
+    return found
 
 
-def time_recommenders(sizes: list[str], threads: int, repeats: int, backends: list[str], peers: bool,
-                      ml100k: Path | None) -> list[Measurement]:
-    from fastrec.datasets import make_benchmark_ratings
+def prepare(size: str, folder: Path, options: dict[str, Any]) -> dict[str, Any]:
+    """Split the ratings of ``size`` 80/20 at random and write both parts to ``folder``."""
+    from fastrec.datasets import train_test_split
 
-    data = [(size, make_benchmark_ratings(size)) for size in sizes]
-    if ml100k is not None:
-        data.append(("ml-100k", ml100k_matrix(ml100k)))
-    found = contenders(backends, peers)
-    out = []
-    for name, R in data:
-        results = {c: Measurement(c, name, threads, []) for c in found}
-        with blas_threads(threads):
-            for fn in found.values():  # warm-up: JIT compilation, first-touch allocations
-                fn(R, 50, threads)
-            for rep in range(repeats):
-                names = list(found)
-                names = names[rep % len(names):] + names[: rep % len(names)]
-                for contender in names:
-                    start = time.perf_counter()
-                    found[contender](R, 50, threads)
-                    results[contender].times.append(time.perf_counter() - start)
-        for m in results.values():
-            m.extra["shape"] = f"{R.shape[0]}x{R.shape[1]}, nnz {R.nnz}"
-            print(f"  {name:8s} {m.contender:32s} median {m.median:7.3f} s", flush=True)
-            out.append(m)
-    return out
+    R = ml100k_ratings(options.get("ml100k")) if size == "ml-100k" else make_size_ratings(size)
+    train, test = train_test_split(R.tocsr(), 0.2, seed=0)
+    sp.save_npz(folder / "train.npz", train)
+    sp.save_npz(folder / "test.npz", test)
+    return {"train": str(folder / "train.npz"), "test": str(folder / "test.npz"),
+            "k": options["k"], "shape": f"{shape_text(R)}; {train.nnz:,} train, {test.nnz:,} test"}
 
 
-def time_metrics(threads: int, repeats: int, backends: list[str]) -> list[Measurement]:
-    from fastrec.datasets import make_benchmark_ratings, train_test_split
+def measure(contender: str, data: dict[str, Any], threads: int) -> dict[str, Any]:
+    """Warm up on tiny data, then time one fit + recommend-all and score its lists."""
+    from fastrec.datasets import make_ratings
     from fastrec.metrics import ranking_metrics
 
-    R = make_benchmark_ratings("L")
-    _, test = train_test_split(R, method="leave_k_out", k=2, seed=0)
-    rng = np.random.default_rng(0)
-    # Popularity-biased lists: the first 10 distinct items of 40 weighted draws per user.
-    popularity = np.bincount(R.indices, minlength=R.shape[1]).astype(np.float64) + 1.0
-    draws = np.sort(rng.choice(R.shape[1], size=(R.shape[0], 40), p=popularity / popularity.sum()), axis=1)
-    fresh = np.concatenate([np.ones((R.shape[0], 1), bool), draws[:, 1:] != draws[:, :-1]], axis=1)
-    draws[~fresh] = -1
-    order = np.argsort(~fresh, axis=1, kind="stable")[:, :10]
-    recs = np.take_along_axis(draws, order, axis=1)
-    out = []
-    for backend in backends:
-        m = Measurement(f"ranking_metrics {backend}", f"L ({R.shape[0]} users)", threads, [])
-        ranking_metrics(recs, test, 10, n_threads=threads, backend=backend)  # warm-up
-        for _ in range(repeats):
-            start = time.perf_counter()
-            result = ranking_metrics(recs, test, 10, n_threads=threads, backend=backend)
-            m.times.append(time.perf_counter() - start)
-        m.extra["shape"] = f"{recs.shape[0]}x10 table, {test.nnz} test items"
-        print(f"  {m.task:20s} {m.contender:32s} median {m.median:7.3f} s  ({result['n_users']} users)",
-              flush=True)
-        out.append(m)
-    return out
+    train = sp.load_npz(data["train"]).tocsr()
+    test = sp.load_npz(data["test"]).tocsr()
+    k = int(data["k"])
+    run = _runner(contender)
+    with blas_threads(threads):
+        run(make_ratings(*TINY, seed=1), k, threads)  # JIT loading, thread pools
+        seconds, cpu, recs = suite.timed(lambda: run(train, k, threads))
+    scores = ranking_metrics(np.asarray(recs, dtype=np.int64), test, TOP_N)
+    return {"seconds": seconds, "cpu_seconds": cpu,
+            "quality": {f"precision@{TOP_N}": round(scores["precision"], 4),
+                        f"ndcg@{TOP_N}": round(scores["ndcg"], 4)}}
+
+
+# --- MovieLens 100K accuracy (--accuracy) ---
 
 
 def accuracy(path: Path, threads: int) -> str:
+    """A Markdown table of the u1 split's ranking metrics of ItemKNN, UserKNN and MF."""
     import fastrec
+    from fastrec.bench.mf_accuracy import load_ml100k
 
     table = load_ml100k(path)
     base, test = table[20_000:], table[:20_000]
@@ -151,43 +170,34 @@ def accuracy(path: Path, threads: int) -> str:
                          "rmse", "users", "fit+eval s"], rows)
 
 
-def report(measurements: list[Measurement]) -> str:
-    rows = [[m.task, m.extra["shape"], m.threads, m.contender, m.median, m.best,
-             ", ".join(f"{t:.3g}" for t in m.times)] for m in measurements]
-    return format_table(["data", "shape", "threads", "contender", "median s", "min s", "times"], rows)
-
-
-def main(argv: list[str] | None = None) -> int:
+def accuracy_main(argv: Sequence[str], prog: str) -> int:
+    """``--accuracy [--data PATH] [--threads N]``: print the u1 table."""
     import fastrec
+    from fastrec.cli._parser import Parser
 
-    parser = argparse.ArgumentParser(prog="python -m fastrec.bench knn",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", nargs="*", default=["M"], choices=["S", "M", "L"])
+    parser = Parser(prog=f"{prog} --accuracy", description=__doc__.split("\n\n")[-1])
+    parser.add_argument("--ml100k", "--data", dest="ml100k", default=None,
+                        help="MovieLens 100K folder or u.data")
     parser.add_argument("--threads", type=int, default=fastrec.get_num_threads())
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--backends", nargs="+", default=None, choices=["cpp", "numba", "numpy"])
-    parser.add_argument("--no-peers", dest="peers", action="store_false")
-    parser.add_argument("--no-metrics", dest="metrics", action="store_false")
-    parser.add_argument("--accuracy", action="store_true", help="also report u1 precision/NDCG@10")
-    parser.add_argument("--data", default=None, help="folder or u.data of MovieLens 100K")
-    args = parser.parse_args(argv)
-    backends = args.backends or [b for b in ("cpp", "numba") if b in fastrec.available_backends()]
-    path = find_ml100k(args.data)
-
-    print(f"# knn recommenders, {args.threads} threads: {machine_summary()}", flush=True)
-    measurements = time_recommenders(args.sizes, args.threads, args.repeats, backends, args.peers, path)
-    if args.metrics:
-        measurements += time_metrics(args.threads, args.repeats, backends)
-    print()
-    print(report(measurements))
-    if args.accuracy:
-        if path is None:
-            print("\nMovieLens 100K not found (--data, $FASTREC_DATA, ../shared/data): no accuracy run.")
-        else:
-            print(f"\n# MovieLens 100K u1 split ({path})\n")
-            print(accuracy(path, args.threads))
+    args = parser.parse_args([a for a in argv if a != "--accuracy"])
+    path = ml100k_path(args.ml100k)
+    if path is None:
+        where = (f"at {args.ml100k}" if args.ml100k is not None
+                 else "in $FASTREC_DATA or ../shared/data; pass --data PATH")
+        print(f"{prog}: error: no MovieLens 100K u.data {where}", file=sys.stderr)
+        return 2
+    print(f"# MovieLens 100K u1 split ({path}), {args.threads} threads\n")
+    print(accuracy(path, args.threads))
     return 0
 
 
+def main(argv: Sequence[str] | None = None, prog: str = "python -m fastrec.bench knn") -> int:
+    """Run this benchmark alone; ``--accuracy`` runs the MovieLens 100K check instead."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--accuracy" in argv:
+        return accuracy_main(argv, prog)
+    return suite.main([NAME], argv, prog)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main(os.sys.argv[1:]))
+    sys.exit(main())

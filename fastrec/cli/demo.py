@@ -2,8 +2,8 @@
 
 Generated ratings by default (no files needed), or a MovieLens release with
 ``--data PATH`` (titles shown).  The report is a list of sections; each is a
-function of the shared :class:`Story` that prints its part, so adding one (for
-example ranking metrics) is one function and one entry in ``SECTIONS``.
+function of the shared :class:`Story` that prints its part, so adding one is one
+function and one entry in ``SECTIONS``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ DEMO_SIZES = {
     "medium": (6_040, 3_706, 500_000, 64, 20),
 }
 TITLE_WIDTH = 38
+RANKING_K = 10  # length of the recommendation lists the ranking metrics score
 
 
 @dataclass
@@ -40,14 +41,17 @@ class Story:
     def print(self, text: str = "") -> None:
         print(text, file=self.out, flush=True)
 
-    def wrap(self, text: str, indent: int = 6, width: int = 100) -> None:
-        """``text`` indented, wrapped at ``width`` columns between its ", "-separated entries."""
-        line = " " * indent
-        for n, part in enumerate(text.split(", ")):
-            piece = part if n == 0 else ", " + part
+    def wrap(self, head: str, entries: list[str], indent: int = 6, width: int = 100) -> None:
+        """``head`` and the ``entries`` joined by ", ", indented, wrapped at ``width`` columns.
+
+        Lines break only between entries, so a title holding ", " stays whole.
+        """
+        line = " " * indent + head
+        for n, entry in enumerate(entries):
+            piece = entry if n == 0 else ", " + entry
             if n and len(line) + len(piece) > width:
                 self.print(line + ",")
-                line, piece = " " * (indent + 2), part
+                line, piece = " " * (indent + 2), entry
             line += piece
         self.print(line)
 
@@ -96,10 +100,10 @@ def neighbours_section(story: Story) -> None:
     popularity = np.bincount(story.train.matrix.indices, minlength=story.data.n_items)
     for item in np.argsort(-popularity, kind="stable")[: story.args.show]:
         row = slice(neighbours.indptr[item], neighbours.indptr[item + 1])
-        similar = ", ".join(f"{story.label(j)} ({s:.2f})" for j, s in
-                            zip(neighbours.indices[row][:3], neighbours.data[row][:3]))
+        similar = [f"{story.label(j)} ({s:.2f})" for j, s in
+                   zip(neighbours.indices[row][:3], neighbours.data[row][:3])]
         story.print(f"  {story.label(item)} [{popularity[item]:,} ratings]")
-        story.wrap(f"-> {similar}")
+        story.wrap("-> ", similar)
 
 
 def mf_section(story: Story) -> None:
@@ -145,6 +149,38 @@ def rating_metrics_section(story: Story) -> None:
         story.print(f"{name:24s} {rmse:8.4f} {mae:8.4f}")
 
 
+def ranking_metrics_section(story: Story) -> None:
+    """Top-10 lists of MF and ItemKNN scored against the held-out ratings (fastrec.evaluate)."""
+    import fastrec
+
+    k, n = story.args.k, RANKING_K
+    knn = fastrec.ItemKNN(k=k)
+    start = time.perf_counter()
+    knn.fit(story.train)
+    fit_seconds = time.perf_counter() - start
+    story.extras["itemknn"] = knn
+    rows = [(f"MF ({story.args.factors} factors)", story.model, None),
+            (f"ItemKNN (k={k})", knn, fit_seconds)]
+    columns = [("precision", "prec"), ("recall", "recall"), ("ndcg", "NDCG"), ("map", "MAP"),
+               ("hit_rate", "hit")]
+    story.print(f"{'model':22s}" + "".join(f"{f'{label}@{n}':>10s}" for _, label in columns)
+                + f"{'coverage':>10s}{'seconds':>9s}")
+    users = 0
+    for name, model, fitted in rows:
+        start = time.perf_counter()
+        result = fastrec.evaluate(model, story.train, story.test, k=n)
+        seconds = time.perf_counter() - start + (fitted or 0.0)
+        users = result["n_users"]
+        story.print(f"{name:22s}" + "".join(f"{result[f'{key}@{n}']:10.4f}" for key, _ in columns)
+                    + f"{result[f'coverage@{n}']:10.4f}{seconds:9.2f}")
+    story.print(f"  means over {users:,} test users; relevant: every held-out rating; training items "
+                "are never recommended")
+    story.print("  hit: users with a relevant item in their list; coverage: share of the items "
+                "recommended to anyone")
+    story.print("  seconds: evaluation (ItemKNN: with its fit). MF learns rating values, not which "
+                "items users pick")
+
+
 def segments_section(story: Story) -> None:
     """KMeans on the users' MF factors, each segment described by fastrec.cluster.profile."""
     import fastrec
@@ -178,12 +214,12 @@ def segments_section(story: Story) -> None:
         means = ", ".join(f"{name} {p.side_means[name]:.3g}" for name in side)
         story.print(f"  segment {p.cluster}: {p.size:,} users ({100 * p.share:.0f}%); {means}")
         if p.top:
-            shown = ", ".join(f"{name} (x{lift:.1f})" for name, _, lift in p.top)
-            story.wrap(f"over-represented among popular items: {shown}")
+            story.wrap("over-represented among popular items: ",
+                       [f"{name} (x{lift:.1f})" for name, _, lift in p.top])
 
 
 def topn_section(story: Story) -> None:
-    """Top-N recommendations (seen items excluded) for a few users."""
+    """Top-N recommendations of MF and ItemKNN (seen items excluded) for a few users."""
     model, data, train = story.model, story.data, story.train
     counts = np.diff(train.matrix.indptr)
     active = np.flatnonzero(counts >= 5)
@@ -191,9 +227,11 @@ def topn_section(story: Story) -> None:
     chosen = rng.choice(active if active.size else np.arange(data.n_users),
                         size=min(3, data.n_users), replace=False)
     raw_users = data.user_ids[np.sort(chosen)]
-    items, scores = model.recommend(raw_users, n=5)
+    lists = [("MF", *model.recommend(raw_users, n=5))]
+    if "itemknn" in story.extras:  # fitted by the ranking metrics section
+        lists.append(("ItemKNN", *story.extras["itemknn"].recommend(raw_users, n=5)))
     users = data.users
-    for user, row, score_row in zip(raw_users, items, scores):
+    for number, user in enumerate(raw_users):
         u = int(data.user_index([user])[0])
         about = ""
         if users is not None:
@@ -204,20 +242,23 @@ def topn_section(story: Story) -> None:
         rated = train.matrix.indices[span]
         best = rated[np.argsort(-train.matrix.data[span], kind="stable")[:3]]
         story.print(f"  user {user}{about}, {rated.size} ratings")
-        story.wrap("rated highest: " + ", ".join(story.label(j) for j in best))
-        story.wrap("recommended: " + ", ".join(
-            f"{story.item_label(i)} ({s:.2f})" for i, s in zip(row, score_row) if np.isfinite(s)))
+        story.wrap("rated highest: ", [story.label(j) for j in best])
+        for name, items, scores in lists:
+            story.wrap(f"{name + ':':8s} ", [
+                f"{story.item_label(i)} ({s:.2f})" for i, s in zip(items[number], scores[number])
+                if np.isfinite(s)])
 
 
-# (heading, section). Ranking metrics (precision@k, ...) slot in after the rating
-# metrics once fastrec.metrics provides them.
+# (heading, section)
 SECTIONS: list[tuple[str, Callable[[Story], None]]] = [
     ("Data", data_section),
     ("Item-item neighbours (cosine_topk)", neighbours_section),
     ("Matrix factorization (SGD)", mf_section),
     ("Rating metrics (held-out ratings)", rating_metrics_section),
+    (f"Ranking metrics (top-{RANKING_K} lists against the held-out ratings)",
+     ranking_metrics_section),
     ("User segments (KMeans on MF user factors)", segments_section),
-    ("Top-N recommendations (MF, seen items excluded)", topn_section),
+    ("Top-N recommendations (seen items excluded)", topn_section),
 ]
 
 

@@ -12,7 +12,7 @@ from fastrec.cli._parser import CliError
 
 def add_parser(commands: Any) -> None:
     """Register the ``fit`` subcommand."""
-    from fastrec.cli import _data
+    from fastrec.cli import _data, _features
     from fastrec.cli.models import MODELS
 
     parser = commands.add_parser("fit", help="train a model on a ratings file and save it",
@@ -20,7 +20,8 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("ratings", help="ratings file (CSV, TSV, Parquet, MovieLens) or "
                                         "MovieLens folder")
     parser.add_argument("--model", "-m", default="mf", choices=sorted(MODELS),
-                        help="model to train (default mf)")
+                        help="model to train (default mf): mf (matrix factorization), itemknn, "
+                             "userknn (cosine neighbours), content (item features, see --features)")
     parser.add_argument("--out", "-o", default="model.npz", help="where to save the model "
                                                                  "(default model.npz)")
     parser.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE",
@@ -29,16 +30,22 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--threads", type=int, help="threads (default: every usable core)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     _data.add_data_arguments(parser)
+    _features.add_feature_arguments(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Read the ratings, fit the model, save it; prints what it did."""
-    from fastrec.cli import _data
-    from fastrec.cli.models import model_class, parameter_names, parse_params
+    from fastrec.cli import _data, _features
+    from fastrec.cli.models import FEATURE_MODELS, model_class, parameter_names, parse_params
 
     if args.threads is not None and args.threads < 1:
         raise CliError(f"--threads must be >= 1, got {args.threads}")
+    if args.model not in FEATURE_MODELS and args.features is not None:
+        raise CliError(f"--features is for --model {' or '.join(FEATURE_MODELS)}, not "
+                       f"{args.model}")
+    if args.features is None and (args.feature_item_col or args.feature_cols):
+        raise CliError("--feature-item-col and --feature-cols describe --features FILE; pass it")
     cls = model_class(args.model)
     params = parse_params(args.param, cls)
     names = parameter_names(cls)
@@ -49,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     data = _data.load(args.ratings, args)
     print(f"read {data!r} in {time.perf_counter() - start:.2f} s", flush=True)
+    if args.model in FEATURE_MODELS:
+        params.update(_features.load(args, data))
     model = cls(**params)
     start = time.perf_counter()
     model.fit(data)

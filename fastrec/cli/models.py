@@ -2,7 +2,8 @@
 
 A model class needs ``fit(data)`` (any input of
 :func:`fastrec._validation.rating_triples`), ``recommend(users, n, *,
-exclude_seen)``, ``save(path)`` and ``load(path)``.  Adding one is one line here.
+exclude_seen)``, ``save(path)`` and ``load(path)``.  Adding one is one line here
+(and one in ``FEATURE_MODELS`` when it also needs item features).
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ from fastrec.cli._parser import CliError
 
 MODELS = {
     "mf": "fastrec.mf:MatrixFactorization",
+    "itemknn": "fastrec.recommenders:ItemKNN",
+    "userknn": "fastrec.recommenders:UserKNN",
+    "content": "fastrec.recommenders:ContentKNN",
 }
+
+# Models built from item features as well as ratings: `fastrec fit --features FILE`
+# (or a MovieLens folder's genres) supplies their ``features`` and ``item_ids``.
+FEATURE_MODELS = ("content",)
+FEATURE_PARAMETERS = ("features", "item_ids")
 
 
 def model_class(name: str) -> type:
@@ -39,13 +48,15 @@ def parse_params(pairs: list[str], cls: type) -> dict[str, Any]:
     """``["n_factors=64", "lr=0.01"]`` -> keyword arguments of ``cls`` (values as Python literals)."""
     import ast
 
-    names = parameter_names(cls)
+    names = [n for n in parameter_names(cls) if n not in FEATURE_PARAMETERS]
     params: dict[str, Any] = {}
     for pair in pairs:
         key, sep, text = pair.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or not key:
             raise CliError(f"--param takes KEY=VALUE, got {pair!r}")
+        if key in FEATURE_PARAMETERS and key in parameter_names(cls):
+            raise CliError(f"{cls.__name__}'s {key} come from --features FILE, not --param")
         if key not in names:
             raise CliError(f"{cls.__name__} has no parameter {key!r}; it takes {', '.join(names)}")
         try:

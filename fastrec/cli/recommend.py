@@ -7,6 +7,7 @@ One row per (user, rank): columns ``user``, ``rank`` (1 = best), ``item``,
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,10 @@ def run(args: argparse.Namespace) -> int:
         users = _parse_ids(args.users.split(","), known)
     else:
         users = np.asarray(known)
-    items, scores = model.recommend(users, n=args.n, exclude_seen=not args.include_seen)
+    options = {"n": args.n, "exclude_seen": not args.include_seen}
+    if "unknown" in inspect.signature(model.recommend).parameters:
+        options["unknown"] = "skip"  # unknown users get popular items, as MF gives them
+    items, scores = model.recommend(users, **options)
     items, scores = np.asarray(items).reshape(len(users), -1), np.asarray(scores).reshape(
         len(users), -1)
     filled = np.isfinite(scores)

@@ -64,8 +64,10 @@ def train_test_split(data: Any, test_size: float | int = 0.2, *, method: str = "
 
     Parameters
     ----------
-    data : scipy sparse matrix, tuple of arrays, or pandas DataFrame
-        A users x items sparse matrix (its stored entries, in CSR order, are the
+    data : Interactions, scipy sparse matrix, tuple of arrays, or pandas DataFrame
+        A :class:`fastrec.datasets.Interactions` (its ratings in CSR order; its
+        timestamps, when it has them, serve the temporal methods); a users x
+        items sparse matrix (its stored entries, in CSR order, are the
         ratings); or ``(users, items, ratings)`` or ``(users, items, ratings,
         timestamps)`` arrays of equal length; or a DataFrame with a user column
         (found by name like ``user_id``, or named by ``columns``).
@@ -79,8 +81,8 @@ def train_test_split(data: Any, test_size: float | int = 0.2, *, method: str = "
         Needed by the temporal methods.  An array aligned with the ratings (for
         a sparse matrix: with its stored entries in CSR order), a sparse matrix
         with exactly the ratings' stored pattern, or, for a DataFrame, a column
-        name.  Defaults to the fourth array of a tuple or a DataFrame column
-        named like ``timestamp``.
+        name.  Defaults to the timestamps of an ``Interactions``, the fourth
+        array of a tuple or a DataFrame column named like ``timestamp``.
     seed : int, optional
         Seed of the random methods; ``None`` draws fresh randomness.
     columns : str or (str, ...), optional
@@ -90,9 +92,11 @@ def train_test_split(data: Any, test_size: float | int = 0.2, *, method: str = "
     Returns
     -------
     train, test
-        Same form as ``data``: CSR (or the input's sparse format) matrices of the
-        input's shape; tuples of arrays of the input's length (3 or 4); or
-        DataFrames (rows selected, index kept).
+        Same form as ``data``: ``Interactions`` with the input's users, items,
+        side tables and the timestamps of their ratings (as
+        :meth:`Interactions.subset` makes them); CSR (or the input's sparse
+        format) matrices of the input's shape; tuples of arrays of the input's
+        length (3 or 4); or DataFrames (rows selected, index kept).
     """
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method={method!r} is not one of {', '.join(map(repr, METHODS))}.")
@@ -100,6 +104,21 @@ def train_test_split(data: Any, test_size: float | int = 0.2, *, method: str = "
     seed = V.check_seed(seed)
     rng = np.random.default_rng(seed)
     needs_time = method in ("temporal", "leave_last_k_out")
+
+    from fastrec.datasets.interactions import Interactions
+
+    if isinstance(data, Interactions):
+        # Row numbers are the users; the Interactions' own timestamps serve the
+        # temporal methods unless others are given.
+        users = np.repeat(np.arange(data.n_users), np.diff(data.matrix.indptr))
+        if timestamps is None and needs_time:
+            V.check_interactions_have_timestamps(data, method)
+        given = data.timestamps.data if timestamps is None and data.timestamps is not None \
+            else timestamps
+        pattern = data.matrix if sp.issparse(given) else None
+        times = _times(given, data.nnz, needs_time, method, pattern)
+        mask = _checked_mask(users, times, method, test_size, k, rng)
+        return data.subset(~mask), data.subset(mask)
 
     if sp.issparse(data):
         if data.ndim != 2:
@@ -128,8 +147,8 @@ def train_test_split(data: Any, test_size: float | int = 0.2, *, method: str = "
 
     if not isinstance(data, (tuple, list)) or len(data) not in (3, 4):
         raise TypeError(
-            "data must be a users x items scipy sparse matrix, a (users, items, ratings[, timestamps]) "
-            f"tuple of arrays or a pandas DataFrame; got {type(data).__name__}."
+            "data must be a users x items scipy sparse matrix, an Interactions, a (users, items, "
+            f"ratings[, timestamps]) tuple of arrays or a pandas DataFrame; got {type(data).__name__}."
         )
     arrays = [np.asarray(part) for part in data]
     lengths = {a.shape[0] if a.ndim else -1 for a in arrays}

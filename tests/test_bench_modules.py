@@ -1,0 +1,72 @@
+"""The knn and metrics benchmark modules: their measurements report what fastrec computes."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import fastrec
+from fastrec.bench import knn, metrics, suite
+from fastrec.datasets import make_ratings
+from fastrec.metrics import ranking_metrics
+
+
+def options(module, **extra):
+    found = suite.module_options(module, None)
+    found.update(peers=False, backends=["cpp", "numba"], **extra)
+    return found
+
+
+def test_knn_prepare_and_measure(tmp_path):
+    opts = options(knn, k=10)
+    assert [c.name for c in knn.contenders(opts)] == [
+        "fastrec ItemKNN cpp", "fastrec ItemKNN numba", "fastrec UserKNN cpp", "fastrec UserKNN numba"]
+    data = knn.prepare("XS", tmp_path, opts)
+    train, test = sp.load_npz(data["train"]), sp.load_npz(data["test"])
+    R = make_ratings(*knn.TINY, seed=0)
+    assert train.shape == test.shape == R.shape and train.nnz + test.nnz == R.nnz
+    assert train.multiply(test).nnz == 0
+    for name, cls in (("ItemKNN", fastrec.ItemKNN), ("UserKNN", fastrec.UserKNN)):
+        recs = cls(k=10).fit(train).recommend(np.arange(R.shape[0]), n=10)[0]
+        expected = ranking_metrics(recs, test, 10)
+        for backend in ("cpp", "numba"):
+            out = knn.measure(f"fastrec {name} {backend}", data, 1)
+            assert out["seconds"] > 0 and out["cpu_seconds"] >= 0
+            assert out["quality"] == {"precision@10": round(expected["precision"], 4),
+                                      "ndcg@10": round(expected["ndcg"], 4)}
+
+
+def test_knn_accuracy_on_a_u_data_file(tmp_path, capsys):
+    R = make_ratings(943, 1682, 100_000, seed=0).tocoo()
+    order = np.random.default_rng(0).permutation(R.nnz)
+    lines = [f"{R.row[j] + 1}\t{R.col[j] + 1}\t{int(R.data[j])}\t{880000000 + j}\n" for j in order]
+    (tmp_path / "u.data").write_text("".join(lines))
+    assert knn.main(["--accuracy", "--data", str(tmp_path), "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = {m[0]: float(m[1]) for m in re.findall(r"^\| (\w+) \| ([\d.]+) \|", out, flags=re.M)}
+    assert set(rows) == {"ItemKNN", "UserKNN", "MatrixFactorization"}
+    table = np.array([[R.row[j] + 1, R.col[j] + 1, int(R.data[j])] for j in order])
+    base, test = table[20_000:], table[:20_000]
+    expected = fastrec.evaluate(fastrec.ItemKNN(k=50), (base[:, 0], base[:, 1], base[:, 2]),
+                                (test[:, 0], test[:, 1], test[:, 2]), k=10)
+    assert rows["ItemKNN"] == pytest.approx(expected["precision@10"], abs=6e-4)  # 3 digits shown
+    assert knn.main(["--accuracy", "--data", str(tmp_path / "nowhere")]) == 2
+
+
+def test_metrics_prepare_and_measure_agree_across_backends(tmp_path):
+    opts = options(metrics)
+    assert [c.name for c in metrics.contenders(opts)] == ["fastrec cpp", "fastrec numba"]
+    data = metrics.prepare("XS", tmp_path, opts)
+    recs, test = np.load(data["recs"]), sp.load_npz(data["test"])
+    assert recs.shape == (test.shape[0], 10) and recs.dtype == np.int64
+    for row in recs:  # distinct items first, then -1 padding
+        filled = row[row >= 0]
+        assert np.unique(filled).size == filled.size and np.all(row[filled.size:] == -1)
+    expected = ranking_metrics(recs, test, 10, backend="numpy")
+    for contender in ("fastrec cpp", "fastrec numba", "fastrec numpy"):
+        out = metrics.measure(contender, data, 1)
+        assert out["quality"] == {"ndcg@10": round(expected["ndcg"], 6),
+                                  "users": expected["n_users"]}
