@@ -15,6 +15,7 @@ from fastrec._runtime import (
 from fastrec._version import __version__
 from fastrec.cluster import KMeans
 from fastrec.mf import MatrixFactorization
+from fastrec.scoring import topn
 from fastrec.similarity import cosine_topk
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "set_num_threads",
     "show_config",
     "simd_level",
+    "topn",
 ]

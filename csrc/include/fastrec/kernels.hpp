@@ -5,6 +5,7 @@
 #include "fastrec/cosine.hpp"
 #include "fastrec/kmeans.hpp"
 #include "fastrec/sgd_mf.hpp"
+#include "fastrec/scoring.hpp"
 
 #ifdef FASTREC_ISA_NS
 namespace fastrec {
@@ -27,6 +28,11 @@ template void sgd_mf_epoch<float>(const SgdMfArgs<float>&);
 template void sgd_mf_epoch<double>(const SgdMfArgs<double>&);
 template void mf_predict<float>(const MfPredictArgs<float>&);
 template void mf_predict<double>(const MfPredictArgs<double>&);
+
+template void topn<float, int32_t>(const TopnArgs<float, int32_t>&);
+template void topn<float, int64_t>(const TopnArgs<float, int64_t>&);
+template void topn<double, int32_t>(const TopnArgs<double, int32_t>&);
+template void topn<double, int64_t>(const TopnArgs<double, int64_t>&);
 
 }  // namespace FASTREC_ISA_NS
 }  // namespace fastrec
