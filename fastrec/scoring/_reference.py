@@ -28,7 +28,8 @@ def topn(
     out_scores[:] = -np.inf
     for start in range(0, n_queries, _BLOCK_ROWS):
         stop = min(start + _BLOCK_ROWS, n_queries)
-        scores = (u[start:stop].astype(np.float64) @ v64.T).astype(out_scores.dtype)
+        with np.errstate(over="ignore"):  # a product beyond the dtype's range becomes +-inf
+            scores = (u[start:stop].astype(np.float64) @ v64.T).astype(out_scores.dtype)
         for row in range(stop - start):
             q = start + row
             allowed = np.ones(n_items, dtype=bool)
