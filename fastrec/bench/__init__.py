@@ -8,4 +8,5 @@ BENCHMARKS = {
     "cosine": "fastrec.bench.cosine",
     "kmeans": "fastrec.bench.kmeans",
     "mf": "fastrec.bench.mf",
+    "topn": "fastrec.bench.topn",
 }
