@@ -634,10 +634,14 @@ def check_candidates(candidates: Any, n_queries: int, n_items: int, index_dtype:
         return Candidates(None, indptr, indices)
     if isinstance(candidates, (str, bytes)):
         raise TypeError(f"candidates must be item indices or a scipy sparse matrix, got {candidates!r}.")
-    array = np.asarray(candidates)
-    if array.ndim != 1:
+    try:
+        array = np.asarray(candidates)
+    except ValueError:  # ragged nested lists
+        array = None
+    if array is None or array.ndim != 1:
+        what = "ragged rows" if array is None else f"shape {array.shape}"
         raise TypeError(
-            f"candidates has shape {array.shape}. Pass a 1-D array of item indices shared by every "
+            f"candidates has {what}. Pass a 1-D array of item indices shared by every "
             "query, or a (n_queries, n_items) scipy sparse matrix whose stored entries are each "
             "query's candidates (for example scipy.sparse.csr_matrix((ones, (query_ids, item_ids)), "
             "shape=...))."

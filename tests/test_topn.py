@@ -363,6 +363,7 @@ def test_public_export():
         (dict(candidates=np.array([True, False, True, True, False])), TypeError, "boolean array"),
         (dict(candidates=np.array([0.0, 2.0])), TypeError, "integer item indices"),
         (dict(candidates=np.zeros((4, 2), dtype=int)), TypeError, r"candidates has shape \(4, 2\)"),
+        (dict(candidates=[[0, 1], [2]]), TypeError, "candidates has ragged rows"),
         (dict(candidates=sp.random(4, 4, density=0.5)), ValueError, r"candidates has shape \(4, 4\)"),
         (dict(backend="gpu"), ValueError, "backend='gpu' is not one of"),
         (dict(n_threads=0), ValueError, "n_threads must be >= 1"),

@@ -91,11 +91,14 @@ def topn(
     Notes
     -----
     A score that is NaN or ``-inf`` (which finite factors reach only through
-    overflow) is never returned.  The C++ and Numba kernels compute a score as
-    a dot product over the factors in order (fused multiply-adds where the CPU
-    has them; the per-query ``candidates`` path of the C++ kernel sums in
-    SIMD lanes), so scores agree with a float64 product to rounding, and items
-    whose scores are that close may trade places.
+    overflow) is never returned.  Scores are dot products whose rounding
+    depends on the backend and SIMD level (fused multiply-adds where the CPU
+    has them, and the C++ kernel's per-query ``candidates`` path sums in SIMD
+    lanes), so they agree with an exact product to rounding, and items whose
+    scores differ by less than that may trade places between backends.  For a
+    given backend and SIMD level the result is bit-identical for any thread
+    count.  Extra memory is O(f x n_items) for the packed copy of V and
+    O(threads x tile x n): the n_queries x n_items score matrix never exists.
 
     Examples
     --------
