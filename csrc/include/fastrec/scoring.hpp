@@ -372,18 +372,35 @@ int64_t tile_rows(int64_t f, int64_t n_queries, int n_threads) {
     return (rows + R - 1) / R * R;
 }
 
-// The scalar path of score_all_items: offers the lanes of one accumulator row
-// (lane j is item first + j) whose bit is set in `hits`.  Kept out of line so
-// that the hot loop stays small.
+// The scalar path of score_all_items: `count` rows of one micro-tile had a
+// score above their query's threshold; their accumulators are stored in
+// `block` (kPanelWidth each, lane j is item first + j) and `rows[k]` is the
+// row of block k within the micro-tile (queries[rows[k]] is its query).
+// Every score above the query's threshold is offered in item order.  Called
+// once the micro-tile's accumulators are dead, so nothing is saved around it.
 template <class T, class I>
-__attribute__((noinline)) void offer_row(Query<T, I>& qs, const I* excl, int64_t capacity, const T* row,
-                                         int64_t first, uint64_t hits) {
-    do {
-        const int lane = __builtin_ctzll(hits);
-        hits &= hits - 1;
-        // The threshold rises as items are kept, so it is read afresh.
-        if (row[lane] > qs.threshold) qs.offer(excl, capacity, row[lane], first + lane);
-    } while (hits != 0);
+__attribute__((noinline)) void offer_rows(Query<T, I>* queries, const I* excl, int64_t capacity,
+                                          const T* block, const int* rows, int count, int64_t first,
+                                          uint64_t lanes_mask) {
+    using V = nvec_t<T>;
+    constexpr int L = Native<T>::lanes;
+    constexpr int W = kPanelWidth<T>;
+    for (int k = 0; k < count; ++k) {
+        Query<T, I>& qs = queries[rows[k]];
+        const T* row = block + k * W;
+        const V threshold = splat(qs.threshold);
+        uint64_t hits = 0;
+        for (int v = 0; v < kVecs; ++v)
+            hits |= static_cast<uint64_t>(greater_mask(*reinterpret_cast<const V*>(row + v * L), threshold))
+                    << (v * L);
+        hits &= lanes_mask;
+        while (hits != 0) {
+            const int lane = __builtin_ctzll(hits);
+            hits &= hits - 1;
+            // The threshold rises as items are kept, so it is read afresh.
+            if (row[lane] > qs.threshold) qs.offer(excl, capacity, row[lane], first + lane);
+        }
+    }
 }
 
 // Scores queries [q0, q0 + rows) against every item (packed into panels).
@@ -419,27 +436,27 @@ void score_all_items(const TopnArgs<T, I>& a, const T* packed, int64_t q0, int64
             const bool partial = g >= full;
             dot_tile<T>(partial ? s.tail.data() : a.u + (q0 + g) * f, panel, f, acc);
             const int nr = partial ? static_cast<int>(rows - g) : R;
+            // Rows with a score above their query's threshold (rare) are set
+            // aside and handled after the micro-tile, out of line.
+            alignas(64) T block[R * W];
+            int hit_rows[R];
+            int count = 0;
 #pragma GCC unroll 16
             for (int r = 0; r < R; ++r) {
                 if (r >= nr) break;
-                Query<T, I>& qs = queries[g + r];
-                const V threshold = splat(qs.threshold);
+                const V threshold = splat(queries[g + r].threshold);
                 uint32_t any = 0;
 #pragma GCC unroll 16
                 for (int v = 0; v < NV; ++v) any |= greater_mask(acc[r][v], threshold);
                 if (__builtin_expect(any != 0, 0)) {
-                    uint64_t hits = 0;
 #pragma GCC unroll 16
                     for (int v = 0; v < NV; ++v)
-                        hits |= static_cast<uint64_t>(greater_mask(acc[r][v], threshold)) << (v * L);
-                    hits &= lanes_mask;
-                    if (hits != 0) {
-                        alignas(64) T row[W];
-                        std::memcpy(row, acc[r], sizeof row);
-                        offer_row<T, I>(qs, excl, capacity, row, first, hits);
-                    }
+                        *reinterpret_cast<V*>(block + count * W + v * L) = acc[r][v];
+                    hit_rows[count++] = r;
                 }
             }
+            if (count != 0)
+                offer_rows<T, I>(queries + g, excl, capacity, block, hit_rows, count, first, lanes_mask);
         }
     }
 }
