@@ -71,7 +71,8 @@ def _implicit(U, V, seen, n, threads):
     from implicit.cpu.als import AlternatingLeastSquares
     from threadpoolctl import threadpool_limits
 
-    model = AlternatingLeastSquares(factors=U.shape[1], num_threads=threads)
+    with threadpool_limits(limits=1, user_api="blas"):  # implicit checks the BLAS threads here
+        model = AlternatingLeastSquares(factors=U.shape[1], num_threads=threads)
     model.user_factors = U
     model.item_factors = V
     users = np.arange(U.shape[0])
