@@ -18,6 +18,7 @@ from fastrec.cluster import KMeans
 from fastrec.metrics import evaluate
 from fastrec.mf import MatrixFactorization
 from fastrec.recommenders import ContentKNN, Hybrid, ItemKNN, UnknownIdError, UserKNN
+from fastrec.scoring import topn
 from fastrec.similarity import cosine_topk
 
 __all__ = [
@@ -38,4 +39,5 @@ __all__ = [
     "UserKNN",
     "evaluate",
     "metrics",
+    "topn",
 ]

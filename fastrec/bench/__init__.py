@@ -13,6 +13,7 @@ BENCHMARKS = {
     "mf": "fastrec.bench.mf",
     "knn": "fastrec.bench.knn",
     "metrics": "fastrec.bench.metrics",
+    "topn": "fastrec.bench.topn",
 }
 
 # The order of ``all``; names not in BENCHMARKS are skipped.

@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from fastrec import _runtime
 from fastrec import _validation as V
 from fastrec._idmap import IdMap
+from fastrec.scoring import topn
 
 FORMAT_NAME = "fastrec.MatrixFactorization"
 FORMAT_VERSION = 1
@@ -698,6 +699,30 @@ class MatrixFactorization:
             self._seen.sum_duplicates()
         return self._seen
 
+    def _scoring_factors(self, inner_u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Factors whose products are the recommendation scores, for :func:`fastrec.topn`.
+
+        A biased model scores :math:`\\mu + b_u + b_i + p_u \\cdot q_i` as the product of
+        ``[p_u, mu + b_u, 1]`` and ``[q_i, 1, b_i]``.  An unknown user (``inner_u``
+        -1) gets ``[0, mu, 1]``: the item biases alone.
+        """
+        k = self._k
+        dtype = self._P.dtype
+        known = inner_u >= 0
+        rows = inner_u[known]
+        extra = 2 if self._biased else 0
+        U = np.zeros((inner_u.size, k + extra), dtype=dtype)
+        U[known, :k] = self._P[rows, :k]
+        Q = np.empty((self._Q.shape[0], k + extra), dtype=dtype)
+        Q[:, :k] = self._Q[:, :k]
+        if self._biased:
+            U[:, k] = self._mu
+            U[known, k] += self.user_bias_[rows]
+            U[:, k + 1] = 1
+            Q[:, k] = 1
+            Q[:, k + 1] = self.item_bias_
+        return U, Q
+
     def recommend(self, users: Any, n: int = 10, *, exclude_seen: bool = True,
                   items: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` best-scored items for one user or a batch of users.
@@ -728,38 +753,14 @@ class MatrixFactorization:
         single = np.ndim(users) == 0
         raw_users = np.asarray([users]) if single else V.id_array(users, "users")
         inner_u = self._user_map.lookup(raw_users)
-        if items is None:
-            candidates = np.arange(self.n_items_, dtype=np.int64)
-        else:
+        candidates = None
+        if items is not None:
             found = self._item_map.lookup(V.id_array(items, "items"))
-            candidates = np.unique(found[found >= 0]).astype(np.int64)
-        k = self._k
-        Pk, Qk = self._P[:, :k], self._Q[candidates, :k]
-        item_base = (self.item_bias_[candidates] if self._biased
-                     else np.zeros(candidates.size, dtype=Qk.dtype))
-        seen = self._seen_matrix() if exclude_seen else None
-        out_idx = np.full((raw_users.size, n), -1, dtype=np.int64)
-        out_scores = np.full((raw_users.size, n), -np.inf, dtype=self._P.dtype)
-        block = 1024
-        for start in range(0, raw_users.size, block):
-            rows = inner_u[start:start + block]
-            known = rows >= 0
-            scores = np.broadcast_to(item_base + self._mu, (rows.size, candidates.size)).copy()
-            if known.any():
-                scores[known] += Pk[rows[known]] @ Qk.T
-                if self._biased:
-                    scores[known] += self.user_bias_[rows[known], None]
-            if seen is not None and known.any():
-                mask = np.zeros(self.n_items_, dtype=bool)
-                for r in np.flatnonzero(known):
-                    u = rows[r]
-                    mask[seen.indices[seen.indptr[u]:seen.indptr[u + 1]]] = True
-                    scores[r, mask[candidates]] = -np.inf
-                    mask[seen.indices[seen.indptr[u]:seen.indptr[u + 1]]] = False
-            for r in range(rows.size):
-                idx, sc = _top_n(scores[r], n)
-                out_idx[start + r, : idx.size] = candidates[idx]
-                out_scores[start + r, : idx.size] = sc
+            candidates = found[found >= 0]  # unknown items are ignored; topn drops duplicates
+        U, Q = self._scoring_factors(inner_u)
+        seen = _rows_of(self._seen_matrix(), inner_u) if exclude_seen else None
+        out_idx, out_scores = topn(U, Q, n, exclude=seen, candidates=candidates,
+                                   n_threads=self.n_threads, backend=self.backend)
         ids = self._item_map.ids
         if ids.dtype.kind in "iu":
             out_ids = np.where(out_idx >= 0, ids[np.maximum(out_idx, 0)], -1)
@@ -965,12 +966,17 @@ def _all_finite(state: dict[str, np.ndarray]) -> bool:
     return all(np.isfinite(value).all() for value in state.values())
 
 
-def _top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and scores of the ``n`` best finite scores: descending, ties to the smaller index."""
-    finite = np.flatnonzero(scores > -np.inf)
-    if finite.size > n:
-        threshold = np.partition(scores[finite], finite.size - n)[finite.size - n]
-        finite = finite[scores[finite] >= threshold]  # every tie at the threshold stays in
-    order = np.lexsort((finite, -scores[finite]))[:n]
-    chosen = finite[order]
-    return chosen, scores[chosen]
+
+def _rows_of(csr: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
+    """The given rows of ``csr`` stacked in order; a row index of -1 gives an empty row."""
+    known = rows >= 0
+    safe = np.where(known, rows, 0)
+    starts = csr.indptr[safe]
+    lengths = np.where(known, csr.indptr[safe + 1] - starts, 0)
+    indptr = np.zeros(rows.size + 1, dtype=np.int64)
+    np.cumsum(lengths, out=indptr[1:])
+    # position p of output row r reads csr.indices[starts[r] + (p - indptr[r])]
+    source = np.arange(indptr[-1], dtype=np.int64) + np.repeat(starts - indptr[:-1], lengths)
+    indices = csr.indices[source]
+    return sp.csr_matrix((np.ones(indices.size, dtype=np.int8), indices, indptr),
+                         shape=(rows.size, csr.shape[1]))

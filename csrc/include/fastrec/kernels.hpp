@@ -7,6 +7,7 @@
 #include "fastrec/metrics.hpp"
 #include "fastrec/neighbourhood.hpp"
 #include "fastrec/sgd_mf.hpp"
+#include "fastrec/scoring.hpp"
 
 #ifdef FASTREC_ISA_NS
 namespace fastrec {
@@ -38,6 +39,10 @@ template void dense_topn<float>(const DenseTopnArgs<float>&);
 template void dense_topn<double>(const DenseTopnArgs<double>&);
 template void ranking_metrics<int32_t>(const RankingMetricsArgs<int32_t>&);
 template void ranking_metrics<int64_t>(const RankingMetricsArgs<int64_t>&);
+template void topn<float, int32_t>(const TopnArgs<float, int32_t>&);
+template void topn<float, int64_t>(const TopnArgs<float, int64_t>&);
+template void topn<double, int32_t>(const TopnArgs<double, int32_t>&);
+template void topn<double, int64_t>(const TopnArgs<double, int64_t>&);
 
 }  // namespace FASTREC_ISA_NS
 }  // namespace fastrec

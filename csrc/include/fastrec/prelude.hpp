@@ -23,6 +23,10 @@
 
 #include <omp.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
 #include "fastrec/csr.hpp"
 #include "fastrec/isa.hpp"
 #include "fastrec/memory.hpp"
