@@ -7,7 +7,7 @@ default, FASTREC_BENCH_SIZES=S,M,L for L), f = 64 random float32 factors, the
 ratings CSR as exclusion, 2 threads: every fastrec backend, implicit's
 ``ALS.recommend`` and a blocked numpy matmul + argpartition.  For the
 side-by-side report with both OPENBLAS_CORETYPE settings and the agreement
-check use ``python -m fastrec.bench topn``.
+check use ``fastrec bench topn`` (``python -m fastrec.bench topn``).
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ def problem(benchmark_ratings):
 
 
 def _check(result, U, V, seen):
-    ids = np.asarray(result[0])
+    ids, scores = np.asarray(result[0]), np.asarray(result[1])
     sample = np.arange(0, U.shape[0], max(1, U.shape[0] // 100))
-    precision, seen_returned = agreement(U, V, seen, sample, ids[sample], N)
+    precision, seen_returned = agreement(U, V, seen, sample, ids[sample], N, scores[sample])
     assert precision == 1.0 and seen_returned == 0
 
 
@@ -41,7 +41,7 @@ def test_fastrec(benchmark, problem, backend):
     if backend not in fastrec.available_backends():
         pytest.skip(f"backend {backend} not available")
     size, U, V, seen = problem
-    run = CONTENDERS[f"fastrec-{backend}"](U, V, seen, N, THREADS)
+    run = CONTENDERS[f"fastrec {backend}"](U, V, seen, N, THREADS)
     run()  # warm-up (JIT compilation)
     result = benchmark(run)
     benchmark.extra_info["size"] = size

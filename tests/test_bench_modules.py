@@ -1,4 +1,4 @@
-"""The knn and metrics benchmark modules: their measurements report what fastrec computes."""
+"""The knn, metrics and topn benchmark modules: their measurements report what fastrec computes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 import fastrec
-from fastrec.bench import knn, metrics, suite
+from fastrec.bench import knn, metrics, suite, topn
 from fastrec.datasets import make_ratings
 from fastrec.metrics import ranking_metrics
 
@@ -70,3 +70,64 @@ def test_metrics_prepare_and_measure_agree_across_backends(tmp_path):
         out = metrics.measure(contender, data, 1)
         assert out["quality"] == {"ndcg@10": round(expected["ndcg"], 6),
                                   "users": expected["n_users"]}
+
+
+def test_topn_contenders_run_peers_under_each_coretype():
+    opts = options(topn)
+    assert [c.name for c in topn.contenders(opts)] == ["fastrec cpp", "fastrec numba"]
+    opts.update(peers=True, coretypes=["default", "SkylakeX"])
+    numpy_peers = [c for c in topn.contenders(opts) if c.dispatch == "numpy"]
+    assert [(c.name, c.env, c.peer) for c in numpy_peers] == [
+        ("numpy [default]", {"OPENBLAS_CORETYPE": None}, True),
+        ("numpy [SkylakeX]", {"OPENBLAS_CORETYPE": "SkylakeX"}, True)]
+    # "default" takes the variable away from the worker, whatever the driver has set
+    base = {"OPENBLAS_CORETYPE": "Haswell", "HOME": "/h"}
+    assert suite.worker_env(numpy_peers[0], base) == {"HOME": "/h"}
+    assert suite.worker_env(numpy_peers[1], base) == {"OPENBLAS_CORETYPE": "SkylakeX", "HOME": "/h"}
+    assert base == {"OPENBLAS_CORETYPE": "Haswell", "HOME": "/h"}
+    opts.update(coretypes=[])  # no setting: one run per peer, in the driver's environment
+    assert [(c.name, c.env) for c in topn.contenders(opts) if c.dispatch == "numpy"] == [("numpy", {})]
+
+
+def test_topn_prepare_and_measure(tmp_path):
+    opts = options(topn, n=7, check_sample=50)
+    data = topn.prepare("XS", tmp_path, opts)
+    seen = sp.load_npz(data["seen"])
+    U, V = np.load(data["u"]), np.load(data["v"])
+    assert seen.shape == (300, 400) and (seen != make_ratings(*knn.TINY, seed=0)).nnz == 0
+    assert U.shape == (300, topn.FACTORS) and V.shape == (400, topn.FACTORS)
+    assert U.dtype == V.dtype == np.float32
+    assert len(data["sample"]) == 50 and data["n"] == 7
+    for contender in ("fastrec cpp", "fastrec numba", "fastrec numpy", "numpy"):
+        out = topn.measure(contender, data, 2)
+        assert out["seconds"] > 0 and out["cpu_seconds"] >= 0
+        assert out["quality"]["precision"] == 1.0 and out["quality"]["seen returned"] == 0
+        assert ("BLAS" in out["quality"]) == (contender == "numpy")
+
+
+def test_topn_agreement_counts_wrong_seen_missing_and_repeated_items():
+    rng = np.random.default_rng(5)
+    U, V = rng.normal(size=(6, 4)), rng.normal(size=(9, 4))
+    rated = rng.random((6, 9)) < 0.3
+    rated[2, 3] = True
+    rated[5] = np.arange(9) < 6  # user 5 has 3 unseen items, fewer than n
+    seen = sp.csr_matrix(rated.astype(np.float32))
+    sample, n = np.array([0, 2, 5]), 4
+    items, scores = fastrec.topn(U, V, n, exclude=seen, backend="numpy")
+    ids = items[sample]
+    expected = np.minimum(n, 9 - np.diff(seen.indptr)[sample]).sum()
+    assert topn.agreement(U, V, seen, sample, ids, n, scores[sample]) == (1.0, 0)
+    worst = np.argsort(U[sample] @ V.T, axis=1)[:, :1]  # a low-scoring item in slot 0
+    wrong = ids.copy()
+    wrong[0, 0] = worst[0, 0]
+    assert topn.agreement(U, V, seen, sample, wrong, n)[0] == pytest.approx(
+        (expected - 1) / expected)
+    returned_seen = ids.copy()
+    returned_seen[1, 0] = 3  # rated by user 2
+    assert topn.agreement(U, V, seen, sample, returned_seen, n) == ((expected - 1) / expected, 1)
+    repeated = ids.copy()
+    repeated[0, 1] = repeated[0, 0]
+    assert topn.agreement(U, V, seen, sample, repeated, n)[0] == (expected - 1) / expected
+    emptied = scores[sample].copy()
+    emptied[2, 0] = -np.inf  # a slot scored -inf is an empty slot
+    assert topn.agreement(U, V, seen, sample, ids, n, emptied)[0] == (expected - 1) / expected

@@ -226,16 +226,16 @@ def test_bench_writes_report_json_and_charts(tmp_path):
     assert done.returncode == 0, done.stderr
     out = tmp_path / "out"
     report = (out / "report.md").read_text()
-    names = ["cosine", "mf", "kmeans", "knn", "metrics"]
+    names = ["cosine", "mf", "kmeans", "knn", "metrics", "topn"]
     for name in names:
         assert f"## {name}: " in report and f"![{name}]({name}.png)" in report
         assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     results = json.loads((out / "results.json").read_text())
     assert results["machine"]["simd"] and results["machine"]["versions"]["fastrec"]
-    assert [n for n in results["settings"]["benchmarks"] if n != "topn"] == names
-    records = [r for r in results["results"] if r["kernel"] != "topn"]
+    assert results["settings"]["benchmarks"] == names
+    records = results["results"]
     assert sorted((r["kernel"], r["contender"]) for r in records) == sorted(
-        [(n, "fastrec cpp") for n in ("cosine", "mf", "kmeans", "metrics")]
+        [(n, "fastrec cpp") for n in ("cosine", "mf", "kmeans", "metrics", "topn")]
         + [("knn", "fastrec ItemKNN cpp"), ("knn", "fastrec UserKNN cpp")])
     for record in records:
         assert len(record["times"]) == 1 and record["times"][0] > 0 and not record["errors"]
@@ -243,6 +243,8 @@ def test_bench_writes_report_json_and_charts(tmp_path):
     assert by_kernel["cosine"]["quality"]["agree"] == 1.0  # top-k lists checked against exact
     assert by_kernel["kmeans"]["quality"]["iterations"] == 20
     assert 0.0 < by_kernel["knn"]["quality"]["precision@10"] <= 1.0
+    assert by_kernel["topn"]["quality"]["precision"] == 1.0  # lists checked against exact scores
+    assert by_kernel["topn"]["quality"]["seen returned"] == 0
 
 
 def test_bench_knn_alone(tmp_path):
@@ -252,6 +254,23 @@ def test_bench_knn_alone(tmp_path):
     report = (tmp_path / "knn-out" / "report.md").read_text()
     assert "## knn: neighbourhood recommenders" in report
     assert "| fastrec UserKNN cpp | 1 |" in report and "time / fastrec ItemKNN cpp" in report
+
+
+def test_bench_topn_alone(tmp_path):
+    done = run_cli("bench", "topn", "--size", "XS", "--no-peers", "--repeats", "2", "--threads",
+                   "2", "--n", "5", "--check-sample", "40", "--out", "topn-out", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = (tmp_path / "topn-out" / "report.md").read_text()
+    assert "## topn: top-N scoring of a factor model" in report
+    assert "| precision | seen returned | GFLOP/s |" in report
+    records = json.loads((tmp_path / "topn-out" / "results.json").read_text())["results"]
+    assert [r["contender"] for r in records] == ["fastrec cpp", "fastrec numba"]
+    for record in records:
+        assert record["shape"] == "300 x 400, 6,000 ratings (excluded); f=64, top-5"
+        assert len(record["times"]) == 2 and not record["errors"]
+        assert record["quality"]["precision"] == 1.0 and record["quality"]["seen returned"] == 0
+    bad = run_cli("bench", "topn", "--size", "XS", "--n", "0", cwd=tmp_path)
+    assert bad.returncode == 2 and "--n: must be a whole number >= 1" in bad.stderr
 
 
 def test_info(tmp_path):

@@ -54,8 +54,9 @@ class Contender:
         Label in the report, e.g. ``"fastrec cpp"`` or ``"sklearn"``.
     key : str
         What the worker's ``measure`` dispatches on (default ``name``).
-    env : dict of str to str
-        Extra environment of its worker process (e.g. ``OPENBLAS_CORETYPE``).
+    env : dict of str to str or None
+        Extra environment of its worker process (e.g. ``OPENBLAS_CORETYPE``);
+        None removes a variable the driver has.
     sizes : tuple of str or None
         Sizes it runs on; ``None`` means all.
     peer : bool
@@ -64,7 +65,7 @@ class Contender:
 
     name: str
     key: str = ""
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str | None] = field(default_factory=dict)
     sizes: tuple[str, ...] | None = None
     peer: bool = True
 
@@ -120,10 +121,20 @@ def worker_main(argv: Sequence[str]) -> int:
     return 0
 
 
+def worker_env(contender: Contender, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of ``contender``'s worker: ``base`` (default os.environ) and its own."""
+    env = dict(os.environ if base is None else base)
+    for key, value in contender.env.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
 def _measure_in_subprocess(bench_module: str, contender: Contender, data: dict, threads: int,
                            timeout: float | None) -> dict:
-    env = dict(os.environ)
-    env.update(contender.env)
+    env = worker_env(contender)
     spec = {"module": bench_module, "contender": contender.dispatch, "data": data,
             "threads": threads}
     cmd = [sys.executable, "-m", "fastrec.bench.suite", json.dumps(spec)]

@@ -1,65 +1,80 @@
-"""``python -m fastrec.bench topn``: top-N unseen items for every user, fastrec beside its peers.
+"""``fastrec bench topn``: top-N unseen items for every user of a factor model, beside its peers.
 
 The task: the ``n`` (default 10) best items by ``U @ V.T`` for every user of a
-synthetic ratings matrix (``make_benchmark_ratings``, sizes M and L by
-default), never returning an item the user rated.  U and V are random float32
-factors (f = 64, seed 0); the ratings CSR is the exclusion.  Contenders:
+synthetic ratings matrix (sizes M and L by default; XS is a smoke test), never
+returning an item the user rated.  U and V are random float32 factors (f = 64,
+seed 0); the ratings CSR is the exclusion.  Only the scoring is timed: the
+factors are loaded and the peers' models built before it.
 
-* fastrec ``topn`` (backends cpp and numba);
-* implicit's ``AlternatingLeastSquares.recommend`` over all users with
-  ``filter_already_liked_items=True`` (``implicit.cpu.als``, factors set to U
-  and V; its ``num_threads`` is the thread count, the BLAS held to one thread);
-* numpy: blocks of users, ``U_b @ V.T`` (BLAS with the thread count), seen
-  items set to -inf, ``argpartition`` and a sort of the n survivors.
+Contenders: fastrec ``topn`` on each backend; implicit's
+``AlternatingLeastSquares.recommend`` over all users with
+``filter_already_liked_items=True`` (``implicit.cpu.als`` with its factors set
+to U and V; ``num_threads`` is the thread count and the BLAS is held to one
+thread, as implicit asks); numpy, blocks of 2048 users: ``U_b @ V.T`` (BLAS
+with the thread count), seen items set to -inf, ``argpartition`` and a sort of
+the n survivors.
 
-OpenBLAS picks its kernels when it loads, from ``OPENBLAS_CORETYPE``, so
-every contender runs in its own subprocess, the peers once per setting (unset,
-that is OpenBLAS's own choice, and SkylakeX by default).  Rounds interleave all
-contenders, so machine noise hits them alike; each subprocess runs the task
-once untimed (JIT, page faults) and once timed.
+OpenBLAS picks its kernels when it loads, from ``OPENBLAS_CORETYPE``: the peers
+run once per setting (``--coretypes``; ``default`` removes the variable, which
+leaves the choice to OpenBLAS).  The "BLAS" column names the kernels a peer's
+process loaded.
 
-Agreement: on a sample of users (300 by default) every contender's list is
-compared with exact float64 scores: "precision" is the fraction of returned
-items whose exact score reaches the exact n-th best unseen score (less 1e-5
-relative, for ties and float32 rounding), "seen" counts returned items the
-user had rated.  Both must be 1.0 and 0.
+Accuracy, on a sample of users (``--check-sample``, 300 by default) compared
+with exact float64 scores: "precision" is the fraction of the expected items
+(n per user, fewer when fewer are unseen) that were returned and whose exact
+score reaches the exact n-th best unseen score, less 1e-5 times the user's
+largest score in magnitude (ties and float32 rounding); "seen returned" counts
+returned items the user had rated.  They should read 1 and 0.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import statistics
-import subprocess
 import sys
-import tempfile
-import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
-from fastrec.bench._common import format_table, machine_summary
+from fastrec.bench import suite
+from fastrec.bench._common import RATING_SIZES, make_size_ratings, shape_text
 
+NAME = "topn"
+TITLE = "top-N scoring of a factor model (the best unseen items of every user, f=64)"
+UNIT = "s"
+SIZES = dict(RATING_SIZES)
 DEFAULT_SIZES = ("M", "L")
 CORETYPES = ("default", "SkylakeX")
 FACTORS = 64
+TOP_N = 10
 NUMPY_BLOCK = 2048  # users per BLAS call of the numpy contender
 
+# A prepared run: zero arguments, returns (items, scores), each (n_users, n).
+Run = Callable[[], tuple[np.ndarray, np.ndarray]]
 
-def make_factors(n_users: int, n_items: int, factors: int = FACTORS, seed: int = 0):
-    """Random float32 user and item factors, N(0, 0.1^2)."""
+
+def make_factors(n_users: int, n_items: int, factors: int = FACTORS,
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Random user and item factors, N(0, 0.1^2).
+
+    Returns
+    -------
+    U : ndarray of shape (n_users, factors), float32
+    V : ndarray of shape (n_items, factors), float32
+    """
     rng = np.random.default_rng(seed)
     U = (rng.normal(size=(n_users, factors)) * 0.1).astype(np.float32)
     V = (rng.normal(size=(n_items, factors)) * 0.1).astype(np.float32)
     return U, V
 
 
-# -- contenders: (U, V, seen CSR, n, threads) -> prepared zero-argument call returning (items, scores) --
+# --- contenders: (U, V, seen CSR, n, threads) -> a prepared Run ---
 
 
-def _fastrec(backend: str):
-    def prepare(U, V, seen, n, threads):
+def _fastrec(backend: str) -> Callable[[np.ndarray, np.ndarray, sp.csr_matrix, int, int], Run]:
+    def prepare(U: np.ndarray, V: np.ndarray, seen: sp.csr_matrix, n: int, threads: int) -> Run:
         import fastrec
 
         return lambda: fastrec.topn(U, V, n, exclude=seen, n_threads=threads, backend=backend)
@@ -67,7 +82,7 @@ def _fastrec(backend: str):
     return prepare
 
 
-def _implicit(U, V, seen, n, threads):
+def _implicit(U: np.ndarray, V: np.ndarray, seen: sp.csr_matrix, n: int, threads: int) -> Run:
     from implicit.cpu.als import AlternatingLeastSquares
     from threadpoolctl import threadpool_limits
 
@@ -77,19 +92,19 @@ def _implicit(U, V, seen, n, threads):
     model.item_factors = V
     users = np.arange(U.shape[0])
 
-    def run():
+    def run() -> tuple[np.ndarray, np.ndarray]:
         with threadpool_limits(limits=1, user_api="blas"):
             return model.recommend(users, seen, N=n, filter_already_liked_items=True)
 
     return run
 
 
-def _numpy(U, V, seen, n, threads):
+def _numpy(U: np.ndarray, V: np.ndarray, seen: sp.csr_matrix, n: int, threads: int) -> Run:
     from threadpoolctl import threadpool_limits
 
     VT = np.ascontiguousarray(V.T)
 
-    def run():
+    def run() -> tuple[np.ndarray, np.ndarray]:
         n_users = U.shape[0]
         ids = np.empty((n_users, n), dtype=np.int64)
         scores = np.empty((n_users, n), dtype=U.dtype)
@@ -101,7 +116,7 @@ def _numpy(U, V, seen, n, threads):
                 S[np.repeat(np.arange(hi - lo), np.diff(block.indptr)), block.indices] = -np.inf
                 top = np.argpartition(-S, n - 1, axis=1)[:, :n]
                 top_scores = np.take_along_axis(S, top, axis=1)
-                order = np.lexsort((top, -top_scores), axis=1)
+                order = np.lexsort((top, -top_scores), axis=1)  # best first, ties to the smaller id
                 ids[lo:hi] = np.take_along_axis(top, order, axis=1)
                 scores[lo:hi] = np.take_along_axis(top_scores, order, axis=1)
         return ids, scores
@@ -109,177 +124,157 @@ def _numpy(U, V, seen, n, threads):
     return run
 
 
-CONTENDERS = {
-    "fastrec-cpp": _fastrec("cpp"),
-    "fastrec-numba": _fastrec("numba"),
+CONTENDERS = {  # dispatch key -> (U, V, seen, n, threads) -> Run
+    "fastrec cpp": _fastrec("cpp"),
+    "fastrec numba": _fastrec("numba"),
+    "fastrec numpy": _fastrec("numpy"),
     "implicit": _implicit,
     "numpy": _numpy,
 }
-PEERS = ("implicit", "numpy")
+PEERS = {"implicit": "implicit", "numpy": "numpy"}  # peer -> module that must be installed
 
 
-def agreement(U, V, seen, sample, ids, n, rel_tol=1e-5):
+def agreement(U: np.ndarray, V: np.ndarray, seen: sp.csr_matrix, sample: np.ndarray,
+              ids: np.ndarray, n: int, scores: np.ndarray | None = None,
+              rel_tol: float = 1e-5) -> tuple[float, int]:
     """(precision, seen items returned) of the lists ``ids`` of the users ``sample``.
 
-    A returned item is correct when its exact (float64) score reaches the exact
-    n-th best score among the user's unseen items, less ``rel_tol`` times the
-    user's largest score in magnitude (ties and float32 rounding).
+    Parameters
+    ----------
+    U, V : ndarray of shape (n_users, f) and (n_items, f)
+        The factors scored.
+    seen : csr_matrix of shape (n_users, n_items)
+        The excluded items of every user.
+    sample : ndarray of shape (s,), int
+        The users checked.
+    ids : ndarray of shape (s, n), int
+        Their returned lists; -1 is an empty slot.
+    n : int
+        Items asked for per user.
+    scores : ndarray of shape (s, n), optional
+        The returned scores; a slot scored -inf counts as empty.
+    rel_tol : float
+        Slack for ties and float32 rounding, relative to the user's largest score.
+
+    Returns
+    -------
+    precision : float
+        Correct distinct returned items over the items expected (n per user, or
+        the user's unseen count when smaller).  An item is correct when it is
+        unseen and its exact float64 score reaches the exact n-th best unseen
+        score less ``rel_tol`` times the user's largest score in magnitude.
+    seen_returned : int
+        Returned items that the user had rated.
     """
     S = U[sample].astype(np.float64) @ V.astype(np.float64).T
     scale = np.abs(S).max(axis=1, keepdims=True)
     rows = seen[sample]
     mask = np.zeros(S.shape, dtype=bool)
     mask[np.repeat(np.arange(sample.size), np.diff(rows.indptr)), rows.indices] = True
-    masked = np.where(mask, -np.inf, S)
-    nth = -np.sort(-masked, axis=1)[:, n - 1 : n]  # the exact n-th best unseen score
-    got = np.asarray(ids)
+    expected = np.minimum(n, S.shape[1] - mask.sum(axis=1))
+    ranked = -np.sort(-np.where(mask, -np.inf, S), axis=1)
+    # the exact k-th best unseen score, k = expected; +inf where nothing is expected
+    nth = np.where(expected > 0, ranked[np.arange(sample.size), np.maximum(expected - 1, 0)],
+                   np.inf)[:, None]
+    got = np.asarray(ids, dtype=np.int64)
     valid = got >= 0
-    got_scores = np.take_along_axis(S, np.maximum(got, 0), axis=1)
-    correct = valid & (got_scores >= nth - rel_tol * scale)
-    seen_returned = int((valid & np.take_along_axis(mask, np.maximum(got, 0), axis=1)).sum())
-    return float(correct.sum() / got.size), seen_returned
+    if scores is not None:
+        valid &= np.asarray(scores) > -np.inf
+    safe = np.maximum(got, 0)
+    seen_hit = valid & np.take_along_axis(mask, safe, axis=1)
+    correct = valid & ~seen_hit & (np.take_along_axis(S, safe, axis=1) >= nth - rel_tol * scale)
+    ordered = np.sort(np.where(correct, got, -1), axis=1)  # a repeated correct item counts once
+    repeats = int(((ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] >= 0)).sum())
+    total = int(expected.sum())
+    precision = (int(correct.sum()) - repeats) / total if total else 1.0
+    return float(precision), int(seen_hit.sum())
 
 
-# -- worker side: one contender, one timed run, in a fresh process ------------
+def _blas_kernels() -> str:
+    """The BLAS libraries this process loaded and the kernels each picked."""
+    from threadpoolctl import threadpool_info
+
+    return "; ".join(f"{i.get('internal_api')} {i.get('architecture')}"
+                     for i in threadpool_info() if i.get("user_api") == "blas") or "-"
 
 
-def _worker(spec: dict) -> int:
-    data = np.load(spec["data"])
-    U, V = data["U"], data["V"]
-    seen = sp.csr_matrix((data["seen_data"], data["seen_indices"], data["seen_indptr"]),
-                         shape=(U.shape[0], V.shape[0]))
-    run = CONTENDERS[spec["contender"]](U, V, seen, spec["n"], spec["threads"])
-    run()  # untimed: JIT compilation, thread pools, page faults
-    cpu, start = time.process_time(), time.perf_counter()
-    ids, _ = run()
-    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
-    sample = np.asarray(spec["sample"], dtype=np.int64)
-    np.save(spec["ids_out"], np.asarray(ids)[sample].astype(np.int64))
-    blas = ""
+# --- the suite interface ---
+
+
+def _positive(text: str) -> int:
     try:
-        from threadpoolctl import threadpool_info
-
-        blas = "; ".join(f"{i.get('internal_api')} {i.get('architecture')}"
-                         for i in threadpool_info() if i.get("user_api") == "blas")
-    except ImportError:  # pragma: no cover
-        pass
-    print(json.dumps({"seconds": elapsed, "cpu_seconds": cpu, "blas": blas}))
-    return 0
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
 
 
-# -- driver side -------------------------------------------------------------------
+def add_arguments(parser: Any) -> None:
+    """Options of this benchmark."""
+    parser.add_argument("--n", type=_positive, default=TOP_N, help="items per user (default 10)")
+    parser.add_argument("--check-sample", "--sample", dest="check_sample", type=_positive, default=300,
+                        help="users whose lists are checked against exact scores (default 300)")
+    parser.add_argument("--coretypes", nargs="*", default=list(CORETYPES),
+                        help="OPENBLAS_CORETYPE settings the peers run under; 'default' removes "
+                             "the variable (default: %(default)s; none: inherit it)")
 
 
-def _available(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
-
-
-def _run_worker(spec: dict, coretype: str | None) -> dict:
-    env = dict(os.environ)
-    env.pop("OPENBLAS_CORETYPE", None)
-    if coretype not in (None, "default"):
-        env["OPENBLAS_CORETYPE"] = coretype
-    cmd = [sys.executable, "-m", "fastrec.bench", "topn", "--worker", json.dumps(spec)]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{spec['contender']} failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def _label(contender: str, coretype: str | None) -> str:
-    return contender if coretype is None else f"{contender} [{coretype}]"
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fastrec.bench topn", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", nargs="+", default=list(DEFAULT_SIZES), choices=["S", "M", "L"],
-                        help="make_benchmark_ratings sizes (default: %(default)s)")
-    parser.add_argument("--n", type=int, default=10, help="items per user (default: %(default)s)")
-    parser.add_argument("--threads", type=int, default=2, help="threads for every contender")
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (default: %(default)s)")
-    parser.add_argument("--sample", type=int, default=300, help="users checked for agreement")
-    parser.add_argument("--no-peers", action="store_true", help="time fastrec only")
-    parser.add_argument("--no-numba", action="store_true", help="skip the Numba backend")
-    parser.add_argument("--coretypes", nargs="+", default=list(CORETYPES),
-                        help="OPENBLAS_CORETYPE settings for the peers; 'default' leaves it unset "
-                             "(default: %(default)s)")
-    parser.add_argument("--json", help="also write the raw results to this file")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.worker:
-        return _worker(json.loads(args.worker))
-
-    contenders: list[tuple[str, str | None]] = [("fastrec-cpp", None)]
-    if not args.no_numba:
-        contenders.append(("fastrec-numba", None))
-    if not args.no_peers:
-        for peer in PEERS:
-            if peer != "numpy" and not _available(peer):
-                print(f"note: {peer} is not installed; skipped", file=sys.stderr)
+def contenders(options: dict[str, Any]) -> list[suite.Contender]:
+    """fastrec's backends; implicit and numpy under every ``OPENBLAS_CORETYPE``."""
+    found = [suite.Contender(f"fastrec {b}", peer=False) for b in options["backends"]]
+    if options["peers"]:
+        coretypes = options.get("coretypes") or [None]
+        for peer, module in PEERS.items():
+            if not suite.installed(module):
                 continue
-            contenders += [(peer, coretype) for coretype in args.coretypes]
+            for coretype in coretypes:
+                label = peer if coretype is None else f"{peer} [{coretype}]"
+                value = None if coretype == "default" else coretype
+                env = {} if coretype is None else {"OPENBLAS_CORETYPE": value}
+                found.append(suite.Contender(label, key=peer, env=env))
+    return found
 
-    print(machine_summary())
-    print(f"Top-{args.n} unseen items for every user: f={FACTORS} float32 factors (seed 0), the "
-          f"ratings CSR as exclusion, {args.threads} threads; one untimed and one timed run per "
-          f"subprocess, {args.repeats} interleaved rounds.\n")
-    from fastrec.datasets import make_benchmark_ratings
 
-    results = []
-    with tempfile.TemporaryDirectory(prefix="fastrec-bench-topn-") as tmp:
-        for size in args.sizes:
-            seen = make_benchmark_ratings(size)
-            n_users, n_items = seen.shape
-            U, V = make_factors(n_users, n_items)
-            data_path = os.path.join(tmp, "data.npz")
-            np.savez(data_path, U=U, V=V, seen_data=seen.data, seen_indices=seen.indices,
-                     seen_indptr=seen.indptr)
-            sample = np.sort(np.random.default_rng(1).choice(n_users, min(args.sample, n_users),
-                                                              replace=False))
-            runs: dict[tuple[str, str | None], list[dict]] = {c: [] for c in contenders}
-            for round_ in range(args.repeats):
-                for contender, coretype in contenders:
-                    spec = {"data": data_path, "contender": contender, "threads": args.threads,
-                            "n": args.n, "sample": sample.tolist(),
-                            "ids_out": os.path.join(tmp, "ids.npy")}
-                    out = _run_worker(spec, coretype)
-                    out["precision"], out["seen"] = agreement(U, V, seen, sample,
-                                                              np.load(spec["ids_out"]), args.n)
-                    runs[(contender, coretype)].append(out)
-                    print(f"  {size} round {round_ + 1}: {_label(contender, coretype)} "
-                          f"{out['seconds']:.3f} s", file=sys.stderr)
-            flops = 2.0 * n_users * n_items * FACTORS
-            medians = {c: statistics.median(o["seconds"] for o in outs) for c, outs in runs.items()}
-            rows = []
-            for (contender, coretype), outs in runs.items():
-                times = sorted(o["seconds"] for o in outs)
-                median = medians[(contender, coretype)]
-                rows.append([contender, coretype or "-", median, times[0], times[-1] / times[0],
-                             statistics.median(o["cpu_seconds"] for o in outs),
-                             flops / median / 1e9, min(o["precision"] for o in outs),
-                             max(o["seen"] for o in outs), ", ".join(f"{t:.3f}" for t in times),
-                             outs[-1]["blas"] or "-"])
-                results.append({"size": size, "shape": [n_users, n_items], "contender": contender,
-                                "coretype": coretype, "seconds": times,
-                                "cpu_seconds": [o["cpu_seconds"] for o in outs],
-                                "precision": [o["precision"] for o in outs],
-                                "seen": [o["seen"] for o in outs]})
-            print(f"## {size}: {n_users} users x {n_items} items, {seen.nnz} seen\n")
-            print(format_table(
-                ["contender", "OPENBLAS_CORETYPE", "median s", "min s", "max/min", "median CPU s",
-                 "GFLOP/s (median)", "precision", "seen returned", "s, all rounds", "BLAS"], rows))
-            cpp = medians[("fastrec-cpp", None)]
-            ratio_rows = [[contender, coretype or "-", median / cpp]
-                          for (contender, coretype), median in medians.items()
-                          if contender != "fastrec-cpp"]
-            print("\nMedian time relative to fastrec-cpp (> 1: slower than fastrec-cpp):\n")
-            print(format_table(["contender", "OPENBLAS_CORETYPE", "median s / fastrec-cpp median s"],
-                               ratio_rows))
-            print()
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(results, fh, indent=1)
-    return 0
+def prepare(size: str, folder: Path, options: dict[str, Any]) -> dict[str, Any]:
+    """Write the factors and the ratings (the exclusion) of ``size``; draw the users checked."""
+    seen = make_size_ratings(size).tocsr()
+    U, V = make_factors(*seen.shape)
+    np.save(folder / "u.npy", U)
+    np.save(folder / "v.npy", V)
+    sp.save_npz(folder / "seen.npz", seen)
+    n_users = seen.shape[0]
+    sample = np.sort(np.random.default_rng(1).choice(
+        n_users, min(options["check_sample"], n_users), replace=False))
+    return {"u": str(folder / "u.npy"), "v": str(folder / "v.npy"),
+            "seen": str(folder / "seen.npz"), "n": options["n"], "sample": sample.tolist(),
+            "shape": f"{shape_text(seen)} (excluded); f={FACTORS}, top-{options['n']}"}
+
+
+def measure(contender: str, data: dict[str, Any], threads: int) -> dict[str, Any]:
+    """Run once untimed (JIT, thread pools, page faults), time one run, check the sample."""
+    U, V = np.load(data["u"]), np.load(data["v"])
+    seen = sp.load_npz(data["seen"]).tocsr()
+    n = int(data["n"])
+    run = CONTENDERS[contender](U, V, seen, n, threads)
+    run()
+    seconds, cpu, (ids, scores) = suite.timed(run)
+    sample = np.asarray(data["sample"], dtype=np.int64)
+    precision, seen_returned = agreement(U, V, seen, sample, np.asarray(ids)[sample], n,
+                                         np.asarray(scores)[sample])
+    gflops = 2.0 * U.shape[0] * V.shape[0] * U.shape[1] / seconds / 1e9
+    quality = {"precision": round(precision, 4), "seen returned": seen_returned,
+               "GFLOP/s": float(f"{gflops:.3g}")}
+    if not contender.startswith("fastrec "):  # fastrec does not call a BLAS here
+        quality["BLAS"] = _blas_kernels()
+    return {"seconds": seconds, "cpu_seconds": cpu, "quality": quality}
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m fastrec.bench topn") -> int:
+    """Run this benchmark alone (see ``--help``)."""
+    return suite.main([NAME], sys.argv[1:] if argv is None else argv, prog)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
