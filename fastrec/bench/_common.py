@@ -136,6 +136,14 @@ def ml100k_path(given: Any = None) -> Path | None:
     return found
 
 
+def sizes_with_ml100k(sizes: dict[str, str], options: dict[str, Any]) -> dict[str, str]:
+    """``sizes``, plus MovieLens 100K when it is on this machine (``options["ml100k"]``)."""
+    found = dict(sizes)
+    if ml100k_path(options.get("ml100k")) is not None:
+        found["ml-100k"] = ML100K_SIZE
+    return found
+
+
 def ml100k_ratings(given: Any = None):
     """The users x items CSR of MovieLens 100K (see :func:`ml100k_path`)."""
     from fastrec.datasets import load_ml100k

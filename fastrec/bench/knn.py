@@ -31,7 +31,6 @@ import scipy.sparse as sp
 
 from fastrec.bench import suite
 from fastrec.bench._common import (
-    ML100K_SIZE,
     RATING_SIZES,
     TINY,
     blas_threads,
@@ -40,6 +39,7 @@ from fastrec.bench._common import (
     ml100k_path,
     ml100k_ratings,
     shape_text,
+    sizes_with_ml100k,
 )
 
 NAME = "knn"
@@ -101,10 +101,7 @@ def add_arguments(parser: Any) -> None:
 
 def sizes(options: dict[str, Any]) -> dict[str, str]:
     """The synthetic sizes, and MovieLens 100K when it is on this machine."""
-    found = dict(SIZES)
-    if ml100k_path(options.get("ml100k")) is not None:
-        found["ml-100k"] = ML100K_SIZE
-    return found
+    return sizes_with_ml100k(SIZES, options)
 
 
 def contenders(options: dict[str, Any]) -> list[suite.Contender]:
