@@ -22,6 +22,16 @@ void require_factor_rows(const carray<T>& a, const char* name) {
         throw py::value_error(std::string(name) + ": rows must start on 64-byte boundaries");
 }
 
+// The factors and biases of one model: aligned rows of one length, one bias per row.
+template <class T>
+void require_model(const carray<T>& P, const carray<T>& Q, const carray<T>& bu, const carray<T>& bi) {
+    require_factor_rows(P, "P");
+    require_factor_rows(Q, "Q");
+    if (P.shape(1) != Q.shape(1)) throw py::value_error("P and Q must have the same row length");
+    require_length(bu, P.shape(0), "bu");
+    require_length(bi, Q.shape(0), "bi");
+}
+
 template <class I>
 void require_indices(const I* idx, int64_t n, int64_t bound, const char* name) {
     bool bad = false;
@@ -39,11 +49,7 @@ void sgd_mf_epoch(carray<int32_t>& users, carray<int32_t>& items, carray<T>& rat
     require_length(users, nnz, "users");
     require_length(items, nnz, "items");
     require_length(ratings, nnz, "ratings");
-    require_factor_rows(P, "P");
-    require_factor_rows(Q, "Q");
-    if (P.shape(1) != Q.shape(1)) throw py::value_error("P and Q must have the same row length");
-    require_length(bu, P.shape(0), "bu");
-    require_length(bi, Q.shape(0), "bi");
+    require_model(P, Q, bu, bi);
     if (block_ptr.ndim() != 1 || block_ptr.shape(0) < 2)
         throw py::value_error("block_ptr: expected a 1-D array of at least 2 offsets");
     const int64_t n_blocks = block_ptr.shape(0) - 1;
@@ -94,11 +100,7 @@ template <class T>
 void mf_predict(const carray<T>& P, const carray<T>& Q, const carray<T>& bu, const carray<T>& bi,
                 double mu, bool biased, const carray<int32_t>& users, const carray<int32_t>& items,
                 carray<T>& out, int n_threads) {
-    require_factor_rows(P, "P");
-    require_factor_rows(Q, "Q");
-    if (P.shape(1) != Q.shape(1)) throw py::value_error("P and Q must have the same row length");
-    require_length(bu, P.shape(0), "bu");
-    require_length(bi, Q.shape(0), "bi");
+    require_model(P, Q, bu, bi);
     const int64_t n = users.ndim() == 1 ? users.shape(0) : -1;
     require_length(users, n, "users");
     require_length(items, n, "items");

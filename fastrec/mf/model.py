@@ -11,6 +11,7 @@ import scipy.sparse as sp
 
 from fastrec import _runtime
 from fastrec import _validation as V
+from fastrec._archive import open_archive
 from fastrec._idmap import IdMap
 from fastrec.scoring import topn
 
@@ -892,19 +893,7 @@ class MatrixFactorization:
         ValueError
             If the file is not a fastrec MatrixFactorization or has a newer format.
         """
-        try:
-            archive = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise ValueError(f"{path!s} is not a fastrec model file (.npz): {exc}") from exc
-        with archive:
-            if "format_name" not in archive.files or str(archive["format_name"]) != FORMAT_NAME:
-                raise ValueError(f"{path!s} is not a saved fastrec MatrixFactorization.")
-            version = int(archive["format_version"])
-            if version > FORMAT_VERSION:
-                raise ValueError(
-                    f"{path!s} has model format {version}, newer than this fastrec reads "
-                    f"({FORMAT_VERSION}). Upgrade fastrec to load it."
-                )
+        with open_archive(path, FORMAT_NAME, "MatrixFactorization", FORMAT_VERSION) as archive:
             import ast
 
             params = ast.literal_eval(str(archive["params"]))

@@ -11,6 +11,7 @@ import scipy.sparse as sp
 
 from fastrec import _runtime
 from fastrec import _validation as V
+from fastrec._archive import open_archive
 from fastrec._idmap import IdMap
 
 FORMAT_VERSION = 1
@@ -357,7 +358,7 @@ class Recommender:
         ValueError
             If the file is not a saved model of this class or has a newer format.
         """
-        with open_archive(path, cls._FORMAT_NAME, cls.__name__) as archive:
+        with open_archive(path, cls._FORMAT_NAME, cls.__name__, FORMAT_VERSION) as archive:
             params = ast.literal_eval(str(archive["params"]))
             params.update(overrides)
             model = cls._new(params, archive)
@@ -393,32 +394,3 @@ def read_csr(archive: Any, name: str) -> sp.csr_matrix:
     shape = tuple(int(v) for v in archive[f"{name}_shape"])
     return sp.csr_matrix((archive[f"{name}_data"], archive[f"{name}_indices"], archive[f"{name}_indptr"]),
                          shape=shape)
-
-
-class open_archive:
-    """Open a fastrec ``.npz`` and check its format name and version (a context manager)."""
-
-    def __init__(self, path: Any, format_name: str, class_name: str):
-        try:
-            self.archive = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise ValueError(f"{path!s} is not a fastrec model file (.npz): {exc}") from exc
-        if not hasattr(self.archive, "files"):  # a plain .npy array
-            raise ValueError(f"{path!s} is not a fastrec model file (.npz).")
-        files = self.archive.files
-        if "format_name" not in files or str(self.archive["format_name"]) != format_name:
-            self.archive.close()
-            raise ValueError(f"{path!s} is not a saved fastrec {class_name}.")
-        version = int(self.archive["format_version"])
-        if version > FORMAT_VERSION:
-            self.archive.close()
-            raise ValueError(
-                f"{path!s} has model format {version}, newer than this fastrec reads "
-                f"({FORMAT_VERSION}). Upgrade fastrec to load it."
-            )
-
-    def __enter__(self):
-        return self.archive
-
-    def __exit__(self, *exc: Any) -> None:
-        self.archive.close()

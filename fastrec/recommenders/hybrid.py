@@ -11,13 +11,13 @@ import scipy.sparse as sp
 
 from fastrec import _runtime
 from fastrec import _validation as V
+from fastrec._archive import open_archive
 from fastrec._idmap import IdMap
 from fastrec.recommenders._base import (
     FORMAT_VERSION,
     columns_of,
     dense_topn,
     min_max_rows,
-    open_archive,
     raw_item_ids,
     z_score_rows,
 )
@@ -288,7 +288,7 @@ class Hybrid:
     def load(cls, path: str | os.PathLike | Any, **overrides: Any) -> Hybrid:
         """Read a blend written by :meth:`save` (``overrides`` set Hybrid parameters)."""
         classes = _model_classes()
-        with open_archive(path, cls._FORMAT_NAME, cls.__name__) as archive:
+        with open_archive(path, cls._FORMAT_NAME, cls.__name__, FORMAT_VERSION) as archive:
             weights = archive["weights"]
             pairs = []
             for position, weight in enumerate(weights):
