@@ -197,13 +197,21 @@ def _offer(q, i, score, item, capacity, out_indices, out_scores, sizes, threshol
 
 
 @nb.njit(**_INLINE)
-def _start(q0, rows, capacity, exclude_indptr, sizes, thresholds, cursor, ends):
+def _start(q0, rows, capacity, heap_rows, exclude_indptr, u, out_indices):
+    """One tile's selection state: (sizes, thresholds, exclusion cursor and end, heap)."""
+    sizes = np.empty(TILE_ROWS, dtype=np.int64)
+    thresholds = np.empty(TILE_ROWS, dtype=u.dtype)
+    cursor = np.empty(TILE_ROWS, dtype=np.int64)
+    ends = np.empty(TILE_ROWS, dtype=np.int64)
+    heap_scores = np.empty((heap_rows, capacity), dtype=u.dtype)
+    heap_indices = np.empty((heap_rows, capacity), dtype=out_indices.dtype)
     has_exclusions = exclude_indptr.shape[0] > 0
     for i in range(rows):
         sizes[i] = 0
         thresholds[i] = -np.inf
         cursor[i] = exclude_indptr[q0 + i] if has_exclusions else 0
         ends[i] = exclude_indptr[q0 + i + 1] if has_exclusions else 0
+    return sizes, thresholds, cursor, ends, heap_scores, heap_indices
 
 
 @nb.njit(**_INLINE)
@@ -236,13 +244,8 @@ def _score_all_items(u, v, exclude_indptr, exclude_indices, width, out_indices, 
         tail = np.empty((GROUP_ROWS, f), dtype=u.dtype)  # the last, partial group, padded
         for r in range(GROUP_ROWS):
             tail[r] = u[q0 + min(full + r, rows - 1)]
-        sizes = np.empty(TILE_ROWS, dtype=np.int64)
-        thresholds = np.empty(TILE_ROWS, dtype=u.dtype)
-        cursor = np.empty(TILE_ROWS, dtype=np.int64)
-        ends = np.empty(TILE_ROWS, dtype=np.int64)
-        heap_scores = np.empty((heap_rows, capacity), dtype=u.dtype)
-        heap_indices = np.empty((heap_rows, capacity), dtype=out_indices.dtype)
-        _start(q0, rows, capacity, exclude_indptr, sizes, thresholds, cursor, ends)
+        sizes, thresholds, cursor, ends, heap_scores, heap_indices = _start(
+            q0, rows, capacity, heap_rows, exclude_indptr, u, out_indices)
         for p in range(n_panels if capacity > 0 else 0):
             first = p * width
             valid = min(width, m - first)
@@ -277,13 +280,8 @@ def _score_candidates(u, v, exclude_indptr, exclude_indices, cand_indptr, cand_i
     for tile in nb.prange(n_tiles):
         q0 = tile * TILE_ROWS
         rows = min(TILE_ROWS, n_queries - q0)
-        sizes = np.empty(TILE_ROWS, dtype=np.int64)
-        thresholds = np.empty(TILE_ROWS, dtype=u.dtype)
-        cursor = np.empty(TILE_ROWS, dtype=np.int64)
-        ends = np.empty(TILE_ROWS, dtype=np.int64)
-        heap_scores = np.empty((heap_rows, capacity), dtype=u.dtype)
-        heap_indices = np.empty((heap_rows, capacity), dtype=out_indices.dtype)
-        _start(q0, rows, capacity, exclude_indptr, sizes, thresholds, cursor, ends)
+        sizes, thresholds, cursor, ends, heap_scores, heap_indices = _start(
+            q0, rows, capacity, heap_rows, exclude_indptr, u, out_indices)
         for i in range(rows if capacity > 0 else 0):
             q = q0 + i
             for p in range(cand_indptr[q], cand_indptr[q + 1]):
