@@ -372,14 +372,16 @@ def test_fold_in_solves_the_per_user_objective_and_serves_the_new_user():
     users, items, values = low_rank(n_ratings=3000, noise=0.05)
     target = int(users[0])
     mine = users == target
-    model = MatrixFactorization(n_factors=4, n_epochs=30, lr=0.01, reg=0.02, reg_bias=0.05,
+    # trained long enough that the item side is learnt for any seed (the error
+    # ratio below is 0.09-0.11 over seeds 0-7)
+    model = MatrixFactorization(n_factors=4, n_epochs=60, lr=0.02, reg=0.02, reg_bias=0.05,
                                 seed=0, clip=False).fit((users[~mine], items[~mine], values[~mine]))
     before = model.predict(np.full(mine.sum(), target), items[mine])
     model.fold_in(target, items[mine], values[mine])
     after = model.predict(np.full(mine.sum(), target), items[mine])
     err_before = np.sqrt(np.mean((before - values[mine]) ** 2))
     err_after = np.sqrt(np.mean((after - values[mine]) ** 2))
-    assert err_after < 0.5 * err_before
+    assert err_after < 0.3 * err_before
     # stationary point of sum e^2 + n reg |p|^2 + n reg_bias b^2
     row = model._user_map.lookup(np.array([target]))[0]
     inner = model._item_map.lookup(items[mine])
