@@ -9,7 +9,8 @@ import scipy.sparse as sp
 import fastrec
 from fastrec import MatrixFactorization, _runtime
 from fastrec.mf import DivergenceError, _numba, _reference
-from fastrec.mf.model import aligned_zeros, make_grid, make_schedule, padded_width
+from fastrec.mf.model import (aligned_zeros, arrange_blocks, grid_groups, make_grid, make_schedule,
+                              padded_width)
 
 BACKENDS = list(_runtime.available_backends())
 COMPILED = [b for b in BACKENDS if b != "numpy"]
@@ -204,6 +205,54 @@ def test_grid_groups_ratings_by_user_and_keeps_each_users_order(shuffled):
             for user in np.unique(block_users):  # a user's ratings keep their input order
                 positions = block[block_users == user]
                 assert np.all(np.diff(positions) > 0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("shuffled", [False, True])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_group_by_block_kernel_gives_the_layout_of_make_grid(backend, shuffled, threads):
+    users, items, values = low_rank(n_ratings=3000, seed=5)
+    perm = np.random.default_rng(6).permutation(users.size) if shuffled else np.argsort(users, kind="stable")
+    users, items, values = users[perm].astype(np.int32), items[perm].astype(np.int32), values[perm]
+    n_users, n_items = users.max() + 1, items.max() + 1
+    side, order, ptr, user_order, item_order = make_grid(users, items, n_users, n_items, threads,
+                                                         np.random.default_rng(0))
+    grid = grid_groups(users, items, n_users, n_items, threads, np.random.default_rng(0))
+    group_by_block = _runtime.kernel_module(backend, "mf").group_by_block
+    work_users, work_items, work_values, block_ptr = arrange_blocks(grid, users, items, values,
+                                                                    group_by_block)
+    user_row = np.arange(n_users) if user_order is None else np.argsort(user_order)
+    item_row = np.arange(n_items) if item_order is None else np.argsort(item_order)
+    np.testing.assert_array_equal(block_ptr, ptr)
+    np.testing.assert_array_equal(work_users, user_row[users[order]])
+    np.testing.assert_array_equal(work_items, item_row[items[order]])
+    np.testing.assert_array_equal(work_values, values[order])
+    assert work_users.dtype == work_items.dtype == np.int32
+
+
+def test_group_by_block_binding_rejects_bad_input():
+    kernel = _runtime.kernel_module("cpp", "mf").group_by_block
+    users = np.array([0, 1, 2], dtype=np.int32)
+    items = np.array([0, 1, 0], dtype=np.int32)
+    values = np.ones(3, dtype=np.float32)
+    blocks = np.zeros(3, dtype=np.int64)
+    rows = np.arange(3, dtype=np.int32)
+
+    def call(users=users, order=np.empty(0, dtype=np.int64), user_block=blocks, ptr_size=2):
+        out = [np.empty(3, dtype=np.int32), np.empty(3, dtype=np.int32), np.empty(3, np.float32)]
+        kernel(users, items, values, order, user_block, blocks, rows, rows, *out,
+               np.empty(ptr_size, dtype=np.int64))
+        return out
+
+    np.testing.assert_array_equal(call()[0], users)
+    with pytest.raises(ValueError, match="users"):
+        call(users=np.array([0, 1, 3], dtype=np.int32))
+    with pytest.raises(ValueError, match="order"):
+        call(order=np.array([0, 1, 5], dtype=np.int64))
+    with pytest.raises(ValueError, match="block id"):
+        call(user_block=np.array([0, 2, 0], dtype=np.int64))
+    with pytest.raises(ValueError, match="block_ptr"):
+        call(ptr_size=1)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -101,6 +101,64 @@ void sgd_mf_epoch(carray<int32_t>& users, carray<int32_t>& items, carray<T>& rat
 }
 
 template <class T>
+void group_by_block(const carray<int32_t>& users, const carray<int32_t>& items, const carray<T>& ratings,
+                    const carray<int64_t>& order, const carray<int64_t>& user_block,
+                    const carray<int64_t>& item_block, const carray<int32_t>& user_row,
+                    const carray<int32_t>& item_row, carray<int32_t>& out_users, carray<int32_t>& out_items,
+                    carray<T>& out_ratings, carray<int64_t>& block_ptr) {
+    const int64_t nnz = users.ndim() == 1 ? users.shape(0) : -1;
+    require_length(users, nnz, "users");
+    require_length(items, nnz, "items");
+    require_length(ratings, nnz, "ratings");
+    const bool ordered = order.ndim() == 1 && order.shape(0) > 0;
+    if (ordered) require_length(order, nnz, "order");
+    const int64_t n_users = user_block.ndim() == 1 ? user_block.shape(0) : -1;
+    const int64_t n_items = item_block.ndim() == 1 ? item_block.shape(0) : -1;
+    require_length(user_block, n_users, "user_block");
+    require_length(item_block, n_items, "item_block");
+    require_length(user_row, n_users, "user_row");
+    require_length(item_row, n_items, "item_row");
+    require_length(out_users, nnz, "out_users");
+    require_length(out_items, nnz, "out_items");
+    require_length(out_ratings, nnz, "out_ratings");
+    const int64_t n_blocks = block_ptr.ndim() == 1 ? block_ptr.shape(0) - 1 : -1;
+    if (n_blocks < 1) throw py::value_error("block_ptr: expected n_blocks + 1 >= 2 entries");
+    fastrec::GroupByBlockArgs<T> a;
+    a.users = users.data();
+    a.items = items.data();
+    a.ratings = ratings.data();
+    a.order = ordered ? order.data() : nullptr;
+    a.nnz = nnz;
+    a.user_block = user_block.data();
+    a.item_block = item_block.data();
+    a.user_row = user_row.data();
+    a.item_row = item_row.data();
+    a.n_blocks = n_blocks;
+    a.out_users = out_users.mutable_data();
+    a.out_items = out_items.mutable_data();
+    a.out_ratings = out_ratings.mutable_data();
+    a.block_ptr = block_ptr.mutable_data();
+    py::gil_scoped_release release;
+    if (a.order) require_indices(a.order, nnz, nnz, "order");
+    require_indices(a.users, nnz, n_users, "users");
+    require_indices(a.items, nnz, n_items, "items");
+    // every block id in range: row keys in [0, n_blocks) step side, column keys below side
+    int64_t max_user_block = 0, max_item_block = 0;
+    bool negative = false;
+    for (int64_t u = 0; u < n_users; ++u) {
+        max_user_block = std::max(max_user_block, a.user_block[u]);
+        negative |= a.user_block[u] < 0;
+    }
+    for (int64_t i = 0; i < n_items; ++i) {
+        max_item_block = std::max(max_item_block, a.item_block[i]);
+        negative |= a.item_block[i] < 0;
+    }
+    if (negative || max_user_block + max_item_block >= n_blocks)
+        throw py::value_error("user_block + item_block: block id out of range");
+    fastrec::group_by_block<T>(a);
+}
+
+template <class T>
 void mf_predict(const carray<T>& P, const carray<T>& Q, const carray<T>& bu, const carray<T>& bi,
                 double mu, bool biased, const carray<int32_t>& users, const carray<int32_t>& items,
                 carray<T>& out, int n_threads) {
@@ -138,6 +196,11 @@ void def_mf(py::module_& m) {
           py::arg("bi").noconvert(), py::arg("mu"), py::arg("lr"), py::arg("reg"), py::arg("lr_bias"),
           py::arg("reg_bias"), py::arg("biased"), py::arg("non_negative"), py::arg("hogwild"),
           py::arg("shuffle_seed"), py::arg("out_block_sse").noconvert(), py::arg("n_threads"));
+    m.def("group_by_block", &group_by_block<T>, py::arg("users").noconvert(), py::arg("items").noconvert(),
+          py::arg("ratings").noconvert(), py::arg("order").noconvert(), py::arg("user_block").noconvert(),
+          py::arg("item_block").noconvert(), py::arg("user_row").noconvert(), py::arg("item_row").noconvert(),
+          py::arg("out_users").noconvert(), py::arg("out_items").noconvert(),
+          py::arg("out_ratings").noconvert(), py::arg("block_ptr").noconvert());
     m.def("mf_predict", &mf_predict<T>, py::arg("P").noconvert(), py::arg("Q").noconvert(),
           py::arg("bu").noconvert(), py::arg("bi").noconvert(), py::arg("mu"), py::arg("biased"),
           py::arg("users"), py::arg("items"), py::arg("out").noconvert(), py::arg("n_threads"));

@@ -192,6 +192,34 @@ def sgd_mf_epoch(
                          reg, lr_bias, reg_bias, biased, non_negative, shuffle_seed, out_block_sse)
 
 
+@nb.njit(**NUMBA_KERNEL_OPTIONS)
+def group_by_block(
+    users, items, ratings,  # IN  (nnz) int32, int32, float
+    order,  # IN  (nnz) int64 visit order, or empty for 0..nnz-1
+    user_block, item_block,  # IN  (n_users), (n_items) int64 row group x side, column group
+    user_row, item_row,  # IN  (n_users), (n_items) int32 training rows
+    out_users, out_items, out_ratings,  # OUT (nnz) grouped by block
+    block_ptr,  # OUT (n_blocks + 1) int64
+):
+    nnz = users.shape[0]
+    ordered = order.shape[0] > 0
+    block_ptr[:] = 0
+    for k in range(nnz):
+        t = order[k] if ordered else k
+        block_ptr[user_block[users[t]] + item_block[items[t]] + 1] += 1
+    for b in range(block_ptr.shape[0] - 1):
+        block_ptr[b + 1] += block_ptr[b]
+    cursor = block_ptr[:-1].copy()
+    for k in range(nnz):
+        t = order[k] if ordered else k
+        b = user_block[users[t]] + item_block[items[t]]
+        at = cursor[b]
+        cursor[b] = at + 1
+        out_users[at] = user_row[users[t]]
+        out_items[at] = item_row[items[t]]
+        out_ratings[at] = ratings[t]
+
+
 @nb.njit(parallel=True, **NUMBA_KERNEL_OPTIONS)
 def mf_predict(
     P, Q, bu, bi,  # IN  factors and biases

@@ -144,6 +144,25 @@ def sgd_mf_epoch(
                                           lr, reg, lr_bias, reg_bias, biased, non_negative)
 
 
+def group_by_block(
+    users, items, ratings,  # IN  (nnz) int32, int32, float
+    order,  # IN  (nnz) int64 visit order, or empty for 0..nnz-1
+    user_block, item_block,  # IN  (n_users), (n_items) int64 row group x side, column group
+    user_row, item_row,  # IN  (n_users), (n_items) int32 training rows
+    out_users, out_items, out_ratings,  # OUT (nnz) grouped by block
+    block_ptr,  # OUT (n_blocks + 1) int64
+):
+    """Stable counting sort of the ratings by block (the contract in sgd_mf.hpp)."""
+    visit = np.arange(users.shape[0]) if order.shape[0] == 0 else order
+    key = user_block[users[visit]] + item_block[items[visit]]
+    by_block = visit[np.argsort(key, kind="stable")]
+    out_users[:] = user_row[users[by_block]]
+    out_items[:] = item_row[items[by_block]]
+    out_ratings[:] = ratings[by_block]
+    block_ptr[0] = 0
+    np.cumsum(np.bincount(key, minlength=block_ptr.shape[0] - 1), out=block_ptr[1:])
+
+
 def mf_predict(
     P, Q, bu, bi,  # IN  factors and biases
     mu, biased,  # IN

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -36,9 +36,9 @@ class DivergenceError(FloatingPointError):
 
 
 def _kernels(backend: str):
-    """(sgd_mf_epoch, mf_predict) of one backend; all share one argument order."""
+    """(sgd_mf_epoch, mf_predict, group_by_block) of one backend; all share one argument order."""
     module = _runtime.kernel_module(backend, "mf")
-    return module.sgd_mf_epoch, module.mf_predict
+    return module.sgd_mf_epoch, module.mf_predict, module.group_by_block
 
 
 def padded_width(n_factors: int, dtype: np.dtype) -> int:
@@ -66,9 +66,20 @@ def grid_side(n_users: int, n_items: int, nnz: int, n_threads: int, row_bytes: i
     return max(1, min(side, n_users, n_items))
 
 
-def make_grid(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, n_threads: int,
-              rng: np.random.Generator, row_bytes: int = 0):
-    """Partition the ratings into a side x side grid of user groups x item groups.
+class BlockGrid(NamedTuple):
+    """The users x items grid of one fit (see :func:`grid_groups`)."""
+
+    side: int
+    by_user: np.ndarray | None  # stable permutation sorting the ratings by user; None if sorted
+    user_group: np.ndarray  # (n_users,) int64 row group of every user
+    item_group: np.ndarray  # (n_items,) int64 column group of every item
+    user_order: np.ndarray | None  # users in group order; None for a 1 x 1 grid
+    item_order: np.ndarray | None
+
+
+def grid_groups(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int,
+                n_threads: int, rng: np.random.Generator, row_bytes: int = 0) -> BlockGrid:
+    """Cut users and items into the groups of a side x side grid.
 
     Users (items) are put in random order and cut into ``side`` groups of about
     equal rating counts, so blocks are balanced even on power-law data.  The
@@ -77,25 +88,17 @@ def make_grid(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, 
     core's cache.  Small data on one thread gets a 1 x 1 grid: the epoch is then
     one block, visited in one shuffled order.
 
-    Returns
-    -------
-    side : int
-    order : ndarray of int64, shape (nnz,)
-        Permutation that groups the ratings by block, and within a block by
-        user (stable within a user's ratings).
-    block_ptr : ndarray of int64, shape (side * side + 1,)
-    user_order, item_order : ndarray of int64, or None for a 1 x 1 grid
-        The users (items) in group order: each group is a contiguous run of
-        this array.  Training renumbers rows in this order, so that the biases
-        and factor rows of one group are contiguous in memory and two threads
-        never write to the same cache line.
+    ``user_order`` / ``item_order`` list the users (items) in group order: each
+    group is a contiguous run of them.  Training renumbers rows in this order,
+    so that the biases and factor rows of one group are contiguous in memory and
+    two threads never write to the same cache line.
     """
     nnz = users.size
     side = grid_side(n_users, n_items, nnz, n_threads, row_bytes)
-    by_user = _stable_order(users)  # None: already sorted (CSR input)
+    by_user = _stable_order(users)
     if side == 1:
-        order = np.arange(nnz, dtype=np.int64) if by_user is None else by_user
-        return 1, order, np.array([0, nnz], dtype=np.int64), None, None
+        return BlockGrid(1, by_user, np.zeros(n_users, dtype=np.int64),
+                         np.zeros(n_items, dtype=np.int64), None, None)
 
     def groups(index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         counts = np.bincount(index, minlength=n)
@@ -107,18 +110,55 @@ def make_grid(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, 
 
     user_group, user_order = groups(users, n_users)
     item_group, item_order = groups(items, n_items)
-    # Small integer keys: numpy's stable argsort is then a radix sort, linear in
-    # nnz, and the gathers move a quarter of the bytes of int64 keys.
-    key_type = np.uint16 if side * side <= np.iinfo(np.uint16).max else np.int64
-    key = (user_group * side).astype(key_type)[users] + item_group.astype(key_type)[items]
-    if by_user is None:
-        order = np.argsort(key, kind="stable")
-    else:
-        key = key[by_user]
-        order = by_user[np.argsort(key, kind="stable")]
+    return BlockGrid(side, by_user, user_group, item_group, user_order, item_order)
+
+
+def make_grid(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, n_threads: int,
+              rng: np.random.Generator, row_bytes: int = 0):
+    """The grid of :func:`grid_groups` as a permutation of the ratings (numpy only).
+
+    Training arranges the ratings with the backend's ``group_by_block`` kernel,
+    which gives the layout this function defines.
+
+    Returns
+    -------
+    side : int
+    order : ndarray of int64, shape (nnz,)
+        Permutation that groups the ratings by block, and within a block by
+        user (stable within a user's ratings).
+    block_ptr : ndarray of int64, shape (side * side + 1,)
+    user_order, item_order : ndarray of int64, or None for a 1 x 1 grid
+    """
+    grid = grid_groups(users, items, n_users, n_items, n_threads, rng, row_bytes)
+    side = grid.side
+    by_user = np.arange(users.size) if grid.by_user is None else grid.by_user
+    key = (grid.user_group * side)[users[by_user]] + grid.item_group[items[by_user]]
+    order = by_user[np.argsort(key, kind="stable")]
     block_ptr = np.zeros(side * side + 1, dtype=np.int64)
     np.cumsum(np.bincount(key, minlength=side * side), out=block_ptr[1:])
-    return side, order, block_ptr, user_order, item_order
+    return side, order, block_ptr, grid.user_order, grid.item_order
+
+
+def arrange_blocks(grid: BlockGrid, users: np.ndarray, items: np.ndarray, values: np.ndarray,
+                   group_by_block: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Working copies of the ratings grouped by block, rows renumbered in group order.
+
+    Returns (users, items, values, block_ptr) as the epoch kernels take them; a
+    backend's ``group_by_block`` kernel does the counting sort in two passes.
+    """
+    nnz = values.size
+    out_users = np.empty(nnz, dtype=np.int32)
+    out_items = np.empty(nnz, dtype=np.int32)
+    out_values = np.empty(nnz, dtype=values.dtype)
+    block_ptr = np.empty(grid.side * grid.side + 1, dtype=np.int64)
+    order = np.empty(0, dtype=np.int64) if grid.by_user is None else grid.by_user
+    group_by_block(np.ascontiguousarray(users, dtype=np.int32),
+                   np.ascontiguousarray(items, dtype=np.int32), np.ascontiguousarray(values),
+                   order, grid.user_group * grid.side, grid.item_group,
+                   _rank(grid.user_order, grid.user_group.size)[:-1],
+                   _rank(grid.item_order, grid.item_group.size)[:-1],
+                   out_users, out_items, out_values, block_ptr)
+    return out_users, out_items, out_values, block_ptr
 
 
 def _stable_order(index: np.ndarray) -> np.ndarray | None:
@@ -146,10 +186,14 @@ def _rows_in_order(values: np.ndarray, row_order: np.ndarray) -> np.ndarray:
     return out
 
 
-def _rank(row_order: np.ndarray) -> np.ndarray:
-    """Inverse permutation as int32, with a slot for -1 (unknown) mapping to -1."""
-    rank = np.empty(row_order.size + 1, dtype=np.int32)
-    rank[row_order] = np.arange(row_order.size, dtype=np.int32)
+def _rank(row_order: np.ndarray | None, n: int) -> np.ndarray:
+    """int32 training row of each of ``n`` ids: its position in ``row_order``
+    (the identity if None), with a last slot mapping -1 (unknown) to -1."""
+    rank = np.empty(n + 1, dtype=np.int32)
+    if row_order is None:
+        rank[:n] = np.arange(n, dtype=np.int32)
+    else:
+        rank[row_order] = np.arange(n, dtype=np.int32)
     rank[-1] = -1
     return rank
 
@@ -540,32 +584,30 @@ class MatrixFactorization:
                item_map: IdMap) -> tuple[dict[str, list[float]], int]:
         """Run the epochs on ``state`` (INOUT); returns (history, epochs run)."""
         backend, n_threads = params["backend"], params["n_threads"]
-        sgd_epoch, predict_kernel = _kernels(backend)
+        sgd_epoch, predict_kernel, group_by_block = _kernels(backend)
         valid = self._validation_arrays(validation, columns, user_map, item_map)
         rating_range = (getattr(self, "rating_range_", None) if first_epoch
                         else (float(values.min()), float(values.max())))
         if params["early_stopping"] is not None and valid is None:
             raise ValueError("early_stopping needs validation data: pass fit(..., validation=...).")
 
-        side, order, block_ptr, user_order, item_order = make_grid(
-            users, items, len(user_map), len(item_map), n_threads,
-            np.random.default_rng([seed, 1, first_epoch]),
-            row_bytes=state["P"].shape[1] * state["P"].itemsize)
+        grid = grid_groups(users, items, len(user_map), len(item_map), n_threads,
+                           np.random.default_rng([seed, 1, first_epoch]),
+                           row_bytes=state["P"].shape[1] * state["P"].itemsize)
+        side = grid.side
         # Working copies grouped by block; the kernels shuffle them in place.  With
-        # a grid, rows are renumbered in group order (see make_grid) for the epochs.
-        work_users = np.ascontiguousarray(users[order], dtype=np.int32)
-        work_items = np.ascontiguousarray(items[order], dtype=np.int32)
-        work_values = np.ascontiguousarray(values[order])
-        final_state = state
+        # a grid, rows are renumbered in group order (see grid_groups) for the epochs.
+        work_users, work_items, work_values, block_ptr = arrange_blocks(
+            grid, users, items, values, group_by_block)
+        final_state, user_order, item_order = state, grid.user_order, grid.item_order
         if user_order is not None:
-            user_rank, item_rank = _rank(user_order), _rank(item_order)
-            work_users, work_items = user_rank[work_users], item_rank[work_items]
             state = {"P": _rows_in_order(state["P"], user_order),
                      "Q": _rows_in_order(state["Q"], item_order),
                      "bu": _rows_in_order(state["bu"], user_order),
                      "bi": _rows_in_order(state["bi"], item_order)}
             if valid is not None:
-                valid = (user_rank[valid[0]], item_rank[valid[1]], valid[2])
+                valid = (_rank(user_order, user_order.size)[valid[0]],
+                         _rank(item_order, item_order.size)[valid[1]], valid[2])
         block_sse = np.zeros(side * side, dtype=np.float64)
         nnz = values.size
 

@@ -90,6 +90,45 @@ struct MfPredictArgs {
     int n_threads;         // IN
 };
 
+// Arranges ratings for sgd_mf_epoch: a stable counting sort by block, which
+// also renumbers users and items into their training rows.  Rating t (taken in
+// the caller's `order`, so sorted by user when order sorts by user) lands in
+// block user_block[users[t]] + item_block[items[t]].
+template <class T>
+struct GroupByBlockArgs {
+    const int32_t* users;         // IN  (nnz) inner user of every rating
+    const int32_t* items;         // IN  (nnz) inner item
+    const T* ratings;             // IN  (nnz)
+    const int64_t* order;         // IN  (nnz) visit ratings in this order, or nullptr for 0..nnz-1
+    int64_t nnz;                  // IN
+    const int64_t* user_block;    // IN  (n_users) row group of every user x side
+    const int64_t* item_block;    // IN  (n_items) column group of every item
+    const int32_t* user_row;      // IN  (n_users) training row of every user
+    const int32_t* item_row;      // IN  (n_items) training row of every item
+    int64_t n_blocks;             // IN
+    int32_t* out_users;           // OUT (nnz) training rows, grouped by block
+    int32_t* out_items;           // OUT (nnz)
+    T* out_ratings;               // OUT (nnz)
+    int64_t* block_ptr;           // OUT (n_blocks + 1) block offsets
+};
+
+template <class T>
+void group_by_block(const GroupByBlockArgs<T>& a) {
+    auto rating_at = [&](int64_t k) { return a.order ? a.order[k] : k; };
+    auto block_of = [&](int64_t t) { return a.user_block[a.users[t]] + a.item_block[a.items[t]]; };
+    std::fill(a.block_ptr, a.block_ptr + a.n_blocks + 1, int64_t(0));
+    for (int64_t k = 0; k < a.nnz; ++k) ++a.block_ptr[block_of(rating_at(k)) + 1];
+    for (int64_t b = 0; b < a.n_blocks; ++b) a.block_ptr[b + 1] += a.block_ptr[b];
+    std::vector<int64_t> cursor(a.block_ptr, a.block_ptr + a.n_blocks);
+    for (int64_t k = 0; k < a.nnz; ++k) {
+        const int64_t t = rating_at(k);
+        const int64_t at = cursor[static_cast<size_t>(block_of(t))]++;
+        a.out_users[at] = a.user_row[a.users[t]];
+        a.out_items[at] = a.item_row[a.items[t]];
+        a.out_ratings[at] = a.ratings[t];
+    }
+}
+
 // The shuffle generator, shared by every backend (see the header comment).
 namespace sgd_rng {
 constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ULL;
