@@ -9,8 +9,14 @@ import scipy.sparse as sp
 import fastrec
 from fastrec import MatrixFactorization, _runtime
 from fastrec.mf import DivergenceError, _numba, _reference
-from fastrec.mf.model import (aligned_zeros, arrange_blocks, grid_groups, make_grid, make_schedule,
-                              padded_width)
+from fastrec.mf.model import (
+    aligned_zeros,
+    arrange_blocks,
+    grid_groups,
+    make_grid,
+    make_schedule,
+    padded_width,
+)
 
 BACKENDS = list(_runtime.available_backends())
 COMPILED = [b for b in BACKENDS if b != "numpy"]
@@ -237,8 +243,9 @@ def test_group_by_block_binding_rejects_bad_input():
     values = np.ones(3, dtype=np.float32)
     blocks = np.zeros(3, dtype=np.int64)
     rows = np.arange(3, dtype=np.int32)
+    in_order = np.empty(0, dtype=np.int64)  # empty: the ratings' own order
 
-    def call(users=users, order=np.empty(0, dtype=np.int64), user_block=blocks, ptr_size=2):
+    def call(users=users, order=in_order, user_block=blocks, ptr_size=2):
         out = [np.empty(3, dtype=np.int32), np.empty(3, dtype=np.int32), np.empty(3, np.float32)]
         kernel(users, items, values, order, user_block, blocks, rows, rows, *out,
                np.empty(ptr_size, dtype=np.int64))
