@@ -103,6 +103,7 @@ def test_topn_prepare_and_measure(tmp_path):
         assert out["seconds"] > 0 and out["cpu_seconds"] >= 0
         assert out["quality"]["precision"] == 1.0 and out["quality"]["seen returned"] == 0
         assert ("BLAS" in out["quality"]) == (contender == "numpy")
+        assert out["work"] == {"GFLOP/s": 2.0 * 300 * 400 * topn.FACTORS / 1e9}
 
 
 def test_topn_agreement_counts_wrong_seen_missing_and_repeated_items():

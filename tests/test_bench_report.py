@@ -59,10 +59,29 @@ def test_write_report_json_and_chart(tmp_path):
     assert "About `this`." in text and "![cosine](run-cosine.png)" in text
     assert f"| CPU | {machine['cpu']} |" in text
     payload = json.loads((tmp_path / "out" / "run-results.json").read_text())
-    assert payload["results"] == RECORDS
+    assert payload["results"] == [dict(r, rates={}) for r in RECORDS]
     assert {"kernel": "cosine", "size": "S", "threads": 2, "contender": "other lib",
             "time_ratio": 2.5} in payload["ratios"]
     assert (tmp_path / "out" / "run-cosine.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_rates_divide_the_work_of_one_run_by_the_median_time(tmp_path):
+    fast = dict(record("fastrec cpp", [2.0, 8.0, 4.0], peer=False, quality={"RMSE": 0.8}),
+                work={"M updates/s": 16.0})
+    slow = dict(record("other lib", [16.0, 20.0], quality={"RMSE": 0.9}), work={"M updates/s": 16.0})
+    failed = dict(record("broken lib", [], errors=["MemoryError"]), work={"M updates/s": 16.0})
+    assert report.rates(fast) == {"M updates/s": 4.0}  # 16 / median 4 s, not 16 / the last round
+    assert report.rates(slow) == {"M updates/s": 0.8889}  # 4 significant digits
+    assert report.rates(failed) == {} and report.rates(RECORDS[0]) == {}
+    section = report.Section("mf", "mf", "s", "", ["S"], {"S": "small"}, [fast, slow, failed])
+    text = report.section_tables(section)
+    assert "| time / fastrec cpp | RMSE | M updates/s | all rounds |" in text
+    assert "| fastrec cpp | 2 | 4 | 2 | 2 | 1.00x | 0.8 | 4 | 2, 8, 4 |" in text
+    assert "| other lib | 2 | 18 | 16 | 9 | 4.50x | 0.9 | 0.8889 | 16, 20 |" in text
+    settings = {"benchmarks": ["mf"], "threads": [2], "repeats": 3, "peers": True, "backends": ["cpp"]}
+    report.write(tmp_path / "out", [section], report.machine_info([2]), settings)
+    payload = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [r["rates"] for r in payload["results"]] == [{"M updates/s": 4.0}, {"M updates/s": 0.8889}, {}]
 
 
 def test_all_runs_the_registered_names_in_order_and_skips_the_others():

@@ -245,6 +245,9 @@ def test_bench_writes_report_json_and_charts(tmp_path):
     assert 0.0 < by_kernel["knn"]["quality"]["precision@10"] <= 1.0
     assert by_kernel["topn"]["quality"]["precision"] == 1.0  # lists checked against exact scores
     assert by_kernel["topn"]["quality"]["seen returned"] == 0
+    for kernel, rate in (("mf", "M updates/s"), ("topn", "GFLOP/s")):  # work of a run / its time
+        work, seconds = by_kernel[kernel]["work"][rate], by_kernel[kernel]["times"][0]
+        assert work > 0 and by_kernel[kernel]["rates"][rate] == pytest.approx(work / seconds, rel=1e-3)
 
 
 def test_bench_knn_alone(tmp_path):

@@ -109,6 +109,17 @@ def ratios(records: Sequence[dict[str, Any]]) -> dict[tuple[str, int, str], floa
     return out
 
 
+def rates(record: dict[str, Any]) -> dict[str, float]:
+    """The record's rates (``"M updates/s"``, ``"GFLOP/s"``): its work per run / its median time.
+
+    A rate taken from one round would disagree with the median time beside it.
+    """
+    median = _median(record["times"])
+    if not median:
+        return {}
+    return {name: float(f"{work / median:.4g}") for name, work in record.get("work", {}).items()}
+
+
 def _quality_cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
@@ -121,7 +132,7 @@ def section_tables(section: Section) -> str:
     ratio = ratios(section.records)
     quality_keys: list[str] = []
     for r in section.records:
-        quality_keys += [k for k in r["quality"] if k not in quality_keys]
+        quality_keys += [k for k in [*r["quality"], *r.get("work", {})] if k not in quality_keys]
     parts = []
     for size in section.sizes:
         rows = []
@@ -135,7 +146,7 @@ def section_tables(section: Section) -> str:
                 "-" if best is None else f"{best:.4g}",
                 "-" if cpu is None else f"{cpu:.4g}",
                 f"{ratio[key]:.2f}x" if key in ratio else "-",
-                *[_quality_cell(r["quality"].get(k, "-")) for k in quality_keys],
+                *[_quality_cell({**r["quality"], **rates(r)}.get(k, "-")) for k in quality_keys],
                 ", ".join(f"{t:.3g}" for t in r["times"]) + (
                     f" ({len(r['errors'])} failed: {r['errors'][-1]})" if r["errors"] else ""),
             ])
@@ -277,7 +288,7 @@ def write(out: Path, sections: Sequence[Section], machine: dict[str, Any],
     report_path.write_text(markdown(sections, machine, settings, charts))
     json_path = folder / f"{stem}results.json"
     payload = {"machine": machine, "settings": settings,
-               "results": [r for s in sections for r in s.records],
+               "results": [dict(r, rates=rates(r)) for s in sections for r in s.records],
                "ratios": [{"kernel": s.name, "size": k[0], "threads": k[1], "contender": k[2],
                            "time_ratio": v} for s in sections for k, v in ratios(s.records).items()]}
     json_path.write_text(json.dumps(payload, indent=1))

@@ -16,7 +16,9 @@ A benchmark module (``fastrec.bench.cosine`` and its siblings) implements
 ``measure(contender, data, threads) -> dict``
     Runs in a fresh worker process: load ``data``, warm up, time one run and
     return ``{"seconds": ..., "cpu_seconds": ..., "quality": {...}}`` (optional
-    ``"threads"`` when the contender ignores the thread count).
+    ``"threads"`` when the contender ignores the thread count, and optional
+    ``"work": {"M updates/s": 16.0}``: the work of one run in the numerator's
+    unit, which the report divides by the median time to give the rate).
 ``add_arguments(parser)`` (optional)
     Options of this benchmark only; they reach ``contenders``/``prepare`` in ``options``.
 
@@ -199,6 +201,7 @@ def run(
                         record["times"].append(out["seconds"])
                         record["cpu_times"].append(out.get("cpu_seconds"))
                         record["quality"] = out.get("quality", {})
+                        record["work"] = out.get("work", {})
                         record["threads"] = out.get("threads", n_threads)
                         print(f"  {name} {size} {n_threads} thr round {round_ + 1}: "
                               f"{contender.name} {out['seconds']:.4g} s", file=log, flush=True)
@@ -209,7 +212,7 @@ def run(
 def _record(kernel: str, size: str, data: dict, contender: Contender, threads: int) -> dict:
     return {"kernel": kernel, "size": size, "shape": data.get("shape", ""),
             "contender": contender.name, "peer": contender.peer, "threads": threads,
-            "times": [], "cpu_times": [], "quality": {}, "errors": []}
+            "times": [], "cpu_times": [], "quality": {}, "work": {}, "errors": []}
 
 
 # --- command line ---------------------------------------------------------------------
