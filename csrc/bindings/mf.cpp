@@ -53,8 +53,7 @@ void sgd_mf_epoch(carray<int32_t>& users, carray<int32_t>& items, carray<T>& rat
     if (block_ptr.ndim() != 1 || block_ptr.shape(0) < 2)
         throw py::value_error("block_ptr: expected a 1-D array of at least 2 offsets");
     const int64_t n_blocks = block_ptr.shape(0) - 1;
-    int64_t side = 1;
-    while (side * side < n_blocks) ++side;
+    const int64_t side = fastrec::block_grid_side(n_blocks);
     if (side * side != n_blocks)
         throw py::value_error("block_ptr: expected side * side + 1 offsets (a square grid of blocks)");
     const int64_t* bp = block_ptr.data();

@@ -122,14 +122,10 @@ def ml100k_path(given: Any = None) -> Path | None:
     itself) is the only place looked at when it is not None; otherwise
     $FASTREC_DATA, ../shared/data and shared/data are searched.
     """
-    from fastrec.bench.mf_accuracy import find_ml100k
+    from fastrec.bench.mf_accuracy import find_ml100k, u_data_in
 
     if given is not None:
-        root = Path(given)
-        for candidate in (root / "ml-100k" / "u.data", root / "u.data", root):
-            if candidate.is_file() and candidate.name == "u.data":
-                return candidate
-        return None
+        return u_data_in(given)
     found = find_ml100k(None)
     if found is None and (DEFAULT_ML100K / "u.data").is_file():
         found = DEFAULT_ML100K / "u.data"

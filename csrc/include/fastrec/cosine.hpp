@@ -572,13 +572,8 @@ void cosine_topk(const CosineTopkArgs<T, I>& args) {
     bool failed = false;
 #pragma omp parallel num_threads(args.n_threads)
     {
-        std::unique_ptr<Scratch<T, I>> scratch;
-        try {
-            scratch.reset(new Scratch<T, I>(m, d, std::max<int64_t>(capacity, 1)));
-        } catch (const std::bad_alloc&) {
-#pragma omp atomic write
-            failed = true;
-        }
+        std::unique_ptr<Scratch<T, I>> scratch =
+            thread_scratch<Scratch<T, I>>(failed, m, d, std::max<int64_t>(capacity, 1));
 #pragma omp for schedule(dynamic, 1)
         for (int64_t g = 0; g < n_groups; ++g) {
             if (!scratch) continue;

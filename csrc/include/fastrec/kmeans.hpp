@@ -340,13 +340,7 @@ void kmeans_assign_dense(const KMeansDenseArgs<T>& a) {
 
 #pragma omp parallel num_threads(a.n_threads)
     {
-        std::unique_ptr<DenseScratch<T>> scratch;
-        try {
-            scratch.reset(new DenseScratch<T>(tile_rows, d));
-        } catch (const std::bad_alloc&) {
-#pragma omp atomic write
-            failed = true;
-        }
+        std::unique_ptr<DenseScratch<T>> scratch = thread_scratch<DenseScratch<T>>(failed, tile_rows, d);
 #pragma omp for schedule(dynamic, 1)
         for (int64_t c = 0; c < n_chunks; ++c) {
             if (!scratch) continue;
@@ -409,13 +403,9 @@ void kmeans_assign_csr(const KMeansCsrArgs<T, I>& a) {
 
 #pragma omp parallel num_threads(a.n_threads)
     {
-        std::unique_ptr<AlignedBuffer<T>> dots;  // kv vectors, stored as scalars
-        try {
-            dots.reset(new AlignedBuffer<T>(static_cast<std::size_t>(kv * L)));
-        } catch (const std::bad_alloc&) {
-#pragma omp atomic write
-            failed = true;
-        }
+        // kv vectors, stored as scalars
+        std::unique_ptr<AlignedBuffer<T>> dots =
+            thread_scratch<AlignedBuffer<T>>(failed, static_cast<std::size_t>(kv * L));
 #pragma omp for schedule(dynamic, 1)
         for (int64_t c = 0; c < n_chunks; ++c) {
             if (!dots) continue;

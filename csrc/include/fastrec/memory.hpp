@@ -4,7 +4,9 @@
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <new>
+#include <utility>
 
 namespace fastrec {
 
@@ -44,5 +46,20 @@ class AlignedBuffer {
     T* data_ = nullptr;
     std::size_t size_ = 0;
 };
+
+// Per-thread scratch, made inside an OpenMP parallel region, which no exception
+// may leave: on bad_alloc it returns null and sets `failed` (atomically), and
+// the caller rethrows once the region has ended.  Threads without scratch skip
+// their share of the work.
+template <class S, class... Args>
+std::unique_ptr<S> thread_scratch(bool& failed, Args&&... args) {
+    try {
+        return std::make_unique<S>(std::forward<Args>(args)...);
+    } catch (const std::bad_alloc&) {
+#pragma omp atomic write
+        failed = true;
+        return nullptr;
+    }
+}
 
 }  // namespace fastrec

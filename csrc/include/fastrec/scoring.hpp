@@ -519,13 +519,7 @@ void topn(const TopnArgs<T, I>& a) {
     bool failed = false;
 #pragma omp parallel num_threads(a.n_threads)
     {
-        std::unique_ptr<Scratch<T, I>> scratch;
-        try {
-            scratch.reset(new Scratch<T, I>(rows, capacity, a.f));
-        } catch (const std::bad_alloc&) {
-#pragma omp atomic write
-            failed = true;
-        }
+        std::unique_ptr<Scratch<T, I>> scratch = thread_scratch<Scratch<T, I>>(failed, rows, capacity, a.f);
 #pragma omp for schedule(dynamic, 1)
         for (int64_t tile = 0; tile < n_tiles; ++tile) {
             if (!scratch) continue;

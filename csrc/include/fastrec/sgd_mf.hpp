@@ -129,6 +129,14 @@ void group_by_block(const GroupByBlockArgs<T>& a) {
     }
 }
 
+// Side of the square grid of n_blocks blocks; side * side != n_blocks when
+// n_blocks is not a square.
+inline int64_t block_grid_side(int64_t n_blocks) {
+    int64_t side = 1;
+    while (side * side < n_blocks) ++side;
+    return side;
+}
+
 // The shuffle generator, shared by every backend (see the header comment).
 namespace sgd_rng {
 constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ULL;
@@ -549,9 +557,7 @@ void sgd_mf_epoch(const SgdMfArgs<T>& a) {
         }
         return;
     }
-    int64_t side = 1;
-    while (side * side < a.n_blocks) ++side;
-    run_graph(a, side);
+    run_graph(a, block_grid_side(a.n_blocks));
 }
 
 template <class T>
