@@ -62,12 +62,13 @@ def kernel_problem(dtype, n_factors=5, seed=0, side=1, by_user=False):
         "users": users[order].astype(np.int32), "items": items[order].astype(np.int32),
         "ratings": values[order].astype(dtype), "block_ptr": block_ptr, "schedule": schedule,
         "P": P, "Q": Q, "bu": np.zeros(n_users, dtype), "bi": np.zeros(n_items, dtype),
+        "n_factors": n_factors,
     }
 
 
 def run_kernel(backend, problem, *, epochs=3, shuffle_seed=-1, n_threads=1, biased=True,
                non_negative=False, lr=0.02, reg=0.05):
-    state = {key: value.copy() for key, value in problem.items()}
+    state = {key: np.copy(value) for key, value in problem.items()}
     for name in ("P", "Q"):  # copies must stay 64-byte aligned
         aligned = aligned_zeros(*state[name].shape, state[name].dtype)
         aligned[...] = state[name]
@@ -79,8 +80,8 @@ def run_kernel(backend, problem, *, epochs=3, shuffle_seed=-1, n_threads=1, bias
             seed = -1 if shuffle_seed < 0 else shuffle_seed + epoch
             kernel(backend)(state["users"], state["items"], state["ratings"], state["block_ptr"],
                             state["schedule"], state["P"], state["Q"], state["bu"], state["bi"],
-                            3.0 if biased else 0.0, lr, reg, lr / 2, reg, biased, non_negative,
-                            False, seed, sse, n_threads)
+                            problem["n_factors"], 3.0 if biased else 0.0, lr, reg, lr / 2, reg,
+                            biased, non_negative, False, seed, sse, n_threads)
             total.append(sse.sum())
     state["sse"] = np.array(total)
     return state
@@ -123,8 +124,12 @@ def test_find_runs_and_shuffle_runs_keep_runs_together():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("variant", [{}, {"biased": False}, {"non_negative": True}])
 @pytest.mark.parametrize("by_user", [False, True])
-def test_kernel_matches_reference_on_python_visit_order(backend, dtype, variant, by_user):
-    problem = kernel_problem(dtype, by_user=by_user)
+# 5 and 14 leave room for the biases in the padding of a float32 row (C++ carries
+# them there); 15 leaves one spare lane, and the kernel keeps them as scalars.
+@pytest.mark.parametrize("n_factors", [5, 14, 15])
+def test_kernel_matches_reference_on_python_visit_order(backend, dtype, variant, by_user,
+                                                         n_factors):
+    problem = kernel_problem(dtype, n_factors=n_factors, by_user=by_user)
     expected = run_kernel("numpy", problem, **variant)
     got = run_kernel(backend, problem, **variant)
     rtol = 2e-4 if dtype == np.float32 else 1e-10
@@ -133,7 +138,8 @@ def test_kernel_matches_reference_on_python_visit_order(backend, dtype, variant,
     np.testing.assert_array_equal(got["users"], problem["users"])  # no shuffle asked
     if variant.get("non_negative"):
         assert got["P"].min() >= 0 and got["Q"].min() >= 0
-    assert not got["P"][:, 5:].any(), "padding lanes must stay zero"
+    assert not got["P"][:, n_factors:].any(), "padding lanes must stay zero"
+    assert not got["Q"][:, n_factors:].any(), "padding lanes must stay zero"
 
 
 @pytest.mark.parametrize("backend", COMPILED)
@@ -149,6 +155,15 @@ def test_kernel_shuffle_is_the_same_in_every_backend(backend):
     before = sorted(zip(problem["users"], problem["items"], problem["ratings"]))
     assert sorted(zip(got["users"], got["items"], got["ratings"])) == before
     np.testing.assert_allclose(got["P"], expected["P"], rtol=2e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("backend", [b for b in COMPILED if b == "cpp"])
+@pytest.mark.parametrize("n_factors", [0, 17])
+def test_cpp_kernel_rejects_n_factors_outside_the_row(backend, n_factors):
+    problem = kernel_problem(np.float32)  # rows of 16 lanes
+    problem["n_factors"] = n_factors
+    with pytest.raises(ValueError, match="n_factors: expected 1 <= n_factors"):
+        run_kernel(backend, problem, epochs=1)
 
 
 @pytest.mark.parametrize("backend", COMPILED)

@@ -42,14 +42,17 @@ void require_indices(const I* idx, int64_t n, int64_t bound, const char* name) {
 template <class T>
 void sgd_mf_epoch(carray<int32_t>& users, carray<int32_t>& items, carray<T>& ratings,
                   const carray<int64_t>& block_ptr, const carray<int64_t>& schedule, carray<T>& P,
-                  carray<T>& Q, carray<T>& bu, carray<T>& bi, double mu, double lr, double reg,
-                  double lr_bias, double reg_bias, bool biased, bool non_negative, bool hogwild,
+                  carray<T>& Q, carray<T>& bu, carray<T>& bi, int64_t n_factors, double mu, double lr,
+                  double reg, double lr_bias, double reg_bias, bool biased, bool non_negative, bool hogwild,
                   int64_t shuffle_seed, carray<double>& out_block_sse, int n_threads) {
     const int64_t nnz = users.ndim() == 1 ? users.shape(0) : -1;
     require_length(users, nnz, "users");
     require_length(items, nnz, "items");
     require_length(ratings, nnz, "ratings");
     require_model(P, Q, bu, bi);
+    if (n_factors < 1 || n_factors > P.shape(1))
+        throw py::value_error("n_factors: expected 1 <= n_factors <= the row length of P, got " +
+                              std::to_string(n_factors));
     if (block_ptr.ndim() != 1 || block_ptr.shape(0) < 2)
         throw py::value_error("block_ptr: expected a 1-D array of at least 2 offsets");
     const int64_t n_blocks = block_ptr.shape(0) - 1;
@@ -81,7 +84,10 @@ void sgd_mf_epoch(carray<int32_t>& users, carray<int32_t>& items, carray<T>& rat
     a.Q = Q.mutable_data();
     a.bu = bu.mutable_data();
     a.bi = bi.mutable_data();
+    a.n_users = P.shape(0);
+    a.n_items = Q.shape(0);
     a.stride = P.shape(1);
+    a.n_factors = n_factors;
     a.mu = mu;
     a.lr = lr;
     a.reg = reg;
@@ -192,7 +198,8 @@ void def_mf(py::module_& m) {
     m.def("sgd_mf_epoch", &sgd_mf_epoch<T>, py::arg("users").noconvert(), py::arg("items").noconvert(),
           py::arg("ratings").noconvert(), py::arg("block_ptr"), py::arg("schedule"),
           py::arg("P").noconvert(), py::arg("Q").noconvert(), py::arg("bu").noconvert(),
-          py::arg("bi").noconvert(), py::arg("mu"), py::arg("lr"), py::arg("reg"), py::arg("lr_bias"),
+          py::arg("bi").noconvert(), py::arg("n_factors"), py::arg("mu"), py::arg("lr"), py::arg("reg"),
+          py::arg("lr_bias"),
           py::arg("reg_bias"), py::arg("biased"), py::arg("non_negative"), py::arg("hogwild"),
           py::arg("shuffle_seed"), py::arg("out_block_sse").noconvert(), py::arg("n_threads"));
     m.def("group_by_block", &group_by_block<T>, py::arg("users").noconvert(), py::arg("items").noconvert(),

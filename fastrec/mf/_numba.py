@@ -109,9 +109,9 @@ def _visit_order(starts, run_order, n_ratings):
 
 
 @nb.njit(**NUMBA_KERNEL_OPTIONS)
-def _run_block(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, lr_bias, reg_bias,
-               biased, non_negative):
-    stride = P.shape[1]
+def _run_block(users, items, ratings, order, P, Q, bu, bi, n_factors, mu, lr, reg, lr_bias,
+               reg_bias, biased, non_negative):
+    # The padding lanes after n_factors hold zeros and add nothing: skip them.
     # Scalars in the factor dtype, rounded as the C++ kernel rounds them.
     zero = _cast(0.0, P)
     shrink = _cast(1.0, P) - _cast(lr * reg, P)
@@ -126,7 +126,7 @@ def _run_block(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, lr_bias,
         p = P[u]
         q = Q[i]
         dot = zero
-        for f in range(stride):
+        for f in range(n_factors):
             dot += p[f] * q[f]
         base = zero
         if biased:
@@ -138,13 +138,13 @@ def _run_block(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, lr_bias,
             bi[i] += lr_b * (err - reg_b * bi[i])
         step = lr_t * err
         if non_negative:
-            for f in range(stride):
+            for f in range(n_factors):
                 pf = p[f]
                 qf = q[f]
                 p[f] = max(pf * shrink + step * qf, zero)
                 q[f] = max(qf * shrink + step * pf, zero)
         else:
-            for f in range(stride):
+            for f in range(n_factors):
                 pf = p[f]
                 qf = q[f]
                 p[f] = pf * shrink + step * qf
@@ -153,8 +153,8 @@ def _run_block(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, lr_bias,
 
 
 @nb.njit(**NUMBA_KERNEL_OPTIONS)
-def _train_block(block, users, items, ratings, block_ptr, P, Q, bu, bi, mu, lr, reg, lr_bias,
-                 reg_bias, biased, non_negative, shuffle_seed, out_block_sse):
+def _train_block(block, users, items, ratings, block_ptr, P, Q, bu, bi, n_factors, mu, lr, reg,
+                 lr_bias, reg_bias, biased, non_negative, shuffle_seed, out_block_sse):
     """Shuffle its runs (when asked) and train one block of the schedule; -1 is an empty slot."""
     if block < 0:
         return
@@ -163,8 +163,8 @@ def _train_block(block, users, items, ratings, block_ptr, P, Q, bu, bi, mu, lr, 
     starts = _find_runs(users, begin, end)
     run_order = _shuffle_runs(items, ratings, starts, shuffle_seed, block)
     order = _visit_order(starts, run_order, end - begin)
-    out_block_sse[block] = _run_block(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg,
-                                      lr_bias, reg_bias, biased, non_negative)
+    out_block_sse[block] = _run_block(users, items, ratings, order, P, Q, bu, bi, n_factors, mu,
+                                      lr, reg, lr_bias, reg_bias, biased, non_negative)
 
 
 @nb.njit(parallel=True, **NUMBA_KERNEL_OPTIONS)
@@ -174,6 +174,7 @@ def sgd_mf_epoch(
     schedule,  # IN  (n_strata, width) int64 block ids, -1 = empty slot
     P, Q,  # INOUT (n_users, stride), (n_items, stride) factors, zero padding
     bu, bi,  # INOUT (n_users), (n_items) biases
+    n_factors,  # IN  factors per row; the lanes after them are padding
     mu, lr, reg, lr_bias, reg_bias,  # IN  floats
     biased, non_negative, hogwild,  # IN  bools
     shuffle_seed,  # IN  >= 0: shuffle the runs of every block first; < 0: as stored
@@ -185,13 +186,15 @@ def sgd_mf_epoch(
     if hogwild:  # every block at once, lock-free
         flat = schedule.reshape(-1)
         for slot in nb.prange(flat.shape[0]):
-            _train_block(flat[slot], users, items, ratings, block_ptr, P, Q, bu, bi, mu, lr, reg,
-                         lr_bias, reg_bias, biased, non_negative, shuffle_seed, out_block_sse)
+            _train_block(flat[slot], users, items, ratings, block_ptr, P, Q, bu, bi, n_factors, mu,
+                         lr, reg, lr_bias, reg_bias, biased, non_negative, shuffle_seed,
+                         out_block_sse)
         return
     for s in range(n_strata):  # strata in turn; a stratum's blocks share no user or item
         for w in nb.prange(width):
-            _train_block(schedule[s, w], users, items, ratings, block_ptr, P, Q, bu, bi, mu, lr,
-                         reg, lr_bias, reg_bias, biased, non_negative, shuffle_seed, out_block_sse)
+            _train_block(schedule[s, w], users, items, ratings, block_ptr, P, Q, bu, bi, n_factors,
+                         mu, lr, reg, lr_bias, reg_bias, biased, non_negative, shuffle_seed,
+                         out_block_sse)
 
 
 @nb.njit(**NUMBA_KERNEL_OPTIONS)

@@ -95,7 +95,7 @@ def visit_order(starts: list[int], run_order: list[int]) -> list[int]:
                 take_run(lane)
 
 
-def _run_block(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, lr_bias,
+def _run_block(users, items, ratings, order, P, Q, bu, bi, n_factors, mu, lr, reg, lr_bias,
                reg_bias, biased, non_negative):
     dtype = P.dtype.type
     shrink = dtype(1) - dtype(lr * reg)  # as the kernels: 1 - (lr * reg) rounded once
@@ -103,7 +103,7 @@ def _run_block(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, lr_bias,
     sse = 0.0
     for t in order:
         u, i = users[t], items[t]
-        p, q = P[u].copy(), Q[i].copy()
+        p, q = P[u, :n_factors].copy(), Q[i, :n_factors].copy()
         base = (mu + bu[u]) + bi[i] if biased else dtype(0)
         err = ratings[t] - (base + np.dot(p, q))
         sse += float(err) * float(err)
@@ -115,7 +115,7 @@ def _run_block(users, items, ratings, order, P, Q, bu, bi, mu, lr, reg, lr_bias,
         if non_negative:
             np.maximum(new_p, 0, out=new_p)
             np.maximum(new_q, 0, out=new_q)
-        P[u], Q[i] = new_p, new_q
+        P[u, :n_factors], Q[i, :n_factors] = new_p, new_q
     return sse
 
 
@@ -125,6 +125,7 @@ def sgd_mf_epoch(
     schedule,  # IN  (n_strata, width) int64 block ids, -1 = empty slot
     P, Q,  # INOUT (n_users, stride), (n_items, stride) factors, zero padding
     bu, bi,  # INOUT (n_users), (n_items) biases
+    n_factors,  # IN  factors per row; the lanes after them are padding
     mu, lr, reg, lr_bias, reg_bias,  # IN  floats
     biased, non_negative, hogwild,  # IN  bools (hogwild only changes threading)
     shuffle_seed,  # IN  >= 0: shuffle the runs of every block first; < 0: as stored
@@ -140,8 +141,8 @@ def sgd_mf_epoch(
         starts = find_runs(users, int(block_ptr[block]), int(block_ptr[block + 1]))
         run_order = shuffle_runs(items, ratings, starts, int(shuffle_seed), block)
         order = visit_order(starts, run_order)
-        out_block_sse[block] = _run_block(users, items, ratings, order, P, Q, bu, bi, mu,
-                                          lr, reg, lr_bias, reg_bias, biased, non_negative)
+        out_block_sse[block] = _run_block(users, items, ratings, order, P, Q, bu, bi, n_factors,
+                                          mu, lr, reg, lr_bias, reg_bias, biased, non_negative)
 
 
 def group_by_block(

@@ -630,10 +630,10 @@ class MatrixFactorization:
                     schedule = make_schedule(side, epoch_rng)
                     shuffle_seed = int(epoch_rng.integers(0, np.iinfo(np.int64).max))
                     sgd_epoch(work_users, work_items, work_values, block_ptr, schedule,
-                              state["P"], state["Q"], state["bu"], state["bi"], mu,
-                              params["lr"], params["reg"], params["lr_bias"], params["reg_bias"],
-                              params["biased"], params["non_negative"], params["hogwild"],
-                              shuffle_seed, block_sse, n_threads)
+                              state["P"], state["Q"], state["bu"], state["bi"], params["n_factors"],
+                              mu, params["lr"], params["reg"], params["lr_bias"],
+                              params["reg_bias"], params["biased"], params["non_negative"],
+                              params["hogwild"], shuffle_seed, block_sse, n_threads)
                     train_rmse = float(np.sqrt(block_sse.sum() / nnz))
                     epochs_run += 1
                     last = epoch == first_epoch + n_epochs - 1
