@@ -13,7 +13,6 @@ from fastrec.mf.model import (
     aligned_zeros,
     arrange_blocks,
     grid_groups,
-    make_grid,
     make_schedule,
     padded_width,
 )
@@ -26,6 +25,32 @@ def kernel(backend):
     if backend == "cpp":
         return _runtime._cpp.sgd_mf_epoch
     return {"numba": _numba.sgd_mf_epoch, "numpy": _reference.sgd_mf_epoch}[backend]
+
+
+def make_grid(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, n_threads: int,
+              rng: np.random.Generator, row_bytes: int = 0):
+    """The grid of :func:`grid_groups` as a permutation of the ratings.
+
+    The layout the ``group_by_block`` kernels must give (training arranges the
+    ratings with them), written independently of any backend.
+
+    Returns
+    -------
+    side : int
+    order : ndarray of int64, shape (nnz,)
+        Permutation that groups the ratings by block, and within a block by
+        user (stable within a user's ratings).
+    block_ptr : ndarray of int64, shape (side * side + 1,)
+    user_order, item_order : ndarray of int64, or None for a 1 x 1 grid
+    """
+    grid = grid_groups(users, items, n_users, n_items, n_threads, rng, row_bytes)
+    side = grid.side
+    by_user = np.arange(users.size) if grid.by_user is None else grid.by_user
+    key = (grid.user_group * side)[users[by_user]] + grid.item_group[items[by_user]]
+    order = by_user[np.argsort(key, kind="stable")]
+    block_ptr = np.zeros(side * side + 1, dtype=np.int64)
+    np.cumsum(np.bincount(key, minlength=side * side), out=block_ptr[1:])
+    return side, order, block_ptr, grid.user_order, grid.item_order
 
 
 def low_rank(n_users=120, n_items=90, n_ratings=3000, rank=4, noise=0.1, seed=0):

@@ -4,10 +4,10 @@ The strata of the schedule run one after another; the blocks of a stratum share
 no user and no item, so ``prange`` runs them in parallel without locks and the
 model does not depend on which thread ran which block.  (The C++ kernel lets a
 block start as soon as the earlier blocks of its row and column groups are
-done, without barriers between strata; the model is the same for a schedule.)  Within a block the
-runs of each user's ratings are shuffled and walked in lanes with the same
-splitmix64 stream as the C++ kernel, so all backends visit ratings in the same
-order.
+done, without barriers between strata; the model is the same for a schedule.)
+Within a block the runs of each user's ratings are shuffled and walked in lanes
+with the same splitmix64 stream as the C++ kernel, so all backends visit
+ratings in the same order.
 """
 
 from __future__ import annotations

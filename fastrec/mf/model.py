@@ -113,32 +113,6 @@ def grid_groups(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int
     return BlockGrid(side, by_user, user_group, item_group, user_order, item_order)
 
 
-def make_grid(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, n_threads: int,
-              rng: np.random.Generator, row_bytes: int = 0):
-    """The grid of :func:`grid_groups` as a permutation of the ratings (numpy only).
-
-    Training arranges the ratings with the backend's ``group_by_block`` kernel,
-    which gives the layout this function defines.
-
-    Returns
-    -------
-    side : int
-    order : ndarray of int64, shape (nnz,)
-        Permutation that groups the ratings by block, and within a block by
-        user (stable within a user's ratings).
-    block_ptr : ndarray of int64, shape (side * side + 1,)
-    user_order, item_order : ndarray of int64, or None for a 1 x 1 grid
-    """
-    grid = grid_groups(users, items, n_users, n_items, n_threads, rng, row_bytes)
-    side = grid.side
-    by_user = np.arange(users.size) if grid.by_user is None else grid.by_user
-    key = (grid.user_group * side)[users[by_user]] + grid.item_group[items[by_user]]
-    order = by_user[np.argsort(key, kind="stable")]
-    block_ptr = np.zeros(side * side + 1, dtype=np.int64)
-    np.cumsum(np.bincount(key, minlength=side * side), out=block_ptr[1:])
-    return side, order, block_ptr, grid.user_order, grid.item_order
-
-
 def arrange_blocks(grid: BlockGrid, users: np.ndarray, items: np.ndarray, values: np.ndarray,
                    group_by_block: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Working copies of the ratings grouped by block, rows renumbered in group order.
