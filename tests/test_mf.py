@@ -167,9 +167,36 @@ def test_kernel_matches_reference_on_python_visit_order(backend, dtype, variant,
     assert not got["Q"][:, n_factors:].any(), "padding lanes must stay zero"
 
 
+def test_run_order_is_drawn_in_windows_of_neighbouring_runs():
+    width = _reference.RUN_WINDOW
+    window_sequences = set()
+    for seed in range(6):
+        state = _reference.block_state(seed, 2)
+        for n_runs in (1, width - 1, width, 3 * width + 5):
+            order = _reference.draw_run_order(state, n_runs)
+            assert sorted(order) == list(range(n_runs))
+            # the order is a sequence of whole windows of neighbouring runs
+            at, windows = 0, []
+            while at < n_runs:
+                first = order[at] // width * width
+                size = min(width, n_runs - first)
+                assert sorted(order[at:at + size]) == list(range(first, first + size))
+                windows.append(first // width)
+                at += size
+            if n_runs > width:
+                window_sequences.add(tuple(windows))
+                assert order[:width] != sorted(order[:width])  # runs shuffled in a window
+            # Numba draws the same order from the same state
+            np.testing.assert_array_equal(_numba._draw_run_order(np.uint64(state), n_runs), order)
+    assert len(window_sequences) > 3  # the windows come in a different order per seed
+
+
 @pytest.mark.parametrize("backend", COMPILED)
-def test_kernel_shuffle_is_the_same_in_every_backend(backend):
-    problem = kernel_problem(np.float32, side=4)
+# side 4: a few dozen runs per block; side 1: one block of hundreds of short runs,
+# so the run order spans many windows
+@pytest.mark.parametrize("side", [1, 4])
+def test_kernel_shuffle_is_the_same_in_every_backend(backend, side):
+    problem = kernel_problem(np.float32, side=side)
     expected = run_kernel("numpy", problem, epochs=2, shuffle_seed=11)
     got = run_kernel(backend, problem, epochs=2, shuffle_seed=11)
     for key in ("users", "items", "ratings"):

@@ -36,6 +36,7 @@ def _cast(value, like):
 
 
 VISIT_LANES = 4  # lanes of the visit order, as kVisitLanes in sgd_mf.hpp
+RUN_WINDOW = 16  # runs per window of the run order, as kRunWindow in sgd_mf.hpp
 
 
 @nb.njit(**NUMBA_KERNEL_OPTIONS)
@@ -72,9 +73,31 @@ def _shuffle_runs(items, ratings, starts, seed, block):
             b = starts[r] + j
             items[a], items[b] = items[b], items[a]
             ratings[a], ratings[b] = ratings[b], ratings[a]
-    for i in range(n_runs - 1, 0, -1):
+    return _draw_run_order(state, n_runs)
+
+
+@nb.njit(**NUMBA_KERNEL_OPTIONS)
+def _shuffle_indices(state, order):
+    """Fisher-Yates shuffle of ``order`` in place; returns the new state."""
+    for i in range(order.shape[0] - 1, 0, -1):
         state, j = _draw_index(state, i)
-        run_order[i], run_order[j] = run_order[j], run_order[i]
+        order[i], order[j] = order[j], order[i]
+    return state
+
+
+@nb.njit(**NUMBA_KERNEL_OPTIONS)
+def _draw_run_order(state, n_runs):
+    """The run visit order, drawn in windows of RUN_WINDOW (see _reference)."""
+    windows = np.arange((n_runs + RUN_WINDOW - 1) // RUN_WINDOW)
+    state = _shuffle_indices(state, windows)
+    run_order = np.empty(n_runs, dtype=np.int64)
+    at = 0
+    for w in windows:
+        n = min(RUN_WINDOW, n_runs - w * RUN_WINDOW)
+        for r in range(n):
+            run_order[at + r] = w * RUN_WINDOW + r
+        state = _shuffle_indices(state, run_order[at:at + n])
+        at += n
     return run_order
 
 

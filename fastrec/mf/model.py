@@ -203,7 +203,9 @@ class MatrixFactorization:
     on different threads at once (LIBMF's conflict-free scheduling).  Within a
     block, each user's ratings are visited as one run (as LIBMF and Surprise
     do, so the user's factors stay in cache); every epoch draws a fresh order of
-    the runs and of the ratings within each run, and four runs are walked side
+    the ratings within each run and of the runs, the latter in windows of 16
+    neighbouring runs (windows in random order, runs in random order within a
+    window) so that memory accesses stay local, and four runs are walked side
     by side, one rating from each in turn, so that their updates overlap.
 
     Parameters
