@@ -10,6 +10,7 @@ import fastrec
 from fastrec import MatrixFactorization, _runtime
 from fastrec.mf import DivergenceError, _numba, _reference
 from fastrec.mf.model import (
+    INIT_CHUNK_ROWS,
     aligned_zeros,
     arrange_blocks,
     grid_groups,
@@ -714,3 +715,25 @@ def test_predict_and_recommend_argument_errors():
 def test_public_export():
     assert fastrec.MatrixFactorization is MatrixFactorization
     assert "MatrixFactorization" in fastrec.__all__
+
+
+@pytest.mark.parametrize("non_negative", [False, True])
+def test_initial_factors_do_not_depend_on_the_thread_count(non_negative):
+    n = 2 * INIT_CHUNK_ROWS + 37  # three chunks, the last one short
+    params = {"init_std": 0.2, "non_negative": non_negative}
+    one, two = (
+        MatrixFactorization._init_factors(n, 9, np.dtype(np.float32), {**params, "n_threads": t},
+                                          np.random.default_rng(5))
+        for t in (1, 2)
+    )
+    np.testing.assert_array_equal(one, two)
+    assert one.shape == (n, 16) and not one[:, 9:].any()  # zero padding
+    draws = one[:, :9]
+    if non_negative:
+        assert draws.min() >= 0
+        np.testing.assert_allclose(np.sqrt(np.mean(draws.astype(np.float64) ** 2)), 0.2, rtol=0.05)
+    else:
+        np.testing.assert_allclose(draws.std(), 0.2, rtol=0.05)
+        assert abs(draws.mean()) < 0.01
+    # every chunk is its own stream: no two chunks repeat each other
+    assert not np.array_equal(draws[:INIT_CHUNK_ROWS], draws[INIT_CHUNK_ROWS:2 * INIT_CHUNK_ROWS])
