@@ -547,7 +547,7 @@ class MatrixFactorization:
 
         def draw(start: int, seed: int) -> None:
             stop = min(n, start + INIT_CHUNK_ROWS)
-            # Drawn in the model's dtype: float32 draws take half the time of float64 ones.
+            # Drawn in the model's dtype: no conversion, and float32 draws are ~20% cheaper.
             draws = np.random.default_rng(seed).standard_normal(size=(stop - start, k),
                                                                 dtype=dtype)
             draws *= scale
