@@ -62,9 +62,8 @@ def _find_runs(users, begin, end):
 def _shuffle_runs(items, ratings, starts, seed, block):
     """Shuffle every run in place; return the run visit order (see _reference)."""
     n_runs = starts.shape[0] - 1
-    run_order = np.arange(n_runs)
     if seed < 0:
-        return run_order
+        return np.arange(n_runs)
     state = _mix(np.uint64(seed) + np.uint64(block + 1) * _GOLDEN)
     for r in range(n_runs):
         for i in range(starts[r + 1] - starts[r] - 1, 0, -1):

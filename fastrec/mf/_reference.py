@@ -48,9 +48,8 @@ def shuffle_runs(items, ratings, starts: list[int], seed: int, block: int) -> li
     A negative seed keeps the stored order and visits the runs as stored.
     """
     n_runs = len(starts) - 1
-    run_order = list(range(n_runs))
     if seed < 0:
-        return run_order
+        return list(range(n_runs))
     state = block_state(seed, block)
     for r in range(n_runs):
         for i in range(starts[r + 1] - starts[r] - 1, 0, -1):

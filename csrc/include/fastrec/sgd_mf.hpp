@@ -381,9 +381,10 @@ inline void shuffle_indices(uint64_t& state, int64_t* order, int64_t n) {
 
 // The order of n_runs runs: windows of kRunWindow neighbouring runs (the last
 // one shorter), the windows in random order, then within each window, as it
-// comes, its runs in random order.
+// comes, its runs in random order.  window_order is scratch.
 inline void draw_run_order(uint64_t& state, int64_t n_runs, std::vector<int64_t>& run_order,
                            std::vector<int64_t>& window_order) {
+    run_order.resize(static_cast<size_t>(n_runs));
     const int64_t n_windows = (n_runs + kRunWindow - 1) / kRunWindow;
     window_order.resize(static_cast<size_t>(n_windows));
     for (int64_t w = 0; w < n_windows; ++w) window_order[w] = w;
@@ -402,11 +403,13 @@ inline void draw_run_order(uint64_t& state, int64_t n_runs, std::vector<int64_t>
 // (draw_run_order), all from one splitmix64 stream keyed by (shuffle_seed, block).
 template <class T>
 void shuffle_runs(const SgdMfArgs<T>& a, int64_t block, const std::vector<int64_t>& starts,
-                  std::vector<int64_t>& run_order) {
+                  std::vector<int64_t>& run_order, std::vector<int64_t>& window_order) {
     const int64_t n_runs = static_cast<int64_t>(starts.size()) - 1;
-    run_order.resize(static_cast<size_t>(n_runs));
-    for (int64_t r = 0; r < n_runs; ++r) run_order[r] = r;
-    if (a.shuffle_seed < 0) return;
+    if (a.shuffle_seed < 0) {  // as stored
+        run_order.resize(static_cast<size_t>(n_runs));
+        for (int64_t r = 0; r < n_runs; ++r) run_order[r] = r;
+        return;
+    }
     uint64_t state = sgd_rng::block_state(a.shuffle_seed, block);
     for (int64_t r = 0; r < n_runs; ++r) {
         int32_t* items = a.items + starts[r];
@@ -417,7 +420,6 @@ void shuffle_runs(const SgdMfArgs<T>& a, int64_t block, const std::vector<int64_
             std::swap(ratings[i], ratings[j]);
         }
     }
-    thread_local std::vector<int64_t> window_order;
     draw_run_order(state, n_runs, run_order, window_order);
 }
 
@@ -606,9 +608,9 @@ double run_block_fixed(const SgdMfArgs<T>& a, const std::vector<int64_t>& starts
 // One block: its runs, their shuffle (when asked), then SGD in the visit order.
 template <class T>
 double run_block(const SgdMfArgs<T>& a, int64_t block) {
-    thread_local std::vector<int64_t> starts, run_order;
+    thread_local std::vector<int64_t> starts, run_order, window_order;
     find_runs(a, a.block_ptr[block], a.block_ptr[block + 1], starts);
-    shuffle_runs(a, block, starts, run_order);
+    shuffle_runs(a, block, starts, run_order, window_order);
     if (a.non_negative)
         return a.biased ? run_block_lanes<T, Bias::scalar, true, 0>(a, starts, run_order)
                         : run_block_lanes<T, Bias::none, true, 0>(a, starts, run_order);
