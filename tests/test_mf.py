@@ -11,11 +11,13 @@ from fastrec import MatrixFactorization, _runtime
 from fastrec.mf import DivergenceError, _numba, _reference
 from fastrec.mf.model import (
     INIT_CHUNK_ROWS,
+    INIT_CHUNKS_PER_THREAD,
     aligned_zeros,
     arrange_blocks,
     grid_groups,
-    make_schedule,
+    make_schedules,
     padded_width,
+    standard_normal,
 )
 
 BACKENDS = list(_runtime.available_backends())
@@ -83,7 +85,7 @@ def kernel_problem(dtype, n_factors=5, seed=0, side=1, by_user=False):
         schedule = np.zeros((1, 1), dtype=np.int64)
     else:
         side, order, block_ptr, _, _ = make_grid(users, items, n_users, n_items, side // 2, rng)
-        schedule = make_schedule(side, rng)
+        schedule = make_schedules(side, 1, rng)[0]
     return {
         "users": users[order].astype(np.int32), "items": items[order].astype(np.int32),
         "ratings": values[order].astype(dtype), "block_ptr": block_ptr, "schedule": schedule,
@@ -244,16 +246,19 @@ def test_grid_blocks_share_no_user_or_item_within_a_stratum():
     runs.sort()
     assert all(a[1] < b[0] for a, b in zip(runs, runs[1:]))
     np.testing.assert_array_equal(np.sort(order), np.arange(users.size))
-    schedule = make_schedule(side, np.random.default_rng(1))
-    np.testing.assert_array_equal(np.sort(schedule.ravel()), np.arange(side * side))
+    schedules = make_schedules(side, 6, np.random.default_rng(1))
+    assert schedules.shape == (6, side, side) and schedules.flags.c_contiguous
+    assert len({schedule.tobytes() for schedule in schedules}) > 1  # a fresh order per epoch
     u, i = users[order], items[order]
-    for stratum in schedule:
-        seen_u, seen_i = set(), set()
-        for b in stratum:
-            bu, bi = set(u[ptr[b]:ptr[b + 1]]), set(i[ptr[b]:ptr[b + 1]])
-            assert not (bu & seen_u) and not (bi & seen_i)
-            seen_u |= bu
-            seen_i |= bi
+    for schedule in schedules:  # every epoch runs every block once, strata disjoint
+        np.testing.assert_array_equal(np.sort(schedule.ravel()), np.arange(side * side))
+        for stratum in schedule:
+            seen_u, seen_i = set(), set()
+            for b in stratum:
+                bu, bi = set(u[ptr[b]:ptr[b + 1]]), set(i[ptr[b]:ptr[b + 1]])
+                assert not (bu & seen_u) and not (bi & seen_i)
+                seen_u |= bu
+                seen_i |= bi
     sizes = np.diff(ptr)
     assert sizes.max() < 3 * sizes.mean()  # balanced by rating counts
     for b in range(side * side):  # within a block, each user's ratings are one run
@@ -717,9 +722,30 @@ def test_public_export():
     assert "MatrixFactorization" in fastrec.__all__
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [1, 7, 200_001])
+def test_standard_normal_draws_follow_the_normal_law(dtype, size):
+    dtype = np.dtype(dtype)
+    draws = standard_normal(np.random.default_rng(3), size, dtype)
+    assert draws.shape == (size,) and draws.dtype == dtype and np.isfinite(draws).all()
+    np.testing.assert_array_equal(draws, standard_normal(np.random.default_rng(3), size, dtype))
+    if size < 1000:
+        return
+    x = draws.astype(np.float64)
+    assert abs(x.mean()) < 0.01 and abs(x.std() - 1) < 0.01
+    assert abs(np.mean(x ** 4) / x.var() ** 2 - 3) < 0.05  # kurtosis of the normal law
+    for k, inside in ((1, 0.682689), (2, 0.954500), (3, 0.997300)):  # share within k sigma
+        assert abs(np.mean(np.abs(x) < k) - inside) < 0.004
+    # both halves (cosine and sine) are normal and uncorrelated with each other
+    half = (size + 1) // 2
+    assert abs(np.corrcoef(x[:half - 1], x[half:half * 2 - 1])[0, 1]) < 0.01
+
+
 @pytest.mark.parametrize("non_negative", [False, True])
 def test_initial_factors_do_not_depend_on_the_thread_count(non_negative):
-    n = 2 * INIT_CHUNK_ROWS + 37  # three chunks, the last one short
+    # five chunks, the last one short: enough for two threads (INIT_CHUNKS_PER_THREAD)
+    n = 4 * INIT_CHUNK_ROWS + 37
+    assert n // INIT_CHUNK_ROWS + 1 >= 2 * INIT_CHUNKS_PER_THREAD
     params = {"init_std": 0.2, "non_negative": non_negative}
     one, two = (
         MatrixFactorization._init_factors(n, 9, np.dtype(np.float32), {**params, "n_threads": t},
