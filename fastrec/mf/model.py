@@ -208,8 +208,9 @@ def make_schedules(side: int, n_epochs: int, rng: np.random.Generator) -> np.nda
     Stratum ``s`` of an epoch holds the blocks (r, (r + shift_s) mod side) for
     every row group r, so its blocks share no row or column group; the shifts
     are a fresh permutation each epoch, so every block runs once per epoch, in
-    an order that changes from epoch to epoch.  All epochs are drawn at once:
-    a generator per epoch cost more (~0.3 ms) than a small-data epoch's kernel.
+    an order that changes from epoch to epoch.  All epochs are drawn at once: a
+    generator and schedule per epoch cost 0.2-0.4 ms here, a tenth of an epoch
+    on MovieLens 100K.
     """
     rows = np.arange(side, dtype=np.int64)
     shifts = rng.permuted(np.broadcast_to(rows, (n_epochs, side)), axis=1)
