@@ -660,10 +660,9 @@ class MatrixFactorization:
         # One thread setting for all epochs: entering it costs ~0.3 ms.
         try:
             with _runtime.kernel_threads(backend, n_threads):
-                for epoch in range(first_epoch, first_epoch + n_epochs):
+                for epoch, schedule, shuffle_seed in zip(
+                        range(first_epoch, first_epoch + n_epochs), schedules, shuffle_seeds):
                     start = time.perf_counter()
-                    schedule, shuffle_seed = (schedules[epoch - first_epoch],
-                                              shuffle_seeds[epoch - first_epoch])
                     sgd_epoch(work_users, work_items, work_values, block_ptr, schedule,
                               state["P"], state["Q"], state["bu"], state["bi"], params["n_factors"],
                               mu, params["lr"], params["reg"], params["lr_bias"],

@@ -452,7 +452,10 @@ double run_block_lanes(const SgdMfArgs<T>& a, const std::vector<int64_t>& starts
     constexpr int L = kVisitLanes;
     // A new run's user row and its first item rows are prefetched when a lane
     // takes it; after that the item rows of a block stay in L2 (the grid is sized
-    // for it), where per-step prefetches cost more than they save.
+    // for it), where per-step prefetches cost more than they save.  The user row
+    // was already fetched kRunsAhead runs earlier (prefetch_run), but fetching it
+    // again here is not wasted: dropping this second prefetch made M epochs 4%
+    // slower (paired, 1 and 2 threads).
     constexpr int64_t kAhead = 4;
     // The runs come in random order, so neither their user rows nor their
     // entries in users / items / ratings are where the hardware prefetcher
