@@ -562,28 +562,51 @@ double run_block_lanes(const SgdMfArgs<T>& a, const std::vector<int64_t>& starts
 #pragma GCC unroll 4
         for (int l = 0; l < L; ++l) update(p[l], q[l], u[l], i[l], err[l]);
     };
-    auto distinct = [&](const int64_t* t) {
+    auto items_differ = [&](const int64_t* t) {
+        int32_t item[L];
+        for (int l = 0; l < L; ++l) item[l] = items[t[l]];
+        bool differ = true;
         for (int l = 0; l < L; ++l)
-            for (int m = l + 1; m < L; ++m)
-                if (users[t[l]] == users[t[m]] || items[t[l]] == items[t[m]]) return false;
-        return true;
+            for (int m = l + 1; m < L; ++m) differ &= item[l] != item[m];
+        return differ;
     };
 
     Lane lane[L];
     for (int64_t r = 0; r < std::min(kRunsAhead, n_runs); ++r) prefetch_run(run_order[r]);
     for (int l = 0; l < L; ++l) take_run(lane[l]);
     for (;;) {
-        int64_t t[L];
-        int n_active = 0;
-        for (int l = 0; l < L; ++l) {
-            if (!lane[l].active()) continue;
-            t[n_active++] = lane[l].t++;
-        }
-        if (n_active == 0) break;
-        if (n_active == L && distinct(t)) {
-            visit_group(t);
+        bool all_active = true;
+        for (int l = 0; l < L; ++l) all_active &= lane[l].active();
+        if (all_active) {
+            // Every lane stays active until the shortest of their runs is used
+            // up, and a lane's user is the same through its run: those steps
+            // need no per-lane bookkeeping, and only their items are compared
+            // (about 5% of an epoch on the M benchmark data).
+            int64_t n_steps = lane[0].end - lane[0].t;
+            bool users_differ = true;
+            for (int l = 0; l < L; ++l) {
+                n_steps = std::min(n_steps, lane[l].end - lane[l].t);
+                for (int m = l + 1; m < L; ++m) users_differ &= users[lane[l].t] != users[lane[m].t];
+            }
+            for (int64_t s = 0; s < n_steps; ++s) {
+                int64_t t[L];
+                for (int l = 0; l < L; ++l) t[l] = lane[l].t + s;
+                if (users_differ && items_differ(t)) {
+                    visit_group(t);
+                } else {
+                    for (int l = 0; l < L; ++l) visit(t[l]);
+                }
+            }
+            for (int l = 0; l < L; ++l) lane[l].t += n_steps;
         } else {
-            for (int l = 0; l < n_active; ++l) visit(t[l]);
+            // The block's last runs: fewer active lanes than L, one rating at a time.
+            bool any_active = false;
+            for (int l = 0; l < L; ++l) {
+                if (!lane[l].active()) continue;
+                visit(lane[l].t++);
+                any_active = true;
+            }
+            if (!any_active) break;
         }
         for (int l = 0; l < L; ++l)
             if (!lane[l].active()) take_run(lane[l]);
