@@ -286,6 +286,24 @@ def test_grid_groups_ratings_by_user_and_keeps_each_users_order(shuffled):
                 assert np.all(np.diff(positions) > 0)
 
 
+def test_grid_groups_count_sorted_and_unsorted_users_alike():
+    # sorted user ids are counted by binary search, others by bincount: same groups
+    users, items, _ = low_rank(n_users=300, n_items=200, n_ratings=20000, seed=8)
+    by_user = np.argsort(users, kind="stable")
+    n_users, n_items = users.max() + 1, items.max() + 1
+    grids = [grid_groups(u.astype(np.int32), i.astype(np.int32), n_users, n_items, 2,
+                         np.random.default_rng(4))
+             for u, i in ((users[by_user], items[by_user]), (users, items))]
+    assert grids[0].by_user is None and grids[1].by_user is not None
+    assert grids[0].side == grids[1].side > 1
+    for field in ("user_group", "item_group", "user_order", "item_order"):
+        np.testing.assert_array_equal(getattr(grids[0], field), getattr(grids[1], field))
+    # groups of about equal rating counts: within a user's ratings of nnz / side
+    side, counts = grids[0].side, np.bincount(users, minlength=n_users)
+    per_group = np.bincount(grids[0].user_group, weights=counts, minlength=side)
+    assert np.abs(per_group - users.size / side).max() <= counts.max()
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("shuffled", [False, True])
 @pytest.mark.parametrize("threads", [1, 2])
@@ -743,8 +761,8 @@ def test_standard_normal_draws_follow_the_normal_law(dtype, size):
 
 @pytest.mark.parametrize("non_negative", [False, True])
 def test_initial_factors_do_not_depend_on_the_thread_count(non_negative):
-    # five chunks, the last one short: enough for two threads (INIT_CHUNKS_PER_THREAD)
-    n = 4 * INIT_CHUNK_ROWS + 37
+    # chunks enough for two threads (INIT_CHUNKS_PER_THREAD), the last one short
+    n = (2 * INIT_CHUNKS_PER_THREAD) * INIT_CHUNK_ROWS + 37
     assert n // INIT_CHUNK_ROWS + 1 >= 2 * INIT_CHUNKS_PER_THREAD
     params = {"init_std": 0.2, "non_negative": non_negative}
     one, two = (

@@ -32,9 +32,11 @@ BLOCK_WORKING_SET = 1 << 19
 MIN_RUN_LENGTH = 8
 _ALIGN = 64  # bytes: one cache line, one AVX-512 register
 # Rows of initial factors drawn from one random stream, and the chunks a thread
-# must have before the draws go to a thread pool (see _init_factors).
+# must have before the draws go to a thread pool (see _init_factors): on 2
+# threads, the pool took 1.10-1.22x the serial time for 6 chunks (MovieLens 1M's
+# users), 0.90x for 12 and 0.74x for 32.
 INIT_CHUNK_ROWS = 1024
-INIT_CHUNKS_PER_THREAD = 2
+INIT_CHUNKS_PER_THREAD = 6
 
 
 class DivergenceError(FloatingPointError):
@@ -106,16 +108,19 @@ def grid_groups(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int
         return BlockGrid(1, by_user, np.zeros(n_users, dtype=np.int64),
                          np.zeros(n_items, dtype=np.int64), None, None)
 
-    def groups(index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-        counts = np.bincount(index, minlength=n)
+    def groups(index: np.ndarray, n: int, is_sorted: bool) -> tuple[np.ndarray, np.ndarray]:
+        # On sorted ids (users read from a CSR matrix), n binary searches count
+        # them 5x faster than np.bincount's pass over all ratings.
+        counts = (np.diff(np.searchsorted(index, np.arange(n + 1, dtype=index.dtype))) if is_sorted
+                  else np.bincount(index, minlength=n))
         perm = rng.permutation(n)
         start = np.cumsum(counts[perm]) - counts[perm]
         group = np.empty(n, dtype=np.int64)
         group[perm] = np.minimum(start * side // max(nnz, 1), side - 1)
         return group, perm  # groups are contiguous, in order, along perm
 
-    user_group, user_order = groups(users, n_users)
-    item_group, item_order = groups(items, n_items)
+    user_group, user_order = groups(users, n_users, is_sorted=by_user is None)
+    item_group, item_order = groups(items, n_items, is_sorted=False)
     return BlockGrid(side, by_user, user_group, item_group, user_order, item_order)
 
 
@@ -162,7 +167,9 @@ def _rows_in_order(values: np.ndarray, row_order: np.ndarray) -> np.ndarray:
     if values.ndim == 1:
         return values[row_order]
     out = aligned_zeros(row_order.size, values.shape[1], values.dtype)
-    np.take(values, row_order, axis=0, out=out)
+    # row_order holds valid rows; mode="raise" would build the result in a
+    # buffer and copy it (9x slower on MovieLens 1M's user rows).
+    np.take(values, row_order, axis=0, out=out, mode="clip")
     return out
 
 
