@@ -109,10 +109,15 @@ def grid_groups(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int
                          np.zeros(n_items, dtype=np.int64), None, None)
 
     def groups(index: np.ndarray, n: int, is_sorted: bool) -> tuple[np.ndarray, np.ndarray]:
-        # On sorted ids (users read from a CSR matrix), n binary searches count
-        # them 5x faster than np.bincount's pass over all ratings.
-        counts = (np.diff(np.searchsorted(index, np.arange(n + 1, dtype=index.dtype))) if is_sorted
-                  else np.bincount(index, minlength=n))
+        if is_sorted:
+            # On sorted ids (users read from a CSR matrix), n binary searches count
+            # them 5x faster than np.bincount's pass over all ratings.  The
+            # searched ids share the ratings' dtype, so nothing is cast.
+            fits = n < np.iinfo(index.dtype).max
+            bounds = np.arange(n + 1, dtype=index.dtype if fits else np.int64)
+            counts = np.diff(np.searchsorted(index, bounds))
+        else:
+            counts = np.bincount(index, minlength=n)
         perm = rng.permutation(n)
         start = np.cumsum(counts[perm]) - counts[perm]
         group = np.empty(n, dtype=np.int64)
