@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import compiled_variants, variant
 
 import fastrec
 from fastrec import MatrixFactorization, _runtime
@@ -148,23 +149,24 @@ def test_find_runs_and_shuffle_runs_keep_runs_together():
     np.testing.assert_array_equal(items2, np.arange(10))
 
 
-@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("backend, level", compiled_variants())  # cpp at every SIMD level
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("variant", [{}, {"biased": False}, {"non_negative": True}])
+@pytest.mark.parametrize("options", [{}, {"biased": False}, {"non_negative": True}])
 @pytest.mark.parametrize("by_user", [False, True])
 # 5 and 14 leave room for the biases in the padding of a float32 row (C++ carries
 # them there); 15 leaves one spare lane, and the kernel keeps them as scalars.
 @pytest.mark.parametrize("n_factors", [5, 14, 15])
-def test_kernel_matches_reference_on_python_visit_order(backend, dtype, variant, by_user,
+def test_kernel_matches_reference_on_python_visit_order(backend, level, dtype, options, by_user,
                                                          n_factors):
     problem = kernel_problem(dtype, n_factors=n_factors, by_user=by_user)
-    expected = run_kernel("numpy", problem, **variant)
-    got = run_kernel(backend, problem, **variant)
+    expected = run_kernel("numpy", problem, **options)
+    with variant(level):
+        got = run_kernel(backend, problem, **options)
     rtol = 2e-4 if dtype == np.float32 else 1e-10
     for key in ("P", "Q", "bu", "bi", "sse"):
         np.testing.assert_allclose(got[key], expected[key], rtol=rtol, atol=rtol, err_msg=key)
     np.testing.assert_array_equal(got["users"], problem["users"])  # no shuffle asked
-    if variant.get("non_negative"):
+    if options.get("non_negative"):
         assert got["P"].min() >= 0 and got["Q"].min() >= 0
     assert not got["P"][:, n_factors:].any(), "padding lanes must stay zero"
     assert not got["Q"][:, n_factors:].any(), "padding lanes must stay zero"

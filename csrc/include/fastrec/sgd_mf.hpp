@@ -210,28 +210,28 @@ inline vec64_t<T> splat(T x) {
     return __builtin_shuffle(v, typename LaneIndex<T>::type{});
 }
 
-// Sum of a vector's lanes by halving, in registers (a memcpy-based split made
-// GCC keep the accumulator on the stack through the whole dot-product loop).
-inline float hsum(vec64_t<float> v) {
-    typedef float half_t __attribute__((vector_size(32)));
-    typedef float quarter_t __attribute__((vector_size(16)));
-    const half_t h = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
-                     __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
-    const quarter_t q = __builtin_shufflevector(h, h, 0, 1, 2, 3) + __builtin_shufflevector(h, h, 4, 5, 6, 7);
-    return (q[0] + q[2]) + (q[1] + q[3]);
+// Every lane = the sum of v's lanes: a butterfly of in-register swaps, whose
+// pairwise sums are the same in every lane, so the error of a rating comes out
+// already broadcast for its update (no scalar round trip).
+inline vec64_t<float> lane_sum(vec64_t<float> v) {
+    v += __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+    v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+    v += __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+    v += __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+    return v;
 }
 
-inline double hsum(vec64_t<double> v) {
-    typedef double half_t __attribute__((vector_size(32)));
-    typedef double quarter_t __attribute__((vector_size(16)));
-    const half_t h = __builtin_shufflevector(v, v, 0, 1, 2, 3) + __builtin_shufflevector(v, v, 4, 5, 6, 7);
-    const quarter_t q = __builtin_shufflevector(h, h, 0, 1) + __builtin_shufflevector(h, h, 2, 3);
-    return q[0] + q[1];
+inline vec64_t<double> lane_sum(vec64_t<double> v) {
+    v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3);
+    v += __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5);
+    v += __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6);
+    return v;
 }
 
-// <p, q> over n_vec whole vectors; two accumulators halve the FMA dependency chain.
+// <p, q> over n_vec whole vectors, in every lane; two accumulators halve the FMA
+// dependency chain.
 template <class T>
-inline T dot_rows(const vec64_t<T>* __restrict p, const vec64_t<T>* __restrict q, int64_t n_vec) {
+inline vec64_t<T> dot_lanes(const vec64_t<T>* __restrict p, const vec64_t<T>* __restrict q, int64_t n_vec) {
     vec64_t<T> acc0 = {}, acc1 = {};
     int64_t v = 0;
     for (; v + 1 < n_vec; v += 2) {
@@ -239,7 +239,7 @@ inline T dot_rows(const vec64_t<T>* __restrict p, const vec64_t<T>* __restrict q
         acc1 += p[v + 1] * q[v + 1];
     }
     if (v < n_vec) acc0 += p[v] * q[v];
-    return hsum(acc0 + acc1);
+    return lane_sum(acc0 + acc1);
 }
 
 // Cache lines of one factor row that the next ratings will need.
@@ -313,11 +313,10 @@ LastVectorRates<T> last_vector_rates(const SgdMfArgs<T>& a) {
 // update_rows for rows whose last vector carries the biases; err is the error
 // of the rating, step = lr * err.
 template <class T>
-inline void update_rows_and_biases(vec64_t<T>* __restrict p, vec64_t<T>* __restrict q, T err,
+inline void update_rows_and_biases(vec64_t<T>* __restrict p, vec64_t<T>* __restrict q, vec64_t<T> e,
                                    vec64_t<T> step, vec64_t<T> shrink, const LastVectorRates<T>& last,
                                    int64_t n_vec) {
     update_rows<T, false>(p, q, step, shrink, n_vec - 1);
-    const vec64_t<T> e = splat<T>(err);
     const vec64_t<T> pv = p[n_vec - 1], qv = q[n_vec - 1];
     p[n_vec - 1] = pv * last.shrink_p + (e * last.rate_p) * qv;
     q[n_vec - 1] = qv * last.shrink_q + (e * last.rate_q) * pv;
@@ -505,10 +504,13 @@ double run_block_lanes(const SgdMfArgs<T>& a, const std::vector<int64_t>& starts
         if constexpr (kBias == Bias::in_rows) return mu;
         return T(0);
     };
-    auto update = [&](V* __restrict p, V* __restrict q, int64_t u, int64_t i, T err) {
-        const V step = splat<T>(lr * err);
+    const V lr_v = splat<T>(lr);
+    // err_v: the rating's error in every lane, err = err_v[0]
+    auto update = [&](V* __restrict p, V* __restrict q, int64_t u, int64_t i, V err_v) {
+        const V step = lr_v * err_v;
+        const T err = err_v[0];
         if constexpr (kBias == Bias::in_rows) {
-            update_rows_and_biases<T>(p, q, err, step, shrink, last, n_vec);
+            update_rows_and_biases<T>(p, q, err_v, step, shrink, last, n_vec);
         } else {
             if constexpr (kBias == Bias::scalar) {
                 bu[u] += lr_b * (err - reg_b * bu[u]);
@@ -522,9 +524,9 @@ double run_block_lanes(const SgdMfArgs<T>& a, const std::vector<int64_t>& starts
         const int64_t u = users[t], i = items[t];
         V* __restrict p = reinterpret_cast<V*>(P + u * stride);
         V* __restrict q = reinterpret_cast<V*>(Q + i * stride);
-        const T err = ratings[t] - (base_of(u, i) + dot_rows<T>(p, q, n_vec));
-        sse += static_cast<double>(err) * static_cast<double>(err);
-        update(p, q, u, i, err);
+        const V err_v = splat<T>(ratings[t]) - (splat<T>(base_of(u, i)) + dot_lanes<T>(p, q, n_vec));
+        sse += static_cast<double>(err_v[0]) * static_cast<double>(err_v[0]);
+        update(p, q, u, i, err_v);
     };
     // L ratings with distinct users and distinct items, their chains interleaved.
     auto visit_group = [&](const int64_t* t) {
@@ -540,7 +542,7 @@ double run_block_lanes(const SgdMfArgs<T>& a, const std::vector<int64_t>& starts
             acc0[l] = V{};
             acc1[l] = V{};
         }
-        // the accumulation pattern of dot_rows, for every lane at once
+        // the accumulation pattern of dot_lanes, for every lane at once
         int64_t v = 0;
         for (; v + 1 < n_vec; v += 2) {
 #pragma GCC unroll 4
@@ -553,11 +555,11 @@ double run_block_lanes(const SgdMfArgs<T>& a, const std::vector<int64_t>& starts
 #pragma GCC unroll 4
             for (int l = 0; l < L; ++l) acc0[l] += p[l][v] * q[l][v];
         }
-        T err[L];
+        V err[L];
 #pragma GCC unroll 4
         for (int l = 0; l < L; ++l) {
-            err[l] = ratings[t[l]] - (base_of(u[l], i[l]) + hsum(acc0[l] + acc1[l]));
-            sse += static_cast<double>(err[l]) * static_cast<double>(err[l]);
+            err[l] = splat<T>(ratings[t[l]]) - (splat<T>(base_of(u[l], i[l])) + lane_sum(acc0[l] + acc1[l]));
+            sse += static_cast<double>(err[l][0]) * static_cast<double>(err[l][0]);
         }
 #pragma GCC unroll 4
         for (int l = 0; l < L; ++l) update(p[l], q[l], u[l], i[l], err[l]);
@@ -772,7 +774,7 @@ void mf_predict(const MfPredictArgs<T>& a) {
         if (u >= 0 && i >= 0) {
             const V* p = reinterpret_cast<const V*>(a.P + u * a.stride);
             const V* q = reinterpret_cast<const V*>(a.Q + i * a.stride);
-            value += sgd_detail::dot_rows<T>(p, q, n_vec);
+            value += sgd_detail::dot_lanes<T>(p, q, n_vec)[0];
         }
         a.out[t] = value;
     }
