@@ -95,8 +95,10 @@ def kernel_problem(dtype, n_factors=5, seed=0, side=1, by_user=False):
     }
 
 
-def run_kernel(backend, problem, *, epochs=3, shuffle_seed=-1, n_threads=1, biased=True,
-               non_negative=False, lr=0.02, reg=0.05):
+def run_kernel(backend, problem, *, epochs=3, shuffle_seed=-1, within_runs="first", n_threads=1,
+               biased=True, non_negative=False, lr=0.02, reg=0.05):
+    """``epochs`` kernel epochs on a copy of ``problem``; the ratings within the runs are
+    shuffled on every epoch (``within_runs=True``), never, or on the first only, as fit does."""
     state = {key: np.copy(value) for key, value in problem.items()}
     for name in ("P", "Q"):  # copies must stay 64-byte aligned
         aligned = aligned_zeros(*state[name].shape, state[name].dtype)
@@ -107,10 +109,11 @@ def run_kernel(backend, problem, *, epochs=3, shuffle_seed=-1, n_threads=1, bias
     with _runtime.kernel_threads(backend, n_threads):
         for epoch in range(epochs):
             seed = -1 if shuffle_seed < 0 else shuffle_seed + epoch
+            within = within_runs is True or (within_runs == "first" and epoch == 0)
             kernel(backend)(state["users"], state["items"], state["ratings"], state["block_ptr"],
                             state["schedule"], state["P"], state["Q"], state["bu"], state["bi"],
                             problem["n_factors"], 3.0 if biased else 0.0, lr, reg, lr / 2, reg,
-                            biased, non_negative, False, seed, sse, n_threads)
+                            biased, non_negative, False, seed, within, sse, n_threads)
             total.append(sse.sum())
     state["sse"] = np.array(total)
     return state
@@ -136,7 +139,7 @@ def test_find_runs_and_shuffle_runs_keep_runs_together():
     assert starts == [0, 3, 4, 6, 10]
     items = np.arange(10)
     ratings = np.arange(10, dtype=np.float64) * 10
-    order = _reference.shuffle_runs(items, ratings, starts, seed=0, block=0)
+    order = _reference.shuffle_runs(items, ratings, starts, seed=0, within_runs=True, block=0)
     assert sorted(order) == [0, 1, 2, 3]
     for r in range(4):  # each run keeps its own ratings, paired as before
         run = slice(starts[r], starts[r + 1])
@@ -145,8 +148,17 @@ def test_find_runs_and_shuffle_runs_keep_runs_together():
     assert not np.array_equal(items, np.arange(10))
     # a negative seed keeps everything as stored
     items2 = np.arange(10)
-    assert _reference.shuffle_runs(items2, ratings.copy(), starts, seed=-1, block=0) == [0, 1, 2, 3]
+    assert _reference.shuffle_runs(items2, ratings.copy(), starts, seed=-1, within_runs=True,
+                                   block=0) == [0, 1, 2, 3]
     np.testing.assert_array_equal(items2, np.arange(10))
+    # without within_runs the runs keep their stored order, and only the run order is drawn
+    orders = set()
+    for seed in range(8):
+        order = _reference.shuffle_runs(items2, ratings, starts, seed=seed, within_runs=False, block=0)
+        assert sorted(order) == [0, 1, 2, 3]
+        orders.add(tuple(order))
+    np.testing.assert_array_equal(items2, np.arange(10))
+    assert len(orders) > 1
 
 
 @pytest.mark.parametrize("backend, level", compiled_variants())  # cpp at every SIMD level
@@ -200,14 +212,16 @@ def test_run_order_is_drawn_in_windows_of_neighbouring_runs():
 # side 4: a few dozen runs per block; side 1: one block of hundreds of short runs,
 # so the run order spans many windows
 @pytest.mark.parametrize("side", [1, 4])
-def test_kernel_shuffle_is_the_same_in_every_backend(backend, side):
+@pytest.mark.parametrize("within_runs", [True, "first", False])
+def test_kernel_shuffle_is_the_same_in_every_backend(backend, side, within_runs):
     problem = kernel_problem(np.float32, side=side)
-    expected = run_kernel("numpy", problem, epochs=2, shuffle_seed=11)
-    got = run_kernel(backend, problem, epochs=2, shuffle_seed=11)
+    expected = run_kernel("numpy", problem, epochs=2, shuffle_seed=11, within_runs=within_runs)
+    got = run_kernel(backend, problem, epochs=2, shuffle_seed=11, within_runs=within_runs)
     for key in ("users", "items", "ratings"):
         np.testing.assert_array_equal(got[key], expected[key])
     np.testing.assert_array_equal(got["users"], problem["users"])  # runs stay in place
-    assert not np.array_equal(got["items"], problem["items"])
+    # the ratings move within their runs only when asked
+    assert np.array_equal(got["items"], problem["items"]) == (within_runs is False)
     # every user keeps its own (item, rating) pairs
     before = sorted(zip(problem["users"], problem["items"], problem["ratings"]))
     assert sorted(zip(got["users"], got["items"], got["ratings"])) == before

@@ -44,7 +44,8 @@ void sgd_mf_epoch(carray<int32_t>& users, carray<int32_t>& items, carray<T>& rat
                   const carray<int64_t>& block_ptr, const carray<int64_t>& schedule, carray<T>& P,
                   carray<T>& Q, carray<T>& bu, carray<T>& bi, int64_t n_factors, double mu,
                   double lr, double reg, double lr_bias, double reg_bias, bool biased,
-                  bool non_negative, bool hogwild, int64_t shuffle_seed, carray<double>& out_block_sse,
+                  bool non_negative, bool hogwild, int64_t shuffle_seed, bool shuffle_within_runs,
+                  carray<double>& out_block_sse,
                   int n_threads) {
     const int64_t nnz = users.ndim() == 1 ? users.shape(0) : -1;
     require_length(users, nnz, "users");
@@ -98,6 +99,7 @@ void sgd_mf_epoch(carray<int32_t>& users, carray<int32_t>& items, carray<T>& rat
     a.non_negative = non_negative;
     a.hogwild = hogwild;
     a.shuffle_seed = shuffle_seed;
+    a.shuffle_within_runs = shuffle_within_runs;
     a.out_block_sse = out_block_sse.mutable_data();
     a.n_threads = std::max(1, n_threads);
     py::gil_scoped_release release;
@@ -201,8 +203,8 @@ void def_mf(py::module_& m) {
           py::arg("P").noconvert(), py::arg("Q").noconvert(), py::arg("bu").noconvert(),
           py::arg("bi").noconvert(), py::arg("n_factors"), py::arg("mu"), py::arg("lr"), py::arg("reg"),
           py::arg("lr_bias"), py::arg("reg_bias"), py::arg("biased"), py::arg("non_negative"),
-          py::arg("hogwild"),
-          py::arg("shuffle_seed"), py::arg("out_block_sse").noconvert(), py::arg("n_threads"));
+          py::arg("hogwild"), py::arg("shuffle_seed"), py::arg("shuffle_within_runs"),
+          py::arg("out_block_sse").noconvert(), py::arg("n_threads"));
     m.def("group_by_block", &group_by_block<T>, py::arg("users").noconvert(), py::arg("items").noconvert(),
           py::arg("ratings").noconvert(), py::arg("order").noconvert(), py::arg("user_block").noconvert(),
           py::arg("item_block").noconvert(), py::arg("user_row").noconvert(), py::arg("item_row").noconvert(),

@@ -5,9 +5,9 @@ no user and no item, so ``prange`` runs them in parallel without locks and the
 model does not depend on which thread ran which block.  (The C++ kernel lets a
 block start as soon as the earlier blocks of its row and column groups are
 done, without barriers between strata; the model is the same for a schedule.)
-Within a block the runs of each user's ratings are shuffled and walked in lanes
-with the same splitmix64 stream as the C++ kernel, so all backends visit
-ratings in the same order.
+Within a block the runs of each user's ratings are shuffled (when asked) and
+walked in lanes with the same splitmix64 stream as the C++ kernel, so all
+backends visit ratings in the same order.
 """
 
 from __future__ import annotations
@@ -59,13 +59,13 @@ def _find_runs(users, begin, end):
 
 
 @nb.njit(**NUMBA_KERNEL_OPTIONS)
-def _shuffle_runs(items, ratings, starts, seed, block):
-    """Shuffle every run in place; return the run visit order (see _reference)."""
+def _shuffle_runs(items, ratings, starts, seed, within_runs, block):
+    """Shuffle every run in place if within_runs; return the run visit order (see _reference)."""
     n_runs = starts.shape[0] - 1
     if seed < 0:
         return np.arange(n_runs)
     state = _mix(np.uint64(seed) + np.uint64(block + 1) * _GOLDEN)
-    for r in range(n_runs):
+    for r in range(n_runs if within_runs else 0):
         for i in range(starts[r + 1] - starts[r] - 1, 0, -1):
             state, j = _draw_index(state, i)
             a = starts[r] + i
@@ -176,14 +176,15 @@ def _run_block(users, items, ratings, order, P, Q, bu, bi, n_factors, mu, lr, re
 
 @nb.njit(**NUMBA_KERNEL_OPTIONS)
 def _train_block(block, users, items, ratings, block_ptr, P, Q, bu, bi, n_factors, mu, lr, reg,
-                 lr_bias, reg_bias, biased, non_negative, shuffle_seed, out_block_sse):
+                 lr_bias, reg_bias, biased, non_negative, shuffle_seed, shuffle_within_runs,
+                 out_block_sse):
     """Shuffle its runs (when asked) and train one block of the schedule; -1 is an empty slot."""
     if block < 0:
         return
     begin = block_ptr[block]
     end = block_ptr[block + 1]
     starts = _find_runs(users, begin, end)
-    run_order = _shuffle_runs(items, ratings, starts, shuffle_seed, block)
+    run_order = _shuffle_runs(items, ratings, starts, shuffle_seed, shuffle_within_runs, block)
     order = _visit_order(starts, run_order, end - begin)
     out_block_sse[block] = _run_block(users, items, ratings, order, P, Q, bu, bi, n_factors, mu,
                                       lr, reg, lr_bias, reg_bias, biased, non_negative)
@@ -199,7 +200,8 @@ def sgd_mf_epoch(
     n_factors,  # IN  factors per row; the lanes after them are padding
     mu, lr, reg, lr_bias, reg_bias,  # IN  floats
     biased, non_negative, hogwild,  # IN  bools
-    shuffle_seed,  # IN  >= 0: shuffle the runs of every block first; < 0: as stored
+    shuffle_seed,  # IN  >= 0: draw the run order of every block; < 0: as stored
+    shuffle_within_runs,  # IN  bool: with shuffle_seed >= 0, first shuffle every run in place
     out_block_sse,  # OUT (n_blocks) float64 squared errors met during the epoch
     n_threads,  # IN  threads (set by the caller through numba.set_num_threads)
 ):
@@ -210,13 +212,13 @@ def sgd_mf_epoch(
         for slot in nb.prange(flat.shape[0]):
             _train_block(flat[slot], users, items, ratings, block_ptr, P, Q, bu, bi, n_factors, mu,
                          lr, reg, lr_bias, reg_bias, biased, non_negative, shuffle_seed,
-                         out_block_sse)
+                         shuffle_within_runs, out_block_sse)
         return
     for s in range(n_strata):  # strata in turn; a stratum's blocks share no user or item
         for w in nb.prange(width):
             _train_block(schedule[s, w], users, items, ratings, block_ptr, P, Q, bu, bi, n_factors,
                          mu, lr, reg, lr_bias, reg_bias, biased, non_negative, shuffle_seed,
-                         out_block_sse)
+                         shuffle_within_runs, out_block_sse)
 
 
 @nb.njit(**NUMBA_KERNEL_OPTIONS)

@@ -42,8 +42,9 @@ def find_runs(users, begin: int, end: int) -> list[int]:
     return starts + [end]
 
 
-def shuffle_runs(items, ratings, starts: list[int], seed: int, block: int) -> list[int]:
-    """Shuffle every run in place (INOUT items, ratings); return the run visit order.
+def shuffle_runs(items, ratings, starts: list[int], seed: int, within_runs: bool,
+                 block: int) -> list[int]:
+    """Shuffle every run in place (INOUT items, ratings) if ``within_runs``; return the run order.
 
     A negative seed keeps the stored order and visits the runs as stored.
     """
@@ -51,7 +52,7 @@ def shuffle_runs(items, ratings, starts: list[int], seed: int, block: int) -> li
     if seed < 0:
         return list(range(n_runs))
     state = block_state(seed, block)
-    for r in range(n_runs):
+    for r in range(n_runs if within_runs else 0):
         for i in range(starts[r + 1] - starts[r] - 1, 0, -1):
             state, j = _draw_index(state, i)
             a, b = starts[r] + i, starts[r] + j
@@ -150,7 +151,8 @@ def sgd_mf_epoch(
     n_factors,  # IN  factors per row; the lanes after them are padding
     mu, lr, reg, lr_bias, reg_bias,  # IN  floats
     biased, non_negative, hogwild,  # IN  bools (hogwild only changes threading)
-    shuffle_seed,  # IN  >= 0: shuffle the runs of every block first; < 0: as stored
+    shuffle_seed,  # IN  >= 0: draw the run order of every block; < 0: as stored
+    shuffle_within_runs,  # IN  bool: with shuffle_seed >= 0, first shuffle every run in place
     out_block_sse,  # OUT (n_blocks) float64 squared errors met during the epoch
     n_threads,  # IN  unused: the reference runs serially in schedule order
 ):
@@ -161,7 +163,8 @@ def sgd_mf_epoch(
         if block < 0:
             continue
         starts = find_runs(users, int(block_ptr[block]), int(block_ptr[block + 1]))
-        run_order = shuffle_runs(items, ratings, starts, int(shuffle_seed), block)
+        run_order = shuffle_runs(items, ratings, starts, int(shuffle_seed),
+                                 bool(shuffle_within_runs), block)
         order = visit_order(starts, run_order)
         out_block_sse[block] = _run_block(users, items, ratings, order, P, Q, bu, bi, n_factors,
                                           mu, lr, reg, lr_bias, reg_bias, biased, non_negative)

@@ -251,11 +251,12 @@ class MatrixFactorization:
     a grid of user groups x item groups: blocks sharing no user and no item run
     on different threads at once (LIBMF's conflict-free scheduling).  Within a
     block, each user's ratings are visited as one run (as LIBMF and Surprise
-    do, so the user's factors stay in cache); every epoch draws a fresh order of
-    the ratings within each run and of the runs, the latter in windows of 16
-    neighbouring runs (windows in random order, runs in random order within a
-    window) so that memory accesses stay local, and four runs are walked side
-    by side, one rating from each in turn, so that their updates overlap.
+    do, so the user's factors stay in cache).  The ratings within each run are
+    shuffled once per training call (``fit``, ``partial_fit``); every epoch
+    draws a fresh order of the runs, in windows of 16 neighbouring runs (windows
+    in random order, runs in random order within a window) so that memory
+    accesses stay local, and four runs are walked side by side, one rating from
+    each in turn, so that their updates overlap.
 
     Parameters
     ----------
@@ -683,7 +684,8 @@ class MatrixFactorization:
                               state["P"], state["Q"], state["bu"], state["bi"], params["n_factors"],
                               mu, params["lr"], params["reg"], params["lr_bias"],
                               params["reg_bias"], params["biased"], params["non_negative"],
-                              params["hogwild"], shuffle_seed, block_sse, n_threads)
+                              params["hogwild"], shuffle_seed, epoch == first_epoch, block_sse,
+                              n_threads)
                     train_rmse = math.sqrt(float(block_sse.sum()) / nnz)
                     epochs_run += 1
                     last = epoch == first_epoch + n_epochs - 1
