@@ -65,13 +65,14 @@ def _shuffle_runs(items, ratings, starts, seed, within_runs, block):
     if seed < 0:
         return np.arange(n_runs)
     state = _mix(np.uint64(seed) + np.uint64(block + 1) * _GOLDEN)
-    for r in range(n_runs if within_runs else 0):
-        for i in range(starts[r + 1] - starts[r] - 1, 0, -1):
-            state, j = _draw_index(state, i)
-            a = starts[r] + i
-            b = starts[r] + j
-            items[a], items[b] = items[b], items[a]
-            ratings[a], ratings[b] = ratings[b], ratings[a]
+    if within_runs:
+        for r in range(n_runs):
+            for i in range(starts[r + 1] - starts[r] - 1, 0, -1):
+                state, j = _draw_index(state, i)
+                a = starts[r] + i
+                b = starts[r] + j
+                items[a], items[b] = items[b], items[a]
+                ratings[a], ratings[b] = ratings[b], ratings[a]
     return _draw_run_order(state, n_runs)
 
 

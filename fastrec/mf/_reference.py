@@ -52,12 +52,13 @@ def shuffle_runs(items, ratings, starts: list[int], seed: int, within_runs: bool
     if seed < 0:
         return list(range(n_runs))
     state = block_state(seed, block)
-    for r in range(n_runs if within_runs else 0):
-        for i in range(starts[r + 1] - starts[r] - 1, 0, -1):
-            state, j = _draw_index(state, i)
-            a, b = starts[r] + i, starts[r] + j
-            items[a], items[b] = items[b], items[a]
-            ratings[a], ratings[b] = ratings[b], ratings[a]
+    if within_runs:
+        for r in range(n_runs):
+            for i in range(starts[r + 1] - starts[r] - 1, 0, -1):
+                state, j = _draw_index(state, i)
+                a, b = starts[r] + i, starts[r] + j
+                items[a], items[b] = items[b], items[a]
+                ratings[a], ratings[b] = ratings[b], ratings[a]
     return draw_run_order(state, n_runs)
 
 

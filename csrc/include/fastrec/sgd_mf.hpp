@@ -416,13 +416,15 @@ void shuffle_runs(const SgdMfArgs<T>& a, int64_t block, const std::vector<int64_
         return;
     }
     uint64_t state = sgd_rng::block_state(a.shuffle_seed, block);
-    for (int64_t r = 0; r < n_runs && a.shuffle_within_runs; ++r) {
-        int32_t* items = a.items + starts[r];
-        T* ratings = a.ratings + starts[r];
-        for (int64_t i = starts[r + 1] - starts[r] - 1; i > 0; --i) {
-            const int64_t j = draw_index(state, i);
-            std::swap(items[i], items[j]);
-            std::swap(ratings[i], ratings[j]);
+    if (a.shuffle_within_runs) {
+        for (int64_t r = 0; r < n_runs; ++r) {
+            int32_t* items = a.items + starts[r];
+            T* ratings = a.ratings + starts[r];
+            for (int64_t i = starts[r + 1] - starts[r] - 1; i > 0; --i) {
+                const int64_t j = draw_index(state, i);
+                std::swap(items[i], items[j]);
+                std::swap(ratings[i], ratings[j]);
+            }
         }
     }
     draw_run_order(state, n_runs, run_order, window_order);
