@@ -27,11 +27,11 @@ BLOCKS_PER_THREAD = 2
 # stays in L1 and user rows stream; the item rows of a block are read at random
 # and should stay in a core's L2.  A finer grid keeps them within about this many
 # bytes, while a user still meets at least MIN_RUN_LENGTH ratings per block on
-# average: each run pays for its user row, its lane refill and its shuffle, and
-# on the L benchmark data (70k users, 115 ratings each) runs of 19 ratings (a
-# 6 x 6 grid) made epochs 3-9% faster than runs of 11 (the 10 x 10 grid of the
-# working set alone), on 1 and 2 threads (paired; whole fits, with their noise,
-# 2% in the median of 10 pairs).
+# average: each run pays for its user row, its lane refill and its place in the
+# shuffled run order, and on the L benchmark data (70k users, 115 ratings each)
+# runs of 19 ratings (a 6 x 6 grid) made epochs 3-9% faster than runs of 11 (the
+# 10 x 10 grid of the working set alone), on 1 and 2 threads (paired; whole
+# fits, with their noise, 2% in the median of 10 pairs).
 BLOCK_WORKING_SET = 1 << 19
 MIN_RUN_LENGTH = 20
 _ALIGN = 64  # bytes: one cache line, one AVX-512 register

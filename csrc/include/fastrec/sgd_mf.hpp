@@ -20,11 +20,11 @@
 //
 // Within a block the caller stores the ratings grouped by user: each user's
 // ratings form one contiguous run.  Each epoch a block's visit order is drawn by
-// a counter-based generator (splitmix64) keyed by (shuffle_seed, block): when
-// the caller asks (shuffle_within_runs; the model does on the first epoch of a
-// training call) every run is first shuffled in place (Fisher-Yates), and the
-// stored order then carries over to later epochs; then the order of the runs is
-// drawn in windows of kRunWindow runs that are neighbours in storage: the windows in
+// a counter-based generator (splitmix64) keyed by (shuffle_seed, block).  When
+// the caller asks (shuffle_within_runs: the model does on the first epoch of a
+// training call), every run is first shuffled in place (Fisher-Yates); later
+// epochs keep that stored order.  Then the order of the runs is drawn in
+// windows of kRunWindow runs that are neighbours in storage: the windows in
 // random order, and the runs of each window in random order.  Neighbouring runs
 // have neighbouring user rows and rating entries, so a window keeps the
 // accesses within a few pages, where the hardware prefetchers and the TLB work
