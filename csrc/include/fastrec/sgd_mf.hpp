@@ -513,14 +513,14 @@ double run_block_lanes(const SgdMfArgs<T>& a, const std::vector<int64_t>& starts
         return T(0);
     };
     const V lr_v = splat<T>(lr);
-    // err_v: the rating's error in every lane, err = err_v[0]
+    // err_v: the rating's error in every lane
     auto update = [&](V* __restrict p, V* __restrict q, int64_t u, int64_t i, V err_v) {
         const V step = lr_v * err_v;
-        const T err = err_v[0];
         if constexpr (kBias == Bias::in_rows) {
             update_rows_and_biases<T>(p, q, err_v, step, shrink, last, n_vec);
         } else {
             if constexpr (kBias == Bias::scalar) {
+                const T err = err_v[0];
                 bu[u] += lr_b * (err - reg_b * bu[u]);
                 bi[i] += lr_b * (err - reg_b * bi[i]);
             }
