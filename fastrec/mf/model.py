@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from fastrec import _runtime
 from fastrec import _validation as V
 from fastrec._archive import open_archive
+from fastrec._concurrency import SharedModel, model_lock, reads, writes
 from fastrec._idmap import IdMap
 from fastrec.scoring import topn
 
@@ -233,7 +234,7 @@ def make_schedules(side: int, n_epochs: int, rng: np.random.Generator) -> np.nda
     return np.ascontiguousarray(rows * side + (rows + shifts[:, :, None]) % side)
 
 
-class MatrixFactorization:
+class MatrixFactorization(SharedModel):
     r"""Biased matrix factorization (Funk-SVD) of explicit ratings, trained by SGD.
 
     .. math:: \hat r_{ui} = \mu + b_u + b_i + p_u \cdot q_i
@@ -332,6 +333,14 @@ class MatrixFactorization:
     Unknown ids at prediction: an unknown user is predicted :math:`\mu + b_i`,
     an unknown item :math:`\mu + b_u`, and a pair of unknowns :math:`\mu`
     (an unbiased model falls back to ``global_mean_`` whenever a side is unknown).
+
+    Threads: one fitted model may serve :meth:`predict`, :meth:`recommend` and
+    :meth:`save` from any number of threads at once.  :meth:`fold_in` and
+    :meth:`partial_fit` change the model: each runs alone, after the reads in
+    progress and before later ones, so no read sees a half-updated model and no
+    update is lost.  :meth:`fit` trains without holding readers back and swaps
+    the new model in at the end.  A model pickles (``pickle``, ``joblib``,
+    ``cloudpickle``) and works the same after unpickling.
     """
 
     def __init__(
@@ -379,6 +388,15 @@ class MatrixFactorization:
         self._train_users: np.ndarray | None = None  # inner indices, for exclude_seen
         self._train_items: np.ndarray | None = None
         self._seen: sp.csr_matrix | None = None
+
+    def _restore(self) -> None:
+        """Put the factor matrices back on 64-byte boundaries, which a pickle does not keep."""
+        for name in ("_P", "_Q"):
+            factors = self.__dict__.get(name)
+            if factors is not None and factors.ctypes.data % _ALIGN:
+                aligned = aligned_zeros(*factors.shape, factors.dtype)
+                aligned[...] = factors
+                setattr(self, name, aligned)
 
     # -- parameters -------------------------------------------------------------------
 
@@ -488,20 +506,22 @@ class MatrixFactorization:
                                       validation=validation, columns=columns,
                                       user_map=user_map, item_map=item_map)
         # Only a finished, finite model is stored (a diverged fit raised above).
-        self._k = k
-        self._P, self._Q = state["P"], state["Q"]
-        self.user_bias_, self.item_bias_ = state["bu"], state["bi"]
-        self._user_map, self._item_map = user_map, item_map
-        self.global_mean_ = mean
-        self._mu = mean if params["biased"] else 0.0
-        self._biased = params["biased"]
-        self.rating_range_ = (float(np.min(data.ratings)), float(np.max(data.ratings)))
-        self.seed_ = seed
-        self.epochs_trained_ = epochs
-        self.history_ = history
-        self._train_users, self._train_items, self._seen = users, items, None
+        with model_lock(self).writing():
+            self._k = k
+            self._P, self._Q = state["P"], state["Q"]
+            self.user_bias_, self.item_bias_ = state["bu"], state["bi"]
+            self._user_map, self._item_map = user_map, item_map
+            self.global_mean_ = mean
+            self._mu = mean if params["biased"] else 0.0
+            self._biased = params["biased"]
+            self.rating_range_ = (float(np.min(data.ratings)), float(np.max(data.ratings)))
+            self.seed_ = seed
+            self.epochs_trained_ = epochs
+            self.history_ = history
+            self._train_users, self._train_items, self._seen = users, items, None
         return self
 
+    @writes
     def partial_fit(self, ratings: Any, *, n_epochs: int | None = None, validation: Any = None,
                     columns: tuple[str, str, str] | None = None) -> MatrixFactorization:
         """Run more epochs on (new) ratings, starting from the current parameters.
@@ -748,6 +768,7 @@ class MatrixFactorization:
     def _fallback_mean(self, pred: np.ndarray) -> Any:
         return pred.dtype.type(getattr(self, "global_mean_", 0.0))
 
+    @reads
     def predict(self, users: Any, items: Any, *, clip: bool | None = None) -> np.ndarray:
         """Predicted ratings of (user, item) pairs, given by raw ids.
 
@@ -826,6 +847,7 @@ class MatrixFactorization:
             Q[:, k + 1] = self.item_bias_
         return U, Q
 
+    @reads
     def recommend(self, users: Any, n: int = 10, *, exclude_seen: bool = True,
                   items: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` best-scored items for one user or a batch of users.
@@ -837,6 +859,8 @@ class MatrixFactorization:
         ----------
         users : raw id or array-like of raw ids
         n : int, default 10
+            Items per user; capped at the number of items (of candidates, with
+            ``items``).
         exclude_seen : bool, default True
             Never return items the user rated in training.
         items : array-like of raw item ids, optional
@@ -877,6 +901,7 @@ class MatrixFactorization:
 
     # -- fold-in ------------------------------------------------------------------------
 
+    @writes
     def fold_in(self, user: Any, items: Any, ratings: Any) -> MatrixFactorization:
         """Learn one user's factors and bias from its ratings, item side frozen.
 
@@ -953,6 +978,7 @@ class MatrixFactorization:
 
     # -- persistence --------------------------------------------------------------------
 
+    @reads
     def save(self, path: str | os.PathLike) -> None:
         """Write the model to an ``.npz`` file (no pickle), with a format version.
 
@@ -1031,6 +1057,7 @@ class MatrixFactorization:
 
     # -- dense scores for blending ------------------------------------------------------
 
+    @reads
     def _score_block(self, inner_users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         """Scores of users x candidate items by inner index, as :meth:`recommend` ranks them.
 
