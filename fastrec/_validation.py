@@ -19,6 +19,47 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 INT32_MAX = np.iinfo(np.int32).max
 
 
+class TooLargeError(MemoryError, ValueError):
+    """A call would need more memory than the machine has, judged before allocating.
+
+    Subclasses both ``MemoryError`` and ``ValueError`` (the sizes come from the
+    arguments), so either ``except`` clause catches it.
+    """
+
+
+def memory_limit() -> int:
+    """Bytes of memory this process may use: physical memory, capped by a cgroup limit."""
+    import os
+
+    try:
+        limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - non-POSIX
+        return 1 << 62
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as fh:
+                value = fh.read().strip()
+            if value.isdigit():
+                limit = min(limit, int(value))
+        except OSError:
+            continue
+    return limit
+
+
+def check_memory(n_bytes: int, what: str, fix: str) -> None:
+    """Raise :class:`TooLargeError` when ``what`` would need more than the machine's memory.
+
+    Sizes a caller declares (a matrix shape, ``n_users``) can ask for far more
+    than the data holds; refusing up front beats being killed by the OOM killer.
+    """
+    limit = memory_limit()
+    if n_bytes > limit:
+        raise TooLargeError(
+            f"{what} would need {n_bytes / 2**30:,.1f} GiB, more than the {limit / 2**30:,.1f} GiB "
+            f"of memory this process may use; {fix}"
+        )
+
+
 def check_int(value: Any, name: str, *, minimum: int | None = None) -> int:
     """Return ``value`` as a Python int, or raise naming ``name``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
@@ -251,6 +292,18 @@ def canonical_csr(A: sp.spmatrix, name: str, dtype: np.dtype | None = None) -> s
         csr.sum_duplicates()  # sorts indices and merges duplicates, in place on our copy
         csr.eliminate_zeros()
     return csr
+
+
+def entry_rows(indptr: np.ndarray, dtype: Any = np.int64) -> np.ndarray:
+    """The row of every stored entry of a CSR matrix, shape (nnz,), from its ``indptr``.
+
+    When rows outnumber entries (a declared shape far larger than the data) it
+    searches ``indptr`` instead of building arrays as long as the rows.
+    """
+    n_rows, nnz = indptr.size - 1, int(indptr[-1])
+    if n_rows <= nnz:
+        return np.repeat(np.arange(n_rows, dtype=dtype), np.diff(indptr))
+    return (np.searchsorted(indptr, np.arange(nnz), side="right") - 1).astype(dtype)
 
 
 @dataclass(frozen=True)
@@ -624,7 +677,7 @@ def rating_triples(data: Any, columns: tuple[str, str, str] | None = None) -> Ra
         values = _rating_values(csr.data, "ratings matrix values")
         if values.size == 0:
             raise ValueError("The ratings matrix has no stored entries: there is nothing to fit.")
-        rows = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
+        rows = entry_rows(csr.indptr)
         return RatingTriples(rows, csr.indices.astype(np.int64), values,
                              (int(csr.shape[0]), int(csr.shape[1])))
     if hasattr(data, "columns") and hasattr(data, "iloc"):  # a pandas DataFrame
@@ -826,7 +879,7 @@ def check_relevance_matrix(test: Any, threshold: float | None) -> sp.csr_matrix:
         threshold = check_float(threshold, "threshold")
         keep = np.asarray(csr.data >= threshold)
     indptr = np.zeros(csr.shape[0] + 1, dtype=np.int64)
-    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+    rows = entry_rows(csr.indptr)
     np.cumsum(np.bincount(rows[keep], minlength=csr.shape[0]), out=indptr[1:])
     index_dtype = index_dtype_for(*csr.shape)
     return sp.csr_matrix(

@@ -125,3 +125,21 @@ def test_every_sparse_argument_of_every_entry_point(backend, fault):
     for name, entry_calls in calls.items():
         for call in entry_calls:
             assert_refused(call, bad, name)
+
+
+def test_entry_rows_without_arrays_as_long_as_the_rows():
+    for A in (good(50, 20), sp.random(5000, 20, density=0.0005, format="csr", random_state=0),
+              sp.csr_matrix((3, 4))):
+        np.testing.assert_array_equal(V.entry_rows(A.indptr), A.tocoo().row)
+
+
+def test_declared_sizes_beyond_memory_or_int32_are_refused_before_allocating():
+    huge = sp.coo_matrix((np.array([3.0, 4.0], dtype=np.float32), ([0, 2**31 + 3], [1, 2])),
+                         shape=(2**31 + 5, 4))  # COO: no array as long as the rows
+    with pytest.raises(ValueError, match=r"at most 2\*\*31 - 1 users and items"):
+        fastrec.MatrixFactorization(n_factors=2, n_epochs=1).fit(huge)
+    del huge
+    with pytest.raises(V.TooLargeError, match="factor matrices of 2,147,483,647 users"):
+        fastrec.MatrixFactorization(n_epochs=1).fit(([0, 1], [0, 1], [1.0, 2.0]), n_users=2**31 - 1)
+    with pytest.raises(MemoryError, match="more than the"):  # also a MemoryError
+        fastrec.MatrixFactorization(n_factors=10**10, n_epochs=1).fit(([0, 1], [0, 1], [1.0, 2.0]))

@@ -485,11 +485,16 @@ class MatrixFactorization(SharedModel):
         self
         """
         params = self._checked_params()
+        _check_matrix_ids(ratings)
+        for declared, name in ((n_users, "n_users"), (n_items, "n_items")):
+            if declared is not None:  # the identity id maps and factors of that many ids
+                _check_factor_memory(V.check_int(declared, name, minimum=1), 0, params)
         data = V.rating_triples(ratings, columns)
         user_map, users = self._map_ids(data.users, n_users, "n_users", "user_ids",
                                         data.shape[0] if data.shape else None)
         item_map, items = self._map_ids(data.items, n_items, "n_items", "item_ids",
                                         data.shape[1] if data.shape else None)
+        _check_factor_memory(len(user_map), len(item_map), params)
         values = data.ratings.astype(params["dtype"])  # a copy: the caller's data stays as it is
         seed = V.check_seed(self.seed, draw=True)
         k, dtype = params["n_factors"], params["dtype"]
@@ -555,10 +560,12 @@ class MatrixFactorization(SharedModel):
         n_epochs = params["n_epochs"] if n_epochs is None else V.check_int(n_epochs, "n_epochs",
                                                                            minimum=1)
         params["biased"] = self._biased
+        _check_matrix_ids(ratings)
         data = V.rating_triples(ratings, columns)
         # Sparse input: its row and column numbers are the raw ids.
         user_map, users = self._user_map.extend(data.users)
         item_map, items = self._item_map.extend(data.items)
+        _check_factor_memory(len(user_map), len(item_map), params)
         values = data.ratings.astype(params["dtype"])
         rng = np.random.default_rng([self.seed_, 3, self.epochs_trained_])
         state = {
@@ -1078,6 +1085,29 @@ class MatrixFactorization(SharedModel):
             if self._biased:
                 scores[known] += self.user_bias_[rows, None]
         return scores
+
+
+def _check_matrix_ids(ratings: Any) -> None:
+    """Refuse a sparse matrix with more rows or columns than the int32 training indices hold."""
+    if sp.issparse(ratings) and ratings.ndim == 2 and max(ratings.shape) > V.INT32_MAX:
+        raise ValueError(
+            f"ratings matrix has shape {ratings.shape}: its row and column numbers are the ids, "
+            "and matrix factorization supports at most 2**31 - 1 users and items. Pass "
+            "(user_ids, item_ids, ratings) triples instead, so that only the ids present count."
+        )
+
+
+def _check_factor_memory(n_users: int, n_items: int, params: dict[str, Any]) -> None:
+    """Refuse before allocating factor matrices the machine cannot hold."""
+    dtype = params["dtype"]
+    row_bytes = padded_width(params["n_factors"], dtype) * dtype.itemsize
+    V.check_memory((n_users + n_items) * (row_bytes + dtype.itemsize), "the factor matrices of "
+                   f"{n_users:,} users and {n_items:,} items at n_factors={params['n_factors']}",
+                   "pass fewer ids (as triples, so that only the ids present count) or fewer "
+                   "factors.")
+    if max(n_users, n_items) > V.INT32_MAX:
+        raise ValueError(f"{n_users:,} users and {n_items:,} items: matrix factorization supports at "
+                         "most 2**31 - 1 of each.")
 
 
 def _all_finite(state: dict[str, np.ndarray]) -> bool:
