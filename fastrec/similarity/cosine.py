@@ -103,6 +103,7 @@ def cosine_topk(
         raise TypeError(f"exclude_self must be True or False, got {exclude_self!r}.")
     backend = _runtime.resolve_backend(backend)
     n_threads = _runtime.resolve_threads(n_threads)
+    _check_memory(X, X if Y is None else Y, k, n_threads)
 
     if Y is None:
         x, yt = V.rows_and_transpose(X, "X", n_threads=n_threads)
@@ -194,6 +195,21 @@ def _row_exponents(csr: sp.csr_matrix) -> np.ndarray:
         peak = np.maximum.reduceat(np.abs(csr.data), csr.indptr[:-1][nonempty])
         exponents[nonempty] = np.frexp(peak)[1]
     return exponents
+
+
+def _check_memory(X: Any, Y: Any, k: int, n_threads: int) -> None:
+    """Refuse shapes whose working memory the machine cannot hold, before allocating it.
+
+    A sparse matrix can declare far more rows or columns than it stores: the
+    transpose's row pointers (one per feature), each thread's dense accumulator
+    (one slot per candidate) and the (rows x k) result grow with the shape.
+    """
+    if not (sp.issparse(X) or sp.issparse(Y)) or np.ndim(X) != 2 or np.ndim(Y) != 2:
+        return  # dense input already holds every element it declares
+    (n, d), m = np.shape(X), np.shape(Y)[0]
+    n_bytes = 8 * (d + 1) + n_threads * m * 24 + n * min(k, m) * 16
+    V.check_memory(n_bytes, f"cosine_topk of {n:,} x {d:,} against {m:,} rows",
+                   "pass matrices whose shapes are the rows and features that exist.")
 
 
 def topk_table_to_csr(
