@@ -6,6 +6,7 @@
 #include "fastrec/kmeans.hpp"
 #include "fastrec/metrics.hpp"
 #include "fastrec/neighbourhood.hpp"
+#include "fastrec/roofline.hpp"
 #include "fastrec/sgd_mf.hpp"
 #include "fastrec/scoring.hpp"
 
