@@ -13,6 +13,7 @@ from fastrec._runtime import (
     show_config,
     simd_level,
 )
+from fastrec._validation import TooLargeError
 from fastrec._version import __version__
 from fastrec.cluster import KMeans
 from fastrec.metrics import evaluate
@@ -24,6 +25,7 @@ from fastrec.similarity import cosine_topk
 __all__ = [
     "KMeans",
     "MatrixFactorization",
+    "TooLargeError",
     "__version__",
     "available_backends",
     "cosine_topk",

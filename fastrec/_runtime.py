@@ -6,11 +6,17 @@ the rules live in one place:
 * ``backend="auto"`` picks the compiled C++ core when it imported, else Numba.
   ``"numpy"`` is the reference implementation: readable, slow, and the definition
   of a correct answer.
-* ``n_threads=None`` means the library default, which is every core this process
-  may run on (CPU affinity and cgroup quotas respected) unless
-  :func:`set_num_threads` changed it.
-* Inside our own parallel regions the BLAS is held to one thread, so it never
-  oversubscribes the cores our threads already use.
+* ``n_threads=None`` follows the host, as scikit-learn does: every core this
+  process may run on (CPU affinity and cgroup quotas), further limited by
+  ``OMP_NUM_THREADS`` and by an OpenMP limit set on the calling thread (for example
+  ``threadpoolctl.threadpool_limits(n, user_api="openmp")``, or what joblib and Dask
+  give their workers), unless :func:`set_num_threads` set a default.
+* Every thread count, from any source, is validated and capped at
+  :func:`max_threads` here, so no caller can make a kernel start thousands of
+  threads.
+* A kernel call changes no process-wide state: the C++ kernels take their thread
+  count as an argument and Numba's thread count is local to the calling thread.
+  No kernel calls the BLAS, so its thread limits are left alone.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -122,82 +129,124 @@ def usable_cores() -> int:
     return max(1, min(cores, limit) if limit else cores)
 
 
+# Threads per logical CPU above which a requested count is capped: oversubscribing
+# a little is a user's choice, thousands of threads only exhaust memory.
+THREADS_PER_CPU_CEILING = 4
+
+
+def max_threads() -> int:
+    """The most threads a kernel call starts: 4 per logical CPU of the machine.
+
+    Larger requests (an argument, :func:`set_num_threads`, a loaded model's
+    parameters, ``fastrec fit --threads``) are capped to it.
+    """
+    return THREADS_PER_CPU_CEILING * (os.cpu_count() or 1)
+
+
+def check_threads(n_threads: Any, name: str = "n_threads") -> int:
+    """``n_threads`` as an int in [1, :func:`max_threads`]: validated, then capped."""
+    from fastrec._validation import check_int
+
+    return min(check_int(n_threads, name, minimum=1), max_threads())
+
+
+def _env_thread_limit() -> int | None:
+    """The first entry of ``OMP_NUM_THREADS`` (a comma list for nested levels), if valid."""
+    value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def host_threads() -> int:
+    """Threads the host lets this calling thread use.
+
+    Every core this process may run on (affinity mask and cgroup quota), capped
+    by ``OMP_NUM_THREADS`` and by the OpenMP limit in force on the calling thread
+    (``threadpool_limits(..., user_api="openmp")``, joblib's
+    ``inner_max_num_threads``, a Dask worker's settings), as scikit-learn reads it.
+    """
+    limit = usable_cores()
+    env = _env_thread_limit()
+    if env is not None:
+        limit = min(limit, env)
+    if _cpp is not None:
+        limit = min(limit, max(1, int(_cpp.omp_max_threads())))
+    return max(1, limit)
+
+
 def set_num_threads(n_threads: int | None) -> None:
     """Set the default thread count used when a call passes ``n_threads=None``.
 
     Parameters
     ----------
     n_threads : int or None
-        Threads for fastrec's kernels; ``None`` restores the default, every core
-        this process may use.
+        Threads for fastrec's kernels, capped at :func:`max_threads`; ``None``
+        restores the default, which follows the host (see :func:`get_num_threads`).
     """
     global _default_threads
-    if n_threads is not None:
-        from fastrec._validation import check_int
-
-        n_threads = check_int(n_threads, "n_threads", minimum=1)
-    _default_threads = n_threads
+    _default_threads = None if n_threads is None else check_threads(n_threads)
 
 
 def get_num_threads() -> int:
-    """The thread count a call with ``n_threads=None`` uses."""
-    return _default_threads if _default_threads is not None else usable_cores()
+    """The thread count a call with ``n_threads=None`` uses.
+
+    The default set by :func:`set_num_threads`, else what the host allows the
+    calling thread: the cores this process may use (affinity, cgroup quota),
+    capped by ``OMP_NUM_THREADS`` and the OpenMP limit of threadpoolctl, joblib
+    or Dask.
+    """
+    return _default_threads if _default_threads is not None else host_threads()
 
 
 def resolve_threads(n_threads: int | None) -> int:
-    """Map a user's ``n_threads`` argument to a positive thread count."""
+    """Map a user's ``n_threads`` argument to a thread count in [1, :func:`max_threads`]."""
     if n_threads is None:
         return get_num_threads()
-    from fastrec._validation import check_int
-
-    return check_int(n_threads, "n_threads", minimum=1)
+    return check_threads(n_threads)
 
 
 _blas_controller = None
 _blas_controller_modules = -1
+_blas_controller_lock = threading.Lock()
 
 
 def _threadpool_controller():
-    """A threadpoolctl controller that knows every BLAS loaded so far.
+    """A threadpoolctl controller that knows every BLAS loaded so far (for :func:`config`).
 
     Building one scans the process's shared libraries (milliseconds), so it is
-    cached and rebuilt only when new modules were imported since, which is how
-    another BLAS (scipy's, say) gets loaded.
+    cached and rebuilt only when new modules were imported since.
     """
     global _blas_controller, _blas_controller_modules
     import sys
 
-    if _blas_controller is None or len(sys.modules) != _blas_controller_modules:
-        from threadpoolctl import ThreadpoolController
+    with _blas_controller_lock:
+        if _blas_controller is None or len(sys.modules) != _blas_controller_modules:
+            from threadpoolctl import ThreadpoolController
 
-        _blas_controller = ThreadpoolController()
-        _blas_controller_modules = len(sys.modules)
-    return _blas_controller
+            _blas_controller = ThreadpoolController()
+            _blas_controller_modules = len(sys.modules)
+        return _blas_controller
 
 
 @contextlib.contextmanager
 def kernel_threads(backend: str, n_threads: int) -> Iterator[None]:
-    """Run a kernel with ``n_threads`` threads and the BLAS held to one thread.
+    """Run a Numba kernel of the calling thread with ``n_threads`` threads.
 
-    The C++ kernels take their thread count as an argument; Numba's pool size is
-    set here and restored afterwards.  The reference backend runs numpy code and
-    keeps the BLAS as it is.
+    Numba's thread count is local to the calling thread, so setting it here and
+    restoring it afterwards is invisible to every other thread.  The C++ kernels
+    take their thread count as an argument and the reference runs numpy code, so
+    for them this does nothing.
     """
-    if backend == "numpy":
+    if backend != "numba":
         yield
         return
-    with _threadpool_controller().limit(limits=1, user_api="blas"):
-        if backend != "numba":
-            yield
-            return
-        import numba
+    import numba
 
-        previous = numba.get_num_threads()
-        numba.set_num_threads(min(n_threads, numba.config.NUMBA_NUM_THREADS))
-        try:
-            yield
-        finally:
-            numba.set_num_threads(previous)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
 
 
 def simd_level() -> str:
@@ -217,6 +266,7 @@ def config() -> dict[str, Any]:
         "simd_detected": _cpp.detected_simd_level() if _cpp is not None else "none",
         "usable_cores": usable_cores(),
         "default_threads": get_num_threads(),
+        "max_threads": max_threads(),
         "openmp_max_threads": _cpp.omp_max_threads() if _cpp is not None else None,
         "openmp_version": _cpp.openmp_version() if _cpp is not None else None,
     }
@@ -256,7 +306,7 @@ def show_config() -> None:
     lines += [
         f"  SIMD path          : {info['simd']} (CPU supports {info['simd_detected']})",
         f"  threads            : {info['default_threads']} by default "
-        f"({info['usable_cores']} usable cores)",
+        f"({info['usable_cores']} usable cores, at most {info['max_threads']})",
         f"  OpenMP             : {info['openmp_max_threads']} max threads, "
         f"version {info['openmp_version']}",
         f"  Numba              : {info.get('numba')}, threading layer "

@@ -19,6 +19,47 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 INT32_MAX = np.iinfo(np.int32).max
 
 
+class TooLargeError(MemoryError, ValueError):
+    """A call would need more memory than the machine has, judged before allocating.
+
+    Subclasses both ``MemoryError`` and ``ValueError`` (the sizes come from the
+    arguments), so either ``except`` clause catches it.
+    """
+
+
+def memory_limit() -> int:
+    """Bytes of memory this process may use: physical memory, capped by a cgroup limit."""
+    import os
+
+    try:
+        limit = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - non-POSIX
+        return 1 << 62
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as fh:
+                value = fh.read().strip()
+            if value.isdigit():
+                limit = min(limit, int(value))
+        except OSError:
+            continue
+    return limit
+
+
+def check_memory(n_bytes: int, what: str, fix: str) -> None:
+    """Raise :class:`TooLargeError` when ``what`` would need more than the machine's memory.
+
+    Sizes a caller declares (a matrix shape, ``n_users``) can ask for far more
+    than the data holds; refusing up front beats being killed by the OOM killer.
+    """
+    limit = memory_limit()
+    if n_bytes > limit:
+        raise TooLargeError(
+            f"{what} would need {n_bytes / 2**30:,.1f} GiB, more than the {limit / 2**30:,.1f} GiB "
+            f"of memory this process may use; {fix}"
+        )
+
+
 def check_int(value: Any, name: str, *, minimum: int | None = None) -> int:
     """Return ``value`` as a Python int, or raise naming ``name``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
@@ -103,15 +144,125 @@ def as_2d_array(X: Any, name: str, layout: str = "rows x features") -> np.ndarra
     return array
 
 
+def _index_array(values: Any, name: str, what: str) -> np.ndarray:
+    """A sparse matrix's index array, refused unless it is 1-D integers."""
+    array = np.asarray(values)
+    if array.ndim != 1 or array.dtype.kind not in "iu":
+        raise ValueError(
+            f"{name} is a malformed sparse matrix: its {what} array must be 1-D integers, got "
+            f"dtype {array.dtype} and shape {array.shape}. {_REBUILD_HINT}"
+        )
+    return array
+
+
+_REBUILD_HINT = ("Build it with the scipy.sparse constructors, or find the fault with "
+                 "matrix.check_format(full_check=True).")
+
+
+def _first_outside(index: np.ndarray, size: int) -> int | None:
+    """The first entry of ``index`` outside [0, size), or None; one vectorised pass.
+
+    Signed indices are read as unsigned, so a negative index shows as a huge one
+    and one comparison of the maximum finds both kinds.
+    """
+    if index.size == 0:
+        return None
+    if index.dtype.kind == "i":
+        unsigned = index.view(np.dtype(f"u{index.dtype.itemsize}"))
+    else:
+        unsigned = index
+    if int(unsigned.max()) < size:
+        return None
+    return int(index[(index < 0) | (index >= size)][0])
+
+
+def _check_compressed(indptr: Any, indices: Any, data: Any, n_major: int, n_minor: int,
+                      name: str, axes: tuple[str, str]) -> None:
+    """Raise unless (indptr, indices, data) is valid compressed storage of that size."""
+    indptr = _index_array(indptr, name, "indptr")
+    indices = _index_array(indices, name, "indices")
+    major, minor = axes
+    if indptr.size != n_major + 1:
+        raise ValueError(
+            f"{name} is a malformed sparse matrix: indptr has {indptr.size} entries but the "
+            f"matrix has {n_major} {major}s (it needs {n_major + 1}). {_REBUILD_HINT}"
+        )
+    if int(indptr[0]) != 0:
+        raise ValueError(f"{name} is a malformed sparse matrix: indptr starts at {int(indptr[0])}, "
+                         f"not 0. {_REBUILD_HINT}")
+    if n_major and bool((indptr[1:] < indptr[:-1]).any()):
+        raise ValueError(f"{name} is a malformed sparse matrix: indptr decreases (it must be "
+                         f"non-decreasing). {_REBUILD_HINT}")
+    nnz = int(indptr[-1])
+    n_data = np.shape(data)[0] if np.ndim(data) else 0
+    if nnz > indices.size or nnz > n_data:
+        raise ValueError(
+            f"{name} is a malformed sparse matrix: indptr declares {nnz} stored entries but there "
+            f"are {indices.size} indices and {n_data} values. {_REBUILD_HINT}"
+        )
+    bad = _first_outside(indices[:nnz], n_minor)
+    if bad is not None:
+        raise ValueError(
+            f"{name} is a malformed sparse matrix: it stores the {minor} index {bad}, outside "
+            f"[0, {n_minor}). {_REBUILD_HINT}"
+        )
+
+
+def check_sparse_structure(A: Any, name: str) -> sp.spmatrix:
+    """Raise unless the index arrays of the scipy sparse matrix ``A`` fit its shape.
+
+    scipy does not check arrays assigned after construction, and its own routines
+    (``tocsr``, transposes) read them unchecked, so every sparse argument passes
+    here before anything else touches it: ``indptr`` of the right length, starting
+    at 0 and non-decreasing, enough indices and values, every index within the
+    shape.  Vectorised, O(nnz + rows).  Returns ``A`` itself for CSR, CSC and COO
+    (CSR and CSC with spare storage past ``indptr[-1]`` as a matrix of views that
+    ends there); other formats are returned as CSR after the same checks.
+    """
+    if A.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, got a sparse array with {A.ndim} dimensions.")
+    n_rows, n_cols = (int(size) for size in A.shape)
+    if A.format in ("csr", "csc"):
+        major, minor = (n_rows, n_cols) if A.format == "csr" else (n_cols, n_rows)
+        axes = ("row", "column") if A.format == "csr" else ("column", "row")
+        _check_compressed(A.indptr, A.indices, A.data, major, minor, name, axes)
+        if np.ndim(A.data) != 1:
+            raise ValueError(f"{name} is a malformed sparse matrix: its data array is not 1-D. "
+                             f"{_REBUILD_HINT}")
+        nnz = int(A.indptr[-1])
+        if A.indices.size != nnz or A.data.size != nnz:  # spare storage: kernels see views of nnz
+            return type(A)((A.data[:nnz], A.indices[:nnz], A.indptr), shape=A.shape)
+        return A
+    if A.format == "coo":
+        row, col = _index_array(A.row, name, "row"), _index_array(A.col, name, "col")
+        if not row.size == col.size == np.size(A.data):
+            raise ValueError(
+                f"{name} is a malformed sparse matrix: it has {row.size} row indices, {col.size} "
+                f"column indices and {np.size(A.data)} values. {_REBUILD_HINT}"
+            )
+        for index, size, axis in ((row, n_rows, "row"), (col, n_cols, "column")):
+            bad = _first_outside(index, size)
+            if bad is not None:
+                raise ValueError(f"{name} is a malformed sparse matrix: it stores the {axis} index "
+                                 f"{bad}, outside [0, {size}). {_REBUILD_HINT}")
+        return A
+    if A.format == "bsr":
+        block_rows, block_cols = A.blocksize
+        _check_compressed(A.indptr, A.indices, A.data, n_rows // block_rows, n_cols // block_cols,
+                          name, ("block row", "block column"))
+    csr = A.tocsr()
+    _check_compressed(csr.indptr, csr.indices, csr.data, n_rows, n_cols, name, ("row", "column"))
+    return csr
+
+
 def as_sparse_2d(X: Any, name: str) -> sp.spmatrix:
     """Any scipy sparse matrix or array, or a 2-D array-like, as a scipy sparse matrix.
 
-    Sparse input is returned as it is (no copy); dense input becomes CSR.
+    Sparse input has its structure checked (:func:`check_sparse_structure`) and
+    is returned as it is (no copy); dense input becomes CSR.
     """
     if sp.issparse(X):
-        if X.ndim != 2:
-            raise ValueError(f"{name} must be 2-D, got a sparse array with {X.ndim} dimensions.")
-        return X
+        return check_sparse_structure(X, name)
     array = as_2d_array(X, name)
     float_dtype_for(array.dtype, name)
     return sp.csr_matrix(array)
@@ -120,8 +271,9 @@ def as_sparse_2d(X: Any, name: str) -> sp.spmatrix:
 def canonical_csr(A: sp.spmatrix, name: str, dtype: np.dtype | None = None) -> sp.csr_matrix:
     """A CSR copy-on-need of ``A`` with float data, sorted unique indices and no stored zeros.
 
-    The result shares arrays with ``A`` when ``A`` already is canonical CSR of the
-    requested dtype; otherwise it is a new matrix.
+    ``A`` must have passed :func:`check_sparse_structure` (as :func:`as_sparse_2d`
+    does).  The result shares arrays with ``A`` when ``A`` already is canonical CSR
+    of the requested dtype; otherwise it is a new matrix.
     """
     dtype = float_dtype_for(A.dtype, name) if dtype is None else np.dtype(dtype)
     if A.format == "csr":  # may share the caller's arrays: never change them in place
@@ -140,6 +292,18 @@ def canonical_csr(A: sp.spmatrix, name: str, dtype: np.dtype | None = None) -> s
         csr.sum_duplicates()  # sorts indices and merges duplicates, in place on our copy
         csr.eliminate_zeros()
     return csr
+
+
+def entry_rows(indptr: np.ndarray, dtype: Any = np.int64) -> np.ndarray:
+    """The row of every stored entry of a CSR matrix, shape (nnz,), from its ``indptr``.
+
+    When rows outnumber entries (a declared shape far larger than the data) it
+    searches ``indptr`` instead of building arrays as long as the rows.
+    """
+    n_rows, nnz = indptr.size - 1, int(indptr[-1])
+    if n_rows <= nnz:
+        return np.repeat(np.arange(n_rows, dtype=dtype), np.diff(indptr))
+    return (np.searchsorted(indptr, np.arange(nnz), side="right") - 1).astype(dtype)
 
 
 @dataclass(frozen=True)
@@ -247,9 +411,7 @@ def check_cluster_data(X: Any, name: str = "X", dtype: np.dtype | None = None) -
     modified; it is copied only when its dtype or layout must change.
     """
     if sp.issparse(X):
-        if X.ndim != 2:
-            raise ValueError(f"{name} must be 2-D, got a sparse array with {X.ndim} dimensions.")
-        csr = canonical_csr(X, name, dtype)
+        csr = canonical_csr(check_sparse_structure(X, name), name, dtype)
         n, d = csr.shape
         result = ClusterData(None, csr, int(n), int(d), csr.dtype)
     else:
@@ -505,6 +667,7 @@ def rating_triples(data: Any, columns: tuple[str, str, str] | None = None) -> Ra
     if sp.issparse(data):
         if data.ndim != 2:
             raise ValueError(f"ratings matrix must be 2-D, got {data.ndim} dimensions.")
+        data = check_sparse_structure(data, "ratings matrix")
         # CSR sums duplicates in linear time (COO's sum_duplicates sorts); canonical
         # CSR, the common case, is read as it is.
         csr = sp.csr_matrix(data) if data.format != "csr" else data
@@ -514,7 +677,7 @@ def rating_triples(data: Any, columns: tuple[str, str, str] | None = None) -> Ra
         values = _rating_values(csr.data, "ratings matrix values")
         if values.size == 0:
             raise ValueError("The ratings matrix has no stored entries: there is nothing to fit.")
-        rows = np.repeat(np.arange(csr.shape[0], dtype=np.int64), np.diff(csr.indptr))
+        rows = entry_rows(csr.indptr)
         return RatingTriples(rows, csr.indices.astype(np.int64), values,
                              (int(csr.shape[0]), int(csr.shape[1])))
     if hasattr(data, "columns") and hasattr(data, "iloc"):  # a pandas DataFrame
@@ -601,7 +764,7 @@ def check_item_features(features: Any, name: str = "features") -> sp.csr_matrix:
     if sp.issparse(features):
         if features.ndim != 2:
             raise ValueError(f"{name} must be 2-D (items x features), got {features.ndim} dimensions.")
-        matrix = features
+        matrix = check_sparse_structure(features, name)
     else:
         matrix = as_2d_array(features, name, "items x features")
         float_dtype_for(matrix.dtype, name)
@@ -708,8 +871,7 @@ def check_relevance_matrix(test: Any, threshold: float | None) -> sp.csr_matrix:
         raise TypeError(
             f"test must be a users x items scipy sparse matrix, got {type(test).__name__}."
         )
-    if test.ndim != 2:
-        raise ValueError(f"test must be 2-D, got a sparse array with {test.ndim} dimensions.")
+    test = check_sparse_structure(test, "test")
     csr = sp.csr_matrix(test, copy=True)  # never change the caller's matrix
     csr.sum_duplicates()
     keep = np.ones(csr.nnz, dtype=bool)
@@ -717,7 +879,7 @@ def check_relevance_matrix(test: Any, threshold: float | None) -> sp.csr_matrix:
         threshold = check_float(threshold, "threshold")
         keep = np.asarray(csr.data >= threshold)
     indptr = np.zeros(csr.shape[0] + 1, dtype=np.int64)
-    rows = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
+    rows = entry_rows(csr.indptr)
     np.cumsum(np.bincount(rows[keep], minlength=csr.shape[0]), out=indptr[1:])
     index_dtype = index_dtype_for(*csr.shape)
     return sp.csr_matrix(
@@ -770,7 +932,7 @@ def check_timestamps(timestamps: Any, n: int, pattern: sp.csr_matrix | None = No
                 "timestamps is a sparse matrix but the ratings are not; pass an array aligned "
                 "with the ratings."
             )
-        stamps = sp.csr_matrix(timestamps)
+        stamps = sp.csr_matrix(check_sparse_structure(timestamps, "timestamps"))
         if (stamps.shape != pattern.shape or stamps.nnz != pattern.nnz
                 or not np.array_equal(stamps.indptr, pattern.indptr)
                 or not np.array_equal(stamps.indices, pattern.indices)):
@@ -917,7 +1079,7 @@ def check_same_pattern(matrix: sp.csr_matrix, other: Any, name: str) -> sp.csr_m
     """``other`` as CSR with exactly the sparsity pattern of ``matrix``."""
     if not sp.issparse(other):
         raise TypeError(f"{name} must be a scipy sparse matrix, got {type(other).__name__}.")
-    other = sp.csr_matrix(other)
+    other = sp.csr_matrix(check_sparse_structure(other, name))
     if (other.shape != matrix.shape or other.nnz != matrix.nnz
             or not np.array_equal(other.indptr, matrix.indptr)
             or not np.array_equal(other.indices, matrix.indices)):
@@ -941,9 +1103,10 @@ def check_id_lookup(inner: np.ndarray, ids: np.ndarray, name: str) -> None:
 
 
 def check_sparse_matrix(matrix: Any, name: str) -> None:
-    """Raise unless ``matrix`` is a scipy sparse matrix."""
+    """Raise unless ``matrix`` is a scipy sparse matrix with a valid structure."""
     if not sp.issparse(matrix):
         raise TypeError(f"{name} must be a scipy sparse matrix, got {type(matrix).__name__}.")
+    check_sparse_structure(matrix, name)
 
 
 def check_axis_ids(ids: Any, n: int, name: str, axis: str) -> np.ndarray:

@@ -523,9 +523,12 @@ def test_recommend_restricted_candidates_and_padding():
     u = int(users[0])
     unseen = [j for j in model.item_ids_ if j not in set(items[users == u])][:3]
     ids, scores = model.recommend(u, n=5, items=unseen + [123_456])
-    assert set(ids[:3]) == set(unseen)
-    np.testing.assert_array_equal(ids[3:], [-1, -1])
-    assert np.all(np.isneginf(scores[3:])) and np.all(np.diff(scores[:3]) <= 0)
+    assert ids.shape == (3,)  # n is capped at the 3 known candidates
+    assert set(ids) == set(unseen) and np.all(np.diff(scores) <= 0)
+    seen_item = int(items[users == u][0])
+    ids, scores = model.recommend(u, n=2**31, items=unseen + [seen_item])
+    assert ids.shape == (4,) and set(ids[:3]) == set(unseen)
+    assert ids[3] == -1 and np.isneginf(scores[3])  # the seen candidate is excluded: padding
 
 
 # -- fold-in, partial_fit, history, save/load -----------------------------------------

@@ -395,9 +395,11 @@ def test_recommend_shapes_string_ids_and_padding():
     users = np.array(["u1", "u1", "u2", "u2", "u3"])
     items = np.array(["i1", "i2", "i2", "i3", "i1"])
     model = ItemKNN(k=3).fit((users, items, np.ones(5)))
-    ids, scores = model.recommend("u3", n=4)
-    assert ids.shape == (4,) and scores.shape == (4,)
+    ids, scores = model.recommend("u3", n=4)  # n is capped at the 3 items there are
+    assert ids.shape == (3,) and scores.shape == (3,)
     assert ids[0] == "i2" and ids[-1] is None and np.isneginf(scores[-1])
+    ids, _ = model.recommend("u3", n=2**31)
+    assert ids.shape == (3,)
     ids, scores = model.recommend(["u1", "u3"], n=2)
     assert ids.shape == (2, 2) and scores.dtype == np.float32
 

@@ -22,25 +22,82 @@ def test_backend_resolution():
 
 
 def test_thread_defaults_and_override():
-    assert fastrec.get_num_threads() == _runtime.usable_cores()
+    assert fastrec.get_num_threads() == _runtime.host_threads()
     assert _runtime.usable_cores() <= len(os.sched_getaffinity(0))
     fastrec.set_num_threads(1)
     assert fastrec.get_num_threads() == 1 and _runtime.resolve_threads(None) == 1
     assert _runtime.resolve_threads(3) == 3
     fastrec.set_num_threads(None)
-    assert fastrec.get_num_threads() == _runtime.usable_cores()
+    assert fastrec.get_num_threads() == _runtime.host_threads()
     with pytest.raises(ValueError, match="n_threads must be >= 1"):
         fastrec.set_num_threads(0)
     with pytest.raises(TypeError, match="n_threads must be an integer"):
         fastrec.set_num_threads("2")
+    with pytest.raises(ValueError, match="n_threads must be >= 1"):
+        _runtime.resolve_threads(-3)
 
 
-def test_blas_is_held_to_one_thread_inside_kernels():
+@pytest.mark.parametrize("requested", [100_000, 2**31, 2**63, 10**30])
+def test_thread_counts_are_capped_at_the_ceiling(requested):
+    ceiling = _runtime.max_threads()
+    assert ceiling == 4 * os.cpu_count()
+    assert _runtime.resolve_threads(requested) == ceiling
+    fastrec.set_num_threads(requested)
+    try:
+        assert fastrec.get_num_threads() == ceiling
+    finally:
+        fastrec.set_num_threads(None)
+
+
+def test_default_threads_follow_the_openmp_limit_of_the_calling_thread():
+    from threadpoolctl import threadpool_limits
+
+    if _runtime._cpp is None:
+        pytest.skip("the OpenMP limit is read through the compiled core")
+    with threadpool_limits(1, user_api="openmp"):
+        assert fastrec.get_num_threads() == 1
+    assert fastrec.get_num_threads() == _runtime.host_threads()
+
+
+def test_default_threads_follow_omp_num_threads():
+    code = "import fastrec; print(fastrec.get_num_threads(), fastrec._runtime._env_thread_limit())"
+    env = {**os.environ, "OMP_NUM_THREADS": "1,1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=env).stdout.split()
+    assert out == ["1", "1"]
+    for value in ("", "zero", "0", "-2"):
+        env["OMP_NUM_THREADS"] = value
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True, env=env).stdout.split()
+        assert out[1] == "None"
+
+
+def test_default_threads_follow_joblib_inner_max_num_threads():
+    joblib = pytest.importorskip("joblib")
+    with joblib.parallel_config(backend="loky", inner_max_num_threads=1):
+        counts = joblib.Parallel(n_jobs=2)(joblib.delayed(fastrec.get_num_threads)() for _ in range(2))
+    assert counts == [1, 1]
+
+
+def _thread_limits() -> list[tuple[str, str, int]]:
     from threadpoolctl import threadpool_info
 
-    with _runtime.kernel_threads("cpp", 2):
-        blas = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
-        assert all(lib["num_threads"] == 1 for lib in blas)
+    return sorted((lib["user_api"], lib["filepath"], lib["num_threads"]) for lib in threadpool_info())
+
+
+def test_kernel_calls_leave_blas_and_openmp_limits_unchanged():
+    import numba
+    import numpy as np
+
+    before, numba_before = _thread_limits(), numba.get_num_threads()
+    rng = np.random.default_rng(0)
+    U, V = rng.normal(size=(30, 8)), rng.normal(size=(40, 8))
+    for backend in fastrec.available_backends() + ("numpy",):
+        fastrec.topn(U, V, n=3, n_threads=1, backend=backend)
+        fastrec.cosine_topk(np.abs(V), k=3, n_threads=1, backend=backend)
+    after = [lib for lib in _thread_limits() if lib[:2] in {b[:2] for b in before}]
+    assert after == before  # libraries loaded by the calls themselves start at their defaults
+    assert numba.get_num_threads() == numba_before
 
 
 @pytest.mark.skipif(_runtime._cpp is None, reason="compiled core not built")

@@ -37,6 +37,9 @@ def brute_force(U, V, n, exclude=None, candidates=None):
     if exclude is not None:
         coo = sp.coo_matrix(exclude)
         allowed[coo.row, coo.col] = False
+    # n is capped at the items there are (shared candidates: at their number)
+    shared = candidates is not None and not sp.issparse(candidates)
+    n = max(1, min(n, np.unique(candidates).size if shared else S.shape[1]))
     indices = np.full((S.shape[0], n), -1, dtype=np.int64)
     scores = np.full((S.shape[0], n), -np.inf)
     for q in range(S.shape[0]):
@@ -101,9 +104,9 @@ def test_reference_hand_computed_ties_exclusion_and_padding():
     V = np.array([[2.0, 0.0], [1.0, 1.0], [2.0, -1.0], [0.0, 0.0]])
     # scores: q0 [2, 1, 2, 0], q1 [0, 1, -1, 0], q2 [2, 2, 1, 0]
     exclude = sp.csr_matrix(([1, 1], ([1, 2], [1, 0])), shape=(3, 4))
-    idx, sc = fastrec.topn(U, V, n=5, exclude=exclude, backend="numpy")
-    assert idx.tolist() == [[0, 2, 1, 3, -1], [0, 3, 2, -1, -1], [1, 2, 3, -1, -1]]
-    assert sc.tolist() == [[2, 2, 1, 0, -np.inf], [0, 0, -1, -np.inf, -np.inf], [2, 1, 0, -np.inf, -np.inf]]
+    idx, sc = fastrec.topn(U, V, n=5, exclude=exclude, backend="numpy")  # n capped at 4 items
+    assert idx.tolist() == [[0, 2, 1, 3], [0, 3, 2, -1], [1, 2, 3, -1]]
+    assert sc.tolist() == [[2, 2, 1, 0], [0, 0, -1, -np.inf], [2, 1, 0, -np.inf]]
     assert sc.dtype == np.float64 and idx.dtype == np.int32
 
 
@@ -147,12 +150,15 @@ def test_ties_go_to_the_smaller_index_exactly(backend, level, dtype):
 
 
 @pytest.mark.parametrize("backend, level", VARIANTS, ids=VARIANT_IDS)
-def test_n_larger_than_the_items_pads(backend, level):
-    U, V, exclude = problem(6, 5, 4)
-    idx, sc = run(backend, level, U, V, 12, exclude=exclude)
-    assert idx.shape == (6, 12)
-    assert_matches_brute_force((idx, sc), U, V, 12, exclude)
-    assert np.all(idx[:, 5:] == -1) and np.all(np.isneginf(sc[:, 5:]))
+def test_n_larger_than_the_items_is_capped_and_pads_excluded_slots(backend, level):
+    U, V, exclude = problem(6, 5, 4, density=0.3)
+    for n in (12, 2**31, 10**12):
+        idx, sc = run(backend, level, U, V, n, exclude=exclude)
+        assert idx.shape == (6, 5)
+        assert_matches_brute_force((idx, sc), U, V, n, exclude)
+        left = 5 - np.diff(exclude.indptr)
+        for q in range(6):
+            assert np.all(idx[q, left[q]:] == -1) and np.all(np.isneginf(sc[q, left[q]:]))
 
 
 @pytest.mark.parametrize("backend, level", VARIANTS, ids=VARIANT_IDS)

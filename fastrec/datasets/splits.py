@@ -123,7 +123,7 @@ def train_test_split(data: Any, test_size: float | int = 0.2, *, method: str = "
     if sp.issparse(data):
         if data.ndim != 2:
             raise ValueError(f"data must be a 2-D ratings matrix, got {data.ndim} dimensions.")
-        csr = sp.csr_matrix(data)  # no copy for CSR input; never modified below
+        csr = sp.csr_matrix(V.check_sparse_structure(data, "data"))  # no copy for CSR input
         n = csr.nnz
         users = np.repeat(np.arange(csr.shape[0]), np.diff(csr.indptr))
         times = _times(timestamps, n, needs_time, method, csr)

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from fastrec import _runtime
 from fastrec import _validation as V
 from fastrec._archive import open_archive
+from fastrec._concurrency import SharedModel, model_lock, reads, writes
 from fastrec._idmap import IdMap
 from fastrec.scoring import topn
 
@@ -233,7 +234,7 @@ def make_schedules(side: int, n_epochs: int, rng: np.random.Generator) -> np.nda
     return np.ascontiguousarray(rows * side + (rows + shifts[:, :, None]) % side)
 
 
-class MatrixFactorization:
+class MatrixFactorization(SharedModel):
     r"""Biased matrix factorization (Funk-SVD) of explicit ratings, trained by SGD.
 
     .. math:: \hat r_{ui} = \mu + b_u + b_i + p_u \cdot q_i
@@ -332,6 +333,14 @@ class MatrixFactorization:
     Unknown ids at prediction: an unknown user is predicted :math:`\mu + b_i`,
     an unknown item :math:`\mu + b_u`, and a pair of unknowns :math:`\mu`
     (an unbiased model falls back to ``global_mean_`` whenever a side is unknown).
+
+    Threads: one fitted model may serve :meth:`predict`, :meth:`recommend` and
+    :meth:`save` from any number of threads at once.  :meth:`fold_in` and
+    :meth:`partial_fit` change the model: each runs alone, after the reads in
+    progress and before later ones, so no read sees a half-updated model and no
+    update is lost.  :meth:`fit` trains without holding readers back and swaps
+    the new model in at the end.  A model pickles (``pickle``, ``joblib``,
+    ``cloudpickle``) and works the same after unpickling.
     """
 
     def __init__(
@@ -379,6 +388,15 @@ class MatrixFactorization:
         self._train_users: np.ndarray | None = None  # inner indices, for exclude_seen
         self._train_items: np.ndarray | None = None
         self._seen: sp.csr_matrix | None = None
+
+    def _restore(self) -> None:
+        """Put the factor matrices back on 64-byte boundaries, which a pickle does not keep."""
+        for name in ("_P", "_Q"):
+            factors = self.__dict__.get(name)
+            if factors is not None and factors.ctypes.data % _ALIGN:
+                aligned = aligned_zeros(*factors.shape, factors.dtype)
+                aligned[...] = factors
+                setattr(self, name, aligned)
 
     # -- parameters -------------------------------------------------------------------
 
@@ -467,11 +485,16 @@ class MatrixFactorization:
         self
         """
         params = self._checked_params()
+        _check_matrix_ids(ratings)
+        for declared, name in ((n_users, "n_users"), (n_items, "n_items")):
+            if declared is not None:  # the identity id maps and factors of that many ids
+                _check_factor_memory(V.check_int(declared, name, minimum=1), 0, params)
         data = V.rating_triples(ratings, columns)
         user_map, users = self._map_ids(data.users, n_users, "n_users", "user_ids",
                                         data.shape[0] if data.shape else None)
         item_map, items = self._map_ids(data.items, n_items, "n_items", "item_ids",
                                         data.shape[1] if data.shape else None)
+        _check_factor_memory(len(user_map), len(item_map), params)
         values = data.ratings.astype(params["dtype"])  # a copy: the caller's data stays as it is
         seed = V.check_seed(self.seed, draw=True)
         k, dtype = params["n_factors"], params["dtype"]
@@ -488,20 +511,22 @@ class MatrixFactorization:
                                       validation=validation, columns=columns,
                                       user_map=user_map, item_map=item_map)
         # Only a finished, finite model is stored (a diverged fit raised above).
-        self._k = k
-        self._P, self._Q = state["P"], state["Q"]
-        self.user_bias_, self.item_bias_ = state["bu"], state["bi"]
-        self._user_map, self._item_map = user_map, item_map
-        self.global_mean_ = mean
-        self._mu = mean if params["biased"] else 0.0
-        self._biased = params["biased"]
-        self.rating_range_ = (float(np.min(data.ratings)), float(np.max(data.ratings)))
-        self.seed_ = seed
-        self.epochs_trained_ = epochs
-        self.history_ = history
-        self._train_users, self._train_items, self._seen = users, items, None
+        with model_lock(self).writing():
+            self._k = k
+            self._P, self._Q = state["P"], state["Q"]
+            self.user_bias_, self.item_bias_ = state["bu"], state["bi"]
+            self._user_map, self._item_map = user_map, item_map
+            self.global_mean_ = mean
+            self._mu = mean if params["biased"] else 0.0
+            self._biased = params["biased"]
+            self.rating_range_ = (float(np.min(data.ratings)), float(np.max(data.ratings)))
+            self.seed_ = seed
+            self.epochs_trained_ = epochs
+            self.history_ = history
+            self._train_users, self._train_items, self._seen = users, items, None
         return self
 
+    @writes
     def partial_fit(self, ratings: Any, *, n_epochs: int | None = None, validation: Any = None,
                     columns: tuple[str, str, str] | None = None) -> MatrixFactorization:
         """Run more epochs on (new) ratings, starting from the current parameters.
@@ -535,10 +560,12 @@ class MatrixFactorization:
         n_epochs = params["n_epochs"] if n_epochs is None else V.check_int(n_epochs, "n_epochs",
                                                                            minimum=1)
         params["biased"] = self._biased
+        _check_matrix_ids(ratings)
         data = V.rating_triples(ratings, columns)
         # Sparse input: its row and column numbers are the raw ids.
         user_map, users = self._user_map.extend(data.users)
         item_map, items = self._item_map.extend(data.items)
+        _check_factor_memory(len(user_map), len(item_map), params)
         values = data.ratings.astype(params["dtype"])
         rng = np.random.default_rng([self.seed_, 3, self.epochs_trained_])
         state = {
@@ -748,6 +775,7 @@ class MatrixFactorization:
     def _fallback_mean(self, pred: np.ndarray) -> Any:
         return pred.dtype.type(getattr(self, "global_mean_", 0.0))
 
+    @reads
     def predict(self, users: Any, items: Any, *, clip: bool | None = None) -> np.ndarray:
         """Predicted ratings of (user, item) pairs, given by raw ids.
 
@@ -826,6 +854,7 @@ class MatrixFactorization:
             Q[:, k + 1] = self.item_bias_
         return U, Q
 
+    @reads
     def recommend(self, users: Any, n: int = 10, *, exclude_seen: bool = True,
                   items: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` best-scored items for one user or a batch of users.
@@ -837,6 +866,8 @@ class MatrixFactorization:
         ----------
         users : raw id or array-like of raw ids
         n : int, default 10
+            Items per user; capped at the number of items (of candidates, with
+            ``items``).
         exclude_seen : bool, default True
             Never return items the user rated in training.
         items : array-like of raw item ids, optional
@@ -877,6 +908,7 @@ class MatrixFactorization:
 
     # -- fold-in ------------------------------------------------------------------------
 
+    @writes
     def fold_in(self, user: Any, items: Any, ratings: Any) -> MatrixFactorization:
         """Learn one user's factors and bias from its ratings, item side frozen.
 
@@ -953,6 +985,7 @@ class MatrixFactorization:
 
     # -- persistence --------------------------------------------------------------------
 
+    @reads
     def save(self, path: str | os.PathLike) -> None:
         """Write the model to an ``.npz`` file (no pickle), with a format version.
 
@@ -1031,6 +1064,7 @@ class MatrixFactorization:
 
     # -- dense scores for blending ------------------------------------------------------
 
+    @reads
     def _score_block(self, inner_users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         """Scores of users x candidate items by inner index, as :meth:`recommend` ranks them.
 
@@ -1051,6 +1085,29 @@ class MatrixFactorization:
             if self._biased:
                 scores[known] += self.user_bias_[rows, None]
         return scores
+
+
+def _check_matrix_ids(ratings: Any) -> None:
+    """Refuse a sparse matrix with more rows or columns than the int32 training indices hold."""
+    if sp.issparse(ratings) and ratings.ndim == 2 and max(ratings.shape) > V.INT32_MAX:
+        raise ValueError(
+            f"ratings matrix has shape {ratings.shape}: its row and column numbers are the ids, "
+            "and matrix factorization supports at most 2**31 - 1 users and items. Pass "
+            "(user_ids, item_ids, ratings) triples instead, so that only the ids present count."
+        )
+
+
+def _check_factor_memory(n_users: int, n_items: int, params: dict[str, Any]) -> None:
+    """Refuse before allocating factor matrices the machine cannot hold."""
+    dtype = params["dtype"]
+    row_bytes = padded_width(params["n_factors"], dtype) * dtype.itemsize
+    V.check_memory((n_users + n_items) * (row_bytes + dtype.itemsize), "the factor matrices of "
+                   f"{n_users:,} users and {n_items:,} items at n_factors={params['n_factors']}",
+                   "pass fewer ids (as triples, so that only the ids present count) or fewer "
+                   "factors.")
+    if max(n_users, n_items) > V.INT32_MAX:
+        raise ValueError(f"{n_users:,} users and {n_items:,} items: matrix factorization supports at "
+                         "most 2**31 - 1 of each.")
 
 
 def _all_finite(state: dict[str, np.ndarray]) -> bool:

@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from fastrec import _runtime
 from fastrec import _validation as V
 from fastrec._archive import open_archive
+from fastrec._concurrency import SharedModel, reads, writes
 from fastrec._idmap import IdMap
 
 FORMAT_VERSION = 1
@@ -115,8 +116,13 @@ def z_score_rows(scores: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
     return out
 
 
-class Recommender:
+class Recommender(SharedModel):
     """Base of the recommenders fitted on a users x items ratings matrix.
+
+    Threads: a fitted model serves ``recommend``, ``similar_items`` /
+    ``similar_users`` and ``save`` from any number of threads at once; ``fit``
+    runs alone and no read sees a half-fitted model.  Models pickle
+    (``pickle``, ``joblib``, ``cloudpickle``).
 
     Subclasses implement ``_fit_model`` (from the ratings matrix), ``_topn``
     (compiled scoring and selection of a batch of users) and ``_score_block``
@@ -165,6 +171,7 @@ class Recommender:
 
     # -- fitting ------------------------------------------------------------------------
 
+    @writes
     def fit(self, ratings: Any, *, columns: tuple[str, str, str] | None = None):
         """Learn the model from ratings, replacing any previous fit.
 
@@ -229,6 +236,7 @@ class Recommender:
         allowed[inner[inner >= 0]] = 1
         return allowed
 
+    @reads
     def recommend(self, users: Any, n: int = 10, *, exclude_seen: bool = True, items: Any = None,
                   unknown: str = "raise") -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` best-scored items for one user or a batch of users.
@@ -242,6 +250,8 @@ class Recommender:
         ----------
         users : raw id or array-like of raw ids
         n : int, default 10
+            Items per user; capped at the number of items (of candidates, with
+            ``items``).
         exclude_seen : bool, default True
             Never return items the user rated in training.
         items : array-like of raw item ids, optional
@@ -261,11 +271,13 @@ class Recommender:
             Matching scores; ``-inf`` in empty slots.
         """
         V.check_fitted(self, "_R")
-        n = V.check_int(n, "n", minimum=1)
+        n = min(V.check_int(n, "n", minimum=1), max(1, len(self._item_map)))
         exclude_seen = V.check_bool(exclude_seen, "exclude_seen")
         unknown = V.check_unknown(unknown)
         single, inner = self._inner_users(users, unknown)
         allowed = self._allowed(items, unknown)
+        if allowed.size:  # no more slots than candidates
+            n = min(n, max(1, int(np.count_nonzero(allowed))))
         backend, n_threads = _runtime.resolve_backend(self.backend), _runtime.resolve_threads(self.n_threads)
         history = np.diff(self._seen_matrix().indptr)
         cold = (inner < 0) | (history[np.maximum(inner, 0)] == 0)
@@ -323,6 +335,7 @@ class Recommender:
     def _set_state(self, archive: Any) -> None:
         pass
 
+    @reads
     def save(self, path: str | os.PathLike | Any) -> None:
         """Write the fitted model to an ``.npz`` file (no pickle), with a format version.
 

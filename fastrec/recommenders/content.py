@@ -8,6 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from fastrec import _validation as V
+from fastrec._concurrency import reads
 from fastrec._idmap import IdMap
 from fastrec.recommenders._base import Recommender, columns_of, csr_fields, ratings_matrix, read_csr
 
@@ -112,6 +113,7 @@ class ContentKNN(Recommender):
                 backend, n_threads)
         return out_idx, out_scores
 
+    @reads
     def _score_block(self, inner_users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         scores = np.zeros((inner_users.size, candidates.size))
         known = inner_users >= 0

@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from fastrec import _runtime
 from fastrec import _validation as V
 from fastrec._archive import open_archive
+from fastrec._concurrency import SharedModel, reads, writes
 from fastrec._idmap import IdMap
 from fastrec.recommenders._base import (
     FORMAT_VERSION,
@@ -38,7 +39,7 @@ def _model_classes() -> dict[str, type]:
             Hybrid._FORMAT_NAME: Hybrid}
 
 
-class Hybrid:
+class Hybrid(SharedModel):
     r"""A weighted sum of fitted recommenders' per-user normalised scores.
 
     .. math:: \mathrm{score}(u, j) = \sum_m w_m\, \mathrm{norm}_u\big(\mathrm{score}_m(u, j)\big)
@@ -78,6 +79,12 @@ class Hybrid:
     backend : {"auto", "cpp", "numba", "numpy"}
         Backend of the top-n selection.
 
+    Notes
+    -----
+    Threads: ``recommend`` and ``save`` may run from many threads at once;
+    ``fit`` runs alone.  A component model refitted elsewhere is picked up by the
+    next call.  The blend pickles with its models.
+
     Examples
     --------
     >>> import fastrec
@@ -99,6 +106,7 @@ class Hybrid:
         self.backend = backend
         self._cache: tuple[tuple[Any, ...], dict[str, Any]] | None = None
 
+    @writes
     def fit(self, ratings: Any, *, columns: tuple[str, str, str] | None = None) -> Hybrid:
         """Fit every component model on the same ratings (forms as in ``ItemKNN.fit``)."""
         for model, _ in V.check_model_weights(self.models):
@@ -209,6 +217,7 @@ class Hybrid:
             total[:, known] += weight * scores
         return total
 
+    @reads
     def recommend(self, users: Any, n: int = 10, *, exclude_seen: bool = True, items: Any = None,
                   unknown: str = "raise") -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` best items by blended score, for one user or a batch.
@@ -221,6 +230,7 @@ class Hybrid:
         exclude_seen = V.check_bool(exclude_seen, "exclude_seen")
         unknown = V.check_unknown(unknown)
         state = self._combined()
+        n = min(n, max(1, len(state["item_map"])))
         backend, n_threads = _runtime.resolve_backend(self.backend), _runtime.resolve_threads(self.n_threads)
         single = np.ndim(users) == 0
         raw = np.asarray([users]) if single else V.id_array(users, "users")
@@ -235,6 +245,7 @@ class Hybrid:
             if unknown == "raise":
                 V.raise_unknown(raw_items, found, "item", "items")
             candidates = np.unique(found[found >= 0]).astype(np.int64)
+        n = min(n, max(1, candidates.size))  # no more slots than candidates
         seen = state["seen"]
         history = np.diff(seen.indptr)
         cold = (inner < 0) | (history[np.maximum(inner, 0)] == 0)
@@ -263,6 +274,7 @@ class Hybrid:
 
     # -- persistence --------------------------------------------------------------------
 
+    @reads
     def save(self, path: str | os.PathLike | Any) -> None:
         """Write the blend and every component model to one ``.npz`` file (no pickle).
 

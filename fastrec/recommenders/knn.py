@@ -8,6 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from fastrec import _validation as V
+from fastrec._concurrency import reads
 from fastrec.recommenders._base import (
     Recommender,
     columns_of,
@@ -42,10 +43,11 @@ class _NeighbourKNN(Recommender):
         self._S = read_csr(archive, "neighbours")
         self._S.has_sorted_indices = False  # rows are in rank order
 
+    @reads
     def _neighbours(self, ids: Any, n: int, id_map: Any, side: str, argument: str,
                     out_map: Any) -> tuple[np.ndarray, np.ndarray]:
         V.check_fitted(self, "_R")
-        n = V.check_int(n, "n", minimum=1)
+        n = min(V.check_int(n, "n", minimum=1), max(1, len(out_map)))
         single = np.ndim(ids) == 0
         raw = np.asarray([ids]) if single else V.id_array(ids, argument)
         inner = id_map.lookup(raw)
@@ -122,6 +124,7 @@ class ItemKNN(_NeighbourKNN):
         return self._run_sparse(self._R, self._S, self._R, rows, n, exclude_seen, allowed, backend,
                                 n_threads)
 
+    @reads
     def _score_block(self, inner_users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         scores = np.zeros((inner_users.size, candidates.size))
         known = inner_users >= 0
@@ -201,6 +204,7 @@ class UserKNN(_NeighbourKNN):
         return self._run_sparse(self._S, self._R, self._R, rows, n, exclude_seen, allowed, backend,
                                 n_threads)
 
+    @reads
     def _score_block(self, inner_users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         scores = np.zeros((inner_users.size, candidates.size))
         known = inner_users >= 0

@@ -55,7 +55,9 @@ def topn(
         float32; when ``U`` and ``V`` differ in dtype both are computed in the
         wider one (float32 with float64 gives float64).
     n : int, default 10
-        Items returned per query (>= 1).
+        Items returned per query (>= 1); capped at the number of items (of
+        candidates, when they are shared), so no call allocates more than the
+        result can hold.
     exclude : scipy sparse matrix or array-like, shape (n_queries, n_items), optional
         Items never returned to a query (for example the items it has already
         seen).  Every stored entry of a sparse matrix excludes its item,
@@ -73,12 +75,12 @@ def topn(
 
     Returns
     -------
-    indices : ndarray of int32, shape (n_queries, n)
+    indices : ndarray of int32, shape (n_queries, min(n, n_items))
         Item indices (rows of ``V``), best first; ties go to the smaller index.
         A query with fewer than ``n`` items left (after exclusions, among its
         candidates) is padded with -1.  int64 when ``V`` has more than
         2**31 - 1 rows.
-    scores : ndarray, shape (n_queries, n)
+    scores : ndarray, shape (n_queries, min(n, n_items))
         The matching scores in the computing dtype; ``-inf`` in padded slots.
 
     Notes
@@ -119,6 +121,8 @@ def topn(
     cand_indptr, cand_indices = _NONE, np.zeros(0, dtype=index_dtype)
     if cand.shared is not None:  # score the candidate rows of V only, then map back
         v = np.ascontiguousarray(v[cand.shared])
+    n = max(1, min(n, v.shape[0]))
+    if cand.shared is not None:
         if exclude is not None:
             excl_indptr, excl_indices = _columns_subset(excl_indptr, excl_indices, cand.shared, n_items)
     elif cand.indptr is not None:
