@@ -67,13 +67,13 @@ COMPILED = [b for b in ("cpp", "numba") if b in fastrec.available_backends()]
 # --- budgets -------------------------------------------------------------------------------
 
 _TOTAL = os.environ.get("FASTREC_FUZZ_EXAMPLES")
-N_FUZZ_TESTS = 19  # tests below that draw examples (the child-process tests included)
+TOTAL_WEIGHT = 21.5  # the weights given to fuzz() below, summed (child-process tests included)
 CI_EXAMPLES = 250
 
 
 def _examples(weight: float = 1.0) -> int:
     if _TOTAL:
-        return max(1, math.ceil(int(_TOTAL) * weight / N_FUZZ_TESTS))
+        return max(1, math.ceil(int(_TOTAL) * weight / TOTAL_WEIGHT))
     return max(1, round(CI_EXAMPLES * weight))
 
 
