@@ -92,7 +92,13 @@ def per_user_metrics(recommended: Any, test: Any, k: int = 10, *, threshold: flo
     # A user can be shown at most n_items distinct items, so slots past that are empty and
     # only precision (hits / k) still depends on k: the kernels read k_read columns.
     k_read = min(k, max(n_items, 1))
-    table = V.check_recommendation_table(recommended, n_users, n_items, k_read)
+    # ids and duplicates are still checked in every slot up to k that the table has
+    try:
+        shape = np.shape(recommended)
+    except ValueError:  # ragged rows: check_recommendation_table names the problem
+        shape = ()
+    k_check = max(k_read, min(k, shape[1])) if len(shape) == 2 else k_read
+    table = V.check_recommendation_table(recommended, n_users, n_items, k_check)
     backend = _runtime.resolve_backend(backend)
     n_threads = _runtime.resolve_threads(n_threads)
     out = np.empty((n_users, len(METRIC_NAMES)), dtype=np.float64)
