@@ -35,6 +35,18 @@ class Arg:
     def __repr__(self) -> str:
         return f"<{self.what}{' BAD' if self.bad else ''}: {describe(self.value)}>"
 
+    def _repr_pretty_(self, printer, cycle) -> None:  # how hypothesis prints a failing example
+        printer.text(repr(self))
+
+
+def as_coo(A: sp.spmatrix) -> sp.coo_matrix:
+    """COO of a well-formed sparse matrix, spare storage past ``indptr[-1]`` left out
+    (scipy's own ``tocoo`` reads the whole arrays)."""
+    if A.format in ("csr", "csc"):
+        nnz = int(A.indptr[-1])
+        A = type(A)((A.data[:nnz], A.indices[:nnz], A.indptr), shape=A.shape)
+    return sp.coo_matrix(A)
+
 
 def describe(value: Any) -> str:
     """A repr that shows every array of a case (enough to rebuild it)."""

@@ -44,6 +44,7 @@ from _fuzz_strategies import (
     COUNTS,
     THREADS,
     Arg,
+    as_coo,
     assert_same,
     dense,
     describe,
@@ -755,7 +756,7 @@ def test_evaluate(train, k, threads, data):
 def _entries(data) -> collections.Counter:
     """The multiset of (user, item, rating) entries; NaN spelled "nan" so that it equals itself."""
     if sp.issparse(data):
-        coo = sp.coo_matrix(data)
+        coo = as_coo(data)
         columns = (coo.row, coo.col, coo.data)
     elif isinstance(data, Interactions):
         columns = data.to_triples()
@@ -855,7 +856,7 @@ def test_interactions(matrix, ids, with_times, data):
         assert names_one_of(got.exc, bad + list(args)), got
         return
     users, items, ratings = got.to_triples()
-    coo = sp.coo_matrix(matrix.value)
+    coo = as_coo(matrix.value)
     # Interactions hold float32 ratings (values outside float32's range must have been refused)
     expected = collections.Counter(zip(user_ids[coo.row].tolist(), item_ids[coo.col].tolist(),
                                        coo.data.astype(np.float32).tolist()))
