@@ -69,7 +69,7 @@ COMPILED = [b for b in ("cpp", "numba") if b in fastrec.available_backends()]
 
 _TOTAL = os.environ.get("FASTREC_FUZZ_EXAMPLES")
 TOTAL_WEIGHT = 21.5  # the weights given to fuzz() below, summed (child-process tests included)
-CI_EXAMPLES = 250
+CI_EXAMPLES = 400
 
 
 def _examples(weight: float = 1.0) -> int:
