@@ -119,13 +119,30 @@ def _cgroup_cpu_limit() -> int | None:
     return None
 
 
+# The cgroup quota is re-read at most this often (seconds): reading it costs about
+# as much as a small kernel call, and it changes rarely.
+_CGROUP_REFRESH = 10.0
+_cgroup_cache: tuple[int, float, int | None] | None = None  # (pid, read at, limit)
+
+
+def _cached_cgroup_cpu_limit() -> int | None:
+    global _cgroup_cache
+    import time
+
+    now, pid = time.monotonic(), os.getpid()
+    cache = _cgroup_cache
+    if cache is None or cache[0] != pid or now - cache[1] > _CGROUP_REFRESH:
+        cache = _cgroup_cache = (pid, now, _cgroup_cpu_limit())
+    return cache[2]
+
+
 def usable_cores() -> int:
     """Cores this process may use: affinity mask, capped by any cgroup CPU quota."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - non-Linux
         cores = os.cpu_count() or 1
-    limit = _cgroup_cpu_limit()
+    limit = _cached_cgroup_cpu_limit()
     return max(1, min(cores, limit) if limit else cores)
 
 

@@ -1278,7 +1278,28 @@ def check_factor_matrices(U: Any, V: Any) -> tuple[np.ndarray, np.ndarray]:
     v = np.ascontiguousarray(v, dtype=dtype)
     check_finite(u, "U")
     check_finite(v, "V")
+    _check_products_fit(u, v)
     return u, v
+
+
+def _largest_magnitude(array: np.ndarray) -> float:
+    return max(float(array.max()), -float(array.min())) if array.size else 0.0
+
+
+def _check_products_fit(u: np.ndarray, v: np.ndarray) -> None:
+    """Raise when a dot product of a row of ``u`` and a row of ``v`` could overflow their dtype.
+
+    ``|u . v| <= f max|u| max|v|``; only values near the dtype's limit fail it.
+    An overflowing score would be infinite or NaN and rank wrongly.
+    """
+    bound = _largest_magnitude(u) * _largest_magnitude(v) * u.shape[1]
+    limit = float(np.finfo(u.dtype).max)
+    if bound > limit:
+        raise ValueError(
+            f"U and V hold values so large (largest |U| {_largest_magnitude(u):.3g}, largest |V| "
+            f"{_largest_magnitude(v):.3g}) that their dot products can overflow {u.dtype} (largest "
+            f"{limit:.3g}). Rescale U or V, or pass float64 arrays."
+        )
 
 
 def check_pattern(X: Any, name: str, shape: tuple[int, int], index_dtype: np.dtype

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 from conftest import (
+    ALL_BACKENDS,
     assert_rank_ordered,
     assert_topk_rows_equivalent,
     compiled_variants,
@@ -320,3 +323,221 @@ def test_parallel_transpose_matches_scipy(n_threads, index_dtype):
     assert np.array_equal(got.indptr, want.indptr)
     assert np.array_equal(got.indices, want.indices)
     assert np.array_equal(got.data, want.data)
+
+
+# --- any finite magnitude, scores in [-1, 1], no zero scores, rows= blocks ---
+
+
+def _scaled_oracle(A, p, B=None, q=None, k=50, shrink=0.0, exclude_self=True, dtype=np.float64):
+    """Top-k of X = diag(2**p) A against Y = diag(2**q) B, computed from A and B alone.
+
+    Cosine ignores the row scales; the shrink term of pair (i, j) becomes
+    shrink * 2**-(p_i + q_j).  Scores are rounded to ``dtype`` and zeros dropped.
+    """
+    same = B is None
+    A = np.asarray(A, dtype=np.float64)
+    B, q = (A, p) if same else (np.asarray(B, dtype=np.float64), q)
+    dots = A @ B.T
+    with np.errstate(over="ignore"):  # an infinite term makes the score 0
+        term = np.ldexp(shrink, -(p[:, None].astype(np.int64) + q[None, :]))
+    denom = np.outer(np.linalg.norm(A, axis=1), np.linalg.norm(B, axis=1)) + term
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scores = np.where(dots != 0, dots / denom, 0.0).astype(dtype)
+    indices, data, indptr = [], [], [0]
+    for i in range(A.shape[0]):
+        pairs = sorted(
+            (-float(scores[i, j]), j) for j in range(B.shape[0])
+            if scores[i, j] != 0 and not (same and exclude_self and i == j)
+        )[:k]
+        indices += [j for _, j in pairs]
+        data += [-s for s, _ in pairs]
+        indptr.append(len(indices))
+    return sp.csr_matrix((np.array(data, dtype=dtype), indices, indptr), shape=(A.shape[0], B.shape[0]))
+
+
+def _integer_rows(rng, n, d, density):
+    """Small signed integers: exact under any power-of-two row scale, subnormal ones included."""
+    values = rng.integers(1, 10, (n, d)) * rng.choice([-1, 1], (n, d))
+    return values * (rng.random((n, d)) < density)
+
+
+# Row exponents from the smallest subnormal to the largest finite magnitude (values <= 9).
+EXTREME_EXPONENTS = {
+    np.float32: [-146, -140, -100, -64, -40, 0, 3, 40, 64, 100, 124],
+    np.float64: [-1071, -1060, -700, -300, -200, 0, 3, 200, 300, 700, 1020],
+}
+
+
+# Scores below this are "as good as zero": the kernels' dtype arithmetic may
+# flush them (a product below the smallest normal number keeps few bits).
+NEGLIGIBLE = {np.float32: 2.0**-100, np.float64: 2.0**-1000}
+
+
+def assert_same_scores(got, want, dtype):
+    """Every score of ``want`` above NEGLIGIBLE is in ``got`` to relative TOL; nothing else
+    is in ``got`` but negligible scores.  For results that keep every candidate."""
+    for row in range(want.shape[0]):
+        g = dict(zip(got[row].indices.tolist(), got[row].data.tolist()))
+        w = dict(zip(want[row].indices.tolist(), want[row].data.tolist()))
+        for col, score in w.items():
+            if abs(score) >= NEGLIGIBLE[dtype]:
+                assert col in g, f"row {row}: column {col} ({score}) missing"
+                assert abs(g[col] - score) <= TOL[dtype] * abs(score), (row, col, g[col], score)
+        for col, score in g.items():
+            assert col in w and abs(w[col]) >= NEGLIGIBLE[dtype] or abs(score) < NEGLIGIBLE[dtype], (
+                f"row {row}: column {col} ({score}) unexpected"
+            )
+
+
+@pytest.mark.parametrize("backend,level", [*compiled_variants(), ("numpy", None)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shrink", [0.0, 1.5, 1e30])
+@pytest.mark.parametrize("with_y", [False, True])
+def test_any_finite_magnitude_is_scored_correctly(backend, level, dtype, shrink, with_y):
+    rng = np.random.default_rng(11)
+    A = _integer_rows(rng, 45, 12, 0.5)
+    p = rng.choice(EXTREME_EXPONENTS[dtype], A.shape[0]).astype(np.int32)
+    X = sp.csr_matrix(np.ldexp(A, p[:, None]).astype(dtype))
+    assert np.array_equal(np.ldexp(X.toarray().astype(np.float64), -p[:, None]), A)  # exact
+    B = q = Y = None
+    if with_y:
+        B = _integer_rows(rng, 30, 12, 0.5)
+        q = rng.choice(EXTREME_EXPONENTS[dtype], B.shape[0]).astype(np.int32)
+        Y = sp.csr_matrix(np.ldexp(B, q[:, None]).astype(dtype))
+    X_before, Y_before = X.copy(), None if Y is None else Y.copy()
+    for exclude_self in (True, False):
+        kwargs = dict(shrink=shrink, exclude_self=exclude_self, backend=backend)
+        with variant(level):
+            every = fastrec.cosine_topk(X, Y, k=50, **kwargs)
+            top = fastrec.cosine_topk(X, Y, k=8, **kwargs)
+        assert every.dtype == dtype and np.all(np.isfinite(every.data))
+        want = _scaled_oracle(A, p, B, q, k=50, shrink=shrink, exclude_self=exclude_self,
+                              dtype=dtype)
+        assert_same_scores(every, want, dtype)
+        assert_rank_ordered(every)
+        if shrink == 0:  # cosines of small integer rows: none is negligible
+            want = _scaled_oracle(A, p, B, q, k=8, exclude_self=exclude_self, dtype=dtype)
+            assert_topk_rows_equivalent(top, want, TOL[dtype])
+    assert np.array_equal(X.data, X_before.data)  # rescaled copies, never the caller's arrays
+    assert Y is None or np.array_equal(Y.data, Y_before.data)
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+@pytest.mark.parametrize("dtype,scales", [(np.float32, [1e30, 1e-30, 3e37, 1e-36]),
+                                          (np.float64, [1e200, 1e-200, 1e300, 1e-300])])
+def test_uniformly_huge_or_tiny_values_keep_their_cosines(backend, dtype, scales):
+    rng = np.random.default_rng(12)
+    X = sp.random(60, 20, density=0.3, random_state=rng, format="csr", dtype=np.float64)
+    X.data -= 0.4
+    want = fastrec.cosine_topk(X.astype(dtype), k=6, backend="numpy")
+    mixed = sp.diags(rng.choice(scales, 60)) @ X  # every row at its own extreme scale
+    for scaled in [X * s for s in scales] + [mixed]:
+        scaled = scaled.astype(dtype)
+        data_before = scaled.data.copy()
+        got = fastrec.cosine_topk(scaled, k=6, backend=backend)
+        assert np.all(np.isfinite(got.data))
+        assert_topk_rows_equivalent(got, want, TOL[dtype])
+        assert np.array_equal(scaled.data, data_before)
+
+
+@pytest.mark.parametrize("backend,level", [*compiled_variants(), ("numpy", None)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_scores_are_clamped_to_the_unit_interval(backend, level, dtype):
+    R = _popular_ratings().astype(dtype)
+    R.data *= np.random.default_rng(13).random(R.nnz).astype(dtype) + 0.5
+    items = R.T.tocsr()
+    n = items.shape[0]
+    for Y in (None, -items):  # self-similarity 1, and -1 against the negated rows
+        with variant(level):
+            got = fastrec.cosine_topk(items, Y, k=n, exclude_self=False, backend=backend)
+        assert got.data.max() <= 1 and got.data.min() >= -1
+        extreme = got.data[got.indptr[:-1]] if Y is None else got.data[got.indptr[1:] - 1]
+        assert np.all(np.abs(np.abs(extreme) - 1) <= TOL[dtype])  # the row itself
+
+
+@pytest.mark.parametrize("backend,level", [*compiled_variants(), ("numpy", None)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shrink", [0.0, 1.0])
+def test_zero_scores_are_never_candidates(backend, level, dtype, shrink):
+    # Row 0's score with row 1 is half the dtype's smallest subnormal (rounds to 0);
+    # with row 2 the product cancels exactly; with row 3 it is negative.  With k=1
+    # the negative score must win the slot.
+    emin = int(np.log2(float(np.finfo(dtype).smallest_subnormal)))  # -149 or -1074
+    h = -emin // 2
+    d = 66
+    X = np.zeros((4, d))
+    X[0, :3] = [1.0, 2.0 ** -h, 1.0]
+    X[1, 1] = 2.0 ** (emin + 2 + h)
+    X[1, 3:] = 1.0  # 63 ones: |row 1| = sqrt(63) once scaled
+    X[2, [0, 2]] = [1.0, -1.0]
+    X[3, 0] = -1.0
+    X = sp.csr_matrix(X.astype(dtype))
+    with variant(level):
+        top1 = fastrec.cosine_topk(X, k=1, shrink=shrink, backend=backend)
+        everything = fastrec.cosine_topk(X, k=4, shrink=shrink, backend=backend)
+    assert top1[0].indices.tolist() == [3] and top1[0].data[0] < 0
+    assert 1 not in everything[0].indices and 2 not in everything[0].indices
+    assert np.all(everything.data != 0)
+    Y = X[[1, 2, 3]]
+    with variant(level):
+        given = fastrec.cosine_topk(X[:1], Y, k=1, shrink=shrink, backend=backend)
+    assert given.indices.tolist() == [2] and given.data[0] < 0
+
+
+BLOCK_SHAPES = {0: (1000, 400, 20000), 1: (700, 300, 18000), 2: (1000, 400, 20000)}
+
+
+def _block_problem(seed, dtype):
+    """Item rows with popular users (groups take the tile path) and a long tail (the
+    scalar path), with values that round (so a fused multiply-add would show)."""
+    R = make_ratings(*BLOCK_SHAPES[seed], seed=seed)
+    rng = np.random.default_rng(seed)
+    R.data = R.data * rng.random(R.nnz) - 0.3 * rng.random(R.nnz)
+    X = R.T.tocsr()
+    if seed == 2:  # rows at extreme magnitudes: the rescaled path
+        exponents = rng.choice(EXTREME_EXPONENTS[dtype][1:-1], X.shape[0])
+        X = sp.diags(np.ldexp(1.0, exponents)) @ X
+    return X.astype(dtype).tocsr()
+
+
+@pytest.mark.parametrize("backend,level", compiled_variants())
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_blocks_are_bit_identical_to_the_whole(backend, level, dtype):
+    for seed, step in ((0, 97), (1, 75), (2, 128)):
+        X = _block_problem(seed, dtype)
+        cases = itertools.product((False, True), (0.0, 1.5), (True, False))
+        for number, (with_y, shrink, exclude_self) in enumerate(cases):
+            # the whole on 1 thread and the blocks on 2, or the other way round
+            whole_threads = 1 + (number + seed) % 2
+            Y = X[::3] if with_y else None
+            kwargs = dict(k=20, shrink=shrink, exclude_self=exclude_self, backend=backend)
+            with variant(level):
+                whole = fastrec.cosine_topk(X, Y, n_threads=whole_threads, **kwargs)
+                blocks = [fastrec.cosine_topk(X, Y, rows=(a, min(a + step, X.shape[0])),
+                                              n_threads=3 - whole_threads, **kwargs)
+                          for a in range(0, X.shape[0], step)]
+            stacked = sp.vstack(blocks, format="csr")
+            case = (seed, with_y, shrink, exclude_self, whole_threads)
+            assert np.array_equal(stacked.indptr, whole.indptr), case
+            assert np.array_equal(stacked.indices, whole.indices), case
+            assert np.array_equal(stacked.data, whole.data), case
+
+
+@pytest.mark.parametrize("backend,level", [*compiled_variants(), ("numpy", None)])
+@pytest.mark.parametrize("shrink", [1e-60, 1.0])
+def test_empty_rows_in_a_vector_group_score_nothing(backend, level, shrink):
+    # Rows 16 and 17 share every feature, so their group (with the empty row 18)
+    # takes the tile path; float32 rounds shrink=1e-60 to 0, leaving 0 / 0 for
+    # the empty row unless the kernel guards it.
+    rng = np.random.default_rng(14)
+    dense = rng.random((19, 24)) + 0.5
+    dense[18] = 0
+    X = sp.csr_matrix(dense.astype(np.float32))
+    want = fastrec.cosine_topk(X, k=5, shrink=shrink, exclude_self=False, backend="numpy")
+    for Y in (None, X):
+        with variant(level):
+            got = fastrec.cosine_topk(X, Y, k=5, shrink=shrink, exclude_self=False,
+                                      backend=backend)
+        assert np.all(np.isfinite(got.data)) and got[18].nnz == 0
+        assert_topk_rows_equivalent(got, want, TOL[np.float32])
+        assert_rank_ordered(got)

@@ -403,3 +403,256 @@ def test_reference_kernel_signature_matches_cpp_and_numba():
         ref = list(inspect.signature(getattr(_reference, name)).parameters)
         nb = list(inspect.signature(getattr(_numba, name).py_func).parameters)
         assert ref == nb, name
+
+
+# -- data of any finite magnitude ------------------------------------------------------
+
+
+def magnitudes(X):
+    """Powers of two that move X's largest |value| to where distances leave the dtype's
+    range: float32 next to its top (with room for distances), far below 1 yet normal,
+    and into the subnormals; float64 (tight clusters, so that the inertia still fits
+    float64: beyond, fit raises, see test_values_float64_cannot_hold_raise_clear_errors)
+    where squared distances overflow, and where they fall into the subnormals."""
+    info = np.finfo(X.dtype)
+    top = int(np.frexp(np.abs(X).max())[1])
+    if X.dtype == np.float32:
+        return [int(np.log2(info.max)) - top - 4, int(info.minexp) + 8 - top,
+                int(info.minexp) - 2 - top]
+    return [508 - top, -512 - top]
+
+
+def scaled_pair(X, e, sparse):
+    """(X * 2**e as the caller passes it, that same data scaled back to unit range)."""
+    Xs = np.ldexp(X, e)  # rounds what falls into the subnormals
+    Xu = np.ldexp(Xs, -e)  # exact: the reference sees the very same values
+    if sparse:
+        Xs, Xu = sp.csr_matrix(Xs), sp.csr_matrix(Xu)
+    return Xs, Xu
+
+
+def assert_scaled_fit(km, ref, e, X_unit, X_scaled, dtype, weight):
+    """km fitted on X * 2**e agrees with ref fitted on X: labels, centres, inertia, and
+    predict / transform / score / fit_predict."""
+    rtol = 2e-5 if dtype == np.float32 else 1e-10
+    # the inertia of tight clusters cancels ||x||^2 - 2 x.c + ||c||^2: backends differ by more
+    inertia_rtol = 2e-5 if dtype == np.float32 else 1e-6
+    np.testing.assert_array_equal(km.labels_, ref.labels_)
+    assert km.n_iter_ == ref.n_iter_
+    assert km.cluster_centers_.dtype == dtype
+    assert np.isfinite(km.cluster_centers_).all()
+    scale = np.abs(ref.cluster_centers_).max()
+    np.testing.assert_allclose(np.ldexp(km.cluster_centers_.astype(np.float64), -e),
+                               ref.cluster_centers_, rtol=rtol, atol=rtol * scale)
+    assert np.isfinite(km.inertia_)
+    assert km.inertia_ == pytest.approx(np.ldexp(ref.inertia_, 2 * e), rel=inertia_rtol)
+    np.testing.assert_array_equal(km.predict(X_scaled), ref.labels_)
+    assert km.score(X_scaled, sample_weight=weight) == pytest.approx(
+        np.ldexp(-ref.inertia_, 2 * e), rel=inertia_rtol)
+    dist = km.transform(X_scaled)
+    assert dist.dtype == dtype and np.isfinite(dist).all()
+    expected = ref.transform(X_unit).astype(np.float64)
+    np.testing.assert_allclose(np.ldexp(dist.astype(np.float64), -e), expected, rtol=rtol,
+                               atol=rtol * expected.max())
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_any_finite_magnitude_matches_reference_on_unit_data(backend, dtype, sparse):
+    X, _ = make_user_embeddings(700, 6, n_segments=4, seed=7, dtype=dtype,
+                                cluster_std=1.0 if dtype == np.float32 else 1e-4)
+    if dtype == np.float32:  # zeros for the CSR path (they would loosen the float64 clusters)
+        X[np.random.default_rng(0).random(X.shape) < 0.3] = 0
+    w = np.random.default_rng(1).uniform(0.5, 3.0, X.shape[0]).astype(dtype)
+    init = first_rows(X, 4)
+    for e in magnitudes(X):
+        Xs, Xu = scaled_pair(X, e, sparse)
+        before = (Xs.copy(), w.copy())
+        for how, weight in (("k-means++", None), ("random", w), ("array", w)):
+            start = np.ldexp(init, e) if how == "array" else how
+            unit_start = np.ldexp(start, -e) if how == "array" else how
+            runs = 1 if how == "array" else 3  # the best of 3 seedings: the tight optimum
+            ref = fastrec.KMeans(4, init=unit_start, n_init=runs, seed=3, tol=0, max_iter=20,
+                                 backend="numpy").fit(Xu, sample_weight=weight)
+            km = fastrec.KMeans(4, init=start, n_init=runs, seed=3, tol=0, max_iter=20,
+                                backend=backend)
+            labels = km.fit_predict(Xs, sample_weight=weight)
+            np.testing.assert_array_equal(labels, ref.labels_, err_msg=f"2**{e} {how}")
+            assert_scaled_fit(km, ref, e, Xu, Xs, dtype, weight)
+            if how == "array":
+                np.testing.assert_array_equal(start, np.ldexp(init, e))
+        after = (Xs.toarray() if sparse else Xs, w)
+        np.testing.assert_array_equal(after[0], before[0].toarray() if sparse else before[0])
+        np.testing.assert_array_equal(after[1], before[1])
+
+
+def test_float32_data_near_1e30_and_1e_minus_30():
+    X = blobs(n=1500, d=8, segments=5, dtype=np.float32)
+    ref = fastrec.KMeans(5, seed=0, backend="numpy").fit(X)
+    for factor in (np.float32(1e30), np.float32(1e-30)):
+        for backend in BACKENDS:
+            km = fastrec.KMeans(5, seed=0, backend=backend).fit(X * factor)
+            np.testing.assert_array_equal(km.labels_, ref.labels_)
+            assert km.inertia_ == pytest.approx(ref.inertia_ * float(factor) ** 2, rel=1e-5)
+            np.testing.assert_allclose(km.cluster_centers_ / factor, ref.cluster_centers_,
+                                       rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_extreme_float64_sample_weights(backend):
+    X = blobs(n=800, d=5, segments=4, dtype=np.float64, seed=2)
+    w = np.random.default_rng(2).uniform(0.5, 3.0, X.shape[0])
+    ref = fastrec.KMeans(4, seed=5, tol=0, backend="numpy").fit(X, sample_weight=w)
+    for e in (1000, -1000):
+        we = np.ldexp(w, e)
+        km = fastrec.KMeans(4, seed=5, tol=0, backend=backend).fit(X, sample_weight=we)
+        np.testing.assert_array_equal(km.labels_, ref.labels_)
+        np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=1e-10,
+                                   atol=1e-10)
+        assert km.inertia_ == pytest.approx(np.ldexp(ref.inertia_, e), rel=1e-10)
+        assert km.score(X, sample_weight=we) == pytest.approx(-km.inertia_, rel=1e-10)
+        np.testing.assert_array_equal(we, np.ldexp(w, e))
+
+
+def test_scaling_only_when_the_range_needs_it():
+    from fastrec import _validation as V
+    from fastrec.cluster.kmeans import _choose_scale
+
+    X = blobs(n=300, d=6, segments=3)
+    w = np.ones(300, np.float32)
+    for e in (-30, -10, 0, 10, 40, 55):  # float32 data from about 1e-9 to 1e17: untouched
+        assert _choose_scale(V.check_cluster_data(np.ldexp(X, e)), w).is_identity, e
+    for e in (-40, 62, 100):
+        scale = _choose_scale(V.check_cluster_data(np.ldexp(X, e)), w)
+        assert 0.5 <= np.abs(np.ldexp(np.ldexp(X, e), scale.x_exp)).max() < 1.0
+    X64 = X.astype(np.float64)
+    w64 = w.astype(np.float64)
+    for e in (-200, 0, 200):
+        assert _choose_scale(V.check_cluster_data(np.ldexp(X64, e)), w64).is_identity, e
+    assert _choose_scale(V.check_cluster_data(X64), np.ldexp(w64, 300)).w_exp == -301
+
+
+def test_values_float64_cannot_hold_raise_clear_errors():
+    X = blobs(n=200, d=4, segments=3, dtype=np.float64)
+    with pytest.raises(ValueError, match="inertia of this data exceeds the largest float64"):
+        fastrec.KMeans(3, seed=0).fit(np.ldexp(X, 1000))
+    with pytest.raises(ValueError, match="inertia of this data is below the smallest float64"):
+        fastrec.KMeans(3, seed=0).fit(np.ldexp(X, -1000))
+    with pytest.raises(ValueError, match="rescale X"):
+        fastrec.KMeans(3, seed=0).fit_predict(np.ldexp(X, 1000))
+    # a model of data near 1e150 predicts data a thousand times larger, but its inertia
+    # does not fit in float64
+    big = np.ldexp(X, 500)
+    km = fastrec.KMeans(3, seed=0).fit(big)
+    bigger = np.ldexp(X, 520)
+    labels = km.predict(bigger)
+    assert labels.shape == (200,)
+    with pytest.raises(ValueError, match="weighted inertia of this data exceeds the largest"):
+        km.score(bigger)
+
+
+def test_transform_distances_beyond_float32_raise():
+    top = np.finfo(np.float32).max
+    X = np.array([[0.9, 0.9], [-0.9, -0.9], [0.9, -0.9], [-0.9, 0.9]], np.float32) * top
+    km = fastrec.KMeans(1, init=np.zeros((1, 2), np.float32)).fit(X)
+    np.testing.assert_array_equal(km.cluster_centers_, np.zeros((1, 2), np.float32))
+    assert km.inertia_ == pytest.approx(4 * 2 * (0.9 * float(top)) ** 2, rel=1e-6)
+    np.testing.assert_array_equal(km.predict(X), np.zeros(4))
+    with pytest.raises(ValueError, match="exceed the largest float32 value"):
+        km.transform(X)
+    dist = km.transform(X * np.float32(0.5))
+    np.testing.assert_allclose(dist.ravel(), np.full(4, 0.45 * np.sqrt(2) * float(top)),
+                               rtol=1e-6)
+
+
+# -- pickling and concurrent use ---------------------------------------------------------
+
+
+def round_trips(model, tmp_path):
+    """Copies of ``model`` through pickle (every protocol), cloudpickle and joblib."""
+    import pickle
+
+    import joblib
+
+    cloudpickle = pytest.importorskip("cloudpickle")
+    copies = [pickle.loads(pickle.dumps(model, protocol=p))
+              for p in range(2, pickle.HIGHEST_PROTOCOL + 1)]
+    copies.append(cloudpickle.loads(cloudpickle.dumps(model)))
+    path = tmp_path / "model.joblib"
+    joblib.dump(model, path)
+    copies += [joblib.load(path), joblib.load(path, mmap_mode="r")]
+    return copies
+
+
+FITTED = ("cluster_centers_", "labels_", "inertia_", "n_iter_", "n_features_in_")
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_pickle_cloudpickle_joblib_round_trips(backend, sparse, tmp_path):
+    X = blobs(n=2500, d=7, segments=5)
+    data = sp.csr_matrix(X) if sparse else X
+    unfitted = fastrec.KMeans(5, init=first_rows(X, 5), tol=0, backend=backend)
+    fitted = fastrec.KMeans(5, seed=2, backend=backend).fit(data)
+    for copy in round_trips(unfitted, tmp_path):
+        assert not hasattr(copy, "cluster_centers_")
+        params, original = copy.get_params(), unfitted.get_params()
+        assert params.keys() == original.keys()
+        np.testing.assert_array_equal(params.pop("init"), original.pop("init"))
+        assert params == original
+        refit = copy.fit(data)
+        expected = fastrec.KMeans(**unfitted.get_params()).fit(data)
+        np.testing.assert_array_equal(refit.cluster_centers_, expected.cluster_centers_)
+    for copy in round_trips(fitted, tmp_path):
+        assert copy.get_params() == fitted.get_params()
+        for name in FITTED:
+            np.testing.assert_array_equal(getattr(copy, name), getattr(fitted, name))
+        assert copy.cluster_centers_.dtype == fitted.cluster_centers_.dtype
+        np.testing.assert_array_equal(copy.predict(data), fitted.predict(data))
+        np.testing.assert_array_equal(copy.transform(data), fitted.transform(data))
+        assert copy.score(data) == fitted.score(data)
+
+
+def test_misaligned_buffers_give_the_same_results():
+    X = blobs(n=900, d=5, segments=3)
+    km = fastrec.KMeans(3, seed=0).fit(X)
+
+    def misaligned(a):
+        raw = np.zeros(a.nbytes + 1, np.uint8)
+        out = np.ndarray(a.shape, a.dtype, buffer=raw, offset=1)
+        out[...] = a
+        assert not out.flags.aligned
+        return out
+
+    odd = fastrec.KMeans(3, seed=0)
+    odd.__dict__.update(km.__dict__, cluster_centers_=misaligned(km.cluster_centers_))
+    for model in (km, odd):
+        np.testing.assert_array_equal(model.predict(misaligned(X)), km.labels_)
+        np.testing.assert_array_equal(model.transform(misaligned(X)), km.transform(X))
+    refit = fastrec.KMeans(3, seed=0).fit(misaligned(X))
+    np.testing.assert_array_equal(refit.cluster_centers_, km.cluster_centers_)
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "numpy"])
+def test_fitted_model_is_safe_for_concurrent_reads(backend):
+    from concurrent.futures import ThreadPoolExecutor
+
+    X = blobs(n=6000, d=9, segments=6)
+    km = fastrec.KMeans(6, seed=0, backend=backend, n_threads=2).fit(X)
+    parts = [X[i::8] for i in range(8)]
+
+    def reads(i):
+        part = parts[i]
+        return [(km.predict(part), km.transform(part), km.score(part),
+                 km.predict(sp.csr_matrix(part))) for _ in range(4)]
+
+    expected = [reads(i) for i in range(8)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(reads, range(8)))
+    for mine, theirs in zip(got, expected):
+        for a, b in zip(mine, theirs):
+            np.testing.assert_array_equal(a[0], b[0])
+            np.testing.assert_array_equal(a[1], b[1])
+            assert a[2] == b[2]
+            np.testing.assert_array_equal(a[3], b[3])

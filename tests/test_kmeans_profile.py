@@ -82,3 +82,16 @@ def test_make_user_embeddings_is_seeded_gaussian_mixture():
         assert X[seg == s].std(axis=0) == pytest.approx(np.full(4, 0.5), rel=0.1)
     with pytest.raises(ValueError, match="dtype must be float32 or float64"):
         make_user_embeddings(10, 2, dtype=np.int32)
+
+
+def test_dense_profile_of_extreme_float64_values_matches_unit_data():
+    X = np.array([[1.0, 0.0, 2.0], [1.0, 0.2, 2.0], [0.0, 1.0, 2.0], [0.0, 0.8, 2.0]])
+    labels = [0, 0, 1, 1]
+    unit = profile(labels, X, top=3)
+    for e in (900, -900):  # variances near 1e540 and 1e-540: beyond float64
+        scaled = profile(labels, np.ldexp(X, e), top=3)
+        for a, b in zip(scaled, unit):
+            assert [name for name, _, _ in a.top] == [name for name, _, _ in b.top]
+            for (_, value_a, z_a), (_, value_b, z_b) in zip(a.top, b.top):
+                assert np.ldexp(value_a, -e) == pytest.approx(value_b, rel=1e-14)
+                assert z_a == pytest.approx(z_b, rel=1e-14)

@@ -143,3 +143,12 @@ def test_declared_sizes_beyond_memory_or_int32_are_refused_before_allocating():
         fastrec.MatrixFactorization(n_epochs=1).fit(([0, 1], [0, 1], [1.0, 2.0]), n_users=2**31 - 1)
     with pytest.raises(MemoryError, match="more than the"):  # also a MemoryError
         fastrec.MatrixFactorization(n_factors=10**10, n_epochs=1).fit(([0, 1], [0, 1], [1.0, 2.0]))
+
+
+def test_cosine_refuses_declared_shapes_beyond_memory():
+    X = sp.coo_matrix((np.ones(2, np.float32), ([0, 1], [0, 3])), shape=(2, 10**12))
+    with pytest.raises(V.TooLargeError, match="cosine_topk of 2 x 1,000,000,000,000"):
+        fastrec.cosine_topk(X)
+    Y = sp.coo_matrix((np.ones(1, np.float32), ([0], [1])), shape=(10**12, 4))
+    with pytest.raises(MemoryError, match="against 1,000,000,000,000 rows"):
+        fastrec.cosine_topk(sp.eye(3, 4, format="csr"), Y)

@@ -176,6 +176,45 @@ def test_rmse_and_mae():
         rmse([], [])
 
 
+def test_rmse_and_mae_of_any_finite_magnitude():
+    rng = np.random.default_rng(0)
+    y, p = rng.uniform(1, 5, 200), rng.uniform(1, 5, 200)
+    base_rmse = np.sqrt(np.mean((y - p) ** 2))
+    base_mae = np.mean(np.abs(y - p))
+    # float64 errors near 1e160 (squares overflow), 1e300, 1e-170 (squares underflow)
+    # and in the subnormals: exactly the unit-range values, scaled back
+    for e in (530, 990, -560, -1040):
+        ys, ps = np.ldexp(y, e), np.ldexp(p, e)
+        rel = 1e-13 if e > -1000 else 1e-6  # subnormal inputs carry fewer digits
+        assert rmse(ys, ps) == pytest.approx(np.ldexp(base_rmse, e), rel=rel), e
+        assert mae(ys, ps) == pytest.approx(np.ldexp(base_mae, e), rel=rel), e
+    # float32 errors near 1e20 and 1e-20 are computed in float64
+    y32, p32 = (y * 1e20).astype(np.float32), (p * 1e20).astype(np.float32)
+    expected = np.sqrt(np.mean((y32.astype(np.float64) - p32.astype(np.float64)) ** 2))
+    assert rmse(y32, p32) == pytest.approx(expected, rel=1e-13)
+    # inputs near the top of float64 whose differences overflow, but whose means do not
+    top = np.finfo(np.float64).max
+    assert mae([0.75 * top, 1.0], [-0.5 * top, 1.0]) == pytest.approx(0.625 * top, rel=1e-14)
+    assert rmse([0.75 * top, 1.0], [-0.5 * top, 1.0]) == pytest.approx(
+        1.25 / np.sqrt(2) * top, rel=1e-14)
+    assert rmse([1e-320, 0.0], [0.0, 0.0]) == pytest.approx(1e-320 / np.sqrt(2), rel=1e-2)
+    # ordinary values: the direct formula, bit for bit
+    assert rmse(y, p) == float(np.sqrt(np.mean((y - p) ** 2)))
+    assert mae(y, p) == float(np.mean(np.abs(y - p)))
+    before = (y.copy(), p.copy())
+    rmse(np.ldexp(y, 990), np.ldexp(p, 990))
+    np.testing.assert_array_equal(y, before[0])
+    np.testing.assert_array_equal(p, before[1])
+
+
+def test_rmse_and_mae_beyond_float64_raise():
+    top = np.finfo(np.float64).max
+    with pytest.raises(ValueError, match="RMSE of these ratings exceeds the largest float64"):
+        rmse([0.9 * top] * 3, [-0.9 * top] * 3)
+    with pytest.raises(ValueError, match="MAE of these ratings exceeds the largest float64"):
+        mae([0.9 * top] * 3, [-0.9 * top] * 3)
+
+
 def test_metrics_over_many_users_match_reference():
     # a larger table through the compiled path, against the reference on a slice
     R = make_ratings(3000, 500, 60_000, seed=0)

@@ -516,3 +516,17 @@ def test_bad_arguments_raise_clear_errors():
         Hybrid([(ItemKNN(), 1.0)]).recommend(0)
     with pytest.raises(TypeError, match="Pass ratings as"):
         ItemKNN().fit("ratings.csv")
+
+
+@pytest.mark.parametrize("model", [ItemKNN, UserKNN])
+def test_ratings_whose_scores_could_overflow_are_refused(model):
+    R = ratings(seed=9)
+    huge = R.astype(np.float32) * np.float32(1e37)
+    with pytest.raises(ValueError, match="scores could overflow float32"):
+        model(k=10).fit(huge)
+    # float64 holds them: the ranking is that of the unscaled ratings
+    wide = model(k=10, dtype=np.float64).fit(R.astype(np.float64) * 1e37)
+    plain = model(k=10, dtype=np.float64).fit(R.astype(np.float64))
+    got, want = wide.recommend(np.arange(20), n=5), plain.recommend(np.arange(20), n=5)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_allclose(got[1], want[1] * 1e37, rtol=1e-9)

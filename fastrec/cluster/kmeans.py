@@ -5,16 +5,26 @@ only O(n k d) step: ``kmeans_assign_dense`` / ``kmeans_assign_csr`` label every
 row with its nearest centre and return the per-cluster weighted sums, from
 which this module forms the new centres.  Empty clusters, convergence and
 progress reporting live here once, so every backend follows the same rules.
+
+K-means is scale-equivariant: multiplying X (and any initial centres) by a
+power of two multiplies the centres by it, the inertia by its square and
+leaves the labels alone, exactly, as long as nothing overflows or underflows.
+Data whose squared distances would leave the dtype's range (|x| near 1e30 in
+float32, say, or near 1e-30) is therefore clustered as a scaled copy with
+max |x| near 1, and the results are scaled back (see ``_Scale``); data inside
+the safe range is used as it is, bit for bit.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 import sys
 import warnings
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from fastrec import _runtime
 from fastrec import _validation as V
@@ -29,6 +39,11 @@ class _Problem:
     """Canonical data of one call, and the backend kernels bound to it."""
 
     def __init__(self, data: V.ClusterData, weight: np.ndarray, backend: str, n_threads: int):
+        if not data.is_sparse and not data.dense.flags.aligned:
+            # C++ reads rows as typed scalars: copy a misaligned buffer (np.frombuffer with
+            # an odd offset, say); aligned ones (every numpy, pickle or joblib array) pass as is.
+            data = V.ClusterData(np.require(data.dense, requirements=["C", "A"]), None,
+                                 data.n_samples, data.n_features, data.dtype)
         self.data = data
         self.weight = weight
         self.backend = backend
@@ -39,7 +54,9 @@ class _Problem:
         self.d = data.n_features
         if data.is_sparse:
             csr = data.csr
-            self.csr_arrays = V.csr_arrays(csr, V.index_dtype_for(self.d, csr.nnz))
+            a = V.csr_arrays(csr, V.index_dtype_for(self.d, csr.nnz))
+            self.csr_arrays = V.CsrArrays(*(np.require(v, requirements=["C", "A"])
+                                            for v in (a.indptr, a.indices, a.data)), a.shape)
             squares = csr.multiply(csr).astype(np.float64)
             self.x_sqnorm = np.asarray(squares.sum(axis=1)).ravel().astype(self.dtype)
         else:  # in float64, a block at a time (no full float64 copy of X)
@@ -64,7 +81,7 @@ class _Problem:
     def assign(self, centers, labels, min_dist, sums, counts, compute_sums: bool) -> float:
         """One assignment pass; fills the outputs and returns the weighted inertia."""
         inertia = np.zeros(1, dtype=np.float64)
-        centers = np.ascontiguousarray(centers, dtype=self.dtype)
+        centers = np.require(centers, dtype=self.dtype, requirements=["C", "A"])
         with _runtime.kernel_threads(self.backend, self.n_threads):
             if self.data.is_sparse:
                 a = self.csr_arrays
@@ -81,7 +98,7 @@ class _Problem:
 
     def sqdist(self, y: np.ndarray) -> np.ndarray:
         """Squared distances (n, m) of every row of X to the rows of ``y``."""
-        y = np.ascontiguousarray(y, dtype=self.dtype)
+        y = np.require(y, dtype=self.dtype, requirements=["C", "A"])
         if self.data.is_sparse:  # sparse x dense product; scipy does it well
             y64 = y.astype(np.float64)
             dots = np.asarray(self.data.csr.astype(np.float64) @ y64.T)
@@ -92,6 +109,129 @@ class _Problem:
         with _runtime.kernel_threads(self.backend, self.n_threads):
             self.kernels.sqdist_dense(self.data.dense, self.x_sqnorm, y, out, self.n_threads)
         return out
+
+
+class _Scale:
+    """The powers of two that bring one call's data and weights to a safe range.
+
+    The kernels see ``X * 2**x_exp`` (and centres scaled alike) and
+    ``sample_weight * 2**w_exp``; both are exact in floating point, so the
+    labels are those of the unscaled problem and centres, distances and
+    inertia scale back exactly (up to the rounding of the dtype).
+    """
+
+    def __init__(self, x_exp: int = 0, w_exp: int = 0):
+        self.x_exp = x_exp
+        self.w_exp = w_exp
+
+    @property
+    def is_identity(self) -> bool:
+        return self.x_exp == 0 and self.w_exp == 0
+
+    def data(self, data: V.ClusterData) -> V.ClusterData:
+        """``data`` times ``2**x_exp``: a new copy, or ``data`` itself when unscaled."""
+        if self.x_exp == 0:
+            return data
+        if data.is_sparse:
+            csr = data.csr
+            scaled = sp.csr_matrix(
+                (np.ldexp(csr.data, self.x_exp), csr.indices.copy(), csr.indptr.copy()),
+                shape=csr.shape,
+            )
+            scaled.has_sorted_indices = csr.has_sorted_indices
+            return V.ClusterData(None, scaled, data.n_samples, data.n_features, data.dtype)
+        return V.ClusterData(np.ldexp(data.dense, self.x_exp), None, data.n_samples,
+                             data.n_features, data.dtype)
+
+    def weight(self, weight: np.ndarray) -> np.ndarray:
+        """``weight`` times ``2**w_exp`` (a new array when scaled)."""
+        return np.ldexp(weight, self.w_exp) if self.w_exp else weight
+
+    def to_kernel(self, centers: np.ndarray) -> np.ndarray:
+        """Centres in user units -> the units the kernels see (a new array when scaled)."""
+        return np.ldexp(centers, self.x_exp) if self.x_exp else centers
+
+    def from_kernel(self, centers: np.ndarray) -> np.ndarray:
+        """Centres found on the scaled data -> user units."""
+        if self.x_exp == 0:
+            return centers
+        with np.errstate(over="ignore"):
+            out = np.ldexp(centers, -self.x_exp)
+        # A mean cannot exceed its largest row; rounding may nudge it past the top of the dtype.
+        limit = np.finfo(out.dtype).max
+        return np.clip(out, -limit, limit, out=out)
+
+    def inertia(self, value: float, what: str) -> float:
+        """A weighted sum of squared distances in user units, or a ValueError if
+        float64 cannot hold it (``what`` names the quantity in the message)."""
+        if self.is_identity:
+            return value
+        try:
+            out = math.ldexp(value, -2 * self.x_exp - self.w_exp)
+        except OverflowError:
+            out = math.inf
+        if math.isinf(out) or (value > 0 and out == 0):
+            size = "exceeds the largest" if math.isinf(out) else "is below the smallest"
+            raise ValueError(
+                f"The {what} of this data {size} float64 value (it is about "
+                f"{value:.6g} * 2**{-2 * self.x_exp - self.w_exp}), so it cannot be returned. "
+                "The labels and centres are well defined: rescale X (and init) by a constant "
+                "such as 2.0**-100 or 2.0**100 so that its values lie nearer 1, and "
+                "scale the results back."
+            )
+        return out
+
+    def distances(self, dist: np.ndarray) -> np.ndarray:
+        """Euclidean distances (in place) in user units, or a ValueError if the dtype cannot
+        hold them."""
+        if self.x_exp == 0:
+            return dist
+        with np.errstate(over="ignore"):
+            np.ldexp(dist, -self.x_exp, out=dist)
+        if not np.isfinite(dist).all():
+            raise ValueError(
+                f"Some distances from X to the centres exceed the largest {dist.dtype} value "
+                f"({np.finfo(dist.dtype).max:.3g}). Fit the model on float64 data, or rescale "
+                "X by a constant such as 2.0**-64 before fitting and transforming."
+            )
+        return dist
+
+
+def _max_abs(*arrays: np.ndarray) -> float:
+    """The largest |value| over ``arrays`` (0 for empty ones); a max and a min pass, no copy."""
+    top = 0.0
+    for a in arrays:
+        if a.size:
+            top = max(top, float(a.max()), -float(a.min()))
+    return top
+
+
+def _choose_scale(data: V.ClusterData, weight: np.ndarray, centers=None) -> _Scale:
+    """The scaling a call needs: identity unless distances or weighted sums could
+    leave the range of the dtype (or of the float64 accumulators).
+
+    Squared distances reach ``4 d max|x|^2`` in X's dtype and the weighted
+    inertia ``sum(w) 4 d max|x|^2`` in float64: the data is used unscaled when
+    both stay 8x clear of overflow and ``max|x|`` is at least
+    ``2**(minexp / 4)`` (2**-32 in float32), far enough above the subnormals
+    that underflowing products are below the rounding of any distance.
+    float64 weights (float32 ones always fit the float64 accumulators) are
+    scaled when the largest lies outside ``[2**-256, 2**256]``.
+    """
+    w_exp = 0
+    if data.dtype == np.float64:
+        w_max = float(weight.max())
+        if not 2.0**-256 <= w_max <= 2.0**256:
+            w_exp = -math.frexp(w_max)[1]
+    weight_total = float(np.sum(np.ldexp(weight, w_exp) if w_exp else weight, dtype=np.float64))
+    values = data.csr.data if data.is_sparse else data.dense
+    top = _max_abs(values) if centers is None else _max_abs(values, centers)
+    info = np.finfo(data.dtype)
+    ceiling = min(float(info.max), sys.float_info.max / max(1.0, weight_total))
+    high = math.sqrt(ceiling / (8.0 * data.n_features))
+    low = 2.0 ** (int(info.minexp) // 4)
+    x_exp = 0 if top == 0.0 or low <= top <= high else -math.frexp(top)[1]
+    return _Scale(x_exp, w_exp)
 
 
 def _weighted_pick(cumulative: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -271,6 +411,13 @@ class KMeans:
     centres are dense).  A cluster left empty by an iteration is re-seeded
     with the row farthest from its centre, deterministically.
 
+    Any finite values work, whatever their magnitude (float32 data near 1e30
+    or 1e-30, say): data whose squared distances would overflow or underflow
+    its dtype is clustered as a copy scaled by a power of two, which is exact,
+    and the results are scaled back; other data is used as it is.  Only a
+    result float64 cannot hold (the inertia of float64 data near 1e200, say)
+    raises a ValueError.
+
     Examples
     --------
     >>> import fastrec
@@ -386,6 +533,12 @@ class KMeans:
         Returns
         -------
         self
+
+        Raises
+        ------
+        ValueError
+            For bad input, and when the inertia is too large or too small for
+            float64 (float64 data near 1e200 or 1e-200): rescale X then.
         """
         data = V.check_cluster_data(X, "X")
         n_clusters, n_init, max_iter, tol, seed, verbose, backend, n_threads = (
@@ -401,7 +554,11 @@ class KMeans:
                 stacklevel=2,
             )
             n_init = 1
-        pb = _Problem(data, weight, backend, n_threads)
+        scale = _choose_scale(data, weight, init if isinstance(init, np.ndarray) else None)
+        data = scale.data(data)
+        if isinstance(init, np.ndarray):
+            init = scale.to_kernel(init)
+        pb = _Problem(data, scale.weight(weight), backend, n_threads)
         tol_abs = _tolerance(data, tol)
         rng = np.random.default_rng(seed)
 
@@ -419,7 +576,10 @@ class KMeans:
             result = lloyd(pb, start, max_iter, tol_abs, verbose)
             if best is None or result[2] < best[2]:
                 best = result
-        self.cluster_centers_, self.labels_, self.inertia_, self.n_iter_ = best
+        centers, labels, inertia, n_iter = best
+        inertia = scale.inertia(inertia, "inertia")
+        self.cluster_centers_ = scale.from_kernel(centers)
+        self.labels_, self.inertia_, self.n_iter_ = labels, inertia, n_iter
         self.n_features_in_ = data.n_features
         return self
 
@@ -439,23 +599,28 @@ class KMeans:
                 "This KMeans instance is not fitted yet. Call fit(X) before using it."
             )
 
-    def _problem(self, X: Any, sample_weight: Any = None) -> _Problem:
+    def _problem(self, X: Any, sample_weight: Any = None):
+        """The scaled problem of ``X``, the fitted centres in its units, and the scaling."""
         self._check_fitted()
         data = V.check_cluster_data(X, "X", dtype=self.cluster_centers_.dtype)
         V.check_n_features(data.n_features, self.n_features_in_)
         weight = V.check_sample_weight(sample_weight, data.n_samples, data.dtype)
         backend = _runtime.resolve_backend(self.backend)
         n_threads = _runtime.resolve_threads(self.n_threads)
-        return _Problem(data, weight, backend, n_threads)
+        centers = np.ascontiguousarray(self.cluster_centers_)
+        scale = _choose_scale(data, weight, centers)
+        pb = _Problem(scale.data(data), scale.weight(weight), backend, n_threads)
+        return pb, scale.to_kernel(centers), scale
 
-    def _labels_inertia(self, pb: _Problem):
+    def _labels_inertia(self, X: Any, sample_weight: Any):
+        pb, centers, scale = self._problem(X, sample_weight)
         labels = np.empty(pb.n, dtype=np.int32)
         min_dist = np.empty(pb.n, dtype=pb.dtype)
-        k = self.cluster_centers_.shape[0]
+        k = centers.shape[0]
         sums = np.empty((k, pb.d), dtype=np.float64)
         counts = np.empty(k, dtype=np.float64)
-        inertia = pb.assign(self.cluster_centers_, labels, min_dist, sums, counts, False)
-        return labels, inertia
+        inertia = pb.assign(centers, labels, min_dist, sums, counts, False)
+        return labels, inertia, scale
 
     def predict(self, X: Any, sample_weight: Any = None) -> np.ndarray:
         """Index of the nearest centre of every row of ``X`` (int32, shape (n_samples,)).
@@ -463,7 +628,7 @@ class KMeans:
         ``X`` must have the features seen in ``fit``; it is computed in the
         dtype of the centres.  Ties go to the smaller centre index.
         """
-        return self._labels_inertia(self._problem(X, sample_weight))[0]
+        return self._labels_inertia(X, sample_weight)[0]
 
     def transform(self, X: Any) -> np.ndarray:
         """Euclidean distances of every row of ``X`` to every centre.
@@ -471,14 +636,22 @@ class KMeans:
         Returns
         -------
         ndarray of shape (n_samples, n_clusters), dtype of the centres
+
+        Raises
+        ------
+        ValueError
+            When a distance exceeds the largest value of that dtype (float32
+            data near 1e38): fit on float64 data, or rescale X.
         """
-        pb = self._problem(X)
-        return np.sqrt(pb.sqdist(self.cluster_centers_))
+        pb, centers, scale = self._problem(X)
+        return scale.distances(np.sqrt(pb.sqdist(centers)))
 
     def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
         """Opposite of the (weighted) inertia of ``X`` under the fitted centres.
 
-        Higher is better, as scikit-learn's scorers expect.
+        Higher is better, as scikit-learn's scorers expect.  Raises a
+        ValueError when float64 cannot hold the inertia (see ``fit``).
         """
-        return -self._labels_inertia(self._problem(X, sample_weight))[1]
+        _, inertia, scale = self._labels_inertia(X, sample_weight)
+        return -scale.inertia(inertia, "weighted inertia")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -176,11 +177,18 @@ def profile(
         values = per_cluster
     else:
         x64 = dense.astype(np.float64)
+        # z-scores do not change when X is scaled by a power of two (exact): bring
+        # extreme float64 data near 1 so that the variance neither overflows nor underflows.
+        largest = float(np.max(np.abs(x64))) if x64.size else 0.0
+        exponent = (0 if largest == 0.0 or 2.0**-256 <= largest <= 2.0**256
+                    else math.frexp(largest)[1])
+        if exponent:
+            x64 = np.ldexp(x64, -exponent)
         centroid = np.asarray(members @ x64) / np.maximum(sizes, 1)[:, None]
         mean, std = x64.mean(axis=0), x64.std(axis=0)
         scale = np.where(std > 0, std, 1.0)
         scores = np.where(std > 0, (centroid - mean) / scale, 0.0)
-        values = centroid
+        values = np.ldexp(centroid, exponent) if exponent else centroid
 
     profiles = []
     for c in range(n_clusters):

@@ -44,8 +44,11 @@ INIT_CHUNK_ROWS = 1024
 INIT_CHUNKS_PER_THREAD = 6
 
 
-class DivergenceError(FloatingPointError):
-    """Training produced NaN or infinite parameters (the learning rate is too high)."""
+class DivergenceError(FloatingPointError, ValueError):
+    """Training produced NaN or infinite parameters (the learning rate is too high for the data).
+
+    Also a ``ValueError``: the data and parameters passed cause it.
+    """
 
 
 def _kernels(backend: str):
@@ -724,7 +727,7 @@ class MatrixFactorization(SharedModel):
                         raise DivergenceError(
                             f"SGD diverged at epoch {epoch + 1}: the parameters became NaN or "
                             f"infinite (lr={params['lr']}, reg={params['reg']}). Lower lr (and "
-                            "lr_bias), or raise reg."
+                            "lr_bias), or raise reg." + _scale_hint(rating_range)
                         )
                     history["train_rmse"].append(train_rmse)
                     history["seconds"].append(time.perf_counter() - start)
@@ -1085,6 +1088,15 @@ class MatrixFactorization(SharedModel):
             if self._biased:
                 scores[known] += self.user_bias_[rows, None]
         return scores
+
+
+def _scale_hint(rating_range: tuple[float, float] | None) -> str:
+    """Advice for a divergence on values far from a rating scale (play counts, clicks)."""
+    if rating_range is None or max(abs(rating_range[0]), abs(rating_range[1])) <= 100:
+        return ""
+    return (f" The ratings span [{rating_range[0]:g}, {rating_range[1]:g}], far from a star "
+            "scale: SGD steps grow with the rating, so rescale the values (np.log1p for play "
+            "counts or clicks) or use a model for behaviour data such as ItemKNN.")
 
 
 def _check_matrix_ids(ratings: Any) -> None:

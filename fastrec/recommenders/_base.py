@@ -54,6 +54,25 @@ def ratings_matrix(data: Any, columns: Any, dtype: np.dtype, item_map: IdMap | N
     return user_map, item_map, R
 
 
+def check_scores_fit(R: sp.csr_matrix) -> None:
+    """Raise when ratings are so large that a neighbourhood score could overflow their dtype.
+
+    A score sums at most (ratings of a user, or of an item) products of a rating
+    and a similarity in [-1, 1], so ``max|r| * longest row or column`` bounds it.
+    """
+    if R.nnz == 0:
+        return
+    largest = max(float(R.data.max()), -float(R.data.min()))
+    longest = max(int(np.diff(R.indptr).max()), int(np.bincount(R.indices).max()))
+    limit = float(np.finfo(R.dtype).max)
+    if largest * longest > limit:
+        raise ValueError(
+            f"ratings hold values up to {largest:.3g} in magnitude: summed over up to {longest} "
+            f"ratings, scores could overflow {R.dtype} (largest {limit:.3g}). Rescale the "
+            "ratings (e.g. divide by their largest value) or pass dtype=np.float64."
+        )
+
+
 def raw_item_ids(item_map: IdMap, inner: np.ndarray) -> np.ndarray:
     """Raw ids of an inner-index table; -1 (or None for non-integer ids) where empty."""
     ids = item_map.ids
@@ -195,6 +214,7 @@ class Recommender(SharedModel):
         params = self._checked_params()
         backend, n_threads = _runtime.resolve_backend(self.backend), _runtime.resolve_threads(self.n_threads)
         user_map, item_map, R, context = self._ratings(ratings, columns, dtype)
+        check_scores_fit(R)
         self._fit_model(R, params, backend, n_threads, context)  # sets the model's own arrays
         self._user_map, self._item_map, self._R = user_map, item_map, R
         return self

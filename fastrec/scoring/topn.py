@@ -85,8 +85,9 @@ def topn(
 
     Notes
     -----
-    A score that is NaN or ``-inf`` (which finite factors reach only through
-    overflow) is never returned.  Scores are dot products whose rounding
+    Factors whose dot products could overflow the dtype (``f * max|U| * max|V|``
+    beyond its largest value) are refused with a ValueError, since an
+    overflowed score would rank wrongly.  Scores are dot products whose rounding
     depends on the backend and SIMD level (fused multiply-adds where the CPU
     has them, and the C++ kernel's per-query ``candidates`` path sums in SIMD
     lanes), so they agree with an exact product to rounding, and items whose

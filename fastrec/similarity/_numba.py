@@ -8,10 +8,15 @@ every row is requested, candidates are relabelled by processing rank, each row
 only computes candidates of higher rank, and every score is offered to both
 rows' heaps (shared heaps guarded by per-row spin locks).  Groups are dealt
 round-robin to chunks, each chunk owns its scratch, and no result depends on
-which chunk or thread computed it.
+which chunk or thread computed it: every path sums a dot product's terms in
+ascending feature order with a separate multiply and add (strict IEEE, no
+contraction), and forms the score with the one function ``_score``.  Scores are
+clamped to [-1, 1] and a score of exactly 0 is never a candidate.
 """
 
 from __future__ import annotations
+
+import math
 
 import numba as nb
 import numpy as np
@@ -42,10 +47,26 @@ def _candidate_norms(yt_indptr, yt_indices, yt_data, m):
 
 
 @nb.njit(**NUMBA_STRICT_OPTIONS)
-def _score(dot, x_norm, x_inv, y_norm, y_inv, shrink):
-    if shrink == 0:
-        return dot * (x_inv * y_inv)
-    return dot / (x_norm * y_norm + shrink)
+def _score(dot, x_norm, x_inv, y_norm, y_inv, term, inverse, one):
+    """Similarity in the dtype of its arguments, clamped to [-1, 1] (``one`` is 1 in
+    that dtype): ``dot * (x_inv * y_inv)`` when ``inverse`` (no shrink), else
+    ``dot / (x_norm * y_norm + term)`` with ``term`` the pair's shrink term."""
+    if inverse:
+        s = dot * (x_inv * y_inv)
+    else:
+        s = dot / (x_norm * y_norm + term)
+    if s > one:
+        return one
+    if s < -one:
+        return -one
+    return s
+
+
+@nb.njit(**NUMBA_STRICT_OPTIONS)
+def _rescaled_shrink(shrink64, x_exp, label_exp, row, t, out, slot):
+    """Store the shrink term of rescaled rows (row, label t), ``ldexp(shrink64, -(x_exp[row] +
+    label_exp[t]))``, in ``out[slot]``, which rounds it once to out's dtype."""
+    out[slot] = math.ldexp(shrink64, -(np.int64(x_exp[row]) + np.int64(label_exp[t])))
 
 
 @nb.njit(**NUMBA_STRICT_OPTIONS)
@@ -94,9 +115,10 @@ def _finish_row(row, row_begin, heap_scores, heap_indices, size, symmetric, out_
 
 @nb.njit(**NUMBA_STRICT_OPTIONS)
 def _scalar_row(row, label, xn, xinv, x_indptr, x_indices, x_data, cand_indptr, cand_indices,
-                cand_data, label_col, label_norm, label_inv, shrink, same_matrix, exclude_self,
-                symmetric, row_begin, mark, stamp, acc, touched, heap_scores, heap_indices,
-                out_indices, out_scores, out_counts, locks, thresholds):
+                cand_data, label_col, label_norm, label_inv, shrink64, shrink, x_exp, label_exp,
+                scaled, one, term, same_matrix, exclude_self, symmetric, row_begin, mark, stamp,
+                acc, touched, heap_scores, heap_indices, out_indices, out_scores, out_counts,
+                locks, thresholds):
     n_touched = 0
     for p in range(x_indptr[row], x_indptr[row + 1]):
         f = x_indices[p]
@@ -122,7 +144,11 @@ def _scalar_row(row, label, xn, xinv, x_indptr, x_indices, x_data, cand_indptr, 
         is_self = same_matrix and col == row
         if is_self and exclude_self:
             continue
-        score = _score(dot, xn, xinv, label_norm[t], label_inv[t], shrink)
+        if scaled and shrink64 != 0:
+            _rescaled_shrink(shrink64, x_exp, label_exp, row, t, term, 0)
+        score = _score(dot, xn, xinv, label_norm[t], label_inv[t], term[0], shrink64 == 0, one)
+        if score == 0:  # underflowed: zero scores are not kept
+            continue
         if symmetric and not is_self:
             _shared_offer(col, score, row, out_scores, out_indices, out_counts, locks, thresholds)
         if score < threshold:
@@ -135,10 +161,10 @@ def _scalar_row(row, label, xn, xinv, x_indptr, x_indices, x_data, cand_indptr, 
 
 @nb.njit(**NUMBA_STRICT_OPTIONS)
 def _vector_group(rows, n_lanes, first_label, lane_norm, lane_inv, x_indptr, x_indices, x_data,
-                  cand_indptr, cand_indices, cand_data, label_col, label_norm, label_inv, shrink,
-                  same_matrix, exclude_self, symmetric, row_begin, feature_lo, feature_hi, in_union,
-                  tile_rows, tile_acc, heap_scores, heap_indices, out_indices, out_scores,
-                  out_counts, locks, thresholds):
+                  cand_indptr, cand_indices, cand_data, label_col, label_norm, label_inv, shrink64,
+                  shrink, x_exp, label_exp, scaled, one, same_matrix, exclude_self, symmetric,
+                  row_begin, feature_lo, feature_hi, in_union, tile_rows, tile_acc, heap_scores,
+                  heap_indices, out_indices, out_scores, out_counts, locks, thresholds):
     m = tile_acc.shape[0]
     label_begin = first_label if symmetric else 0
     for f in range(feature_lo, feature_hi + 1):
@@ -160,23 +186,26 @@ def _vector_group(rows, n_lanes, first_label, lane_norm, lane_inv, x_indptr, x_i
     sizes = np.zeros(LANES, dtype=np.int64)
     local_threshold = np.full(LANES, -np.inf, dtype=np.float64)
     scores = np.empty(LANES, dtype=tile_acc.dtype)
+    terms = np.full(LANES, shrink, dtype=tile_acc.dtype)  # the shrink term of each lane's pair
     for t in range(label_begin, m):
         col = label_col[t] if symmetric else t
         inside_group = symmetric and t < label_begin + n_lanes
         for lane in range(n_lanes):
+            if scaled and shrink64 != 0:
+                _rescaled_shrink(shrink64, x_exp, label_exp, rows[lane], t, terms, lane)
             scores[lane] = _score(tile_acc[t, lane], lane_norm[lane], lane_inv[lane],
-                                  label_norm[t], label_inv[t], shrink)
+                                  label_norm[t], label_inv[t], terms[lane], shrink64 == 0, one)
         if symmetric and not inside_group:
             if thresholds[col] <= scores[:n_lanes].max():
                 spin_lock(locks, col)
                 for lane in range(n_lanes):
-                    if tile_acc[t, lane] != 0 and scores[lane] >= thresholds[col]:
+                    if scores[lane] != 0 and scores[lane] >= thresholds[col]:
                         out_counts[col] = heap_push(out_scores[col], out_indices[col],
                                                     out_counts[col], scores[lane], rows[lane])
                         thresholds[col] = heap_threshold(out_scores[col], out_counts[col])
                 spin_unlock(locks, col)
         for lane in range(n_lanes):
-            if tile_acc[t, lane] == 0:
+            if scores[lane] == 0:  # zero dot products and underflowed scores
                 continue
             if same_matrix and exclude_self and col == rows[lane]:
                 continue
@@ -224,7 +253,9 @@ def cosine_topk(
     yt_indptr, yt_indices, yt_data,  # IN  CSR of Y transposed (d x m)
     n_candidates,  # IN  m
     row_begin, row_end,  # IN  block of X's rows to compute
-    k, shrink, same_matrix, exclude_self,  # IN
+    k, shrink,  # IN
+    x_exp, y_exp,  # IN  int32 (n), (m): rows were scaled by 2^-exp (for the shrink term), or both empty
+    same_matrix, exclude_self,  # IN
     out_indices, out_scores, out_counts,  # OUT (rows x k), (rows x k), (rows)
     n_threads,  # IN  threads (sets the number of work chunks)
 ):
@@ -235,7 +266,10 @@ def cosine_topk(
         return
     dtype = out_scores.dtype
     capacity = min(k, m)
+    shrink64 = np.float64(shrink)
     shrink = np.full(1, shrink, dtype=dtype)[0]  # score in the output dtype, as the C++ kernel
+    one = np.ones(1, dtype=dtype)[0]
+    scaled = x_exp.shape[0] > 0
     symmetric = same_matrix and row_begin == 0 and row_end == x_indptr.shape[0] - 1 and m > 1
 
     y_norm64 = _candidate_norms(yt_indptr, yt_indices, yt_data, m)
@@ -251,7 +285,8 @@ def cosine_topk(
             for p in range(x_indptr[row], x_indptr[row + 1]):
                 sq += np.float64(x_data[p]) * np.float64(x_data[p])
             norm = np.sqrt(sq)
-        row_norm[r] = norm
+        # an empty row's dot products are all 0: norm 1 keeps its scores from 0 / 0
+        row_norm[r] = norm if norm > 0 else 1.0
         if norm > 0:
             row_inv[r] = 1.0 / norm
         for p in range(x_indptr[row], x_indptr[row + 1]):
@@ -265,11 +300,14 @@ def cosine_topk(
     label_col = order if symmetric else np.arange(m)
     label_norm = np.empty(m, dtype=dtype)
     label_inv = np.zeros(m, dtype=dtype)
+    label_exp = np.zeros(m if scaled else 0, dtype=np.int32)
     for t in range(m):
         norm = y_norm64[label_col[t]]
-        label_norm[t] = norm
+        label_norm[t] = norm if norm > 0 else 1.0  # as row_norm
         if norm > 0:
             label_inv[t] = 1.0 / norm
+        if scaled:
+            label_exp[t] = y_exp[label_col[t]]
     if symmetric:
         cand_indices, cand_data = _relabel_candidates(yt_indptr, yt_indices, yt_data, order)
         out_counts[:] = 0
@@ -289,6 +327,7 @@ def cosine_topk(
         tile_acc = np.empty((0, LANES), dtype=dtype)
         heap_scores = np.empty((LANES, max(capacity, 1)), dtype=dtype)[:, :capacity]
         heap_indices = np.empty((LANES, max(capacity, 1)), dtype=out_indices.dtype)[:, :capacity]
+        term = np.full(1, shrink, dtype=dtype)  # the shrink term of the scalar path's pair
         stamp = 0
         for group in range(chunk, n_groups, n_chunks):
             first = group * LANES
@@ -318,7 +357,8 @@ def cosine_topk(
                     _vector_group(rows, n_lanes, first_label, ordered_norm[first:first + n_lanes],
                                   ordered_inv[first:first + n_lanes], x_indptr, x_indices, x_data,
                                   yt_indptr, cand_indices, cand_data, label_col, label_norm,
-                                  label_inv, shrink, same_matrix, exclude_self, symmetric,
+                                  label_inv, shrink64, shrink, x_exp, label_exp, scaled, one,
+                                  same_matrix, exclude_self, symmetric,
                                   row_begin, lo, hi, in_union, tile_rows, tile_acc, heap_scores,
                                   heap_indices, out_indices, out_scores, out_counts, locks,
                                   thresholds)
@@ -329,13 +369,15 @@ def cosine_topk(
             if not use_vector:
                 for lane in range(n_lanes):
                     stamp += 1
-                    _scalar_row(rows[lane], first_label + lane if symmetric else -1,
-                                ordered_norm[first + lane], ordered_inv[first + lane], x_indptr,
-                                x_indices, x_data, yt_indptr, cand_indices, cand_data, label_col,
-                                label_norm, label_inv, shrink, same_matrix, exclude_self,
-                                symmetric, row_begin, mark, stamp, acc, touched, heap_scores[0],
-                                heap_indices[0], out_indices, out_scores, out_counts, locks,
-                                thresholds)
+                    # (a call this long may not hold an inline conditional)
+                    own_label = first_label + lane if symmetric else -1
+                    _scalar_row(rows[lane], own_label, ordered_norm[first + lane],
+                                ordered_inv[first + lane], x_indptr, x_indices, x_data, yt_indptr,
+                                cand_indices, cand_data, label_col, label_norm, label_inv, shrink64,
+                                shrink, x_exp, label_exp, scaled, one, term, same_matrix,
+                                exclude_self, symmetric, row_begin, mark, stamp, acc, touched,
+                                heap_scores[0], heap_indices[0], out_indices, out_scores,
+                                out_counts, locks, thresholds)
     if symmetric:  # every shared heap is complete: put each row in rank order
         for chunk in nb.prange(n_chunks):
             tmp_scores = np.empty(max(capacity, 1), dtype=dtype)

@@ -2,8 +2,8 @@
 
 Same name and argument order as the C++ and Numba kernels.  Products are formed
 with scipy's sparse matmul in float64, a block of rows at a time so memory stays
-bounded, then scored, rounded to the output dtype, and ranked by
-(descending score, ascending column).
+bounded, then scored, rounded to the output dtype, clamped to [-1, 1], stripped
+of zero scores and ranked by (descending score, ascending column).
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ def cosine_topk(
     yt_indptr, yt_indices, yt_data,  # IN  CSR of Y transposed (d x m)
     n_candidates,  # IN  m
     row_begin, row_end,  # IN  block of X's rows to compute
-    k, shrink, same_matrix, exclude_self,  # IN
+    k, shrink,  # IN
+    x_exp, y_exp,  # IN  int32 (n), (m): rows were scaled by 2^-exp (for the shrink term), or both empty
+    same_matrix, exclude_self,  # IN
     out_indices, out_scores, out_counts,  # OUT (rows x k), (rows x k), (rows)
     n_threads,  # IN  unused: the reference is single-threaded
 ):
@@ -31,6 +33,7 @@ def cosine_topk(
     y_norm = np.sqrt(np.asarray(yt64.multiply(yt64).sum(axis=0)).ravel())
     x_norm_all = np.sqrt(np.asarray(x64.multiply(x64).sum(axis=1)).ravel())
     out_dtype = out_scores.dtype
+    scaled = x_exp.shape[0] > 0
 
     for block_start in range(row_begin, row_end, _BLOCK_ROWS):
         block_stop = min(block_start + _BLOCK_ROWS, row_end)
@@ -46,7 +49,15 @@ def cosine_topk(
                 keep &= cols != row
             cols, dot = cols[keep], dot[keep]
             x_norm = y_norm[row] if same_matrix else x_norm_all[row]
-            scores = (dot / (x_norm * y_norm[cols] + shrink)).astype(out_dtype)
+            if scaled:  # the shrink term in the rows' rescaled units (inf: the score is 0)
+                with np.errstate(over="ignore"):
+                    term = np.ldexp(shrink, -(np.int64(x_exp[row]) + y_exp[cols].astype(np.int64)))
+            else:
+                term = shrink
+            scores = (dot / (x_norm * y_norm[cols] + term)).astype(out_dtype)
+            np.clip(scores, -1, 1, out=scores)
+            nonzero = scores != 0  # scores too small for the dtype are not kept
+            cols, scores = cols[nonzero], scores[nonzero]
             order = np.lexsort((cols, -scores))[:k]
             count = order.size
             out_indices[local, :count] = cols[order]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -68,12 +69,25 @@ def cosine_topk(
         scores, stored in rank order: descending score, ties to the smaller
         ``j``.  Column indices within a row are therefore *not* sorted; calling
         ``sort_indices()`` would discard the ranking.  A row of ``X`` with no
-        non-zero entry has no neighbours.  Dtype is that of ``X`` (and ``Y``).
+        non-zero entry has no neighbours.  Scores lie in [-1, 1] (a score that
+        rounding pushes past 1 is clamped).  Dtype is that of ``X`` (and ``Y``).
 
     Notes
     -----
     Peak extra memory is O(nnz(X) + nnz(Y) + n*k + threads*m); the n x m
     similarity matrix is never formed.
+
+    Any finite values are handled, however large or small.  When the data's
+    magnitudes leave the range in which every product, sum and norm stays a
+    normal number of the dtype (about ``[2**-32, 2**32]`` for float32 and
+    ``[2**-256, 2**256]`` for float64), or ``shrink`` exceeds ``2**64``
+    (float32) or ``2**512`` (float64), each row is rescaled by a power of two
+    (exact, and cosine does not change) so that its largest magnitude lies in
+    ``[0.5, 1)``; with ``shrink`` the term of pair ``(i, j)`` is rescaled with
+    it, as ``ldexp(shrink, -(e_i + e_j))`` from the rows' exponents.  The
+    scores are then those of the unscaled computation wherever that one had no
+    overflow or underflow.  A score whose magnitude is below the dtype's
+    smallest normal number may come out as 0, and is then not stored.
 
     Examples
     --------
@@ -89,9 +103,11 @@ def cosine_topk(
         raise TypeError(f"exclude_self must be True or False, got {exclude_self!r}.")
     backend = _runtime.resolve_backend(backend)
     n_threads = _runtime.resolve_threads(n_threads)
+    _check_memory(X, X if Y is None else Y, k, n_threads)
 
     if Y is None:
         x, yt = V.rows_and_transpose(X, "X", n_threads=n_threads)
+        y_rows = x
         same_matrix = True
     else:
         X_sparse, Y_sparse = V.as_sparse_2d(X, "X"), V.as_sparse_2d(Y, "Y")
@@ -104,7 +120,7 @@ def cosine_topk(
             V.float_dtype_for(X_sparse.dtype, "X"), V.float_dtype_for(Y_sparse.dtype, "Y")
         )
         x = V.canonical_csr(X_sparse, "X", dtype)
-        _, yt = V.rows_and_transpose(Y_sparse, "Y", dtype, n_threads=n_threads)
+        y_rows, yt = V.rows_and_transpose(Y_sparse, "Y", dtype, n_threads=n_threads)
         same_matrix = False
 
     n, d = x.shape
@@ -117,6 +133,16 @@ def cosine_topk(
         return sp.csr_matrix((n_out, m), dtype=x.dtype)
 
     xa, yta = V.csr_arrays(x, index_dtype), V.csr_arrays(yt, index_dtype)
+    no_exponents = np.zeros(0, dtype=np.int32)
+    x_exp = y_exp = no_exponents
+    if _needs_rescaling(x.data, None if same_matrix else yt.data, shrink):
+        x_exp = _row_exponents(x)
+        y_exp = x_exp if same_matrix else _row_exponents(y_rows)
+        # new arrays: the caller's data is never changed
+        xa = dataclasses.replace(xa, data=np.ldexp(xa.data, -np.repeat(x_exp, np.diff(x.indptr))))
+        yta = dataclasses.replace(yta, data=np.ldexp(yta.data, -y_exp[yta.indices]))
+        if shrink == 0:  # the exponents only serve the shrink term
+            x_exp = y_exp = no_exponents
     out_indices = np.empty((n_out, capacity), dtype=index_dtype)
     out_scores = np.empty((n_out, capacity), dtype=x.dtype)
     out_counts = np.zeros(n_out, dtype=np.int64)
@@ -124,10 +150,66 @@ def cosine_topk(
         _kernel(backend)(
             xa.indptr, xa.indices, xa.data,
             yta.indptr, yta.indices, yta.data,
-            m, start, stop, capacity, shrink, same_matrix, bool(exclude_self),
+            m, start, stop, capacity, shrink, x_exp, y_exp, same_matrix, bool(exclude_self),
             out_indices, out_scores, out_counts, n_threads,
         )
     return topk_table_to_csr(out_indices, out_scores, out_counts, m)
+
+
+def _magnitude_range(data: np.ndarray) -> tuple[float, float]:
+    """Smallest non-zero and largest ``|value|`` of ``data``."""
+    lo, hi = data.min(), data.max()
+    if lo > 0:  # the common all-positive case: no |data| array needed
+        return float(lo), float(hi)
+    magnitude = np.abs(data)
+    nonzero = magnitude[magnitude > 0] if lo == 0 or hi == 0 else magnitude
+    return (float(nonzero.min()), float(nonzero.max())) if nonzero.size else (1.0, 1.0)
+
+
+def _needs_rescaling(x_data: np.ndarray, y_data: np.ndarray | None, shrink: float) -> bool:
+    """Whether some product, sum or norm of the kernels could leave the normal range.
+
+    With every non-zero ``|value|`` in ``[2**-(e//4), 2**(e//4)]`` and ``shrink <=
+    2**(e//2)`` (``e`` the dtype's largest exponent, 128 or 1024), products, dot
+    products, norms, inverse norms and their products all stay normal numbers.
+    """
+    limit = np.finfo(x_data.dtype).maxexp
+    lowest, highest = 2.0 ** -(limit // 4), 2.0 ** (limit // 4)
+    if shrink > 2.0 ** (limit // 2):
+        return True
+    for data in (x_data, y_data):
+        if data is not None and data.size:
+            lo, hi = _magnitude_range(data)
+            if lo < lowest or hi > highest:
+                return True
+    return False
+
+
+def _row_exponents(csr: sp.csr_matrix) -> np.ndarray:
+    """int32 ``e`` per row with the row's largest ``|value|`` in ``[2**(e-1), 2**e)``; 0 for empty rows."""
+    counts = np.diff(csr.indptr)
+    exponents = np.zeros(csr.shape[0], dtype=np.int32)
+    nonempty = counts > 0
+    if csr.nnz:
+        # reduceat over the non-empty rows' starts: each segment is exactly one row
+        peak = np.maximum.reduceat(np.abs(csr.data), csr.indptr[:-1][nonempty])
+        exponents[nonempty] = np.frexp(peak)[1]
+    return exponents
+
+
+def _check_memory(X: Any, Y: Any, k: int, n_threads: int) -> None:
+    """Refuse shapes whose working memory the machine cannot hold, before allocating it.
+
+    A sparse matrix can declare far more rows or columns than it stores: the
+    transpose's row pointers (one per feature), each thread's dense accumulator
+    (one slot per candidate) and the (rows x k) result grow with the shape.
+    """
+    if not (sp.issparse(X) or sp.issparse(Y)) or np.ndim(X) != 2 or np.ndim(Y) != 2:
+        return  # dense input already holds every element it declares
+    (n, d), m = np.shape(X), np.shape(Y)[0]
+    n_bytes = 8 * (d + 1) + n_threads * m * 24 + n * min(k, m) * 16
+    V.check_memory(n_bytes, f"cosine_topk of {n:,} x {d:,} against {m:,} rows",
+                   "pass matrices whose shapes are the rows and features that exist.")
 
 
 def topk_table_to_csr(

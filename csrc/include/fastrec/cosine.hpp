@@ -21,9 +21,18 @@
 // guarded by per-row spin locks.
 //
 // Every dot product sums its terms in ascending feature order whichever path,
-// mode or thread computes it, and the kept set is the top of a total order
-// (score, then smaller index), so results are identical for any thread count
-// and for any `rows=` block.
+// mode or thread computes it, each term as `acc += x * y` (so the compiler
+// contracts it to one FMA in both paths or in neither), every score is formed
+// by one function from the same operands, and the kept set is the top of a
+// total order (score, then smaller index): results are identical for any
+// thread count and for any `rows=` block.
+//
+// Scores are clamped to [-1, 1], and a score of exactly 0 is never a candidate.
+//
+// Range: the caller keeps every product, sum and norm of the kernel inside the
+// normal range of T, if need be by passing rows rescaled by powers of two (a
+// row's cosines do not change) together with each row's exponent, so that the
+// shrink term of pair (i, j) is ldexp(shrink, -(x_exp[i] + y_exp[j])).
 #pragma once
 
 #include "fastrec/prelude.hpp"
@@ -39,6 +48,8 @@ struct CosineTopkArgs {
     int64_t row_end;      // IN  one past the last row of x to compute
     int64_t k;            // IN  neighbours kept per row (>= 1)
     double shrink;        // IN  added to the norm product (>= 0)
+    const int32_t* x_exp; // IN  (n) x's rows were scaled by 2^-x_exp, or nullptr (not scaled)
+    const int32_t* y_exp; // IN  (m) Y's rows were scaled by 2^-y_exp; nullptr with x_exp
     bool same_matrix;     // IN  Y is X: row i of X is column i of the result
     bool exclude_self;    // IN  with same_matrix, never return j == i
     I* out_indices;       // OUT (row_end - row_begin) x k, best first
@@ -90,22 +101,45 @@ double row_norm(const CsrView<T, I>& x, int64_t row) {
     return std::sqrt(sq);
 }
 
-// Turns dot products into similarities.  With shrink == 0 it multiplies by
-// inverse norms; otherwise it divides by (|x||y| + shrink).  Both forms are
-// symmetric in x and y, so sim(i, j) and sim(j, i) round identically.
+// Turns dot products into similarities clamped to [-1, 1] (rounding can
+// overshoot by an ulp).  With shrink == 0 it multiplies by inverse norms;
+// otherwise it divides by (|x||y| + shrink).  Both forms are symmetric in x and
+// y, so sim(i, j) and sim(j, i) round identically, and the vector form does
+// lane by lane exactly what the scalar form does.
 template <class T>
 struct Scorer {
-    const T* y_norm;      // (m) ||y||, by candidate label
-    const T* y_inv_norm;  // (m) 1 / ||y||, 0 for empty rows
-    T shrink;
+    const T* y_norm;        // (m) ||y||, by candidate label
+    const T* y_inv_norm;    // (m) 1 / ||y||, 0 for empty rows
+    const int32_t* y_exp;   // (m) scale exponent by label, or nullptr: rows not rescaled
+    double shrink;          // >= 0
 
-    T score(T dot, T x_norm, T x_inv_norm, int64_t label) const {
-        if (shrink == T(0)) return dot * (x_inv_norm * y_inv_norm[label]);
-        return dot / (x_norm * y_norm[label] + shrink);
+    // The shrink term of a pair in the rows' rescaled units (an exact power-of-two
+    // scaling of shrink, rounded once to T).
+    T shrink_term(int32_t x_exp, int64_t label) const {
+        if (y_exp == nullptr) return static_cast<T>(shrink);
+        return static_cast<T>(std::ldexp(shrink, -(x_exp + y_exp[label])));
     }
-    vec64_t<T> score(vec64_t<T> dot, vec64_t<T> x_norm, vec64_t<T> x_inv_norm, int64_t label) const {
-        if (shrink == T(0)) return dot * (x_inv_norm * y_inv_norm[label]);
-        return dot / (x_norm * y_norm[label] + shrink);
+    static T clamp(T s) { return s > T(1) ? T(1) : (s < T(-1) ? T(-1) : s); }
+
+    T score(T dot, T x_norm, T x_inv_norm, int32_t x_exp, int64_t label) const {
+        if (shrink == 0) return clamp(dot * (x_inv_norm * y_inv_norm[label]));
+        const T term = shrink_term(x_exp, label);
+        return clamp(dot / (x_norm * y_norm[label] + term));
+    }
+    vec64_t<T> score(vec64_t<T> dot, vec64_t<T> x_norm, vec64_t<T> x_inv_norm, const int32_t* lane_exp,
+                     int64_t label) const {
+        using V = vec64_t<T>;
+        const V one = broadcast64(T(1));
+        V s;
+        if (shrink == 0) {
+            s = dot * (x_inv_norm * y_inv_norm[label]);
+        } else {
+            V term;
+            for (int lane = 0; lane < Vec64<T>::lanes; ++lane) term[lane] = shrink_term(lane_exp[lane], label);
+            s = dot / (x_norm * y_norm[label] + term);
+        }
+        s = s > one ? one : s;
+        return s < -one ? -one : s;
     }
 };
 
@@ -216,6 +250,7 @@ struct Problem {
     int64_t k;                        // entries kept per row: min(args.k, m)
 
     bool symmetric() const { return shared != nullptr; }
+    int32_t row_exp(int64_t row) const { return args.x_exp ? args.x_exp[row] : 0; }
     int64_t column(int64_t label) const { return label_col ? label_col[label] : label; }
     // First position of cand row f whose label is >= first_label.  Branch-free
     // binary search: log2(length) steps whatever the data.
@@ -290,19 +325,18 @@ void scalar_row(const Problem<T, I>& pb, Scratch<T, I>& s, int64_t row, int64_t 
         const int64_t first = pb.first_candidate(f, label, s.feature_cursor.data());
         for (int64_t q = first, end = cand.indptr[f + 1]; q < end; ++q) {
             const I t = cand.indices[q];
-            const T prod = xv * cand.data[q];
             if (mark[t] != stamp) {
                 mark[t] = stamp;
-                acc[t] = prod;
+                acc[t] = T(0);
                 touched[n_touched++] = t;
-            } else {
-                acc[t] += prod;
             }
+            acc[t] += xv * cand.data[q];  // the vector path's expression: both contract alike
         }
     }
 
     TopK<T, I> heap(s.heap_scores.data(), s.heap_indices.data(), pb.k);
     const bool exclude_self = pb.args.same_matrix && pb.args.exclude_self;
+    const int32_t xexp = pb.row_exp(row);
     T threshold = heap.threshold();
     for (int64_t e = 0; e < n_touched; ++e) {
         const I t = touched[e];
@@ -311,7 +345,8 @@ void scalar_row(const Problem<T, I>& pb, Scratch<T, I>& s, int64_t row, int64_t 
         const int64_t col = pb.column(t);
         const bool self = pb.args.same_matrix && col == row;
         if (self && exclude_self) continue;
-        const T score = pb.scorer.score(dot, xn, xinv, t);
+        const T score = pb.scorer.score(dot, xn, xinv, xexp, t);
+        if (score == T(0)) continue;  // underflowed: zero scores are not kept
         if (pb.symmetric() && !self) pb.shared->offer(col, score, static_cast<I>(row));
         if (score < threshold) continue;
         heap.push(score, static_cast<I>(col));
@@ -373,23 +408,24 @@ void vector_group(const Problem<T, I>& pb, Scratch<T, I>& s, const int64_t* rows
     // Select.  A lane's candidate is only pushed when it reaches that lane's
     // current threshold, which rejects most candidates in one vector compare.
     TopK<T, I> heaps[lanes];
-    V xn = zero, xinv = zero, threshold = zero;
+    V xn = broadcast64(T(1)), xinv = zero, threshold = zero;  // unused lanes score 0, as empty rows
+    int32_t xexp[lanes] = {};
     for (int lane = 0; lane < lanes; ++lane) threshold[lane] = std::numeric_limits<T>::infinity();
     for (int lane = 0; lane < n_rows; ++lane) {
         heaps[lane] = TopK<T, I>(s.heap_scores.data() + lane * pb.k, s.heap_indices.data() + lane * pb.k, pb.k);
         xn[lane] = lane_norm[lane];
         xinv[lane] = lane_inv_norm[lane];
+        xexp[lane] = pb.row_exp(rows[lane]);
         threshold[lane] = heaps[lane].threshold();
     }
     const bool exclude_self = pb.args.same_matrix && pb.args.exclude_self;
     // Labels where some lane needs care: the group's own rows (symmetric mode:
     // lower triangle, diagonal, pairs inside the group) or their columns.
     for (int64_t t = label_begin; t < m; ++t) {
-        const V dot = tile_acc[t];
-        const V score = pb.scorer.score(dot, xn, xinv, t);
+        const V score = pb.scorer.score(tile_acc[t], xn, xinv, xexp, t);
         const int64_t col = pb.column(t);
         const bool inside_group = pb.symmetric() && t < label_begin + n_rows;
-        const auto nonzero = dot != zero;
+        const auto nonzero = score != zero;  // zero dot products and underflowed scores
         if (pb.symmetric() && !inside_group) {
             // Offer to column col's shared heap: one threshold read for all lanes.
             const T col_threshold = pb.shared->threshold(col);
@@ -493,7 +529,9 @@ void cosine_topk(const CosineTopkArgs<T, I>& args) {
     for (int64_t r = 0; r < n_rows; ++r) {
         const int64_t row = args.row_begin + r;
         const double norm = args.same_matrix ? y_norm64[row] : row_norm(x, row);
-        row_norm_t[r] = static_cast<T>(norm);
+        // An empty row's dot products are all 0; norm 1 makes its scores 0 / (1 * |y| + shrink),
+        // never 0 / 0, even where the shrink term rounds to 0.
+        row_norm_t[r] = norm > 0 ? static_cast<T>(norm) : T(1);
         row_inv_t[r] = norm > 0 ? static_cast<T>(1.0 / norm) : T(0);
     }
 
@@ -525,14 +563,16 @@ void cosine_topk(const CosineTopkArgs<T, I>& args) {
 
     // Candidate norms by label, and in symmetric mode the relabelled Y^T.
     std::vector<T> label_norm(m), label_inv(m);
+    std::vector<int32_t> label_exp(args.y_exp ? m : 0);
     std::vector<I> cand_indices;
     std::vector<T> cand_data;
     CsrView<T, I> cand = yt;
     std::unique_ptr<SharedHeaps<T, I>> shared;
     for (int64_t t = 0; t < m; ++t) {
         const double norm = y_norm64[symmetric ? order[t] : t];
-        label_norm[t] = static_cast<T>(norm);
+        label_norm[t] = norm > 0 ? static_cast<T>(norm) : T(1);  // as row_norm_t
         label_inv[t] = norm > 0 ? static_cast<T>(1.0 / norm) : T(0);
+        if (args.y_exp) label_exp[t] = args.y_exp[symmetric ? order[t] : t];
     }
     if (symmetric) {
         // Y^T with each column relabelled by its rank in `order`, each row then
@@ -565,7 +605,8 @@ void cosine_topk(const CosineTopkArgs<T, I>& args) {
         shared.reset(new SharedHeaps<T, I>(args.out_scores, args.out_indices, args.out_counts, m, args.k, capacity));
     }
     Problem<T, I> pb{args, cand, symmetric ? order.data() : nullptr, feature_work.data(),
-                     Scorer<T>{label_norm.data(), label_inv.data(), static_cast<T>(args.shrink)},
+                     Scorer<T>{label_norm.data(), label_inv.data(), args.y_exp ? label_exp.data() : nullptr,
+                               args.shrink},
                      shared.get(), capacity};
 
     const int64_t n_groups = (n_rows + lanes - 1) / lanes;
