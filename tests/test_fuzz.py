@@ -61,7 +61,6 @@ from hypothesis import strategies as st
 import fastrec
 from fastrec import metrics
 from fastrec.datasets import Interactions, train_test_split
-from fastrec.mf.model import DivergenceError
 
 COMPILED = [b for b in ("cpp", "numba") if b in fastrec.available_backends()]
 
@@ -435,15 +434,11 @@ def test_matrix_factorization(ratings, n_factors, threads, data):
     def fitted(backend):
         model = fastrec.MatrixFactorization(n_factors[0], n_epochs=3, seed=1, n_threads=threads[0],
                                             backend=backend)
-        try:
-            return model.fit(ratings.value)
-        except DivergenceError as exc:  # documented: SGD blew up on these magnitudes
-            assert "lr" in str(exc)
-            return exc
+        # SGD blowing up on ratings far from a rating scale ends in DivergenceError, a
+        # ValueError naming the ratings: a refusal like any other
+        return model.fit(ratings.value)
 
     def compare(got, ref, backend):
-        if isinstance(got, DivergenceError) or isinstance(ref, DivergenceError):
-            return
         # SGD visits ratings in a backend-specific order: compare sanity, not bits
         assert np.isfinite(got.user_factors_).all() and np.isfinite(got.item_factors_).all(), (
             f"{backend}: non-finite factors")
@@ -451,7 +446,7 @@ def test_matrix_factorization(ratings, n_factors, threads, data):
 
     model = check_outcomes(fitted, args, ["ratings", "ratings matrix", "user_ids", "item_ids",
                                           "n_factors", "n_threads"], compare)
-    if isinstance(model, (Refused, DivergenceError)):
+    if isinstance(model, Refused):
         return
     assert np.isfinite(model.user_factors_).all() and np.isfinite(model.item_factors_).all(), (
         "fit produced non-finite factors from finite ratings")
