@@ -699,8 +699,7 @@ def test_ranking_metrics(test, k, threshold, threads, metric, data):
     if isinstance(ref, Refused) or metric == "coverage":
         return
     # the reference itself against the definitions
-    relevant = sp.csr_matrix(test.value)
-    relevant.sum_duplicates()
+    relevant = as_coo(test.value).tocsr()  # a new canonical matrix: duplicates summed
     if threshold[0] is not None:
         relevant.data = (relevant.data >= threshold[0]).astype(np.float32)
         relevant.eliminate_zeros()
@@ -853,7 +852,7 @@ def test_interactions(matrix, ids, with_times, data):
         assert names_one_of(got.exc, bad + list(args)), got
         return
     users, items, ratings = got.to_triples()
-    coo = as_coo(matrix.value)
+    coo = as_coo(matrix.value).tocsr().tocoo()  # duplicates summed, as Interactions does
     # Interactions hold float32 ratings (values outside float32's range must have been refused)
     expected = collections.Counter(zip(user_ids[coo.row].tolist(), item_ids[coo.col].tolist(),
                                        coo.data.astype(np.float32).tolist()))
