@@ -86,7 +86,10 @@ def evaluate(model: Any, train: Any, test: Any, k: int = 10, *, fit: bool | None
             model.fit(train)
     if not _is_fitted(model):
         raise RuntimeError(f"This {type(model).__name__} is not fitted; pass fit=True with train.")
-    data = V.rating_triples(test, columns)
+    try:
+        data = V.rating_triples(test, columns)
+    except (TypeError, ValueError) as exc:  # the checks speak of "ratings": say which argument
+        raise type(exc)(f"test: {exc}") from exc
     result: dict[str, Any] = {}
     if hasattr(model, "predict"):
         result["rmse"] = rmse(data.ratings, model.predict(data.users, data.items))
