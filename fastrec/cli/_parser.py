@@ -7,6 +7,11 @@ import sys
 from typing import NoReturn
 
 EXIT_USAGE = 2
+# --threads above this is cut to it (fastrec caps thread counts too); more threads than this
+# only adds per-thread memory and start-up cost on any machine built so far.
+MAX_THREADS = 1024
+# Longest error message printed: a message that quotes a whole array says nothing more past this.
+MAX_MESSAGE = 400
 
 
 class CliError(Exception):
@@ -20,8 +25,24 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def threads(text: str) -> int:
+    """The ``--threads`` option: an integer >= 1, cut to :data:`MAX_THREADS`."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    if value > MAX_THREADS:
+        print(f"note: --threads {value} is more than fastrec runs; using {MAX_THREADS}",
+              file=sys.stderr)
+    return min(value, MAX_THREADS)
+
+
 def fail(prog: str, message: str) -> int:
     """Print ``prog: error: message`` (one line) to stderr and return the usage exit code."""
     one_line = " ".join(str(message).split())
+    if len(one_line) > MAX_MESSAGE:
+        one_line = one_line[: MAX_MESSAGE - 1] + "…"
     print(f"{prog}: error: {one_line}", file=sys.stderr)
     return EXIT_USAGE
