@@ -267,6 +267,7 @@ SECTIONS: list[tuple[str, Callable[[Story], None]]] = [
 
 def add_parser(commands: Any) -> None:
     """Register the ``demo`` subcommand."""
+    from fastrec.cli._parser import MAX_THREADS, threads
 
     parser = commands.add_parser(
         "demo", help="neighbours, MF, metrics, segments and top-N on one dataset",
@@ -287,7 +288,8 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--test-fraction", type=float, default=0.2,
                         help="share of ratings held out (default 0.2)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, help="threads (default: every usable core)")
+    parser.add_argument("--threads", type=threads, metavar="N",
+                        help=f"threads, 1 to {MAX_THREADS} (default: every usable core)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 
@@ -295,7 +297,7 @@ def add_parser(commands: Any) -> None:
 def _check(args: argparse.Namespace) -> None:
     from fastrec.cli._parser import CliError
 
-    for name in ("users", "items", "ratings", "factors", "epochs", "k", "segments", "threads"):
+    for name in ("users", "items", "ratings", "factors", "epochs", "k", "segments"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise CliError(f"--{name} must be >= 1, got {value}")
