@@ -53,11 +53,12 @@ def load(path: str | Path, args: argparse.Namespace) -> Any:
     path = Path(path)
     if not path.exists():
         raise CliError(f"{str(path)!r} does not exist")
-    if path.is_dir() and (path / LASTFM_PLAYS).is_file() and not any(
-            (path / name).exists() for name in MOVIELENS_FILES):
-        return _lastfm(path, args)
     columns_given = any(getattr(args, name, None) is not None for name in
                         ("user_col", "item_col", "rating_col", "timestamp_col", "sep"))
+    if args.format == "auto" and not columns_given and not args.no_header and (
+            path.name == LASTFM_PLAYS or (path.is_dir() and (path / LASTFM_PLAYS).is_file() and not
+                                          any((path / name).exists() for name in MOVIELENS_FILES))):
+        return _lastfm(path if path.is_dir() else path.parent, args)
     movielens = args.format == "movielens" or (
         args.format == "auto" and not columns_given and not args.no_header
         and (path.is_dir() or path.name in MOVIELENS_FILES))
