@@ -113,7 +113,7 @@ class Archive:
 
     def ids(self, name: str) -> np.ndarray:
         """Member ``name`` as 1-D distinct ids (numbers or strings)."""
-        ids = self.array(name, 1, "iufUSb")
+        ids = self.array(name, 1, "iufUSbMm")
         if ids.dtype.kind == "f" and not np.isfinite(ids).all():
             raise self.error(f"{name!r} holds NaN or infinite ids")
         if np.unique(ids).size != ids.size:

@@ -257,3 +257,18 @@ def test_inconsistent_contents(saved, tmp_path):
         path = _rewrite(tmp_path, members, **changes)
         with pytest.raises(ValueError, match=message):
             type(model).load(path)
+
+
+@pytest.mark.parametrize("users", [np.array(["2020-01-01", "2020-01-02", "2020-01-03"],
+                                            dtype="datetime64[D]"),
+                                   np.array([1.5, 2.5, 3.5])])
+def test_ids_of_every_saveable_kind_round_trip(users):
+    data = (users, np.array([1, 2, 1]), np.array([4.0, 3.0, 5.0]))
+    for model in (ItemKNN(k=2).fit(data), MatrixFactorization(n_factors=2, n_epochs=1, seed=0).fit(data)):
+        buffer = io.BytesIO()
+        model.save(buffer)
+        buffer.seek(0)
+        loaded = type(model).load(buffer)
+        np.testing.assert_array_equal(loaded.user_ids_, users)
+        for a, b in zip(model.recommend(users, n=2), loaded.recommend(users, n=2)):
+            np.testing.assert_array_equal(a, b)
