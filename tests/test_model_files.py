@@ -272,3 +272,11 @@ def test_ids_of_every_saveable_kind_round_trip(users):
         np.testing.assert_array_equal(loaded.user_ids_, users)
         for a, b in zip(model.recommend(users, n=2), loaded.recommend(users, n=2)):
             np.testing.assert_array_equal(a, b)
+
+
+def test_a_wrong_override_is_the_callers_type_error(saved):
+    model, path, _ = saved
+    with pytest.raises(TypeError, match="colour"):
+        type(model).load(path, colour=3)
+    if not isinstance(model, Hybrid):
+        assert type(model).load(path, backend="numpy").backend == "numpy"

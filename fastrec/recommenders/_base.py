@@ -362,6 +362,7 @@ class Recommender:
             If the file cannot be read, is not a saved model of this class, has a
             newer format, or its contents are inconsistent (the message says which).
         """
+        cls(**overrides)  # a wrong parameter name is the caller's TypeError, not the file's
         with open_archive(path, cls._FORMAT_NAME, cls.__name__, FORMAT_VERSION) as archive:
             params = cls._saved_params(archive)
             user_ids, item_ids = archive.ids("user_ids"), archive.ids("item_ids")
