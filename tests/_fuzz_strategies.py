@@ -215,7 +215,7 @@ def break_csr(A: sp.csr_matrix, fault: str, how: str, rng: np.random.Generator) 
     indptr = A.indptr.astype(np.int64).copy()
     indices = A.indices.astype(np.int64 if fault == "index_beyond_int32" else A.indices.dtype).copy()
     data = A.data.copy()
-    nnz, n_rows = indices.size, A.shape[0]
+    nnz = indices.size
     minor = A.shape[1] if A.format == "csr" else A.shape[0]
     if fault in ("negative_index", "index_past_end", "index_beyond_int32"):
         if nnz == 0:

@@ -969,6 +969,12 @@ class MatrixFactorization(SharedModel):
                 solution = lsq_linear(A, b, bounds=(lower, np.inf)).x
             else:
                 solution = np.linalg.solve(X.T @ X + np.diag(penalty), X.T @ target)
+            if np.abs(solution).max() > np.finfo(self._P.dtype).max / 2 or not np.isfinite(solution).all():
+                raise ValueError(
+                    f"ratings up to {np.abs(values).max():.3g} give user {user!r} factors beyond "
+                    f"{self._P.dtype}'s range; fold in ratings on the scale the model was fitted on "
+                    f"({self.rating_range_[0]:g} to {self.rating_range_[1]:g})."
+                )
             factors = solution[:k]
             bias = float(solution[k]) if self._biased else 0.0
         user_map, row = self._user_map.append(user)

@@ -47,10 +47,17 @@ def ratings_matrix(data: Any, columns: Any, dtype: np.dtype, item_map: IdMap | N
             item_map, items = IdMap.from_values(triples.items)
         else:
             item_map, items = item_map.extend(triples.items)
-    R = sp.csr_matrix((triples.ratings.astype(dtype), (users, items)),
+    # Duplicates are summed in float64, then the sums are checked against the model dtype.
+    R = sp.csr_matrix((triples.ratings.astype(np.float64), (users, items)),
                       shape=(len(user_map), len(item_map)))
     R.sum_duplicates()
-    return user_map, item_map, R
+    limit = float(np.finfo(dtype).max)
+    if R.nnz and (not np.isfinite(R.data).all() or np.abs(R.data).max() > limit):
+        raise ValueError(
+            f"ratings hold values (or sums of repeated pairs) beyond {np.dtype(dtype).name}'s range "
+            f"(largest {limit:.3g}); rescale them or pass dtype=np.float64."
+        )
+    return user_map, item_map, R.astype(dtype)
 
 
 def check_scores_fit(R: sp.csr_matrix) -> None:
