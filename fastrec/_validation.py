@@ -101,8 +101,8 @@ def float_dtype_for(dtype: np.dtype, name: str) -> np.dtype:
     if dtype.kind == "f":  # float16 / longdouble
         return np.dtype(np.float64 if dtype.itemsize > 8 else np.float32)
     raise TypeError(
-        f"{name} has dtype {dtype}, which is not a real number type. Pass float32 or float64 values "
-        f"(for example {name}.astype(np.float32))."
+        f"{name} has dtype {dtype}, which is not numeric (real numbers are needed). Pass "
+        f"float32 or float64 values (for example {name}.astype(np.float32))."
     )
 
 
