@@ -875,6 +875,7 @@ def check_relevance_matrix(test: Any, threshold: float | None) -> sp.csr_matrix:
         )
     test = check_sparse_structure(test, "test")
     csr = sp.csr_matrix(test, copy=True)  # never change the caller's matrix
+    check_finite(csr.data, "test")
     csr.sum_duplicates()
     keep = np.ones(csr.nnz, dtype=bool)
     if threshold is not None:
