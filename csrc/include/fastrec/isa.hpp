@@ -65,7 +65,13 @@ inline Isa active_isa() { return active_isa_ref(); }
     }
 
 // Runs the call expression `CALL` (for example `cosine_topk<T, I>(args)`) in
-// the namespace of the active ISA.
+// the namespace of the active ISA.  Other CPUs build the baseline copy only.
+#if !defined(FASTREC_X86)
+#define FASTREC_DISPATCH(...) \
+    do {                      \
+        ::fastrec::baseline::__VA_ARGS__; \
+    } while (0)
+#else
 #define FASTREC_DISPATCH(...)                                                \
     do {                                                                     \
         switch (::fastrec::active_isa()) {                                   \
@@ -74,3 +80,4 @@ inline Isa active_isa() { return active_isa_ref(); }
             default: ::fastrec::baseline::__VA_ARGS__; break;                \
         }                                                                    \
     } while (0)
+#endif
