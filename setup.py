@@ -113,7 +113,11 @@ class BuildCore(build_ext):
                     objects, os.path.join(tmp, "probe.so"), extra_postargs=link_args, target_lang="c++"
                 )
             except Exception as exc:  # a missing compiler raises several kinds of error
-                return f"{type(exc).__name__}: {exc}".strip()
+                compiler = " ".join(getattr(self.compiler, "compiler_so", None) or ["the compiler"][:1])
+                detail = str(exc).strip().splitlines()[-1:] or [type(exc).__name__]
+                if "Command '[" in detail[0]:  # the command line says nothing new
+                    detail = [detail[0].rsplit("]'", 1)[-1].strip(" .") or type(exc).__name__]
+                return f"{compiler.split()[0]} could not build a test program: {detail[0][:200]}"
         return None
 
     def _bindings_unit(self) -> str:
@@ -153,7 +157,7 @@ class BuildCore(build_ext):
                 _banner(
                     "fastrec: this compiler cannot build OpenMP code; building a single-threaded "
                     "compiled core (the Numba backend still uses every core).",
-                    f"Probe: {reason}",
+                    f"With -fopenmp, {reason}.",
                     "With gcc, or with Homebrew's llvm clang on macOS, the core is multi-threaded.",
                 )
         if openmp:
@@ -189,7 +193,7 @@ class BuildCore(build_ext):
         reason = self._probe("int fastrec_probe() { return 0; }\n", [], [])
         if reason is not None:
             if required:
-                raise SystemExit(f"FASTREC_BUILD_CORE=1 but no working C++ compiler was found ({reason}).")
+                raise SystemExit(f"FASTREC_BUILD_CORE=1 but no working C++ compiler was found: {reason}.")
             self._skip(f"no working C++ compiler was found ({reason})")
             return
         for ext in self.extensions:
