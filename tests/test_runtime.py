@@ -53,8 +53,8 @@ def test_thread_counts_are_capped_at_the_ceiling(requested):
 def test_default_threads_follow_the_openmp_limit_of_the_calling_thread():
     from threadpoolctl import threadpool_limits
 
-    if _runtime._cpp is None:
-        pytest.skip("the OpenMP limit is read through the compiled core")
+    if _runtime._cpp is None or _runtime._cpp.openmp_version() == 0:
+        pytest.skip("the OpenMP limit is read through the compiled core, built with OpenMP")
     with threadpool_limits(1, user_api="openmp"):
         assert fastrec.get_num_threads() == 1
     assert fastrec.get_num_threads() == _runtime.host_threads()

@@ -67,7 +67,13 @@ inline Isa active_isa() { return active_isa_ref().load(std::memory_order_relaxed
     }
 
 // Runs the call expression `CALL` (for example `cosine_topk<T, I>(args)`) in
-// the namespace of the active ISA.
+// the namespace of the active ISA.  Other CPUs build the baseline copy only.
+#if !defined(FASTREC_X86)
+#define FASTREC_DISPATCH(...) \
+    do {                      \
+        ::fastrec::baseline::__VA_ARGS__; \
+    } while (0)
+#else
 #define FASTREC_DISPATCH(...)                                                \
     do {                                                                     \
         switch (::fastrec::active_isa()) {                                   \
@@ -76,3 +82,4 @@ inline Isa active_isa() { return active_isa_ref().load(std::memory_order_relaxed
             default: ::fastrec::baseline::__VA_ARGS__; break;                \
         }                                                                    \
     } while (0)
+#endif
