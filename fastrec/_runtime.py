@@ -35,7 +35,11 @@ from typing import Any
 BACKENDS = ("cpp", "numba", "numpy")
 
 try:  # the compiled core is optional at import time; Numba takes over without it
-    from fastrec import _cpp  # type: ignore[attr-defined]
+    import importlib
+
+    # import_module names the real cause (no module fastrec._cpp) where `from fastrec import`
+    # would blame a circular import
+    _cpp = importlib.import_module("fastrec._cpp")
 
     CPP_IMPORT_ERROR: str | None = None
 except ImportError as exc:  # pragma: no cover - exercised only on broken installs

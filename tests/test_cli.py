@@ -20,12 +20,12 @@ from fastrec.cli import main
 from fastrec.cli.demo import load_story
 from fastrec.datasets import make_ratings
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    # The command imports the fastrec under test (a checkout's or an installed copy's).
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    here = str(Path(_runtime.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([here, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return subprocess.run([sys.executable, "-m", "fastrec", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600, check=False)
 
