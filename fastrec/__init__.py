@@ -10,6 +10,7 @@ from fastrec._runtime import (
     available_backends,
     get_num_threads,
     set_num_threads,
+    set_simd_level,
     show_config,
     simd_level,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "cosine_topk",
     "get_num_threads",
     "set_num_threads",
+    "set_simd_level",
     "show_config",
     "simd_level",
     # recommenders and evaluation

@@ -14,6 +14,9 @@ the rules live in one place:
 * Every thread count, from any source, is validated and capped at
   :func:`max_threads` here, so no caller can make a kernel start thousands of
   threads.
+* The SIMD level of the compiled kernels is the widest the CPU supports, unless
+  ``FASTREC_SIMD`` (``baseline``, ``avx2``, ``avx512``) or :func:`set_simd_level`
+  forces a narrower one, for testing and benchmarking.
 * A kernel call changes no process-wide state: the C++ kernels take their thread
   count as an argument and Numba's thread count is local to the calling thread.
   No kernel calls the BLAS, so its thread limits are left alone.
@@ -32,7 +35,11 @@ from typing import Any
 BACKENDS = ("cpp", "numba", "numpy")
 
 try:  # the compiled core is optional at import time; Numba takes over without it
-    from fastrec import _cpp  # type: ignore[attr-defined]
+    import importlib
+
+    # import_module names the real cause (no module fastrec._cpp) where `from fastrec import`
+    # would blame a circular import
+    _cpp = importlib.import_module("fastrec._cpp")
 
     CPP_IMPORT_ERROR: str | None = None
 except ImportError as exc:  # pragma: no cover - exercised only on broken installs
@@ -266,9 +273,96 @@ def kernel_threads(backend: str, n_threads: int) -> Iterator[None]:
         numba.set_num_threads(previous)
 
 
+SIMD_LEVELS = ("baseline", "avx2", "avx512")
+
+
 def simd_level() -> str:
-    """SIMD level the compiled kernels use ('avx512', 'avx2', 'baseline'), or 'none'."""
+    """SIMD level the compiled kernels use.
+
+    Returns
+    -------
+    str
+        ``"avx512"``, ``"avx2"`` or ``"baseline"`` (x86-64 with SSE2 only), or
+        ``"none"`` when the compiled core is not available.
+
+    See Also
+    --------
+    set_simd_level : force a narrower level.
+    """
     return _cpp.simd_level() if _cpp is not None else "none"
+
+
+def available_simd_levels() -> tuple[str, ...]:
+    """SIMD levels this CPU can run, narrowest first (empty without the compiled core)."""
+    return tuple(_cpp.available_simd_levels()) if _cpp is not None else ()
+
+
+def set_simd_level(level: str | None) -> None:
+    """Force the SIMD level of the compiled kernels, for testing and benchmarking.
+
+    The compiled core holds every kernel at three levels and picks the widest
+    the CPU supports at import.  This switch runs the same process at a
+    narrower level, to test each code path or to see how fastrec performs on
+    a CPU without AVX-512.  The environment variable ``FASTREC_SIMD``
+    (``baseline``, ``avx2`` or ``avx512``) sets the starting level of a new
+    process the same way, before any kernel runs.
+
+    The level is process-wide: it is meant for tests and benchmarks, not to
+    be called while kernels run in other threads (a kernel already running
+    finishes at the level it started with; whether a concurrent call sees the
+    old or the new level is not defined).  Results are correct at every
+    level; the last bits of floating-point sums may differ between levels.
+
+    Parameters
+    ----------
+    level : {"baseline", "avx2", "avx512"} or None
+        The level to use (case-insensitive).  ``None`` goes back to the widest
+        level the CPU supports.
+
+    Raises
+    ------
+    ValueError
+        If ``level`` is not a known level, or if this CPU cannot run it.
+    TypeError
+        If ``level`` is neither a string nor None.
+    RuntimeError
+        If the compiled core is not available.
+    """
+    if level is not None and not isinstance(level, str):
+        raise TypeError(f"level must be a string or None, got {type(level).__name__}")
+    if _cpp is None:
+        raise RuntimeError(
+            f"set_simd_level needs fastrec's compiled core, which did not import ({CPP_IMPORT_ERROR})"
+        )
+    name = _cpp.detected_simd_level() if level is None else level.strip().lower()
+    if name not in SIMD_LEVELS:
+        raise ValueError(
+            f"level={level!r} is not a SIMD level: use one of {', '.join(SIMD_LEVELS)} or None"
+        )
+    if name not in available_simd_levels():
+        raise ValueError(
+            f"level={level!r} is not supported by this CPU: it runs "
+            f"{', '.join(available_simd_levels())}"
+        )
+    _cpp.set_simd_level(name)
+
+
+def _apply_simd_environment() -> None:
+    """Apply ``FASTREC_SIMD``, warning about a value that cannot be used."""
+    value = os.environ.get("FASTREC_SIMD", "").strip()
+    if not value or _cpp is None:
+        return
+    try:
+        set_simd_level(value)
+    except ValueError as exc:
+        warnings.warn(
+            f"FASTREC_SIMD={value!r} ignored: {exc}; running at {simd_level()}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+_apply_simd_environment()
 
 
 def config() -> dict[str, Any]:

@@ -101,8 +101,8 @@ def float_dtype_for(dtype: np.dtype, name: str) -> np.dtype:
     if dtype.kind == "f":  # float16 / longdouble
         return np.dtype(np.float64 if dtype.itemsize > 8 else np.float32)
     raise TypeError(
-        f"{name} has dtype {dtype}, which is not numeric. Pass float32 or float64 values "
-        f"(for example {name}.astype(np.float32))."
+        f"{name} has dtype {dtype}, which is not numeric (real numbers are needed). Pass "
+        f"float32 or float64 values (for example {name}.astype(np.float32))."
     )
 
 
@@ -275,7 +275,8 @@ def canonical_csr(A: sp.spmatrix, name: str, dtype: np.dtype | None = None) -> s
     does).  The result shares arrays with ``A`` when ``A`` already is canonical CSR
     of the requested dtype; otherwise it is a new matrix.
     """
-    dtype = float_dtype_for(A.dtype, name) if dtype is None else np.dtype(dtype)
+    own = float_dtype_for(A.dtype, name)  # refuses complex, object and string data
+    dtype = own if dtype is None else np.dtype(dtype)
     if A.format == "csr":  # may share the caller's arrays: never change them in place
         csr = A if isinstance(A, sp.csr_matrix) else sp.csr_matrix(A)
         owned = False
@@ -416,7 +417,8 @@ def check_cluster_data(X: Any, name: str = "X", dtype: np.dtype | None = None) -
         result = ClusterData(None, csr, int(n), int(d), csr.dtype)
     else:
         array = as_2d_array(X, name, "samples x features")
-        target = float_dtype_for(array.dtype, name) if dtype is None else np.dtype(dtype)
+        own = float_dtype_for(array.dtype, name)  # refuses complex, object and string data
+        target = own if dtype is None else np.dtype(dtype)
         array = np.ascontiguousarray(array, dtype=target)
         check_finite(array, name)
         result = ClusterData(array, None, int(array.shape[0]), int(array.shape[1]), array.dtype)
@@ -873,6 +875,7 @@ def check_relevance_matrix(test: Any, threshold: float | None) -> sp.csr_matrix:
         )
     test = check_sparse_structure(test, "test")
     csr = sp.csr_matrix(test, copy=True)  # never change the caller's matrix
+    check_finite(csr.data, "test")
     csr.sum_duplicates()
     keep = np.ones(csr.nnz, dtype=bool)
     if threshold is not None:

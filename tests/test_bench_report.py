@@ -103,3 +103,20 @@ def test_all_runs_the_registered_names_in_order_and_skips_the_others():
         names = [c.name for c in module.contenders(options)]
         assert names and all(n.startswith("fastrec ") and n.endswith(" cpp") for n in names), names
         assert report.reference_name([{"contender": n, "peer": False} for n in names]) == names[0]
+
+
+def test_under_simd_every_row_is_compared_with_fastrec_cpp_at_its_own_level():
+    def record(name, time, level, peer):
+        return {"size": "S", "threads": 2, "contender": name, "peer": peer, "times": [time],
+                "simd": level}
+
+    records = [record("fastrec cpp [avx2]", 2.0, "avx2", False),
+               record("fastrec cpp [avx512]", 1.0, "avx512", False),
+               record("sklearn [avx2: Haswell]", 4.0, "avx2", True),
+               record("sklearn [avx512: SkylakeX]", 3.0, "avx512", True),
+               record("fastrec numba", 5.0, "avx512", False)]
+    assert report.reference_name(records) == "fastrec cpp [same level]"
+    assert report.ratios(records) == {
+        ("S", 2, "fastrec cpp [avx2]"): 1.0, ("S", 2, "fastrec cpp [avx512]"): 1.0,
+        ("S", 2, "sklearn [avx2: Haswell]"): 2.0, ("S", 2, "sklearn [avx512: SkylakeX]"): 3.0,
+        ("S", 2, "fastrec numba"): 5.0}

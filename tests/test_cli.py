@@ -15,18 +15,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fastrec import ContentKNN, ItemKNN, MatrixFactorization, UserKNN, evaluate
+from fastrec import ContentKNN, ItemKNN, MatrixFactorization, UserKNN, _runtime, evaluate
 from fastrec.cli import main
 from fastrec.cli.demo import load_story
 from fastrec.datasets import make_ratings
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    # The command imports the fastrec under test (a checkout's or an installed copy's).
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    return subprocess.run([sys.executable, "-m", "fastrec", *args], cwd=cwd, env=env,
+    here = str(Path(_runtime.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([here, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    # Without the compiled core fastrec warns once at import; the tests read stderr line by line.
+    quiet = ["-W", "ignore:fastrec's compiled core"] if _runtime._cpp is None else []
+    return subprocess.run([sys.executable, *quiet, "-m", "fastrec", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600, check=False)
 
 
@@ -220,6 +222,7 @@ def test_content_model_from_movielens_genres(tmp_path, monkeypatch, capsys):
                                   expected.recommend([1, 2], n=5)[0])
 
 
+@pytest.mark.skipif(_runtime._cpp is None, reason="benchmarks the compiled core")
 def test_bench_writes_report_json_and_charts(tmp_path):
     done = run_cli("bench", "all", "--size", "XS", "--no-peers", "--repeats", "1",
                    "--threads", "1", "--backends", "cpp", "--out", "out", cwd=tmp_path)
@@ -250,6 +253,7 @@ def test_bench_writes_report_json_and_charts(tmp_path):
         assert work > 0 and by_kernel[kernel]["rates"][rate] == pytest.approx(work / seconds, rel=1e-3)
 
 
+@pytest.mark.skipif(_runtime._cpp is None, reason="benchmarks the compiled core")
 def test_bench_knn_alone(tmp_path):
     done = run_cli("bench", "knn", "--size", "XS", "--no-peers", "--repeats", "1", "--threads",
                    "1", "--backends", "cpp", "--k", "20", "--out", "knn-out", cwd=tmp_path)
@@ -259,6 +263,7 @@ def test_bench_knn_alone(tmp_path):
     assert "| fastrec UserKNN cpp | 1 |" in report and "time / fastrec ItemKNN cpp" in report
 
 
+@pytest.mark.skipif(_runtime._cpp is None, reason="benchmarks the compiled core")
 def test_bench_topn_alone(tmp_path):
     done = run_cli("bench", "topn", "--size", "XS", "--no-peers", "--repeats", "2", "--threads",
                    "2", "--n", "5", "--check-sample", "40", "--out", "topn-out", cwd=tmp_path)
@@ -315,7 +320,7 @@ def test_errors_are_one_line_with_exit_code_2_in_a_subprocess(tmp_path):
     (["fit", "ratings.csv", "--rating-col", "customer", "--user-col", "customer", "--item-col", "product"],
      "user_col and rating_col both name the column 'customer'"),
     (["recommend", "nothing.npz"], "'nothing.npz' does not exist"),
-    (["recommend", "ratings.csv"], "is not a saved fastrec model"),
+    (["recommend", "ratings.csv"], "ratings.csv is not a fastrec model file (.npz)"),
     (["recommend", "ratings.csv", "-n", "0"], "-n must be >= 1"),
     (["recommend", "ratings.csv", "-o", "out.xlsx"], "--out must end in .csv or .parquet"),
     (["demo", "--k", "0"], "--k must be >= 1"),
@@ -349,3 +354,150 @@ def test_recommend_with_model_file_users_file(tmp_path, monkeypatch, capsys):
     table = pd.read_csv(__import__("io").StringIO(capsys.readouterr().out))
     assert table.user.tolist() == ["c2"] * 3 + ["c5"] * 3
     assert set(table.item) <= set(frame["product"])
+
+
+def write_play_counts(folder: Path, names: bool = True) -> pd.DataFrame:
+    """A small HetRec-like folder: heavy-tailed play counts and, optionally, artist names."""
+    rng = np.random.default_rng(4)
+    R = make_ratings(80, 50, 1_500, seed=11).tocoo()
+    plays = np.ceil(rng.pareto(1.2, R.nnz) * 40 * R.data).astype(np.int64)  # counts, long tail
+    frame = pd.DataFrame({"userID": R.row + 2, "artistID": R.col + 1, "weight": plays})
+    folder.mkdir(exist_ok=True)
+    frame.to_csv(folder / "user_artists.dat", sep="\t", index=False, lineterminator="\r\n")
+    if names:
+        pd.DataFrame({"id": np.arange(1, 51), "name": [f"Band {j}" for j in range(1, 51)],
+                      "url": "u", "pictureURL": "p"}).to_csv(folder / "artists.dat", sep="\t",
+                                                            index=False)
+    return frame
+
+
+def test_play_counts_stop_mf_with_what_to_pass(tmp_path, monkeypatch, capsys):
+    frame = write_play_counts(tmp_path / "lastfm")
+    assert frame.weight.max() > 1000
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "lastfm/user_artists.dat", "--quiet", "--threads", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "look like play counts or clicks, not ratings" in err[0]
+    assert "--transform log1p" in err[0] and "--model itemknn" in err[0]
+    assert not (tmp_path / "model.npz").exists()
+
+
+def test_play_counts_with_log1p_fit_mf_on_log_values(tmp_path, monkeypatch, capsys):
+    frame = write_play_counts(tmp_path / "lastfm")
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "lastfm", "--quiet", "--threads", "1", "--transform", "log1p",
+                 "-p", "n_epochs=5"]) == 0
+    out = capsys.readouterr().out
+    low, high = np.log1p(frame.weight.min()), np.log1p(frame.weight.max())
+    assert f"fitting on log1p(value): values now {low:.3g} to {high:.3g}" in out
+    model = MatrixFactorization.load(tmp_path / "model.npz")
+    # the model learnt the log values: its rating range is theirs, and it predicts near them
+    np.testing.assert_allclose(model.rating_range_, (low, high), rtol=1e-6)
+    pred = model.predict(frame.userID.to_numpy(), frame.artistID.to_numpy())
+    assert np.sqrt(np.mean((pred - np.log1p(frame.weight)) ** 2)) < np.std(np.log1p(frame.weight))
+
+
+def test_play_counts_fit_neighbours_with_a_note(tmp_path, monkeypatch, capsys):
+    write_play_counts(tmp_path / "lastfm")
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "lastfm/user_artists.dat", "--model", "itemknn", "--quiet"]) == 0
+    assert "note: the values run from" in capsys.readouterr().err
+    assert ItemKNN.load(tmp_path / "model.npz").n_items_ == 50
+
+
+def test_forced_mf_on_counts_diverges_in_one_line(tmp_path):
+    write_play_counts(tmp_path / "lastfm")
+    done = run_cli("fit", "lastfm", "--quiet", "--threads", "1", "--transform", "none",
+                   "-p", "lr=5.0", "-p", "lr_bias=5.0", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    err = done.stderr.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("fastrec fit: error: SGD diverged")
+
+
+def test_demo_on_play_counts_runs_what_makes_sense(tmp_path):
+    write_play_counts(tmp_path / "lastfm")
+    done = run_cli("demo", "--data", "lastfm", "--quiet", "--threads", "1", "--k", "5",
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "Traceback" not in done.stderr
+    assert "they look like play counts or clicks, not ratings" in out
+    assert "skips the parts that model rating values (3, 4, 6)" in out
+    sections = re.split(r"^== \d\. .+ ==$", out, flags=re.M)
+    assert [part.strip().startswith("skipped: this part models rating values") for part in
+            sections[1:]] == [False, False, True, True, False, True, False]
+    # the neighbours are named by artists.dat, and the ranking rows are ItemKNN's alone
+    assert re.search(r"^  Band \d+ \[\d+ interactions\]$", sections[2], flags=re.M)
+    assert re.findall(r"^(MF|ItemKNN)", sections[5], flags=re.M) == ["ItemKNN"]
+    assert "played most: Band" in sections[7]
+
+
+def test_counts_detection():
+    from fastrec.cli._data import count_like
+
+    assert count_like(np.array([1, 2, 3, 4, 5, 5])) is None
+    assert count_like(np.arange(1, 11)) is None  # a 1-10 scale
+    assert count_like(np.linspace(0, 100, 50)) is None  # a 0-100 score
+    assert count_like(np.array([1, 1, 2, 3, 1, 2, 60])) is not None  # 30x the median
+    assert count_like(np.array([3, 250, 4000])) is not None
+
+
+@pytest.mark.parametrize("threads", ["100000", "2147483648"])
+def test_huge_thread_counts_are_capped(tmp_path, threads):
+    write_ratings_csv(tmp_path / "ratings.csv")
+    done = run_cli("fit", "ratings.csv", "--quiet", "--model", "itemknn", "--threads", threads,
+                   *RATING_COLUMNS, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    ceiling = _runtime.max_threads()
+    assert f"note: --threads {threads} is more than fastrec runs; using {ceiling}" in done.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "two"])
+def test_bad_thread_counts(tmp_path, value, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["fit", "ratings.csv", "--threads", value])
+    assert exc.value.code == 2
+    assert "argument --threads: must be" in capsys.readouterr().err
+
+
+def test_recommend_caps_n_at_the_number_of_items(tmp_path, monkeypatch, capsys):
+    write_ratings_csv(tmp_path / "ratings.csv")
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "ratings.csv", "--model", "itemknn", "--quiet", *RATING_COLUMNS]) == 0
+    capsys.readouterr()
+    assert main(["recommend", "model.npz", "-u", "c1", "-n", "2147483648",
+                 "--include-seen"]) == 0
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    model = ItemKNN.load(tmp_path / "model.npz")
+    items, scores = model.recommend("c1", n=model.n_items_, exclude_seen=False)
+    assert table["rank"].tolist() == list(range(1, np.isfinite(scores).sum() + 1))
+    np.testing.assert_array_equal(table["item"], items[np.isfinite(scores)])
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "junk"])
+def test_recommend_on_a_damaged_model_file(tmp_path, monkeypatch, capsys, damage):
+    write_ratings_csv(tmp_path / "ratings.csv")
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "ratings.csv", "--model", "itemknn", "--quiet", *RATING_COLUMNS]) == 0
+    data = (tmp_path / "model.npz").read_bytes()
+    damaged = {"empty": b"", "truncated": data[: len(data) // 2], "junk": b"PK" + bytes(200)}
+    (tmp_path / "model.npz").write_bytes(damaged[damage])
+    capsys.readouterr()
+    assert main(["recommend", "model.npz"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        "fastrec recommend: error: model.npz is not a fastrec model file (.npz)")
+
+
+def test_out_of_memory_is_one_line(tmp_path, monkeypatch, capsys):
+    write_ratings_csv(tmp_path / "ratings.csv")
+    monkeypatch.chdir(tmp_path)
+
+    def no_memory(self, *args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(ItemKNN, "fit", no_memory)
+    assert main(["fit", "ratings.csv", "--model", "itemknn", "--quiet", *RATING_COLUMNS]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["fastrec fit: error: not enough memory for what was asked (a size or count too "
+                   "large for this machine)"]

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 from conftest import simd_levels
 
@@ -52,8 +53,8 @@ def test_thread_counts_are_capped_at_the_ceiling(requested):
 def test_default_threads_follow_the_openmp_limit_of_the_calling_thread():
     from threadpoolctl import threadpool_limits
 
-    if _runtime._cpp is None:
-        pytest.skip("the OpenMP limit is read through the compiled core")
+    if _runtime._cpp is None or _runtime._cpp.openmp_version() == 0:
+        pytest.skip("the OpenMP limit is read through the compiled core, built with OpenMP")
     with threadpool_limits(1, user_api="openmp"):
         assert fastrec.get_num_threads() == 1
     assert fastrec.get_num_threads() == _runtime.host_threads()
@@ -115,6 +116,64 @@ def test_simd_levels_are_selectable():
         _runtime._cpp.set_simd_level(previous)
     with pytest.raises(ValueError, match="unknown SIMD level"):
         _runtime._cpp.set_simd_level("sse9")
+
+
+def test_public_simd_switch_selects_every_level_and_none_restores_the_widest():
+    if _runtime._cpp is None:
+        with pytest.raises(RuntimeError, match="compiled core"):
+            fastrec.set_simd_level("baseline")
+        return
+    levels = simd_levels()
+    assert _runtime.available_simd_levels() == tuple(levels)
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((300, 9)).astype(np.float32)
+    init = X[:7].copy()
+    expected = fastrec.KMeans(7, init=init, n_init=1, max_iter=3, tol=0.0,
+                              backend="numpy").fit(X).labels_
+    try:
+        for level in levels:
+            fastrec.set_simd_level(level.upper())  # case-insensitive
+            assert fastrec.simd_level() == level
+            got = fastrec.KMeans(7, init=init, n_init=1, max_iter=3, tol=0.0,
+                                 backend="cpp").fit(X).labels_
+            np.testing.assert_array_equal(got, expected)
+        fastrec.set_simd_level(None)
+        assert fastrec.simd_level() == levels[-1]
+    finally:
+        fastrec.set_simd_level(None)
+
+
+def test_public_simd_switch_rejects_bad_levels(monkeypatch):
+    if _runtime._cpp is None:
+        return  # covered by the test above: every call raises RuntimeError
+    before = fastrec.simd_level()
+    with pytest.raises(ValueError, match="'sse9' is not a SIMD level: use one of baseline, avx2, avx512"):
+        fastrec.set_simd_level("sse9")
+    with pytest.raises(TypeError, match="level must be a string or None"):
+        fastrec.set_simd_level(2)
+    monkeypatch.setattr(_runtime, "available_simd_levels", lambda: ("baseline",))
+    with pytest.raises(ValueError, match="'avx512' is not supported by this CPU: it runs baseline"):
+        fastrec.set_simd_level("avx512")
+    assert fastrec.simd_level() == before
+
+
+@pytest.mark.parametrize("value", ["baseline", " AVX2 ", "avx512", "sse9"])
+def test_fastrec_simd_environment_variable_sets_the_starting_level(value):
+    code = "import fastrec; print(fastrec.simd_level())"
+    env = dict(os.environ, FASTREC_SIMD=value)
+    proc = subprocess.run([sys.executable, "-W", "always", "-c", code], env=env,
+                          capture_output=True, text=True, check=True)
+    levels = simd_levels()
+    if not levels:
+        assert proc.stdout.strip() == "none"
+        return
+    wanted = value.strip().lower()
+    if wanted in levels:
+        assert proc.stdout.strip() == wanted
+        assert "FASTREC_SIMD" not in proc.stderr
+    else:
+        assert proc.stdout.strip() == levels[-1]
+        assert f"FASTREC_SIMD={value!r} ignored" in proc.stderr
 
 
 def test_show_config_reports_everything(capsys):

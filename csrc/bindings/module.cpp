@@ -4,11 +4,12 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
-#include <omp.h>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "fastrec/isa.hpp"
+#include "fastrec/omp_compat.hpp"
 #include "registry.hpp"
 
 namespace py = pybind11;
@@ -36,8 +37,15 @@ PYBIND11_MODULE(_cpp, m) {
         }
         throw py::value_error("unknown SIMD level '" + name + "': use baseline, avx2 or avx512");
     }, py::arg("level"), "Force a SIMD level (for testing every code path).");
+#if FASTREC_HAVE_OPENMP
     m.def("omp_max_threads", [] { return omp_get_max_threads(); });
     m.def("openmp_version", [] { return _OPENMP; });
+#else
+    // A core built without OpenMP runs one thread whatever it is given, and there
+    // is no OpenMP limit for the host's thread count to honour: report none.
+    m.def("omp_max_threads", [] { return std::numeric_limits<int>::max(); });
+    m.def("openmp_version", [] { return 0; });
+#endif
 
     auto binders = fastrec::bindings::registry();
     std::sort(binders.begin(), binders.end());

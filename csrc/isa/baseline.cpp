@@ -1,5 +1,7 @@
-// All kernels for baseline x86-64 (SSE2), or for any other CPU.
+// Every kernel family but SGD MF (that is csrc/isa/baseline_mf.cpp), for
+// baseline x86-64 (SSE2), or for any other CPU.
 #include "fastrec/prelude.hpp"
 
+#define FASTREC_KERNEL_PART 2  // every family but SGD MF (see kernels.hpp)
 #define FASTREC_ISA_NS baseline
 #include "fastrec/kernels.hpp"

@@ -9,7 +9,9 @@ so the column compares the same quantity.
 
 OpenBLAS picks its kernels when it loads, from ``OPENBLAS_CORETYPE``: the peers
 (whose distance step is a BLAS GEMM) run once per setting (``--coretypes``).
-fastrec does not use a BLAS for this.
+fastrec does not use a BLAS for this.  ``--simd avx2,avx512`` runs fastrec at
+each SIMD level and the peers under the OpenBLAS core of the same instruction
+set instead (Haswell for avx2, SkylakeX for avx512, Nehalem for baseline).
 """
 
 from __future__ import annotations
@@ -161,7 +163,7 @@ def contenders(options: dict[str, Any]) -> list[suite.Contender]:
             for coretype in coretypes:
                 label = peer if coretype is None else f"{peer} [{coretype}]"
                 env = {} if coretype is None else {"OPENBLAS_CORETYPE": coretype}
-                found.append(suite.Contender(label, key=peer, env=env))
+                found.append(suite.Contender(label, key=peer, env=env, blas=True))
     return found
 
 

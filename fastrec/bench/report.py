@@ -88,21 +88,35 @@ def _median(values: Sequence[float]) -> float | None:
 
 
 def reference_name(records: Sequence[dict[str, Any]]) -> str | None:
-    """The contender every ratio is taken against: fastrec cpp, else the first fastrec backend."""
+    """The contender every ratio is taken against: fastrec cpp, else the first fastrec backend.
+
+    Under ``--simd`` (contenders named ``fastrec cpp [level]``) each record is compared
+    with fastrec cpp at its own level (see :func:`ratios`); the name returned then reads
+    ``fastrec cpp [same level]``.
+    """
     names = [r["contender"] for r in records if not r["peer"]]
     if "fastrec cpp" in names:
         return "fastrec cpp"
+    if any(name.startswith("fastrec cpp [") for name in names):
+        return "fastrec cpp [same level]"
     return names[0] if names else None
 
 
+def _reference_of(record: dict[str, Any], reference: str | None) -> str | None:
+    if reference == "fastrec cpp [same level]":
+        return f"fastrec cpp [{record.get('simd')}]"
+    return reference
+
+
 def ratios(records: Sequence[dict[str, Any]]) -> dict[tuple[str, int, str], float]:
-    """(size, threads, contender) -> median time / the reference's median time (same size, threads)."""
+    """(size, threads, contender) -> median time / the reference's median time (same size,
+    threads, and under ``--simd`` the same SIMD level)."""
     reference = reference_name(records)
-    base = {(r["size"], r["threads"]): _median(r["times"]) for r in records
-            if r["contender"] == reference and r["times"]}
+    medians = {(r["size"], r["threads"], r["contender"]): _median(r["times"]) for r in records
+               if r["times"]}
     out = {}
     for r in records:
-        ref = base.get((r["size"], r["threads"]))
+        ref = medians.get((r["size"], r["threads"], _reference_of(r, reference)))
         median = _median(r["times"])
         if ref and median is not None:
             out[(r["size"], r["threads"], r["contender"])] = median / ref

@@ -22,6 +22,12 @@ A benchmark module (``fastrec.bench.cosine`` and its siblings) implements
 ``add_arguments(parser)`` (optional)
     Options of this benchmark only; they reach ``contenders``/``prepare`` in ``options``.
 
+``--simd LEVELS`` (every benchmark) runs fastrec's contenders once per SIMD level,
+forced in the worker through ``FASTREC_SIMD``, and the peers that use OpenBLAS
+(``Contender.blas``, or an ``OPENBLAS_CORETYPE`` in their environment) once per
+level too, under the OpenBLAS core of the same instruction set
+(:data:`SIMD_CORETYPES`).  Every record names its level.
+
 :func:`run` times every contender on every size and thread count, one process
 per measurement, interleaved round by round (contender order rotated each
 round) so that drifts in machine speed hit all contenders alike.
@@ -45,6 +51,12 @@ from typing import Any
 
 from fastrec.bench import BENCHMARKS, ORDER
 
+SIMD_LEVELS = ("baseline", "avx2", "avx512")
+# OpenBLAS core of each SIMD level, for the peers: the installed OpenBLAS has no
+# kernels of its own for Prescott or Core2 (it falls back to the generic Katmai
+# ones), so baseline uses Nehalem, its SSE core.
+SIMD_CORETYPES = {"baseline": "Nehalem", "avx2": "Haswell", "avx512": "SkylakeX"}
+
 
 @dataclass(frozen=True)
 class Contender:
@@ -63,6 +75,10 @@ class Contender:
         Sizes it runs on; ``None`` means all.
     peer : bool
         False for fastrec's own backends.
+    blas : bool
+        Whether the peer's time depends on OpenBLAS (its core follows ``--simd``).
+    simd : str or None
+        The SIMD level it runs at under ``--simd`` (None: the machine's own).
     """
 
     name: str
@@ -70,6 +86,8 @@ class Contender:
     env: dict[str, str | None] = field(default_factory=dict)
     sizes: tuple[str, ...] | None = None
     peer: bool = True
+    blas: bool = False
+    simd: str | None = None
 
     def runs_on(self, size: str) -> bool:
         return self.sizes is None or size in self.sizes
@@ -92,6 +110,47 @@ def installed(module_name: str) -> bool:
         return importlib.util.find_spec(module_name) is not None
     except (ImportError, ValueError):
         return False
+
+
+def simd_contenders(found: Sequence[Contender], levels: Sequence[str]) -> list[Contender]:
+    """``found`` expanded for ``--simd``: one copy per level of fastrec and of the BLAS peers.
+
+    fastrec's compiled (``cpp``) contenders run with ``FASTREC_SIMD`` set to the
+    level; a BLAS peer runs with ``OPENBLAS_CORETYPE`` set to the level's core
+    (its own coretype settings are replaced, and the copies that then coincide
+    are merged).  fastrec's Numba and numpy backends, which the level does not
+    reach, and peers that do not use OpenBLAS run once, as given.
+    """
+    out: list[Contender] = []
+    seen: set[tuple[str, str]] = set()
+    for contender in found:
+        uses_blas = contender.blas or "OPENBLAS_CORETYPE" in contender.env
+        compiled = not contender.peer and contender.dispatch.split()[-1] == "cpp"
+        if (contender.peer and not uses_blas) or (not contender.peer and not compiled):
+            out.append(contender)
+            continue
+        for level in levels:
+            if not contender.peer:
+                out.append(Contender(f"{contender.name} [{level}]", key=contender.dispatch,
+                                     env={**contender.env, "FASTREC_SIMD": level},
+                                     sizes=contender.sizes, peer=False, simd=level))
+                continue
+            if (contender.dispatch, level) in seen:
+                continue
+            seen.add((contender.dispatch, level))
+            coretype = SIMD_CORETYPES[level]
+            out.append(Contender(f"{contender.dispatch} [{level}: {coretype}]",
+                                 key=contender.dispatch,
+                                 env={**contender.env, "OPENBLAS_CORETYPE": coretype},
+                                 sizes=contender.sizes, peer=True, blas=True, simd=level))
+    return out
+
+
+def contenders_of(bench: ModuleType, options: dict[str, Any]) -> list[Contender]:
+    """The contenders of ``bench``, expanded per SIMD level when ``options["simd"]`` asks."""
+    found = bench.contenders(options)
+    levels = options.get("simd") or []
+    return simd_contenders(found, levels) if levels else found
 
 
 def fastrec_backends(requested: Sequence[str] | None) -> list[str]:
@@ -119,6 +178,9 @@ def worker_main(argv: Sequence[str]) -> int:
     spec = json.loads(argv[0])
     bench = importlib.import_module(spec["module"])
     result = bench.measure(spec["contender"], spec["data"], int(spec["threads"]))
+    from fastrec._runtime import simd_level
+
+    result.setdefault("simd", simd_level())  # the level fastrec's kernels ran at in this worker
     print(json.dumps(result))
     return 0
 
@@ -174,10 +236,12 @@ def run(
     list of dict
         One record per (size, threads, contender): ``kernel``, ``size``,
         ``shape``, ``contender``, ``peer``, ``threads``, ``times``,
-        ``cpu_times``, ``quality`` and ``errors`` (messages of failed runs).
+        ``cpu_times``, ``quality``, ``errors`` (messages of failed runs), ``simd``
+        (the level fastrec ran at, or the level a peer's OpenBLAS core was matched
+        to; None for a peer left alone) and ``openblas_coretype``.
     """
     bench = module(name)
-    found = bench.contenders(options)
+    found = contenders_of(bench, options)
     records: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix=f"fastrec-bench-{name}-") as tmp:
         for size in sizes:
@@ -203,6 +267,8 @@ def run(
                         record["quality"] = out.get("quality", {})
                         record["work"] = out.get("work", {})
                         record["threads"] = out.get("threads", n_threads)
+                        if not contender.peer:
+                            record["simd"] = out.get("simd", contender.simd)
                         print(f"  {name} {size} {n_threads} thr round {round_ + 1}: "
                               f"{contender.name} {out['seconds']:.4g} s", file=log, flush=True)
                 records.extend(by_name.values())
@@ -212,7 +278,9 @@ def run(
 def _record(kernel: str, size: str, data: dict, contender: Contender, threads: int) -> dict:
     return {"kernel": kernel, "size": size, "shape": data.get("shape", ""),
             "contender": contender.name, "peer": contender.peer, "threads": threads,
-            "times": [], "cpu_times": [], "quality": {}, "work": {}, "errors": []}
+            "times": [], "cpu_times": [], "quality": {}, "work": {}, "errors": [],
+            "simd": contender.simd,
+            "openblas_coretype": worker_env(contender).get("OPENBLAS_CORETYPE")}
 
 
 # --- command line ---------------------------------------------------------------------
@@ -243,6 +311,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                              "in .md names the report itself)")
     parser.add_argument("--timeout", type=float, default=3600.0,
                         help="seconds one measurement may take before it counts as failed")
+    parser.add_argument("--simd", nargs="+", metavar="LEVEL",
+                        help="run fastrec at each SIMD level, e.g. avx2,avx512 (baseline, avx2, "
+                             "avx512; each in its own process through FASTREC_SIMD), and the "
+                             "OpenBLAS peers under the matching OPENBLAS_CORETYPE "
+                             "(Nehalem, Haswell, SkylakeX); default: the machine's widest level "
+                             "and each benchmark's own coretypes")
 
 
 def module_options(bench: ModuleType, args: argparse.Namespace | None) -> dict[str, Any]:
@@ -301,11 +375,20 @@ def main(names: Sequence[str], argv: Sequence[str], prog: str) -> int:
         if backend not in ("cpp", "numba", "numpy"):
             _error(parser, f"--backends: {backend!r} is not one of cpp, numba, numpy")
     requested_sizes = _split_list(args.sizes)
+    from fastrec._runtime import available_simd_levels
+
+    simd = list(dict.fromkeys(s.lower() for s in _split_list(args.simd)))
+    for level in simd:
+        if level not in SIMD_LEVELS:
+            _error(parser, f"--simd: {level!r} is not one of {', '.join(SIMD_LEVELS)}")
+        if level not in available_simd_levels():
+            _error(parser, f"--simd: this CPU cannot run {level!r}; it runs "
+                           f"{', '.join(available_simd_levels()) or 'no compiled level'}")
 
     plan = []
     for name, bench in bench_modules.items():
         options = module_options(bench, args if single else None)
-        options.update(peers=args.peers, backends=fastrec_backends(backends))
+        options.update(peers=args.peers, backends=fastrec_backends(backends), simd=simd)
         available = bench.SIZES if not hasattr(bench, "sizes") else bench.sizes(options)
         if requested_sizes:
             sizes = requested_sizes
@@ -328,7 +411,7 @@ def main(names: Sequence[str], argv: Sequence[str], prog: str) -> int:
         if not sizes:
             print(f"{name}: skipped (no size among {requested_sizes})", file=sys.stderr)
             continue
-        contenders = [c.name for c in bench.contenders(options)]
+        contenders = [c.name for c in contenders_of(bench, options)]
         print(f"# {bench.TITLE}: {', '.join(contenders)}; sizes {', '.join(sizes)}; "
               f"threads {', '.join(map(str, threads))}; {args.repeats} rounds", flush=True)
         found = run(name, sizes, threads, args.repeats, options, timeout=args.timeout)
@@ -339,7 +422,7 @@ def main(names: Sequence[str], argv: Sequence[str], prog: str) -> int:
         print(report.section_tables(section), flush=True)
     settings = {"benchmarks": [n for n, _, s, _, _ in plan if s], "threads": threads,
                 "repeats": args.repeats, "peers": args.peers,
-                "backends": fastrec_backends(backends)}
+                "backends": fastrec_backends(backends), "simd": simd}
     if args.out is not None:
         written = report.write(args.out, sections, machine, settings)
         print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)

@@ -17,7 +17,9 @@ the n survivors.
 OpenBLAS picks its kernels when it loads, from ``OPENBLAS_CORETYPE``: the peers
 run once per setting (``--coretypes``; ``default`` removes the variable, which
 leaves the choice to OpenBLAS).  The "BLAS" column names the kernels a peer's
-process loaded.
+process loaded.  ``--simd avx2,avx512`` runs fastrec at each SIMD level and the
+peers under the OpenBLAS core of the same instruction set instead (Haswell for
+avx2, SkylakeX for avx512, Nehalem for baseline).
 
 Accuracy, on a sample of users (``--check-sample``, 300 by default) compared
 with exact float64 scores: "precision" is the fraction of the expected items
@@ -233,7 +235,7 @@ def contenders(options: dict[str, Any]) -> list[suite.Contender]:
                 label = peer if coretype is None else f"{peer} [{coretype}]"
                 value = None if coretype == "default" else coretype
                 env = {} if coretype is None else {"OPENBLAS_CORETYPE": value}
-                found.append(suite.Contender(label, key=peer, env=env))
+                found.append(suite.Contender(label, key=peer, env=env, blas=True))
     return found
 
 

@@ -15,8 +15,11 @@ from fastrec.cli._parser import EXIT_USAGE, CliError, Parser, fail
 
 COMMANDS = ("demo", "fit", "recommend", "bench", "info")
 
-# Exceptions that mean the input or the options were wrong, not that fastrec failed.
-USER_ERRORS = (CliError, ValueError, TypeError, OSError, KeyError, ImportError)
+# Exceptions that mean the input or the options were wrong, not that fastrec failed:
+# bad values and files, unknown ids (UnknownIdError is a KeyError), SGD divergence on the
+# data (DivergenceError is a FloatingPointError), sizes too large for the machine.
+USER_ERRORS = (CliError, ValueError, TypeError, OSError, KeyError, ImportError,
+               FloatingPointError, OverflowError, MemoryError)
 
 
 def build_parser() -> Parser:
@@ -60,6 +63,9 @@ def _guarded(call, prog: str, debug: bool) -> int:
         if debug:
             raise
         message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+        if isinstance(exc, MemoryError):
+            message = ("not enough memory for what was asked (a size or count too large for this "
+                       f"machine){': ' + message if message else ''}")
         return fail(prog, message or type(exc).__name__)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -37,6 +37,12 @@ class Story:
     out: TextIO = sys.stdout
     model: Any = None  # the MatrixFactorization, once fitted
     extras: dict[str, Any] = field(default_factory=dict)
+    counts: str | None = None  # why the values look like play counts, when they do
+
+    @property
+    def noun(self) -> str:
+        """What one stored value is called."""
+        return "interactions" if self.counts else "ratings"
 
     def print(self, text: str = "") -> None:
         print(text, file=self.out, flush=True)
@@ -79,11 +85,16 @@ def data_section(story: Story) -> None:
     data, train, test = story.data, story.train, story.test
     counts = np.diff(data.matrix.indptr)
     popularity = np.bincount(data.matrix.indices, minlength=data.n_items)
-    story.print(f"{data!r}")
-    story.print(f"ratings per user: median {int(np.median(counts))}, max {counts.max():,}; "
-                f"ratings per item: median {int(np.median(popularity))}, max "
+    story.print(story.extras.get("described", repr(data)))
+    if story.counts:
+        skipped = ", ".join(str(number) for number, (_, section) in enumerate(SECTIONS, 1)
+                            if section in RATING_SECTIONS)
+        story.print(f"note: {story.counts}. The demo weighs each interaction by log(1 + value) "
+                    f"and skips the parts that model rating values ({skipped}).")
+    story.print(f"{story.noun} per user: median {int(np.median(counts))}, max {counts.max():,}; "
+                f"{story.noun} per item: median {int(np.median(popularity))}, max "
                 f"{popularity.max():,} (a long tail)")
-    story.print(f"held out {test.nnz:,} ratings ({100 * test.nnz / data.nnz:.0f}%, at random) "
+    story.print(f"held out {test.nnz:,} {story.noun} ({100 * test.nnz / data.nnz:.0f}%, at random) "
                 f"for testing; training on {train.nnz:,}")
 
 
@@ -102,7 +113,7 @@ def neighbours_section(story: Story) -> None:
         row = slice(neighbours.indptr[item], neighbours.indptr[item + 1])
         similar = [f"{story.label(j)} ({s:.2f})" for j, s in
                    zip(neighbours.indices[row][:3], neighbours.data[row][:3])]
-        story.print(f"  {story.label(item)} [{popularity[item]:,} ratings]")
+        story.print(f"  {story.label(item)} [{popularity[item]:,} {story.noun}]")
         story.wrap("-> ", similar)
 
 
@@ -161,6 +172,7 @@ def ranking_metrics_section(story: Story) -> None:
     story.extras["itemknn"] = knn
     rows = [(f"MF ({story.args.factors} factors)", story.model, None),
             (f"ItemKNN (k={k})", knn, fit_seconds)]
+    rows = [row for row in rows if row[1] is not None]  # MF is skipped on play counts
     columns = [("precision", "prec"), ("recall", "recall"), ("ndcg", "NDCG"), ("map", "MAP"),
                ("hit_rate", "hit")]
     story.print(f"{'model':22s}" + "".join(f"{f'{label}@{n}':>10s}" for _, label in columns)
@@ -177,8 +189,11 @@ def ranking_metrics_section(story: Story) -> None:
                 "are never recommended")
     story.print("  hit: users with a relevant item in their list; coverage: share of the items "
                 "recommended to anyone")
-    story.print("  seconds: evaluation (ItemKNN: with its fit). MF learns rating values, not which "
-                "items users pick")
+    if story.model is not None:
+        story.print("  seconds: evaluation (ItemKNN: with its fit). MF learns rating values, not "
+                    "which items users pick")
+    else:
+        story.print("  seconds: evaluation with the fit")
 
 
 def segments_section(story: Story) -> None:
@@ -227,7 +242,7 @@ def topn_section(story: Story) -> None:
     chosen = rng.choice(active if active.size else np.arange(data.n_users),
                         size=min(3, data.n_users), replace=False)
     raw_users = data.user_ids[np.sort(chosen)]
-    lists = [("MF", *model.recommend(raw_users, n=5))]
+    lists = [("MF", *model.recommend(raw_users, n=5))] if model is not None else []
     if "itemknn" in story.extras:  # fitted by the ranking metrics section
         lists.append(("ItemKNN", *story.extras["itemknn"].recommend(raw_users, n=5)))
     users = data.users
@@ -241,13 +256,17 @@ def topn_section(story: Story) -> None:
         span = slice(train.matrix.indptr[u], train.matrix.indptr[u + 1])
         rated = train.matrix.indices[span]
         best = rated[np.argsort(-train.matrix.data[span], kind="stable")[:3]]
-        story.print(f"  user {user}{about}, {rated.size} ratings")
-        story.wrap("rated highest: ", [story.label(j) for j in best])
+        story.print(f"  user {user}{about}, {rated.size} {story.noun}")
+        story.wrap("played most: " if story.counts else "rated highest: ",
+                   [story.label(j) for j in best])
         for name, items, scores in lists:
             story.wrap(f"{name + ':':8s} ", [
                 f"{story.item_label(i)} ({s:.2f})" for i, s in zip(items[number], scores[number])
                 if np.isfinite(s)])
 
+
+# Sections that model rating values: skipped on play counts and clicks.
+RATING_SECTIONS = (mf_section, rating_metrics_section, segments_section)
 
 # (heading, section)
 SECTIONS: list[tuple[str, Callable[[Story], None]]] = [
@@ -267,6 +286,7 @@ SECTIONS: list[tuple[str, Callable[[Story], None]]] = [
 
 def add_parser(commands: Any) -> None:
     """Register the ``demo`` subcommand."""
+    from fastrec.cli._parser import THREADS_HELP, threads
 
     parser = commands.add_parser(
         "demo", help="neighbours, MF, metrics, segments and top-N on one dataset",
@@ -287,7 +307,8 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--test-fraction", type=float, default=0.2,
                         help="share of ratings held out (default 0.2)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, help="threads (default: every usable core)")
+    parser.add_argument("--threads", type=threads, metavar="N",
+                        help=THREADS_HELP)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 
@@ -295,7 +316,7 @@ def add_parser(commands: Any) -> None:
 def _check(args: argparse.Namespace) -> None:
     from fastrec.cli._parser import CliError
 
-    for name in ("users", "items", "ratings", "factors", "epochs", "k", "segments", "threads"):
+    for name in ("users", "items", "ratings", "factors", "epochs", "k", "segments"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise CliError(f"--{name} must be >= 1, got {value}")
@@ -324,7 +345,16 @@ def load_story(args: argparse.Namespace) -> Story:
         R = make_ratings(n_users, n_items, n_ratings, seed=args.seed)
         data = Interactions(R, np.arange(n_users), np.arange(n_items), name="generated")
     held_out = np.random.default_rng(args.seed).random(data.nnz) < args.test_fraction
-    return Story(data, data.subset(~held_out), data.subset(held_out), args)
+    story = Story(data, data.subset(~held_out), data.subset(held_out), args)
+    if args.data is not None:
+        from fastrec.cli._data import count_like, transform
+
+        story.counts = count_like(data.matrix.data)
+        story.extras["described"] = repr(data)  # before the transform below
+        if story.counts:  # raw counts let one heavy listener decide every cosine
+            for part in (data, story.train, story.test):
+                transform(part, "log1p")
+    return story
 
 
 def run(args: argparse.Namespace) -> int:
@@ -341,6 +371,10 @@ def run(args: argparse.Namespace) -> int:
     for number, (heading, section) in enumerate(SECTIONS, 1):
         story.print()
         story.print(f"== {number}. {heading} ==")
+        if story.counts and section in RATING_SECTIONS:
+            story.print("skipped: this part models rating values, and these are counts (see 1. "
+                        "Data). For MF on counts: fastrec fit DATA --model mf --transform log1p")
+            continue
         section(story)
     story.print()
     story.print(f"done in {time.perf_counter() - total:.1f} s. Next: `fastrec fit RATINGS` and "

@@ -7,7 +7,7 @@ import os
 import time
 from typing import Any
 
-from fastrec.cli._parser import CliError
+from fastrec.cli._parser import THREADS_HELP, CliError, threads
 
 
 def add_parser(commands: Any) -> None:
@@ -27,11 +27,34 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE",
                         help="model parameter, e.g. -p n_factors=64 -p lr=0.01 (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--threads", type=int, help="threads (default: every usable core)")
+    parser.add_argument("--threads", type=threads, metavar="N",
+                        help=THREADS_HELP)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     _data.add_data_arguments(parser)
     _features.add_feature_arguments(parser)
     parser.set_defaults(handler=run)
+
+
+def _check_values(data: Any, args: argparse.Namespace) -> None:
+    """Apply ``--transform``; stop MF on values that are counts, not ratings, saying what to pass."""
+    import sys
+
+    from fastrec.cli import _data
+
+    note = _data.transform(data, args.transform)
+    if note is not None:
+        print(f"{note} (the model predicts on that scale)", flush=True)
+        return
+    why = None if args.transform == "none" or args.implicit else _data.count_like(data.matrix.data)
+    if why is None:
+        return
+    if args.model == "mf":
+        raise CliError(
+            f"{why}. Matrix factorization fits rating values and diverges on such values. Pass "
+            "--transform log1p to fit it on log(1 + value), --model itemknn for item neighbours "
+            "of the counts, or --transform none to fit the values anyway")
+    print(f"note: {why}; {args.model} weighs them as they are (--transform log1p damps the "
+          "heaviest users)", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,8 +62,6 @@ def run(args: argparse.Namespace) -> int:
     from fastrec.cli import _data, _features
     from fastrec.cli.models import FEATURE_MODELS, model_class, parameter_names, parse_params
 
-    if args.threads is not None and args.threads < 1:
-        raise CliError(f"--threads must be >= 1, got {args.threads}")
     if args.model not in FEATURE_MODELS and args.features is not None:
         raise CliError(f"--features is for --model {' or '.join(FEATURE_MODELS)}, not "
                        f"{args.model}")
@@ -56,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     data = _data.load(args.ratings, args)
     print(f"read {data!r} in {time.perf_counter() - start:.2f} s", flush=True)
+    _check_values(data, args)
     if args.model in FEATURE_MODELS:
         params.update(_features.load(args, data))
     model = cls(**params)

@@ -68,15 +68,11 @@ def parse_params(pairs: list[str], cls: type) -> dict[str, Any]:
 
 def model_for_file(path: str, name: str | None) -> Any:
     """Load a saved model: the registered class ``name``, or the one whose format the file names."""
-    import numpy as np
+    from fastrec._archive import format_name_of
 
     if name is not None:
         return model_class(name).load(path)
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            format_name = str(archive["format_name"]) if "format_name" in archive.files else None
-    except (OSError, ValueError) as exc:
-        raise CliError(f"{path} is not a saved fastrec model (.npz): {exc}") from exc
+    format_name = format_name_of(path)  # ValueError for a file that is not a saved model
     for registered in MODELS:
         cls = model_class(registered)
         if format_name in (f"fastrec.{cls.__name__}", getattr(cls, "FORMAT_NAME", None)):

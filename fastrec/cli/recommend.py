@@ -83,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
         users = _parse_ids(args.users.split(","), known)
     else:
         users = np.asarray(known)
-    options = {"n": args.n, "exclude_seen": not args.include_seen}
+    # Never more slots than items: the table is users x n, whatever -n asked for.
+    options = {"n": min(args.n, max(len(model.item_ids_), 1)), "exclude_seen": not args.include_seen}
     if "unknown" in inspect.signature(model.recommend).parameters:
         options["unknown"] = "skip"  # unknown users get popular items, as MF gives them
     items, scores = model.recommend(users, **options)

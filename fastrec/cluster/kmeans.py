@@ -162,18 +162,18 @@ class _Scale:
         return np.clip(out, -limit, limit, out=out)
 
     def inertia(self, value: float, what: str) -> float:
-        """A weighted sum of squared distances in user units, or a ValueError if
-        float64 cannot hold it (``what`` names the quantity in the message)."""
+        """A weighted sum of squared distances in user units, or a ValueError if it
+        exceeds float64 (``what`` names the quantity in the message).  One below the
+        smallest float64 rounds to it or to 0, as any float64 arithmetic would."""
         if self.is_identity:
             return value
         try:
             out = math.ldexp(value, -2 * self.x_exp - self.w_exp)
         except OverflowError:
             out = math.inf
-        if math.isinf(out) or (value > 0 and out == 0):
-            size = "exceeds the largest" if math.isinf(out) else "is below the smallest"
+        if math.isinf(out):
             raise ValueError(
-                f"The {what} of this data {size} float64 value (it is about "
+                f"The {what} of this data exceeds the largest float64 value (it is about "
                 f"{value:.6g} * 2**{-2 * self.x_exp - self.w_exp}), so it cannot be returned. "
                 "The labels and centres are well defined: rescale X (and init) by a constant "
                 "such as 2.0**-100 or 2.0**100 so that its values lie nearer 1, and "

@@ -72,8 +72,17 @@ class Interactions:
         name: str | None = None,
     ) -> None:
         V.check_sparse_matrix(matrix, "matrix")
+        # structure first: scipy's conversions read the index arrays unchecked
+        matrix = V.check_sparse_structure(matrix, "matrix")
+        V.float_dtype_for(matrix.dtype, "matrix")  # refuses complex, object and string values
         csr = sp.csr_matrix(matrix)
         V.check_finite(csr.data, "matrix")
+        if csr.data.dtype.kind == "f" and csr.data.size and \
+                float(np.abs(csr.data).max()) > float(np.finfo(np.float32).max):
+            raise ValueError(
+                "matrix holds values beyond float32's range (about 3.4e38), where Interactions "
+                "keeps its ratings; rescale them first."
+            )
         if not csr.has_canonical_format:
             csr = csr.copy()
             csr.sum_duplicates()

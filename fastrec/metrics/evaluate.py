@@ -72,6 +72,9 @@ def evaluate(model: Any, train: Any, test: Any, k: int = 10, *, fit: bool | None
     """
     k = V.check_int(k, "k", minimum=1)
     as_frame = V.check_bool(as_frame, "as_frame")
+    for data, name in ((train, "train"), (test, "test")):
+        if sp.issparse(data):  # refused under its own name here, before fit reads it as ratings
+            V.check_sparse_structure(data, name)
     if fit is None:
         fit = not _is_fitted(model)
     if V.check_bool(fit, "fit"):
@@ -83,7 +86,10 @@ def evaluate(model: Any, train: Any, test: Any, k: int = 10, *, fit: bool | None
             model.fit(train)
     if not _is_fitted(model):
         raise RuntimeError(f"This {type(model).__name__} is not fitted; pass fit=True with train.")
-    data = V.rating_triples(test, columns)
+    try:
+        data = V.rating_triples(test, columns)
+    except (TypeError, ValueError) as exc:  # the checks speak of "ratings": say which argument
+        raise type(exc)(f"test: {exc}") from exc
     result: dict[str, Any] = {}
     if hasattr(model, "predict"):
         result["rmse"] = rmse(data.ratings, model.predict(data.users, data.items))
@@ -102,7 +108,14 @@ def evaluate(model: Any, train: Any, test: Any, k: int = 10, *, fit: bool | None
     if "unknown" in inspect.signature(model.recommend).parameters:
         options["unknown"] = "skip"
     raw_recs, _ = model.recommend(user_map.ids, **options)
-    recs = item_map.lookup(np.asarray(raw_recs).reshape(-1)).reshape(len(user_map), k)
+    raw_recs = np.asarray(raw_recs)
+    # recommend returns at most as many columns as the model has items: pad the rest empty
+    # recommend returns at most as many columns as the model has items, and the metrics
+    # read at most n_items slots: the table is never wider than that
+    recs = np.full((len(user_map), min(k, max(len(item_map), 1))), -1, dtype=np.int64)
+    width = min(raw_recs.shape[1], recs.shape[1]) if raw_recs.ndim == 2 else 0
+    if width:
+        recs[:, :width] = item_map.lookup(raw_recs[:, :width].reshape(-1)).reshape(-1, width)
     per_user, flags = per_user_metrics(recs.astype(np.int64), truth, k, n_threads=n_threads,
                                        backend=backend)
     valid = ~np.isnan(per_user[:, 0])

@@ -67,9 +67,12 @@ def per_user_metrics(recommended: Any, test: Any, k: int = 10, *, threshold: flo
 
     Parameters
     ----------
-    recommended : int array, shape (n_users, >= k)
+    recommended : int array, shape (n_users, >= min(k, n_items))
     test : scipy sparse matrix, shape (n_users, n_items)
     k : int, default 10
+        Slots evaluated.  A k beyond ``n_items`` is allowed: the slots past
+        ``n_items`` are empty, need not be present in ``recommended``, and count
+        as misses for precision.
     threshold : float, optional
         Only test entries with a value >= threshold are relevant.
     n_threads : int, optional
@@ -86,14 +89,30 @@ def per_user_metrics(recommended: Any, test: Any, k: int = 10, *, threshold: flo
     k = V.check_int(k, "k", minimum=1)
     relevant = V.check_relevance_matrix(test, threshold)
     n_users, n_items = relevant.shape
-    table = V.check_recommendation_table(recommended, n_users, n_items, k)
+    # A user can be shown at most n_items distinct items, so slots past that are empty and
+    # only precision (hits / k) still depends on k: the kernels read k_read columns.
+    k_read = min(k, max(n_items, 1))
+    # ids and duplicates are still checked in every slot up to k that the table has
+    try:
+        shape = np.shape(recommended)
+    except ValueError:  # ragged rows: check_recommendation_table names the problem
+        shape = ()
+    k_check = max(k_read, min(k, shape[1])) if len(shape) == 2 else k_read
+    table = V.check_recommendation_table(recommended, n_users, n_items, k_check)
     backend = _runtime.resolve_backend(backend)
     n_threads = _runtime.resolve_threads(n_threads)
     out = np.empty((n_users, len(METRIC_NAMES)), dtype=np.float64)
     flags = np.zeros(n_items, dtype=np.uint8)
     with _runtime.kernel_threads(backend, n_threads):
-        _kernel(backend)(table, k, np.ascontiguousarray(relevant.indptr, dtype=np.int64),
+        _kernel(backend)(table, k_read, np.ascontiguousarray(relevant.indptr, dtype=np.int64),
                          np.ascontiguousarray(relevant.indices), n_items, out, flags, n_threads)
+    if k_read < k:
+        hits = np.rint(out[:, 0] * k_read)
+        precision, recall = hits / k, out[:, 1]
+        out[:, 0] = precision
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[:, 2] = np.where(hits > 0, 2.0 * precision * recall / (precision + recall),
+                                 np.where(np.isnan(hits), np.nan, 0.0))
     return out, flags.astype(bool)
 
 

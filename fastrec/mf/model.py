@@ -969,6 +969,12 @@ class MatrixFactorization(SharedModel):
                 solution = lsq_linear(A, b, bounds=(lower, np.inf)).x
             else:
                 solution = np.linalg.solve(X.T @ X + np.diag(penalty), X.T @ target)
+            if np.abs(solution).max() > np.finfo(self._P.dtype).max / 2 or not np.isfinite(solution).all():
+                raise ValueError(
+                    f"ratings up to {np.abs(values).max():.3g} give user {user!r} factors beyond "
+                    f"{self._P.dtype}'s range; fold in ratings on the scale the model was fitted on "
+                    f"({self.rating_range_[0]:g} to {self.rating_range_[1]:g})."
+                )
             factors = solution[:k]
             bias = float(solution[k]) if self._biased else 0.0
         user_map, row = self._user_map.append(user)
@@ -1020,50 +1026,94 @@ class MatrixFactorization(SharedModel):
     def load(cls, path: str | os.PathLike, **overrides: Any) -> MatrixFactorization:
         """Read a model written by :meth:`save`.
 
+        Every array of the file is checked against the others (factor shapes, bias
+        lengths, distinct ids, the seen-items matrix, finite values, the saved
+        parameters) before the model is built.
+
         Parameters
         ----------
-        path : str or path-like
+        path : str, path-like or binary file object
         **overrides
             Estimator parameters to set on the loaded model (e.g. ``backend``).
 
         Raises
         ------
         ValueError
-            If the file is not a fastrec MatrixFactorization or has a newer format.
+            If the file cannot be read, is not a fastrec MatrixFactorization, has a
+            newer format, or its contents are inconsistent (the message says which).
         """
         with open_archive(path, FORMAT_NAME, "MatrixFactorization", FORMAT_VERSION) as archive:
-            import ast
-
-            params = ast.literal_eval(str(archive["params"]))
-            user_factors = archive["user_factors"]
-            params.update(dtype=user_factors.dtype, seed=int(archive["seed"]))
-            params.update(overrides)
-            model = cls(**params)
-            k = user_factors.shape[1]
-            model._k = k
-            model._P = aligned_zeros(user_factors.shape[0], padded_width(k, user_factors.dtype),
-                                     user_factors.dtype)
-            model._P[:, :k] = user_factors
-            item_factors = archive["item_factors"]
-            model._Q = aligned_zeros(item_factors.shape[0], model._P.shape[1], item_factors.dtype)
-            model._Q[:, :k] = item_factors
-            model.user_bias_ = archive["user_bias"].copy()
-            model.item_bias_ = archive["item_bias"].copy()
-            model._user_map = IdMap(archive["user_ids"])
-            model._item_map = IdMap(archive["item_ids"])
-            model.global_mean_ = float(archive["global_mean"])
-            model._biased = bool(archive["biased"])
-            model._mu = model.global_mean_ if model._biased else 0.0
-            low, high = archive["rating_range"]
-            model.rating_range_ = (float(low), float(high))
-            model.seed_ = int(archive["seed"])
-            model.epochs_trained_ = int(archive["epochs_trained"])
-            model.history_ = {}
-            indptr, indices = archive["seen_indptr"], archive["seen_indices"]
-            model._train_users = np.repeat(np.arange(indptr.size - 1, dtype=np.int32),
-                                           np.diff(indptr))
-            model._train_items = indices.copy()
+            state = cls._read_state(archive)
+            params = state.pop("params")
+        params.update(overrides)
+        model = cls(**params)
+        user_factors, item_factors = state["user_factors"], state["item_factors"]
+        k, dtype = user_factors.shape[1], user_factors.dtype
+        model._k = k
+        model._P = aligned_zeros(user_factors.shape[0], padded_width(k, dtype), dtype)
+        model._P[:, :k] = user_factors
+        model._Q = aligned_zeros(item_factors.shape[0], model._P.shape[1], dtype)
+        model._Q[:, :k] = item_factors
+        model.user_bias_ = state["user_bias"].copy()
+        model.item_bias_ = state["item_bias"].copy()
+        model._user_map = IdMap(state["user_ids"])
+        model._item_map = IdMap(state["item_ids"])
+        model.global_mean_ = state["global_mean"]
+        model._biased = state["biased"]
+        model._mu = model.global_mean_ if model._biased else 0.0
+        model.rating_range_ = state["rating_range"]
+        model.seed_ = state["seed"]
+        model.epochs_trained_ = state["epochs_trained"]
+        model.history_ = {}
+        indptr, indices = state["seen_indptr"], state["seen_indices"]
+        model._train_users = np.repeat(np.arange(indptr.size - 1, dtype=np.int32), np.diff(indptr))
+        model._train_items = indices.astype(np.int32)
         return model
+
+    @staticmethod
+    def _read_state(archive: Any) -> dict[str, Any]:
+        """Every entry of a saved model, each checked against the others (ValueError naming it)."""
+        user_ids, item_ids = archive.ids("user_ids"), archive.ids("item_ids")
+        n_users, n_items = user_ids.size, item_ids.size
+        P = archive.array("user_factors", 2, "f", n_users, finite=True)
+        Q = archive.array("item_factors", 2, "f", n_items, finite=True)
+        if P.dtype not in (np.float32, np.float64) or Q.dtype != P.dtype:
+            raise archive.error(f"the factors must be both float32 or both float64, got {P.dtype} "
+                                f"and {Q.dtype}")
+        if P.shape[1] < 1 or Q.shape[1] != P.shape[1]:
+            raise archive.error(f"user factors have {P.shape[1]} columns and item factors "
+                                f"{Q.shape[1]}; both need the same n_factors >= 1")
+        state: dict[str, Any] = {"user_ids": user_ids, "item_ids": item_ids,
+                                 "user_factors": P, "item_factors": Q}
+        for name, n in (("user_bias", n_users), ("item_bias", n_items)):
+            bias = archive.array(name, 1, "f", n, finite=True)
+            state[name] = bias.astype(P.dtype)
+        for name, kind in (("global_mean", "f"), ("biased", "b"), ("seed", "i"),
+                           ("epochs_trained", "i")):
+            state[name] = archive.scalar(name, kind)
+        if state["seed"] < 0 or state["epochs_trained"] < 0:
+            raise archive.error(f"seed ({state['seed']}) and epochs_trained "
+                                f"({state['epochs_trained']}) must be >= 0")
+        bounds = archive.array("rating_range", 1, "fiu", finite=True)
+        if bounds.size != 2 or not bounds[0] <= bounds[1]:
+            raise archive.error(f"rating_range must be (low, high) with low <= high, got "
+                                f"{bounds.tolist()}")
+        state["rating_range"] = (float(bounds[0]), float(bounds[1]))
+        seen = archive.csr(archive["seen_indptr"], archive["seen_indices"], None,
+                           (n_users, n_items), "the seen-items matrix")
+        state["seen_indptr"], state["seen_indices"] = seen.indptr, seen.indices
+        params = archive.params("params", ("n_factors", "n_epochs", "lr", "reg", "lr_bias",
+                                           "reg_bias", "init_std", "non_negative", "clip"))
+        params.update(dtype=P.dtype, seed=state["seed"], biased=state["biased"])
+        try:  # the saved parameters must pass the checks fit would make
+            MatrixFactorization(**params)._checked_params()
+        except (TypeError, ValueError) as exc:
+            raise archive.error(f"invalid saved parameters: {exc}") from exc
+        if params.get("n_factors", P.shape[1]) != P.shape[1]:
+            raise archive.error(f"n_factors is {params['n_factors']} but the factors have "
+                                f"{P.shape[1]} columns")
+        state["params"] = params
+        return state
 
     # -- dense scores for blending ------------------------------------------------------
 

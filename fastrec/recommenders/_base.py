@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import os
 from typing import Any
 
@@ -48,10 +47,17 @@ def ratings_matrix(data: Any, columns: Any, dtype: np.dtype, item_map: IdMap | N
             item_map, items = IdMap.from_values(triples.items)
         else:
             item_map, items = item_map.extend(triples.items)
-    R = sp.csr_matrix((triples.ratings.astype(dtype), (users, items)),
+    # Duplicates are summed in float64, then the sums are checked against the model dtype.
+    R = sp.csr_matrix((triples.ratings.astype(np.float64), (users, items)),
                       shape=(len(user_map), len(item_map)))
     R.sum_duplicates()
-    return user_map, item_map, R
+    limit = float(np.finfo(dtype).max)
+    if R.nnz and (not np.isfinite(R.data).all() or np.abs(R.data).max() > limit):
+        raise ValueError(
+            f"ratings hold values (or sums of repeated pairs) beyond {np.dtype(dtype).name}'s range "
+            f"(largest {limit:.3g}); rescale them or pass dtype=np.float64."
+        )
+    return user_map, item_map, R.astype(dtype)
 
 
 def check_scores_fit(R: sp.csr_matrix) -> None:
@@ -380,26 +386,49 @@ class Recommender(SharedModel):
     def load(cls, path: str | os.PathLike | Any, **overrides: Any):
         """Read a model written by :meth:`save`.
 
+        Every array of the file is checked against the others (distinct ids, the
+        ratings matrix's shape and indices, the model's own matrices, the saved
+        parameters) before the model is built.
+
         Parameters
         ----------
-        path : str or path-like
+        path : str, path-like or binary file object
         **overrides
             Estimator parameters to set on the loaded model (e.g. ``backend``).
 
         Raises
         ------
         ValueError
-            If the file is not a saved model of this class or has a newer format.
+            If the file cannot be read, is not a saved model of this class, has a
+            newer format, or its contents are inconsistent (the message says which).
         """
+        cls(**overrides)  # a wrong parameter name is the caller's TypeError, not the file's
         with open_archive(path, cls._FORMAT_NAME, cls.__name__, FORMAT_VERSION) as archive:
-            params = ast.literal_eval(str(archive["params"]))
-            params.update(overrides)
-            model = cls._new(params, archive)
-            model._user_map = IdMap(archive["user_ids"])
-            model._item_map = IdMap(archive["item_ids"])
-            model._R = read_csr(archive, "ratings")
+            params = cls._saved_params(archive)
+            user_ids, item_ids = archive.ids("user_ids"), archive.ids("item_ids")
+            R = archive.saved_csr("ratings")
+            if R.shape != (user_ids.size, item_ids.size) or R.dtype != np.dtype(params["dtype"]):
+                raise archive.error(
+                    f"the ratings matrix is {R.shape[0]} x {R.shape[1]} of {R.dtype}, expected "
+                    f"{user_ids.size} users x {item_ids.size} items of {params['dtype']}")
+            model = cls._new({**params, **overrides}, archive)
+            model._user_map, model._item_map, model._R = IdMap(user_ids), IdMap(item_ids), R
             model._set_state(archive)
         return model
+
+    @classmethod
+    def _saved_params(cls, archive: Any) -> dict[str, Any]:
+        """The saved constructor parameters, checked as ``fit`` checks them (ValueError if bad)."""
+        params = archive.params("params", (*cls._PARAMS, "dtype"))
+        missing = sorted({*cls._PARAMS, "dtype"} - set(params))
+        if missing:
+            raise archive.error(f"the saved parameters lack {missing}")
+        try:
+            V.check_factor_dtype(params["dtype"])
+            cls(**params)._checked_params()
+        except (TypeError, ValueError) as exc:
+            raise archive.error(f"invalid saved parameters: {exc}") from exc
+        return params
 
     @classmethod
     def _new(cls, params: dict[str, Any], archive: Any):
@@ -424,6 +453,5 @@ def csr_fields(name: str, matrix: sp.csr_matrix) -> dict[str, np.ndarray]:
 
 
 def read_csr(archive: Any, name: str) -> sp.csr_matrix:
-    shape = tuple(int(v) for v in archive[f"{name}_shape"])
-    return sp.csr_matrix((archive[f"{name}_data"], archive[f"{name}_indices"], archive[f"{name}_indptr"]),
-                         shape=shape)
+    """The CSR written by ``csr_fields(name, ...)``, its arrays checked (ValueError if bad)."""
+    return archive.saved_csr(name)

@@ -128,7 +128,11 @@ class ContentKNN(Recommender):
         return csr_fields("features", self._X)
 
     def _set_state(self, archive: Any) -> None:
-        self._X = read_csr(archive, "features")
+        X = read_csr(archive, "features")
+        if X.shape[0] != self._R.shape[1] or X.dtype != self._R.dtype:
+            raise archive.error(f"the feature matrix has {X.shape[0]} rows of {X.dtype}, expected "
+                                f"one per item ({self._R.shape[1]}) of {self._R.dtype}")
+        self._X = X
         self._W = _row_normalised(self._X).T.tocsr().astype(self._R.dtype)
 
     @classmethod

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from fastrec import _runtime
 from fastrec import _validation as V
-from fastrec._archive import open_archive
+from fastrec._archive import format_name_of, open_archive
 from fastrec._concurrency import SharedModel, reads, writes
 from fastrec._idmap import IdMap
 from fastrec.recommenders._base import (
@@ -298,19 +298,30 @@ class Hybrid(SharedModel):
 
     @classmethod
     def load(cls, path: str | os.PathLike | Any, **overrides: Any) -> Hybrid:
-        """Read a blend written by :meth:`save` (``overrides`` set Hybrid parameters)."""
+        """Read a blend written by :meth:`save` (``overrides`` set Hybrid parameters).
+
+        Raises
+        ------
+        ValueError
+            If the file or one of the models embedded in it cannot be read, is of
+            another kind, or is inconsistent (the message says which).
+        """
         classes = _model_classes()
         with open_archive(path, cls._FORMAT_NAME, cls.__name__, FORMAT_VERSION) as archive:
-            weights = archive["weights"]
+            weights = archive.array("weights", 1, "fiu", finite=True)
+            stored = sorted(name for name in archive.files if name.startswith("model_"))
+            if weights.size == 0 or stored != sorted(f"model_{i}" for i in range(weights.size)):
+                raise archive.error(f"it holds {weights.size} weights but the models {stored}")
+            normalization = archive.scalar("normalization", "U")
+            if normalization not in NORMALIZATIONS:
+                raise archive.error(f"unknown normalization {normalization!r}")
             pairs = []
             for position, weight in enumerate(weights):
-                blob = io.BytesIO(archive[f"model_{position}"].tobytes())
-                with np.load(blob, allow_pickle=False) as inner:
-                    name = str(inner["format_name"])
+                blob = io.BytesIO(archive.array(f"model_{position}", 1, "u").tobytes())
+                blob.name = f"{archive.label} (model {position})"
+                name = format_name_of(blob)
                 if name not in classes:
-                    raise ValueError(f"{path!s}: model {position} has the unknown format {name!r}.")
+                    raise archive.error(f"model {position} has the unknown format {name!r}")
                 blob.seek(0)
                 pairs.append((classes[name].load(blob), float(weight)))
-            params = {"normalization": str(archive["normalization"])}
-        params.update(overrides)
-        return cls(pairs, **params)
+        return cls(pairs, **{"normalization": normalization, **overrides})

@@ -40,8 +40,15 @@ class _NeighbourKNN(Recommender):
         return csr_fields("neighbours", self._S)
 
     def _set_state(self, archive: Any) -> None:
-        self._S = read_csr(archive, "neighbours")
-        self._S.has_sorted_indices = False  # rows are in rank order
+        S = read_csr(archive, "neighbours")
+        n = self._R.shape[1] if isinstance(self, ItemKNN) else self._R.shape[0]
+        if S.shape != (n, n) or S.dtype != self._R.dtype:
+            raise archive.error(f"the neighbour matrix is {S.shape[0]} x {S.shape[1]} of {S.dtype}, "
+                                f"expected {n} x {n} of {self._R.dtype}")
+        if S.nnz and np.diff(S.indptr).max() > self.k:
+            raise archive.error(f"a row of the neighbour matrix holds more than k={self.k} neighbours")
+        S.has_sorted_indices = False  # rows are in rank order
+        self._S = S
 
     @reads
     def _neighbours(self, ids: Any, n: int, id_map: Any, side: str, argument: str,

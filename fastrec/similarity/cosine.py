@@ -89,6 +89,12 @@ def cosine_topk(
     overflow or underflow.  A score whose magnitude is below the dtype's
     smallest normal number may come out as 0, and is then not stored.
 
+    Dot products agree with exact ones to rounding, which depends on the
+    backend and SIMD level: the compiled core sums with fused multiply-adds
+    where the CPU has them.  Products that cancel exactly (orthogonal rows) can
+    therefore leave a score of rounding size (about ``1e-8`` in float32) that is
+    stored, where an unfused sum gives 0 and stores nothing.
+
     Examples
     --------
     >>> import scipy.sparse as sp, fastrec

@@ -21,7 +21,7 @@ struct CsrView {
 #include <algorithm>
 #include <vector>
 
-#include <omp.h>
+#include "fastrec/omp_compat.hpp"
 
 namespace fastrec {
 

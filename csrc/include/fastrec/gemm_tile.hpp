@@ -14,20 +14,25 @@
 //
 // The caller keeps the panel in L1 (a panel is kPanelWidth * d values) and
 // streams rows of X through it, then applies its own epilogue to the
-// accumulators.  The blocking (kRows x kVecs) is chosen per SIMD level so that
+// accumulators.  The vectors are of the native width (simd.hpp's nvec_t: zmm,
+// ymm or xmm), and the blocking (kRows x kVecs) is chosen per SIMD level so that
 // the accumulators, the panel vectors and a broadcast fit in the register file:
-// 32 zmm registers under AVX-512, 16 ymm under AVX2, 16 xmm on baseline x86-64.
+// 32 zmm registers under AVX-512, 16 ymm under AVX2, 16 xmm on baseline x86-64
+// (which has no FMA, so a product needs one more register).
 #pragma once
 
 #include "fastrec/prelude.hpp"
 
 // Register blocking per SIMD level, looked up by the ISA namespace name.
+// avx512: 24 zmm accumulators + 3 panel vectors + 1 broadcast (of 32).
+// avx2: 12 ymm accumulators + 2 panel vectors + 1 broadcast (of 16).
+// baseline: 8 xmm accumulators + 2 panel vectors + 1 broadcast + 1 product (of 16).
 #define FASTREC_GEMM_ROWS_avx512 8
 #define FASTREC_GEMM_VECS_avx512 3
-#define FASTREC_GEMM_ROWS_avx2 4
-#define FASTREC_GEMM_VECS_avx2 1
-#define FASTREC_GEMM_ROWS_baseline 2
-#define FASTREC_GEMM_VECS_baseline 1
+#define FASTREC_GEMM_ROWS_avx2 6
+#define FASTREC_GEMM_VECS_avx2 2
+#define FASTREC_GEMM_ROWS_baseline 4
+#define FASTREC_GEMM_VECS_baseline 2
 #define FASTREC_GEMM_CAT2(a, b) a##b
 #define FASTREC_GEMM_CAT(a, b) FASTREC_GEMM_CAT2(a, b)
 
@@ -43,13 +48,13 @@ constexpr int kRows = FASTREC_GEMM_CAT(FASTREC_GEMM_ROWS_, FASTREC_ISA_NS);
 constexpr int kVecs = FASTREC_GEMM_CAT(FASTREC_GEMM_VECS_, FASTREC_ISA_NS);
 
 template <class T>
-constexpr int kLanes = Vec64<T>::lanes;
+constexpr int kLanes = NVec<T>::lanes;
 
 // Vectors of C per panel.  NV (SIMD vectors per panel) defaults to the
 // register-blocked width; a caller with few vectors of C (say 7) may pick
 // NV = 1 so that it does not multiply padding.
 template <class T, int NV = kVecs>
-constexpr int kPanelWidth = NV * Vec64<T>::lanes;
+constexpr int kPanelWidth = NV * NVec<T>::lanes;
 
 template <class T, int NV = kVecs>
 inline int64_t n_panels(int64_t m) {
@@ -58,7 +63,7 @@ inline int64_t n_panels(int64_t m) {
 
 // Packs the m x d row-major matrix `c` into n_panels(m) panels of
 // d x kPanelWidth values; vectors past m are zero.  `out` holds
-// n_panels(m) * d * kPanelWidth values and is 64-byte aligned.
+// n_panels(m) * d * kPanelWidth values and is aligned to a native vector.
 // Every value is multiplied by `scale` (k-means packs -2 C so that its
 // epilogue needs no extra multiply).
 template <class T, int NV = kVecs>
@@ -84,9 +89,9 @@ void pack_panels(const T* c, int64_t m, int64_t d, T* out, T scale = T(1)) {
 // panel.  `start` lets an epilogue's additive term ride along for free.
 template <class T, int NV = kVecs>
 inline void dot_tile(const T* __restrict x, int64_t ldx, const T* __restrict panel, int64_t d,
-                     const vec64_t<T> (&start)[NV], vec64_t<T> (&acc)[kRows][NV]) {
-    using V = vec64_t<T>;
-    constexpr int L = Vec64<T>::lanes;
+                     const nvec_t<T> (&start)[NV], nvec_t<T> (&acc)[kRows][NV]) {
+    using V = nvec_t<T>;
+    constexpr int L = NVec<T>::lanes;
 #pragma GCC unroll 16
     for (int r = 0; r < kRows; ++r)
 #pragma GCC unroll 16
@@ -98,7 +103,7 @@ inline void dot_tile(const T* __restrict x, int64_t ldx, const T* __restrict pan
         for (int v = 0; v < NV; ++v) bv[v] = b[v];
 #pragma GCC unroll 16
         for (int r = 0; r < kRows; ++r) {
-            const T a = x[r * ldx + t];
+            const V a = nbroadcast(x[r * ldx + t]);
 #pragma GCC unroll 16
             for (int v = 0; v < NV; ++v) acc[r][v] += a * bv[v];
         }

@@ -6,6 +6,7 @@
 // binding code asks active_isa() which copy to call.
 #pragma once
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -38,8 +39,9 @@ inline bool isa_supported(Isa isa) { return static_cast<int>(isa) <= static_cast
 
 // The level kernels use.  Starts at the detected level, or at FASTREC_SIMD
 // (baseline / avx2 / avx512) when that names a supported lower level.
-inline Isa& active_isa_ref() {
-    static Isa isa = [] {
+// Atomic: a level set from one thread while kernels dispatch in others is no data race.
+inline std::atomic<Isa>& active_isa_ref() {
+    static std::atomic<Isa> isa{[] {
         Isa best = detect_isa();
         if (const char* env = std::getenv("FASTREC_SIMD")) {
             for (Isa candidate : {Isa::baseline, Isa::avx2, Isa::avx512})
@@ -47,11 +49,11 @@ inline Isa& active_isa_ref() {
                     return candidate;
         }
         return best;
-    }();
+    }()};
     return isa;
 }
 
-inline Isa active_isa() { return active_isa_ref(); }
+inline Isa active_isa() { return active_isa_ref().load(std::memory_order_relaxed); }
 
 }  // namespace fastrec
 
@@ -65,7 +67,13 @@ inline Isa active_isa() { return active_isa_ref(); }
     }
 
 // Runs the call expression `CALL` (for example `cosine_topk<T, I>(args)`) in
-// the namespace of the active ISA.
+// the namespace of the active ISA.  Other CPUs build the baseline copy only.
+#if !defined(FASTREC_X86)
+#define FASTREC_DISPATCH(...) \
+    do {                      \
+        ::fastrec::baseline::__VA_ARGS__; \
+    } while (0)
+#else
 #define FASTREC_DISPATCH(...)                                                \
     do {                                                                     \
         switch (::fastrec::active_isa()) {                                   \
@@ -74,3 +82,4 @@ inline Isa active_isa() { return active_isa_ref(); }
             default: ::fastrec::baseline::__VA_ARGS__; break;                \
         }                                                                    \
     } while (0)
+#endif

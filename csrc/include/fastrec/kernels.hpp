@@ -1,6 +1,14 @@
 // Every kernel family, compiled once per SIMD level by the units in csrc/isa/.
 // A new family adds its header here and its explicit instantiations below.
+//
+// SGD MF takes about half of a level's compile time, so each level is split into
+// two units that build in parallel: one defines FASTREC_KERNEL_PART to 1 (SGD MF),
+// the other to 2 (every other family).  Left undefined, a unit compiles all.
 #pragma once
+
+#ifndef FASTREC_KERNEL_PART
+#define FASTREC_KERNEL_PART 0
+#endif
 
 #include "fastrec/cosine.hpp"
 #include "fastrec/kmeans.hpp"
@@ -14,6 +22,14 @@
 namespace fastrec {
 namespace FASTREC_ISA_NS {
 
+#if FASTREC_KERNEL_PART != 2
+template void sgd_mf_epoch<float>(const SgdMfArgs<float>&);
+template void sgd_mf_epoch<double>(const SgdMfArgs<double>&);
+template void mf_predict<float>(const MfPredictArgs<float>&);
+template void mf_predict<double>(const MfPredictArgs<double>&);
+#endif
+
+#if FASTREC_KERNEL_PART != 1
 template void cosine_topk<float, int32_t>(const CosineTopkArgs<float, int32_t>&);
 template void cosine_topk<float, int64_t>(const CosineTopkArgs<float, int64_t>&);
 template void cosine_topk<double, int32_t>(const CosineTopkArgs<double, int32_t>&);
@@ -27,10 +43,6 @@ template void kmeans_assign_csr<double, int32_t>(const KMeansCsrArgs<double, int
 template void kmeans_assign_csr<double, int64_t>(const KMeansCsrArgs<double, int64_t>&);
 template void sqdist_dense<float>(const SqDistArgs<float>&);
 template void sqdist_dense<double>(const SqDistArgs<double>&);
-template void sgd_mf_epoch<float>(const SgdMfArgs<float>&);
-template void sgd_mf_epoch<double>(const SgdMfArgs<double>&);
-template void mf_predict<float>(const MfPredictArgs<float>&);
-template void mf_predict<double>(const MfPredictArgs<double>&);
 
 template void sparse_score_topn<float, int32_t>(const SparseScoreTopnArgs<float, int32_t>&);
 template void sparse_score_topn<float, int64_t>(const SparseScoreTopnArgs<float, int64_t>&);
@@ -44,6 +56,7 @@ template void topn<float, int32_t>(const TopnArgs<float, int32_t>&);
 template void topn<float, int64_t>(const TopnArgs<float, int64_t>&);
 template void topn<double, int32_t>(const TopnArgs<double, int32_t>&);
 template void topn<double, int64_t>(const TopnArgs<double, int64_t>&);
+#endif
 
 }  // namespace FASTREC_ISA_NS
 }  // namespace fastrec

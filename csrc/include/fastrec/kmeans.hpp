@@ -98,12 +98,13 @@ namespace FASTREC_ISA_NS {
 namespace kmeans_detail {
 
 // Running minimum of (value, index) per lane, merged into one label at the end.
+// Native-width vectors (see simd.hpp), like the accumulators they consume.
 template <class T>
 struct LaneMin {
-    using V = vec64_t<T>;
-    using M = decltype(V{} < V{});  // integer vector of the same width (int32 x16 / int64 x8)
+    using V = nvec_t<T>;
+    using M = decltype(V{} < V{});  // integer vector of the same width (int32 / int64 lanes)
     using E = std::conditional_t<sizeof(T) == 4, int32_t, int64_t>;  // an element of M
-    static constexpr int L = Vec64<T>::lanes;
+    static constexpr int L = NVec<T>::lanes;
 
     // Indices first + 0, first + 1, ..., first + L - 1.
     static M indices(int64_t first) {
@@ -225,16 +226,16 @@ int64_t rows_per_tile(int64_t d) {
 
 template <class T>
 struct DenseScratch {
-    using V = vec64_t<T>;
+    using V = nvec_t<T>;
     using M = typename LaneMin<T>::M;
-    // Stored as scalars (64-byte aligned, one vector per row) because a
+    // Stored as scalars (aligned, one native vector per row) because a
     // template argument cannot carry the vector type's alignment attribute.
     AlignedBuffer<T> best_store;    // rows_per_tile vectors V
     AlignedBuffer<M> best_idx;      // rows_per_tile
     AlignedBuffer<T> tail;          // kRows x d: the last, partial micro-tile of a tile, padded
 
     DenseScratch(int64_t tile_rows, int64_t d)
-        : best_store(tile_rows * Vec64<T>::lanes), best_idx(tile_rows), tail(gemm_tile::kRows * d) {}
+        : best_store(tile_rows * NVec<T>::lanes), best_idx(tile_rows), tail(gemm_tile::kRows * d) {}
     V* best() { return reinterpret_cast<V*>(best_store.data()); }
 };
 
@@ -243,17 +244,17 @@ template <class T>
 void assign_dense_rows(const KMeansDenseArgs<T>& a, const T* packed, const T* cnorm, int64_t r0,
                        int64_t r1, DenseScratch<T>& s, double* part_sums, double* part_counts,
                        double& part_inertia) {
-    using V = vec64_t<T>;
+    using V = nvec_t<T>;
     using LM = LaneMin<T>;
     using M = typename LM::M;
-    constexpr int L = Vec64<T>::lanes;
+    constexpr int L = NVec<T>::lanes;
     constexpr int R = gemm_tile::kRows;
     constexpr int NV = gemm_tile::kVecs;
     constexpr int W = gemm_tile::kPanelWidth<T>;
     const int64_t d = a.d;
     const int64_t panels = gemm_tile::n_panels<T>(a.k);
     const int64_t tile_rows = rows_per_tile<T>(d);
-    const V inf = broadcast64(std::numeric_limits<T>::infinity());
+    const V inf = nbroadcast(std::numeric_limits<T>::infinity());
     V acc[R][NV];
 
     for (int64_t t0 = r0; t0 < r1; t0 += tile_rows) {
@@ -372,10 +373,10 @@ void kmeans_assign_dense(const KMeansDenseArgs<T>& a) {
 template <class T, class I>
 void kmeans_assign_csr(const KMeansCsrArgs<T, I>& a) {
     using namespace kmeans_detail;
-    using V = vec64_t<T>;
+    using V = nvec_t<T>;
     using LM = LaneMin<T>;
     using M = typename LM::M;
-    constexpr int L = Vec64<T>::lanes;
+    constexpr int L = NVec<T>::lanes;
     const auto& x = a.x;
     const int64_t n = x.n_rows, d = x.n_cols, k = a.k;
     const int64_t kv = (k + L - 1) / L;  // SIMD vectors per row of centres
@@ -419,7 +420,7 @@ void kmeans_assign_csr(const KMeansCsrArgs<T, I>& a) {
                     const V* col = ct + static_cast<int64_t>(x.indices[p]) * kv;
                     for (int64_t q = 0; q < kv; ++q) acc[q] += value * col[q];
                 }
-                V best = broadcast64(std::numeric_limits<T>::infinity());
+                V best = nbroadcast(std::numeric_limits<T>::infinity());
                 M best_idx = M{};
                 for (int64_t q = 0; q < kv; ++q) {
                     const V cn = *reinterpret_cast<const V*>(cnorm.data() + q * L);
@@ -453,8 +454,8 @@ namespace kmeans_detail {
 
 template <class T, int NV>
 void sqdist_dense_impl(const SqDistArgs<T>& a) {
-    using V = vec64_t<T>;
-    constexpr int L = Vec64<T>::lanes;
+    using V = nvec_t<T>;
+    constexpr int L = NVec<T>::lanes;
     constexpr int R = gemm_tile::kRows;
     constexpr int W = gemm_tile::kPanelWidth<T, NV>;
     const int64_t n = a.n, m = a.m, d = a.d;
@@ -504,7 +505,7 @@ template <class T>
 void sqdist_dense(const SqDistArgs<T>& a) {
     // Few vectors (k-means++ candidates): one SIMD vector per panel, so the
     // padding of a wide panel is not multiplied.
-    if (a.m <= Vec64<T>::lanes)
+    if (a.m <= NVec<T>::lanes)
         kmeans_detail::sqdist_dense_impl<T, 1>(a);
     else
         kmeans_detail::sqdist_dense_impl<T, gemm_tile::kVecs>(a);

@@ -21,7 +21,7 @@
 #include <utility>
 #include <vector>
 
-#include <omp.h>
+#include "fastrec/omp_compat.hpp"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>

@@ -1,0 +1,6 @@
+// SGD MF kernels for baseline x86-64 (SSE2), or for any other CPU.
+#include "fastrec/prelude.hpp"
+
+#define FASTREC_KERNEL_PART 1  // SGD MF only (see kernels.hpp)
+#define FASTREC_ISA_NS baseline
+#include "fastrec/kernels.hpp"
