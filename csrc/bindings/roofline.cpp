@@ -32,11 +32,16 @@ std::tuple<double, double, int> fma_peak(const std::string& simd, int64_t iterat
     fastrec::FmaPeakArgs args{iterations, n_threads, &flops, &checksum, &lanes};
     {
         py::gil_scoped_release release;
+#if defined(FASTREC_X86)
         switch (isa) {
-            case fastrec::Isa::avx512: fastrec::avx512::fma_peak(args); break;
-            case fastrec::Isa::avx2: fastrec::avx2::fma_peak(args); break;
-            default: fastrec::baseline::fma_peak(args); break;
+            case fastrec::Isa::avx512: fastrec::avx512::fma_peak<float>(args); break;
+            case fastrec::Isa::avx2: fastrec::avx2::fma_peak<float>(args); break;
+            default: fastrec::baseline::fma_peak<float>(args); break;
         }
+#else  // other CPUs build the baseline copy only (and support no other level)
+        (void)isa;
+        fastrec::baseline::fma_peak<float>(args);
+#endif
     }
     return {flops, checksum, lanes};
 }
@@ -51,15 +56,20 @@ double stream(const std::string& simd, carray<float>& a, const carray<float>& b,
     require_length(b, n, "b");
     if (triad) require_length(c, n, "c");
     double bytes = 0.0;
-    fastrec::StreamArgs args{a.mutable_data(), b.data(), triad ? c.data() : nullptr, n,
+    fastrec::StreamArgs<float> args{a.mutable_data(), b.data(), triad ? c.data() : nullptr, n,
                              static_cast<float>(scalar), triad, n_threads, &bytes};
     {
         py::gil_scoped_release release;
+#if defined(FASTREC_X86)
         switch (isa) {
-            case fastrec::Isa::avx512: fastrec::avx512::stream(args); break;
-            case fastrec::Isa::avx2: fastrec::avx2::stream(args); break;
-            default: fastrec::baseline::stream(args); break;
+            case fastrec::Isa::avx512: fastrec::avx512::stream<float>(args); break;
+            case fastrec::Isa::avx2: fastrec::avx2::stream<float>(args); break;
+            default: fastrec::baseline::stream<float>(args); break;
         }
+#else  // other CPUs build the baseline copy only (and support no other level)
+        (void)isa;
+        fastrec::baseline::stream<float>(args);
+#endif
     }
     return bytes;
 }

@@ -1,4 +1,4 @@
-// The machine's ceilings for the roofline report: float32 FMA peak and stream bandwidth.
+// The machine's ceilings for the roofline report: FMA peak and stream bandwidth.
 //
 // fma_peak runs a register-resident loop of independent multiply-adds
 // (acc = acc * m + a) at the native vector width of the ISA it is compiled for:
@@ -21,30 +21,32 @@
 
 namespace fastrec {
 
-// Inputs and outputs of one FMA-peak run.
+// Inputs and outputs of one FMA-peak run (T: the element type of the vectors).
 struct FmaPeakArgs {
     int64_t iterations;   // IN  loop trips per thread (>= 1); each trip updates every accumulator once
     int n_threads;        // IN  OpenMP threads (>= 1), each with its own accumulators
-    double* out_flops;    // OUT float32 flops performed by all threads (2 per lane per update)
+    double* out_flops;    // OUT flops performed by all threads (2 per lane per update)
     double* out_checksum; // OUT sum of every final accumulator (keeps the loop observable)
-    int* out_lanes;       // OUT float32 lanes per vector at this ISA
+    int* out_lanes;       // OUT lanes of T per vector at this ISA
 };
 
 // Inputs and outputs of one stream run.
+template <class T>
 struct StreamArgs {
-    float* a;        // OUT (n) destination
-    const float* b;  // IN  (n)
-    const float* c;  // IN  (n) triad only; may be nullptr for copy
+    T* a;            // OUT (n) destination
+    const T* b;      // IN  (n)
+    const T* c;      // IN  (n) triad only; may be nullptr for copy
     int64_t n;       // IN  elements of each array
-    float scalar;    // IN  triad's s
+    T scalar;        // IN  triad's s
     bool triad;      // IN  a = b + s * c when true, a = b when false
     int n_threads;   // IN  OpenMP threads (>= 1)
-    double* out_bytes;  // OUT bytes STREAM counts for this run (4 * n per array touched)
+    double* out_bytes;  // OUT bytes STREAM counts for this run (sizeof(T) * n per array touched)
 };
 
 }  // namespace fastrec
 
-FASTREC_DECLARE_FOR_EACH_ISA(void fma_peak(const FmaPeakArgs& args); void stream(const StreamArgs& args);)
+FASTREC_DECLARE_FOR_EACH_ISA(template <class T> void fma_peak(const FmaPeakArgs& args);
+                             template <class T> void stream(const StreamArgs<T>& args);)
 
 #ifdef FASTREC_ISA_NS
 
@@ -62,56 +64,66 @@ namespace roofline_detail {
 constexpr int kIsaId = FASTREC_ROOFLINE_CAT(FASTREC_ROOFLINE_ISA_ID_, FASTREC_ISA_NS);
 // One native vector register: xmm, ymm or zmm.
 constexpr int kBytes = kIsaId == 2 ? 64 : (kIsaId == 1 ? 32 : 16);
-constexpr int kLanes = kBytes / static_cast<int>(sizeof(float));
 // AVX-512 has 32 vector registers, the others 16; two hold the operands m and a.
 constexpr int kAccumulators = kIsaId == 2 ? 16 : 12;
 
-typedef float vec_t __attribute__((vector_size(kBytes)));
+template <class T>
+constexpr int kLanes = kBytes / static_cast<int>(sizeof(T));
 
-inline vec_t splat(float value) {
-    vec_t v;
-    for (int lane = 0; lane < kLanes; ++lane) v[lane] = value;
+template <class T>
+struct NativeVec {
+    typedef T type __attribute__((vector_size(kBytes)));
+};
+
+template <class T>
+inline typename NativeVec<T>::type splat(T value) {
+    typename NativeVec<T>::type v;
+    for (int lane = 0; lane < kLanes<T>; ++lane) v[lane] = value;
     return v;
 }
 
 // One thread's loop; returns the sum of its accumulators.
-inline double fma_loop(int64_t iterations, float seed) {
-    const vec_t m = splat(0.9999999f);
-    const vec_t a = splat(1e-7f);
-    vec_t acc[kAccumulators];
+template <class T>
+inline double fma_loop(int64_t iterations, T seed) {
+    using V = typename NativeVec<T>::type;
+    const V m = splat<T>(T(1) - T(1e-7));
+    const V a = splat<T>(T(1e-7));
+    V acc[kAccumulators];
 #pragma GCC unroll 16
-    for (int j = 0; j < kAccumulators; ++j) acc[j] = splat(seed + 0.001f * static_cast<float>(j));
+    for (int j = 0; j < kAccumulators; ++j) acc[j] = splat<T>(seed + T(0.001) * static_cast<T>(j));
     for (int64_t it = 0; it < iterations; ++it) {
 #pragma GCC unroll 16
         for (int j = 0; j < kAccumulators; ++j) acc[j] = acc[j] * m + a;
     }
     double total = 0.0;
     for (int j = 0; j < kAccumulators; ++j)
-        for (int lane = 0; lane < kLanes; ++lane) total += static_cast<double>(acc[j][lane]);
+        for (int lane = 0; lane < kLanes<T>; ++lane) total += static_cast<double>(acc[j][lane]);
     return total;
 }
 
 }  // namespace roofline_detail
 
+template <class T>
 void fma_peak(const FmaPeakArgs& args) {
     using namespace roofline_detail;
     const int n_threads = std::max(1, args.n_threads);
     const int64_t iterations = std::max<int64_t>(1, args.iterations);
     double checksum = 0.0;
 #pragma omp parallel num_threads(n_threads) reduction(+ : checksum)
-    checksum += fma_loop(iterations, 0.5f + 0.01f * static_cast<float>(omp_get_thread_num()));
+    checksum += fma_loop<T>(iterations, T(0.5) + T(0.01) * static_cast<T>(omp_get_thread_num()));
     *args.out_checksum = checksum;
-    *args.out_flops = 2.0 * static_cast<double>(kLanes) * kAccumulators * static_cast<double>(iterations) *
+    *args.out_flops = 2.0 * static_cast<double>(kLanes<T>) * kAccumulators * static_cast<double>(iterations) *
                       static_cast<double>(n_threads);
-    *args.out_lanes = kLanes;
+    *args.out_lanes = kLanes<T>;
 }
 
-void stream(const StreamArgs& args) {
-    float* __restrict a = args.a;
-    const float* __restrict b = args.b;
-    const float* __restrict c = args.c;
+template <class T>
+void stream(const StreamArgs<T>& args) {
+    T* __restrict a = args.a;
+    const T* __restrict b = args.b;
+    const T* __restrict c = args.c;
     const int64_t n = args.n;
-    const float s = args.scalar;
+    const T s = args.scalar;
     const int n_threads = std::max(1, args.n_threads);
     if (args.triad) {
 #pragma omp parallel for num_threads(n_threads) schedule(static)
@@ -120,7 +132,7 @@ void stream(const StreamArgs& args) {
 #pragma omp parallel for num_threads(n_threads) schedule(static)
         for (int64_t i = 0; i < n; ++i) a[i] = b[i];
     }
-    *args.out_bytes = static_cast<double>(sizeof(float)) * static_cast<double>(n) * (args.triad ? 3.0 : 2.0);
+    *args.out_bytes = static_cast<double>(sizeof(T)) * static_cast<double>(n) * (args.triad ? 3.0 : 2.0);
 }
 
 }  // namespace FASTREC_ISA_NS
