@@ -578,7 +578,9 @@ def chart(records: Sequence[dict[str, Any]], path: Path, title: str = TITLE) -> 
              and p["gflops"] and p["intensity"]]
     triad = next((_rate(r, GBS) for r in same if r["contender"] == "stream triad"), None)
     intensities = [p["intensity"] for p in shown] or [1.0]
-    x = np.logspace(np.log10(min(intensities + [0.05]) / 2), np.log10(max(intensities + [100.0]) * 2), 200)
+    # room on the right for the labels of the most intense kernels
+    x = np.logspace(np.log10(min(intensities + [0.05]) / 2),
+                    np.log10(max(intensities + [100.0]) * 30), 200)
     fig, ax = plt.subplots(figsize=(9, 6))
     for r in same:
         if _kind(r) in ("fma", "sgemm"):
