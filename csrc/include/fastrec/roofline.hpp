@@ -5,9 +5,10 @@
 // 16 bytes on baseline x86-64 (SSE2, a multiply and an add), 32 bytes with
 // AVX2 + FMA, 64 bytes with AVX-512.  Enough independent accumulators run side
 // by side to cover the latency of the FMA units (latency 4 cycles x up to 4
-// pipes = 16 in flight; 12 where only 16 vector registers exist, which still
-// covers 4 cycles x 2 pipes plus an add latency of 3-4 on SSE2), so the loop
-// runs at the units' throughput, never touching memory.  Every lane of every
+// pipes = 16 in flight with AVX-512's 32 registers; 12 where only 16 vector
+// registers exist: 4 cycles x 2 pipes, and on SSE2 a multiply-then-add chain of
+// about 6 cycles at 2 updates per cycle), so the loop runs at the units'
+// throughput, never touching memory.  Every lane of every
 // update counts as 2 flops.  Each accumulator converges to a / (1 - m), a
 // normal number, so no denormal or overflow slows the loop down.
 //
