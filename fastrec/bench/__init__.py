@@ -14,6 +14,7 @@ BENCHMARKS = {
     "knn": "fastrec.bench.knn",
     "metrics": "fastrec.bench.metrics",
     "topn": "fastrec.bench.topn",
+    "roofline": "fastrec.bench.roofline",
 }
 
 # The order of ``all``; names not in BENCHMARKS are skipped.

@@ -140,8 +140,19 @@ def _quality_cell(value: Any) -> str:
     return str(value)
 
 
+def _roofline(section: Section) -> Any:
+    """fastrec.bench.roofline for the roofline section (its own tables and chart), else None."""
+    if section.name != "roofline":
+        return None
+    from fastrec.bench import roofline
+
+    return roofline
+
+
 def section_tables(section: Section) -> str:
     """Markdown tables of one section: one per size."""
+    if _roofline(section) is not None:  # ceilings and fractions of them, not time ratios
+        return _roofline(section).tables(section.records, section.sizes, section.size_descriptions)
     reference = reference_name(section.records)
     ratio = ratios(section.records)
     quality_keys: list[str] = []
@@ -172,7 +183,12 @@ def section_tables(section: Section) -> str:
 
 
 def chart(section: Section, path: Path) -> Path:
-    """PNG with two panels: median time by size, and time relative to the reference."""
+    """PNG with two panels: median time by size, and time relative to the reference.
+
+    The roofline section draws a roofline instead (intensity against GFLOP/s).
+    """
+    if _roofline(section) is not None:
+        return _roofline(section).chart(section.records, path, section.title)
     import matplotlib
 
     matplotlib.use("Agg")

@@ -14,6 +14,7 @@
 #include "fastrec/kmeans.hpp"
 #include "fastrec/metrics.hpp"
 #include "fastrec/neighbourhood.hpp"
+#include "fastrec/roofline.hpp"
 #include "fastrec/sgd_mf.hpp"
 #include "fastrec/scoring.hpp"
 
@@ -55,6 +56,8 @@ template void topn<float, int32_t>(const TopnArgs<float, int32_t>&);
 template void topn<float, int64_t>(const TopnArgs<float, int64_t>&);
 template void topn<double, int32_t>(const TopnArgs<double, int32_t>&);
 template void topn<double, int64_t>(const TopnArgs<double, int64_t>&);
+template void fma_peak<float>(const FmaPeakArgs&);
+template void stream<float>(const StreamArgs<float>&);
 #endif
 
 }  // namespace FASTREC_ISA_NS
