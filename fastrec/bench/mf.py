@@ -9,7 +9,10 @@ Peers, skipped when not installed: Surprise ``SVD`` (Cython, one thread) with
 its default lr 0.005 and reg 0.02, by default only on sizes up to M
 (``--surprise-sizes``: on L it takes many minutes); LIBMF through the PyPI
 ``libmf`` package (built without SIMD) with LIBMF's own defaults (eta 0.1, L2
-0.1) and no biases, its RMSE computed from its P and Q factors.
+0.1) and no biases, its RMSE computed from its P and Q factors; and the
+official LIBMF built with its SIMD kernels, when ``FASTREC_BENCH_LIBMF`` names
+its shared library (``make lib`` in LIBMF's source, e.g. with
+``DFLAG="-DUSEAVX -DUSEOMP"``), called through ctypes with the same settings.
 
 ``--accuracy`` runs :mod:`fastrec.bench.mf_accuracy` instead (MovieLens 100K
 u1..u5 RMSE).
@@ -18,7 +21,9 @@ u1..u5 RMSE).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import io
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -38,6 +43,8 @@ SIZES = dict(RATING_SIZES)
 DEFAULT_SIZES = ("S", "M", "L")
 SURPRISE = "Surprise SVD (1 thread)"
 LIBMF = "libmf (PyPI, no SIMD)"
+LIBMF_NATIVE = "LIBMF (official, SIMD build)"
+LIBMF_NATIVE_VARIABLE = "FASTREC_BENCH_LIBMF"
 
 
 def split(R: sp.csr_matrix, seed: int = 0) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -124,6 +131,79 @@ def libmf_contender(threads: int, factors: int, epochs: int) -> Callable | None:
     return run
 
 
+class _Node(ctypes.Structure):
+    _fields_ = [("u", ctypes.c_int), ("v", ctypes.c_int), ("r", ctypes.c_float)]
+
+
+class _Problem(ctypes.Structure):
+    _fields_ = [("m", ctypes.c_int), ("n", ctypes.c_int), ("nnz", ctypes.c_longlong),
+                ("R", ctypes.POINTER(_Node))]
+
+
+class _Parameter(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_int) for name in ("fun", "k", "nr_threads", "nr_bins", "nr_iters")]
+    _fields_ += [(name, ctypes.c_float) for name in
+                 ("lambda_p1", "lambda_p2", "lambda_q1", "lambda_q2", "eta", "alpha", "c")]
+    _fields_ += [(name, ctypes.c_bool) for name in ("do_nmf", "quiet", "copy_data")]
+
+
+class _Model(ctypes.Structure):
+    _fields_ = [("fun", ctypes.c_int), ("m", ctypes.c_int), ("n", ctypes.c_int),
+                ("k", ctypes.c_int), ("b", ctypes.c_float),
+                ("P", ctypes.POINTER(ctypes.c_float)), ("Q", ctypes.POINTER(ctypes.c_float))]
+
+
+def _native_libmf() -> ctypes.CDLL | None:
+    """The official LIBMF shared library named by FASTREC_BENCH_LIBMF, or None."""
+    path = os.environ.get(LIBMF_NATIVE_VARIABLE)
+    if not path:
+        return None
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError:
+        return None
+    lib.mf_get_default_param.restype = _Parameter
+    lib.mf_train.restype = ctypes.POINTER(_Model)
+    lib.mf_train.argtypes = [ctypes.POINTER(_Problem), _Parameter]
+    lib.mf_destroy_model.argtypes = [ctypes.POINTER(ctypes.POINTER(_Model))]
+    return lib
+
+
+def libmf_native_contender(threads: int, factors: int, epochs: int) -> Callable | None:
+    """The official LIBMF with LIBMF's defaults (eta 0.1, L2 0.1, no biases), like the PyPI one."""
+    lib = _native_libmf()
+    if lib is None:
+        return None
+
+    def run(train: sp.csr_matrix, test: np.ndarray) -> tuple[float, float]:
+        coo = train.tocoo()
+        nodes = np.empty(coo.nnz, dtype=[("u", "<i4"), ("v", "<i4"), ("r", "<f4")])
+        nodes["u"], nodes["v"], nodes["r"] = coo.row, coo.col, coo.data
+        problem = _Problem(train.shape[0], train.shape[1], coo.nnz,
+                           nodes.ctypes.data_as(ctypes.POINTER(_Node)))
+        param = lib.mf_get_default_param()
+        param.k, param.nr_threads, param.nr_iters = factors, threads, epochs
+        param.eta, param.lambda_p2, param.lambda_q2 = 0.1, 0.1, 0.1
+        param.lambda_p1 = param.lambda_q1 = 0.0
+        param.quiet, param.copy_data = True, False
+        start = time.perf_counter()
+        model = lib.mf_train(ctypes.byref(problem), param)
+        seconds = time.perf_counter() - start
+        if not model:
+            raise RuntimeError("LIBMF's mf_train returned no model")
+        m = model.contents
+        P = np.ctypeslib.as_array(m.P, shape=(m.m, m.k)).astype(np.float64)
+        Q = np.ctypeslib.as_array(m.Q, shape=(m.n, m.k)).astype(np.float64)
+        lib.mf_destroy_model(ctypes.byref(model))
+        u, i = test[:, 0].astype(np.int64), test[:, 1].astype(np.int64)
+        known = (u < P.shape[0]) & (i < Q.shape[0])
+        pred = np.full(u.size, float(coo.data.mean()))
+        pred[known] = np.einsum("ij,ij->i", P[u[known]], Q[i[known]])
+        return seconds, rmse(np.clip(pred, 1, 5), test[:, 2])
+
+    return run
+
+
 # --- the suite interface ---
 
 
@@ -143,6 +223,8 @@ def contenders(options: dict[str, Any]) -> list[suite.Contender]:
     if options["peers"]:
         if suite.installed("libmf"):
             found.append(suite.Contender(LIBMF))
+        if _native_libmf() is not None:
+            found.append(suite.Contender(LIBMF_NATIVE))
         if suite.installed("surprise"):
             surprise_sizes = tuple(s.strip() for s in options["surprise_sizes"].split(","))
             found.append(suite.Contender(SURPRISE, sizes=surprise_sizes))
@@ -172,6 +254,8 @@ def measure(contender: str, data: dict[str, Any], threads: int) -> dict[str, Any
         run = fastrec_contender(backend, threads, factors, epochs)
     elif contender == LIBMF:
         run = libmf_contender(threads, factors, epochs)
+    elif contender == LIBMF_NATIVE:
+        run = libmf_native_contender(threads, factors, epochs)
     else:
         run, used = surprise_contender(factors, epochs), 1
     cpu = time.process_time()
