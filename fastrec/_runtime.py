@@ -76,15 +76,27 @@ def available_backends() -> tuple[str, ...]:
 def kernel_module(backend: str, family: str) -> Any:
     """The module holding one backend's kernels of a family (``"mf"``, ``"cluster"``, ...).
 
-    The compiled core for ``"cpp"``; otherwise ``fastrec.<family>._numba`` or
-    ``._reference``, imported on first use.  Every backend of a kernel has the
+    The compiled core for ``"cpp"``; otherwise ``fastrec.<family>._numba`` (its
+    kernels wrapped so that a slow first compile is announced, see
+    :mod:`fastrec._jit`) or ``._reference``, imported on first use.  Every backend of a kernel has the
     same name and argument order, so callers pick kernels by attribute.
     """
     if backend == "cpp":
         return _cpp
     import importlib
 
-    return importlib.import_module(f"fastrec.{family}.{'_numba' if backend == 'numba' else '_reference'}")
+    module = importlib.import_module(f"fastrec.{family}.{'_numba' if backend == 'numba' else '_reference'}")
+    if backend != "numba":
+        return module
+    announced = _announced_modules.get(family)
+    if announced is None:
+        from fastrec._jit import AnnouncedModule
+
+        announced = _announced_modules.setdefault(family, AnnouncedModule(module, family))
+    return announced
+
+
+_announced_modules: dict[str, Any] = {}  # family -> its Numba kernels, first compiles announced
 
 
 def resolve_backend(backend: str) -> str:

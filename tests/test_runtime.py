@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 
 import numpy as np
 import pytest
@@ -206,3 +207,60 @@ def test_missing_compiled_core_falls_back_to_numba_with_one_warning():
     ).stdout.split("\n")
     assert out[0] == "1 ('numba', 'numpy')"
     assert out[1] == "3"
+
+
+# --- first-use compilation notice of the Numba kernels ---
+
+def _fresh_kernel():
+    """An uncached Numba kernel that no process has compiled yet."""
+    numba = pytest.importorskip("numba")
+
+    @numba.njit
+    def add_one(x):
+        return x + 1.0
+
+    return add_one
+
+
+def _announced(kernel, monkeypatch, after_s):
+    from fastrec import _jit
+
+    monkeypatch.setattr(_jit, "NOTICE_AFTER_S", after_s)
+    module = types.SimpleNamespace(add_one=kernel, plain=3)
+    return _jit.AnnouncedModule(module, "demo")
+
+
+def test_slow_first_compile_is_announced_once(monkeypatch, caplog):
+    announced = _announced(_fresh_kernel(), monkeypatch, 0.0)
+    with caplog.at_level("WARNING", logger="fastrec"):
+        assert announced.add_one(np.float64(1.5)) == 2.5
+        assert announced.add_one(np.float64(2.0)) == 3.0
+    notices = [r.getMessage() for r in caplog.records if "compiling the Numba kernel" in r.getMessage()]
+    assert len(notices) == 1 and "demo.add_one" in notices[0]
+    assert announced.plain == 3  # non-kernel attributes pass through
+    assert announced.add_one is announced.add_one  # one wrapper per kernel
+
+
+def test_quick_first_compile_is_not_announced(monkeypatch, caplog):
+    announced = _announced(_fresh_kernel(), monkeypatch, 60.0)
+    with caplog.at_level("WARNING", logger="fastrec"):
+        assert announced.add_one(np.float64(1.5)) == 2.5
+    assert not [r for r in caplog.records if "compiling" in r.getMessage()]
+
+
+def test_numba_typing_error_keeps_numbas_message(monkeypatch):
+    announced = _announced(_fresh_kernel(), monkeypatch, 60.0)
+    from numba.core.errors import TypingError
+
+    with pytest.raises(TypingError):
+        announced.add_one("not a number")
+
+
+def test_numba_backend_kernels_are_announced():
+    from fastrec import _jit
+
+    if "numba" not in fastrec.available_backends():
+        pytest.skip("Numba is not installed")
+    module = _runtime.kernel_module("numba", "scoring")
+    assert isinstance(module, _jit.AnnouncedModule)
+    assert _runtime.kernel_module("numba", "scoring") is module
