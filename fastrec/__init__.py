@@ -16,6 +16,7 @@ from fastrec._runtime import (
 )
 from fastrec._validation import TooLargeError
 from fastrec._version import __version__
+from fastrec.base import NotFittedError
 from fastrec.cluster import KMeans
 from fastrec.metrics import evaluate
 from fastrec.mf import MatrixFactorization
@@ -26,6 +27,7 @@ from fastrec.similarity import cosine_topk
 __all__ = [
     "KMeans",
     "MatrixFactorization",
+    "NotFittedError",
     "TooLargeError",
     "__version__",
     "available_backends",
