@@ -131,7 +131,7 @@ def test_ml_latest_csv_with_crlf_and_quoted_titles(tmp_path):
     assert data.name == "ml-latest-small"
     assert data.items.loc[5, "title"] == "Good, the Bad (1966)"
     assert data.items.loc[6, "title"] == "Amélie 6 (2001)"
-    assert data.item_labels(data.item_index([5]))[0] == "Good, the Bad (1966)"
+    assert data.item_labels[data.item_index([5])][0] == "Good, the Bad (1966)"
 
 
 def test_load_movielens_detects_every_format(tmp_path):
