@@ -296,7 +296,8 @@ class Interactions:
         ndarray of str (object dtype), shape (n_items,)
             A fresh read-only array: ``items["title"]`` where it holds a string,
             else ``str(item_ids[j])``.  Index arrays of column numbers select from
-            it; raw ids go through :meth:`item_index` first.
+            it; raw ids go through :meth:`item_index` first.  Mask the -1 slots
+            of a padded top-k table before indexing: -1 would name the last item.
         """
         labels = np.array([str(i) for i in self.item_ids.tolist()], dtype=object)
         if self.items is not None and "title" in self.items.columns:
