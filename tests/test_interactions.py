@@ -86,8 +86,20 @@ def test_lookups_labels_and_repr():
     with pytest.raises(ValueError, match="contains 99, which is not a known id"):
         data.item_index([10, 99])
     # item 30 has no row in the side table: its label falls back to the raw id
-    assert data.item_labels() == ["Alpha", "Beta", "30"]
-    assert data.item_labels([1, -1]) == ["Beta", ""]
+    labels = data.item_labels
+    assert isinstance(labels, np.ndarray) and labels.shape == (3,)
+    assert labels.tolist() == ["Alpha", "Beta", "30"]
+    assert labels[[2, 0]].tolist() == ["30", "Alpha"] and labels[1] == "Beta"
+    with pytest.raises(ValueError, match="read-only"):
+        labels[0] = "changed"
+    assert data.item_labels[0] == "Alpha"
+    # the former method form still answers, with a warning that says what to write
+    with pytest.warns(DeprecationWarning, match=r"data.item_labels\[columns\] instead"):
+        assert data.item_labels([1, -1]) == ["Beta", ""]
+    with pytest.warns(DeprecationWarning):
+        assert data.item_labels() == ["Alpha", "Beta", "30"]
+    bare = Interactions.from_arrays([1], ["x"], [2.0])
+    assert bare.item_labels.tolist() == ["x"]
     assert (data.n_users, data.n_items, data.nnz, data.shape) == (2, 3, 3, (2, 3))
     text = repr(data)
     assert text.startswith("Interactions 'tiny': 2 users x 3 items, 3 ratings")

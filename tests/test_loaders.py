@@ -131,7 +131,7 @@ def test_ml_latest_csv_with_crlf_and_quoted_titles(tmp_path):
     assert data.name == "ml-latest-small"
     assert data.items.loc[5, "title"] == "Good, the Bad (1966)"
     assert data.items.loc[6, "title"] == "Amélie 6 (2001)"
-    assert data.item_labels(data.item_index([5]))[0] == "Good, the Bad (1966)"
+    assert data.item_labels[data.item_index([5])][0] == "Good, the Bad (1966)"
 
 
 def test_load_movielens_detects_every_format(tmp_path):
@@ -191,6 +191,58 @@ def test_generic_file_without_header_latin1_and_duplicates(tmp_path):
     assert as_triples(summed) == [(5, "Café", 6.0), (6, "Thé", 1.0)]
     swapped = load_interactions(path, user_col=1, item_col=0, rating_col=2, header=False)
     assert as_triples(swapped)[0] == ("Café", 5, 2.0)
+
+
+@pytest.mark.parametrize("sep", [",", "\t", "::"])
+def test_headerless_file_of_numbers_keeps_its_first_row(tmp_path, sep):
+    path = tmp_path / "ratings.txt"
+    rows = [(1, 10, 5), (2, 10, 3), (2, 11, 4)]
+    path.write_text("".join(sep.join(map(str, row)) + "\n" for row in rows))
+    expected = [(1, 10, 5.0), (2, 10, 3.0), (2, 11, 4.0)]
+    assert as_triples(load_interactions(path)) == expected          # detected: no header
+    assert as_triples(load_interactions(path, 0, 1, 2)) == expected
+    assert as_triples(load_interactions(path, header=False)) == expected
+    swapped = load_interactions(path, user_col=1, item_col=0, rating_col=2)
+    assert as_triples(swapped) == [(10, 1, 5.0), (10, 2, 3.0), (11, 2, 4.0)]
+    # header=True forces the first line to be the names, whatever it holds
+    forced = load_interactions(path, 0, 1, 2, header=True)
+    assert as_triples(forced) == expected[1:]
+    assert forced.n_users == 1
+
+
+def test_header_is_detected_over_numbers_and_by_name(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("user,item,rating\n1,10,5\n2,10,3\n")
+    assert as_triples(load_interactions(path)) == [(1, 10, 5.0), (2, 10, 3.0)]
+    # unusual names over numbers: still a header, the columns named by the caller
+    odd = tmp_path / "odd.tsv"
+    odd.write_text("who\twhat\tstars\n7\t1\t4\n8\t1\t2\n")
+    assert as_triples(load_interactions(odd, "who", "what", "stars")) == [(7, 1, 4.0), (8, 1, 2.0)]
+    assert as_triples(load_interactions(odd, 0, 1, 2)) == [(7, 1, 4.0), (8, 1, 2.0)]
+    # text ids only: the usual column names mark the header ...
+    named = tmp_path / "named.csv"
+    named.write_text("user,item\nann,x\nbob,y\n")
+    assert as_triples(load_interactions(named)) == [("ann", "x", 1.0), ("bob", "y", 1.0)]
+    # ... and a row of data is not taken for one, even when an id looks like a name
+    data_first = tmp_path / "data_first.csv"
+    data_first.write_text("ann,date,5\nbob,x,3\n")
+    assert as_triples(load_interactions(data_first)) == [("ann", "date", 5.0), ("bob", "x", 3.0)]
+    unnamed = tmp_path / "unnamed.csv"
+    unnamed.write_text("ann,x\nbob,y\n")
+    assert as_triples(load_interactions(unnamed)) == [("ann", "x", 1.0), ("bob", "y", 1.0)]
+    assert as_triples(load_interactions(unnamed, "ann", "x", header=True)) == [("bob", "y", 1.0)]
+
+
+def test_column_names_on_a_headerless_file_say_how_to_fix(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("1,10,5\n2,10,3\n")
+    with pytest.raises(ValueError, match=r"has no header line .* no column named 'user'; name "
+                                         r"the columns by position .* or pass header=True"):
+        load_interactions(path, user_col="user", item_col="item")
+    # the names the caller gives mark a header, even over text ids
+    named = tmp_path / "named.csv"
+    named.write_text("buyer,sku\nann,x\n")
+    assert as_triples(load_interactions(named, "buyer", "sku")) == [("ann", "x", 1.0)]
 
 
 def test_parquet(tmp_path):

@@ -63,7 +63,7 @@ class Story:
 
     def label(self, index: int) -> str:
         """A short readable name of item column ``index``."""
-        text = self.data.item_labels([index])[0]
+        text = self.data.item_labels[index]
         if self.data.items is None:  # no titles: make bare ids readable
             text = f"item {text}"
         return text if len(text) <= TITLE_WIDTH else text[: TITLE_WIDTH - 1] + "…"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -283,31 +284,28 @@ class Interactions:
             V.check_id_lookup(inner, raw, "ids")
         return inner
 
-    def item_labels(self, indices: Any = None) -> list[str]:
-        """Readable names of items: their titles when known, else their raw ids.
+    @property
+    def item_labels(self) -> np.ndarray:
+        """Readable names of the items, in column order: their titles when known, else raw ids.
 
-        Parameters
-        ----------
-        indices : array-like of int, optional
-            Column numbers; default all columns.  -1 gives ``""``.
+        ``data.item_labels[j]`` names column ``j``, and ``data.item_labels[columns]``
+        the columns of an index array (a row of :func:`fastrec.cosine_topk`, say).
 
         Returns
         -------
-        list of str
+        ndarray of str (object dtype), shape (n_items,)
+            A fresh read-only array: ``items["title"]`` where it holds a string,
+            else ``str(item_ids[j])``.  Index arrays of column numbers select from
+            it; raw ids go through :meth:`item_index` first.  Mask the -1 slots
+            of a padded top-k table before indexing: -1 would name the last item.
         """
-        positions = (np.arange(self.n_items) if indices is None
-                     else np.asarray(indices, dtype=np.int64).reshape(-1))
-        titles = None
+        labels = np.array([str(i) for i in self.item_ids.tolist()], dtype=object)
         if self.items is not None and "title" in self.items.columns:
-            titles = self.items["title"].to_numpy()
-        labels = []
-        for k in positions:
-            if k < 0:
-                labels.append("")
-            elif titles is not None and isinstance(titles[k], str):
-                labels.append(titles[k])
-            else:
-                labels.append(str(self.item_ids[k]))
+            titles = self.items["title"].to_numpy(dtype=object)
+            known = np.array([isinstance(t, str) for t in titles], dtype=bool)
+            labels[known] = titles[known]
+        labels = labels.view(_Labels)
+        labels.flags.writeable = False
         return labels
 
     # -- views ----------------------------------------------------------------------
@@ -382,6 +380,24 @@ class Interactions:
         if extras:
             text += "; with " + ", ".join(extras)
         return text
+
+
+class _Labels(np.ndarray):
+    """The array of :attr:`Interactions.item_labels`; calling it is the old method form."""
+
+    def __repr__(self) -> str:
+        return repr(np.asarray(self))
+
+    def __call__(self, indices: Any = None) -> list[str]:
+        warnings.warn(
+            "Interactions.item_labels is a property (an array of str): write "
+            "data.item_labels[columns] instead of data.item_labels(columns); the call form "
+            "will be removed.", DeprecationWarning, stacklevel=2)
+        labels = np.asarray(self)
+        if indices is None:
+            return labels.tolist()
+        # the old form's -1 (padding of top-k tables) gave an empty label
+        return ["" if k < 0 else labels[k] for k in np.asarray(indices, dtype=np.int64).reshape(-1)]
 
 
 def _aligned(table: pd.DataFrame | None, ids: np.ndarray, name: str) -> pd.DataFrame | None:

@@ -36,6 +36,10 @@ ITEM_COLUMNS = ("item", "item_id", "itemId", "movieId", "movie_id", "artistID", 
                 "iid", "i")
 RATING_COLUMNS = ("rating", "ratings", "score", "value", "weight", "count", "r")
 TIMESTAMP_COLUMNS = ("timestamp", "time", "ts", "datetime", "date")
+# Rows read to decide whether a text file's first line is a header.
+_HEADER_SNIFF_ROWS = 200
+_KNOWN_COLUMNS = frozenset(name.lower() for name in
+                           USER_COLUMNS + ITEM_COLUMNS + RATING_COLUMNS + TIMESTAMP_COLUMNS)
 
 
 def _read_text(path: Path) -> list[str]:
@@ -254,7 +258,7 @@ def load_interactions(
     timestamp_col: str | int | None = None,
     *,
     sep: str | None = None,
-    header: bool = True,
+    header: bool | None = None,
     implicit: bool = False,
     duplicates: str = "last",
     encoding: str | None = None,
@@ -280,8 +284,15 @@ def load_interactions(
     sep : str, optional
         Field separator of a text file; default: sniffed from the first line
         (``,``, tab, ``;``, ``|`` or ``::``).
-    header : bool, default True
-        Whether the first line of a text file names the columns.
+    header : bool, optional
+        Whether the first line of a text file names the columns.  ``None``
+        (default) decides from the file: the first line is a header when one of
+        its fields is text above a column of numbers (``user,item,rating`` over
+        ``1,10,5``), or when it holds a usual column name or a name passed as
+        ``user_col`` ... ``timestamp_col``; otherwise it is the first row of
+        data (``1,10,5`` in a file of numbers).  Pass ``True`` or ``False`` to
+        say so for files where this cannot tell, such as text ids under
+        unusual column names.
     implicit : bool, default False
         Ignore any rating column and store 1.0 per interaction.
     duplicates : {"last", "sum", "error"}, default "last"
@@ -308,17 +319,37 @@ def load_interactions(
             raise V.unreadable_file(resolved, "Parquet", exc) from exc
     else:
         separator = sep if sep is not None else _sniff_separator(resolved)
-        options: dict[str, Any] = {"sep": separator, "header": 0 if header else None}
+        options: dict[str, Any] = {"sep": separator}
         if len(separator) > 1:
             options["engine"] = "python"  # multi-character separators such as "::"
-        try:
-            frame = _read_table(resolved, f"a table separated by {separator!r}",
-                                encoding=encoding or "utf-8", **options)
-        except ValueError as exc:
-            if encoding is not None or not isinstance(exc.__cause__, UnicodeDecodeError):
-                raise
-            frame = _read_table(resolved, f"a table separated by {separator!r}",
-                                encoding="latin-1", **options)
+
+        def read(**more: Any):
+            try:
+                return _read_table(resolved, f"a table separated by {separator!r}",
+                                   encoding=encoding or "utf-8", **options, **more)
+            except ValueError as exc:
+                if encoding is not None or not isinstance(exc.__cause__, UnicodeDecodeError):
+                    raise
+                return _read_table(resolved, f"a table separated by {separator!r}",
+                                   encoding="latin-1", **options, **more)
+
+        names = [c for c in (user_col, item_col, rating_col, timestamp_col) if isinstance(c, str)]
+        detected = header is None
+        if detected:
+            try:
+                head = read(header=None, dtype=str, keep_default_na=False, nrows=_HEADER_SNIFF_ROWS)
+            except ValueError:  # ragged or unreadable: the full read below says what is wrong
+                head = None
+            header = head is None or _first_row_is_header(head, names)
+        frame = read(header=0 if header else None)
+        if detected and not header and names:
+            first = frame.iloc[0].tolist() if len(frame) else []
+            raise ValueError(
+                f"{str(resolved)!r} has no header line (its first row {first} reads like "
+                f"the data), so it has no column named {names[0]!r}; name the columns by "
+                "position (user_col=0, item_col=1, ...) or pass header=True if the first line "
+                "names them."
+            )
     V.check_rating_table(frame, resolved, "an interactions table", ())
     columns = list(frame.columns)
     source = repr(str(resolved))
@@ -342,6 +373,34 @@ def load_interactions(
     V.check_interaction_columns(frame, user, item, rating, source)
     return Interactions.from_frame(frame, user, item, rating, timestamp, duplicates=duplicates,
                                    name=name or resolved.name)
+
+
+def _first_row_is_header(head: Any, names: list[str]) -> bool:
+    """Whether the first row of ``head`` (the file's first lines, as text) names the columns.
+
+    It does when it holds one of ``names`` (the column names the caller gave),
+    or when one of its fields is not a number while the rows below hold only
+    numbers in that column (``rating`` over ``5``, ``3``).  Otherwise a row
+    that parses like the rows below it (a number over numbers) is data; only
+    when no column holds numbers do the usual column names decide.
+    """
+    pd = _pandas()
+    if len(head) == 0:
+        return False
+    first = head.iloc[0].astype(str).str.strip()
+    if any(value in names for value in first):
+        return True
+    numbers_below = False
+    for column in head.columns:
+        below = head[column].iloc[1:].astype(str).str.strip()
+        below = below[below != ""]
+        if not len(below) or first[column] == "" or \
+                not pd.to_numeric(below, errors="coerce").notna().all():
+            continue
+        if pd.isna(pd.to_numeric(first[column], errors="coerce")):
+            return True  # text above a column of numbers: a column name
+        numbers_below = True
+    return not numbers_below and any(value.lower() in _KNOWN_COLUMNS for value in first)
 
 
 def _table(records: list[tuple], columns: list[str], index: str):
