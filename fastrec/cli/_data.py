@@ -69,7 +69,7 @@ def load(path: str | Path, args: argparse.Namespace) -> Any:
         data = load_interactions(
             path, _column(args.user_col, positional), _column(args.item_col, positional),
             _column(args.rating_col, positional), _column(args.timestamp_col, positional),
-            sep=args.sep, header=not args.no_header, implicit=args.implicit)
+            sep=args.sep, header=False if args.no_header else None, implicit=args.implicit)
     if args.implicit and movielens:
         data.matrix.data[:] = 1.0
     return data
