@@ -11,7 +11,18 @@ import subprocess
 import sys
 import textwrap
 
-from sklearn.utils.estimator_checks import parametrize_with_checks
+import pytest
+from sklearn.base import clone
+from sklearn.utils.estimator_checks import (
+    check_dataframe_column_names_consistency,
+    check_get_feature_names_out_error,
+    check_global_output_transform_pandas,
+    check_set_output_transform,
+    check_set_output_transform_pandas,
+    check_transformer_get_feature_names_out,
+    check_transformer_get_feature_names_out_pandas,
+    parametrize_with_checks,
+)
 
 import fastrec
 
@@ -75,3 +86,22 @@ def test_expected_failures_are_sklearns_own_for_kmeans():
     ours = set(EXPECTED_FAILED_CHECKS)
     theirs = set(instance_generator.PER_ESTIMATOR_XFAIL_CHECKS.get(KMeans, {}))
     assert ours <= theirs
+
+
+# Checks scikit-learn runs on its own transformers (sklearn/tests/test_common.py) beyond the
+# suite above: feature names in and out, and set_output.
+EXTRA_CHECKS = [
+    check_dataframe_column_names_consistency,
+    check_transformer_get_feature_names_out,
+    check_transformer_get_feature_names_out_pandas,
+    check_get_feature_names_out_error,
+    check_set_output_transform,
+    check_set_output_transform_pandas,
+    check_global_output_transform_pandas,
+]
+
+
+@pytest.mark.parametrize("check", EXTRA_CHECKS, ids=lambda check: check.__name__)
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=repr)
+def test_feature_names_and_set_output_checks(estimator, check):
+    check(type(estimator).__name__, clone(estimator))

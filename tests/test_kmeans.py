@@ -372,6 +372,25 @@ def test_sklearn_clone_and_pipeline():
     assert pipe.transform(X).shape == (400, 3)
 
 
+def test_feature_names_out_and_set_output():
+    import pandas as pd
+    from sklearn import pipeline, preprocessing
+
+    X = pd.DataFrame(blobs(n=300, d=3, segments=3, dtype=np.float64), columns=["a", "b", "c"],
+                     index=np.arange(1000, 1300))
+    km = fastrec.KMeans(3, random_state=0).fit(X)
+    np.testing.assert_array_equal(km.get_feature_names_out(), ["kmeans0", "kmeans1", "kmeans2"])
+    pipe = pipeline.make_pipeline(preprocessing.StandardScaler(), fastrec.KMeans(3, random_state=0))
+    pipe.set_output(transform="pandas")
+    out = pipe.fit(X).transform(X)
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.columns) == ["kmeans0", "kmeans1", "kmeans2"]
+    np.testing.assert_array_equal(out.index, X.index)
+    scaled = preprocessing.StandardScaler().fit_transform(X.to_numpy())
+    plain = fastrec.KMeans(3, random_state=0).fit(scaled)
+    np.testing.assert_allclose(out.to_numpy(), plain.transform(scaled), rtol=1e-12)
+
+
 def test_dtypes_are_kept_and_inputs_not_modified():
     X64 = blobs(n=300, d=3, segments=3, dtype=np.float64)
     init = first_rows(X64, 3)

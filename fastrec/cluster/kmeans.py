@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
 from sklearn.utils import TransformerTags
 from sklearn.utils.validation import validate_data
 
@@ -445,11 +446,13 @@ def _check_rows(X: Any, name: str = "X") -> Any:
     return array
 
 
-class KMeans(Estimator):
+class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Estimator):
     """K-means clustering: Lloyd iterations on a fused SIMD kernel, k-means++ seeding.
 
     A scikit-learn estimator: parameters are stored as given and checked in
-    ``fit``, so ``clone``, pipelines and parameter searches work with it.
+    ``fit``, so ``clone``, pipelines and parameter searches work with it.  As a
+    transformer it names its output columns ``kmeans0``, ``kmeans1``, ...
+    (``get_feature_names_out``) and follows ``set_output``.
 
     Parameters
     ----------
@@ -559,6 +562,11 @@ class KMeans(Estimator):
         tags.transformer_tags = TransformerTags(preserves_dtype=["float64", "float32"])
         tags.input_tags.sparse = True
         return tags
+
+    @property
+    def _n_features_out(self) -> int:
+        """Columns of ``transform``'s output (one per centre), for ``get_feature_names_out``."""
+        return self.cluster_centers_.shape[0]
 
     # -- fitting ---------------------------------------------------------------
 
