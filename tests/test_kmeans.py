@@ -870,6 +870,20 @@ def test_pickle_cloudpickle_joblib_round_trips(backend, sparse, tmp_path):
         assert copy.score(data) == fitted.score(data)
 
 
+def test_models_pickled_with_a_seed_parameter_still_load():
+    import pickle
+
+    X = blobs(n=400, d=4, segments=3)
+    km = fastrec.KMeans(3, random_state=3).fit(X)
+    old = fastrec.KMeans(3, random_state=3).fit(X)
+    old.__dict__["seed"] = old.__dict__.pop("random_state")  # the attributes an older fit kept
+    restored = pickle.loads(pickle.dumps(old))
+    assert "seed" not in restored.__dict__
+    assert restored.get_params() == km.get_params()
+    np.testing.assert_array_equal(restored.predict(X), km.labels_)
+    np.testing.assert_array_equal(restored.fit(X).cluster_centers_, km.cluster_centers_)
+
+
 def test_misaligned_buffers_give_the_same_results():
     X = blobs(n=900, d=5, segments=3)
     km = fastrec.KMeans(3, random_state=0).fit(X)

@@ -563,6 +563,11 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Es
         tags.input_tags.sparse = True
         return tags
 
+    def _restore(self) -> None:
+        """Read a model pickled before ``random_state`` replaced ``seed``."""
+        if "seed" in self.__dict__ and "random_state" not in self.__dict__:
+            self.random_state = self.__dict__.pop("seed")
+
     @property
     def _n_features_out(self) -> int:
         """Columns of ``transform``'s output (one per centre), for ``get_feature_names_out``."""
