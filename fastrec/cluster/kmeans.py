@@ -405,8 +405,8 @@ def _check_rows(X: Any, name: str = "X") -> Any:
 
     Refuses complex values, input that is not 2-D and empty input with the
     messages scikit-learn's estimators give, and reads object arrays (a pandas
-    frame of mixed columns, say) as float64, raising a TypeError naming the
-    first value that is not a number.  Returns a scipy sparse matrix as it is,
+    frame of mixed columns, say) as float64, raising a TypeError that says
+    which value is not a number.  Returns a scipy sparse matrix as it is,
     anything else as a numpy array (no copy when it already is one).
     """
     if sp.issparse(X):
