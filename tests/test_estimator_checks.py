@@ -101,6 +101,9 @@ EXTRA_CHECKS = [
 ]
 
 
+# The set_output checks fit on a DataFrame and transform an array (and the reverse), which
+# warns for scikit-learn's own KMeans too.
+@pytest.mark.filterwarnings("ignore:X (does not have valid|has) feature names:UserWarning")
 @pytest.mark.parametrize("check", EXTRA_CHECKS, ids=lambda check: check.__name__)
 @pytest.mark.parametrize("estimator", ESTIMATORS, ids=repr)
 def test_feature_names_and_set_output_checks(estimator, check):
