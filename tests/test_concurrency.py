@@ -71,7 +71,7 @@ def test_every_kernel_from_eight_threads_matches_single_threaded(backend, limits
     U = rng.normal(size=(200, 16)).astype(np.float32)
     V = rng.normal(size=(300, 16)).astype(np.float32)
     X = rng.normal(size=(500, 8)).astype(np.float32)
-    km = fastrec.KMeans(n_clusters=5, seed=0, backend=backend).fit(X)
+    km = fastrec.KMeans(n_clusters=5, random_state=0, backend=backend).fit(X)
     table = fastrec.topn(U, V, n=10, backend=backend)[0]
     test = make_ratings(200, 300, 2000, seed=2)
     jobs = [

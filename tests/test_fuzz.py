@@ -368,7 +368,7 @@ def test_kmeans(X, n_clusters, threads, init, weights, seed, data):
     record("KMeans.fit/predict/transform", **args)
 
     def fitted(backend):
-        model = fastrec.KMeans(n_clusters[0], init=init, n_init=1, max_iter=20, seed=seed,
+        model = fastrec.KMeans(n_clusters[0], init=init, n_init=1, max_iter=20, random_state=seed,
                                n_threads=threads[0], backend=backend)
         return model.fit(X.value, sample_weight=weight)
 
@@ -930,7 +930,7 @@ def malformed_topn(M, as_candidates):
 @given(X=malformed(what="X"), stage=st.sampled_from(["fit", "predict", "transform"]))
 def malformed_kmeans(X, stage):
     def call(backend):
-        model = fastrec.KMeans(2, seed=0, max_iter=5, backend=backend)
+        model = fastrec.KMeans(2, random_state=0, max_iter=5, backend=backend)
         if stage == "fit":
             return model.fit(X.value)
         model.fit(np.random.default_rng(0).normal(size=(6, X.value.shape[1])))

@@ -3,6 +3,8 @@ independence, scikit-learn agreement, seeding quality, API and bad input."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -154,7 +156,7 @@ def test_csr_input_matches_dense(backend):
 @pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "numpy"])
 def test_results_identical_for_1_and_2_threads(backend):
     X = blobs(n=9000, d=17, segments=20)  # 5 row chunks
-    results = [fastrec.KMeans(20, seed=4, n_threads=t, backend=backend, tol=0).fit(X)
+    results = [fastrec.KMeans(20, random_state=4, n_threads=t, backend=backend, tol=0).fit(X)
                for t in (1, 2)]
     a, b = results
     np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
@@ -162,14 +164,15 @@ def test_results_identical_for_1_and_2_threads(backend):
     assert a.inertia_ == b.inertia_
     assert a.n_iter_ == b.n_iter_
     Xs = sp.csr_matrix(X[:3000])
-    a, b = [fastrec.KMeans(8, seed=1, n_threads=t, backend=backend).fit(Xs) for t in (1, 2)]
+    a, b = [fastrec.KMeans(8, random_state=1, n_threads=t, backend=backend).fit(Xs) for t in (1, 2)]
     np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
     assert a.inertia_ == b.inertia_
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_inertia_matches_sklearn_from_same_init(dtype):
-    sklearn_cluster = pytest.importorskip("sklearn.cluster")
+    from sklearn import cluster as sklearn_cluster
+
     X = blobs(n=4000, d=8, segments=10, dtype=dtype)
     init = first_rows(X, 10)
     theirs = sklearn_cluster.KMeans(10, init=init, n_init=1, max_iter=50, tol=0,
@@ -185,7 +188,7 @@ def test_kmeans_plusplus_beats_random_init_on_clustered_data():
     X = X * np.float32(0.5)  # tighter blobs: a poor seeding leaves merged pairs behind
 
     def mean_inertia(init):
-        return np.mean([fastrec.KMeans(25, init=init, seed=s, max_iter=100).fit(X).inertia_
+        return np.mean([fastrec.KMeans(25, init=init, random_state=s, max_iter=100).fit(X).inertia_
                         for s in range(6)])
 
     plus, rand = mean_inertia("k-means++"), mean_inertia("random")
@@ -194,8 +197,8 @@ def test_kmeans_plusplus_beats_random_init_on_clustered_data():
 
 def test_seed_makes_fits_reproducible_and_init_changes_with_seed():
     X = blobs(n=2000, d=5, segments=8)
-    a = fastrec.KMeans(8, seed=11).fit(X)
-    b = fastrec.KMeans(8, seed=11).fit(X)
+    a = fastrec.KMeans(8, random_state=11).fit(X)
+    b = fastrec.KMeans(8, random_state=11).fit(X)
     np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
     from fastrec import _validation as V
     from fastrec.cluster.kmeans import _Problem, kmeans_plusplus
@@ -242,12 +245,12 @@ def test_empty_cluster_takes_the_farthest_row():
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_duplicate_and_constant_points_give_valid_output(backend):
     X = np.ones((50, 3), dtype=np.float32)
-    km = fastrec.KMeans(3, seed=0, backend=backend).fit(X)
+    km = fastrec.KMeans(3, random_state=0, backend=backend).fit(X)
     assert km.inertia_ == 0.0
     assert set(km.labels_) <= {0, 1, 2}
     np.testing.assert_array_equal(km.cluster_centers_, np.ones((3, 3), np.float32))
     X2 = np.repeat(np.array([[0.0, 0.0], [5.0, 5.0]], np.float32), 20, axis=0)
-    km = fastrec.KMeans(2, seed=0, backend=backend).fit(X2)
+    km = fastrec.KMeans(2, random_state=0, backend=backend).fit(X2)
     assert km.inertia_ == 0.0
     assert sorted(map(tuple, km.cluster_centers_.tolist())) == [(0.0, 0.0), (5.0, 5.0)]
 
@@ -273,12 +276,65 @@ def test_convergence_rules():
     assert capped.n_iter_ == 2
 
 
-def test_verbose_reports_iterations(capsys):
+VERBOSE_LINE = re.compile(r"KMeans run (\d+) of (\d+): inertia (\S+) after (\d+) iteration\(s\), "
+                          r"(converged|stopped at max_iter=(\d+) before converging)\.")
+
+
+def verbose_runs(out):
+    """The per-run lines of verbose output, as (run, of, inertia, iterations, converged)."""
+    lines = out.strip().splitlines()
+    runs = []
+    for line in lines:
+        match = VERBOSE_LINE.fullmatch(line)
+        assert match, f"unexpected verbose line {line!r}"
+        run, of, inertia, n_iter, status, _ = match.groups()
+        runs.append((int(run), int(of), float(inertia), int(n_iter), status == "converged"))
+    return runs
+
+
+@pytest.mark.parametrize("init", ["k-means++", "random"])
+def test_verbose_prints_one_line_per_run(capsys, init):
     X = blobs(n=500, d=3, segments=3)
-    fastrec.KMeans(3, seed=0, verbose=True, max_iter=3, tol=0).fit(X)
-    out = capsys.readouterr().out
-    assert "Iteration 0: inertia" in out
-    assert "Iteration 2: inertia" in out or "Converged" in out
+    km = fastrec.KMeans(3, init=init, n_init=3, random_state=0, verbose=True, tol=0).fit(X)
+    runs = verbose_runs(capsys.readouterr().out)
+    assert [r[:2] for r in runs] == [(1, 3), (2, 3), (3, 3)]
+    assert all(converged for *_, converged in runs)
+    # The kept run is the one of lowest inertia, printed with 6 significant digits.
+    best = min(runs, key=lambda r: r[2])
+    assert best[2] == pytest.approx(km.inertia_, rel=1e-5)
+    assert best[3] == km.n_iter_
+    # Each printed run matches a single-run fit from the same seeding.
+    quiet = fastrec.KMeans(3, init=init, n_init=1, random_state=0, tol=0).fit(X)
+    assert runs[0][2] == pytest.approx(quiet.inertia_, rel=1e-5)
+    assert runs[0][3] == quiet.n_iter_
+
+
+def test_verbose_reports_runs_that_stop_at_max_iter(capsys):
+    X = blobs(n=500, d=3, segments=3)
+    init = first_rows(X, 3)
+    km = fastrec.KMeans(3, init=init, max_iter=1, tol=0, verbose=True).fit(X)
+    (run,) = verbose_runs(capsys.readouterr().out)
+    assert run == (1, 1, pytest.approx(km.inertia_, rel=1e-5), 1, False)
+    assert km.n_iter_ == 1
+    fastrec.KMeans(3, init=init, max_iter=1, tol=0).fit(X)
+    assert capsys.readouterr().out == ""  # quiet by default
+
+
+@pytest.mark.parametrize("factor", [2.0**100, 2.0**-120])
+def test_verbose_inertia_is_in_the_units_of_x(capsys, factor):
+    # float32 data this large or small is clustered as a rescaled copy: the printed
+    # inertia must still be that of the caller's X, not of the copy.
+    X = blobs(n=600, d=4, segments=3) * np.float32(factor)
+    from fastrec import _validation as V
+    from fastrec.cluster.kmeans import _choose_scale
+
+    assert not _choose_scale(V.check_cluster_data(X), np.ones(len(X), np.float32)).is_identity
+    km = fastrec.KMeans(3, n_init=2, random_state=1, verbose=True).fit(X)
+    runs = verbose_runs(capsys.readouterr().out)
+    assert len(runs) == 2
+    assert min(r[2] for r in runs) == pytest.approx(km.inertia_, rel=1e-5)
+    unit = fastrec.KMeans(3, n_init=2, random_state=1).fit(X / np.float32(factor))
+    assert km.inertia_ == pytest.approx(unit.inertia_ * factor**2, rel=1e-5)
 
 
 # -- estimator API -------------------------------------------------------------------
@@ -286,7 +342,7 @@ def test_verbose_reports_iterations(capsys):
 
 def test_sklearn_api():
     X = blobs(n=1200, d=5, segments=4, dtype=np.float64)
-    km = fastrec.KMeans(4, seed=3)
+    km = fastrec.KMeans(4, random_state=3)
     assert km.get_params()["n_clusters"] == 4
     assert km.set_params(n_clusters=5, tol=0.0) is km
     assert km.get_params()["n_clusters"] == 5
@@ -304,17 +360,35 @@ def test_sklearn_api():
 
 
 def test_sklearn_clone_and_pipeline():
-    base = pytest.importorskip("sklearn.base")
-    pipeline = pytest.importorskip("sklearn.pipeline")
-    preprocessing = pytest.importorskip("sklearn.preprocessing")
-    km = fastrec.KMeans(3, seed=0, tol=0)
+    from sklearn import base, pipeline, preprocessing
+
+    km = fastrec.KMeans(3, random_state=0, tol=0)
     clone = base.clone(km)
     assert clone.get_params() == km.get_params()
     X = blobs(n=400, d=4, segments=3, dtype=np.float64)
-    pipe = pipeline.make_pipeline(preprocessing.StandardScaler(), fastrec.KMeans(3, seed=0))
+    pipe = pipeline.make_pipeline(preprocessing.StandardScaler(), fastrec.KMeans(3, random_state=0))
     labels = pipe.fit_predict(X)
     assert labels.shape == (400,)
     assert pipe.transform(X).shape == (400, 3)
+
+
+def test_feature_names_out_and_set_output():
+    import pandas as pd
+    from sklearn import pipeline, preprocessing
+
+    X = pd.DataFrame(blobs(n=300, d=3, segments=3, dtype=np.float64), columns=["a", "b", "c"],
+                     index=np.arange(1000, 1300))
+    km = fastrec.KMeans(3, random_state=0).fit(X)
+    np.testing.assert_array_equal(km.get_feature_names_out(), ["kmeans0", "kmeans1", "kmeans2"])
+    pipe = pipeline.make_pipeline(preprocessing.StandardScaler(), fastrec.KMeans(3, random_state=0))
+    pipe.set_output(transform="pandas")
+    out = pipe.fit(X).transform(X)
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.columns) == ["kmeans0", "kmeans1", "kmeans2"]
+    np.testing.assert_array_equal(out.index, X.index)
+    scaled = preprocessing.StandardScaler().fit_transform(X.to_numpy())
+    plain = fastrec.KMeans(3, random_state=0).fit(scaled)
+    np.testing.assert_allclose(out.to_numpy(), plain.transform(scaled), rtol=1e-12)
 
 
 def test_dtypes_are_kept_and_inputs_not_modified():
@@ -325,19 +399,198 @@ def test_dtypes_are_kept_and_inputs_not_modified():
     assert km.cluster_centers_.dtype == np.float64
     np.testing.assert_array_equal(X64, X_before)
     np.testing.assert_array_equal(init, init_before)
-    assert fastrec.KMeans(2, seed=0).fit(np.arange(20).reshape(10, 2)).cluster_centers_.dtype \
+    assert fastrec.KMeans(2, random_state=0).fit(np.arange(20).reshape(10, 2)).cluster_centers_.dtype \
         == np.float32
     Xs = sp.csr_matrix(X64)
     data_before = Xs.data.copy()
-    fastrec.KMeans(3, seed=0).fit(Xs)
+    fastrec.KMeans(3, random_state=0).fit(Xs)
     np.testing.assert_array_equal(Xs.data, data_before)
 
 
 def test_n_init_keeps_the_best_run():
     X = blobs(n=1500, d=4, segments=12, seed=2)
-    singles = [fastrec.KMeans(12, init="random", seed=s).fit(X).inertia_ for s in range(1)]
-    best = fastrec.KMeans(12, init="random", n_init=4, seed=0).fit(X)
+    singles = [fastrec.KMeans(12, init="random", random_state=s).fit(X).inertia_ for s in range(1)]
+    best = fastrec.KMeans(12, init="random", n_init=4, random_state=0).fit(X)
     assert best.inertia_ <= singles[0] + 1e-6
+
+
+def test_clone_gives_an_unfitted_copy_with_equal_params():
+    from sklearn.base import clone
+
+    init = first_rows(blobs(n=300, d=4, segments=3), 3)
+    rs = np.random.RandomState(4)
+    km = fastrec.KMeans(3, init=init, n_init=1, max_iter=7, tol=1e-3, random_state=rs,
+                        n_threads=1, backend="numpy", verbose=False)
+    km.fit(blobs(n=300, d=4, segments=3))
+    copy = clone(km)
+    assert not hasattr(copy, "cluster_centers_") and not hasattr(copy, "n_features_in_")
+    params, original = copy.get_params(), km.get_params()
+    assert params.keys() == original.keys()
+    np.testing.assert_array_equal(params.pop("init"), original.pop("init"))
+    copied_rs, original_rs = params.pop("random_state"), original.pop("random_state")
+    assert params == original
+    # clone deep-copies a RandomState: same state, not the same object
+    assert copied_rs is not original_rs
+    np.testing.assert_array_equal(copied_rs.get_state()[1], original_rs.get_state()[1])
+    plain = fastrec.KMeans(3, random_state=0, tol=0.0).fit(blobs(n=300, d=4, segments=3))
+    assert repr(clone(plain)) == repr(plain) == "KMeans(n_clusters=3, random_state=0, tol=0.0)"
+
+
+def test_grid_search_over_n_clusters():
+    from sklearn.model_selection import GridSearchCV, KFold
+
+    X = blobs(n=600, d=4, segments=4, dtype=np.float64, seed=3)
+    cv = KFold(3, shuffle=True, random_state=0)
+    search = GridSearchCV(fastrec.KMeans(random_state=0, n_init=2), {"n_clusters": [2, 3, 4]},
+                          cv=cv).fit(X)
+    # The score is minus the held-out inertia: recompute it for every candidate and fold.
+    for i, k in enumerate([2, 3, 4]):
+        expected = [fastrec.KMeans(k, random_state=0, n_init=2).fit(X[train]).score(X[test])
+                    for train, test in cv.split(X)]
+        assert search.cv_results_["mean_test_score"][i] == pytest.approx(np.mean(expected),
+                                                                          rel=1e-12)
+    # more clusters never raise the held-out inertia of four blobs
+    assert search.best_params_ == {"n_clusters": 4}
+    refit = fastrec.KMeans(4, random_state=0, n_init=2).fit(X)
+    np.testing.assert_array_equal(search.best_estimator_.cluster_centers_, refit.cluster_centers_)
+    np.testing.assert_array_equal(search.predict(X), refit.labels_)
+
+
+def test_random_state_int_seeds_the_generator_as_before():
+    # An int seeds np.random.default_rng directly, as the former ``seed`` did: the starting
+    # centres of init="random" are the rows default_rng(seed) picks.
+    X = blobs(n=800, d=5, segments=6, dtype=np.float64)
+    from fastrec import _validation as V
+    from fastrec.cluster.kmeans import _Problem, kmeans_plusplus
+
+    for seed in (0, 7, 2**40):
+        rows = np.sort(np.random.default_rng(seed).choice(X.shape[0], 6, replace=False))
+        got = fastrec.KMeans(6, init="random", random_state=seed, max_iter=2, tol=0).fit(X)
+        want = fastrec.KMeans(6, init=X[rows], max_iter=2, tol=0).fit(X)
+        np.testing.assert_array_equal(got.cluster_centers_, want.cluster_centers_)
+        pb = _Problem(V.check_cluster_data(X), np.ones(len(X)), "numpy", 1)
+        start = kmeans_plusplus(pb, 6, np.random.default_rng(seed))
+        got = fastrec.KMeans(6, random_state=seed, max_iter=2, tol=0, backend="numpy").fit(X)
+        want = fastrec.KMeans(6, init=start, max_iter=2, tol=0, backend="numpy").fit(X)
+        np.testing.assert_array_equal(got.cluster_centers_, want.cluster_centers_)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_random_state_int_randomstate_and_generator_are_deterministic(backend):
+    X = blobs(n=1000, d=4, segments=8, dtype=np.float64)
+
+    def fit(random_state):
+        return fastrec.KMeans(8, n_init=2, random_state=random_state, backend=backend).fit(X)
+
+    def same(a, b):
+        np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
+        np.testing.assert_array_equal(a.labels_, b.labels_)
+        assert a.inertia_ == b.inertia_
+
+    same(fit(5), fit(5))
+    same(fit(np.int64(5)), fit(5))
+    # the same state gives the same fit; the instance is stored as given and advanced
+    same(fit(np.random.RandomState(5)), fit(np.random.RandomState(5)))
+    same(fit(np.random.default_rng(5)), fit(np.random.default_rng(5)))
+    # and the fit is that of the int it draws
+    bound = np.iinfo(np.int64).max
+    same(fit(np.random.RandomState(5)),
+         fit(int(np.random.RandomState(5).randint(0, bound, dtype=np.int64))))
+    same(fit(np.random.default_rng(5)), fit(int(np.random.default_rng(5).integers(0, bound))))
+    for state in (np.random.RandomState(5), np.random.default_rng(5)):
+        km = fastrec.KMeans(8, random_state=state, backend=backend)
+        before = repr(state.bit_generator.state if hasattr(state, "bit_generator")
+                      else state.get_state())
+        km.fit(X)
+        after = repr(state.bit_generator.state if hasattr(state, "bit_generator")
+                     else state.get_state())
+        assert km.random_state is state
+        assert before != after  # successive fits draw afresh, as in scikit-learn
+
+
+def test_bad_random_state_raises_clear_errors():
+    X = blobs(n=100, d=3, segments=2)
+    for bad in ("0", 1.5, True, [1, 2], np.random.SeedSequence(0)):
+        with pytest.raises(TypeError, match="random_state must be None, a non-negative int, a "
+                                            "numpy RandomState or a numpy Generator"):
+            fastrec.KMeans(2, random_state=bad).fit(X)
+    with pytest.raises(ValueError, match="negative int -1. Pass a seed >= 0"):
+        fastrec.KMeans(2, random_state=-1).fit(X)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'seed'"):
+        fastrec.KMeans(2, seed=0)
+
+
+@pytest.mark.parametrize("method", ["predict", "transform", "score"])
+def test_unfitted_model_raises_not_fitted_error(method):
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    X = blobs(n=50, d=3, segments=2)
+    km = fastrec.KMeans(2)
+    with pytest.raises(NotFittedError, match=r"This KMeans is not fitted yet; call fit\(X\) first"):
+        getattr(km, method)(X)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(km)
+    assert fastrec.NotFittedError is NotFittedError
+    km.fit(X)
+    check_is_fitted(km)
+    getattr(km, method)(X)
+
+
+def test_n_features_in_and_feature_names_in():
+    import pandas as pd
+    X = blobs(n=200, d=3, segments=2, dtype=np.float64)
+    km = fastrec.KMeans(2, random_state=0).fit(X)
+    assert km.n_features_in_ == 3
+    assert not hasattr(km, "feature_names_in_")
+    frame = pd.DataFrame(X, columns=["age", "spend", "visits"])
+    named = fastrec.KMeans(2, random_state=0).fit(frame)
+    np.testing.assert_array_equal(named.feature_names_in_, ["age", "spend", "visits"])
+    np.testing.assert_array_equal(named.cluster_centers_, km.cluster_centers_)
+    np.testing.assert_array_equal(named.predict(frame), km.labels_)
+    with pytest.raises(ValueError, match="feature names should match"):
+        named.predict(frame.rename(columns={"age": "years"}))
+    with pytest.warns(UserWarning, match="X does not have valid feature names"):
+        named.predict(X)
+    # a refit on an array forgets the names
+    named.fit(X)
+    assert not hasattr(named, "feature_names_in_")
+    # a failed refit leaves the fitted model whole
+    with pytest.raises(ValueError, match="X contains NaN"):
+        named.fit(np.full((10, 5), np.nan))
+    assert named.n_features_in_ == 3 and named.cluster_centers_.shape == (2, 3)
+
+
+def test_input_validation_messages():
+    X = blobs(n=60, d=3, segments=2, dtype=np.float64)
+    km = fastrec.KMeans(2, random_state=0)
+    with pytest.raises(ValueError, match="Complex data not supported: X has dtype complex128"):
+        km.fit(X + 1j)
+    with pytest.raises(ValueError, match="Reshape your data"):
+        km.fit(X[:, 0])
+    with pytest.raises(ValueError, match=r"0 sample\(s\) \(shape=\(0, 3\)\) while a minimum of 1"):
+        km.fit(X[:0])
+    with pytest.raises(ValueError, match=r"0 feature\(s\) \(shape=\(60, 0\)\) while a minimum"):
+        km.fit(X[:, :0])
+    with pytest.raises(ValueError, match=r"0 feature\(s\)"):
+        km.fit(sp.csr_matrix((60, 0)))
+    # object arrays of numbers (a pandas frame of mixed columns) compute in float64
+    as_object = km.fit(X.astype(object)).cluster_centers_
+    np.testing.assert_array_equal(as_object, fastrec.KMeans(2, random_state=0).fit(X).cluster_centers_)
+    bad = X.astype(object)
+    bad[0, 0] = {"a": 1}
+    with pytest.raises(TypeError, match="X holds values that are not numbers"):
+        km.fit(bad)
+    km.fit(X)
+    with pytest.raises(ValueError, match="Reshape your data"):
+        km.predict(X[0])
+    with pytest.raises(ValueError, match="Complex data not supported"):
+        km.transform(X + 1j)
+    with pytest.raises(ValueError, match="X has 1 features, but KMeans is expecting 3 features as "
+                                         "input. Pass data with the same columns as in fit"):
+        km.score(X[:, :1])
+    with pytest.raises(ValueError, match="X contains infinite"):
+        km.predict(np.full((2, 3), np.inf))
 
 
 # -- bad input -------------------------------------------------------------------------
@@ -373,12 +626,12 @@ def test_bad_input_raises_clear_errors():
         fastrec.KMeans(2).fit(X, sample_weight=w)
     with pytest.raises(ValueError, match="sample_weight has shape"):
         fastrec.KMeans(2).fit(X, sample_weight=np.ones(99))
-    km = fastrec.KMeans(2, seed=0).fit(X)
-    with pytest.raises(ValueError, match="X has 4 features, but the model was fitted with 3"):
+    km = fastrec.KMeans(2, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="X has 4 features, but KMeans is expecting 3 features"):
         km.predict(np.ones((5, 4)))
     with pytest.raises(ValueError, match="X has 2 features"):
         km.transform(np.ones((5, 2)))
-    with pytest.raises(RuntimeError, match="not fitted yet"):
+    with pytest.raises(fastrec.NotFittedError, match="not fitted yet"):
         fastrec.KMeans(2).predict(X)
     with pytest.raises(ValueError, match="backend='gpu' is not one of"):
         fastrec.KMeans(2, backend="gpu").fit(X)
@@ -473,9 +726,9 @@ def test_any_finite_magnitude_matches_reference_on_unit_data(backend, dtype, spa
             start = np.ldexp(init, e) if how == "array" else how
             unit_start = np.ldexp(start, -e) if how == "array" else how
             runs = 1 if how == "array" else 3  # the best of 3 seedings: the tight optimum
-            ref = fastrec.KMeans(4, init=unit_start, n_init=runs, seed=3, tol=0, max_iter=20,
+            ref = fastrec.KMeans(4, init=unit_start, n_init=runs, random_state=3, tol=0, max_iter=20,
                                  backend="numpy").fit(Xu, sample_weight=weight)
-            km = fastrec.KMeans(4, init=start, n_init=runs, seed=3, tol=0, max_iter=20,
+            km = fastrec.KMeans(4, init=start, n_init=runs, random_state=3, tol=0, max_iter=20,
                                 backend=backend)
             labels = km.fit_predict(Xs, sample_weight=weight)
             np.testing.assert_array_equal(labels, ref.labels_, err_msg=f"2**{e} {how}")
@@ -489,10 +742,10 @@ def test_any_finite_magnitude_matches_reference_on_unit_data(backend, dtype, spa
 
 def test_float32_data_near_1e30_and_1e_minus_30():
     X = blobs(n=1500, d=8, segments=5, dtype=np.float32)
-    ref = fastrec.KMeans(5, seed=0, backend="numpy").fit(X)
+    ref = fastrec.KMeans(5, random_state=0, backend="numpy").fit(X)
     for factor in (np.float32(1e30), np.float32(1e-30)):
         for backend in BACKENDS:
-            km = fastrec.KMeans(5, seed=0, backend=backend).fit(X * factor)
+            km = fastrec.KMeans(5, random_state=0, backend=backend).fit(X * factor)
             np.testing.assert_array_equal(km.labels_, ref.labels_)
             assert km.inertia_ == pytest.approx(ref.inertia_ * float(factor) ** 2, rel=1e-5)
             np.testing.assert_allclose(km.cluster_centers_ / factor, ref.cluster_centers_,
@@ -503,10 +756,10 @@ def test_float32_data_near_1e30_and_1e_minus_30():
 def test_extreme_float64_sample_weights(backend):
     X = blobs(n=800, d=5, segments=4, dtype=np.float64, seed=2)
     w = np.random.default_rng(2).uniform(0.5, 3.0, X.shape[0])
-    ref = fastrec.KMeans(4, seed=5, tol=0, backend="numpy").fit(X, sample_weight=w)
+    ref = fastrec.KMeans(4, random_state=5, tol=0, backend="numpy").fit(X, sample_weight=w)
     for e in (1000, -1000):
         we = np.ldexp(w, e)
-        km = fastrec.KMeans(4, seed=5, tol=0, backend=backend).fit(X, sample_weight=we)
+        km = fastrec.KMeans(4, random_state=5, tol=0, backend=backend).fit(X, sample_weight=we)
         np.testing.assert_array_equal(km.labels_, ref.labels_)
         np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=1e-10,
                                    atol=1e-10)
@@ -536,18 +789,18 @@ def test_scaling_only_when_the_range_needs_it():
 def test_values_float64_cannot_hold_raise_clear_errors():
     X = blobs(n=200, d=4, segments=3, dtype=np.float64)
     with pytest.raises(ValueError, match="inertia of this data exceeds the largest float64"):
-        fastrec.KMeans(3, seed=0).fit(np.ldexp(X, 1000))
+        fastrec.KMeans(3, random_state=0).fit(np.ldexp(X, 1000))
     # an inertia below the smallest float64 rounds to it (or to 0), as float64 arithmetic does
-    tiny = fastrec.KMeans(3, seed=0).fit(np.ldexp(X, -1000))
-    plain = fastrec.KMeans(3, seed=0).fit(X)
+    tiny = fastrec.KMeans(3, random_state=0).fit(np.ldexp(X, -1000))
+    plain = fastrec.KMeans(3, random_state=0).fit(X)
     np.testing.assert_array_equal(tiny.labels_, plain.labels_)
     assert 0.0 <= tiny.inertia_ <= np.finfo(np.float64).smallest_normal
     with pytest.raises(ValueError, match="rescale X"):
-        fastrec.KMeans(3, seed=0).fit_predict(np.ldexp(X, 1000))
+        fastrec.KMeans(3, random_state=0).fit_predict(np.ldexp(X, 1000))
     # a model of data near 1e150 predicts data a thousand times larger, but its inertia
     # does not fit in float64
     big = np.ldexp(X, 500)
-    km = fastrec.KMeans(3, seed=0).fit(big)
+    km = fastrec.KMeans(3, random_state=0).fit(big)
     bigger = np.ldexp(X, 520)
     labels = km.predict(bigger)
     assert labels.shape == (200,)
@@ -597,7 +850,7 @@ def test_pickle_cloudpickle_joblib_round_trips(backend, sparse, tmp_path):
     X = blobs(n=2500, d=7, segments=5)
     data = sp.csr_matrix(X) if sparse else X
     unfitted = fastrec.KMeans(5, init=first_rows(X, 5), tol=0, backend=backend)
-    fitted = fastrec.KMeans(5, seed=2, backend=backend).fit(data)
+    fitted = fastrec.KMeans(5, random_state=2, backend=backend).fit(data)
     for copy in round_trips(unfitted, tmp_path):
         assert not hasattr(copy, "cluster_centers_")
         params, original = copy.get_params(), unfitted.get_params()
@@ -617,9 +870,23 @@ def test_pickle_cloudpickle_joblib_round_trips(backend, sparse, tmp_path):
         assert copy.score(data) == fitted.score(data)
 
 
+def test_models_pickled_with_a_seed_parameter_still_load():
+    import pickle
+
+    X = blobs(n=400, d=4, segments=3)
+    km = fastrec.KMeans(3, random_state=3).fit(X)
+    old = fastrec.KMeans(3, random_state=3).fit(X)
+    old.__dict__["seed"] = old.__dict__.pop("random_state")  # the attributes an older fit kept
+    restored = pickle.loads(pickle.dumps(old))
+    assert "seed" not in restored.__dict__
+    assert restored.get_params() == km.get_params()
+    np.testing.assert_array_equal(restored.predict(X), km.labels_)
+    np.testing.assert_array_equal(restored.fit(X).cluster_centers_, km.cluster_centers_)
+
+
 def test_misaligned_buffers_give_the_same_results():
     X = blobs(n=900, d=5, segments=3)
-    km = fastrec.KMeans(3, seed=0).fit(X)
+    km = fastrec.KMeans(3, random_state=0).fit(X)
 
     def misaligned(a):
         raw = np.zeros(a.nbytes + 1, np.uint8)
@@ -628,12 +895,12 @@ def test_misaligned_buffers_give_the_same_results():
         assert not out.flags.aligned
         return out
 
-    odd = fastrec.KMeans(3, seed=0)
+    odd = fastrec.KMeans(3, random_state=0)
     odd.__dict__.update(km.__dict__, cluster_centers_=misaligned(km.cluster_centers_))
     for model in (km, odd):
         np.testing.assert_array_equal(model.predict(misaligned(X)), km.labels_)
         np.testing.assert_array_equal(model.transform(misaligned(X)), km.transform(X))
-    refit = fastrec.KMeans(3, seed=0).fit(misaligned(X))
+    refit = fastrec.KMeans(3, random_state=0).fit(misaligned(X))
     np.testing.assert_array_equal(refit.cluster_centers_, km.cluster_centers_)
 
 
@@ -642,7 +909,7 @@ def test_fitted_model_is_safe_for_concurrent_reads(backend):
     from concurrent.futures import ThreadPoolExecutor
 
     X = blobs(n=6000, d=9, segments=6)
-    km = fastrec.KMeans(6, seed=0, backend=backend, n_threads=2).fit(X)
+    km = fastrec.KMeans(6, random_state=0, backend=backend, n_threads=2).fit(X)
     parts = [X[i::8] for i in range(8)]
 
     def reads(i):

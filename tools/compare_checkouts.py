@@ -48,7 +48,8 @@ elif kernel == "mf":
     t = timed(lambda: mf.fit(train))
 elif kernel == "kmeans":
     X = a["X"]
-    km = fastrec.KMeans(n_clusters=256, init=X[::3900][:256].copy(), max_iter=5, tol=0.0, seed=0,
+    # init is given, so no seed is needed (and checkouts before random_state took seed=)
+    km = fastrec.KMeans(n_clusters=256, init=X[::3900][:256].copy(), max_iter=5, tol=0.0,
                         n_threads=2)
     t = timed(lambda: km.fit(X)) / max(1, km.n_iter_)
 print(json.dumps({"kernel": kernel, "seconds": t, "file": fastrec.__file__}))

@@ -205,7 +205,7 @@ def segments_section(story: Story) -> None:
     factors = np.ascontiguousarray(model.user_factors_)
     n_segments = min(story.args.segments, factors.shape[0])
     start = time.perf_counter()
-    km = fastrec.KMeans(n_clusters=n_segments, seed=story.args.seed, n_init=3).fit(factors)
+    km = fastrec.KMeans(n_clusters=n_segments, random_state=story.args.seed, n_init=3).fit(factors)
     elapsed = time.perf_counter() - start
     interactions = train.matrix[rows]
     side: dict[str, np.ndarray] = {

@@ -17,17 +17,22 @@ the safe range is used as it is, bit for bit.
 
 from __future__ import annotations
 
-import inspect
 import math
+import numbers
 import sys
 import warnings
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
+from sklearn.utils import TransformerTags
+from sklearn.utils.validation import validate_data
 
 from fastrec import _runtime
 from fastrec import _validation as V
+from fastrec._concurrency import reads, writes
+from fastrec.base import Estimator, check_fitted
 
 
 def _kernels(backend: str):
@@ -161,17 +166,22 @@ class _Scale:
         limit = np.finfo(out.dtype).max
         return np.clip(out, -limit, limit, out=out)
 
-    def inertia(self, value: float, what: str) -> float:
-        """A weighted sum of squared distances in user units, or a ValueError if it
-        exceeds float64 (``what`` names the quantity in the message).  One below the
-        smallest float64 rounds to it or to 0, as any float64 arithmetic would."""
+    def unscaled(self, value: float) -> float:
+        """A weighted sum of squared distances in user units; ``inf`` when it exceeds
+        float64, and one below the smallest float64 rounds to it or to 0, as any
+        float64 arithmetic would."""
         if self.is_identity:
             return value
         try:
-            out = math.ldexp(value, -2 * self.x_exp - self.w_exp)
+            return math.ldexp(value, -2 * self.x_exp - self.w_exp)
         except OverflowError:
-            out = math.inf
-        if math.isinf(out):
+            return math.inf
+
+    def inertia(self, value: float, what: str) -> float:
+        """:meth:`unscaled`, or a ValueError if it exceeds float64 (``what`` names the
+        quantity in the message)."""
+        out = self.unscaled(value)
+        if math.isinf(out) and not self.is_identity:
             raise ValueError(
                 f"The {what} of this data exceeds the largest float64 value (it is about "
                 f"{value:.6g} * 2**{-2 * self.x_exp - self.w_exp}), so it cannot be returned. "
@@ -300,12 +310,16 @@ def _relocate_empty(pb, labels, min_dist, sums, counts, new_centers) -> int:
     return int(empty.size)
 
 
-def lloyd(pb: _Problem, centers: np.ndarray, max_iter: int, tol: float, verbose: bool):
+def lloyd(pb: _Problem, centers: np.ndarray, max_iter: int, tol: float):
     """Lloyd iterations from ``centers`` until the labels stop changing or the
     total squared centre shift is at most ``tol`` (absolute).
 
-    Returns (centers, labels, inertia, n_iter); labels and inertia are those
-    of the final centres.
+    Returns
+    -------
+    (centers, labels, inertia, n_iter, converged)
+        Labels and inertia are those of the final centres (in the units the
+        kernels see); ``converged`` is False when ``max_iter`` iterations ran
+        without either stopping rule being met.
     """
     n, d, k = pb.n, pb.d, centers.shape[0]
     labels = np.empty(n, dtype=np.int32)
@@ -315,33 +329,24 @@ def lloyd(pb: _Problem, centers: np.ndarray, max_iter: int, tol: float, verbose:
     counts = np.empty(k, dtype=np.float64)
     centers = np.array(centers, dtype=pb.dtype, order="C", copy=True)
     n_iter = 0
+    converged = False
     for it in range(max_iter):
-        inertia = pb.assign(centers, labels, min_dist, sums, counts, True)
+        pb.assign(centers, labels, min_dist, sums, counts, True)
         new_centers = np.zeros((k, d), dtype=np.float64)
         filled = counts > 0
         new_centers[filled] = sums[filled] / counts[filled, None]
-        relocated = _relocate_empty(pb, labels, min_dist, sums, counts, new_centers)
+        _relocate_empty(pb, labels, min_dist, sums, counts, new_centers)
         new_centers = new_centers.astype(pb.dtype)
         shift = float(((new_centers.astype(np.float64) - centers) ** 2).sum())
         centers = new_centers
         n_iter = it + 1
-        if verbose:
-            note = f", {relocated} empty cluster(s) re-seeded" if relocated else ""
-            print(f"Iteration {it}: inertia {inertia:.6g}, centre shift {shift:.3g}{note}",
-                  file=sys.stdout, flush=True)
-        if it > 0 and np.array_equal(labels, previous):
-            if verbose:
-                print(f"Converged at iteration {it}: labels unchanged.", flush=True)
-            break
-        if shift <= tol:
-            if verbose:
-                print(f"Converged at iteration {it}: centre shift {shift:.3g} within tolerance "
-                      f"{tol:.3g}.", flush=True)
+        if (it > 0 and np.array_equal(labels, previous)) or shift <= tol:
+            converged = True
             break
         labels, previous = previous, labels
     # Labels and inertia of the final centres (the loop's are one update behind).
     inertia = pb.assign(centers, labels, min_dist, sums, counts, False)
-    return centers, labels, inertia, n_iter
+    return centers, labels, inertia, n_iter, converged
 
 
 def _tolerance(data: V.ClusterData, tol: float) -> float:
@@ -357,8 +362,97 @@ def _tolerance(data: V.ClusterData, tol: float) -> float:
     return float(np.mean(var) * tol)
 
 
-class KMeans:
+_RANDOM_STATE_HELP = ("random_state must be None, a non-negative int, a numpy RandomState or a "
+                      "numpy Generator")
+
+
+def _check_random_state(random_state: Any) -> Any:
+    """``random_state`` unchanged when it is one of the accepted kinds, else raise."""
+    if random_state is None or isinstance(random_state,
+                                          (np.random.RandomState, np.random.Generator)):
+        return random_state
+    if isinstance(random_state, (bool, np.bool_)) or not isinstance(random_state, numbers.Integral):
+        raise TypeError(f"{_RANDOM_STATE_HELP}, got {random_state!r} of type "
+                        f"{type(random_state).__name__}.")
+    if random_state < 0:
+        raise ValueError(f"{_RANDOM_STATE_HELP}; got the negative int {random_state}. Pass a "
+                         "seed >= 0.")
+    return random_state
+
+
+def _generator(random_state: Any) -> np.random.Generator:
+    """The generator one ``fit`` draws from, derived from a checked ``random_state``.
+
+    An int seeds it directly (``np.random.default_rng(seed)``); a RandomState
+    or a Generator gives one draw that seeds it, so it is advanced once per fit
+    (successive fits differ, as in scikit-learn) and the same state gives the
+    same result; None draws fresh entropy.
+    """
+    if random_state is None:
+        return np.random.default_rng()
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(int(random_state.randint(0, _SEED_BOUND, dtype=np.int64)))
+    if isinstance(random_state, np.random.Generator):
+        return np.random.default_rng(int(random_state.integers(0, _SEED_BOUND)))
+    return np.random.default_rng(int(random_state))
+
+
+_SEED_BOUND = np.iinfo(np.int64).max
+
+
+def _check_rows(X: Any, name: str = "X") -> Any:
+    """``X`` checked for what the shared validation does not say in scikit-learn's terms.
+
+    Refuses complex values, input that is not 2-D and empty input with the
+    messages scikit-learn's estimators give, and reads object arrays (a pandas
+    frame of mixed columns, say) as float64, raising a TypeError that says
+    which value is not a number.  Returns a scipy sparse matrix as it is,
+    anything else as a numpy array (no copy when it already is one).
+    """
+    if sp.issparse(X):
+        dtype, shape = X.dtype, X.shape
+        array = X
+    else:
+        if isinstance(X, (str, bytes)) or X is None:
+            raise TypeError(f"{name} must be a 2-D array or a scipy sparse matrix, got "
+                            f"{type(X).__name__}.")
+        array = np.asarray(X)
+        dtype, shape = array.dtype, array.shape
+    if dtype.kind == "c":
+        raise ValueError(
+            f"Complex data not supported: {name} has dtype {dtype}. Pass real values, for "
+            f"example np.abs({name}) or {name}.real."
+        )
+    if len(shape) != 2:
+        raise ValueError(
+            f"{name} must be 2-D (samples x features), got an array of shape {shape}. "
+            "Reshape your data either using X.reshape(-1, 1) if it has a single feature or "
+            "X.reshape(1, -1) if it is a single sample."
+        )
+    if shape[0] < 1:
+        raise ValueError(f"Found array with 0 sample(s) (shape={shape}) while a minimum of 1 "
+                         f"is required: {name} needs at least one row.")
+    if shape[1] < 1:
+        raise ValueError(f"Found array with 0 feature(s) (shape={shape}) while a minimum of 1 "
+                         f"is required: {name} needs at least one column.")
+    if not sp.issparse(array) and dtype.kind == "O":
+        try:
+            array = np.asarray(array, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"{name} holds values that are not numbers ({exc}). Pass a numeric array, "
+                f"for example {name}.astype(np.float64) once every value is a number."
+            ) from exc
+    return array
+
+
+class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Estimator):
     """K-means clustering: Lloyd iterations on a fused SIMD kernel, k-means++ seeding.
+
+    A scikit-learn estimator: parameters are stored as given and checked in
+    ``fit``, so ``clone``, pipelines and parameter searches work with it.  As a
+    transformer it names its output columns ``kmeans0``, ``kmeans1``, ...
+    (``get_feature_names_out``) and follows ``set_output``.
 
     Parameters
     ----------
@@ -379,9 +473,13 @@ class KMeans:
         ``tol * mean(var(X, axis=0))`` (relative to the data's spread, as in
         scikit-learn).  Iterations also stop as soon as no label changes.
         ``tol=0`` stops only on unchanged labels.
-    seed : int, optional
-        Seed of the seeding; ``None`` draws fresh entropy.  Same seed, data and
-        parameters give bit-identical results, for any ``n_threads``.
+    random_state : None, int, numpy.random.RandomState or numpy.random.Generator
+        Source of the seeding's randomness.  An int (>= 0) gives the same
+        result on every fit: same ``random_state``, data and parameters give
+        bit-identical results, for any ``n_threads``.  A RandomState or a
+        Generator is advanced by one draw per fit (the same state gives the
+        same result; successive fits differ), as in scikit-learn.  ``None``
+        draws fresh entropy.
     n_threads : int, optional
         Threads; ``None`` uses :func:`fastrec.get_num_threads`.  Results do
         not depend on it.
@@ -389,7 +487,8 @@ class KMeans:
         ``"auto"`` picks the compiled core, else Numba; ``"numpy"`` is the
         slow reference.
     verbose : bool, default False
-        Print the inertia and centre shift of every iteration.
+        Print one line per run (of ``n_init``): its final inertia, in the
+        units of X, the Lloyd iterations it took and whether it converged.
 
     Attributes
     ----------
@@ -403,6 +502,10 @@ class KMeans:
     n_iter_ : int
         Lloyd iterations run (in the kept run).
     n_features_in_ : int
+        Number of features (columns) of the X seen in ``fit``.
+    feature_names_in_ : ndarray of str, shape (n_features_in_,)
+        Column names of X, set only when X was a pandas DataFrame with string
+        column names.
 
     Notes
     -----
@@ -423,7 +526,7 @@ class KMeans:
     >>> import fastrec
     >>> from fastrec.datasets import make_user_embeddings
     >>> X, _ = make_user_embeddings(2000, 16, n_segments=5, seed=0)
-    >>> km = fastrec.KMeans(5, seed=0).fit(X)
+    >>> km = fastrec.KMeans(5, random_state=0).fit(X)
     >>> km.cluster_centers_.shape
     (5, 16)
     """
@@ -436,7 +539,7 @@ class KMeans:
         n_init: int = 1,
         max_iter: int = 300,
         tol: float = 1e-4,
-        seed: int | None = None,
+        random_state: Any = None,
         n_threads: int | None = None,
         backend: str = "auto",
         verbose: bool = False,
@@ -446,63 +549,29 @@ class KMeans:
         self.n_init = n_init
         self.max_iter = max_iter
         self.tol = tol
-        self.seed = seed
+        self.random_state = random_state
         self.n_threads = n_threads
         self.backend = backend
         self.verbose = verbose
 
-    # -- scikit-learn estimator protocol --------------------------------------
-
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        signature = inspect.signature(cls.__init__)
-        return [p.name for p in signature.parameters.values() if p.name != "self"]
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """The constructor parameters, as a dict (scikit-learn protocol)."""
-        return {name: getattr(self, name) for name in self._param_names()}
-
-    def set_params(self, **params: Any) -> KMeans:
-        """Set constructor parameters by name; returns self (scikit-learn protocol)."""
-        valid = self._param_names()
-        for name, value in params.items():
-            if name not in valid:
-                raise ValueError(
-                    f"Invalid parameter {name!r} for KMeans. Valid parameters: {', '.join(valid)}."
-                )
-            setattr(self, name, value)
-        return self
-
     def __sklearn_tags__(self):
-        """Estimator tags for scikit-learn >= 1.6 (``clone``, pipelines); sklearn is
-        imported only when sklearn itself asks, so it stays an optional dependency."""
-        from sklearn.base import BaseEstimator
-        from sklearn.utils import TransformerTags
-
-        tags = BaseEstimator.__sklearn_tags__(self)
+        """scikit-learn's tags: a clusterer and transformer that keeps float32 and
+        float64 and accepts sparse input."""
+        tags = super().__sklearn_tags__()
         tags.estimator_type = "clusterer"
         tags.transformer_tags = TransformerTags(preserves_dtype=["float64", "float32"])
         tags.input_tags.sparse = True
         return tags
 
-    def __repr__(self) -> str:
-        defaults = {
-            p.name: p.default
-            for p in inspect.signature(type(self).__init__).parameters.values()
-            if p.name != "self"
-        }
-        changed = []
-        for name, value in self.get_params().items():
-            default = defaults[name]
-            same = (
-                value is default
-                if isinstance(value, np.ndarray) or isinstance(default, np.ndarray)
-                else value == default
-            )
-            if not same:
-                shown = f"array{value.shape}" if isinstance(value, np.ndarray) else repr(value)
-                changed.append(f"{name}={shown}")
-        return f"KMeans({', '.join(changed)})"
+    def _restore(self) -> None:
+        """Read a model pickled before ``random_state`` replaced ``seed``."""
+        if "seed" in self.__dict__ and "random_state" not in self.__dict__:
+            self.random_state = self.__dict__.pop("seed")
+
+    @property
+    def _n_features_out(self) -> int:
+        """Columns of ``transform``'s output (one per centre), for ``get_feature_names_out``."""
+        return self.cluster_centers_.shape[0]
 
     # -- fitting ---------------------------------------------------------------
 
@@ -511,20 +580,23 @@ class KMeans:
         n_init = V.check_int(self.n_init, "n_init", minimum=1)
         max_iter = V.check_int(self.max_iter, "max_iter", minimum=1)
         tol = V.check_float(self.tol, "tol", minimum=0.0)
-        seed = V.check_seed(self.seed)
         verbose = V.check_bool(self.verbose, "verbose")
         backend = _runtime.resolve_backend(self.backend)
         n_threads = _runtime.resolve_threads(self.n_threads)
-        return n_clusters, n_init, max_iter, tol, seed, verbose, backend, n_threads
+        random_state = _check_random_state(self.random_state)
+        return n_clusters, n_init, max_iter, tol, random_state, verbose, backend, n_threads
 
+    @writes
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> KMeans:
         """Cluster the rows of ``X``.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features), or scipy sparse (CSR)
+        X : array-like of shape (n_samples, n_features), or scipy sparse
             float32 or float64 rows (kept in that dtype; integers compute in
-            float32).  NaN and infinity are refused.
+            float32; object arrays of numbers, in float64).  A pandas
+            DataFrame's string column names are kept in ``feature_names_in_``.
+            NaN, infinity and complex values are refused.
         y : ignored
             Present for scikit-learn pipeline compatibility.
         sample_weight : array-like of shape (n_samples,), optional
@@ -540,8 +612,8 @@ class KMeans:
             For bad input, and when the inertia is too large or too small for
             float64 (float64 data near 1e200 or 1e-200): rescale X then.
         """
-        data = V.check_cluster_data(X, "X")
-        n_clusters, n_init, max_iter, tol, seed, verbose, backend, n_threads = (
+        data = V.check_cluster_data(_check_rows(X, "X"), "X")
+        n_clusters, n_init, max_iter, tol, random_state, verbose, backend, n_threads = (
             self._check_params(data.n_samples)
         )
         init = V.check_cluster_init(self.init, n_clusters, data.n_features, data.dtype)
@@ -551,7 +623,7 @@ class KMeans:
                 f"n_init={n_init} is ignored because init is an array of centres: "
                 "only one run is made. Pass n_init=1 to silence this warning.",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
             n_init = 1
         scale = _choose_scale(data, weight, init if isinstance(init, np.ndarray) else None)
@@ -560,7 +632,7 @@ class KMeans:
             init = scale.to_kernel(init)
         pb = _Problem(data, scale.weight(weight), backend, n_threads)
         tol_abs = _tolerance(data, tol)
-        rng = np.random.default_rng(seed)
+        rng = _generator(random_state)  # drawn once every check has passed
 
         best = None
         for run in range(n_init):
@@ -570,17 +642,24 @@ class KMeans:
                 start = pb.rows(np.sort(rng.choice(data.n_samples, n_clusters, replace=False)))
             else:
                 start = kmeans_plusplus(pb, n_clusters, rng)
+            result = lloyd(pb, start, max_iter, tol_abs)
             if verbose:
-                print(f"Initialisation complete ({init if isinstance(init, str) else 'array'}"
-                      f", run {run + 1} of {n_init}).", flush=True)
-            result = lloyd(pb, start, max_iter, tol_abs, verbose)
+                # The kernels may see a rescaled copy of X: report in the caller's units.
+                _, _, inertia, n_iter, converged = result
+                status = ("converged" if converged
+                          else f"stopped at max_iter={max_iter} before converging")
+                print(f"KMeans run {run + 1} of {n_init}: inertia "
+                      f"{scale.unscaled(inertia):.6g} after {n_iter} iteration(s), {status}.",
+                      file=sys.stdout, flush=True)
             if best is None or result[2] < best[2]:
                 best = result
-        centers, labels, inertia, n_iter = best
+        centers, labels, inertia, n_iter, _ = best
         inertia = scale.inertia(inertia, "inertia")
+        # Feature names and count are recorded only once the fit has succeeded, so a
+        # failed refit leaves the previous model whole.
+        validate_data(self, X, reset=True, skip_check_array=True)
         self.cluster_centers_ = scale.from_kernel(centers)
         self.labels_, self.inertia_, self.n_iter_ = labels, inertia, n_iter
-        self.n_features_in_ = data.n_features
         return self
 
     def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> np.ndarray:
@@ -593,17 +672,15 @@ class KMeans:
 
     # -- using a fitted model -----------------------------------------------------
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "cluster_centers_"):
-            raise RuntimeError(
-                "This KMeans instance is not fitted yet. Call fit(X) before using it."
-            )
-
     def _problem(self, X: Any, sample_weight: Any = None):
         """The scaled problem of ``X``, the fitted centres in its units, and the scaling."""
-        self._check_fitted()
-        data = V.check_cluster_data(X, "X", dtype=self.cluster_centers_.dtype)
-        V.check_n_features(data.n_features, self.n_features_in_)
+        check_fitted(self, "cluster_centers_", "fit(X)")
+        rows = _check_rows(X, "X")
+        try:  # feature names and count, with scikit-learn's messages
+            validate_data(self, X, reset=False, skip_check_array=True)
+        except ValueError as exc:
+            raise ValueError(f"{exc} Pass data with the same columns as in fit.") from exc
+        data = V.check_cluster_data(rows, "X", dtype=self.cluster_centers_.dtype)
         weight = V.check_sample_weight(sample_weight, data.n_samples, data.dtype)
         backend = _runtime.resolve_backend(self.backend)
         n_threads = _runtime.resolve_threads(self.n_threads)
@@ -622,14 +699,21 @@ class KMeans:
         inertia = pb.assign(centers, labels, min_dist, sums, counts, False)
         return labels, inertia, scale
 
+    @reads
     def predict(self, X: Any, sample_weight: Any = None) -> np.ndarray:
         """Index of the nearest centre of every row of ``X`` (int32, shape (n_samples,)).
 
         ``X`` must have the features seen in ``fit``; it is computed in the
         dtype of the centres.  Ties go to the smaller centre index.
+
+        Raises
+        ------
+        NotFittedError
+            When the model has not been fitted.
         """
         return self._labels_inertia(X, sample_weight)[0]
 
+    @reads
     def transform(self, X: Any) -> np.ndarray:
         """Euclidean distances of every row of ``X`` to every centre.
 
@@ -639,6 +723,8 @@ class KMeans:
 
         Raises
         ------
+        NotFittedError
+            When the model has not been fitted.
         ValueError
             When a distance exceeds the largest value of that dtype (float32
             data near 1e38): fit on float64 data, or rescale X.
@@ -646,12 +732,13 @@ class KMeans:
         pb, centers, scale = self._problem(X)
         return scale.distances(np.sqrt(pb.sqdist(centers)))
 
+    @reads
     def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
         """Opposite of the (weighted) inertia of ``X`` under the fitted centres.
 
-        Higher is better, as scikit-learn's scorers expect.  Raises a
-        ValueError when float64 cannot hold the inertia (see ``fit``).
+        Higher is better, as scikit-learn's scorers expect.  Raises
+        NotFittedError when the model has not been fitted, and a ValueError
+        when float64 cannot hold the inertia (see ``fit``).
         """
         _, inertia, scale = self._labels_inertia(X, sample_weight)
         return -scale.inertia(inertia, "weighted inertia")
-
