@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <string>
 
-#include "fastrec/csr.hpp"
+#include "fastrec/sparse.hpp"
 
 namespace fastrec::bindings {
 

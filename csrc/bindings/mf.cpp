@@ -1,9 +1,9 @@
-// Binding for csrc/include/fastrec/sgd_mf.hpp.
+// Binding for csrc/include/fastrec/mf.hpp.
 #include <cstdint>
 #include <string>
 
 #include "arrays.hpp"
-#include "fastrec/sgd_mf.hpp"
+#include "fastrec/mf.hpp"
 #include "registry.hpp"
 
 namespace {

@@ -1,9 +1,9 @@
-// Binding for the sparse helpers of csrc/include/fastrec/csr.hpp.
+// Binding for the sparse helpers of csrc/include/fastrec/sparse.hpp.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include "arrays.hpp"
-#include "fastrec/csr.hpp"
+#include "fastrec/sparse.hpp"
 #include "registry.hpp"
 
 namespace {

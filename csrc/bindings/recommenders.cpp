@@ -1,8 +1,8 @@
-// Binding for csrc/include/fastrec/neighbourhood.hpp.
+// Binding for csrc/include/fastrec/recommenders.hpp.
 #include <string>
 
 #include "arrays.hpp"
-#include "fastrec/neighbourhood.hpp"
+#include "fastrec/recommenders.hpp"
 #include "registry.hpp"
 
 namespace {
@@ -91,7 +91,7 @@ void def_dense(py::module_& m) {
 
 }  // namespace
 
-FASTREC_BINDINGS(neighbourhood) {
+FASTREC_BINDINGS(recommenders) {
     // Outputs are noconvert, so the overload whose output dtypes match is chosen.
     def_sparse<float, int32_t>(m);
     def_sparse<float, int64_t>(m);

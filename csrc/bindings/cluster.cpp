@@ -1,6 +1,6 @@
-// Binding for csrc/include/fastrec/kmeans.hpp.
+// Binding for csrc/include/fastrec/cluster.hpp.
 #include "arrays.hpp"
-#include "fastrec/kmeans.hpp"
+#include "fastrec/cluster.hpp"
 #include "registry.hpp"
 
 namespace {
@@ -110,7 +110,7 @@ void def_kmeans_csr(py::module_& m) {
 
 }  // namespace
 
-FASTREC_BINDINGS(kmeans) {
+FASTREC_BINDINGS(cluster) {
     // float64 first: pybind11 tries overloads in order, and the inputs (not
     // marked noconvert) would otherwise be converted to the first match.
     def_kmeans<double>(m);

@@ -1,6 +1,6 @@
-// Binding for csrc/include/fastrec/cosine.hpp.
+// Binding for csrc/include/fastrec/similarity.hpp.
 #include "arrays.hpp"
-#include "fastrec/cosine.hpp"
+#include "fastrec/similarity.hpp"
 #include "registry.hpp"
 
 namespace {
@@ -59,7 +59,7 @@ void def_cosine(py::module_& m) {
 
 }  // namespace
 
-FASTREC_BINDINGS(cosine) {
+FASTREC_BINDINGS(similarity) {
     def_cosine<float, int32_t>(m);
     def_cosine<float, int64_t>(m);
     def_cosine<double, int32_t>(m);
