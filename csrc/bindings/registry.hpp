@@ -23,7 +23,7 @@ struct Registration {
 
 }  // namespace fastrec::bindings
 
-// FASTREC_BINDINGS(cosine) { m.def(...); }
+// FASTREC_BINDINGS(similarity) { m.def(...); }
 #define FASTREC_BINDINGS(name)                                                              \
     static void fastrec_bind_##name(pybind11::module_& m);                                  \
     static const ::fastrec::bindings::Registration fastrec_registration_##name(#name,       \

@@ -1,9 +1,7 @@
-// Binding for the sparse helpers of csrc/include/fastrec/csr.hpp.
-#include <pybind11/numpy.h>
-#include <pybind11/pybind11.h>
+// Binding for the sparse helpers of csrc/include/fastrec/sparse.hpp.
+#include "fastrec/sparse.hpp"
 
-#include "arrays.hpp"
-#include "fastrec/csr.hpp"
+#include "fields.hpp"
 #include "registry.hpp"
 
 namespace {
@@ -12,25 +10,24 @@ using namespace fastrec::bindings;
 
 // Canonical CSR of the transpose of a canonical CSR matrix, built in parallel.
 template <class T, class I>
-py::tuple csr_transpose(const carray<int64_t>& indptr, const carray<I>& indices, const carray<T>& data,
-                        int64_t n_cols, int n_threads) {
-    auto a = csr_view(indptr, indices, data, n_cols, "a");
-    const int64_t nnz = a.indptr[a.n_rows];
-    carray<int64_t> out_indptr(n_cols + 1);
-    carray<I> out_indices(nnz);
-    carray<T> out_data(nnz);
+py::tuple csr_transpose(FASTREC_PARAMS(FASTREC_CSR_TRANSPOSE_FIELDS)) {
+    fastrec::CsrTransposeArgs<T, I> args{};
+    FASTREC_UNPACK(FASTREC_CSR_TRANSPOSE_FIELDS, args)
+    const int64_t n_out = nnz(args.a);
+    carray<int64_t> out_indptr(args.a.n_cols + 1);
+    carray<I> out_indices(n_out);
+    carray<T> out_data(n_out);
     {
         py::gil_scoped_release release;
-        fastrec::csr_transpose(a, nullptr, a.n_rows, out_indptr.mutable_data(), out_indices.mutable_data(),
-                               out_data.mutable_data(), std::max(1, n_threads));
+        fastrec::csr_transpose(args.a, nullptr, args.a.n_rows, out_indptr.mutable_data(),
+                               out_indices.mutable_data(), out_data.mutable_data(), args.n_threads);
     }
     return py::make_tuple(out_indptr, out_indices, out_data);
 }
 
 template <class T, class I>
 void def_transpose(py::module_& m) {
-    m.def("csr_transpose", &csr_transpose<T, I>, py::arg("indptr"), py::arg("indices"), py::arg("data"),
-          py::arg("n_cols"), py::arg("n_threads"));
+    m.def("csr_transpose", &csr_transpose<T, I>, FASTREC_PYARGS(FASTREC_CSR_TRANSPOSE_FIELDS));
 }
 
 }  // namespace

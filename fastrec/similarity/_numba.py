@@ -1,4 +1,4 @@
-"""Numba cosine top-k: the algorithm of csrc/include/fastrec/cosine.hpp with ``prange``.
+"""Numba cosine top-k: the algorithm of csrc/include/fastrec/similarity.hpp with ``prange``.
 
 Rows are ranked by their scalar work and cut into groups of ``LANES`` rows; a
 group whose rows share many features is accumulated through a dense
@@ -33,7 +33,7 @@ from fastrec._numba_helpers import (
 from fastrec._runtime import NUMBA_STRICT_OPTIONS
 
 LANES = LANE_WIDTH  # rows per vector group (row_axpy16 updates 16 lanes at once)
-VECTOR_WORK_RATIO = 1.0  # see kVectorWorkRatio in cosine.hpp
+VECTOR_WORK_RATIO = 1.0  # see kVectorWorkRatio in similarity.hpp
 
 
 @nb.njit(**NUMBA_STRICT_OPTIONS)

@@ -10,12 +10,12 @@
 #define FASTREC_KERNEL_PART 0
 #endif
 
-#include "fastrec/cosine.hpp"
-#include "fastrec/kmeans.hpp"
+#include "fastrec/similarity.hpp"
+#include "fastrec/cluster.hpp"
 #include "fastrec/metrics.hpp"
-#include "fastrec/neighbourhood.hpp"
+#include "fastrec/recommenders.hpp"
 #include "fastrec/roofline.hpp"
-#include "fastrec/sgd_mf.hpp"
+#include "fastrec/mf.hpp"
 #include "fastrec/scoring.hpp"
 
 #ifdef FASTREC_ISA_NS

@@ -34,9 +34,22 @@ struct RankingMetricsArgs {
     const int64_t* test_indptr;   // IN  (n_users + 1)
     const I* test_indices;        // IN  (nnz) relevant items, sorted within each row
     double* out;                  // OUT (n_users x 6) per-user metrics, NaN rows for users without test items
+    int64_t n_items;              // IN  items: every entry of recs is below it
     uint8_t* out_recommended;     // OUT (n_items) set to 1 for every recommended item; caller zeroes it
     int n_threads;                // IN
 };
+
+// The Python-visible arguments of ranking_metrics, in call order, with their checks
+// (see csrc/bindings/fields.hpp); the binding also checks that recs holds items below n_items.
+#define FASTREC_RANKING_METRICS_FIELDS(F, A)                                 \
+    F(recs, int64_t, IN, A.recs, (bind(A.n_users), bind(A.width)))           \
+    F(k, int64_t, VALUE, A.k, (in_range(1, A.width)))                        \
+    F(test_indptr, int64_t, IN, A.test_indptr, (A.n_users + 1))              \
+    F(test_indices, I, IN_EXACT, A.test_indices, (A.test_indptr[A.n_users])) \
+    F(n_items, int64_t, VALUE, A.n_items, (at_least(0)))                     \
+    F(out, double, OUT, A.out, (A.n_users, ::fastrec::kRankingMetrics))      \
+    F(out_recommended, uint8_t, OUT, A.out_recommended, (A.n_items))         \
+    F(n_threads, int, VALUE, A.n_threads, (raised_to(1)))
 
 }  // namespace fastrec
 

@@ -27,6 +27,6 @@
 #include <immintrin.h>
 #endif
 
-#include "fastrec/csr.hpp"
+#include "fastrec/sparse.hpp"
 #include "fastrec/isa.hpp"
 #include "fastrec/memory.hpp"

@@ -56,6 +56,22 @@ struct TopnArgs {
     int n_threads = 1;                         // IN  OpenMP threads (>= 1)
 };
 
+// The Python-visible arguments of topn, in call order, with their checks (see
+// csrc/bindings/fields.hpp).  An empty indptr means no exclusions / every item a
+// candidate; the binding checks that candidates index rows of v.
+#define FASTREC_TOPN_FIELDS(F, A)                                                     \
+    F(u, T, IN, A.u, (bind(A.n_queries), bind(A.f)))                                  \
+    F(v, T, IN, A.v, (bind(A.n_items), A.f))                                          \
+    F(exclude_indptr, int64_t, IN, A.exclude_indptr, (optional(A.n_queries + 1)))     \
+    F(exclude_indices, I, IN, A.exclude_indices,                                      \
+      (when(A.exclude_indptr != nullptr), indptr_end(A.exclude_indptr, A.n_queries))) \
+    F(cand_indptr, int64_t, IN, A.cand_indptr, (optional(A.n_queries + 1)))           \
+    F(cand_indices, I, IN, A.cand_indices,                                            \
+      (when(A.cand_indptr != nullptr), indptr_end(A.cand_indptr, A.n_queries)))       \
+    F(out_indices, I, OUT, A.out_indices, (A.n_queries, bind_nonempty(A.n)))          \
+    F(out_scores, T, OUT, A.out_scores, (A.n_queries, A.n))                           \
+    F(n_threads, int, VALUE, A.n_threads, (raised_to(1)))
+
 }  // namespace fastrec
 
 FASTREC_DECLARE_FOR_EACH_ISA(template <class T, class I> void topn(const TopnArgs<T, I>& args);)

@@ -51,6 +51,26 @@ struct SparseScoreTopnArgs {
     int n_threads;               // IN  OpenMP threads (>= 1)
 };
 
+// The Python-visible arguments of sparse_score_topn, in call order, with their checks
+// (see csrc/bindings/fields.hpp).  a.n_cols is w.n_rows; indices are checked by the binding.
+#define FASTREC_SPARSE_SCORE_TOPN_FIELDS(F, A)                          \
+    F(a_indptr, int64_t, IN, A.a.indptr, (bind_indptr(A.a.n_rows)))     \
+    F(a_indices, I, IN, A.a.indices, (nnz(A.a)))                        \
+    F(a_data, T, IN, A.a.data, (nnz(A.a)))                              \
+    F(w_indptr, int64_t, IN, A.w.indptr, (bind_indptr(A.w.n_rows)))     \
+    F(w_indices, I, IN, A.w.indices, (nnz(A.w)))                        \
+    F(w_data, T, IN, A.w.data, (nnz(A.w)))                              \
+    F(n_items, int64_t, VALUE, A.w.n_cols, (at_least(0)))               \
+    F(seen_indptr, int64_t, IN, A.seen_indptr, (A.a.n_rows + 1))        \
+    F(seen_indices, I, IN, A.seen_indices, (A.seen_indptr[A.a.n_rows])) \
+    F(rows, int64_t, IN, A.rows, (bind(A.n_out)))                       \
+    F(allowed, uint8_t, IN, A.allowed, (optional(A.w.n_cols)))          \
+    F(exclude_seen, bool, VALUE, A.exclude_seen, ())                    \
+    F(n, int64_t, VALUE, A.n, (at_least(1)))                            \
+    F(out_indices, int64_t, OUT, A.out_indices, (A.n_out, A.n))         \
+    F(out_scores, T, OUT, A.out_scores, (A.n_out, A.n))                 \
+    F(n_threads, int, VALUE, A.n_threads, (raised_to(1)))
+
 template <class T>
 struct DenseTopnArgs {
     const T* scores;        // IN  (n_rows x n_cols) C-contiguous; -inf / NaN = not a candidate
@@ -61,6 +81,14 @@ struct DenseTopnArgs {
     T* out_scores;          // OUT (n_rows x n) -inf padded
     int n_threads;          // IN
 };
+
+// The Python-visible arguments of dense_topn (see csrc/bindings/fields.hpp).
+#define FASTREC_DENSE_TOPN_FIELDS(F, A)                          \
+    F(scores, T, IN, A.scores, (bind(A.n_rows), bind(A.n_cols))) \
+    F(n, int64_t, VALUE, A.n, (at_least(1)))                     \
+    F(out_indices, int64_t, OUT, A.out_indices, (A.n_rows, A.n)) \
+    F(out_scores, T, OUT, A.out_scores, (A.n_rows, A.n))         \
+    F(n_threads, int, VALUE, A.n_threads, (raised_to(1)))
 
 }  // namespace fastrec
 

@@ -68,6 +68,7 @@ struct SgdMfArgs {
     const int32_t* users;         // IN    (nnz) inner user of every rating, grouped by block, then by user
     int32_t* items;               // INOUT (nnz) inner item of every rating
     T* ratings;                   // INOUT (nnz) rating values (shuffled with items, within each run)
+    int64_t nnz;                  // IN    ratings, block_ptr[n_blocks]
     const int64_t* block_ptr;     // IN    (n_blocks + 1) ratings of block b: [block_ptr[b], block_ptr[b+1])
     int64_t n_blocks;             // IN
     const int64_t* schedule;      // IN    (n_strata x width) block ids, -1 for an empty slot
@@ -92,6 +93,33 @@ struct SgdMfArgs {
     int n_threads;                // IN    OpenMP threads (>= 1)
 };
 
+// The Python-visible arguments of sgd_mf_epoch, in call order, with their checks (see
+// csrc/bindings/fields.hpp); the binding also checks the grid, the schedule, the factor
+// rows' padding and alignment, and the indices.
+#define FASTREC_SGD_MF_EPOCH_FIELDS(F, A)                                   \
+    F(users, int32_t, IN_EXACT, A.users, (bind(A.nnz)))                     \
+    F(items, int32_t, INOUT, A.items, (A.nnz))                              \
+    F(ratings, T, INOUT, A.ratings, (A.nnz))                                \
+    F(block_ptr, int64_t, IN, A.block_ptr, (bind_indptr(A.n_blocks)))       \
+    F(schedule, int64_t, IN, A.schedule, (bind(A.n_strata), bind(A.width))) \
+    F(P, T, INOUT, A.P, (bind(A.n_users), bind(A.stride)))                  \
+    F(Q, T, INOUT, A.Q, (bind(A.n_items), A.stride))                        \
+    F(bu, T, INOUT, A.bu, (A.n_users))                                      \
+    F(bi, T, INOUT, A.bi, (A.n_items))                                      \
+    F(n_factors, int64_t, VALUE, A.n_factors, (in_range(1, A.stride)))      \
+    F(mu, double, VALUE, A.mu, ())                                          \
+    F(lr, double, VALUE, A.lr, ())                                          \
+    F(reg, double, VALUE, A.reg, ())                                        \
+    F(lr_bias, double, VALUE, A.lr_bias, ())                                \
+    F(reg_bias, double, VALUE, A.reg_bias, ())                              \
+    F(biased, bool, VALUE, A.biased, ())                                    \
+    F(non_negative, bool, VALUE, A.non_negative, ())                        \
+    F(hogwild, bool, VALUE, A.hogwild, ())                                  \
+    F(shuffle_seed, int64_t, VALUE, A.shuffle_seed, ())                     \
+    F(shuffle_within_runs, bool, VALUE, A.shuffle_within_runs, ())          \
+    F(out_block_sse, double, OUT, A.out_block_sse, (A.n_blocks))            \
+    F(n_threads, int, VALUE, A.n_threads, (raised_to(1)))
+
 // Scores r_hat for (user, item) pairs; a negative index means "unknown" and drops
 // the terms of that side (the bias fallbacks documented in fastrec.mf).
 template <class T>
@@ -100,6 +128,8 @@ struct MfPredictArgs {
     const T* Q;            // IN  (n_items x stride)
     const T* bu;           // IN  (n_users)
     const T* bi;           // IN  (n_items)
+    int64_t n_users;       // IN  rows of P
+    int64_t n_items;       // IN  rows of Q
     int64_t stride;        // IN
     double mu;             // IN
     bool biased;           // IN
@@ -109,6 +139,20 @@ struct MfPredictArgs {
     T* out;                // OUT (n)
     int n_threads;         // IN
 };
+
+// The Python-visible arguments of mf_predict (see csrc/bindings/fields.hpp); the
+// binding also checks the factor rows and that every index is -1 or a row.
+#define FASTREC_MF_PREDICT_FIELDS(F, A)                       \
+    F(P, T, IN_EXACT, A.P, (bind(A.n_users), bind(A.stride))) \
+    F(Q, T, IN_EXACT, A.Q, (bind(A.n_items), A.stride))       \
+    F(bu, T, IN_EXACT, A.bu, (A.n_users))                     \
+    F(bi, T, IN_EXACT, A.bi, (A.n_items))                     \
+    F(mu, double, VALUE, A.mu, ())                            \
+    F(biased, bool, VALUE, A.biased, ())                      \
+    F(users, int32_t, IN, A.users, (bind(A.n)))               \
+    F(items, int32_t, IN, A.items, (A.n))                     \
+    F(out, T, OUT, A.out, (A.n))                              \
+    F(n_threads, int, VALUE, A.n_threads, (raised_to(1)))
 
 // Arranges ratings for sgd_mf_epoch: a stable counting sort by block, which
 // also renumbers users and items into their training rows.  Rating t (taken in
@@ -125,12 +169,29 @@ struct GroupByBlockArgs {
     const int64_t* item_block;    // IN  (n_items) column group of every item
     const int32_t* user_row;      // IN  (n_users) training row of every user
     const int32_t* item_row;      // IN  (n_items) training row of every item
+    int64_t n_users, n_items;     // IN  entries of user_block / user_row and item_block / item_row
     int64_t n_blocks;             // IN
     int32_t* out_users;           // OUT (nnz) training rows, grouped by block
     int32_t* out_items;           // OUT (nnz)
     T* out_ratings;               // OUT (nnz)
     int64_t* block_ptr;           // OUT (n_blocks + 1) block offsets
 };
+
+// The Python-visible arguments of group_by_block (see csrc/bindings/fields.hpp); the
+// binding also checks every index and block id.  An empty order means 0..nnz-1.
+#define FASTREC_GROUP_BY_BLOCK_FIELDS(F, A)                           \
+    F(users, int32_t, IN_EXACT, A.users, (bind(A.nnz)))               \
+    F(items, int32_t, IN_EXACT, A.items, (A.nnz))                     \
+    F(ratings, T, IN_EXACT, A.ratings, (A.nnz))                       \
+    F(order, int64_t, IN_EXACT, A.order, (optional(A.nnz)))           \
+    F(user_block, int64_t, IN_EXACT, A.user_block, (bind(A.n_users))) \
+    F(item_block, int64_t, IN_EXACT, A.item_block, (bind(A.n_items))) \
+    F(user_row, int32_t, IN_EXACT, A.user_row, (A.n_users))           \
+    F(item_row, int32_t, IN_EXACT, A.item_row, (A.n_items))           \
+    F(out_users, int32_t, OUT, A.out_users, (A.nnz))                  \
+    F(out_items, int32_t, OUT, A.out_items, (A.nnz))                  \
+    F(out_ratings, T, OUT, A.out_ratings, (A.nnz))                    \
+    F(block_ptr, int64_t, OUT, A.block_ptr, (bind_indptr(A.n_blocks)))
 
 template <class T>
 void group_by_block(const GroupByBlockArgs<T>& a) {

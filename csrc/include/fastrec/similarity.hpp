@@ -58,6 +58,29 @@ struct CosineTopkArgs {
     int n_threads;        // IN  OpenMP threads (>= 1)
 };
 
+// The Python-visible arguments of cosine_topk, in call order, with their checks
+// (the notation is described in csrc/bindings/fields.hpp).  x.n_cols is yt.n_rows.
+#define FASTREC_COSINE_TOPK_FIELDS(F, A)                                       \
+    F(x_indptr, int64_t, IN, A.x.indptr, (bind_indptr(A.x.n_rows)))            \
+    F(x_indices, I, IN, A.x.indices, (nnz(A.x)))                               \
+    F(x_data, T, IN, A.x.data, (nnz(A.x)))                                     \
+    F(yt_indptr, int64_t, IN, A.yt.indptr, (bind_indptr(A.yt.n_rows)))         \
+    F(yt_indices, I, IN, A.yt.indices, (nnz(A.yt)))                            \
+    F(yt_data, T, IN, A.yt.data, (nnz(A.yt)))                                  \
+    F(n_candidates, int64_t, VALUE, A.yt.n_cols, (at_least(0)))                \
+    F(row_begin, int64_t, VALUE, A.row_begin, (in_range(0, A.x.n_rows)))       \
+    F(row_end, int64_t, VALUE, A.row_end, (in_range(A.row_begin, A.x.n_rows))) \
+    F(k, int64_t, VALUE, A.k, (at_least(1)))                                   \
+    F(shrink, double, VALUE, A.shrink, (finite_at_least(0)))                   \
+    F(x_exp, int32_t, IN, A.x_exp, (optional(A.x.n_rows)))                     \
+    F(y_exp, int32_t, IN, A.y_exp, (optional(A.yt.n_cols)))                    \
+    F(same_matrix, bool, VALUE, A.same_matrix, ())                             \
+    F(exclude_self, bool, VALUE, A.exclude_self, ())                           \
+    F(out_indices, I, OUT, A.out_indices, (A.row_end - A.row_begin, A.k))      \
+    F(out_scores, T, OUT, A.out_scores, (A.row_end - A.row_begin, A.k))        \
+    F(out_counts, int64_t, OUT, A.out_counts, (A.row_end - A.row_begin))       \
+    F(n_threads, int, VALUE, A.n_threads, (raised_to(1)))
+
 }  // namespace fastrec
 
 FASTREC_DECLARE_FOR_EACH_ISA(template <class T, class I> void cosine_topk(const CosineTopkArgs<T, I>& args);)

@@ -40,6 +40,21 @@ struct KMeansDenseArgs {
     int n_threads = 1;            // IN  OpenMP threads (>= 1)
 };
 
+// The Python-visible arguments of kmeans_assign_dense, in call order, with their
+// checks (see csrc/bindings/fields.hpp).  sums and counts are read only with compute_sums.
+#define FASTREC_KMEANS_ASSIGN_DENSE_FIELDS(F, A)                 \
+    F(x, T, IN, A.x, (bind(A.n), bind(A.d)))                     \
+    F(x_sqnorm, T, IN, A.x_sqnorm, (A.n))                        \
+    F(sample_weight, T, IN, A.weight, (A.n))                     \
+    F(centers, T, IN, A.centers, (bind_nonempty(A.k), A.d))      \
+    F(labels, int32_t, OUT, A.labels, (A.n))                     \
+    F(min_dist, T, OUT, A.min_dist, (A.n))                       \
+    F(sums, double, OUT, A.sums, (when(compute_sums), A.k, A.d)) \
+    F(counts, double, OUT, A.counts, (when(compute_sums), A.k))  \
+    F(inertia, double, OUT, A.inertia, (1))                      \
+    F(compute_sums, bool, VALUE, std::ignore, ())                \
+    F(n_threads, int, VALUE, A.n_threads, (raised_to(1)))
+
 // The same pass over CSR rows (sorted, unique indices).
 template <class T, class I>
 struct KMeansCsrArgs {
@@ -56,6 +71,23 @@ struct KMeansCsrArgs {
     int n_threads = 1;            // IN
 };
 
+// The Python-visible arguments of kmeans_assign_csr (see csrc/bindings/fields.hpp).
+#define FASTREC_KMEANS_ASSIGN_CSR_FIELDS(F, A)                          \
+    F(indptr, int64_t, IN, A.x.indptr, (bind_indptr(A.x.n_rows)))       \
+    F(indices, I, IN, A.x.indices, (nnz(A.x)))                          \
+    F(data, T, IN, A.x.data, (nnz(A.x)))                                \
+    F(n_features, int64_t, VALUE, A.x.n_cols, (at_least(0)))            \
+    F(x_sqnorm, T, IN, A.x_sqnorm, (A.x.n_rows))                        \
+    F(sample_weight, T, IN, A.weight, (A.x.n_rows))                     \
+    F(centers, T, IN, A.centers, (bind_nonempty(A.k), A.x.n_cols))      \
+    F(labels, int32_t, OUT, A.labels, (A.x.n_rows))                     \
+    F(min_dist, T, OUT, A.min_dist, (A.x.n_rows))                       \
+    F(sums, double, OUT, A.sums, (when(compute_sums), A.k, A.x.n_cols)) \
+    F(counts, double, OUT, A.counts, (when(compute_sums), A.k))         \
+    F(inertia, double, OUT, A.inertia, (1))                             \
+    F(compute_sums, bool, VALUE, std::ignore, ())                       \
+    F(n_threads, int, VALUE, A.n_threads, (raised_to(1)))
+
 // Squared Euclidean distances from every row of X to every row of Y.
 template <class T>
 struct SqDistArgs {
@@ -66,6 +98,14 @@ struct SqDistArgs {
     T* out = nullptr;             // OUT n x m, max(||x_i||^2 + ||y_j||^2 - 2 x_i.y_j, 0)
     int n_threads = 1;            // IN
 };
+
+// The Python-visible arguments of sqdist_dense (see csrc/bindings/fields.hpp).
+#define FASTREC_SQDIST_DENSE_FIELDS(F, A)    \
+    F(x, T, IN, A.x, (bind(A.n), bind(A.d))) \
+    F(x_sqnorm, T, IN, A.x_sqnorm, (A.n))    \
+    F(y, T, IN, A.y, (bind(A.m), A.d))       \
+    F(out, T, OUT, A.out, (A.n, A.m))        \
+    F(n_threads, int, VALUE, A.n_threads, (raised_to(1)))
 
 // Row chunks of one pass.  At least 2048 rows each (so a chunk's partial sums
 // are amortised), at most 64 chunks (enough to balance up to ~16 threads with

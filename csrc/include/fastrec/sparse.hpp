@@ -16,6 +16,21 @@ struct CsrView {
     int64_t row_nnz(int64_t row) const { return indptr[row + 1] - indptr[row]; }
 };
 
+// Arguments of the csr_transpose binding, which allocates the transpose.
+template <class T, class I>
+struct CsrTransposeArgs {
+    CsrView<T, I> a;  // IN  the matrix to transpose (canonical CSR)
+    int n_threads;    // IN  OpenMP threads (>= 1)
+};
+
+// The Python-visible arguments of csr_transpose (see csrc/bindings/fields.hpp).
+#define FASTREC_CSR_TRANSPOSE_FIELDS(F, A)                        \
+    F(indptr, int64_t, IN, A.a.indptr, (bind_indptr(A.a.n_rows))) \
+    F(indices, I, IN, A.a.indices, (nnz(A.a)))                    \
+    F(data, T, IN, A.a.data, (nnz(A.a)))                          \
+    F(n_cols, int64_t, VALUE, A.a.n_cols, (at_least(0)))          \
+    F(n_threads, int, VALUE, A.n_threads, (raised_to(1)))
+
 }  // namespace fastrec
 
 #include <algorithm>
