@@ -1,4 +1,4 @@
-"""Numba k-means kernels: the blocking of csrc/include/fastrec/kmeans.hpp with ``prange``.
+"""Numba k-means kernels: the blocking of csrc/include/fastrec/cluster.hpp with ``prange``.
 
 Rows are cut into the same fixed chunks as the C++ kernel (a function of n
 only), chunks run in parallel, and each chunk keeps float64 partial sums that
@@ -17,7 +17,7 @@ import numpy as np
 from fastrec._runtime import NUMBA_KERNEL_OPTIONS
 
 TILE_ROWS = 8
-MIN_CHUNK_ROWS = 2048  # see kmeans_n_chunks in kmeans.hpp
+MIN_CHUNK_ROWS = 2048  # see kmeans_n_chunks in cluster.hpp
 MAX_CHUNKS = 64
 FUSED_BUDGET_BYTES = 64 * 1024 * 1024
 
