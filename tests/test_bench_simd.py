@@ -26,9 +26,11 @@ def test_simd_contenders_cover_every_level_and_match_the_blas_core():
                 ("fastrec cpp [avx512]", "fastrec cpp", False, "avx512", {"FASTREC_SIMD": "avx512"}),
                 ("fastrec numba", "fastrec numba", False, None, {})]
     for peer in ("sklearn", "faiss"):
-        expected += [(f"{peer} [{level}: {core}]", peer, True, level, {"OPENBLAS_CORETYPE": core})
-                     for level, core in (("baseline", "Nehalem"), ("avx2", "Haswell"),
-                                         ("avx512", "SkylakeX"))]
+        expected += [(f"{peer} [{level}: {core}]", peer, True, level,
+                      {"OPENBLAS_CORETYPE": core, "FAISS_SIMD_LEVEL": faiss_level})
+                     for level, core, faiss_level in (("baseline", "Nehalem", "NONE"),
+                                                      ("avx2", "Haswell", "AVX2"),
+                                                      ("avx512", "SkylakeX", "AVX512"))]
     expected.append(("implicit", "implicit", True, None, {}))
     assert rows == expected
     assert suite.worker_env(out[1], base={"FASTREC_SIMD": "avx512", "PATH": "/bin"}) == {

@@ -26,7 +26,8 @@ A benchmark module (``fastrec.bench.cosine`` and its siblings) implements
 forced in the worker through ``FASTREC_SIMD``, and the peers that use OpenBLAS
 (``Contender.blas``, or an ``OPENBLAS_CORETYPE`` in their environment) once per
 level too, under the OpenBLAS core of the same instruction set
-(:data:`SIMD_CORETYPES`).  Every record names its level.
+(:data:`SIMD_CORETYPES`), with faiss's own kernels pinned to the same level
+(``FAISS_SIMD_LEVEL``).  Every record names its level.
 
 :func:`run` times every contender on every size and thread count, one process
 per measurement, interleaved round by round (contender order rotated each
@@ -56,6 +57,9 @@ SIMD_LEVELS = ("baseline", "avx2", "avx512")
 # kernels of its own for Prescott or Core2 (it falls back to the generic Katmai
 # ones), so baseline uses Nehalem, its SSE core.
 SIMD_CORETYPES = {"baseline": "Nehalem", "avx2": "Haswell", "avx512": "SkylakeX"}
+# faiss dispatches its own distance kernels (not OpenBLAS's) by CPU at load time;
+# FAISS_SIMD_LEVEL pins them to the same instruction set.
+SIMD_FAISS_LEVELS = {"baseline": "NONE", "avx2": "AVX2", "avx512": "AVX512"}
 
 
 @dataclass(frozen=True)
@@ -117,8 +121,8 @@ def simd_contenders(found: Sequence[Contender], levels: Sequence[str]) -> list[C
 
     fastrec's compiled (``cpp``) contenders run with ``FASTREC_SIMD`` set to the
     level; a BLAS peer runs with ``OPENBLAS_CORETYPE`` set to the level's core
-    (its own coretype settings are replaced, and the copies that then coincide
-    are merged).  fastrec's Numba and numpy backends, which the level does not
+    and ``FAISS_SIMD_LEVEL`` to the level (its own coretype settings are
+    replaced, and the copies that then coincide are merged).  fastrec's Numba and numpy backends, which the level does not
     reach, and peers that do not use OpenBLAS run once, as given.
     """
     out: list[Contender] = []
@@ -141,7 +145,8 @@ def simd_contenders(found: Sequence[Contender], levels: Sequence[str]) -> list[C
             coretype = SIMD_CORETYPES[level]
             out.append(Contender(f"{contender.dispatch} [{level}: {coretype}]",
                                  key=contender.dispatch,
-                                 env={**contender.env, "OPENBLAS_CORETYPE": coretype},
+                                 env={**contender.env, "OPENBLAS_CORETYPE": coretype,
+                                      "FAISS_SIMD_LEVEL": SIMD_FAISS_LEVELS[level]},
                                  sizes=contender.sizes, peer=True, blas=True, simd=level))
     return out
 
