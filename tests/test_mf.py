@@ -11,9 +11,7 @@ import fastrec
 from fastrec import MatrixFactorization, _runtime
 from fastrec.base import NotFittedError
 from fastrec.mf import DivergenceError, _numba, _reference
-from fastrec.mf.model import (
-    INIT_CHUNK_ROWS,
-    INIT_CHUNKS_PER_THREAD,
+from fastrec.mf.grid import (
     aligned_zeros,
     arrange_blocks,
     grid_groups,
@@ -21,6 +19,7 @@ from fastrec.mf.model import (
     padded_width,
     standard_normal,
 )
+from fastrec.mf.model import INIT_CHUNK_ROWS, INIT_CHUNKS_PER_THREAD
 from fastrec.recommenders import UnknownIdError
 
 BACKENDS = list(_runtime.available_backends())
