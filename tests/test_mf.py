@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -630,8 +632,48 @@ def test_early_stopping_keeps_the_best_epoch():
 
 def test_verbose_progress_bar(capsys):
     users, items, values = low_rank(n_ratings=300)
-    MatrixFactorization(n_factors=2, n_epochs=2, random_state=0, verbose=True).fit((users, items, values))
-    assert "train_rmse" in capsys.readouterr().err
+    model = MatrixFactorization(n_factors=2, n_epochs=4, random_state=0, verbose=True)
+    model.fit((users, items, values))
+    err = capsys.readouterr().err
+    shown = [found.groups() for line in re.split(r"[\r\n]", err)
+             if (found := re.search(r"(\d+)/4 .*train_rmse=([\d.]+)", line))]
+    assert shown and shown[-1][0] == "4"
+    for epochs_done, rmse in shown:  # the RMSE shown is that of the epochs counted
+        assert int(epochs_done) >= 1
+        assert rmse == f"{model.history_['train_rmse'][int(epochs_done) - 1]:.4f}"
+    # verbose=None: a bar only when stderr is a terminal (it is captured here); False: never
+    for verbose in (None, False):
+        MatrixFactorization(n_factors=2, n_epochs=2, random_state=0, verbose=verbose).fit(
+            (users, items, values))
+        assert "train_rmse" not in capsys.readouterr().err
+    with pytest.raises(TypeError, match="verbose must be True or False"):
+        MatrixFactorization(n_epochs=1, verbose="yes").fit((users, items, values))
+
+
+@pytest.mark.parametrize("random_state", [np.random.default_rng(5), np.random.RandomState(5)])
+def test_random_state_takes_an_int_or_a_generator(random_state):
+    data = low_rank(n_ratings=300)
+    kw = dict(n_factors=2, n_epochs=2, n_threads=1)
+    first = MatrixFactorization(random_state=random_state, **kw).fit(data)
+    again = MatrixFactorization(random_state=first.seed_, **kw).fit(data)
+    np.testing.assert_array_equal(first.user_factors_, again.user_factors_)  # the seed it drew
+    second = MatrixFactorization(random_state=random_state, **kw).fit(data)
+    assert second.seed_ != first.seed_  # the generator was advanced
+    for bad, error in (("0", TypeError), (True, TypeError), (-1, ValueError), (1.5, TypeError)):
+        with pytest.raises(error, match="random_state"):
+            MatrixFactorization(random_state=bad, **kw).fit(data)
+
+
+def test_float64_data_trains_in_the_dtype_asked_for():
+    users, items, values = low_rank(n_ratings=300)
+    for dtype in (np.float32, np.float64):
+        model = MatrixFactorization(n_factors=2, n_epochs=2, random_state=0, dtype=dtype)
+        model.fit((users, items, values.astype(np.float64)))
+        assert model.user_factors_.dtype == model.item_bias_.dtype == dtype
+        assert model.recommend(users[0])[1].dtype == model.predict(users[0], items[0]).dtype == dtype
+        assert model.score_items(users[0]).dtype == np.float64
+    assert MatrixFactorization(n_factors=2, n_epochs=1).fit(
+        (users, items, values.astype(np.float64))).user_factors_.dtype == np.float32  # the default
 
 
 def test_save_load_round_trip(tmp_path):
