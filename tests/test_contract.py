@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 from sklearn.base import clone
+from sklearn.utils.validation import check_is_fitted
 
 from fastrec import ContentKNN, Hybrid, ItemKNN, MatrixFactorization, UnknownIdError, UserKNN
 from fastrec.base import NotFittedError
@@ -267,6 +268,9 @@ def test_clone_is_unfitted_with_equal_params(case):
     assert type(fresh) is type(model) and isinstance(fresh, Recommender)
     _same_params(fresh, model)
     assert repr(fresh) == repr(model)
+    check_is_fitted(model)  # scikit-learn's own check agrees
+    with pytest.raises(NotFittedError):
+        check_is_fitted(fresh)
     with pytest.raises(NotFittedError):
         fresh.recommend(case.users[0])
     with pytest.raises(NotFittedError):

@@ -255,6 +255,10 @@ class Recommender(Estimator):
     def _check_fitted(self) -> None:
         check_fitted(self, "_R", "fit(ratings)")
 
+    def __sklearn_is_fitted__(self) -> bool:
+        """Whether the model is fitted (scikit-learn's ``check_is_fitted`` asks this)."""
+        return getattr(self, "_R", None) is not None
+
     # -- public attributes --------------------------------------------------------------
 
     @property

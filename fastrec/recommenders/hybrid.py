@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.utils.validation import check_is_fitted
 
 from fastrec import _validation as V
 from fastrec._archive import format_name_of, open_archive
@@ -148,7 +149,7 @@ class Hybrid(Recommender):
         pairs = check_models(self.models)
         for position, (model, _) in enumerate(pairs):
             try:
-                model._check_fitted()
+                check_is_fitted(model)
             except NotFittedError as exc:
                 raise NotFittedError(
                     f"This Hybrid is not fitted yet: models[{position}] ({type(model).__name__}) "
@@ -193,6 +194,9 @@ class Hybrid(Recommender):
         except (TypeError, ValueError, NotFittedError):
             return False
         return True
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return self._fitted()
 
     # -- the Recommender state, derived from the models ------------------------------------
 
