@@ -192,6 +192,12 @@ def test_allow_and_block_lists_are_respected_and_combined(case):
             keep = [position for position, item in enumerate(full[row].tolist()) if item in allowed]
             assert got == [full[row][p] for p in keep][:len(got)]
             np.testing.assert_array_equal(scores[row][:len(got)], full_scores[row][keep][:len(got)])
+    # an unknown id on the block-list cannot be recommended anyway: it is ignored
+    _assert_same(case.model.recommend(case.users, n=5, filter_items=[*block, case.unknown_item]),
+                 case.model.recommend(case.users, n=5, filter_items=block))
+    # nothing left to recommend: one empty slot per user
+    ids, scores = case.model.recommend(case.users, n=5, items=block[:2], filter_items=block)
+    assert ids.shape == (case.users.size, 1) and _empty(ids).all() and np.all(scores == -np.inf)
 
 
 def test_unknown_ids_raise_or_are_skipped(case):
