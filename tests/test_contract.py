@@ -330,6 +330,23 @@ def test_user_items_of_a_training_user_equal_its_recommendations(case):
         model.recommend(case.users[0], user_items=case.R[:1])
 
 
+@pytest.mark.parametrize("name", list(MODELS))
+def test_user_items_by_raw_item_id_columns(name):
+    rows, cols = np.nonzero(RATINGS)
+    item_ids = 10 * np.arange(N_ITEMS) + 7  # integer ids that are not column numbers
+    model = MODELS[name]("auto", item_ids).fit((rows, item_ids[cols], RATINGS[rows, cols]))
+    users = model.user_ids_
+    inner_form = sp.csr_matrix(RATINGS[users])
+    coo = inner_form.tocoo()  # plus an item the model does not know, in row 0: left out
+    raw_form = sp.csr_matrix((np.append(coo.data, 4.0), (np.append(coo.row, 0),
+                                                         np.append(item_ids[coo.col], item_ids.max() + 1))),
+                             shape=(users.size, item_ids.max() + 3))
+    _assert_same(model.recommend(users, n=8, user_items=raw_form),
+                 model.recommend(users, n=8, user_items=inner_form))
+    with pytest.raises(ValueError, match=r"\(25, 21\) or \(25, > 207\)"):
+        model.recommend(users, user_items=sp.csr_matrix((users.size, 30)))
+
+
 # --- similar items and users ----------------------------------------------------------------
 
 

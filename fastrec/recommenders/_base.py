@@ -182,26 +182,38 @@ def raw_id_array(ids: Any, name: str) -> tuple[bool, np.ndarray]:
     return single, (np.asarray([ids]) if single else V.id_array(ids, name))
 
 
-def given_rows(user_items: Any, n_rows: int, n_items: int, dtype: np.dtype) -> sp.csr_matrix:
+def given_rows(user_items: Any, n_rows: int, item_map: IdMap, dtype: np.dtype) -> sp.csr_matrix:
     """``user_items`` of ``recommend`` / ``score_items`` as a checked CSR (n_rows, n_items).
 
-    Duplicate entries are summed; stored zeros stay stored (they count as seen),
-    as in training data.  The caller's matrix is never changed.
+    Columns are the model's items in ``item_ids_`` order when there are
+    ``n_items`` of them; with integer item ids, a wider matrix whose column
+    ``j`` is raw item id ``j`` is accepted too (the layout of a users x items
+    matrix the model was fitted on), and its columns of ids the model does not
+    know are left out.  Duplicate entries are summed; stored zeros stay stored
+    (they count as seen), as in training data.  The caller's matrix is never
+    changed.
     """
+    n_items = len(item_map)
+    ids = item_map.ids
+    raw_columns = ids.dtype.kind in "iu" and ids.size > 0 and int(ids.max()) >= n_items
+    wanted = f"({n_rows}, {n_items})" + (f" or ({n_rows}, > {int(ids.max())}) with a column per "
+                                         "raw item id" if raw_columns else "")
     if not sp.issparse(user_items):
-        raise TypeError(
-            f"user_items must be a scipy sparse matrix of shape (len(users), n_items_) = "
-            f"({n_rows}, {n_items}), got {type(user_items).__name__}."
-        )
-    if user_items.ndim != 2 or user_items.shape != (n_rows, n_items):
+        raise TypeError(f"user_items must be a scipy sparse matrix of shape {wanted}, got "
+                        f"{type(user_items).__name__}.")
+    shape = user_items.shape
+    by_raw_id = raw_columns and len(shape) == 2 and shape[0] == n_rows and shape[1] > int(ids.max())
+    if len(shape) != 2 or shape[0] != n_rows or (shape[1] != n_items and not by_raw_id):
         raise ValueError(
-            f"user_items has shape {user_items.shape}; it needs one row per user asked for and one "
-            f"column per item of the model (item_ids_ order): ({n_rows}, {n_items})."
+            f"user_items has shape {shape}; it needs one row per user asked for and one column "
+            f"per item of the model (item_ids_ order): {wanted}."
         )
     matrix = V.check_sparse_structure(user_items, "user_items")
     V.float_dtype_for(matrix.dtype, "user_items")
     csr = sp.csr_matrix(matrix, dtype=dtype, copy=True)
     V.check_finite(csr.data, "user_items")
+    if by_raw_id and shape[1] != n_items:
+        csr = csr[:, ids]  # column j of the result is inner item j
     csr.sum_duplicates()
     return csr
 
@@ -353,7 +365,7 @@ class Recommender(Estimator):
         inner = self._user_map.lookup(raw).astype(np.int64)
         given = None
         if user_items is not None:
-            given = given_rows(user_items, raw.size, len(self._item_map), self._R.dtype)
+            given = given_rows(user_items, raw.size, self._item_map, self._R.dtype)
         elif unknown == "raise":
             raise_unknown(raw, inner, "user", "users")
         return single, raw, inner, given
@@ -404,7 +416,9 @@ class Recommender(Estimator):
             users an empty row (-1, ``-inf``) and leaves unknown items out.
         user_items : scipy sparse matrix, shape (len(users), n_items_), optional
             The users' interactions now, one row per user of ``users``, one
-            column per item in ``item_ids_`` order.  Scores are computed from
+            column per item in ``item_ids_`` order (with integer item ids, a
+            matrix whose column ``j`` is raw item id ``j`` works too).
+            Scores are computed from
             these rows instead of the training interactions, without changing
             the model, and ``exclude_seen`` excludes their items.  The users need
             not be known to the model.
