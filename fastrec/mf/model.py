@@ -148,6 +148,11 @@ class MatrixFactorization(Recommender):
         through the epoch, which costs nothing extra), ``"valid_rmse"`` (with
         validation data) and ``"seconds"``.
     seed_ : int
+        The integer seed of the fit (drawn from ``random_state`` unless it is
+        an int); ``partial_fit`` continues from it.
+    interactions_ : scipy.sparse.csr_matrix, shape (n_users, n_items)
+        The training ratings by inner index (repeated pairs summed), plus the
+        ratings of :meth:`fold_in`: what ``exclude_seen`` excludes.
 
     Notes
     -----
