@@ -226,6 +226,11 @@ class UserKNN(_NeighbourKNN):
                    context: Any) -> None:
         self._S = cosine_topk(R, k=params["k"], shrink=params["shrink"], n_threads=n_threads,
                               backend=backend)
+        self._similarity = (params["k"], params["shrink"])
+
+    def _set_state(self, archive: Any) -> None:
+        super()._set_state(archive)
+        self._similarity = (self.k, self.shrink)  # the saved parameters the file was fitted with
 
     def _neighbour_rows(self, given: sp.csr_matrix | None, inner: np.ndarray) -> sp.csr_matrix:
         """Neighbours (rows of users x training users) of the history's rows.
@@ -237,7 +242,8 @@ class UserKNN(_NeighbourKNN):
             return self._S
         backend = _runtime.resolve_backend(self.backend)
         n_threads = _runtime.resolve_threads(self.n_threads)
-        return neighbours_without_self(given, self._R, inner, self.k, self.shrink, backend,
+        k, shrink = getattr(self, "_similarity", (self.k, self.shrink))  # as at fit
+        return neighbours_without_self(given, self._R, inner, k, shrink, backend,
                                        n_threads).astype(self._R.dtype)
 
     def _topn(self, rows: np.ndarray, n: int, exclude_seen: bool, allowed: np.ndarray, backend: str,
