@@ -25,10 +25,10 @@ def ratings(request):
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_fit(benchmark, ratings, backend, n_threads):
     size, R = ratings
-    MatrixFactorization(n_factors=8, n_epochs=1, backend=backend, seed=0).fit(R)  # compile
+    MatrixFactorization(n_factors=8, n_epochs=1, backend=backend, random_state=0).fit(R)  # compile
 
     def fit():
-        return MatrixFactorization(n_factors=100, n_epochs=EPOCHS, seed=0, n_threads=n_threads,
+        return MatrixFactorization(n_factors=100, n_epochs=EPOCHS, random_state=0, n_threads=n_threads,
                                    backend=backend).fit(R)
 
     model = benchmark.pedantic(fit, rounds=3, iterations=1)
@@ -41,7 +41,7 @@ def test_fit(benchmark, ratings, backend, n_threads):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_predict(benchmark, ratings, backend):
     _, R = ratings
-    model = MatrixFactorization(n_factors=100, n_epochs=1, seed=0, backend=backend).fit(R)
+    model = MatrixFactorization(n_factors=100, n_epochs=1, random_state=0, backend=backend).fit(R)
     coo = R.tocoo()
     users, items = coo.row.astype(np.int64), coo.col.astype(np.int64)
     model.predict(users[:10], items[:10])
@@ -51,7 +51,7 @@ def test_predict(benchmark, ratings, backend):
 
 def test_recommend(benchmark, ratings):
     _, R = ratings
-    model = MatrixFactorization(n_factors=100, n_epochs=1, seed=0).fit(R)
+    model = MatrixFactorization(n_factors=100, n_epochs=1, random_state=0).fit(R)
     users = np.arange(min(1000, R.shape[0]))
     ids, _ = benchmark(model.recommend, users, 10)
     assert ids.shape == (users.size, 10)

@@ -15,6 +15,12 @@ COMPILED_BACKENDS = [b for b in ("cpp", "numba") if b in fastrec.available_backe
 ALL_BACKENDS = [*COMPILED_BACKENDS, "numpy"]
 
 
+@pytest.fixture(scope="module", params=ALL_BACKENDS)
+def every_backend(request) -> str:
+    """Each backend available here in turn: the one list the recommender contract runs on."""
+    return request.param
+
+
 def simd_levels() -> list[str]:
     """Every SIMD level the compiled core can run here (empty without it)."""
     return list(_runtime._cpp.available_simd_levels()) if _runtime._cpp is not None else []

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 from fastrec import ContentKNN, ItemKNN, MatrixFactorization, UserKNN, _runtime, evaluate
 from fastrec.cli import main
@@ -116,7 +117,9 @@ def test_fit_and_recommend_round_trip(tmp_path):
     assert list(table.columns) == ["user", "rank", "item", "score"]
     model = MatrixFactorization.load(tmp_path / "model.npz")
     assert model.n_factors == 6 and model.epochs_trained_ == 4
-    items, scores = model.recommend(np.array(["c1", "c7", "unknown"]), n=4)
+    items, scores = model.recommend(np.array(["c1", "c7", "unknown"]), n=4, unknown="skip")
+    # an unknown user has no interactions: served by popularity, as a cold user is
+    items[2], scores[2] = model.recommend("unknown", n=4, user_items=sp.csr_matrix((1, model.n_items_)))
     for row, user in enumerate(["c1", "c7", "unknown"]):
         mine = table[table.user == user].sort_values("rank")
         assert mine["rank"].tolist() == [1, 2, 3, 4]
@@ -150,6 +153,9 @@ def check_recommendations(table: pd.DataFrame, model, users: list[str], n: int) 
     assert list(table.columns) == ["user", "rank", "item", "score"]
     items, scores = model.recommend(np.array(users), n=n, unknown="skip")
     for row, user in enumerate(users):
+        if user not in set(model.user_ids_.tolist()):  # no interactions: popularity
+            items[row], scores[row] = model.recommend(user, n=n, user_items=sp.csr_matrix(
+                (1, model.n_items_)))
         mine = table[table.user == user].sort_values("rank")
         filled = np.isfinite(scores[row])
         assert mine["rank"].tolist() == list(range(1, int(filled.sum()) + 1))

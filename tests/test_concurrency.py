@@ -94,7 +94,7 @@ def test_every_kernel_from_eight_threads_matches_single_threaded(backend, limits
 def test_one_model_serves_eight_reader_threads(backend, limits_unchanged):
     R = make_ratings(300, 200, 6000, seed=3)
     users = np.arange(0, 300, 7)
-    models = [fastrec.MatrixFactorization(n_factors=8, n_epochs=3, seed=0, backend=backend).fit(R),
+    models = [fastrec.MatrixFactorization(n_factors=8, n_epochs=3, random_state=0, backend=backend).fit(R),
               fastrec.ItemKNN(k=20, backend=backend).fit(R),
               fastrec.UserKNN(k=20, backend=backend).fit(R)]
     for model in models:
@@ -110,7 +110,7 @@ def test_one_model_serves_eight_reader_threads(backend, limits_unchanged):
 
 def test_fold_in_beside_readers_loses_no_user_and_shows_no_half_model():
     R = make_ratings(200, 150, 4000, seed=4)
-    model = fastrec.MatrixFactorization(n_factors=8, n_epochs=3, seed=0).fit(R)
+    model = fastrec.MatrixFactorization(n_factors=8, n_epochs=3, random_state=0).fit(R)
     reference = copy.deepcopy(model)
     new_users = [(1000 + u, np.arange(u % 50, u % 50 + 10), np.full(10, 1 + u % 5)) for u in range(64)]
     for user, items, ratings in new_users:
@@ -153,7 +153,7 @@ def test_fold_in_beside_readers_loses_no_user_and_shows_no_half_model():
 
 
 @pytest.mark.parametrize("make", [
-    lambda: fastrec.MatrixFactorization(n_factors=8, n_epochs=2, seed=0),
+    lambda: fastrec.MatrixFactorization(n_factors=8, n_epochs=2, random_state=0),
     lambda: fastrec.ItemKNN(k=10),
     lambda: fastrec.UserKNN(k=10),
 ])
@@ -186,7 +186,7 @@ def test_refit_beside_readers_gives_old_or_new_model_never_a_mix(make):
 def test_pickled_model_keeps_working_under_threads():
     R = make_ratings(200, 150, 4000, seed=7)
     model = pickle.loads(pickle.dumps(fastrec.MatrixFactorization(n_factors=8, n_epochs=2,
-                                                                  seed=0).fit(R)))
+                                                                  random_state=0).fit(R)))
     expected = model.recommend(np.arange(50), n=5)
     got = _in_threads([lambda: model.recommend(np.arange(50), n=5)] * THREADS)
     _assert_same(got, [expected] * THREADS)

@@ -454,7 +454,7 @@ def test_matrix_factorization(ratings, n_factors, threads, data):
     record("MatrixFactorization.fit", **args)
 
     def fitted(backend):
-        model = fastrec.MatrixFactorization(n_factors[0], n_epochs=3, seed=1, n_threads=threads[0],
+        model = fastrec.MatrixFactorization(n_factors[0], n_epochs=3, random_state=1, n_threads=threads[0],
                                             backend=backend)
         # SGD blowing up on ratings far from a rating scale ends in DivergenceError, a
         # ValueError naming the ratings: a refusal like any other
@@ -945,7 +945,7 @@ def malformed_kmeans(X, stage):
 def malformed_fit(R, model):
     def call(backend):
         if model == "MatrixFactorization":
-            return fastrec.MatrixFactorization(2, n_epochs=1, seed=0, backend=backend).fit(R.value)
+            return fastrec.MatrixFactorization(2, n_epochs=1, random_state=0, backend=backend).fit(R.value)
         if model == "ContentKNN":
             return fastrec.ContentKNN(R.value, backend=backend)
         return getattr(fastrec, model)(k=3, backend=backend).fit(R.value)

@@ -161,7 +161,7 @@ def test_rating_triples_keeps_raw_ids():
 def test_matrix_factorization_fits_from_interactions():
     users, items, ratings, _ = random_triples(seed=3, n=2000, strings=True)
     data = Interactions.from_arrays(users, items, ratings)
-    params = dict(n_factors=4, n_epochs=3, seed=0, n_threads=1)
+    params = dict(n_factors=4, n_epochs=3, random_state=0, n_threads=1)
     from_data = MatrixFactorization(**params).fit(data)
     from_tuple = MatrixFactorization(**params).fit(data.to_triples())
     np.testing.assert_array_equal(from_data.user_ids_, data.user_ids)  # raw ids, not row numbers

@@ -265,7 +265,7 @@ def test_evaluate_maps_raw_ids_and_matches_manual_computation():
 def test_evaluate_rating_model_threshold_and_frame():
     pd = pytest.importorskip("pandas")
     train, test = split_ids(1)
-    model = fastrec.MatrixFactorization(n_factors=4, n_epochs=3, seed=0).fit(train)
+    model = fastrec.MatrixFactorization(n_factors=4, n_epochs=3, random_state=0).fit(train)
     result = evaluate(model, None, test, k=3, threshold=4.0)
     prediction = model.predict(test[0], test[1])
     assert result["rmse"] == pytest.approx(np.sqrt(np.mean((prediction - test[2]) ** 2)), rel=1e-6)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -9,10 +11,9 @@ from conftest import compiled_variants, variant
 
 import fastrec
 from fastrec import MatrixFactorization, _runtime
+from fastrec.base import NotFittedError
 from fastrec.mf import DivergenceError, _numba, _reference
-from fastrec.mf.model import (
-    INIT_CHUNK_ROWS,
-    INIT_CHUNKS_PER_THREAD,
+from fastrec.mf.grid import (
     aligned_zeros,
     arrange_blocks,
     grid_groups,
@@ -20,6 +21,8 @@ from fastrec.mf.model import (
     padded_width,
     standard_normal,
 )
+from fastrec.mf.model import INIT_CHUNK_ROWS, INIT_CHUNKS_PER_THREAD
+from fastrec.recommenders import UnknownIdError
 
 BACKENDS = list(_runtime.available_backends())
 COMPILED = [b for b in BACKENDS if b != "numpy"]
@@ -372,7 +375,7 @@ def test_group_by_block_binding_rejects_bad_input():
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_predict_kernel_fallbacks(backend):
-    model = MatrixFactorization(n_factors=3, n_epochs=2, seed=0, backend=backend)
+    model = MatrixFactorization(n_factors=3, n_epochs=2, random_state=0, backend=backend)
     users, items, values = low_rank(n_ratings=400)
     model.fit((users, items, values))
     u, i = int(users[0]), int(items[0])
@@ -390,7 +393,7 @@ def test_predict_kernel_fallbacks(backend):
 
 def test_estimator_backends_agree_with_one_thread():
     users, items, values = low_rank(n_ratings=800)
-    models = {b: MatrixFactorization(n_factors=4, n_epochs=3, seed=5, n_threads=1,
+    models = {b: MatrixFactorization(n_factors=4, n_epochs=3, random_state=5, n_threads=1,
                                      backend=b).fit((users, items, values)) for b in BACKENDS}
     ref = models["numpy"]
     for model in models.values():
@@ -406,7 +409,7 @@ def test_same_seed_and_threads_give_a_bit_identical_model(backend, n_threads):
     users, items, values = low_rank(n_ratings=1500)
 
     def fit(seed):
-        return MatrixFactorization(n_factors=6, n_epochs=3, seed=seed, n_threads=n_threads,
+        return MatrixFactorization(n_factors=6, n_epochs=3, random_state=seed, n_threads=n_threads,
                                    backend=backend).fit((users, items, values))
 
     a, b, c = fit(1), fit(1), fit(2)
@@ -423,7 +426,7 @@ def test_accuracy_reaches_the_noise_floor_on_low_rank_data(backend):
                                     noise=noise, seed=1)
     train, test = slice(0, 20000), slice(20000, None)
     model = MatrixFactorization(n_factors=8, n_epochs=40, lr=0.01, reg=0.02, lr_bias=0.01,
-                                reg_bias=0.02, seed=0, n_threads=2, backend=backend, clip=False)
+                                reg_bias=0.02, random_state=0, n_threads=2, backend=backend, clip=False)
     model.fit((users[train], items[train], values[train]),
               validation=(users[test], items[test], values[test]))
     rmse = np.sqrt(np.mean((model.predict(users[test], items[test]) - values[test]) ** 2))
@@ -436,7 +439,7 @@ def test_accuracy_reaches_the_noise_floor_on_low_rank_data(backend):
 
 def test_hogwild_trains_to_similar_accuracy():
     users, items, values = low_rank(n_ratings=3000, noise=0.2)
-    kw = dict(n_factors=6, n_epochs=30, lr=0.01, reg=0.02, seed=0, n_threads=2, backend="auto")
+    kw = dict(n_factors=6, n_epochs=30, lr=0.01, reg=0.02, random_state=0, n_threads=2, backend="auto")
     locked = MatrixFactorization(**kw).fit((users, items, values))
     hog = MatrixFactorization(hogwild=True, **kw).fit((users, items, values))
     assert hog.history_["train_rmse"][-1] == pytest.approx(locked.history_["train_rmse"][-1],
@@ -446,7 +449,7 @@ def test_hogwild_trains_to_similar_accuracy():
 def test_float64_is_kept_and_unbiased_model_has_no_biases():
     users, items, values = low_rank(n_ratings=500)
     model = MatrixFactorization(n_factors=3, n_epochs=2, dtype=np.float64, biased=False,
-                                seed=0).fit((users, items, values))
+                                random_state=0).fit((users, items, values))
     assert model.user_factors_.dtype == np.float64
     assert not model.user_bias_.any() and not model.item_bias_.any()
     # an unknown side falls back to the global mean in an unbiased model
@@ -460,7 +463,7 @@ def test_sparse_tuple_and_dataframe_inputs_give_the_same_model():
     pd = pytest.importorskip("pandas")
     users, items, values = low_rank(n_ratings=700)
     R = sp.csr_matrix((values, (users, items)), shape=(120, 90))
-    kw = dict(n_factors=4, n_epochs=2, seed=3, n_threads=1)
+    kw = dict(n_factors=4, n_epochs=2, random_state=3, n_threads=1)
     from_tuple = MatrixFactorization(**kw).fit((users, items, values), n_users=120, n_items=90)
     from_sparse = MatrixFactorization(**kw).fit(R)
     frame = pd.DataFrame({"user_id": users, "item_id": items, "rating": values})
@@ -476,7 +479,7 @@ def test_string_ids_and_caller_data_untouched():
     su = np.array([f"user-{u}" for u in users])
     si = np.array([f"item-{i}" for i in items], dtype=object)
     values_before = values.copy()
-    model = MatrixFactorization(n_factors=3, n_epochs=2, seed=0).fit((su, si, values))
+    model = MatrixFactorization(n_factors=3, n_epochs=2, random_state=0).fit((su, si, values))
     np.testing.assert_array_equal(values, values_before)
     assert set(model.user_ids_) == set(su) and model.n_items_ == len(set(si))
     pred = model.predict(su[:5], si[:5])
@@ -487,7 +490,7 @@ def test_string_ids_and_caller_data_untouched():
 
 def test_predict_clips_to_the_training_range_by_default():
     users, items, values = low_rank(n_ratings=600)
-    model = MatrixFactorization(n_factors=3, n_epochs=2, seed=0).fit((users, items, values))
+    model = MatrixFactorization(n_factors=3, n_epochs=2, random_state=0).fit((users, items, values))
     raw = model.predict(users, items, clip=False)
     clipped = model.predict(users, items)
     lo, hi = model.rating_range_
@@ -497,7 +500,7 @@ def test_predict_clips_to_the_training_range_by_default():
 
 def test_recommend_is_exact_best_first_and_excludes_seen():
     users, items, values = low_rank(n_ratings=2000)
-    model = MatrixFactorization(n_factors=4, n_epochs=3, seed=0).fit((users, items, values))
+    model = MatrixFactorization(n_factors=4, n_epochs=3, random_state=0).fit((users, items, values))
     u = int(users[0])
     ids, scores = model.recommend(u, n=7)
     row = model._user_map.lookup(np.array([u]))[0]
@@ -510,20 +513,26 @@ def test_recommend_is_exact_best_first_and_excludes_seen():
     assert not seen & set(ids)
     with_seen, _ = model.recommend(u, n=7, exclude_seen=False)
     np.testing.assert_array_equal(with_seen, model.item_ids_[np.argsort(-full, kind="stable")[:7]])
-    batch_ids, batch_scores = model.recommend([u, 99_999], n=7)
+    with pytest.raises(UnknownIdError, match="user id 99999"):
+        model.recommend([u, 99_999], n=7)
+    with pytest.raises(TypeError, match="users must be a raw id"):
+        model.recommend(None)
+    batch_ids, batch_scores = model.recommend([u, 99_999], n=7, unknown="skip")
     assert batch_ids.shape == (2, 7)
     np.testing.assert_array_equal(batch_ids[0], ids)
-    # an unknown user gets the items with the largest learnt biases
-    np.testing.assert_array_equal(batch_ids[1],
-                                  model.item_ids_[np.argsort(-model.item_bias_, kind="stable")[:7]])
+    # an unknown user skipped: an empty row
+    np.testing.assert_array_equal(batch_ids[1], np.full(7, -1))
+    assert np.all(batch_scores[1] == -np.inf)
 
 
 def test_recommend_restricted_candidates_and_padding():
     users, items, values = low_rank(n_ratings=1000)
-    model = MatrixFactorization(n_factors=3, n_epochs=2, seed=0).fit((users, items, values))
+    model = MatrixFactorization(n_factors=3, n_epochs=2, random_state=0).fit((users, items, values))
     u = int(users[0])
     unseen = [j for j in model.item_ids_ if j not in set(items[users == u])][:3]
-    ids, scores = model.recommend(u, n=5, items=unseen + [123_456])
+    with pytest.raises(UnknownIdError, match="item id 123456"):
+        model.recommend(u, n=5, items=unseen + [123_456])
+    ids, scores = model.recommend(u, n=5, items=unseen + [123_456], unknown="skip")
     assert ids.shape == (3,)  # n is capped at the 3 known candidates
     assert set(ids) == set(unseen) and np.all(np.diff(scores) <= 0)
     seen_item = int(items[users == u][0])
@@ -542,7 +551,7 @@ def test_fold_in_solves_the_per_user_objective_and_serves_the_new_user():
     # trained long enough that the item side is learnt for any seed (the error
     # ratio below is 0.09-0.11 over seeds 0-7)
     model = MatrixFactorization(n_factors=4, n_epochs=60, lr=0.02, reg=0.02, reg_bias=0.05,
-                                seed=0, clip=False).fit((users[~mine], items[~mine], values[~mine]))
+                                random_state=0, clip=False).fit((users[~mine], items[~mine], values[~mine]))
     before = model.predict(np.full(mine.sum(), target), items[mine])
     model.fold_in(target, items[mine], values[mine])
     after = model.predict(np.full(mine.sum(), target), items[mine])
@@ -565,7 +574,7 @@ def test_fold_in_solves_the_per_user_objective_and_serves_the_new_user():
 
 def test_fold_in_new_user_non_negative():
     users, items, values = low_rank(n_ratings=1500)
-    model = MatrixFactorization(n_factors=3, n_epochs=5, non_negative=True, seed=0)
+    model = MatrixFactorization(n_factors=3, n_epochs=5, non_negative=True, random_state=0)
     model.fit((users, items, values))
     assert model.user_factors_.min() >= 0 and model.item_factors_.min() >= 0
     model.fold_in("new", items[:30], values[:30])
@@ -579,7 +588,7 @@ def test_fold_in_new_user_non_negative():
 
 def test_partial_fit_continues_training_and_adds_ids():
     users, items, values = low_rank(n_ratings=2000)
-    model = MatrixFactorization(n_factors=4, n_epochs=3, seed=0).fit((users, items, values))
+    model = MatrixFactorization(n_factors=4, n_epochs=3, random_state=0).fit((users, items, values))
     n_users = model.n_users_
     model.partial_fit((users, items, values), n_epochs=4)
     assert model.epochs_trained_ == 7 and len(model.history_["train_rmse"]) == 7
@@ -590,7 +599,7 @@ def test_partial_fit_continues_training_and_adds_ids():
 
 def test_partial_fit_divergence_leaves_the_model_as_it_was():
     users, items, values = low_rank(n_ratings=800)
-    model = MatrixFactorization(n_factors=4, n_epochs=2, seed=0).fit((users, items, values))
+    model = MatrixFactorization(n_factors=4, n_epochs=2, random_state=0).fit((users, items, values))
     before = model.user_factors_.copy()
     model.lr = 50.0
     with pytest.raises(DivergenceError, match="lr=50.0.*reg"):
@@ -601,10 +610,10 @@ def test_partial_fit_divergence_leaves_the_model_as_it_was():
 
 def test_divergence_raises_and_never_returns_a_nan_model():
     users, items, values = low_rank(n_ratings=800)
-    model = MatrixFactorization(n_factors=4, n_epochs=5, lr=50.0, seed=0)
+    model = MatrixFactorization(n_factors=4, n_epochs=5, lr=50.0, random_state=0)
     with pytest.raises(DivergenceError, match=r"lr=50\.0, reg=0\.09"):
         model.fit((users, items, values * 100))
-    with pytest.raises(RuntimeError, match="not fitted"):
+    with pytest.raises(NotFittedError, match="not fitted"):
         model.predict([0], [0])
 
 
@@ -612,7 +621,7 @@ def test_early_stopping_keeps_the_best_epoch():
     users, items, values = low_rank(n_ratings=3000, noise=0.3)
     train, valid = slice(0, 2000), slice(2000, None)
     model = MatrixFactorization(n_factors=20, n_epochs=60, lr=0.05, reg=0.0, reg_bias=0.0,
-                                seed=0, early_stopping=3, clip=False)
+                                random_state=0, early_stopping=3, clip=False)
     model.fit((users[train], items[train], values[train]),
               validation=(users[valid], items[valid], values[valid]))
     history = model.history_["valid_rmse"]
@@ -623,14 +632,54 @@ def test_early_stopping_keeps_the_best_epoch():
 
 def test_verbose_progress_bar(capsys):
     users, items, values = low_rank(n_ratings=300)
-    MatrixFactorization(n_factors=2, n_epochs=2, seed=0, verbose=True).fit((users, items, values))
-    assert "train_rmse" in capsys.readouterr().err
+    model = MatrixFactorization(n_factors=2, n_epochs=4, random_state=0, verbose=True)
+    model.fit((users, items, values))
+    err = capsys.readouterr().err
+    shown = [found.groups() for line in re.split(r"[\r\n]", err)
+             if (found := re.search(r"(\d+)/4 .*train_rmse=([\d.]+)", line))]
+    assert shown and shown[-1][0] == "4"
+    for epochs_done, rmse in shown:  # the RMSE shown is that of the epochs counted
+        assert int(epochs_done) >= 1
+        assert rmse == f"{model.history_['train_rmse'][int(epochs_done) - 1]:.4f}"
+    # verbose=None: a bar only when stderr is a terminal (it is captured here); False: never
+    for verbose in (None, False):
+        MatrixFactorization(n_factors=2, n_epochs=2, random_state=0, verbose=verbose).fit(
+            (users, items, values))
+        assert "train_rmse" not in capsys.readouterr().err
+    with pytest.raises(TypeError, match="verbose must be True or False"):
+        MatrixFactorization(n_epochs=1, verbose="yes").fit((users, items, values))
+
+
+@pytest.mark.parametrize("random_state", [np.random.default_rng(5), np.random.RandomState(5)])
+def test_random_state_takes_an_int_or_a_generator(random_state):
+    data = low_rank(n_ratings=300)
+    kw = dict(n_factors=2, n_epochs=2, n_threads=1)
+    first = MatrixFactorization(random_state=random_state, **kw).fit(data)
+    again = MatrixFactorization(random_state=first.seed_, **kw).fit(data)
+    np.testing.assert_array_equal(first.user_factors_, again.user_factors_)  # the seed it drew
+    second = MatrixFactorization(random_state=random_state, **kw).fit(data)
+    assert second.seed_ != first.seed_  # the generator was advanced
+    for bad, error in (("0", TypeError), (True, TypeError), (-1, ValueError), (1.5, TypeError)):
+        with pytest.raises(error, match="random_state"):
+            MatrixFactorization(random_state=bad, **kw).fit(data)
+
+
+def test_float64_data_trains_in_the_dtype_asked_for():
+    users, items, values = low_rank(n_ratings=300)
+    for dtype in (np.float32, np.float64):
+        model = MatrixFactorization(n_factors=2, n_epochs=2, random_state=0, dtype=dtype)
+        model.fit((users, items, values.astype(np.float64)))
+        assert model.user_factors_.dtype == model.item_bias_.dtype == dtype
+        assert model.recommend(users[0])[1].dtype == model.predict(users[0], items[0]).dtype == dtype
+        assert model.score_items(users[0]).dtype == np.float64
+    assert MatrixFactorization(n_factors=2, n_epochs=1).fit(
+        (users, items, values.astype(np.float64))).user_factors_.dtype == np.float32  # the default
 
 
 def test_save_load_round_trip(tmp_path):
     users, items, values = low_rank(n_ratings=900)
     su = np.array([f"u{u}" for u in users])
-    model = MatrixFactorization(n_factors=5, n_epochs=2, seed=0).fit((su, items, values))
+    model = MatrixFactorization(n_factors=5, n_epochs=2, random_state=0).fit((su, items, values))
     path = tmp_path / "model.npz"
     model.save(path)
     loaded = MatrixFactorization.load(path)
@@ -655,7 +704,7 @@ def test_load_rejects_foreign_and_newer_files(tmp_path):
     with pytest.raises(ValueError, match="not a fastrec model file"):
         MatrixFactorization.load(tmp_path / "junk.npz")
     users, items, values = low_rank(n_ratings=300)
-    model = MatrixFactorization(n_factors=2, n_epochs=1, seed=0).fit((users, items, values))
+    model = MatrixFactorization(n_factors=2, n_epochs=1, random_state=0).fit((users, items, values))
     model.save(tmp_path / "m.npz")
     with np.load(tmp_path / "m.npz") as archive:
         content = dict(archive)
@@ -668,7 +717,7 @@ def test_load_rejects_foreign_and_newer_files(tmp_path):
 def test_save_refuses_ids_that_need_pickle(tmp_path):
     ids = np.empty(3, dtype=object)
     ids[:] = [(1, 2), (3, 4), (5, 6)]
-    model = MatrixFactorization(n_factors=2, n_epochs=1, seed=0)
+    model = MatrixFactorization(n_factors=2, n_epochs=1, random_state=0)
     model.fit((ids, np.array([0, 1, 2]), np.array([1.0, 2.0, 3.0])))
     assert model.predict([(3, 4)], [1]).shape == (1,)
     with pytest.raises(TypeError, match="user ids are neither all integers nor all strings"):
@@ -739,7 +788,7 @@ def test_using_an_unfitted_model_is_a_clear_error():
     model = MatrixFactorization()
     for call in (lambda: model.predict([1], [1]), lambda: model.recommend(1),
                  lambda: model.fold_in(1, [1], [1.0]), lambda: model.save("x.npz")):
-        with pytest.raises(RuntimeError, match="not fitted yet. Call fit"):
+        with pytest.raises(NotFittedError, match=r"not fitted yet; call fit\(ratings\) first"):
             call()
 
 

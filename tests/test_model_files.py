@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import zipfile
 
@@ -27,14 +28,14 @@ def _features():
 def _fitted(name):
     data = _ratings()
     if name == "mf":
-        return MatrixFactorization(n_factors=4, n_epochs=3, seed=0, n_threads=1).fit(data)
+        return MatrixFactorization(n_factors=4, n_epochs=3, random_state=0, n_threads=1).fit(data)
     if name == "itemknn":
         return ItemKNN(k=5).fit(data)
     if name == "userknn":
         return UserKNN(k=5).fit(data)
     if name == "content":
         return ContentKNN(_features(), item_ids=np.arange(30)).fit(data)
-    return Hybrid([(ItemKNN(k=5), 0.6), (MatrixFactorization(n_factors=4, n_epochs=3, seed=0,
+    return Hybrid([(ItemKNN(k=5), 0.6), (MatrixFactorization(n_factors=4, n_epochs=3, random_state=0,
                                                               n_threads=1), 0.4)]).fit(data)
 
 
@@ -79,7 +80,7 @@ def test_good_file_round_trips(saved, tmp_path):
         np.testing.assert_array_equal(model.predict(np.repeat(users, 30), np.tile(items, 40)),
                                       loaded.predict(np.repeat(users, 30), np.tile(items, 40)))
         for key in ("n_factors", "n_epochs", "lr", "reg", "lr_bias", "reg_bias", "init_std",
-                    "biased", "non_negative", "clip", "seed"):
+                    "biased", "non_negative", "clip", "random_state"):
             assert getattr(loaded, key) == getattr(model, key), key
     buffer = io.BytesIO(path.read_bytes())  # a file object loads the same
     _same_recommendations(model, type(model).load(buffer))
@@ -179,24 +180,30 @@ def _cases(model, members):
     if isinstance(model, MatrixFactorization):
         P, Q = members["user_factors"], members["item_factors"]
         n_items = members["item_ids"].size
-        seen = members["seen_indices"].copy()
+        seen = members["ratings_indices"].copy()
         seen[3] = n_items
         bad_nan = P.copy()
         bad_nan[2, 1] = np.nan
+        params = ast.literal_eval(str(members["params"]))
         cases += [
             ({"user_factors": P[:-1]}, "'user_factors' has 39 rows, expected 40"),
             ({"item_factors": Q[:, :-1]}, "user factors have 4 columns and item factors 3"),
             ({"item_factors": Q.astype(np.float64)}, "both float32 or both float64"),
+            ({"user_factors": P.astype(np.float64), "item_factors": Q.astype(np.float64)},
+             "the factors are float64 but the model is float32"),
             ({"user_bias": members["user_bias"][:-2]}, "'user_bias' has 38 rows"),
             ({"user_factors": bad_nan}, "NaN or infinite"),
-            ({"seen_indices": seen}, r"column indices must lie in \[0, 30\)"),
-            ({"seen_indptr": members["seen_indptr"][:-1]}, "indptr must be 41 integers"),
-            ({"seen_indptr": members["seen_indptr"][::-1].copy()}, "indptr must rise"),
+            ({"ratings_indices": seen}, r"column indices must lie in \[0, 30\)"),
+            ({"ratings_indptr": members["ratings_indptr"][:-1]}, "indptr must be 41 integers"),
+            ({"ratings_indptr": members["ratings_indptr"][::-1].copy()}, "indptr must rise"),
             ({"global_mean": np.array(np.inf)}, "'global_mean' is inf"),
             ({"rating_range": np.array([5.0, 1.0])}, "low <= high"),
             ({"seed": np.array([1, 2])}, "'seed' should be a single value"),
-            ({"params": np.array("{'n_factors': 4, 'lr': -1.0}")}, "invalid saved parameters: lr"),
-            ({"params": np.array("{'n_factors': 7}")}, "n_factors is 7 but"),
+            ({"params": np.array(repr({**params, "lr": -1.0}))}, "invalid saved parameters: lr"),
+            ({"params": np.array(repr({**params, "random_state": "x"}))},
+             "invalid saved parameters: random_state"),
+            ({"params": np.array(repr({**params, "n_factors": 7}))}, "n_factors is 7 but"),
+            ({"params": np.array("{'n_factors': 4}")}, "the saved parameters lack"),
             ({"params": np.array("{'n_threads': 0}")}, "unknown parameters"),
             ({"params": np.array("__import__('os')")}, "not a readable parameter list"),
         ]
@@ -264,7 +271,8 @@ def test_inconsistent_contents(saved, tmp_path):
                                    np.array([1.5, 2.5, 3.5])])
 def test_ids_of_every_saveable_kind_round_trip(users):
     data = (users, np.array([1, 2, 1]), np.array([4.0, 3.0, 5.0]))
-    for model in (ItemKNN(k=2).fit(data), MatrixFactorization(n_factors=2, n_epochs=1, seed=0).fit(data)):
+    for model in (ItemKNN(k=2).fit(data),
+                  MatrixFactorization(n_factors=2, n_epochs=1, random_state=0).fit(data)):
         buffer = io.BytesIO()
         model.save(buffer)
         buffer.seek(0)
@@ -280,3 +288,44 @@ def test_a_wrong_override_is_the_callers_type_error(saved):
         type(model).load(path, colour=3)
     if not isinstance(model, Hybrid):
         assert type(model).load(path, backend="numpy").backend == "numpy"
+
+
+def _version_1_members(model):
+    """The members of ``model`` saved in format 1 (the seen pattern as seen_*, a seed member)."""
+    R = model.interactions_
+    return {
+        "format_name": np.array("fastrec.MatrixFactorization"), "format_version": np.array(1),
+        "user_factors": model.user_factors_, "item_factors": model.item_factors_,
+        "user_bias": model.user_bias_, "item_bias": model.item_bias_,
+        "user_ids": model.user_ids_, "item_ids": model.item_ids_,
+        "global_mean": np.array(model.global_mean_), "biased": np.array(True),
+        "rating_range": np.array(model.rating_range_), "seed": np.array(model.seed_),
+        "epochs_trained": np.array(model.epochs_trained_),
+        "seen_indptr": R.indptr.astype(np.int64), "seen_indices": R.indices.astype(np.int32),
+        "params": np.array(repr({key: getattr(model, key) for key in (
+            "n_factors", "n_epochs", "lr", "reg", "lr_bias", "reg_bias", "init_std",
+            "non_negative", "clip")})),
+    }
+
+
+def test_format_1_files_with_a_seed_still_load(tmp_path):
+    model = _fitted("mf")
+    path = tmp_path / "v1.npz"
+    np.savez(path, **_version_1_members(model))
+    loaded = MatrixFactorization.load(path)
+    assert loaded.random_state == model.seed_ == 0 and loaded.seed_ == 0
+    _same_recommendations(model, loaded)
+    users = _users(model)
+    np.testing.assert_array_equal(model.predict(users, np.zeros(40, dtype=np.int64)),
+                                  loaded.predict(users, np.zeros(40, dtype=np.int64)))
+    again = io.BytesIO()
+    loaded.save(again)  # written in the current format
+    again.seek(0)
+    _same_recommendations(model, MatrixFactorization.load(again))
+    members = _version_1_members(model)
+    bad = members["seen_indices"].copy()
+    bad[0] = 30
+    with pytest.raises(ValueError, match=r"column indices must lie in \[0, 30\)"):
+        MatrixFactorization.load(_rewrite(tmp_path, members, seen_indices=bad))
+    with pytest.raises(ValueError, match="seen_indptr.* is missing"):
+        MatrixFactorization.load(_rewrite(tmp_path, members, seen_indptr=None))

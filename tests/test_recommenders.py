@@ -11,6 +11,7 @@ from conftest import compiled_variants, variant
 
 import fastrec
 from fastrec import ContentKNN, Hybrid, ItemKNN, MatrixFactorization, UnknownIdError, UserKNN, _runtime
+from fastrec.base import NotFittedError
 from fastrec.datasets import make_ratings
 from fastrec.recommenders import _numba, _reference
 
@@ -300,12 +301,12 @@ def test_hybrid_matches_dense_blend_of_min_max_scores():
     X = features_for(45, seed=1)
     cf = ItemKNN(k=10, dtype=np.float64).fit(R)
     content = ContentKNN(X, dtype=np.float64).fit(R)
-    mf = MatrixFactorization(n_factors=4, n_epochs=3, seed=0, dtype=np.float64).fit(R)
+    mf = MatrixFactorization(n_factors=4, n_epochs=3, random_state=0, dtype=np.float64).fit(R)
     blend = Hybrid([(cf, 0.5), (content, 0.3), (mf, 0.2)])
     seen = R.toarray() != 0
     total = np.zeros((60, 45))
     for model, weight in [(cf, 0.5), (content, 0.3), (mf, 0.2)]:
-        scores = model._score_block(np.arange(60, dtype=np.int32), np.arange(45))
+        scores = model.score_items(np.arange(60))
         low = np.where(seen, np.inf, scores).min(axis=1, keepdims=True)
         high = np.where(seen, -np.inf, scores).max(axis=1, keepdims=True)
         total += weight * (scores - low) / (high - low)
@@ -314,12 +315,14 @@ def test_hybrid_matches_dense_blend_of_min_max_scores():
     assert_tables_equivalent(got[0], got[1], *want, 1e-9)
     # the score blocks themselves are the dense formulations of each model
     dense_S = cf.similarities_.toarray()
-    np.testing.assert_allclose(cf._score_block(np.arange(60, dtype=np.int32), np.arange(45)),
-                               R.toarray() @ dense_S, atol=1e-12)
+    np.testing.assert_allclose(cf.score_items(np.arange(60)), R.toarray() @ dense_S, atol=1e-12)
     row = 5
     full = mf.global_mean_ + mf.user_bias_[row] + mf.item_bias_ + mf.item_factors_ @ mf.user_factors_[row]
-    np.testing.assert_allclose(mf._score_block(np.array([row, -1], dtype=np.int32), np.arange(45)),
-                               [full, mf.global_mean_ + mf.item_bias_], rtol=1e-12)
+    got = mf.score_items([row, 999], unknown="skip")
+    np.testing.assert_allclose(got[0], full, rtol=1e-12)
+    assert np.isnan(got[1]).all()  # an unknown user skipped: no scores
+    items = [3, 1, 999]
+    np.testing.assert_allclose(mf.score_items(row, items, unknown="skip"), [*full[[3, 1]], np.nan])
 
 
 def test_hybrid_zscore_and_fit_and_union_of_ids():
@@ -358,8 +361,9 @@ def test_cold_users_get_popularity_and_unknown_ids_raise_or_skip(cls):
         model.recommend(999)
     with pytest.raises(ValueError, match="unknown='skip'"):
         model.recommend(999)
-    ids, _ = model.recommend([0, 999], n=6, unknown="skip")
-    np.testing.assert_array_equal(ids[1], popular)
+    ids, scores = model.recommend([0, 999], n=6, unknown="skip")
+    np.testing.assert_array_equal(ids[1], np.full(6, -1))  # skipped: an empty row
+    assert np.all(scores[1] == -np.inf)
     with pytest.raises(UnknownIdError, match="items contains the item id 12345"):
         model.recommend(0, items=[1, 2, 12345])
     only, _ = model.recommend(0, n=4, items=[1, 2, 12345], unknown="skip", exclude_seen=False)
@@ -379,7 +383,7 @@ def test_hybrid_cold_users_unknown_ids_and_duplicate_ratings():
     with pytest.raises(UnknownIdError, match="user id 777"):
         blend.recommend(777)
     ids, _ = blend.recommend([0, 777], n=5, unknown="skip")
-    np.testing.assert_array_equal(ids[1], np.lexsort((np.arange(45), -counts))[:5])
+    np.testing.assert_array_equal(ids[1], np.full(5, -1))
     # a duplicate (user, item) pair is summed, as in a scipy matrix built from it
     coo = R.tocoo()
     users, items, values = (np.append(coo.row, coo.row[:3]), np.append(coo.col, coo.col[:3]),
@@ -444,7 +448,7 @@ def make_models(R):
     X = features_for(R.shape[1])
     return [ItemKNN(k=6, shrink=2.0).fit(R), UserKNN(k=5).fit(R), ContentKNN(X).fit(R),
             Hybrid([(ItemKNN(k=6), 0.6), (ContentKNN(X), 0.2),
-                    (MatrixFactorization(n_factors=3, n_epochs=2, seed=0), 0.2)]).fit(R)]
+                    (MatrixFactorization(n_factors=3, n_epochs=2, random_state=0), 0.2)]).fit(R)]
 
 
 def test_save_load_round_trip(tmp_path):
@@ -501,7 +505,7 @@ def test_bad_arguments_raise_clear_errors():
         ItemKNN(k=0).fit(R)
     with pytest.raises(ValueError, match="shrink must be >= 0"):
         UserKNN(shrink=-1.0).fit(R)
-    with pytest.raises(RuntimeError, match="not fitted yet"):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
         ItemKNN().recommend(0)
     with pytest.raises(TypeError, match="needs item features"):
         ContentKNN().fit(R)
@@ -513,7 +517,7 @@ def test_bad_arguments_raise_clear_errors():
         Hybrid([]).fit(R)
     with pytest.raises(TypeError, match="not a fastrec recommender"):
         Hybrid([("model", 1.0)]).fit(R)
-    with pytest.raises(RuntimeError, match="is not fitted yet"):
+    with pytest.raises(NotFittedError, match=r"models\[0\] \(ItemKNN\) is not fitted"):
         Hybrid([(ItemKNN(), 1.0)]).recommend(0)
     with pytest.raises(TypeError, match="Pass ratings as"):
         ItemKNN().fit("ratings.csv")

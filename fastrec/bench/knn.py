@@ -157,7 +157,7 @@ def accuracy(path: Path, threads: int) -> str:
     held = (test[:, 0], test[:, 1], test[:, 2].astype(np.float32))
     rows = []
     for model in (fastrec.ItemKNN(k=50, n_threads=threads), fastrec.UserKNN(k=50, n_threads=threads),
-                  fastrec.MatrixFactorization(seed=0, n_threads=threads)):
+                  fastrec.MatrixFactorization(random_state=0, n_threads=threads)):
         start = time.perf_counter()
         result = fastrec.evaluate(model, train, held, k=10)
         rows.append([type(model).__name__, result["precision@10"], result["ndcg@10"],

@@ -66,7 +66,7 @@ def fastrec_contender(backend: str, threads: int, factors: int, epochs: int,
     from fastrec import MatrixFactorization
 
     def run(train: sp.csr_matrix, test: np.ndarray) -> tuple[float, float]:
-        model = MatrixFactorization(n_factors=factors, n_epochs=epochs, seed=0, n_threads=threads,
+        model = MatrixFactorization(n_factors=factors, n_epochs=epochs, random_state=0, n_threads=threads,
                                     backend=backend, **params)
         start = time.perf_counter()
         model.fit(train)

@@ -98,7 +98,7 @@ def rmse_surprise(folds: list[tuple[np.ndarray, np.ndarray]], **params: Any
         trainset = Dataset.load_from_df(frame, Reader(rating_scale=(1, 5))).build_full_trainset()
         algo = SVD(n_factors=params["n_factors"], n_epochs=params["n_epochs"],
                    lr_all=params["lr"], reg_all=params["reg"], init_std_dev=params["init_std"],
-                   random_state=params.get("seed", 0))
+                   random_state=params.get("random_state", 0))
         start = time.perf_counter()
         algo.fit(trainset)
         seconds.append(time.perf_counter() - start)
@@ -123,13 +123,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"# MF accuracy on MovieLens 100K, GroupLens splits u1..u5 ({path})")
     print(machine_summary())
     rows = []
-    common = {"seed": args.seed, "n_threads": args.threads}
+    common = {"random_state": args.seed, "n_threads": args.threads}
     err, sec = rmse_fastrec(folds, **common)
     rows.append(["fastrec defaults", f"{err:.4f}", f"{sec:.3f}"])
     err, sec = rmse_fastrec(folds, **SURPRISE_SETTINGS, **common)
     rows.append(["fastrec, Surprise's settings", f"{err:.4f}", f"{sec:.3f}"])
     if not args.no_peers:
-        result = rmse_surprise(folds, **SURPRISE_SETTINGS, seed=args.seed)
+        result = rmse_surprise(folds, **SURPRISE_SETTINGS, random_state=args.seed)
         if result is None:
             rows.append(["Surprise SVD (not installed)", "-", "-"])
         else:

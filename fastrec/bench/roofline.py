@@ -265,9 +265,9 @@ def _time_mf(case: dict[str, Any], threads: int) -> tuple[float, float, dict]:
 
     R = sp.load_npz(case["ratings"]).tocsr()
     epochs = int(case["epochs"])
-    MatrixFactorization(n_factors=8, n_epochs=1, seed=0, n_threads=threads,
+    MatrixFactorization(n_factors=8, n_epochs=1, random_state=0, n_threads=threads,
                         backend="cpp").fit(R)  # warm-up
-    model = MatrixFactorization(n_factors=MF_FACTORS, n_epochs=epochs, seed=0,
+    model = MatrixFactorization(n_factors=MF_FACTORS, n_epochs=epochs, random_state=0,
                                 n_threads=threads, backend="cpp")
     seconds, cpu, _ = suite.timed(lambda: model.fit(R))
     return seconds / epochs, cpu / epochs, {"epochs": epochs}

@@ -124,7 +124,8 @@ def mf_section(story: Story) -> None:
 
     args = story.args
     model = fastrec.MatrixFactorization(n_factors=args.factors, n_epochs=args.epochs,
-                                        seed=args.seed, verbose=not args.quiet)
+                                        random_state=args.seed,
+                                        verbose=False if args.quiet else None)
     start = time.perf_counter()
     model.fit(story.train, validation=story.test)
     elapsed = time.perf_counter() - start

@@ -70,10 +70,13 @@ def run(args: argparse.Namespace) -> int:
     cls = model_class(args.model)
     params = parse_params(args.param, cls)
     names = parameter_names(cls)
-    for key, value in (("seed", args.seed), ("n_threads", args.threads),
+    explicit = set(params)
+    for key, value in (("seed", args.seed), ("random_state", args.seed), ("n_threads", args.threads),
                        ("verbose", not args.quiet)):
         if key in names and key not in params and value is not None:
             params[key] = value
+    if cls.__name__ == "MatrixFactorization" and "verbose" not in explicit and not args.quiet:
+        params["verbose"] = None  # a progress bar only when stderr is a terminal, not in logs
     start = time.perf_counter()
     data = _data.load(args.ratings, args)
     print(f"read {data!r} in {time.perf_counter() - start:.2f} s", flush=True)

@@ -7,12 +7,12 @@ One row per (user, rank): columns ``user``, ``rank`` (1 = best), ``item``,
 from __future__ import annotations
 
 import argparse
-import inspect
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from fastrec.cli._parser import CliError
 
@@ -85,11 +85,14 @@ def run(args: argparse.Namespace) -> int:
         users = np.asarray(known)
     # Never more slots than items: the table is users x n, whatever -n asked for.
     options = {"n": min(args.n, max(len(model.item_ids_), 1)), "exclude_seen": not args.include_seen}
-    if "unknown" in inspect.signature(model.recommend).parameters:
-        options["unknown"] = "skip"  # unknown users get popular items, as MF gives them
-    items, scores = model.recommend(users, **options)
+    items, scores = model.recommend(users, unknown="skip", **options)
     items, scores = np.asarray(items).reshape(len(users), -1), np.asarray(scores).reshape(
         len(users), -1)
+    strangers = np.flatnonzero(np.isin(users, known, invert=True))
+    if strangers.size:  # no interactions given: served by popularity, as cold users are
+        empty = sp.csr_matrix((strangers.size, len(model.item_ids_)))
+        items[strangers], scores[strangers] = model.recommend(
+            np.asarray(users)[strangers], user_items=empty, **options)
     filled = np.isfinite(scores)
     table = pd.DataFrame({
         "user": np.repeat(users, items.shape[1])[filled.ravel()],

@@ -3,39 +3,41 @@
 from __future__ import annotations
 
 import math
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from fastrec import _runtime
 from fastrec import _validation as V
-from fastrec._archive import open_archive
-from fastrec._concurrency import SharedModel, model_lock, reads, writes
+from fastrec._concurrency import model_lock, reads, writes
 from fastrec._idmap import IdMap
+from fastrec.mf.grid import (
+    _ALIGN,
+    _rank,
+    _rows_in_order,
+    aligned_zeros,
+    arrange_blocks,
+    grid_groups,
+    make_schedules,
+    padded_width,
+    standard_normal,
+)
+from fastrec.recommenders._base import (
+    Recommender,
+    raise_unknown,
+    raw_id_array,
+    raw_item_ids,
+)
 from fastrec.scoring import topn
 
 FORMAT_NAME = "fastrec.MatrixFactorization"
-FORMAT_VERSION = 1
+# Version 2: the Recommender layout (ratings_* interactions, params with random_state);
+# version 1 files (seen_* pattern, a seed member) still load.
+FORMAT_VERSION = 2
 
-# Grid side per thread: with two blocks per thread in every stratum, a thread that
-# drew a small block takes another one, which evens out power-law block sizes.
-BLOCKS_PER_THREAD = 2
-# Within a block each user's ratings are visited as one run, so the user's row
-# stays in L1 and user rows stream; the item rows of a block are read at random
-# and should stay in a core's L2.  A finer grid keeps them within about this many
-# bytes, while a user still meets at least MIN_RUN_LENGTH ratings per block on
-# average: each run pays for its user row, its lane refill and its place in the
-# shuffled run order, and on the L benchmark data (70k users, 115 ratings each)
-# runs of 19 ratings (a 6 x 6 grid) made epochs 3-9% faster than runs of 11 (the
-# 10 x 10 grid of the working set alone), on 1 and 2 threads (paired; whole
-# fits, with their noise, 2% in the median of 10 pairs).
-BLOCK_WORKING_SET = 1 << 19
-MIN_RUN_LENGTH = 20
-_ALIGN = 64  # bytes: one cache line, one AVX-512 register
 # Rows of initial factors drawn from one random stream, and the chunks a thread
 # must have before the draws go to a thread pool (see _init_factors): on 2
 # threads, the pool took 1.10-1.22x the serial time for 6 chunks (MovieLens 1M's
@@ -57,187 +59,7 @@ def _kernels(backend: str):
     return module.sgd_mf_epoch, module.mf_predict, module.group_by_block
 
 
-def padded_width(n_factors: int, dtype: np.dtype) -> int:
-    """Row length of the factor matrices: n_factors rounded up to whole 64-byte vectors."""
-    lanes = _ALIGN // np.dtype(dtype).itemsize
-    return -(-n_factors // lanes) * lanes
-
-
-def aligned_zeros(rows: int, cols: int, dtype: np.dtype) -> np.ndarray:
-    """A C-contiguous (rows, cols) array of zeros whose data starts on a 64-byte boundary."""
-    dtype = np.dtype(dtype)
-    n_bytes = max(rows * cols, 1) * dtype.itemsize
-    raw = np.zeros(n_bytes + _ALIGN, dtype=np.uint8)
-    offset = (-raw.ctypes.data) % _ALIGN
-    return raw[offset:offset + rows * cols * dtype.itemsize].view(dtype).reshape(rows, cols)
-
-
-def grid_side(n_users: int, n_items: int, nnz: int, n_threads: int, row_bytes: int = 0) -> int:
-    """Side of the users x items block grid (see BLOCK_WORKING_SET)."""
-    side = -(-n_items * row_bytes // BLOCK_WORKING_SET)
-    side = max(1, min(side, nnz // (MIN_RUN_LENGTH * max(n_users, 1))))
-    if n_threads > 1:
-        side = max(side, BLOCKS_PER_THREAD * n_threads)
-        side = -(-side // n_threads) * n_threads  # whole rounds of blocks per stratum
-    return max(1, min(side, n_users, n_items))
-
-
-class BlockGrid(NamedTuple):
-    """The users x items grid of one fit (see :func:`grid_groups`)."""
-
-    side: int
-    by_user: np.ndarray | None  # stable permutation sorting the ratings by user; None if sorted
-    user_group: np.ndarray  # (n_users,) int64 row group of every user
-    item_group: np.ndarray  # (n_items,) int64 column group of every item
-    user_order: np.ndarray | None  # users in group order; None for a 1 x 1 grid
-    item_order: np.ndarray | None
-
-
-def grid_groups(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int,
-                n_threads: int, rng: np.random.Generator, row_bytes: int = 0) -> BlockGrid:
-    """Cut users and items into the groups of a side x side grid.
-
-    Users (items) are put in random order and cut into ``side`` groups of about
-    equal rating counts, so blocks are balanced even on power-law data.  The
-    side comes from :func:`grid_side`: at least two blocks per thread in each
-    stratum, more when the factor rows (``row_bytes`` each) would not fit in a
-    core's cache.  Small data on one thread gets a 1 x 1 grid: the epoch is then
-    one block, visited in one shuffled order.
-
-    ``user_order`` / ``item_order`` list the users (items) in group order: each
-    group is a contiguous run of them.  Training renumbers rows in this order,
-    so that the biases and factor rows of one group are contiguous in memory and
-    two threads never write to the same cache line.
-    """
-    nnz = users.size
-    side = grid_side(n_users, n_items, nnz, n_threads, row_bytes)
-    by_user = _stable_order(users)
-    if side == 1:
-        return BlockGrid(1, by_user, np.zeros(n_users, dtype=np.int64),
-                         np.zeros(n_items, dtype=np.int64), None, None)
-
-    def groups(index: np.ndarray, n: int, is_sorted: bool) -> tuple[np.ndarray, np.ndarray]:
-        if is_sorted:
-            # On sorted ids (users read from a CSR matrix), n binary searches count
-            # them 5x faster than np.bincount's pass over all ratings.  The
-            # searched ids share the ratings' dtype, so nothing is cast.
-            fits = n < np.iinfo(index.dtype).max
-            bounds = np.arange(n + 1, dtype=index.dtype if fits else np.int64)
-            counts = np.diff(np.searchsorted(index, bounds))
-        else:
-            counts = np.bincount(index, minlength=n)
-        perm = rng.permutation(n)
-        start = np.cumsum(counts[perm]) - counts[perm]
-        group = np.empty(n, dtype=np.int64)
-        group[perm] = np.minimum(start * side // max(nnz, 1), side - 1)
-        return group, perm  # groups are contiguous, in order, along perm
-
-    user_group, user_order = groups(users, n_users, is_sorted=by_user is None)
-    item_group, item_order = groups(items, n_items, is_sorted=False)
-    return BlockGrid(side, by_user, user_group, item_group, user_order, item_order)
-
-
-def arrange_blocks(grid: BlockGrid, users: np.ndarray, items: np.ndarray, values: np.ndarray,
-                   group_by_block: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Working copies of the ratings grouped by block, rows renumbered in group order.
-
-    Returns (users, items, values, block_ptr) as the epoch kernels take them; a
-    backend's ``group_by_block`` kernel does the counting sort in two passes.
-    """
-    nnz = values.size
-    out_users = np.empty(nnz, dtype=np.int32)
-    out_items = np.empty(nnz, dtype=np.int32)
-    out_values = np.empty(nnz, dtype=values.dtype)
-    block_ptr = np.empty(grid.side * grid.side + 1, dtype=np.int64)
-    order = np.empty(0, dtype=np.int64) if grid.by_user is None else grid.by_user
-    group_by_block(np.ascontiguousarray(users, dtype=np.int32),
-                   np.ascontiguousarray(items, dtype=np.int32), np.ascontiguousarray(values),
-                   order, grid.user_group * grid.side, grid.item_group,
-                   _rank(grid.user_order, grid.user_group.size)[:-1],
-                   _rank(grid.item_order, grid.item_group.size)[:-1],
-                   out_users, out_items, out_values, block_ptr)
-    return out_users, out_items, out_values, block_ptr
-
-
-def _stable_order(index: np.ndarray) -> np.ndarray | None:
-    """Stable permutation sorting non-negative ``index``, or None when it is sorted.
-
-    Two 16-bit passes of numpy's radix argsort (an LSD radix sort), linear in
-    the length, where a plain stable argsort of int64 keys is a merge sort.
-    """
-    if index.size == 0 or np.all(index[1:] >= index[:-1]):
-        return None
-    index = index.astype(np.uint64, copy=False)
-    order = np.argsort((index & 0xFFFF).astype(np.uint16), kind="stable")
-    if index.max() > 0xFFFF:
-        high = (index[order] >> 16).astype(np.uint16 if index.max() >> 32 == 0 else np.uint64)
-        order = order[np.argsort(high, kind="stable")]
-    return order.astype(np.int64, copy=False)
-
-
-def _rows_in_order(values: np.ndarray, row_order: np.ndarray) -> np.ndarray:
-    """``values[row_order]``, 64-byte aligned for 2-D factor matrices."""
-    if values.ndim == 1:
-        return values[row_order]
-    out = aligned_zeros(row_order.size, values.shape[1], values.dtype)
-    # row_order holds valid rows; mode="raise" would build the result in a
-    # buffer and copy it (9x slower on MovieLens 1M's user rows).
-    np.take(values, row_order, axis=0, out=out, mode="clip")
-    return out
-
-
-def _rank(row_order: np.ndarray | None, n: int) -> np.ndarray:
-    """int32 training row of each of ``n`` ids: its position in ``row_order``
-    (the identity if None), with a last slot mapping -1 (unknown) to -1."""
-    rank = np.empty(n + 1, dtype=np.int32)
-    if row_order is None:
-        rank[:n] = np.arange(n, dtype=np.int32)
-    else:
-        rank[row_order] = np.arange(n, dtype=np.int32)
-    rank[-1] = -1
-    return rank
-
-
-def standard_normal(rng: np.random.Generator, size: int, dtype: np.dtype) -> np.ndarray:
-    """(size,) draws from N(0, 1) in float ``dtype``, by the Box-Muller transform.
-
-    Two uniforms make two normals through one log, one square root, one cosine
-    and one sine, all vectorised in the model's dtype: about half the time of
-    ``Generator.standard_normal`` (1.1 ms against 2.1 ms for 100k float32
-    draws here).  float32 uniforms have 24 bits, so the draws stop at 5.8
-    standard deviations (a tail of 1e-8).
-    """
-    half = (size + 1) // 2
-    out = rng.random(2 * half, dtype=dtype)  # computed in place: fresh arrays cost page faults
-    radius, angle = out[:half], out[half:]
-    np.negative(radius, out=radius)
-    np.log1p(radius, out=radius)  # log(1 - u), 1 - u in (0, 1]
-    radius *= dtype.type(-2)
-    np.sqrt(radius, out=radius)
-    angle *= dtype.type(2 * np.pi)
-    cosine = np.cos(angle)
-    np.sin(angle, out=angle)
-    angle *= radius
-    radius *= cosine
-    return out[:size]
-
-
-def make_schedules(side: int, n_epochs: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_epochs, side, side) int64: every epoch's strata, ``side`` rows of ``side`` blocks.
-
-    Stratum ``s`` of an epoch holds the blocks (r, (r + shift_s) mod side) for
-    every row group r, so its blocks share no row or column group; the shifts
-    are a fresh permutation each epoch, so every block runs once per epoch, in
-    an order that changes from epoch to epoch.  All epochs are drawn at once: a
-    generator and schedule per epoch cost 0.2-0.4 ms here, a tenth of an epoch
-    on MovieLens 100K.
-    """
-    rows = np.arange(side, dtype=np.int64)
-    shifts = rng.permuted(np.broadcast_to(rows, (n_epochs, side)), axis=1)
-    return np.ascontiguousarray(rows * side + (rows + shifts[:, :, None]) % side)
-
-
-class MatrixFactorization(SharedModel):
+class MatrixFactorization(Recommender):
     r"""Biased matrix factorization (Funk-SVD) of explicit ratings, trained by SGD.
 
     .. math:: \hat r_{ui} = \mu + b_u + b_i + p_u \cdot q_i
@@ -283,9 +105,11 @@ class MatrixFactorization(SharedModel):
         Learn :math:`\mu, b_u, b_i`.  ``False`` fits :math:`\hat r = p_u \cdot q_i` alone.
     non_negative : bool, default False
         Projected SGD: factors are clipped at 0 after every update (NMF-style).
-    seed : int, optional
-        Seed of the initialisation, the grid and every shuffle.  ``None`` draws
-        one (kept in ``seed_``).  Same seed and same ``n_threads`` give a
+    random_state : int, numpy Generator or RandomState, optional
+        Seed of the initialisation, the grid and every shuffle.  An int is the
+        seed itself; a Generator or RandomState draws one integer seed from its
+        stream (advancing it); ``None`` draws one from the OS.  The seed used is
+        kept in ``seed_``.  The same int and the same ``n_threads`` give a
         bit-identical model with the ``cpp`` and ``numba`` backends.
     dtype : np.float32 or np.float64, default np.float32
         Dtype of the parameters and of the arithmetic.
@@ -302,8 +126,10 @@ class MatrixFactorization(SharedModel):
     early_stopping : int, optional
         With validation data, stop when the validation RMSE has not improved for
         this many epochs and keep the best epoch's parameters.
-    verbose : bool, default False
-        Show a tqdm progress bar carrying the train (and validation) RMSE.
+    verbose : bool or None, default False
+        A tqdm progress bar carrying the train (and validation) RMSE of the
+        epochs done: ``True`` always shows it, ``None`` shows it only when
+        stderr is a terminal, ``False`` never.
 
     Attributes
     ----------
@@ -322,6 +148,11 @@ class MatrixFactorization(SharedModel):
         through the epoch, which costs nothing extra), ``"valid_rmse"`` (with
         validation data) and ``"seconds"``.
     seed_ : int
+        The integer seed of the fit (drawn from ``random_state`` unless it is
+        an int); ``partial_fit`` continues from it.
+    interactions_ : scipy.sparse.csr_matrix, shape (n_users, n_items)
+        The training ratings by inner index (repeated pairs summed), plus the
+        ratings of :meth:`fold_in`: what ``exclude_seen`` excludes.
 
     Notes
     -----
@@ -337,6 +168,15 @@ class MatrixFactorization(SharedModel):
     an unknown item :math:`\mu + b_u`, and a pair of unknowns :math:`\mu`
     (an unbiased model falls back to ``global_mean_`` whenever a side is unknown).
 
+    Recommendation follows the :class:`~fastrec.recommenders.Recommender`
+    contract shared with the other recommenders: ``recommend`` ranks by
+    :math:`\mu + b_u + b_i + p_u \cdot q_i` (unclipped) with the exact top-N
+    kernel, ``score_items`` gives those scores, users without interactions are
+    served by popularity, unknown users raise (or are skipped with
+    ``unknown="skip"``), and ``user_items`` folds users in on the fly (the solve
+    of :meth:`fold_in`, not stored).  ``similar_items`` / ``similar_users`` rank
+    by the cosine of the factor vectors.
+
     Threads: one fitted model may serve :meth:`predict`, :meth:`recommend` and
     :meth:`save` from any number of threads at once.  :meth:`fold_in` and
     :meth:`partial_fit` change the model: each runs alone, after the reads in
@@ -345,6 +185,13 @@ class MatrixFactorization(SharedModel):
     the new model in at the end.  A model pickles (``pickle``, ``joblib``,
     ``cloudpickle``) and works the same after unpickling.
     """
+
+    _FORMAT_NAME = FORMAT_NAME
+    _FORMAT_VERSION = FORMAT_VERSION
+    _PARAMS = ("n_factors", "n_epochs", "lr", "reg", "lr_bias", "reg_bias", "init_std", "biased",
+               "non_negative", "random_state", "hogwild", "clip", "early_stopping")
+    _P: np.ndarray | None = None  # padded, aligned (n_users, stride)
+    _Q: np.ndarray | None = None
 
     def __init__(
         self,
@@ -358,7 +205,7 @@ class MatrixFactorization(SharedModel):
         init_std: float = 0.05,
         biased: bool = True,
         non_negative: bool = False,
-        seed: int | None = None,
+        random_state: Any = None,
         dtype: Any = np.float32,
         n_threads: int | None = None,
         backend: str = "auto",
@@ -376,7 +223,7 @@ class MatrixFactorization(SharedModel):
         self.init_std = init_std
         self.biased = biased
         self.non_negative = non_negative
-        self.seed = seed
+        self.random_state = random_state
         self.dtype = dtype
         self.n_threads = n_threads
         self.backend = backend
@@ -384,13 +231,6 @@ class MatrixFactorization(SharedModel):
         self.clip = clip
         self.early_stopping = early_stopping
         self.verbose = verbose
-        self._P: np.ndarray | None = None  # padded, aligned (n_users, stride)
-        self._Q: np.ndarray | None = None
-        self.user_bias_: np.ndarray | None = None
-        self.item_bias_: np.ndarray | None = None
-        self._train_users: np.ndarray | None = None  # inner indices, for exclude_seen
-        self._train_items: np.ndarray | None = None
-        self._seen: sp.csr_matrix | None = None
 
     def _restore(self) -> None:
         """Put the factor matrices back on 64-byte boundaries, which a pickle does not keep."""
@@ -426,38 +266,23 @@ class MatrixFactorization(SharedModel):
             "hogwild": V.check_bool(self.hogwild, "hogwild"),
             "clip": V.check_bool(self.clip, "clip"),
             "early_stopping": early,
-            "verbose": V.check_bool(self.verbose, "verbose"),
+            "verbose": None if self.verbose is None else V.check_bool(self.verbose, "verbose"),
+            "random_state": check_random_state(self.random_state),
         }
 
     # -- public attributes --------------------------------------------------------------
 
     @property
-    def user_factors_(self) -> np.ndarray | None:
-        return None if self._P is None else self._P[:, : self._k]
+    def user_factors_(self) -> np.ndarray:
+        """(n_users, n_factors) user factors :math:`p_u`, by inner index."""
+        self._check_fitted()
+        return self._P[:, : self._k]
 
     @property
-    def item_factors_(self) -> np.ndarray | None:
-        return None if self._Q is None else self._Q[:, : self._k]
-
-    @property
-    def user_ids_(self) -> np.ndarray:
-        V.check_fitted(self)
-        return self._user_map.ids
-
-    @property
-    def item_ids_(self) -> np.ndarray:
-        V.check_fitted(self)
-        return self._item_map.ids
-
-    @property
-    def n_users_(self) -> int:
-        V.check_fitted(self)
-        return len(self._user_map)
-
-    @property
-    def n_items_(self) -> int:
-        V.check_fitted(self)
-        return len(self._item_map)
+    def item_factors_(self) -> np.ndarray:
+        """(n_items, n_factors) item factors :math:`q_i`, by inner index."""
+        self._check_fitted()
+        return self._Q[:, : self._k]
 
     # -- training -----------------------------------------------------------------------
 
@@ -499,7 +324,7 @@ class MatrixFactorization(SharedModel):
                                         data.shape[1] if data.shape else None)
         _check_factor_memory(len(user_map), len(item_map), params)
         values = data.ratings.astype(params["dtype"])  # a copy: the caller's data stays as it is
-        seed = V.check_seed(self.seed, draw=True)
+        seed = seed_from(self.random_state)
         k, dtype = params["n_factors"], params["dtype"]
         rng = np.random.default_rng([seed, 0])
         P = self._init_factors(len(user_map), k, dtype, params, rng)
@@ -526,7 +351,7 @@ class MatrixFactorization(SharedModel):
             self.seed_ = seed
             self.epochs_trained_ = epochs
             self.history_ = history
-            self._train_users, self._train_items, self._seen = users, items, None
+            self._R = interactions(users, items, values, len(user_map), len(item_map))
         return self
 
     @writes
@@ -550,7 +375,7 @@ class MatrixFactorization(SharedModel):
         -------
         self
         """
-        if self._P is None:
+        if self._R is None:
             if n_epochs is not None:
                 V.check_int(n_epochs, "n_epochs", minimum=1)
             return self.fit(ratings, validation=validation, columns=columns)
@@ -589,9 +414,8 @@ class MatrixFactorization(SharedModel):
         self.epochs_trained_ += epochs
         for key, values_ in history.items():
             self.history_.setdefault(key, []).extend(values_)
-        self._train_users = np.concatenate([self._train_users, users])
-        self._train_items = np.concatenate([self._train_items, items])
-        self._seen = None
+        self._R = grown_interactions(self._R, interactions(users, items, values, len(user_map),
+                                                           len(item_map)))
         return self
 
     def _map_ids(self, raw: np.ndarray, declared: int | None, size_name: str, name: str,
@@ -695,10 +519,12 @@ class MatrixFactorization(SharedModel):
             history["valid_rmse"] = []
         best: tuple[float, int, dict[str, np.ndarray]] | None = None
         progress = None
-        if params["verbose"]:
+        if params["verbose"] is not False:
             from tqdm.auto import tqdm
 
-            progress = tqdm(total=n_epochs, desc="MatrixFactorization", unit="epoch")
+            # verbose=None: only when stderr is a terminal (tqdm's disable=None)
+            progress = tqdm(total=n_epochs, desc="MatrixFactorization", unit="epoch",
+                            disable=None if params["verbose"] is None else False)
         epochs_run = 0
         # Every epoch's block order and shuffle seed, drawn up front.
         plan_rng = np.random.default_rng([seed, 2, first_epoch])
@@ -748,8 +574,8 @@ class MatrixFactorization(SharedModel):
                                         {key: value.copy() for key, value in state.items()})
                             elif epochs_run - best[1] >= patience:
                                 break
-                    if progress is not None:
-                        progress.set_postfix(postfix)
+                    if progress is not None:  # the counter and the RMSE of the same epoch
+                        progress.set_postfix(postfix, refresh=False)
                         progress.update(1)
         finally:
             if progress is not None:
@@ -796,7 +622,7 @@ class MatrixFactorization(SharedModel):
         -------
         ndarray of the model dtype, shape (n,) (a scalar for scalar input)
         """
-        V.check_fitted(self)
+        self._check_fitted()
         scalar = np.ndim(users) == 0 and np.ndim(items) == 0
         clip = V.check_bool(self.clip if clip is None else clip, "clip")
         user_ids = V.id_array(users, "users") if np.ndim(users) else np.asarray([users])
@@ -823,93 +649,166 @@ class MatrixFactorization(SharedModel):
                                         self.rating_range_)
         return pred[0] if scalar else pred
 
-    def _seen_matrix(self) -> sp.csr_matrix:
-        if self._seen is None or self._seen.shape != (self.n_users_, self.n_items_):
-            n = self._train_users.size
-            self._seen = sp.csr_matrix(
-                (np.ones(n, dtype=np.int8), (self._train_users, self._train_items)),
-                shape=(self.n_users_, self.n_items_),
-            )
-            self._seen.sum_duplicates()
-        return self._seen
+    def _user_rows(self, rows: np.ndarray, given: sp.csr_matrix | None, raw: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """Factors (len(rows), n_factors) and biases (len(rows),), model dtype, of scored users.
 
-    def _scoring_factors(self, inner_u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        Training rows read the fitted parameters; rows of given interactions are
+        folded in on the fly by the solve of :meth:`fold_in` (nothing is stored).
+        """
+        k, dtype = self._k, self._P.dtype
+        if given is None:
+            return self._P[rows, :k], self.user_bias_[rows]
+        params = self._checked_params()
+        factors = np.zeros((rows.size, k), dtype=dtype)
+        bias = np.zeros(rows.size, dtype=dtype)
+        for position, row in enumerate(rows):
+            start, stop = given.indptr[row], given.indptr[row + 1]
+            factors[position], bias[position] = self._solve_user(
+                given.indices[start:stop], given.data[start:stop].astype(np.float64), raw[position],
+                params)
+        return factors, bias
+
+    def _scoring_factors(self, factors: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Factors whose products are the recommendation scores, for :func:`fastrec.topn`.
 
         A biased model scores :math:`\\mu + b_u + b_i + p_u \\cdot q_i` as the product of
-        ``[p_u, mu + b_u, 1]`` and ``[q_i, 1, b_i]``.  An unknown user (``inner_u``
-        -1) gets ``[0, mu, 1]``: the item biases alone.
+        ``[p_u, mu + b_u, 1]`` and ``[q_i, 1, b_i]``.
         """
-        k = self._k
-        dtype = self._P.dtype
-        known = inner_u >= 0
-        rows = inner_u[known]
+        k, dtype = self._k, self._P.dtype
         extra = 2 if self._biased else 0
-        U = np.zeros((inner_u.size, k + extra), dtype=dtype)
-        U[known, :k] = self._P[rows, :k]
+        U = np.zeros((factors.shape[0], k + extra), dtype=dtype)
+        U[:, :k] = factors
         Q = np.empty((self._Q.shape[0], k + extra), dtype=dtype)
         Q[:, :k] = self._Q[:, :k]
         if self._biased:
             U[:, k] = self._mu
-            U[known, k] += self.user_bias_[rows]
+            U[:, k] += bias
             U[:, k + 1] = 1
             Q[:, k] = 1
             Q[:, k + 1] = self.item_bias_
         return U, Q
 
-    @reads
-    def recommend(self, users: Any, n: int = 10, *, exclude_seen: bool = True,
-                  items: Any = None) -> tuple[np.ndarray, np.ndarray]:
-        """The ``n`` best-scored items for one user or a batch of users.
+    def _topn(self, rows: np.ndarray, n: int, exclude_seen: bool, allowed: np.ndarray, backend: str,
+              n_threads: int, *, given: sp.csr_matrix | None, inner: np.ndarray, raw: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+        out_idx = np.full((rows.size, n), -1, dtype=np.int64)
+        out_scores = np.full((rows.size, n), -np.inf, dtype=self._P.dtype)
+        active = np.flatnonzero(rows >= 0)
+        if active.size == 0 or (allowed.size and not allowed.any()):
+            return out_idx, out_scores
+        U, Q = self._scoring_factors(*self._user_rows(rows[active], given, raw[active]))
+        exclude = self._history(given)[rows[active]] if exclude_seen else None
+        candidates = np.flatnonzero(allowed) if allowed.size else None
+        idx, scores = topn(U, Q, n, exclude=exclude, candidates=candidates, n_threads=n_threads,
+                           backend=backend)
+        out_idx[active, : idx.shape[1]] = idx
+        out_scores[active, : idx.shape[1]] = scores
+        return out_idx, out_scores
 
-        Scores are :math:`\\mu + b_u + b_i + p_u \\cdot q_i` (unclipped).  An unknown
-        user is served by the item biases alone (popularity as learnt).
+    def _score(self, rows: np.ndarray, candidates: np.ndarray, given: sp.csr_matrix | None,
+               inner: np.ndarray, raw: np.ndarray) -> np.ndarray:
+        factors, bias = self._user_rows(rows, given, raw)
+        scores = factors.astype(np.float64) @ self._Q[candidates, : self._k].astype(np.float64).T
+        if self._biased:
+            scores += self._mu + bias.astype(np.float64)[:, None]
+            scores += self.item_bias_[candidates].astype(np.float64)[None, :]
+        return scores
+
+    @reads
+    def similar_items(self, items: Any, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The items whose factor vectors have the largest cosine with those of ``items``.
+
+        Exact: the unit item factors are ranked by :func:`fastrec.topn`.
 
         Parameters
         ----------
-        users : raw id or array-like of raw ids
+        items : raw id or array-like of raw ids
         n : int, default 10
-            Items per user; capped at the number of items (of candidates, with
-            ``items``).
-        exclude_seen : bool, default True
-            Never return items the user rated in training.
-        items : array-like of raw item ids, optional
-            Rank only these candidates (unknown ones are ignored).
 
         Returns
         -------
-        item_ids : ndarray, shape (n,) or (n_users, n)
-            Raw item ids, best first; ties go to the smaller inner index.  Slots
-            with no candidate left hold -1 (``None`` for non-integer ids).
-        scores : ndarray, shape (n,) or (n_users, n)
-            Matching scores; ``-inf`` in empty slots.
+        item_ids : ndarray, shape (n,) or (len(items), n)
+            Raw ids, most similar first (ties to the smaller inner index), never
+            the item itself; -1 (``None`` for non-integer ids) in empty slots.
+        scores : ndarray of the model dtype, shape (n,) or (len(items), n)
+            Cosines of the factor vectors (0 against a zero vector).
+
+        Raises
+        ------
+        UnknownIdError
+            For an item id the model was not fitted with.
         """
-        V.check_fitted(self)
-        n = V.check_int(n, "n", minimum=1)
-        exclude_seen = V.check_bool(exclude_seen, "exclude_seen")
-        single = np.ndim(users) == 0
-        raw_users = np.asarray([users]) if single else V.id_array(users, "users")
-        inner_u = self._user_map.lookup(raw_users)
-        candidates = None
-        if items is not None:
-            found = self._item_map.lookup(V.id_array(items, "items"))
-            candidates = found[found >= 0]  # unknown items are ignored; topn drops duplicates
-        U, Q = self._scoring_factors(inner_u)
-        seen = _rows_of(self._seen_matrix(), inner_u) if exclude_seen else None
-        out_idx, out_scores = topn(U, Q, n, exclude=seen, candidates=candidates,
-                                   n_threads=self.n_threads, backend=self.backend)
-        ids = self._item_map.ids
-        if ids.dtype.kind in "iu":
-            out_ids = np.where(out_idx >= 0, ids[np.maximum(out_idx, 0)], -1)
-        else:
-            out_ids = np.empty(out_idx.shape, dtype=object)
-            valid = out_idx >= 0
-            out_ids[valid] = ids[out_idx[valid]]
-        if single:
-            return out_ids[0], out_scores[0]
-        return out_ids, out_scores
+        self._check_fitted()
+        return self._similar(self._Q[:, : self._k], self._item_map, items, n, "item", "items")
+
+    @reads
+    def similar_users(self, users: Any, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The users whose factor vectors have the largest cosine with those of ``users``.
+
+        As :meth:`similar_items`, on the user factors.
+        """
+        self._check_fitted()
+        return self._similar(self._P[:, : self._k], self._user_map, users, n, "user", "users")
+
+    def _similar(self, factors: np.ndarray, id_map: IdMap, ids: Any, n: int, side: str,
+                 argument: str) -> tuple[np.ndarray, np.ndarray]:
+        n = min(V.check_int(n, "n", minimum=1), max(1, len(id_map)))
+        single, raw = raw_id_array(ids, argument)
+        inner = id_map.lookup(raw).astype(np.int64)
+        raise_unknown(raw, inner, side, argument)
+        norms = np.linalg.norm(factors.astype(np.float64), axis=1)
+        unit = (factors / np.where(norms > 0, norms, 1.0)[:, None]).astype(factors.dtype)
+        itself = sp.csr_matrix((np.ones(inner.size, dtype=np.int8), inner,
+                                np.arange(inner.size + 1)), shape=(inner.size, len(id_map)))
+        idx, scores = topn(unit[inner], unit, n, exclude=itself, n_threads=self.n_threads,
+                           backend=self.backend)
+        out_idx = np.full((inner.size, n), -1, dtype=np.int64)
+        out_scores = np.full((inner.size, n), -np.inf, dtype=factors.dtype)
+        out_idx[:, : idx.shape[1]], out_scores[:, : idx.shape[1]] = idx, scores
+        out = raw_item_ids(id_map, out_idx)
+        return (out[0], out_scores[0]) if single else (out, out_scores)
 
     # -- fold-in ------------------------------------------------------------------------
+
+    def _solve_user(self, inner: np.ndarray, values: np.ndarray, user: Any, params: dict[str, Any]
+                    ) -> tuple[np.ndarray, float]:
+        """(factors (n_factors,) float64, bias) of one user from ratings of known items, exactly.
+
+        The SGD objective restricted to the user, item side frozen: a ridge
+        regression on the item factors whose penalties are weighted by the number
+        of ratings, as SGD applies them once per rating (bounded least squares
+        when ``non_negative``).  No known item gives zero factors and bias.
+        """
+        k = self._k
+        if inner.size == 0:
+            return np.zeros(k), 0.0
+        X = self._Q[inner, :k].astype(np.float64)
+        target = values - self._mu
+        if self._biased:
+            target -= self.item_bias_[inner]
+            X = np.hstack([X, np.ones((inner.size, 1))])
+        penalty = np.full(X.shape[1], params["reg"] * inner.size)
+        if self._biased:
+            penalty[-1] = params["reg_bias"] * inner.size
+        if params["non_negative"]:
+            from scipy.optimize import lsq_linear
+
+            A = np.vstack([X, np.diag(np.sqrt(penalty))])
+            b = np.concatenate([target, np.zeros(X.shape[1])])
+            lower = np.zeros(X.shape[1])
+            if self._biased:
+                lower[-1] = -np.inf
+            solution = lsq_linear(A, b, bounds=(lower, np.inf)).x
+        else:
+            solution = np.linalg.solve(X.T @ X + np.diag(penalty), X.T @ target)
+        if not np.isfinite(solution).all() or np.abs(solution).max() > np.finfo(self._P.dtype).max / 2:
+            raise ValueError(
+                f"ratings up to {np.abs(values).max():.3g} give user {user!r} factors beyond "
+                f"{self._P.dtype}'s range; fold in ratings on the scale the model was fitted on "
+                f"({self.rating_range_[0]:g} to {self.rating_range_[1]:g})."
+            )
+        return solution[:k], float(solution[k]) if self._biased else 0.0
 
     @writes
     def fold_in(self, user: Any, items: Any, ratings: Any) -> MatrixFactorization:
@@ -920,8 +819,9 @@ class MatrixFactorization(SharedModel):
         ratings as SGD applies them once per rating; bounded least squares when
         ``non_negative``), so a new user is served without retraining.  A known
         user's parameters are replaced.  Unknown items are ignored; a user with
-        no known item gets zero factors and bias.  The items count as seen by
-        :meth:`recommend`.
+        no known item gets zero factors and bias.  The items join the user's
+        interactions (seen by :meth:`recommend`).  ``recommend(...,
+        user_items=...)`` runs the same solve without storing anything.
 
         Parameters
         ----------
@@ -935,7 +835,7 @@ class MatrixFactorization(SharedModel):
         -------
         self
         """
-        V.check_fitted(self)
+        self._check_fitted()
         item_ids = V.id_array(items, "items")
         values = np.asarray(V._rating_values(ratings, "ratings"), dtype=np.float64)
         if item_ids.size != values.size:
@@ -946,37 +846,7 @@ class MatrixFactorization(SharedModel):
         inner = self._item_map.lookup(item_ids)
         keep = inner >= 0
         inner, values = inner[keep], values[keep]
-        k = self._k
-        params = self._checked_params()
-        factors, bias = np.zeros(k), 0.0
-        if inner.size:
-            X = self._Q[inner, :k].astype(np.float64)
-            target = values - self._mu
-            if self._biased:
-                target -= self.item_bias_[inner]
-                X = np.hstack([X, np.ones((inner.size, 1))])
-            penalty = np.full(X.shape[1], params["reg"] * inner.size)
-            if self._biased:
-                penalty[-1] = params["reg_bias"] * inner.size
-            if params["non_negative"]:
-                from scipy.optimize import lsq_linear
-
-                A = np.vstack([X, np.diag(np.sqrt(penalty))])
-                b = np.concatenate([target, np.zeros(X.shape[1])])
-                lower = np.zeros(X.shape[1])
-                if self._biased:
-                    lower[-1] = -np.inf
-                solution = lsq_linear(A, b, bounds=(lower, np.inf)).x
-            else:
-                solution = np.linalg.solve(X.T @ X + np.diag(penalty), X.T @ target)
-            if np.abs(solution).max() > np.finfo(self._P.dtype).max / 2 or not np.isfinite(solution).all():
-                raise ValueError(
-                    f"ratings up to {np.abs(values).max():.3g} give user {user!r} factors beyond "
-                    f"{self._P.dtype}'s range; fold in ratings on the scale the model was fitted on "
-                    f"({self.rating_range_[0]:g} to {self.rating_range_[1]:g})."
-                )
-            factors = solution[:k]
-            bias = float(solution[k]) if self._biased else 0.0
+        factors, bias = self._solve_user(inner, values, user, self._checked_params())
         user_map, row = self._user_map.append(user)
         if row >= self._P.shape[0]:
             grown = aligned_zeros(row + 1, self._P.shape[1], self._P.dtype)
@@ -984,160 +854,92 @@ class MatrixFactorization(SharedModel):
             self._P = grown
             self.user_bias_ = np.concatenate([self.user_bias_, np.zeros(1, self.user_bias_.dtype)])
             self._user_map = user_map
-        self._P[row, :k] = factors
+        self._P[row, : self._k] = factors
         self.user_bias_[row] = bias
-        # The folded-in ratings count as seen for recommend(exclude_seen=True).
-        self._train_users = np.concatenate([self._train_users, np.full(inner.size, row, np.int32)])
-        self._train_items = np.concatenate([self._train_items, inner.astype(np.int32)])
-        self._seen = None
+        self._R = grown_interactions(self._R, interactions(
+            np.full(inner.size, row, dtype=np.int32), inner.astype(np.int32),
+            values.astype(self._P.dtype), len(self._user_map), len(self._item_map)))
         return self
 
     # -- persistence --------------------------------------------------------------------
 
-    @reads
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the model to an ``.npz`` file (no pickle), with a format version.
+    def _saved_param_values(self) -> dict[str, Any]:
+        params = {key: getattr(self, key) for key in self._PARAMS}
+        seed = params["random_state"]
+        # A generator cannot be written without pickle; the seed it gave is kept as seed_.
+        params["random_state"] = int(seed) if isinstance(seed, (int, np.integer)) else None
+        params.update(n_factors=self._k, biased=self._biased, dtype=self._P.dtype.name)
+        return params
 
-        The id mappings and the training interactions (for ``exclude_seen``) are
-        stored too.  Ids must be integers or strings.
-        """
-        V.check_fitted(self)
-        seen = self._seen_matrix()
-        np.savez(
-            path,
-            format_name=np.array(FORMAT_NAME),
-            format_version=np.array(FORMAT_VERSION),
-            user_factors=self.user_factors_, item_factors=self.item_factors_,
-            user_bias=self.user_bias_, item_bias=self.item_bias_,
-            user_ids=V.saveable_ids(self._user_map.to_saveable(), "user"),
-            item_ids=V.saveable_ids(self._item_map.to_saveable(), "item"),
-            global_mean=np.array(self.global_mean_), biased=np.array(self._biased),
-            rating_range=np.array(self.rating_range_), seed=np.array(self.seed_),
-            epochs_trained=np.array(self.epochs_trained_),
-            seen_indptr=seen.indptr.astype(np.int64), seen_indices=seen.indices.astype(np.int32),
-            params=np.array(repr({
-                key: getattr(self, key) for key in (
-                    "n_factors", "n_epochs", "lr", "reg", "lr_bias", "reg_bias", "init_std",
-                    "non_negative", "clip")
-            })),
-        )
+    def _state(self) -> dict[str, np.ndarray]:
+        return {"user_factors": self.user_factors_, "item_factors": self.item_factors_,
+                "user_bias": self.user_bias_, "item_bias": self.item_bias_,
+                "global_mean": np.array(self.global_mean_),
+                "rating_range": np.array(self.rating_range_), "seed": np.array(self.seed_),
+                "epochs_trained": np.array(self.epochs_trained_)}
+
+    def _set_state(self, archive: Any) -> None:
+        saved = archive.params("params", (*self._PARAMS, "dtype"))
+        n_users, n_items = self._R.shape
+        state = _read_parameters(archive, n_users, n_items)
+        P = state["user_factors"]
+        if saved["n_factors"] != P.shape[1]:
+            raise archive.error(f"n_factors is {saved['n_factors']} but the factors have "
+                                f"{P.shape[1]} columns")
+        if P.dtype != self._R.dtype:
+            raise archive.error(f"the factors are {P.dtype} but the model is {self._R.dtype}")
+        self._install(state, bool(saved["biased"]))
+
+    def _install(self, state: dict[str, Any], biased: bool) -> None:
+        """Set the fitted parameters read from a file (aligned, padded factor copies)."""
+        P, Q = state["user_factors"], state["item_factors"]
+        k, dtype = P.shape[1], P.dtype
+        self._k = k
+        self._P = aligned_zeros(P.shape[0], padded_width(k, dtype), dtype)
+        self._P[:, :k] = P
+        self._Q = aligned_zeros(Q.shape[0], self._P.shape[1], dtype)
+        self._Q[:, :k] = Q
+        self.user_bias_ = state["user_bias"].astype(dtype)
+        self.item_bias_ = state["item_bias"].astype(dtype)
+        self.global_mean_ = state["global_mean"]
+        self._biased = biased
+        self._mu = self.global_mean_ if biased else 0.0
+        self.rating_range_ = state["rating_range"]
+        self.seed_ = state["seed"]
+        self.epochs_trained_ = state["epochs_trained"]
+        self.history_ = {}
 
     @classmethod
-    def load(cls, path: str | os.PathLike, **overrides: Any) -> MatrixFactorization:
-        """Read a model written by :meth:`save`.
+    def _from_archive(cls, archive: Any, overrides: dict[str, Any]) -> MatrixFactorization:
+        if archive.scalar("format_version", "i") == 1:
+            return cls._from_version_1(archive, overrides)
+        return super()._from_archive(archive, overrides)
 
-        Every array of the file is checked against the others (factor shapes, bias
-        lengths, distinct ids, the seen-items matrix, finite values, the saved
-        parameters) before the model is built.
-
-        Parameters
-        ----------
-        path : str, path-like or binary file object
-        **overrides
-            Estimator parameters to set on the loaded model (e.g. ``backend``).
-
-        Raises
-        ------
-        ValueError
-            If the file cannot be read, is not a fastrec MatrixFactorization, has a
-            newer format, or its contents are inconsistent (the message says which).
-        """
-        with open_archive(path, FORMAT_NAME, "MatrixFactorization", FORMAT_VERSION) as archive:
-            state = cls._read_state(archive)
-            params = state.pop("params")
-        params.update(overrides)
-        model = cls(**params)
-        user_factors, item_factors = state["user_factors"], state["item_factors"]
-        k, dtype = user_factors.shape[1], user_factors.dtype
-        model._k = k
-        model._P = aligned_zeros(user_factors.shape[0], padded_width(k, dtype), dtype)
-        model._P[:, :k] = user_factors
-        model._Q = aligned_zeros(item_factors.shape[0], model._P.shape[1], dtype)
-        model._Q[:, :k] = item_factors
-        model.user_bias_ = state["user_bias"].copy()
-        model.item_bias_ = state["item_bias"].copy()
-        model._user_map = IdMap(state["user_ids"])
-        model._item_map = IdMap(state["item_ids"])
-        model.global_mean_ = state["global_mean"]
-        model._biased = state["biased"]
-        model._mu = model.global_mean_ if model._biased else 0.0
-        model.rating_range_ = state["rating_range"]
-        model.seed_ = state["seed"]
-        model.epochs_trained_ = state["epochs_trained"]
-        model.history_ = {}
-        indptr, indices = state["seen_indptr"], state["seen_indices"]
-        model._train_users = np.repeat(np.arange(indptr.size - 1, dtype=np.int32), np.diff(indptr))
-        model._train_items = indices.astype(np.int32)
-        return model
-
-    @staticmethod
-    def _read_state(archive: Any) -> dict[str, Any]:
-        """Every entry of a saved model, each checked against the others (ValueError naming it)."""
+    @classmethod
+    def _from_version_1(cls, archive: Any, overrides: dict[str, Any]) -> MatrixFactorization:
+        """A file of format 1: the seen pattern as seen_*, the seed as a member of its own."""
         user_ids, item_ids = archive.ids("user_ids"), archive.ids("item_ids")
-        n_users, n_items = user_ids.size, item_ids.size
-        P = archive.array("user_factors", 2, "f", n_users, finite=True)
-        Q = archive.array("item_factors", 2, "f", n_items, finite=True)
-        if P.dtype not in (np.float32, np.float64) or Q.dtype != P.dtype:
-            raise archive.error(f"the factors must be both float32 or both float64, got {P.dtype} "
-                                f"and {Q.dtype}")
-        if P.shape[1] < 1 or Q.shape[1] != P.shape[1]:
-            raise archive.error(f"user factors have {P.shape[1]} columns and item factors "
-                                f"{Q.shape[1]}; both need the same n_factors >= 1")
-        state: dict[str, Any] = {"user_ids": user_ids, "item_ids": item_ids,
-                                 "user_factors": P, "item_factors": Q}
-        for name, n in (("user_bias", n_users), ("item_bias", n_items)):
-            bias = archive.array(name, 1, "f", n, finite=True)
-            state[name] = bias.astype(P.dtype)
-        for name, kind in (("global_mean", "f"), ("biased", "b"), ("seed", "i"),
-                           ("epochs_trained", "i")):
-            state[name] = archive.scalar(name, kind)
-        if state["seed"] < 0 or state["epochs_trained"] < 0:
-            raise archive.error(f"seed ({state['seed']}) and epochs_trained "
-                                f"({state['epochs_trained']}) must be >= 0")
-        bounds = archive.array("rating_range", 1, "fiu", finite=True)
-        if bounds.size != 2 or not bounds[0] <= bounds[1]:
-            raise archive.error(f"rating_range must be (low, high) with low <= high, got "
-                                f"{bounds.tolist()}")
-        state["rating_range"] = (float(bounds[0]), float(bounds[1]))
+        state = _read_parameters(archive, user_ids.size, item_ids.size)
+        P = state["user_factors"]
+        biased = archive.scalar("biased", "b")
         seen = archive.csr(archive["seen_indptr"], archive["seen_indices"], None,
-                           (n_users, n_items), "the seen-items matrix")
-        state["seen_indptr"], state["seen_indices"] = seen.indptr, seen.indices
+                           (user_ids.size, item_ids.size), "the seen-items matrix")
         params = archive.params("params", ("n_factors", "n_epochs", "lr", "reg", "lr_bias",
                                            "reg_bias", "init_std", "non_negative", "clip"))
-        params.update(dtype=P.dtype, seed=state["seed"], biased=state["biased"])
+        params.update(dtype=P.dtype, random_state=state["seed"], biased=biased)
         try:  # the saved parameters must pass the checks fit would make
-            MatrixFactorization(**params)._checked_params()
+            cls(**params)._checked_params()
         except (TypeError, ValueError) as exc:
             raise archive.error(f"invalid saved parameters: {exc}") from exc
         if params.get("n_factors", P.shape[1]) != P.shape[1]:
             raise archive.error(f"n_factors is {params['n_factors']} but the factors have "
                                 f"{P.shape[1]} columns")
-        state["params"] = params
-        return state
-
-    # -- dense scores for blending ------------------------------------------------------
-
-    @reads
-    def _score_block(self, inner_users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-        """Scores of users x candidate items by inner index, as :meth:`recommend` ranks them.
-
-        ``mu + b_u + b_i + p_u . q_i`` (unclipped); an unknown user (-1) gets
-        ``mu + b_i``.  Returns a (len(inner_users), len(candidates)) array of the
-        model dtype.  Used by :class:`fastrec.Hybrid`.
-        """
-        V.check_fitted(self)
-        k = self._k
-        Q = self._Q[candidates, :k]
-        base = self.item_bias_[candidates] + self._mu if self._biased else np.full(
-            candidates.size, self._mu, dtype=Q.dtype)
-        scores = np.repeat(base[None, :].astype(Q.dtype), inner_users.size, axis=0)
-        known = inner_users >= 0
-        if known.any():
-            rows = inner_users[known]
-            scores[known] += self._P[rows, :k] @ Q.T
-            if self._biased:
-                scores[known] += self.user_bias_[rows, None]
-        return scores
+        model = cls(**{**params, **overrides})
+        model._user_map, model._item_map = IdMap(user_ids), IdMap(item_ids)
+        model._R = sp.csr_matrix((np.ones(seen.indices.size, dtype=P.dtype), seen.indices,
+                                  seen.indptr), shape=seen.shape)
+        model._install(state, biased)
+        return model
 
 
 def _scale_hint(rating_range: tuple[float, float] | None) -> str:
@@ -1176,17 +978,71 @@ def _all_finite(state: dict[str, np.ndarray]) -> bool:
     return all(np.isfinite(value).all() for value in state.values())
 
 
+def check_random_state(random_state: Any) -> Any:
+    """``random_state`` if it is None, an int >= 0, a Generator or a RandomState (else raise)."""
+    if random_state is None or isinstance(random_state, (np.random.Generator, np.random.RandomState)):
+        return random_state
+    if isinstance(random_state, (bool, np.bool_)) or not isinstance(random_state, (int, np.integer)):
+        raise TypeError(
+            f"random_state must be None, an int >= 0, a numpy Generator or a RandomState, got "
+            f"{type(random_state).__name__}."
+        )
+    return V.check_int(random_state, "random_state", minimum=0)
 
-def _rows_of(csr: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
-    """The given rows of ``csr`` stacked in order; a row index of -1 gives an empty row."""
-    known = rows >= 0
-    safe = np.where(known, rows, 0)
-    starts = csr.indptr[safe]
-    lengths = np.where(known, csr.indptr[safe + 1] - starts, 0)
-    indptr = np.zeros(rows.size + 1, dtype=np.int64)
-    np.cumsum(lengths, out=indptr[1:])
-    # position p of output row r reads csr.indices[starts[r] + (p - indptr[r])]
-    source = np.arange(indptr[-1], dtype=np.int64) + np.repeat(starts - indptr[:-1], lengths)
-    indices = csr.indices[source]
-    return sp.csr_matrix((np.ones(indices.size, dtype=np.int8), indices, indptr),
-                         shape=(rows.size, csr.shape[1]))
+
+def seed_from(random_state: Any) -> int:
+    """The integer seed of one fit: ``random_state`` itself, or one drawn from it or the OS."""
+    random_state = check_random_state(random_state)
+    if random_state is None:
+        return int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, np.iinfo(np.int64).max))
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, np.iinfo(np.int64).max, dtype=np.int64))
+    return random_state
+
+
+def interactions(users: np.ndarray, items: np.ndarray, values: np.ndarray, n_users: int,
+                 n_items: int) -> sp.csr_matrix:
+    """The users x items CSR of rating triples by inner index, repeated pairs summed.
+
+    A rating of 0 stays stored: it is an interaction (seen) all the same.
+    """
+    R = sp.csr_matrix((values, (users, items)), shape=(n_users, n_items))
+    R.sum_duplicates()
+    return R
+
+
+def grown_interactions(R: sp.csr_matrix, new: sp.csr_matrix) -> sp.csr_matrix:
+    """``R`` padded to the shape of ``new`` (more users or items), plus ``new``."""
+    R = sp.csr_matrix((R.data, R.indices, R.indptr), shape=R.shape)
+    R.resize(new.shape)
+    total = sp.csr_matrix(R + new)
+    total.sum_duplicates()
+    return total
+
+
+def _read_parameters(archive: Any, n_users: int, n_items: int) -> dict[str, Any]:
+    """The fitted parameters of a saved model, each checked against the others."""
+    P = archive.array("user_factors", 2, "f", n_users, finite=True)
+    Q = archive.array("item_factors", 2, "f", n_items, finite=True)
+    if P.dtype not in (np.float32, np.float64) or Q.dtype != P.dtype:
+        raise archive.error(f"the factors must be both float32 or both float64, got {P.dtype} "
+                            f"and {Q.dtype}")
+    if P.shape[1] < 1 or Q.shape[1] != P.shape[1]:
+        raise archive.error(f"user factors have {P.shape[1]} columns and item factors "
+                            f"{Q.shape[1]}; both need the same n_factors >= 1")
+    state: dict[str, Any] = {"user_factors": P, "item_factors": Q}
+    for name, n in (("user_bias", n_users), ("item_bias", n_items)):
+        state[name] = archive.array(name, 1, "f", n, finite=True).astype(P.dtype)
+    for name, kind in (("global_mean", "f"), ("seed", "i"), ("epochs_trained", "i")):
+        state[name] = archive.scalar(name, kind)
+    if state["seed"] < 0 or state["epochs_trained"] < 0:
+        raise archive.error(f"seed ({state['seed']}) and epochs_trained "
+                            f"({state['epochs_trained']}) must be >= 0")
+    bounds = archive.array("rating_range", 1, "fiu", finite=True)
+    if bounds.size != 2 or not bounds[0] <= bounds[1]:
+        raise archive.error(f"rating_range must be (low, high) with low <= high, got "
+                            f"{bounds.tolist()}")
+    state["rating_range"] = (float(bounds[0]), float(bounds[1]))
+    return state

@@ -7,10 +7,22 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from fastrec import _runtime
 from fastrec import _validation as V
 from fastrec._concurrency import reads
 from fastrec._idmap import IdMap
-from fastrec.recommenders._base import Recommender, columns_of, csr_fields, ratings_matrix, read_csr
+from fastrec.recommenders._base import (
+    Recommender,
+    columns_of,
+    csr_fields,
+    raise_unknown,
+    ratings_matrix,
+    raw_id_array,
+    raw_item_ids,
+    read_csr,
+    table_of_rows,
+)
+from fastrec.recommenders.knn import neighbours_without_self
 
 # Users per batch: their profiles (users x features) are formed one batch at a time,
 # so memory stays bounded however many users are served.
@@ -69,14 +81,14 @@ class ContentKNN(Recommender):
     """
 
     _FORMAT_NAME = "fastrec.ContentKNN"
+    _X: sp.csr_matrix | None = None  # items x features, rows of the item map
+    _W: sp.csr_matrix | None = None  # features x items, columns L2-normalised
 
     def __init__(self, features: Any = None, item_ids: Any = None, *, dtype: Any = np.float32,
                  n_threads: int | None = None, backend: str = "auto"):
         super().__init__(dtype=dtype, n_threads=n_threads, backend=backend)
         self.features = features
         self.item_ids = item_ids
-        self._X: sp.csr_matrix | None = None  # items x features, rows of the item map
-        self._W: sp.csr_matrix | None = None  # features x items, columns L2-normalised
 
     def _ratings(self, ratings: Any, columns: Any, dtype: np.dtype):
         if self.features is None:
@@ -96,31 +108,64 @@ class ContentKNN(Recommender):
         self._X = context  # items x features, in inner item order
         self._W = _row_normalised(self._X).T.tocsr().astype(R.dtype)
 
-    def _profiles(self, rows: np.ndarray) -> sp.csr_matrix:
-        """L2-normalised profiles of users ``rows`` (inner indices, >= 0), float64."""
-        return _row_normalised(self._R[rows].astype(np.float64) @ self._X.astype(np.float64))
+    def _profiles(self, history: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
+        """L2-normalised profiles of ``rows`` (>= 0) of a users x items history, float64."""
+        return _row_normalised(history[rows].astype(np.float64) @ self._X.astype(np.float64))
 
     def _topn(self, rows: np.ndarray, n: int, exclude_seen: bool, allowed: np.ndarray, backend: str,
-              n_threads: int) -> tuple[np.ndarray, np.ndarray]:
+              n_threads: int, *, given: sp.csr_matrix | None, inner: np.ndarray, raw: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+        history = self._history(given)
         out_idx = np.empty((rows.size, n), dtype=np.int64)
         out_scores = np.empty((rows.size, n), dtype=self._R.dtype)
         for start in range(0, rows.size, _PROFILE_BATCH):
             batch = rows[start:start + _PROFILE_BATCH]
-            users = np.maximum(batch, 0)  # cold rows (-1) are skipped by the kernel below
+            users = np.maximum(batch, 0)  # rows of -1 are skipped by the kernel below
             local = np.where(batch >= 0, np.arange(batch.size), -1)
             out_idx[start:start + batch.size], out_scores[start:start + batch.size] = self._run_sparse(
-                self._profiles(users), self._W, self._R[users], local, n, exclude_seen, allowed,
-                backend, n_threads)
+                self._profiles(history, users), self._W, history[users], local, n, exclude_seen,
+                allowed, backend, n_threads)
         return out_idx, out_scores
 
+    def _score(self, rows: np.ndarray, candidates: np.ndarray, given: sp.csr_matrix | None,
+               inner: np.ndarray, raw: np.ndarray) -> np.ndarray:
+        W = columns_of(self._W, candidates).astype(np.float64)
+        return (self._profiles(self._history(given), rows) @ W).toarray()
+
     @reads
-    def _score_block(self, inner_users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-        scores = np.zeros((inner_users.size, candidates.size))
-        known = inner_users >= 0
-        if known.any():
-            W = columns_of(self._W, candidates).astype(np.float64)
-            scores[known] = (self._profiles(inner_users[known]) @ W).toarray()
-        return scores
+    def similar_items(self, items: Any, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """The items whose feature rows are most cosine-similar to those of ``items``, by raw id.
+
+        Parameters
+        ----------
+        items : raw id or array-like of raw ids
+        n : int, default 10
+
+        Returns
+        -------
+        item_ids : ndarray, shape (n,) or (len(items), n)
+            Raw ids, most similar first (ties to the smaller inner index), never
+            the item itself; -1 (``None`` for non-integer ids) in empty slots.
+            Only items sharing a non-zero feature are listed.
+        scores : ndarray, shape (n,) or (len(items), n)
+            Cosine similarities of the feature rows; ``-inf`` in empty slots.
+
+        Raises
+        ------
+        UnknownIdError
+            For an item id the model was not fitted with.
+        """
+        self._check_fitted()
+        n = min(V.check_int(n, "n", minimum=1), max(1, len(self._item_map)))
+        single, raw = raw_id_array(items, "items")
+        inner = self._item_map.lookup(raw).astype(np.int64)
+        raise_unknown(raw, inner, "item", "items")
+        backend = _runtime.resolve_backend(self.backend)
+        n_threads = _runtime.resolve_threads(self.n_threads)
+        table = neighbours_without_self(self._X[inner], self._X, inner, n, 0.0, backend, n_threads)
+        indices, scores = table_of_rows(table, np.arange(inner.size, dtype=np.int64), n)
+        out = raw_item_ids(self._item_map, indices)
+        return (out[0], scores[0]) if single else (out, scores)
 
     # -- persistence --------------------------------------------------------------------
 

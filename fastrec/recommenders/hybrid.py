@@ -8,38 +8,55 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn.utils.validation import check_is_fitted
 
-from fastrec import _runtime
 from fastrec import _validation as V
 from fastrec._archive import format_name_of, open_archive
-from fastrec._concurrency import SharedModel, reads, writes
+from fastrec._concurrency import reads, writes
 from fastrec._idmap import IdMap
+from fastrec.base import NotFittedError
 from fastrec.recommenders._base import (
     FORMAT_VERSION,
-    columns_of,
-    dense_topn,
+    Recommender,
     min_max_rows,
-    raw_item_ids,
     z_score_rows,
 )
 
 NORMALIZATIONS = ("minmax", "zscore", "none")
-# Users per dense score block: blocks hold about this many scores (32 MiB of float64).
-_BLOCK_SCORES = 1 << 22
 
 
 def _model_classes() -> dict[str, type]:
     from fastrec.mf import MatrixFactorization
-    from fastrec.mf.model import FORMAT_NAME as MF_FORMAT
     from fastrec.recommenders.content import ContentKNN
     from fastrec.recommenders.knn import ItemKNN, UserKNN
 
-    return {MF_FORMAT: MatrixFactorization, ItemKNN._FORMAT_NAME: ItemKNN,
-            UserKNN._FORMAT_NAME: UserKNN, ContentKNN._FORMAT_NAME: ContentKNN,
-            Hybrid._FORMAT_NAME: Hybrid}
+    return {cls._FORMAT_NAME: cls for cls in (MatrixFactorization, ItemKNN, UserKNN, ContentKNN, Hybrid)}
 
 
-class Hybrid(SharedModel):
+def check_models(models: Any) -> list[tuple[Recommender, float]]:
+    """``[(model, weight), ...]`` of a Hybrid: at least one pair of a recommender and a finite weight."""
+    if not isinstance(models, (list, tuple)) or len(models) == 0:
+        raise TypeError(
+            "models must be a non-empty list of (model, weight) pairs, e.g. "
+            "[(item_knn, 0.7), (content_knn, 0.3)]."
+        )
+    pairs = []
+    for position, pair in enumerate(models):
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise TypeError(
+                f"models[{position}] must be a (model, weight) pair, got {type(pair).__name__}."
+            )
+        model, weight = pair
+        if not isinstance(model, Recommender):
+            raise TypeError(
+                f"models[{position}] is a {type(model).__name__}, not a fastrec recommender "
+                "(ItemKNN, UserKNN, ContentKNN, MatrixFactorization or Hybrid)."
+            )
+        pairs.append((model, V.check_float(weight, f"weight of models[{position}]")))
+    return pairs
+
+
+class Hybrid(Recommender):
     r"""A weighted sum of fitted recommenders' per-user normalised scores.
 
     .. math:: \mathrm{score}(u, j) = \sum_m w_m\, \mathrm{norm}_u\big(\mathrm{score}_m(u, j)\big)
@@ -67,13 +84,16 @@ class Hybrid(SharedModel):
     The Hybrid's users and items are the union of its models' ids (the first
     model's items first, so ties go to its order).  Users with no training
     history in any model are served by popularity (the number of users who
-    rated an item, summed over the models).
+    rated an item, summed over the models).  The blend reads its models only
+    through their public interface (``user_ids_``, ``item_ids_``,
+    ``interactions_``, ``item_popularity_`` and ``score_items``), so any
+    :class:`~fastrec.recommenders.Recommender` can take part.
 
     Parameters
     ----------
     models : list of (model, weight)
-        Fitted recommenders and their weights.  Call :meth:`fit` to fit them all
-        on the same data instead.
+        Recommenders and their weights: fitted ones, or call :meth:`fit` to fit
+        them all on the same data.  ``sklearn.base.clone`` clones each model.
     normalization : {"minmax", "zscore", "none"}, default "minmax"
     n_threads : int, optional
     backend : {"auto", "cpp", "numba", "numpy"}
@@ -97,6 +117,7 @@ class Hybrid(SharedModel):
     """
 
     _FORMAT_NAME = "fastrec.Hybrid"
+    _cache: tuple[tuple[Any, ...], dict[str, Any]] | None = None
 
     def __init__(self, models: Any, *, normalization: str = "minmax", n_threads: int | None = None,
                  backend: str = "auto"):
@@ -104,12 +125,19 @@ class Hybrid(SharedModel):
         self.normalization = normalization
         self.n_threads = n_threads
         self.backend = backend
-        self._cache: tuple[tuple[Any, ...], dict[str, Any]] | None = None
+
+    def _checked_params(self) -> dict[str, Any]:
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"normalization={self.normalization!r} is not one of "
+                f"{', '.join(map(repr, NORMALIZATIONS))}."
+            )
+        return {"pairs": check_models(self.models)}
 
     @writes
     def fit(self, ratings: Any, *, columns: tuple[str, str, str] | None = None) -> Hybrid:
         """Fit every component model on the same ratings (forms as in ``ItemKNN.fit``)."""
-        for model, _ in V.check_model_weights(self.models):
+        for model, _ in self._checked_params()["pairs"]:
             model.fit(ratings, columns=columns)
         self._cache = None
         self._combined()
@@ -118,46 +146,63 @@ class Hybrid(SharedModel):
     # -- the union of the models' ids, rebuilt whenever a model was refitted ---------------
 
     def _combined(self) -> dict[str, Any]:
-        pairs = V.check_model_weights(self.models)
+        pairs = check_models(self.models)
         for position, (model, _) in enumerate(pairs):
-            if getattr(model, "_user_map", None) is None or getattr(model, "_item_map", None) is None:
-                raise RuntimeError(
-                    f"models[{position}] ({type(model).__name__}) is not fitted yet. Fit it first, "
-                    "or call Hybrid.fit(ratings) to fit every model."
-                )
+            try:
+                check_is_fitted(model)
+            except NotFittedError as exc:
+                raise NotFittedError(
+                    f"This Hybrid is not fitted yet: models[{position}] ({type(model).__name__}) "
+                    "is not fitted. Fit it first, or call Hybrid.fit(ratings) to fit every model."
+                ) from exc
         key = tuple(obj for model, _ in pairs
-                    for obj in (model._user_map, model._item_map, model._seen_matrix()))
-        if self._cache is not None and len(key) == len(self._cache[0]) and all(
-                a is b for a, b in zip(key, self._cache[0])):
-            return self._cache[1]
-        user_map, item_map = pairs[0][0]._user_map, pairs[0][0]._item_map
+                    for obj in (model.user_ids_, model.item_ids_, model.interactions_))
+        cache = self._cache
+        if cache is not None and len(key) == len(cache[0]) and all(
+                a is b for a, b in zip(key, cache[0])):
+            return cache[1]
+        user_map, item_map = IdMap(pairs[0][0].user_ids_), IdMap(pairs[0][0].item_ids_)
         for model, _ in pairs[1:]:
-            user_map, _ = user_map.extend(model._user_map.ids)
-            item_map, _ = item_map.extend(model._item_map.ids)
-        parts, user_index, item_index = [], [], []
-        for model, _ in pairs:
-            users_here = user_map.lookup(model._user_map.ids)  # model inner -> hybrid inner
-            items_here = item_map.lookup(model._item_map.ids)
-            seen = model._seen_matrix().tocoo()
-            parts.append(sp.csr_matrix((np.ones(seen.nnz, dtype=np.float32),
-                                        (users_here[seen.row], items_here[seen.col])),
-                                       shape=(len(user_map), len(item_map))))
-            user_index.append(model._user_map.lookup(user_map.ids))  # hybrid inner -> model inner
-            item_index.append(model._item_map.lookup(item_map.ids))
+            user_map, _ = user_map.extend(model.user_ids_)
+            item_map, _ = item_map.extend(model.item_ids_)
+        seen = sp.csr_matrix((len(user_map), len(item_map)))
         popularity = np.zeros(len(item_map), dtype=np.int64)
-        for part in parts:
-            popularity += np.bincount(part.indices, minlength=len(item_map))
-        seen = parts[0]
-        for part in parts[1:]:
-            seen = seen + part
+        item_columns = []
+        for model, _ in pairs:
+            users_here = user_map.lookup(model.user_ids_)  # model inner -> hybrid inner
+            items_here = item_map.lookup(model.item_ids_)
+            interactions = model.interactions_.tocoo()
+            seen = seen + sp.csr_matrix((np.ones(interactions.nnz),
+                                         (users_here[interactions.row], items_here[interactions.col])),
+                                        shape=(len(user_map), len(item_map)))
+            np.add.at(popularity, items_here, model.item_popularity_)
+            item_columns.append(items_here.astype(np.int64))  # hybrid column of each model item
         seen = sp.csr_matrix(seen)
         seen.sum_duplicates()
+        seen.data[:] = 1.0
+        item_index = [np.full(len(item_map), -1, dtype=np.int64) for _ in pairs]
+        for index, columns in zip(item_index, item_columns):
+            index[columns] = np.arange(columns.size)  # hybrid inner -> model inner
         state = {"pairs": pairs, "user_map": user_map, "item_map": item_map, "seen": seen,
-                 "user_index": user_index, "item_index": item_index, "popularity": popularity}
+                 "item_index": item_index, "item_columns": item_columns, "popularity": popularity}
         self._cache = (key, state)
         return state
 
-    # -- the recommender interface the Hybrid shares with its models ----------------------
+    def _fitted(self) -> bool:
+        try:
+            self._combined()
+        except (TypeError, ValueError, NotFittedError):
+            return False
+        return True
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return self._fitted()
+
+    # -- the Recommender state, derived from the models ------------------------------------
+
+    @property
+    def _R(self) -> sp.csr_matrix | None:
+        return self._combined()["seen"] if self._fitted() else None
 
     @property
     def _user_map(self) -> IdMap | None:
@@ -167,23 +212,13 @@ class Hybrid(SharedModel):
     def _item_map(self) -> IdMap | None:
         return self._combined()["item_map"] if self._fitted() else None
 
-    def _fitted(self) -> bool:
-        try:
-            pairs = V.check_model_weights(self.models)
-        except (TypeError, ValueError):
-            return False
-        return all(getattr(m, "_user_map", None) is not None for m, _ in pairs)
-
-    def _seen_matrix(self) -> sp.csr_matrix:
-        return self._combined()["seen"]
+    def _check_fitted(self) -> None:
+        self._combined()  # raises NotFittedError naming the unfitted model
 
     @property
-    def user_ids_(self) -> np.ndarray:
-        return self._combined()["user_map"].ids
-
-    @property
-    def item_ids_(self) -> np.ndarray:
-        return self._combined()["item_map"].ids
+    def item_popularity_(self) -> np.ndarray:
+        """Number of users who rated each item, summed over the models (int64, by inner index)."""
+        return self._combined()["popularity"]
 
     def _normalise(self, scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
         if self.normalization == "minmax":
@@ -192,85 +227,34 @@ class Hybrid(SharedModel):
             return z_score_rows(scores, valid)
         return scores
 
-    def _score_block(self, inner_users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-        """Blended scores (float64) of users x candidates, by hybrid inner index (user -1: zeros)."""
-        if self.normalization not in NORMALIZATIONS:
-            raise ValueError(
-                f"normalization={self.normalization!r} is not one of {', '.join(map(repr, NORMALIZATIONS))}."
-            )
+    def _score(self, rows: np.ndarray, candidates: np.ndarray, given: sp.csr_matrix | None,
+               inner: np.ndarray, raw: np.ndarray) -> np.ndarray:
+        """Blended scores (float64) of users x candidates through each model's ``score_items``."""
+        self._checked_params()
         state = self._combined()
-        known_users = inner_users >= 0
-        seen_rows = columns_of(state["seen"][np.maximum(inner_users, 0)], candidates).toarray() > 0
-        valid = ~seen_rows & known_users[:, None]
-        total = np.zeros((inner_users.size, candidates.size))
-        for (model, weight), user_index, item_index in zip(state["pairs"], state["user_index"],
-                                                           state["item_index"]):
+        history = self._history(given)[rows]
+        # Normalised over the candidates the user has not interacted with.
+        seen_pattern = sp.csr_matrix((np.ones(history.nnz), history.indices, history.indptr),
+                                     shape=history.shape)
+        valid = ~(seen_pattern[:, candidates].toarray() > 0)
+        total = np.zeros((rows.size, candidates.size))
+        for (model, weight), item_index, columns in zip(state["pairs"], state["item_index"],
+                                                        state["item_columns"]):
             model_items = item_index[candidates]
             known = model_items >= 0
             if weight == 0 or not known.any():
                 continue
-            model_users = np.where(known_users, user_index[np.maximum(inner_users, 0)], -1)
-            scores = np.asarray(model._score_block(model_users.astype(np.int32),
-                                                   model_items[known].astype(np.int64)), dtype=np.float64)
-            scores = self._normalise(scores, valid[:, known])
-            scores[model_users < 0] = 0.0  # the model has nothing to say about this user
+            items = model.item_ids_[model_items[known]]
+            if given is None:
+                scores = model.score_items(raw, items, unknown="skip")
+            else:  # the given rows, in the model's item columns
+                scores = model.score_items(raw, items, unknown="skip", user_items=history[:, columns])
+            scores = np.asarray(scores, dtype=np.float64).reshape(rows.size, -1)
+            unknown_user = np.isnan(scores).all(axis=1)
+            scores = self._normalise(np.nan_to_num(scores, nan=0.0), valid[:, known])
+            scores[unknown_user] = 0.0  # the model has nothing to say about this user
             total[:, known] += weight * scores
         return total
-
-    @reads
-    def recommend(self, users: Any, n: int = 10, *, exclude_seen: bool = True, items: Any = None,
-                  unknown: str = "raise") -> tuple[np.ndarray, np.ndarray]:
-        """The ``n`` best items by blended score, for one user or a batch.
-
-        Parameters, returns and the popularity fallback are those of
-        :meth:`ItemKNN.recommend`; ``exclude_seen`` excludes the items the user
-        rated in the training data of any model.
-        """
-        n = V.check_int(n, "n", minimum=1)
-        exclude_seen = V.check_bool(exclude_seen, "exclude_seen")
-        unknown = V.check_unknown(unknown)
-        state = self._combined()
-        n = min(n, max(1, len(state["item_map"])))
-        backend, n_threads = _runtime.resolve_backend(self.backend), _runtime.resolve_threads(self.n_threads)
-        single = np.ndim(users) == 0
-        raw = np.asarray([users]) if single else V.id_array(users, "users")
-        inner = state["user_map"].lookup(raw)
-        if unknown == "raise":
-            V.raise_unknown(raw, inner, "user", "users")
-        if items is None:
-            candidates = np.arange(len(state["item_map"]), dtype=np.int64)
-        else:
-            raw_items = V.id_array(items, "items")
-            found = state["item_map"].lookup(raw_items)
-            if unknown == "raise":
-                V.raise_unknown(raw_items, found, "item", "items")
-            candidates = np.unique(found[found >= 0]).astype(np.int64)
-        n = min(n, max(1, candidates.size))  # no more slots than candidates
-        seen = state["seen"]
-        history = np.diff(seen.indptr)
-        cold = (inner < 0) | (history[np.maximum(inner, 0)] == 0)
-        out_idx = np.full((raw.size, n), -1, dtype=np.int64)
-        out_scores = np.full((raw.size, n), -np.inf)
-        warm = np.flatnonzero(~cold)
-        block = max(1, _BLOCK_SCORES // max(candidates.size, 1))
-        for start in range(0, warm.size if candidates.size else 0, block):
-            positions = warm[start:start + block]
-            rows = inner[positions]
-            scores = self._score_block(rows, candidates)
-            if exclude_seen:
-                scores[columns_of(seen[rows], candidates).toarray() > 0] = -np.inf
-            idx, top = dense_topn(scores, n, backend, n_threads)
-            out_idx[positions] = np.where(idx >= 0, candidates[np.maximum(idx, 0)], -1)
-            out_scores[positions] = top
-        if cold.any() and candidates.size:
-            popular = np.full((1, len(state["item_map"])), -np.inf)
-            popular[0, candidates] = state["popularity"][candidates]
-            idx, top = dense_topn(popular, n, backend, n_threads)
-            out_idx[cold], out_scores[cold] = idx, top
-        out_ids = raw_item_ids(state["item_map"], out_idx)
-        if single:
-            return out_ids[0], out_scores[0]
-        return out_ids, out_scores
 
     # -- persistence --------------------------------------------------------------------
 
@@ -280,7 +264,7 @@ class Hybrid(SharedModel):
 
         Each model is stored as its own ``save`` output, embedded as bytes.
         """
-        pairs = V.check_model_weights(self.models)
+        pairs = self._checked_params()["pairs"]
         self._combined()  # raises when a model is not fitted
         fields = {}
         for position, (model, _) in enumerate(pairs):

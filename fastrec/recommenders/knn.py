@@ -7,30 +7,68 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from fastrec import _runtime
 from fastrec import _validation as V
 from fastrec._concurrency import reads
 from fastrec.recommenders._base import (
     Recommender,
     columns_of,
     csr_fields,
+    raise_unknown,
+    raw_id_array,
     raw_item_ids,
     read_csr,
     table_of_rows,
 )
 from fastrec.similarity import cosine_topk
+from fastrec.similarity.cosine import topk_table_to_csr
+
+
+def neighbours_without_self(X: sp.csr_matrix, Y: sp.csr_matrix, inner: np.ndarray, k: int,
+                            shrink: float, backend: str, n_threads: int) -> sp.csr_matrix:
+    """Top-``k`` cosine neighbours among the rows of ``Y`` of every row of ``X``, rank-ordered.
+
+    Row ``r`` never lists row ``inner[r]`` of ``Y`` (its own row there; -1 for
+    none): the ``k + 1`` best are found and the row itself, or else the last one,
+    is dropped, which is the top ``k`` of the others.
+    """
+    m = X.shape[0]
+    wide = min(k + 1, Y.shape[0])
+    found = cosine_topk(X, Y, k=wide, shrink=shrink, n_threads=n_threads, backend=backend)
+    indices, scores = table_of_rows(found, np.arange(m, dtype=np.int64), wide)
+    is_self = (indices == inner[:, None]) & (inner[:, None] >= 0)
+    # drop the row itself where listed, else the (k+1)-th entry
+    drop = np.where(is_self.any(axis=1), np.argmax(is_self, axis=1), wide - 1)
+    keep = np.arange(wide)[None, :] != drop[:, None]
+    indices = indices[keep].reshape(m, wide - 1)[:, :k]
+    scores = scores[keep].reshape(m, wide - 1)[:, :k]
+    counts = np.count_nonzero(indices >= 0, axis=1).astype(np.int64)
+    return topk_table_to_csr(indices, scores, counts, Y.shape[0])
+
+
+def neighbour_lookup(model: Recommender, table: sp.csr_matrix, ids: Any, n: int, id_map: Any,
+                     side: str, argument: str) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` stored neighbours of raw ids ``ids`` in a rank-ordered CSR ``table``."""
+    n = min(V.check_int(n, "n", minimum=1), max(1, len(id_map)))
+    single, raw = raw_id_array(ids, argument)
+    inner = id_map.lookup(raw)
+    raise_unknown(raw, inner, side, argument)
+    indices, scores = table_of_rows(table, inner.astype(np.int64), n)
+    out = raw_item_ids(id_map, indices)
+    return (out[0], scores[0]) if single else (out, scores)
 
 
 class _NeighbourKNN(Recommender):
     """Shared parameters, neighbour lookup and persistence of ItemKNN and UserKNN."""
 
     _PARAMS = ("k", "shrink")
+    _S: sp.csr_matrix | None = None  # neighbours of every item (user) in rank order
 
     def __init__(self, k: int = 50, shrink: float = 0.0, *, dtype: Any = np.float32,
                  n_threads: int | None = None, backend: str = "auto"):
         super().__init__(dtype=dtype, n_threads=n_threads, backend=backend)
         self.k = k
         self.shrink = shrink
-        self._S: sp.csr_matrix | None = None
 
     def _checked_params(self) -> dict[str, Any]:
         return {"k": V.check_int(self.k, "k", minimum=1),
@@ -50,18 +88,10 @@ class _NeighbourKNN(Recommender):
         S.has_sorted_indices = False  # rows are in rank order
         self._S = S
 
-    @reads
-    def _neighbours(self, ids: Any, n: int, id_map: Any, side: str, argument: str,
-                    out_map: Any) -> tuple[np.ndarray, np.ndarray]:
-        V.check_fitted(self, "_R")
-        n = min(V.check_int(n, "n", minimum=1), max(1, len(out_map)))
-        single = np.ndim(ids) == 0
-        raw = np.asarray([ids]) if single else V.id_array(ids, argument)
-        inner = id_map.lookup(raw)
-        V.raise_unknown(raw, inner, side, argument)
-        indices, scores = table_of_rows(self._S, inner.astype(np.int64), n)
-        out = raw_item_ids(out_map, indices)
-        return (out[0], scores[0]) if single else (out, scores)
+    @property
+    def similarities_(self) -> sp.csr_matrix:
+        self._check_fitted()
+        return self._S
 
 
 class ItemKNN(_NeighbourKNN):
@@ -117,29 +147,24 @@ class ItemKNN(_NeighbourKNN):
 
     _FORMAT_NAME = "fastrec.ItemKNN"
 
-    @property
-    def similarities_(self) -> sp.csr_matrix | None:
-        return self._S
-
     def _fit_model(self, R: sp.csr_matrix, params: dict[str, Any], backend: str, n_threads: int,
                    context: Any) -> None:
         self._S = cosine_topk(R.T, k=params["k"], shrink=params["shrink"], n_threads=n_threads,
                               backend=backend)
 
     def _topn(self, rows: np.ndarray, n: int, exclude_seen: bool, allowed: np.ndarray, backend: str,
-              n_threads: int) -> tuple[np.ndarray, np.ndarray]:
-        return self._run_sparse(self._R, self._S, self._R, rows, n, exclude_seen, allowed, backend,
+              n_threads: int, *, given: sp.csr_matrix | None, inner: np.ndarray, raw: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+        history = self._history(given)
+        return self._run_sparse(history, self._S, history, rows, n, exclude_seen, allowed, backend,
                                 n_threads)
 
-    @reads
-    def _score_block(self, inner_users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-        scores = np.zeros((inner_users.size, candidates.size))
-        known = inner_users >= 0
-        if known.any():
-            R = self._R[inner_users[known]].astype(np.float64)
-            scores[known] = (R @ columns_of(self._S, candidates).astype(np.float64)).toarray()
-        return scores
+    def _score(self, rows: np.ndarray, candidates: np.ndarray, given: sp.csr_matrix | None,
+               inner: np.ndarray, raw: np.ndarray) -> np.ndarray:
+        history = self._history(given)[rows].astype(np.float64)
+        return (history @ columns_of(self._S, candidates).astype(np.float64)).toarray()
 
+    @reads
     def similar_items(self, items: Any, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """The most similar items of one item or a batch, by raw id.
 
@@ -163,8 +188,8 @@ class ItemKNN(_NeighbourKNN):
         UnknownIdError
             For an item id the model was not fitted with.
         """
-        V.check_fitted(self, "_R")
-        return self._neighbours(items, n, self._item_map, "item", "items", self._item_map)
+        self._check_fitted()
+        return neighbour_lookup(self, self._S, items, n, self._item_map, "item", "items")
 
 
 class UserKNN(_NeighbourKNN):
@@ -197,29 +222,44 @@ class UserKNN(_NeighbourKNN):
 
     _FORMAT_NAME = "fastrec.UserKNN"
 
-    @property
-    def similarities_(self) -> sp.csr_matrix | None:
-        return self._S
-
     def _fit_model(self, R: sp.csr_matrix, params: dict[str, Any], backend: str, n_threads: int,
                    context: Any) -> None:
         self._S = cosine_topk(R, k=params["k"], shrink=params["shrink"], n_threads=n_threads,
                               backend=backend)
+        self._similarity = (params["k"], params["shrink"])
+
+    def _set_state(self, archive: Any) -> None:
+        super()._set_state(archive)
+        self._similarity = (self.k, self.shrink)  # the saved parameters the file was fitted with
+
+    def _neighbour_rows(self, given: sp.csr_matrix | None, inner: np.ndarray) -> sp.csr_matrix:
+        """Neighbours (rows of users x training users) of the history's rows.
+
+        Given interactions find their neighbours among the training users as
+        ``fit`` does (cosine with ``shrink``, top ``k``), never the user itself.
+        """
+        if given is None:
+            return self._S
+        backend = _runtime.resolve_backend(self.backend)
+        n_threads = _runtime.resolve_threads(self.n_threads)
+        k, shrink = getattr(self, "_similarity", (self.k, self.shrink))  # as at fit
+        return neighbours_without_self(given, self._R, inner, k, shrink, backend,
+                                       n_threads).astype(self._R.dtype)
 
     def _topn(self, rows: np.ndarray, n: int, exclude_seen: bool, allowed: np.ndarray, backend: str,
-              n_threads: int) -> tuple[np.ndarray, np.ndarray]:
-        return self._run_sparse(self._S, self._R, self._R, rows, n, exclude_seen, allowed, backend,
-                                n_threads)
+              n_threads: int, *, given: sp.csr_matrix | None, inner: np.ndarray, raw: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+        return self._run_sparse(self._neighbour_rows(given, inner), self._R, self._history(given),
+                                rows, n, exclude_seen, allowed, backend, n_threads)
+
+    def _score(self, rows: np.ndarray, candidates: np.ndarray, given: sp.csr_matrix | None,
+               inner: np.ndarray, raw: np.ndarray) -> np.ndarray:
+        if given is not None:  # neighbours of the scored rows only
+            given, inner, rows = given[rows], inner, np.arange(rows.size)
+        S = self._neighbour_rows(given, inner)[rows].astype(np.float64)
+        return (S @ columns_of(self._R, candidates).astype(np.float64)).toarray()
 
     @reads
-    def _score_block(self, inner_users: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-        scores = np.zeros((inner_users.size, candidates.size))
-        known = inner_users >= 0
-        if known.any():
-            S = self._S[inner_users[known]].astype(np.float64)
-            scores[known] = (S @ columns_of(self._R, candidates).astype(np.float64)).toarray()
-        return scores
-
     def similar_users(self, users: Any, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """The most similar users of one user or a batch, by raw id.
 
@@ -242,6 +282,6 @@ class UserKNN(_NeighbourKNN):
         UnknownIdError
             For a user id the model was not fitted with.
         """
-        V.check_fitted(self, "_R")
-        return self._neighbours(users, n, self._user_map, "user", "users", self._user_map)
+        self._check_fitted()
+        return neighbour_lookup(self, self._S, users, n, self._user_map, "user", "users")
 
