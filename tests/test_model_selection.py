@@ -137,7 +137,7 @@ def test_kfold_every_rating_in_exactly_one_test_fold():
     assert len(folds) == 5 == KFold(5).get_n_splits()
     tested = np.concatenate([test[2] for _, test in folds])
     np.testing.assert_array_equal(np.sort(tested), np.arange(53))
-    assert sorted(test[2].size for _, test in folds) == [10, 10, 11, 11, 11]
+    assert [test[2].size for _, test in folds] == [11, 11, 11, 10, 10]  # first folds take the rest
     for train, test in folds:
         np.testing.assert_array_equal(np.sort(np.concatenate([train[2], test[2]])), np.arange(53))
         rows = test[2].astype(np.int64)  # each part keeps whole (user, item, rating) rows
@@ -282,6 +282,23 @@ def test_cross_validate_threshold_and_bare_names():
         expected = hand_scores(Popularity(), train, test, 4, threshold=4.0)
         assert result["test_ndcg@4"][fold] == pytest.approx(expected["ndcg@4"], rel=1e-12)
         assert result["test_precision@4"][fold] == pytest.approx(expected["precision@4"], rel=1e-12)
+
+
+def test_ranking_metric_without_relevant_items_is_nan():
+    result = cross_validate(Popularity(), small_ratings(n=40), cv=KFold(2, random_state=0),
+                            metrics=["ndcg@3", "mae"], threshold=6.0)  # no rating reaches 6
+    assert np.isnan(result["test_ndcg@3"]).all() and np.isfinite(result["test_mae"]).all()
+
+
+def test_search_ranks_error_metrics_lowest_first_and_nan_last():
+    from fastrec.model_selection._scoring import parse_metrics
+    from fastrec.model_selection._search import _ranks
+
+    means = np.array([0.2, np.nan, 0.5, 0.5, 0.1])
+    ndcg, rmse = parse_metrics(["ndcg@5", "rmse"], 10)
+    np.testing.assert_array_equal(_ranks(means, ndcg), [3, 5, 1, 1, 4])
+    np.testing.assert_array_equal(_ranks(means, rmse), [2, 5, 3, 3, 1])
+    np.testing.assert_array_equal(means[1:2], [np.nan])  # the input is not modified
 
 
 def test_cross_validate_train_scores_keep_seen_items():
