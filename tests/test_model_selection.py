@@ -46,8 +46,8 @@ class Popularity(Estimator):
         self.reverse = reverse
         self.n_threads = n_threads
 
-    def fit(self, ratings):
-        triples = V.rating_triples(ratings)
+    def fit(self, ratings, columns=None):
+        triples = V.rating_triples(ratings, columns)
         users, items, values = triples.users, triples.items, triples.ratings.astype(np.float64)
         self.items_ = np.unique(items)
         counts = {item: int(np.sum(items == item)) for item in self.items_}
@@ -69,7 +69,8 @@ class Popularity(Estimator):
     def recommend(self, users, n=10, *, exclude_seen=True):
         users = np.asarray(users)
         width = min(n, len(self.order_))
-        ids = np.full((users.size, width), -1, dtype=np.int64)
+        integer = self.items_.dtype.kind in "iu"  # padding: -1 for integer ids, None for others
+        ids = np.full((users.size, width), -1 if integer else None, dtype=np.int64 if integer else object)
         scores = np.full((users.size, width), -np.inf)
         for row, user in enumerate(users.tolist()):
             seen = self.seen_.get(user, set()) if exclude_seen else set()
@@ -350,6 +351,37 @@ def test_cross_validate_accepts_every_data_form(form):
         assert result["test_ndcg@3"][fold] == pytest.approx(expected["ndcg@3"], rel=1e-12)
 
 
+def test_cross_validate_string_ids_and_named_frame_columns():
+    users, items, ratings = small_ratings(n=70, seed=7)
+    frame = pd.DataFrame({"who": [f"u{u}" for u in users], "what": [f"item-{i}" for i in items],
+                          "stars": ratings})
+    cv = KFold(3, random_state=2)
+    result = cross_validate(Popularity(), frame, cv=cv, metrics=["rmse", "ndcg@4", "map@4"],
+                            columns=("who", "what", "stars"))
+    for fold, (train, test) in enumerate(cv.split(frame)):
+        def triples(part):
+            return part["who"].to_numpy(), part["what"].to_numpy(), part["stars"].to_numpy()
+
+        expected = hand_scores(Popularity(), triples(train), triples(test), 4)
+        for metric in ("rmse", "ndcg@4", "map@4"):
+            assert result[f"test_{metric}"][fold] == pytest.approx(expected[metric], rel=1e-12)
+
+
+def test_cross_validate_under_the_threading_backend():
+    from joblib import parallel_config
+
+    data = small_ratings(n=60, seed=1)
+    cv = KFold(3, random_state=0)
+    with parallel_config(backend="threading"):
+        threaded = cross_validate(Popularity(), data, cv=cv, metrics=["mae", "ndcg@3"], n_jobs=2,
+                                  return_estimator=True)
+    sequential = cross_validate(Popularity(), data, cv=cv, metrics=["mae", "ndcg@3"])
+    for key in ("test_mae", "test_ndcg@3"):
+        np.testing.assert_array_equal(threaded[key], sequential[key])
+    host = _runtime.host_threads()
+    assert [m.fitted_threads_ for m in threaded["estimator"]] == [max(1, host // min(2, host))] * 3
+
+
 def test_cross_validate_with_a_time_splitter():
     users, items, ratings = small_ratings(n=60)
     data = (users, items, ratings, np.arange(60))
@@ -385,6 +417,11 @@ def test_thread_plan_never_oversubscribes(monkeypatch):
     assert _fit.thread_plan([four, unset] * 5, 4, 10) == (2, 4)  # explicit threads kept, fewer workers
     assert _fit.thread_plan([three] * 10, 4, 10) == (2, 4)
     assert _fit.thread_plan([Popularity(n_threads=32)] * 4, 4, 4) == (1, 8)
+    _runtime.set_num_threads(3)  # a lower default caps the threads of models without n_threads
+    try:
+        assert _fit.thread_plan([unset] * 10, 2, 10) == (2, 3)
+    finally:
+        _runtime.set_num_threads(None)
     assert _fit.check_n_jobs(-1) == 8 and _fit.check_n_jobs(-2) == 7 and _fit.check_n_jobs(None) == 1
     for workers_asked in (1, 2, 3, 5, 8, 13):
         models = [Popularity(n_threads=t) for t in (None, 2, None, 1)]
@@ -516,6 +553,10 @@ def test_grid_search_refit_choices_and_errors():
     search = GridSearchCV(Popularity(), grid, scoring="mae", refit=False,
                           cv=KFold(3, random_state=0)).fit(data)
     assert search.best_params_ == {"scale": 1.0} and not hasattr(search, "best_estimator_")
+    search.set_params(refit=True).fit(data)
+    assert search.best_estimator_.scale == 1.0
+    search.set_params(scoring=["mae", "rmse"], refit=False).fit(data)  # a new fit forgets the last one
+    assert not hasattr(search, "best_estimator_") and not hasattr(search, "best_params_")
     with pytest.raises(fastrec.NotFittedError, match="refit"):
         search.recommend([0])
     search = GridSearchCV(Popularity(), grid, scoring=["mae", "ndcg@3"], refit=False, cv=3).fit(data)

@@ -1,7 +1,8 @@
 """Fitting and scoring clones on folds, in parallel without oversubscribing the host.
 
 ``n_jobs`` workers run the (candidate, fold) tasks; every clone whose
-``n_threads`` is None gets ``host_threads() // workers`` threads, and a clone
+``n_threads`` is None gets ``host_threads() // workers`` threads (no more than
+:func:`fastrec.get_num_threads`, which a lower ``set_num_threads`` sets), and a clone
 with an explicit ``n_threads`` keeps it while the number of workers is lowered
 so that workers x threads stays within the host.  Tasks and their results keep
 their order whatever the number of workers, so results do not depend on
@@ -77,13 +78,14 @@ def thread_plan(models: list[Any], n_jobs: int, n_tasks: int) -> tuple[int, int]
         At most ``n_jobs`` and ``n_tasks``, and at most ``host_threads() //
         largest explicit n_threads`` (at least 1).
     threads : int
-        ``max(1, host_threads() // workers)``.
+        ``max(1, host_threads() // workers)``, or :func:`fastrec.get_num_threads`
+        when that is lower (a default lowered by ``set_num_threads``).
     """
     host = _runtime.host_threads()
     explicit = [t for t in map(explicit_threads, models) if t is not None]
     room = host // max(explicit) if explicit else host
     workers = max(1, min(n_jobs, n_tasks, room))
-    return workers, max(1, host // workers)
+    return workers, max(1, min(host // workers, _runtime.get_num_threads()))
 
 
 def with_threads(model: Any, threads: int) -> Any:

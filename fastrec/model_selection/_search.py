@@ -62,6 +62,10 @@ def _ranks(means: np.ndarray, metric: Metric) -> np.ndarray:
     return rankdata(key, method="min").astype(np.int32)
 
 
+_FITTED = ("cv_results_", "n_splits_", "multimetric_", "scorer_names_", "refit_metric_", "best_index_",
+           "best_score_", "best_params_", "refit_time_", "best_estimator_")
+
+
 class _Search(Estimator):
     """What the two searches share: validation, the runs, ``cv_results_`` and the refit."""
 
@@ -104,6 +108,8 @@ class _Search(Estimator):
         -------
         self
         """
+        for name in _FITTED:  # a new fit leaves nothing of the last one behind
+            self.__dict__.pop(name, None)
         metrics, chosen = self._scoring_and_refit()
         check_model(self.estimator, metrics, "estimator")
         threshold = check_threshold(self.threshold)
