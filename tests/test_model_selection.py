@@ -583,6 +583,8 @@ def test_grid_search_default_scoring_and_sklearn_protocol():
     data = small_ratings(n=60)
     search = GridSearchCV(Popularity(), {"scale": [1.0, 1.2]}, cv=3, random_state=0).fit(data)
     assert search.scorer_names_ == ["rmse"]
+    ranker = GridSearchCV(_NoRecommend(), {}, k=7)
+    assert ranker._scoring_and_refit()[0][0].key == "ndcg@7"  # without predict: ndcg at k
     assert search.get_params()["param_grid"] == {"scale": [1.0, 1.2]}
     from sklearn.base import clone
 

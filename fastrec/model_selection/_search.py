@@ -74,11 +74,9 @@ class _Search(Estimator):
 
     def _scoring_and_refit(self) -> tuple[tuple[Metric, ...], Metric | None]:
         """The metrics to compute and the one that picks the best candidate (None: no refit metric)."""
-        from fastrec.model_selection._cross_validate import default_metrics
-
         scoring = self.scoring
         if scoring is None:  # one metric: rmse when the model predicts ratings, else ndcg@k
-            scoring = default_metrics(self.estimator)[0]
+            scoring = "rmse" if callable(getattr(self.estimator, "predict", None)) else "ndcg"
         metrics = parse_metrics(scoring, self.k, "scoring")
         refit = self.refit
         if isinstance(refit, str):
