@@ -5,7 +5,7 @@ Numba, and a plain numpy/scipy reference that defines the correct answer.
 ``backend="auto"`` picks the fastest one available.
 """
 
-from fastrec import metrics
+from fastrec import metrics, model_selection
 from fastrec._runtime import (
     available_backends,
     get_num_threads,
@@ -45,5 +45,6 @@ __all__ = [
     "UserKNN",
     "evaluate",
     "metrics",
+    "model_selection",
     "topn",
 ]
