@@ -238,8 +238,11 @@ def split_ids(seed=0):
 
 def test_evaluate_maps_raw_ids_and_matches_manual_computation():
     train, test = split_ids()
-    # a test user and a test item the model never saw
-    test = (np.append(test[0], ["stranger", "user0"]), np.append(test[1], ["item1", "brand-new"]),
+    # a test user and a test item the model never saw; the stranger's test item is
+    # the most popular training item, which a user without history is served
+    values, counts = np.unique(train[1], return_counts=True)
+    popular = values[np.argmax(counts)]
+    test = (np.append(test[0], ["stranger", "user0"]), np.append(test[1], [popular, "brand-new"]),
             np.append(test[2], [4.0, 5.0]))
     model = fastrec.ItemKNN(k=10)
     result = evaluate(model, train, test, k=5)
@@ -247,6 +250,10 @@ def test_evaluate_maps_raw_ids_and_matches_manual_computation():
     assert "rmse" not in result
     users = np.unique(test[0])
     ids, _ = model.recommend(users, n=5, unknown="skip")
+    stranger = np.flatnonzero(users == "stranger")
+    ids[stranger] = model.recommend(["stranger"], n=5, unknown="skip",
+                                    user_items=sp.csr_matrix((1, model.n_items_)))[0]
+    assert popular in ids[stranger[0]]
     items = np.unique(np.concatenate([model.item_ids_, test[1]]))
     column = {item: c for c, item in enumerate(items)}
     recs = np.array([[column[i] if i is not None else -1 for i in row] for row in ids])

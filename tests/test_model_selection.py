@@ -628,14 +628,14 @@ def test_real_itemknn_cross_validate_equals_evaluate_per_fold():
 
 def test_real_mf_cross_validate_equals_evaluate_and_ignores_n_jobs():
     R = _real_data()
-    model = fastrec.MatrixFactorization(n_factors=4, n_epochs=5, seed=0, n_threads=1)
+    model = fastrec.MatrixFactorization(n_factors=4, n_epochs=5, random_state=0, n_threads=1)
     metrics = ["rmse", "mae", "ndcg@10"]
     one = cross_validate(model, R, cv=KFold(3, random_state=1), metrics=metrics, n_jobs=1)
     two = cross_validate(model, R, cv=KFold(3, random_state=1), metrics=metrics, n_jobs=2)
     for metric in metrics:
         np.testing.assert_array_equal(one[f"test_{metric}"], two[f"test_{metric}"])
     for fold, (train, test) in enumerate(KFold(3, random_state=1).split(R)):
-        expected = fastrec.evaluate(fastrec.MatrixFactorization(n_factors=4, n_epochs=5, seed=0, n_threads=1),
+        expected = fastrec.evaluate(fastrec.MatrixFactorization(n_factors=4, n_epochs=5, random_state=0, n_threads=1),
                                     train, test, k=10)
         for metric in metrics:
             assert one[f"test_{metric}"][fold] == pytest.approx(expected[metric], rel=1e-6)
@@ -658,7 +658,7 @@ def test_real_itemknn_grid_search_picks_best_by_evaluate():
 def test_real_mf_randomized_search_refits_the_best():
     R = _real_data()
     search = RandomizedSearchCV(
-        fastrec.MatrixFactorization(n_epochs=5, seed=0, n_threads=1),
+        fastrec.MatrixFactorization(n_epochs=5, random_state=0, n_threads=1),
         {"n_factors": [2, 4, 8], "reg": [0.01, 0.1]}, n_iter=3, scoring=["rmse", "ndcg@10"], refit="rmse",
         cv=KFold(3, random_state=0), random_state=0, n_jobs=2).fit(R)
     assert search.best_index_ == int(np.argmin(search.cv_results_["mean_test_rmse"]))

@@ -15,7 +15,14 @@ from fastrec.metrics.rating import mae, rmse
 
 
 def _is_fitted(model: Any) -> bool:
-    return getattr(model, "_user_map", None) is not None
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(model)
+    except NotFittedError:
+        return False
+    return True
 
 
 def evaluate(model: Any, train: Any, test: Any, k: int = 10, *, fit: bool | None = None,
@@ -29,8 +36,8 @@ def evaluate(model: Any, train: Any, test: Any, k: int = 10, *, fit: bool | None
     the test users with at least one relevant item (definitions in
     :mod:`fastrec.metrics.ranking`).  Raw ids are matched between the model and
     the test data: test users the model never saw are served as the model serves
-    unknown users (popularity for the neighbourhood models, the item biases for
-    :class:`fastrec.MatrixFactorization`), and test items the model never saw
+    a known user without interactions (``user_items`` with an empty row: the most
+    popular items), and test items the model never saw
     count as relevant but can never be hit.  Coverage is the fraction of the
     model's items recommended to at least one test user.
 
@@ -96,7 +103,8 @@ def evaluate(model: Any, train: Any, test: Any, k: int = 10, *, fit: bool | None
         result["mae"] = mae(data.ratings, model.predict(data.users, data.items))
 
     user_map, user_rows = IdMap.from_values(data.users)
-    item_map, item_cols = model._item_map.extend(data.items)
+    model_items = IdMap(np.asarray(model.item_ids_))
+    item_map, item_cols = model_items.extend(data.items)
     relevant = np.ones(data.ratings.size, dtype=bool)
     if threshold is not None:
         relevant = data.ratings >= V.check_float(threshold, "threshold")
@@ -104,25 +112,16 @@ def evaluate(model: Any, train: Any, test: Any, k: int = 10, *, fit: bool | None
         (np.ones(int(relevant.sum()), dtype=np.float32), (user_rows[relevant], item_cols[relevant])),
         shape=(len(user_map), len(item_map)),
     )
-    options = {"n": k, "exclude_seen": True}
-    if "unknown" in inspect.signature(model.recommend).parameters:
-        options["unknown"] = "skip"
-    raw_recs, _ = model.recommend(user_map.ids, **options)
-    raw_recs = np.asarray(raw_recs)
-    # recommend returns at most as many columns as the model has items: pad the rest empty
-    # recommend returns at most as many columns as the model has items, and the metrics
-    # read at most n_items slots: the table is never wider than that
-    recs = np.full((len(user_map), min(k, max(len(item_map), 1))), -1, dtype=np.int64)
-    width = min(raw_recs.shape[1], recs.shape[1]) if raw_recs.ndim == 2 else 0
-    if width:
-        recs[:, :width] = item_map.lookup(raw_recs[:, :width].reshape(-1)).reshape(-1, width)
+    # the metrics read at most n_items slots: the table is never wider than that
+    width = min(k, max(len(item_map), 1))
+    recs = _recommended_columns(model, user_map.ids, k, width, len(model_items), item_map)
     per_user, flags = per_user_metrics(recs.astype(np.int64), truth, k, n_threads=n_threads,
                                        backend=backend)
     valid = ~np.isnan(per_user[:, 0])
     means = per_user[valid].mean(axis=0) if valid.any() else np.full(per_user.shape[1], np.nan)
     for name, value in zip(METRIC_NAMES, means):
         result[f"{name}@{k}"] = float(value)
-    n_model_items = len(model._item_map)
+    n_model_items = len(model_items)
     result[f"coverage@{k}"] = float(flags[:n_model_items].sum() / max(n_model_items, 1))
     result["n_users"] = int(valid.sum())
     if as_frame:
@@ -130,3 +129,28 @@ def evaluate(model: Any, train: Any, test: Any, k: int = 10, *, fit: bool | None
 
         return pd.DataFrame([result], index=[type(model).__name__])
     return result
+
+
+def _recommended_columns(model: Any, users: np.ndarray, k: int, width: int, n_model_items: int,
+                         item_map: IdMap) -> np.ndarray:
+    """(len(users), width) columns of ``item_map`` recommended to ``users`` (top ``k``), -1 padded.
+
+    Users the model knows get its recommendations; the others are served as a user
+    with no interactions (an empty ``user_items`` row) when the model takes
+    ``user_items``.
+    """
+    known = np.ones(users.size, dtype=bool)
+    if "user_items" in inspect.signature(model.recommend).parameters:
+        known = np.isin(users, np.asarray(model.user_ids_))
+    table = np.full((users.size, width), -1, dtype=np.int64)
+    for rows in (known, ~known):
+        if not rows.any():
+            continue
+        options: dict[str, Any] = {"n": k, "exclude_seen": True}
+        if rows is not known:
+            options["user_items"] = sp.csr_matrix((int(rows.sum()), n_model_items), dtype=np.float32)
+        raw = np.asarray(model.recommend(users[rows], **options)[0])
+        if raw.ndim == 2 and raw.shape[1]:
+            used = min(raw.shape[1], width)
+            table[rows, :used] = item_map.lookup(raw[:, :used].reshape(-1)).reshape(-1, used)
+    return table

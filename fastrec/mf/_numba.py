@@ -1,4 +1,4 @@
-"""Numba SGD matrix factorization: the algorithm of csrc/include/fastrec/sgd_mf.hpp.
+"""Numba SGD matrix factorization: the algorithm of csrc/include/fastrec/mf.hpp.
 
 The strata of the schedule run one after another; the blocks of a stratum share
 no user and no item, so ``prange`` runs them in parallel without locks and the
@@ -35,8 +35,8 @@ def _cast(value, like):
     return np.full(1, value, dtype=like.dtype)[0]
 
 
-VISIT_LANES = 4  # lanes of the visit order, as kVisitLanes in sgd_mf.hpp
-RUN_WINDOW = 16  # runs per window of the run order, as kRunWindow in sgd_mf.hpp
+VISIT_LANES = 4  # lanes of the visit order, as kVisitLanes in mf.hpp
+RUN_WINDOW = 16  # runs per window of the run order, as kRunWindow in mf.hpp
 
 
 @nb.njit(**NUMBA_KERNEL_OPTIONS)

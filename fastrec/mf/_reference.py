@@ -1,6 +1,6 @@
 """numpy reference of the SGD matrix factorization kernels: plain per-rating loops.
 
-These define what the C++ (csrc/include/fastrec/sgd_mf.hpp) and Numba
+These define what the C++ (csrc/include/fastrec/mf.hpp) and Numba
 (``_numba.py``) kernels compute.  They are slow (Python-level loop per rating)
 and meant for tiny data and tests.  Arithmetic is done in the factor dtype, in the
 same order as the compiled kernels, so results agree within float rounding.
@@ -26,8 +26,8 @@ def block_state(seed: int, block: int) -> int:
     return _mix((seed + (block + 1) * GOLDEN) & _MASK)
 
 
-VISIT_LANES = 4  # lanes of the visit order, as ``kVisitLanes`` in sgd_mf.hpp
-RUN_WINDOW = 16  # runs per window of the run order, as ``kRunWindow`` in sgd_mf.hpp
+VISIT_LANES = 4  # lanes of the visit order, as ``kVisitLanes`` in mf.hpp
+RUN_WINDOW = 16  # runs per window of the run order, as ``kRunWindow`` in mf.hpp
 
 
 def _draw_index(state: int, i: int) -> tuple[int, int]:
@@ -157,7 +157,7 @@ def sgd_mf_epoch(
     out_block_sse,  # OUT (n_blocks) float64 squared errors met during the epoch
     n_threads,  # IN  unused: the reference runs serially in schedule order
 ):
-    """One epoch of SGD, serially in schedule order (see sgd_mf.hpp for the contract)."""
+    """One epoch of SGD, serially in schedule order (see mf.hpp for the contract)."""
     out_block_sse[:] = 0.0
     for block in np.asarray(schedule).reshape(-1):
         block = int(block)
@@ -179,7 +179,7 @@ def group_by_block(
     out_users, out_items, out_ratings,  # OUT (nnz) grouped by block
     block_ptr,  # OUT (n_blocks + 1) int64
 ):
-    """Stable counting sort of the ratings by block (the contract in sgd_mf.hpp)."""
+    """Stable counting sort of the ratings by block (the contract in mf.hpp)."""
     visit = np.arange(users.shape[0]) if order.shape[0] == 0 else order
     key = user_block[users[visit]] + item_block[items[visit]]
     by_block = visit[np.argsort(key, kind="stable")]

@@ -79,7 +79,7 @@ def cross_validate(model: Any, data: Any, *, cv: Any = 5, metrics: Any = None, k
         Also return the fitted clone of every fold.
     random_state : int, optional
         Seed of the folds when ``cv`` is an int.  A model with randomness of its
-        own needs its own seed (``MatrixFactorization(seed=0)``) for repeatable scores.
+        own needs its own seed (``MatrixFactorization(random_state=0)``) for repeatable scores.
     columns : (str, str, str), optional
         DataFrame column names of user, item and rating, passed to ``fit``.
 

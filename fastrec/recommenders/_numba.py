@@ -1,4 +1,4 @@
-"""Numba recommendation kernels: the algorithms of csrc/include/fastrec/neighbourhood.hpp.
+"""Numba recommendation kernels: the algorithms of csrc/include/fastrec/recommenders.hpp.
 
 Output rows are dealt round-robin to chunks (a few per thread, so power-law rows
 even out); every chunk owns its scratch: a float64 accumulator and a state byte

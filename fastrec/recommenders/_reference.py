@@ -1,6 +1,6 @@
 """Reference recommendation kernels: plain numpy/scipy that defines the correct answer.
 
-Same names and argument order as the C++ (csrc/include/fastrec/neighbourhood.hpp)
+Same names and argument order as the C++ (csrc/include/fastrec/recommenders.hpp)
 and Numba kernels.  Scores are formed by scipy's sparse product in float64 (it
 sums each row's terms in the stored order of A, as the compiled kernels do),
 rounded to the output dtype and ranked by (descending score, ascending index).
