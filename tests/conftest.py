@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import settings
 
 import fastrec
 from fastrec import _runtime
+
+# CI runs the property tests derandomised (HYPOTHESIS_PROFILE=ci in .ci/run), so a
+# red run is reproducible and a green one does not depend on the draw; locally
+# each run explores new examples.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 COMPILED_BACKENDS = [b for b in ("cpp", "numba") if b in fastrec.available_backends()]
 ALL_BACKENDS = [*COMPILED_BACKENDS, "numpy"]

@@ -20,7 +20,7 @@ CALLS = {
     "kmeans": "fastrec.KMeans(4, n_init=1, max_iter=3, backend='numba').fit(U)",
     "mf": "fastrec.MatrixFactorization(n_factors=8, n_epochs=1, backend='numba').fit(R)",
     "knn": "fastrec.ItemKNN(k=5, backend='numba').fit(R).recommend(np.arange(10), n=5)",
-    "metrics": "fastrec.metrics.ranking_metrics(R, R, k=5, backend='numba')",
+    "metrics": "fastrec.metrics.ranking_metrics(fastrec.topn(U, V, n=5, backend='numpy')[0], R, k=5, backend='numba')",
 }
 
 MEASURE = r"""
