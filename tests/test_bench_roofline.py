@@ -31,6 +31,19 @@ def test_fma_peak_counts_its_flops_and_covers_the_fma_latency(threads):
 
 
 @needs_core
+def test_fma_peak_rounds_report_one_work_figure(monkeypatch):
+    # rounds calibrate different trip counts; a record keeps one work figure, so each
+    # round's time is scaled to that figure and the rate is seconds-independent
+    calls = iter([{"seconds": 0.5, "flops": 2e11}, {"seconds": 0.01, "flops": 1e9}])
+    monkeypatch.setattr(roofline, "fma_peak", lambda *a, **k: dict(next(calls), lanes=16,
+                                                                    accumulators=16))
+    first, second = (roofline.measure("fma:avx512", {"peak_seconds": 0.5}, 2) for _ in range(2))
+    assert first["work"] == second["work"] == {roofline.GFLOPS: roofline.FMA_WORK / 1e9}
+    assert first["seconds"] == pytest.approx(roofline.FMA_WORK / 4e11)
+    assert second["seconds"] == pytest.approx(roofline.FMA_WORK / 1e11)
+
+
+@needs_core
 def test_stream_kernels_compute_copy_and_triad_and_count_stream_bytes():
     rng = np.random.default_rng(0)
     n = 10_001
