@@ -6,7 +6,8 @@ receives), raw id arrays and a memory check made before allocating.  Checks
 that one family alone uses live in that family (``fastrec/<family>/_checks.py``).
 Each helper names the offending argument, what was wrong with it and how to fix
 it.  Nothing here modifies the caller's data: whenever a canonical form needs a
-change, the change is made on a copy."""
+change, the change is made on a copy.
+"""
 
 from __future__ import annotations
 
