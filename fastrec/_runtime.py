@@ -34,6 +34,8 @@ from typing import Any
 
 BACKENDS = ("cpp", "numba", "numpy")
 
+# The compiled extension module (it has no type stubs, so its functions are Any), or None.
+_cpp: Any
 try:  # the compiled core is optional at import time; Numba takes over without it
     import importlib
 
@@ -117,7 +119,7 @@ def resolve_backend(backend: str) -> str:
 
 def _cgroup_cpu_limit() -> int | None:
     """CPU quota of this process's cgroup (v2 ``cpu.max`` or v1), if any."""
-    candidates = [("/sys/fs/cgroup/cpu.max", None)]
+    candidates: list[tuple[str, str | None]] = [("/sys/fs/cgroup/cpu.max", None)]
     candidates.append(("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us"))
     for quota_path, period_path in candidates:
         try:
@@ -278,7 +280,9 @@ def kernel_threads(backend: str, n_threads: int) -> Iterator[None]:
     import numba
 
     previous = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
+    # numba.config sets its options at run time, so mypy cannot see them
+    limit = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+    numba.set_num_threads(max(1, min(n_threads, limit)))
     try:
         yield
     finally:
@@ -397,11 +401,13 @@ def config() -> dict[str, Any]:
         import numba
 
         info["numba"] = numba.__version__
-        info["numba_threads"] = numba.config.NUMBA_NUM_THREADS
+        # numba.config sets its options at run time, so mypy cannot see them
+        info["numba_threads"] = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
         try:
             info["numba_threading_layer"] = numba.threading_layer()
         except ValueError:  # no parallel kernel has run yet: report the configured choice
-            info["numba_threading_layer"] = f"{numba.config.THREADING_LAYER} (not yet initialised)"
+            layer = numba.config.THREADING_LAYER  # type: ignore[attr-defined]
+            info["numba_threading_layer"] = f"{layer} (not yet initialised)"
     except ImportError:  # pragma: no cover
         info["numba"] = None
     blas = []

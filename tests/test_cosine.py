@@ -313,7 +313,7 @@ def test_bad_matrices():
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
 def test_parallel_transpose_matches_scipy(n_threads, index_dtype):
-    from fastrec._validation import transpose_csr
+    from fastrec._sparse import transpose_csr
 
     R = make_ratings(700, 300, 70_000, seed=5)  # above the size where the compiled path is used
     R.indices = R.indices.astype(index_dtype)

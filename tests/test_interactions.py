@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from fastrec import MatrixFactorization, _validation
+from fastrec import MatrixFactorization
 from fastrec.datasets import Interactions
+from fastrec.datasets._triples import rating_triples
 
 
 def random_triples(seed=0, n=400, n_users=30, n_items=50, strings=False):
@@ -147,7 +148,7 @@ def test_constructor_checks_and_never_modifies_input():
 def test_rating_triples_keeps_raw_ids():
     users, items, ratings, _ = random_triples(seed=2, strings=True)
     data = Interactions.from_arrays(users, items, ratings)
-    triples = _validation.rating_triples(data)
+    triples = rating_triples(data)
     assert triples.shape is None
     expected_users, expected_items, expected_ratings = data.to_triples()
     np.testing.assert_array_equal(triples.users, expected_users)
@@ -155,7 +156,7 @@ def test_rating_triples_keeps_raw_ids():
     np.testing.assert_array_equal(triples.ratings, expected_ratings)
     empty = Interactions(sp.csr_matrix((1, 1), dtype=np.float32), [0], [0])
     with pytest.raises(ValueError, match="hold no ratings"):
-        _validation.rating_triples(empty)
+        rating_triples(empty)
 
 
 def test_matrix_factorization_fits_from_interactions():

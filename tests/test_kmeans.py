@@ -200,10 +200,10 @@ def test_seed_makes_fits_reproducible_and_init_changes_with_seed():
     a = fastrec.KMeans(8, random_state=11).fit(X)
     b = fastrec.KMeans(8, random_state=11).fit(X)
     np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
-    from fastrec import _validation as V
+    from fastrec.cluster._checks import check_cluster_data
     from fastrec.cluster.kmeans import _Problem, kmeans_plusplus
 
-    pb = _Problem(V.check_cluster_data(X), np.ones(len(X), np.float32), "cpp"
+    pb = _Problem(check_cluster_data(X), np.ones(len(X), np.float32), "cpp"
                   if "cpp" in BACKENDS else "numba", 1)
     s1 = kmeans_plusplus(pb, 8, np.random.default_rng(1))
     s2 = kmeans_plusplus(pb, 8, np.random.default_rng(2))
@@ -325,10 +325,10 @@ def test_verbose_inertia_is_in_the_units_of_x(capsys, factor):
     # float32 data this large or small is clustered as a rescaled copy: the printed
     # inertia must still be that of the caller's X, not of the copy.
     X = blobs(n=600, d=4, segments=3) * np.float32(factor)
-    from fastrec import _validation as V
+    from fastrec.cluster._checks import check_cluster_data
     from fastrec.cluster.kmeans import _choose_scale
 
-    assert not _choose_scale(V.check_cluster_data(X), np.ones(len(X), np.float32)).is_identity
+    assert not _choose_scale(check_cluster_data(X), np.ones(len(X), np.float32)).is_identity
     km = fastrec.KMeans(3, n_init=2, random_state=1, verbose=True).fit(X)
     runs = verbose_runs(capsys.readouterr().out)
     assert len(runs) == 2
@@ -460,7 +460,7 @@ def test_random_state_int_seeds_the_generator_as_before():
     # An int seeds np.random.default_rng directly, as the former ``seed`` did: the starting
     # centres of init="random" are the rows default_rng(seed) picks.
     X = blobs(n=800, d=5, segments=6, dtype=np.float64)
-    from fastrec import _validation as V
+    from fastrec.cluster._checks import check_cluster_data
     from fastrec.cluster.kmeans import _Problem, kmeans_plusplus
 
     for seed in (0, 7, 2**40):
@@ -468,7 +468,7 @@ def test_random_state_int_seeds_the_generator_as_before():
         got = fastrec.KMeans(6, init="random", random_state=seed, max_iter=2, tol=0).fit(X)
         want = fastrec.KMeans(6, init=X[rows], max_iter=2, tol=0).fit(X)
         np.testing.assert_array_equal(got.cluster_centers_, want.cluster_centers_)
-        pb = _Problem(V.check_cluster_data(X), np.ones(len(X)), "numpy", 1)
+        pb = _Problem(check_cluster_data(X), np.ones(len(X)), "numpy", 1)
         start = kmeans_plusplus(pb, 6, np.random.default_rng(seed))
         got = fastrec.KMeans(6, random_state=seed, max_iter=2, tol=0, backend="numpy").fit(X)
         want = fastrec.KMeans(6, init=start, max_iter=2, tol=0, backend="numpy").fit(X)
@@ -769,21 +769,21 @@ def test_extreme_float64_sample_weights(backend):
 
 
 def test_scaling_only_when_the_range_needs_it():
-    from fastrec import _validation as V
+    from fastrec.cluster._checks import check_cluster_data
     from fastrec.cluster.kmeans import _choose_scale
 
     X = blobs(n=300, d=6, segments=3)
     w = np.ones(300, np.float32)
     for e in (-30, -10, 0, 10, 40, 55):  # float32 data from about 1e-9 to 1e17: untouched
-        assert _choose_scale(V.check_cluster_data(np.ldexp(X, e)), w).is_identity, e
+        assert _choose_scale(check_cluster_data(np.ldexp(X, e)), w).is_identity, e
     for e in (-40, 62, 100):
-        scale = _choose_scale(V.check_cluster_data(np.ldexp(X, e)), w)
+        scale = _choose_scale(check_cluster_data(np.ldexp(X, e)), w)
         assert 0.5 <= np.abs(np.ldexp(np.ldexp(X, e), scale.x_exp)).max() < 1.0
     X64 = X.astype(np.float64)
     w64 = w.astype(np.float64)
     for e in (-200, 0, 200):
-        assert _choose_scale(V.check_cluster_data(np.ldexp(X64, e)), w64).is_identity, e
-    assert _choose_scale(V.check_cluster_data(X64), np.ldexp(w64, 300)).w_exp == -301
+        assert _choose_scale(check_cluster_data(np.ldexp(X64, e)), w64).is_identity, e
+    assert _choose_scale(check_cluster_data(X64), np.ldexp(w64, 300)).w_exp == -301
 
 
 def test_values_float64_cannot_hold_raise_clear_errors():

@@ -17,9 +17,9 @@ from sklearn.model_selection import ParameterSampler
 
 import fastrec
 from fastrec import _runtime
-from fastrec import _validation as V
 from fastrec.base import Estimator
 from fastrec.datasets import Interactions, make_ratings, train_test_split
+from fastrec.datasets._triples import rating_triples
 from fastrec.model_selection import (
     GridSearchCV,
     KFold,
@@ -47,7 +47,7 @@ class Popularity(Estimator):
         self.n_threads = n_threads
 
     def fit(self, ratings, columns=None):
-        triples = V.rating_triples(ratings, columns)
+        triples = rating_triples(ratings, columns)
         users, items, values = triples.users, triples.items, triples.ratings.astype(np.float64)
         self.items_ = np.unique(items)
         counts = {item: int(np.sum(items == item)) for item in self.items_}
@@ -342,7 +342,7 @@ def test_cross_validate_accepts_every_data_form(form):
     result = cross_validate(Popularity(), data, cv=KFold(3, random_state=0), metrics=["mae", "ndcg@3"])
 
     def triples(part):
-        read = V.rating_triples(part[:3] if isinstance(part, tuple) else part)
+        read = rating_triples(part[:3] if isinstance(part, tuple) else part)
         return read.users, read.items, read.ratings.astype(np.float64)
 
     for fold, (train, test) in enumerate(KFold(3, random_state=0).split(data)):

@@ -1,14 +1,29 @@
-"""Timing, peer isolation and table printing shared by the benchmark modules."""
+"""Timing, peer isolation, table printing and option parsing shared by the benchmark modules."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+# Exit code of a usage mistake, for the benchmarks and the ``fastrec`` command line alike.
+EXIT_USAGE = 2
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line on stderr and exit code 2.
+
+    The benchmarks parse their own options with it, and the ``fastrec`` command
+    line (which runs them) builds every subcommand's parser on it.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 @dataclass
@@ -115,6 +130,26 @@ DEFAULT_ML100K = Path(__file__).resolve().parents[2].parent / "shared" / "data" 
 ML100K_SIZE = "MovieLens 100K (943 x 1,682, 100,000 ratings)"
 
 
+def u_data_in(root: str | os.PathLike) -> Path | None:
+    """``u.data`` in ``root``: a folder holding ``ml-100k/``, the ``ml-100k`` folder or the file itself."""
+    root = Path(root)
+    for candidate in (root / "ml-100k" / "u.data", root / "u.data", root):
+        if candidate.is_file() and candidate.name == "u.data":
+            return candidate
+    return None
+
+
+def find_ml100k(data: str | None = None) -> Path | None:
+    """The ``u.data`` file of MovieLens 100K, or None when it is not on this machine."""
+    roots = [data] if data else []
+    roots += [os.environ.get("FASTREC_DATA", ""), "../shared/data", "shared/data"]
+    for root in roots:
+        found = u_data_in(root) if root else None
+        if found is not None:
+            return found
+    return None
+
+
 def ml100k_path(given: Any = None) -> Path | None:
     """``u.data`` of MovieLens 100K, or None when it is not on this machine.
 
@@ -122,8 +157,6 @@ def ml100k_path(given: Any = None) -> Path | None:
     itself) is the only place looked at when it is not None; otherwise
     $FASTREC_DATA, ../shared/data and shared/data are searched.
     """
-    from fastrec.bench.mf_accuracy import find_ml100k, u_data_in
-
     if given is not None:
         return u_data_in(given)
     found = find_ml100k(None)
@@ -144,4 +177,7 @@ def ml100k_ratings(given: Any = None):
     """The users x items CSR of MovieLens 100K (see :func:`ml100k_path`)."""
     from fastrec.datasets import load_ml100k
 
-    return load_ml100k(ml100k_path(given)).matrix
+    path = ml100k_path(given)
+    if path is None:
+        raise FileNotFoundError("MovieLens 100K u.data is not on this machine; pass its folder.")
+    return load_ml100k(path).matrix

@@ -170,7 +170,7 @@ def accuracy(path: Path, threads: int) -> str:
 def accuracy_main(argv: Sequence[str], prog: str) -> int:
     """``--accuracy [--data PATH] [--threads N]``: print the u1 table."""
     import fastrec
-    from fastrec.cli._parser import Parser
+    from fastrec.bench._common import Parser
 
     parser = Parser(prog=f"{prog} --accuracy", description=__doc__.split("\n\n")[-1])
     parser.add_argument("--ml100k", "--data", dest="ml100k", default=None,

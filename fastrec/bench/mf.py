@@ -248,6 +248,7 @@ def measure(contender: str, data: dict[str, Any], threads: int) -> dict[str, Any
     test = np.load(data["test"])
     factors, epochs = int(data["factors"]), int(data["epochs"])
     used = threads
+    run: Callable | None
     if contender.startswith("fastrec "):
         backend = contender.split(" ", 1)[1]
         fastrec_contender(backend, threads, 8, 1)(train, test)  # JIT and thread-pool warm-up
@@ -258,6 +259,8 @@ def measure(contender: str, data: dict[str, Any], threads: int) -> dict[str, Any
         run = libmf_native_contender(threads, factors, epochs)
     else:
         run, used = surprise_contender(factors, epochs), 1
+    if run is None:  # contenders() lists only the installed peers; a worker may still lack one
+        raise RuntimeError(f"{contender} is not installed in this environment")
     cpu = time.process_time()
     with blas_threads(threads):
         seconds, error = run(train, test)

@@ -16,7 +16,6 @@ The data is looked up in ``--data``, ``$FASTREC_DATA`` or ``../shared/data`` and
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,31 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from fastrec.bench._common import format_table, machine_summary
+from fastrec.bench._common import find_ml100k, format_table, machine_summary
 
 # Surprise's SVD defaults, in fastrec's names (Surprise uses one lr and one reg for all).
 SURPRISE_SETTINGS = {"n_factors": 100, "n_epochs": 20, "lr": 0.005, "reg": 0.02,
                      "lr_bias": 0.005, "reg_bias": 0.02, "init_std": 0.1}
-
-
-def u_data_in(root: str | os.PathLike) -> Path | None:
-    """``u.data`` in ``root``: a folder holding ``ml-100k/``, the ``ml-100k`` folder or the file itself."""
-    root = Path(root)
-    for candidate in (root / "ml-100k" / "u.data", root / "u.data", root):
-        if candidate.is_file() and candidate.name == "u.data":
-            return candidate
-    return None
-
-
-def find_ml100k(data: str | None = None) -> Path | None:
-    """The ``u.data`` file of MovieLens 100K, or None when it is not on this machine."""
-    roots = [data] if data else []
-    roots += [os.environ.get("FASTREC_DATA", ""), "../shared/data", "shared/data"]
-    for root in roots:
-        found = u_data_in(root) if root else None
-        if found is not None:
-            return found
-    return None
 
 
 def load_ml100k(path: Path) -> np.ndarray:

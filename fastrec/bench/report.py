@@ -140,19 +140,27 @@ def _quality_cell(value: Any) -> str:
     return str(value)
 
 
-def _roofline(section: Section) -> Any:
-    """fastrec.bench.roofline for the roofline section (its own tables and chart), else None."""
-    if section.name != "roofline":
-        return None
-    from fastrec.bench import roofline
+def _own_report(section: Section) -> Any:
+    """The section's benchmark module when it draws its own tables and chart, else None.
 
-    return roofline
+    The module is found by its registered name, so the report imports no benchmark
+    (each benchmark's driver imports the report).
+    """
+    import importlib
+
+    from fastrec.bench import BENCHMARKS
+
+    if section.name not in BENCHMARKS:
+        return None
+    bench = importlib.import_module(BENCHMARKS[section.name])
+    return bench if hasattr(bench, "tables") and hasattr(bench, "chart") else None
 
 
 def section_tables(section: Section) -> str:
     """Markdown tables of one section: one per size."""
-    if _roofline(section) is not None:  # ceilings and fractions of them, not time ratios
-        return _roofline(section).tables(section.records, section.sizes, section.size_descriptions)
+    own = _own_report(section)
+    if own is not None:  # e.g. the roofline: ceilings and fractions of them, not time ratios
+        return str(own.tables(section.records, section.sizes, section.size_descriptions))
     reference = reference_name(section.records)
     ratio = ratios(section.records)
     quality_keys: list[str] = []
@@ -185,10 +193,12 @@ def section_tables(section: Section) -> str:
 def chart(section: Section, path: Path) -> Path:
     """PNG with two panels: median time by size, and time relative to the reference.
 
-    The roofline section draws a roofline instead (intensity against GFLOP/s).
+    A benchmark with its own ``chart`` draws that instead (the roofline: intensity
+    against GFLOP/s).
     """
-    if _roofline(section) is not None:
-        return _roofline(section).chart(section.records, path, section.title)
+    own = _own_report(section)
+    if own is not None:
+        return Path(own.chart(section.records, path, section.title))
     import matplotlib
 
     matplotlib.use("Agg")

@@ -391,7 +391,8 @@ def prepare(size: str, folder: Path, options: dict[str, Any]) -> dict[str, Any]:
         data["work"][f"kmeans:{ks}"] = kmeans_work(n, d, k)
     R = make_size_ratings(ratings_size).tocsr()
     sp.save_npz(folder / "ratings.npz", R, compressed=False)
-    U, V = make_factors(*R.shape, factors=TOPN_FACTORS)
+    n_users, n_items = R.shape
+    U, V = make_factors(n_users, n_items, factors=TOPN_FACTORS)
     np.save(folder / "u.npy", U)
     np.save(folder / "v.npy", V)
     data["ratings"] = {"ratings": str(folder / "ratings.npz"), "u": str(folder / "u.npy"),
@@ -502,9 +503,9 @@ def fractions(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         # under --simd the SGEMM of the kernel's own level; else the fastest coretype
         gemm = next((c for c in gemms if c.get("simd") is not None and c.get("simd") == simd),
                     None) or max((c for c in gemms if c.get("simd") is None),
-                                 key=lambda c: _rate(c, GFLOPS), default=None)
+                                 key=lambda c: _rate(c, GFLOPS) or 0.0, default=None)
         triad = next((_rate(c, GBS) for c in same if c["contender"] == "stream triad"), None)
-        peak = fma.get(simd)
+        peak = fma.get(simd) if simd is not None else None
         sgemm_rate = _rate(gemm, GFLOPS) if gemm is not None else None
         gflops, gbs = _rate(r, GFLOPS), _rate(r, GBS)
         intensity = (r["work"][GFLOPS] / r["work"][GBS]

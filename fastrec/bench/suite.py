@@ -21,6 +21,10 @@ A benchmark module (``fastrec.bench.cosine`` and its siblings) implements
     unit, which the report divides by the median time to give the rate).
 ``add_arguments(parser)`` (optional)
     Options of this benchmark only; they reach ``contenders``/``prepare`` in ``options``.
+``tables(records, sizes, size_descriptions)`` and ``chart(records, path, title)`` (optional)
+    The report section's Markdown tables and PNG chart, for results that are not
+    times to compare (the roofline's ceilings); :mod:`fastrec.bench.report` finds
+    them by the registered name.
 
 ``--simd LEVELS`` (every benchmark) runs fastrec's contenders once per SIMD level,
 forced in the worker through ``FASTREC_SIMD``, and the peers that use OpenBLAS
@@ -122,8 +126,9 @@ def simd_contenders(found: Sequence[Contender], levels: Sequence[str]) -> list[C
     fastrec's compiled (``cpp``) contenders run with ``FASTREC_SIMD`` set to the
     level; a BLAS peer runs with ``OPENBLAS_CORETYPE`` set to the level's core
     and ``FAISS_SIMD_LEVEL`` to the level (its own coretype settings are
-    replaced, and the copies that then coincide are merged).  fastrec's Numba and numpy backends, which the level does not
-    reach, and peers that do not use OpenBLAS run once, as given.
+    replaced, and the copies that then coincide are merged).  fastrec's Numba and numpy
+    backends, which the level does not reach, and peers that do not use OpenBLAS run
+    once, as given.
     """
     out: list[Contender] = []
     seen: set[tuple[str, str]] = set()
@@ -352,7 +357,7 @@ def main(names: Sequence[str], argv: Sequence[str], prog: str) -> int:
         Program name for the usage line.
     """
     from fastrec.bench import report
-    from fastrec.cli._parser import Parser
+    from fastrec.bench._common import Parser
 
     single = len(names) == 1
     bench_modules = {name: module(name) for name in names}

@@ -265,7 +265,7 @@ def measure(contender: str, data: dict[str, Any], threads: int) -> dict[str, Any
     sample = np.asarray(data["sample"], dtype=np.int64)
     precision, seen_returned = agreement(U, V, seen, sample, np.asarray(ids)[sample], n,
                                          np.asarray(scores)[sample])
-    quality = {"precision": round(precision, 4), "seen returned": seen_returned}
+    quality: dict[str, Any] = {"precision": round(precision, 4), "seen returned": seen_returned}
     if not contender.startswith("fastrec "):  # fastrec does not call a BLAS here
         quality["BLAS"] = _blas_kernels()
     return {"seconds": seconds, "cpu_seconds": cpu, "quality": quality,

@@ -74,6 +74,7 @@ def from_table(path: str | Path, item_col: str | None, feature_cols: str | None
                ) -> tuple[sp.csr_matrix, np.ndarray, str]:
     """(items x features CSR, item id of every row, one-line description) of a features file."""
     from fastrec import _validation as V
+    from fastrec.datasets._checks import pick_column
     from fastrec.datasets.loaders import ITEM_COLUMNS
 
     path = Path(path)
@@ -82,7 +83,7 @@ def from_table(path: str | Path, item_col: str | None, feature_cols: str | None
     frame = _read(path)
     columns = list(frame.columns)
     source = repr(str(path))
-    item = V.pick_column(columns, item_col, ITEM_COLUMNS, "item", source, "--feature-item-col")
+    item = pick_column(columns, item_col, ITEM_COLUMNS, "item", source, "--feature-item-col")
     if feature_cols:
         chosen = [c.strip() for c in feature_cols.split(",") if c.strip()]
         missing = [c for c in chosen if c not in columns]

@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
 
-EXIT_USAGE = 2
+# The benchmarks, which the command line runs, share the parser: it lives below both.
+from fastrec.bench._common import EXIT_USAGE, Parser
+
 # Longest error message printed: a message that quotes a whole array says nothing more past this.
 MAX_MESSAGE = 400
 
 
 class CliError(Exception):
     """A mistake of the user (bad file, column or option): one line on stderr, exit code 2."""
-
-
-class Parser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are one line on stderr and exit code 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 THREADS_HELP = "threads, at most 4 per logical CPU (default: every usable core)"
@@ -48,3 +42,6 @@ def fail(prog: str, message: str) -> int:
         one_line = one_line[: MAX_MESSAGE - 1] + "…"
     print(f"{prog}: error: {one_line}", file=sys.stderr)
     return EXIT_USAGE
+
+
+__all__ = ["EXIT_USAGE", "MAX_MESSAGE", "THREADS_HELP", "CliError", "Parser", "fail", "threads"]

@@ -125,7 +125,9 @@ def mf_section(story: Story) -> None:
     args = story.args
     model = fastrec.MatrixFactorization(n_factors=args.factors, n_epochs=args.epochs,
                                         random_state=args.seed,
-                                        verbose=False if args.quiet else None)
+                                        # verbose=None (a bar only on a terminal) is documented;
+                                        # the annotation of MatrixFactorization says bool only
+                                        verbose=False if args.quiet else None)  # type: ignore[arg-type]
     start = time.perf_counter()
     model.fit(story.train, validation=story.test)
     elapsed = time.perf_counter() - start
@@ -221,7 +223,7 @@ def segments_section(story: Story) -> None:
     # segments by the items a fair number of users rated.
     counts = np.bincount(interactions.indices, minlength=interactions.shape[1])
     popular = np.flatnonzero(counts >= max(10.0, float(np.quantile(counts, 0.8))))
-    labels = [story.label(j) for j in popular]
+    labels = [story.label(int(j)) for j in popular]
     profiles = fastrec.cluster.profile(km.labels_, interactions[:, popular], labels, top=3,
                                        side=side)
     story.print(f"KMeans(n_clusters={n_segments}) on {factors.shape[0]:,} users x "

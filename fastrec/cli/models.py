@@ -1,7 +1,7 @@
 """The models the command line can train: name -> class, imported on first use.
 
 A model class needs ``fit(data)`` (any input of
-:func:`fastrec._validation.rating_triples`), ``recommend(users, n, *,
+:func:`fastrec.datasets._triples.rating_triples`), ``recommend(users, n, *,
 exclude_seen)``, ``save(path)`` and ``load(path)``.  Adding one is one line here
 (and one in ``FEATURE_MODELS`` when it also needs item features).
 """
@@ -27,7 +27,7 @@ FEATURE_MODELS = ("content",)
 FEATURE_PARAMETERS = ("features", "item_ids")
 
 
-def model_class(name: str) -> type:
+def model_class(name: str) -> type[Any]:
     """The class registered as ``name``."""
     if name not in MODELS:
         raise CliError(f"unknown model {name!r}; choose one of {', '.join(sorted(MODELS))}")

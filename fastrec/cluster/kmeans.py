@@ -33,6 +33,13 @@ from fastrec import _runtime
 from fastrec import _validation as V
 from fastrec._concurrency import reads, writes
 from fastrec.base import Estimator, check_fitted
+from fastrec.cluster._checks import (
+    ClusterData,
+    check_cluster_data,
+    check_cluster_init,
+    check_n_clusters,
+    check_sample_weight,
+)
 
 
 def _kernels(backend: str):
@@ -43,11 +50,11 @@ def _kernels(backend: str):
 class _Problem:
     """Canonical data of one call, and the backend kernels bound to it."""
 
-    def __init__(self, data: V.ClusterData, weight: np.ndarray, backend: str, n_threads: int):
+    def __init__(self, data: ClusterData, weight: np.ndarray, backend: str, n_threads: int):
         if not data.is_sparse and not data.dense.flags.aligned:
             # C++ reads rows as typed scalars: copy a misaligned buffer (np.frombuffer with
             # an odd offset, say); aligned ones (every numpy, pickle or joblib array) pass as is.
-            data = V.ClusterData(np.require(data.dense, requirements=["C", "A"]), None,
+            data = ClusterData(np.require(data.dense, requirements=["C", "A"]), None,
                                  data.n_samples, data.n_features, data.dtype)
         self.data = data
         self.weight = weight
@@ -133,7 +140,7 @@ class _Scale:
     def is_identity(self) -> bool:
         return self.x_exp == 0 and self.w_exp == 0
 
-    def data(self, data: V.ClusterData) -> V.ClusterData:
+    def data(self, data: ClusterData) -> ClusterData:
         """``data`` times ``2**x_exp``: a new copy, or ``data`` itself when unscaled."""
         if self.x_exp == 0:
             return data
@@ -144,8 +151,8 @@ class _Scale:
                 shape=csr.shape,
             )
             scaled.has_sorted_indices = csr.has_sorted_indices
-            return V.ClusterData(None, scaled, data.n_samples, data.n_features, data.dtype)
-        return V.ClusterData(np.ldexp(data.dense, self.x_exp), None, data.n_samples,
+            return ClusterData(None, scaled, data.n_samples, data.n_features, data.dtype)
+        return ClusterData(np.ldexp(data.dense, self.x_exp), None, data.n_samples,
                              data.n_features, data.dtype)
 
     def weight(self, weight: np.ndarray) -> np.ndarray:
@@ -216,7 +223,7 @@ def _max_abs(*arrays: np.ndarray) -> float:
     return top
 
 
-def _choose_scale(data: V.ClusterData, weight: np.ndarray, centers=None) -> _Scale:
+def _choose_scale(data: ClusterData, weight: np.ndarray, centers=None) -> _Scale:
     """The scaling a call needs: identity unless distances or weighted sums could
     leave the range of the dtype (or of the float64 accumulators).
 
@@ -349,7 +356,7 @@ def lloyd(pb: _Problem, centers: np.ndarray, max_iter: int, tol: float):
     return centers, labels, inertia, n_iter, converged
 
 
-def _tolerance(data: V.ClusterData, tol: float) -> float:
+def _tolerance(data: ClusterData, tol: float) -> float:
     """``tol`` scaled by the mean feature variance, as scikit-learn does, so it is unit-free."""
     if tol == 0:
         return 0.0
@@ -576,7 +583,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Es
     # -- fitting ---------------------------------------------------------------
 
     def _check_params(self, n_samples: int):
-        n_clusters = V.check_n_clusters(self.n_clusters, n_samples)
+        n_clusters = check_n_clusters(self.n_clusters, n_samples)
         n_init = V.check_int(self.n_init, "n_init", minimum=1)
         max_iter = V.check_int(self.max_iter, "max_iter", minimum=1)
         tol = V.check_float(self.tol, "tol", minimum=0.0)
@@ -612,12 +619,12 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Es
             For bad input, and when the inertia is too large or too small for
             float64 (float64 data near 1e200 or 1e-200): rescale X then.
         """
-        data = V.check_cluster_data(_check_rows(X, "X"), "X")
+        data = check_cluster_data(_check_rows(X, "X"), "X")
         n_clusters, n_init, max_iter, tol, random_state, verbose, backend, n_threads = (
             self._check_params(data.n_samples)
         )
-        init = V.check_cluster_init(self.init, n_clusters, data.n_features, data.dtype)
-        weight = V.check_sample_weight(sample_weight, data.n_samples, data.dtype)
+        init = check_cluster_init(self.init, n_clusters, data.n_features, data.dtype)
+        weight = check_sample_weight(sample_weight, data.n_samples, data.dtype)
         if isinstance(init, np.ndarray) and n_init != 1:
             warnings.warn(
                 f"n_init={n_init} is ignored because init is an array of centres: "
@@ -680,8 +687,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Es
             validate_data(self, X, reset=False, skip_check_array=True)
         except ValueError as exc:
             raise ValueError(f"{exc} Pass data with the same columns as in fit.") from exc
-        data = V.check_cluster_data(rows, "X", dtype=self.cluster_centers_.dtype)
-        weight = V.check_sample_weight(sample_weight, data.n_samples, data.dtype)
+        data = check_cluster_data(rows, "X", dtype=self.cluster_centers_.dtype)
+        weight = check_sample_weight(sample_weight, data.n_samples, data.dtype)
         backend = _runtime.resolve_backend(self.backend)
         n_threads = _runtime.resolve_threads(self.n_threads)
         centers = np.ascontiguousarray(self.cluster_centers_)

@@ -11,6 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from fastrec import _validation as V
+from fastrec.cluster._checks import check_cluster_data, check_labels
 
 
 @dataclass
@@ -156,10 +157,10 @@ def profile(
                             "X_or_interactions")
         dense = None
     else:
-        dense = V.check_cluster_data(X_or_interactions, "X_or_interactions").dense
+        dense = check_cluster_data(X_or_interactions, "X_or_interactions").dense
         X = None
     n, d = (X if dense is None else dense).shape
-    labels = V.check_labels(labels, n)
+    labels = check_labels(labels, n)
     names = _names(feature_names, d)
     side_columns = _side_columns(side, n)
     n_clusters = int(labels.max()) + 1 if n else 0

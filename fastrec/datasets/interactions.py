@@ -10,6 +10,21 @@ import scipy.sparse as sp
 
 from fastrec import _validation as V
 from fastrec._idmap import IdMap
+from fastrec.datasets._checks import (
+    check_axis_ids,
+    check_dataframe,
+    check_duplicates_policy,
+    check_frame_columns,
+    check_id_lookup,
+    check_no_repeated_pairs,
+    check_rating_mask,
+    check_same_lengths,
+    check_same_pattern,
+    check_side_table,
+    check_side_table_index,
+    check_sparse_matrix,
+    timestamp_values,
+)
 
 if TYPE_CHECKING:  # pandas is needed only by the methods that build tables
     import pandas as pd
@@ -72,7 +87,7 @@ class Interactions:
         items: pd.DataFrame | None = None,
         name: str | None = None,
     ) -> None:
-        V.check_sparse_matrix(matrix, "matrix")
+        check_sparse_matrix(matrix, "matrix")
         # structure first: scipy's conversions read the index arrays unchecked
         matrix = V.check_sparse_structure(matrix, "matrix")
         V.float_dtype_for(matrix.dtype, "matrix")  # refuses complex, object and string values
@@ -95,12 +110,12 @@ class Interactions:
         )
         csr.has_sorted_indices = True
         self.matrix = csr
-        self.user_ids = V.check_axis_ids(user_ids, csr.shape[0], "user_ids", "rows")
-        self.item_ids = V.check_axis_ids(item_ids, csr.shape[1], "item_ids", "columns")
-        self.timestamps = None if timestamps is None else V.check_same_pattern(
+        self.user_ids = check_axis_ids(user_ids, csr.shape[0], "user_ids", "rows")
+        self.item_ids = check_axis_ids(item_ids, csr.shape[1], "item_ids", "columns")
+        self.timestamps = None if timestamps is None else check_same_pattern(
             csr, timestamps, "timestamps")
-        V.check_side_table(users, csr.shape[0], "users")
-        V.check_side_table(items, csr.shape[1], "items")
+        check_side_table(users, csr.shape[0], "users")
+        check_side_table(items, csr.shape[1], "items")
         self.users = users
         self.items = items
         self.name = name
@@ -147,14 +162,14 @@ class Interactions:
         Interactions
             Users and items are numbered in sorted id order.
         """
-        duplicates = V.check_duplicates_policy(duplicates)
+        duplicates = check_duplicates_policy(duplicates)
         raw_users = V.id_array(users, "users")
         raw_items = V.id_array(items, "items")
         n = raw_users.size
         values = (np.ones(n, dtype=np.float32) if ratings is None
                   else V._rating_values(ratings, "ratings").astype(np.float32))
-        times = None if timestamps is None else V.timestamp_values(timestamps)
-        V.check_same_lengths({"users": raw_users, "items": raw_items, "ratings": values,
+        times = None if timestamps is None else timestamp_values(timestamps)
+        check_same_lengths({"users": raw_users, "items": raw_items, "ratings": values,
                               "timestamps": times})
         user_map, u = IdMap.from_values(raw_users)
         item_map, i = IdMap.from_values(raw_items)
@@ -169,7 +184,7 @@ class Interactions:
         last[:-1] = key[1:] != key[:-1]
         if duplicates == "error" and not last.all():
             first = order[int(np.argmin(last))]
-            V.check_no_repeated_pairs(raw_users[first], raw_items[first])
+            check_no_repeated_pairs(raw_users[first], raw_items[first])
         if duplicates == "sum" and not last.all():
             starts = np.flatnonzero(np.concatenate(([True], last[:-1])))
             values = np.add.reduceat(values[order].astype(np.float64), starts).astype(np.float32)
@@ -220,8 +235,8 @@ class Interactions:
         -------
         Interactions
         """
-        V.check_dataframe(frame, "frame")
-        V.check_frame_columns(list(frame.columns), {"user_col": user_col, "item_col": item_col,
+        check_dataframe(frame, "frame")
+        check_frame_columns(list(frame.columns), {"user_col": user_col, "item_col": item_col,
                                                     "rating_col": rating_col,
                                                     "timestamp_col": timestamp_col})
         return cls.from_arrays(
@@ -273,7 +288,7 @@ class Interactions:
         raw = V.id_array(ids, "ids")
         inner = self._maps()[0].lookup(raw)
         if strict:
-            V.check_id_lookup(inner, raw, "ids")
+            check_id_lookup(inner, raw, "ids")
         return inner
 
     def item_index(self, ids: Any, *, strict: bool = True) -> np.ndarray:
@@ -281,7 +296,7 @@ class Interactions:
         raw = V.id_array(ids, "ids")
         inner = self._maps()[1].lookup(raw)
         if strict:
-            V.check_id_lookup(inner, raw, "ids")
+            check_id_lookup(inner, raw, "ids")
         return inner
 
     @property
@@ -352,7 +367,7 @@ class Interactions:
             Same shape and ids (users or items left without ratings stay as
             empty rows or columns), so row and column numbers keep their meaning.
         """
-        keep = V.check_rating_mask(mask, self.nnz)
+        keep = check_rating_mask(mask, self.nnz)
         rows = np.repeat(np.arange(self.n_users), np.diff(self.matrix.indptr))[keep]
         indptr = np.zeros(self.n_users + 1, dtype=self.matrix.indptr.dtype)
         np.cumsum(np.bincount(rows, minlength=self.n_users), out=indptr[1:])
@@ -404,7 +419,7 @@ def _aligned(table: pd.DataFrame | None, ids: np.ndarray, name: str) -> pd.DataF
     """``table`` (indexed by raw id) reindexed to ``ids``, or None."""
     if table is None:
         return None
-    V.check_side_table_index(table, name)
+    check_side_table_index(table, name)
     if not table.index.is_unique:
         table = table[~table.index.duplicated(keep="first")]
     return table.reindex(ids)

@@ -13,7 +13,18 @@ from typing import Any
 
 import numpy as np
 
-from fastrec import _validation as V
+from fastrec.datasets._checks import (
+    check_data_path,
+    check_file_name,
+    check_interaction_columns,
+    check_is_file,
+    check_rating_table,
+    check_required_columns,
+    check_separate_columns,
+    find_data_file,
+    pick_column,
+    unreadable_file,
+)
 from fastrec.datasets.interactions import Interactions
 
 # Flag columns 5..23 of ml-100k's u.item, in order (the content of its u.genre).
@@ -69,12 +80,12 @@ def _read_table(path: Path, what: str, **options: Any):
     try:
         return pd.read_csv(path, **options)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise V.unreadable_file(path, what, exc) from exc
+        raise unreadable_file(path, what, exc) from exc
 
 
 def _folder_and_file(path: Any, names: tuple[str, ...], what: str) -> tuple[Path, Path]:
-    resolved = V.check_data_path(path, what)
-    ratings = V.find_data_file(resolved, names, what)
+    resolved = check_data_path(path, what)
+    ratings = find_data_file(resolved, names, what)
     return ratings.parent, ratings
 
 
@@ -102,15 +113,15 @@ def load_ml100k(path: str | Path) -> Interactions:
     frame = _read_table(ratings_path, "MovieLens 100K u.data (user, item, rating, timestamp "
                         "separated by tabs)", sep="\t", header=None,
                         names=["user", "item", "rating", "timestamp"])
-    V.check_rating_table(frame, ratings_path, "MovieLens 100K u.data", ("user", "item", "rating",
+    check_rating_table(frame, ratings_path, "MovieLens 100K u.data", ("user", "item", "rating",
                                                                  "timestamp"))
     items = users = None
     if (folder / "u.item").is_file():
-        genres = ML100K_GENRES
+        genres: tuple[str, ...] = ML100K_GENRES
         if (folder / "u.genre").is_file():
             listed = [line.split("|")[0] for line in _read_text(folder / "u.genre")]
             genres = tuple(listed) if listed else genres
-        records = []
+        records: list[tuple[Any, ...]] = []
         for line in _read_text(folder / "u.item"):
             fields = line.split("|")
             flags = fields[5:5 + len(genres)]
@@ -151,11 +162,11 @@ def load_ml1m(path: str | Path) -> Interactions:
     frame = _read_table(ratings_path, "MovieLens ratings.dat (UserID::MovieID::Rating::Timestamp)",
                         sep=":", header=None, usecols=[0, 2, 4, 6],
                         names=["user", "_a", "item", "_b", "rating", "_c", "timestamp"])
-    V.check_rating_table(frame, ratings_path, "MovieLens ratings.dat", ("user", "item", "rating",
+    check_rating_table(frame, ratings_path, "MovieLens ratings.dat", ("user", "item", "rating",
                                                                  "timestamp"))
     items = users = None
     if (folder / "movies.dat").is_file():
-        records = []
+        records: list[tuple[Any, ...]] = []
         for line in _read_text(folder / "movies.dat"):
             fields = line.split("::")
             records.append((int(fields[0]), "::".join(fields[1:-1]), fields[-1]))
@@ -192,9 +203,9 @@ def load_ml_latest(path: str | Path) -> Interactions:
     what = "MovieLens CSV (folder such as ml-latest-small, or its ratings.csv)"
     folder, ratings_path = _folder_and_file(path, ("ratings.csv",), what)
     frame = _read_table(ratings_path, "MovieLens ratings.csv (userId,movieId,rating,timestamp)")
-    V.check_required_columns(list(frame.columns), ("userId", "movieId", "rating"), ratings_path)
+    check_required_columns(list(frame.columns), ("userId", "movieId", "rating"), ratings_path)
     timestamp = "timestamp" if "timestamp" in frame.columns else None
-    V.check_rating_table(frame, ratings_path, "MovieLens ratings.csv", ("userId", "movieId", "rating"))
+    check_rating_table(frame, ratings_path, "MovieLens ratings.csv", ("userId", "movieId", "rating"))
     items = None
     if (folder / "movies.csv").is_file():
         movies = _read_table(folder / "movies.csv", "MovieLens movies.csv (movieId,title,genres)",
@@ -229,10 +240,10 @@ def load_movielens(path: str | Path) -> Interactions:
     Interactions 'ml-100k': 943 users x 1,682 items, 100,000 ratings ...
     """
     what = "a MovieLens release (folder with u.data, ratings.dat or ratings.csv)"
-    resolved = V.check_data_path(path, what)
-    ratings = V.find_data_file(resolved, ("u.data", "ratings.dat", "ratings.csv"), what)
+    resolved = check_data_path(path, what)
+    ratings = find_data_file(resolved, ("u.data", "ratings.dat", "ratings.csv"), what)
     loaders = {"u.data": load_ml100k, "ratings.dat": load_ml1m, "ratings.csv": load_ml_latest}
-    V.check_file_name(ratings, tuple(loaders), "a MovieLens ratings file",
+    check_file_name(ratings, tuple(loaders), "a MovieLens ratings file",
                       "for other files use load_interactions(path, user_col=..., item_col=...)")
     return loaders[ratings.name](ratings)
 
@@ -307,8 +318,8 @@ def load_interactions(
     Interactions
     """
     pd = _pandas()
-    resolved = V.check_data_path(path, "an interactions file (CSV, TSV or Parquet)")
-    V.check_is_file(resolved, "pass the interactions file itself (for a MovieLens folder use "
+    resolved = check_data_path(path, "an interactions file (CSV, TSV or Parquet)")
+    check_is_file(resolved, "pass the interactions file itself (for a MovieLens folder use "
                               "load_movielens)")
     if resolved.suffix.lower() in (".parquet", ".pq"):
         try:
@@ -316,7 +327,7 @@ def load_interactions(
         except ImportError as exc:
             raise ImportError(f"Reading Parquet needs pyarrow: pip install pyarrow ({exc})") from exc
         except (OSError, ValueError) as exc:
-            raise V.unreadable_file(resolved, "Parquet", exc) from exc
+            raise unreadable_file(resolved, "Parquet", exc) from exc
     else:
         separator = sep if sep is not None else _sniff_separator(resolved)
         options: dict[str, Any] = {"sep": separator}
@@ -350,27 +361,27 @@ def load_interactions(
                 "position (user_col=0, item_col=1, ...) or pass header=True if the first line "
                 "names them."
             )
-    V.check_rating_table(frame, resolved, "an interactions table", ())
+    check_rating_table(frame, resolved, "an interactions table", ())
     columns = list(frame.columns)
     source = repr(str(resolved))
     positional = not header and resolved.suffix.lower() not in (".parquet", ".pq")
-    user = V.pick_column(columns, user_col if user_col is not None or not positional else 0,
+    user = pick_column(columns, user_col if user_col is not None or not positional else 0,
                          USER_COLUMNS, "user", source, "user_col")
-    item = V.pick_column(columns, item_col if item_col is not None or not positional else 1,
+    item = pick_column(columns, item_col if item_col is not None or not positional else 1,
                          ITEM_COLUMNS, "item", source, "item_col")
     rating = None
     if not implicit:
         default_rating = 2 if positional and rating_col is None and len(columns) > 2 else None
-        rating = V.pick_column(columns, rating_col if rating_col is not None else default_rating,
+        rating = pick_column(columns, rating_col if rating_col is not None else default_rating,
                                () if positional else RATING_COLUMNS, "rating", source,
                                "rating_col", required=False)
     default_time = 3 if positional and timestamp_col is None and len(columns) > 3 else None
-    timestamp = V.pick_column(columns, timestamp_col if timestamp_col is not None else default_time,
+    timestamp = pick_column(columns, timestamp_col if timestamp_col is not None else default_time,
                               () if positional else TIMESTAMP_COLUMNS, "timestamp", source,
                               "timestamp_col", required=False)
-    V.check_separate_columns({"user_col": user, "item_col": item, "rating_col": rating,
+    check_separate_columns({"user_col": user, "item_col": item, "rating_col": rating,
                               "timestamp_col": timestamp})
-    V.check_interaction_columns(frame, user, item, rating, source)
+    check_interaction_columns(frame, user, item, rating, source)
     return Interactions.from_frame(frame, user, item, rating, timestamp, duplicates=duplicates,
                                    name=name or resolved.name)
 

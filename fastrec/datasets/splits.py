@@ -9,6 +9,8 @@ import scipy.sparse as sp
 
 from fastrec import _validation as V
 from fastrec._idmap import IdMap
+from fastrec.datasets._checks import check_interactions_have_timestamps, check_test_size, check_timestamps
+from fastrec.datasets._triples import USER_COLUMNS, frame_column
 
 METHODS = ("random", "leave_k_out", "leave_last_k_out", "temporal")
 _TIME_COLUMNS = ("timestamp", "timestamps", "time", "ts", "datetime", "date")
@@ -24,16 +26,18 @@ def _test_mask(users: np.ndarray, times: np.ndarray | None, method: str, test_si
     positions = np.arange(n)
     mask = np.zeros(n, dtype=bool)
     if method == "random":
-        mask[rng.choice(n, size=V.check_test_size(test_size, n), replace=False)] = True
+        mask[rng.choice(n, size=check_test_size(test_size, n), replace=False)] = True
         return mask
     if method == "temporal":
+        assert times is not None  # the caller refuses the time-based methods without timestamps
         # Latest ratings first out; equal timestamps are broken by input order.
         order = np.lexsort((positions, times))
-        mask[order[n - V.check_test_size(test_size, n):]] = True
+        mask[order[n - check_test_size(test_size, n):]] = True
         return mask
     if method == "leave_k_out":
         order = np.lexsort((rng.random(n), users))  # each user's ratings in random order
     else:  # leave_last_k_out: each user's ratings by time, ties by input order
+        assert times is not None
         order = np.lexsort((positions, times, users))
     grouped = users[order]
     counts = np.bincount(grouped)
@@ -112,7 +116,7 @@ def train_test_split(data: Any, test_size: float | int = 0.2, *, method: str = "
         # temporal methods unless others are given.
         users = np.repeat(np.arange(data.n_users), np.diff(data.matrix.indptr))
         if timestamps is None and needs_time:
-            V.check_interactions_have_timestamps(data, method)
+            check_interactions_have_timestamps(data, method)
         given = data.timestamps.data if timestamps is None and data.timestamps is not None \
             else timestamps
         pattern = data.matrix if sp.issparse(given) else None
@@ -132,7 +136,7 @@ def train_test_split(data: Any, test_size: float | int = 0.2, *, method: str = "
 
     if hasattr(data, "columns") and hasattr(data, "iloc"):  # a pandas DataFrame
         given = columns[0] if isinstance(columns, (tuple, list)) else columns
-        user_column = V._pick_column(data, given, V._USER_COLUMNS, "user")
+        user_column = frame_column(data, given, USER_COLUMNS, "user")
         users = IdMap.from_values(V.id_array(data[user_column].to_numpy(), "user column"))[1]
         if isinstance(timestamps, str):
             if timestamps not in data.columns:
@@ -175,7 +179,7 @@ def _times(timestamps: Any, n: int, needs_time: bool, method: str,
                 "ratings, or a matrix with their pattern) or a 4-tuple (users, items, ratings, timestamps)."
             )
         return None
-    return V.check_timestamps(timestamps, n, pattern)
+    return check_timestamps(timestamps, n, pattern)
 
 
 def _checked_mask(users: np.ndarray, times: np.ndarray | None, method: str, test_size: Any, k: int,

@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from fastrec import _validation as V
 from fastrec._idmap import IdMap
+from fastrec.datasets._triples import rating_triples
 from fastrec.metrics.ranking import METRIC_NAMES, per_user_metrics
 from fastrec.metrics.rating import mae, rmse
 
@@ -94,7 +95,7 @@ def evaluate(model: Any, train: Any, test: Any, k: int = 10, *, fit: bool | None
     if not _is_fitted(model):
         raise RuntimeError(f"This {type(model).__name__} is not fitted; pass fit=True with train.")
     try:
-        data = V.rating_triples(test, columns)
+        data = rating_triples(test, columns)
     except (TypeError, ValueError) as exc:  # the checks speak of "ratings": say which argument
         raise type(exc)(f"test: {exc}") from exc
     result: dict[str, Any] = {}

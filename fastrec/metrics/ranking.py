@@ -45,6 +45,7 @@ import numpy as np
 
 from fastrec import _runtime
 from fastrec import _validation as V
+from fastrec.metrics._checks import check_recommendation_table, check_relevance_matrix
 
 METRIC_NAMES = ("precision", "recall", "f1", "ndcg", "map", "hit_rate")
 
@@ -87,7 +88,7 @@ def per_user_metrics(recommended: Any, test: Any, k: int = 10, *, threshold: flo
         True for every item in some user's first ``k`` slots.
     """
     k = V.check_int(k, "k", minimum=1)
-    relevant = V.check_relevance_matrix(test, threshold)
+    relevant = check_relevance_matrix(test, threshold)
     n_users, n_items = relevant.shape
     # A user can be shown at most n_items distinct items, so slots past that are empty and
     # only precision (hits / k) still depends on k: the kernels read k_read columns.
@@ -98,7 +99,7 @@ def per_user_metrics(recommended: Any, test: Any, k: int = 10, *, threshold: flo
     except ValueError:  # ragged rows: check_recommendation_table names the problem
         shape = ()
     k_check = max(k_read, min(k, shape[1])) if len(shape) == 2 else k_read
-    table = V.check_recommendation_table(recommended, n_users, n_items, k_check)
+    table = check_recommendation_table(recommended, n_users, n_items, k_check)
     backend = _runtime.resolve_backend(backend)
     n_threads = _runtime.resolve_threads(n_threads)
     out = np.empty((n_users, len(METRIC_NAMES)), dtype=np.float64)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from fastrec import _validation as V
+from fastrec.metrics._checks import check_prediction_pair
 
 # Inputs below 2**1022 in magnitude have differences below 2**1023, which float64 holds.
 _INPUT_LIMIT = 2.0**1022
@@ -25,7 +25,7 @@ _SAFE_LOW, _SAFE_HIGH = 2.0**-480, 2.0**480
 def _errors(y_true: Any, y_pred: Any) -> tuple[np.ndarray, int]:
     """``(e, p)`` with ``e * 2**p`` the float64 errors ``y_true - y_pred`` and ``max|e|``
     either inside the safe range or in [0.5, 1)."""
-    true, pred = V.check_prediction_pair(y_true, y_pred)
+    true, pred = check_prediction_pair(y_true, y_pred)
     shift = 0
     if max(float(np.max(np.abs(true))), float(np.max(np.abs(pred)))) >= _INPUT_LIMIT:
         shift = 2  # the difference of two values this large can overflow: halve both twice

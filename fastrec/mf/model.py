@@ -14,6 +14,8 @@ from fastrec import _runtime
 from fastrec import _validation as V
 from fastrec._concurrency import model_lock, reads, writes
 from fastrec._idmap import IdMap
+from fastrec.datasets._triples import rating_triples
+from fastrec.mf._checks import check_index_range
 from fastrec.mf.grid import (
     _ALIGN,
     _rank,
@@ -317,7 +319,7 @@ class MatrixFactorization(Recommender):
         for declared, name in ((n_users, "n_users"), (n_items, "n_items")):
             if declared is not None:  # the identity id maps and factors of that many ids
                 _check_factor_memory(V.check_int(declared, name, minimum=1), 0, params)
-        data = V.rating_triples(ratings, columns)
+        data = rating_triples(ratings, columns)
         user_map, users = self._map_ids(data.users, n_users, "n_users", "user_ids",
                                         data.shape[0] if data.shape else None)
         item_map, items = self._map_ids(data.items, n_items, "n_items", "item_ids",
@@ -389,7 +391,7 @@ class MatrixFactorization(Recommender):
                                                                            minimum=1)
         params["biased"] = self._biased
         _check_matrix_ids(ratings)
-        data = V.rating_triples(ratings, columns)
+        data = rating_triples(ratings, columns)
         # Sparse input: its row and column numbers are the raw ids.
         user_map, users = self._user_map.extend(data.users)
         item_map, items = self._item_map.extend(data.items)
@@ -424,7 +426,7 @@ class MatrixFactorization(Recommender):
             declared = V.check_int(declared, size_name, minimum=1)
             if declared > V.INT32_MAX:
                 raise ValueError(f"{size_name}={declared} exceeds the supported 2**31 - 1 ids.")
-            V.check_index_range(raw, declared, name, size_name)
+            check_index_range(raw, declared, name, size_name)
             return IdMap.range(declared), raw.astype(np.int32)
         if matrix_size is not None:  # sparse input: raw ids are the row / column numbers
             return IdMap.range(matrix_size), raw.astype(np.int32)
@@ -477,7 +479,7 @@ class MatrixFactorization(Recommender):
                            item_map: IdMap) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         if validation is None:
             return None
-        data = V.rating_triples(validation, columns)
+        data = rating_triples(validation, columns)
         return (user_map.lookup(data.users), item_map.lookup(data.items),
                 data.ratings.astype(np.float64))
 

@@ -34,7 +34,8 @@ def check_n_jobs(n_jobs: Any) -> int:
     if n_jobs == 0:
         raise ValueError("n_jobs=0 runs nothing: use n_jobs=1 (sequential), k > 1 workers, or -1 for all.")
     host = _runtime.host_threads()
-    return int(n_jobs) if n_jobs > 0 else max(1, host + 1 + int(n_jobs))
+    n_jobs = int(n_jobs)
+    return n_jobs if n_jobs > 0 else max(1, host + 1 + n_jobs)
 
 
 def clone_of(estimator: Any, params: dict[str, Any] | None, name: str) -> Any:

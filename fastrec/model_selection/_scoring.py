@@ -20,6 +20,7 @@ import scipy.sparse as sp
 
 from fastrec import _validation as V
 from fastrec._idmap import IdMap
+from fastrec.datasets._triples import rating_triples
 from fastrec.metrics.ranking import METRIC_NAMES, per_user_metrics
 from fastrec.metrics.rating import mae, rmse
 from fastrec.model_selection._data import fit_form
@@ -171,7 +172,7 @@ def score(model: Any, data: Any, metrics: tuple[Metric, ...], *, threshold: floa
         a relevant item.
     """
     try:
-        triples = V.rating_triples(fit_form(data))
+        triples = rating_triples(fit_form(data))
     except (TypeError, ValueError) as exc:  # the checks speak of "ratings": say which set
         raise type(exc)(f"{which} ratings: {exc}") from exc
     result: dict[str, float] = {}
@@ -196,7 +197,8 @@ def _empty_slots(ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
 
 def _ranking_scores(model: Any, triples: Any, metrics: list[Metric], threshold: float | None,
                     exclude_seen: bool, n_threads: int | None) -> dict[str, float]:
-    largest = max(m.k for m in metrics)
+    cutoffs = sorted({m.k for m in metrics if m.k is not None})  # every ranking metric has one
+    largest = cutoffs[-1]
     user_map, user_rows = IdMap.from_values(triples.users)
     options: dict[str, Any] = {"n": largest, "exclude_seen": exclude_seen}
     if "unknown" in inspect.signature(model.recommend).parameters:
@@ -223,7 +225,7 @@ def _ranking_scores(model: Any, triples: Any, metrics: list[Metric], threshold: 
         shape=(len(user_map), len(item_map)),
     )
     result = {}
-    for k in sorted({m.k for m in metrics}):
+    for k in cutoffs:
         # the metric kernel reads min(k, n_items) slots: pad a narrower table as empty
         cut = np.full((len(user_map), min(k, max(len(item_map), 1))), -1, dtype=np.int64)
         used = min(width, cut.shape[1])

@@ -8,8 +8,8 @@ filter_items=None, unknown="raise", user_items=None)``, ``score_items``,
 scikit-learn's estimator protocol and ``.npz`` ``save`` / ``load``.
 """
 
-from fastrec._validation import UnknownIdError
 from fastrec.recommenders._base import Recommender
+from fastrec.recommenders._checks import UnknownIdError
 from fastrec.recommenders.content import ContentKNN
 from fastrec.recommenders.hybrid import Hybrid
 from fastrec.recommenders.knn import ItemKNN, UserKNN

@@ -15,6 +15,8 @@ from fastrec._archive import open_archive
 from fastrec._concurrency import reads, writes
 from fastrec._idmap import IdMap
 from fastrec.base import Estimator, check_fitted
+from fastrec.datasets._triples import rating_triples
+from fastrec.recommenders._checks import UnknownIdError, saveable_ids
 
 FORMAT_VERSION = 1
 
@@ -34,7 +36,7 @@ def ratings_matrix(data: Any, columns: Any, dtype: np.dtype, item_map: IdMap | N
     Duplicate (user, item) pairs are summed, as scipy does; stored zeros stay
     stored (they count as seen).
     """
-    triples = V.rating_triples(data, columns)
+    triples = rating_triples(data, columns)
     if triples.shape is not None:
         user_map = IdMap.range(triples.shape[0])
         users = triples.users
@@ -168,7 +170,7 @@ def raise_unknown(raw: np.ndarray, inner: np.ndarray, side: str, argument: str) 
         first = first.item() if isinstance(first, np.generic) else first  # 999, not np.int64(999)
         more = f" (and {missing.size - 1} more)" if missing.size > 1 else ""
         remedy = "get empty rows for such users" if side == "user" else "leave such items out"
-        raise V.UnknownIdError(
+        raise UnknownIdError(
             f"{argument} contains the {side} id {first!r}{more}, which the model was not fitted "
             f"with. Pass unknown='skip' to {remedy}."
         )
@@ -605,8 +607,8 @@ class Recommender(Estimator):
             format_name=np.array(self._FORMAT_NAME),
             format_version=np.array(self._FORMAT_VERSION),
             params=np.array(repr(self._saved_param_values())),
-            user_ids=V.saveable_ids(self._user_map.to_saveable(), "user"),
-            item_ids=V.saveable_ids(self._item_map.to_saveable(), "item"),
+            user_ids=saveable_ids(self._user_map.to_saveable(), "user"),
+            item_ids=saveable_ids(self._item_map.to_saveable(), "item"),
             **csr_fields("ratings", self._R),
             **self._state(),
         )

@@ -22,6 +22,7 @@ from fastrec.recommenders._base import (
     read_csr,
     table_of_rows,
 )
+from fastrec.recommenders._checks import check_feature_ids, check_item_features
 from fastrec.recommenders.knn import neighbours_without_self
 
 # Users per batch: their profiles (users x features) are formed one batch at a time,
@@ -93,8 +94,8 @@ class ContentKNN(Recommender):
     def _ratings(self, ratings: Any, columns: Any, dtype: np.dtype):
         if self.features is None:
             raise TypeError("ContentKNN needs item features: ContentKNN(features, item_ids=...).")
-        X = V.check_item_features(self.features)
-        ids = V.check_feature_ids(self.item_ids, X.shape[0])
+        X = check_item_features(self.features)
+        ids = check_feature_ids(self.item_ids, X.shape[0])
         feature_map, rows = IdMap.from_values(ids)
         order = np.empty(rows.size, dtype=np.int64)
         order[rows] = np.arange(rows.size)  # inner index -> feature row

@@ -8,6 +8,7 @@ import numpy as np
 
 from fastrec import _runtime
 from fastrec import _validation as checks
+from fastrec.scoring._checks import check_candidates, check_factor_matrices, check_pattern
 
 _NONE = np.zeros(0, dtype=np.int64)  # an empty indptr: "no exclusions" / "every item a candidate"
 
@@ -107,15 +108,15 @@ def topn(
     >>> items.shape, scores.dtype
     ((100, 5), dtype('float32'))
     """
-    u, v = checks.check_factor_matrices(U, V)
+    u, v = check_factor_matrices(U, V)
     n = checks.check_int(n, "n", minimum=1)
     backend = _runtime.resolve_backend(backend)
     n_threads = _runtime.resolve_threads(n_threads)
     n_queries, n_items = u.shape[0], v.shape[0]
     index_dtype = checks.index_dtype_for(n_items)
-    cand = checks.check_candidates(candidates, n_queries, n_items, index_dtype)
+    cand = check_candidates(candidates, n_queries, n_items, index_dtype)
     if exclude is not None:
-        excl_indptr, excl_indices = checks.check_pattern(exclude, "exclude", (n_queries, n_items),
+        excl_indptr, excl_indices = check_pattern(exclude, "exclude", (n_queries, n_items),
                                                          index_dtype)
     else:
         excl_indptr, excl_indices = _NONE, np.zeros(0, dtype=index_dtype)

@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from fastrec import _runtime
 from fastrec import _validation as V
+from fastrec.similarity._checks import check_rows, rows_and_transpose
 
 
 def _kernel(backend: str):
@@ -112,7 +113,7 @@ def cosine_topk(
     _check_memory(X, X if Y is None else Y, k, n_threads)
 
     if Y is None:
-        x, yt = V.rows_and_transpose(X, "X", n_threads=n_threads)
+        x, yt = rows_and_transpose(X, "X", n_threads=n_threads)
         y_rows = x
         same_matrix = True
     else:
@@ -126,12 +127,12 @@ def cosine_topk(
             V.float_dtype_for(X_sparse.dtype, "X"), V.float_dtype_for(Y_sparse.dtype, "Y")
         )
         x = V.canonical_csr(X_sparse, "X", dtype)
-        y_rows, yt = V.rows_and_transpose(Y_sparse, "Y", dtype, n_threads=n_threads)
+        y_rows, yt = rows_and_transpose(Y_sparse, "Y", dtype, n_threads=n_threads)
         same_matrix = False
 
     n, d = x.shape
     m = yt.shape[1]
-    start, stop = V.check_rows(rows, n)
+    start, stop = check_rows(rows, n)
     n_out = stop - start
     capacity = min(k, m)
     index_dtype = V.index_dtype_for(n, d, m)
