@@ -11,8 +11,11 @@ its default lr 0.005 and reg 0.02, by default only on sizes up to M
 ``libmf`` package (built without SIMD) with LIBMF's own defaults (eta 0.1, L2
 0.1) and no biases, its RMSE computed from its P and Q factors; and the
 official LIBMF built with its SIMD kernels, when ``FASTREC_BENCH_LIBMF`` names
-its shared library (``make lib`` in LIBMF's source, e.g. with
-``DFLAG="-DUSEAVX -DUSEOMP"``), called through ctypes with the same settings.
+its shared library, called through ctypes with the same settings.  Build it
+in LIBMF's source with ``make lib DFLAG="-DUSEAVX -DUSEOMP" CXXFLAGS="-O3
+-march=native -mavx -fopenmp -std=c++0x"`` and link it with OpenMP
+(``g++ -shared -fopenmp -o libmf.so.2 mf.o``: the Makefile's ``lib`` target
+leaves ``-fopenmp`` out of the link).
 
 ``--accuracy`` runs :mod:`fastrec.bench.mf_accuracy` instead (MovieLens 100K
 u1..u5 RMSE).
