@@ -26,7 +26,7 @@ from fastrec._runtime import NUMBA_KERNEL_OPTIONS
 
 def _vector_bytes() -> int:
     """Width of the SIMD registers Numba compiles for: 64 (AVX-512), 32 (AVX2) or 16 bytes."""
-    if nb.config.CPU_NAME is not None:  # a fixed, possibly generic, target: assume nothing
+    if getattr(nb.config, "CPU_NAME", None) is not None:  # a fixed, possibly generic, target: assume nothing
         return 16
     from llvmlite import binding
 
