@@ -31,7 +31,7 @@ from fastrec.recommenders._base import (
     raw_id_array,
     raw_item_ids,
 )
-from fastrec.scoring import topn
+from fastrec.scoring.topn import topn
 
 FORMAT_NAME = "fastrec.MatrixFactorization"
 # Version 2: the Recommender layout (ratings_* interactions, params with random_state);
