@@ -13,6 +13,7 @@ the application configures logging.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 from types import ModuleType
@@ -40,9 +41,22 @@ class _AnnouncedKernel:
         self.__name__ = getattr(dispatcher, "__name__", qualified)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not self._dispatcher.signatures and not kwargs:
-            self._compile_for(args)
+        if not self._dispatcher.signatures:
+            positional = self._positional(args, kwargs)
+            if positional is not None:
+                self._compile_for(positional)
         return self._dispatcher(*args, **kwargs)
+
+    def _positional(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The arguments of a call in parameter order; None when they do not fit the kernel."""
+        if not kwargs:
+            return args
+        try:
+            bound = inspect.signature(self._dispatcher.py_func).bind(*args, **kwargs)
+        except (TypeError, ValueError):  # the call itself will raise Numba's message
+            return None
+        bound.apply_defaults()
+        return bound.args
 
     def _compile_for(self, args: tuple[Any, ...]) -> None:
         with self._lock:  # one thread compiles; the others wait for it rather than repeat it

@@ -541,3 +541,41 @@ def test_empty_rows_in_a_vector_group_score_nothing(backend, level, shrink):
         assert np.all(np.isfinite(got.data)) and got[18].nnz == 0
         assert_topk_rows_equivalent(got, want, TOL[np.float32])
         assert_rank_ordered(got)
+
+
+class _KeywordOnlyKernels:
+    """A backend's kernel module whose kernels refuse positional arguments, and log their calls."""
+
+    def __init__(self, module, calls):
+        self._module, self._calls = module, calls
+
+    def __getattr__(self, name):
+        kernel = getattr(self._module, name)
+
+        def call(**kwargs):
+            self._calls.append(name)
+            return kernel(**kwargs)
+
+        return call
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_cosine_topk_passes_every_kernel_argument_by_keyword(monkeypatch, backend):
+    from fastrec import _runtime
+
+    X = make_ratings(40, 30, 300, seed=3).tocsr()
+    Y = make_ratings(25, 30, 200, seed=4).tocsr()
+    cases = [((X,), dict(k=4)), ((X,), dict(k=3, shrink=2.0, exclude_self=False)), ((X, Y), dict(k=5))]
+    expected = [fastrec.cosine_topk(*args, backend=backend, **kw) for args, kw in cases]
+    references = [fastrec.cosine_topk(*args, backend="numpy", **kw) for args, kw in cases]
+    calls: list[str] = []
+    real = _runtime.kernel_module
+    monkeypatch.setattr(_runtime, "kernel_module",
+                        lambda b, family: _KeywordOnlyKernels(real(b, family), calls))
+    for (args, kw), want, reference in zip(cases, expected, references):
+        got = fastrec.cosine_topk(*args, backend=backend, **kw)
+        np.testing.assert_array_equal(got.indptr, want.indptr)
+        np.testing.assert_array_equal(got.indices, want.indices)
+        np.testing.assert_array_equal(got.data, want.data)
+        assert_topk_rows_equivalent(got, reference, 1e-5)
+    assert calls == ["cosine_topk"] * len(cases)

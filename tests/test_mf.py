@@ -850,3 +850,49 @@ def test_initial_factors_do_not_depend_on_the_thread_count(non_negative):
         assert abs(draws.mean()) < 0.01
     # every chunk is its own stream: no two chunks repeat each other
     assert not np.array_equal(draws[:INIT_CHUNK_ROWS], draws[INIT_CHUNK_ROWS:2 * INIT_CHUNK_ROWS])
+
+
+class _KeywordOnlyKernels:
+    """A backend's kernel module whose kernels refuse positional arguments, and log their calls."""
+
+    def __init__(self, module, calls):
+        self._module, self._calls = module, calls
+
+    def __getattr__(self, name):
+        kernel = getattr(self._module, name)
+
+        def call(**kwargs):
+            self._calls.append(name)
+            return kernel(**kwargs)
+
+        return call
+
+
+@pytest.mark.parametrize("backend", [*[b for b in ("cpp", "numba") if b in fastrec.available_backends()],
+                                     "numpy"])
+def test_training_and_prediction_pass_every_kernel_argument_by_keyword(monkeypatch, backend):
+    from fastrec.datasets import make_ratings
+
+    R = make_ratings(50, 40, 600, seed=3)
+    valid = make_ratings(50, 40, 100, seed=4)
+
+    def run():
+        model = MatrixFactorization(n_factors=6, n_epochs=3, random_state=1, n_threads=2,
+                                    backend=backend).fit(R, validation=valid)
+        model.partial_fit(valid, n_epochs=1)
+        return model, model.predict(np.arange(10), np.arange(10))
+
+    want, want_pred = run()
+    calls: list[str] = []
+    real = _runtime.kernel_module
+    monkeypatch.setattr(_runtime, "kernel_module",
+                        lambda b, family: _KeywordOnlyKernels(real(b, family), calls))
+    got, pred = run()
+    # bit-identical: the same arguments reach the same kernels
+    np.testing.assert_array_equal(got.user_factors_, want.user_factors_)
+    np.testing.assert_array_equal(got.item_factors_, want.item_factors_)
+    np.testing.assert_array_equal(got.user_bias_, want.user_bias_)
+    assert got.history_["train_rmse"] == want.history_["train_rmse"]
+    assert got.history_["valid_rmse"] == want.history_["valid_rmse"]
+    np.testing.assert_array_equal(pred, want_pred)
+    assert calls.count("sgd_mf_epoch") == 4 and {"mf_predict", "group_by_block"} <= set(calls)

@@ -535,3 +535,43 @@ def test_ratings_whose_scores_could_overflow_are_refused(model):
     got, want = wide.recommend(np.arange(20), n=5), plain.recommend(np.arange(20), n=5)
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_allclose(got[1], want[1] * 1e37, rtol=1e-9)
+
+
+class _KeywordOnlyKernels:
+    """A backend's kernel module whose kernels refuse positional arguments, and log their calls."""
+
+    def __init__(self, module, calls):
+        self._module, self._calls = module, calls
+
+    def __getattr__(self, name):
+        kernel = getattr(self._module, name)
+
+        def call(**kwargs):
+            self._calls.append(name)
+            return kernel(**kwargs)
+
+        return call
+
+
+@pytest.mark.parametrize("backend", [*[b for b in ("cpp", "numba") if b in fastrec.available_backends()],
+                                     "numpy"])
+def test_recommenders_pass_every_kernel_argument_by_keyword(monkeypatch, backend):
+    R = ratings(seed=6)
+    X = features_for(45, seed=2)
+
+    def run():
+        item = ItemKNN(k=8, backend=backend).fit(R)
+        content = ContentKNN(X, backend=backend).fit(R)
+        blend = Hybrid([(item, 0.7), (UserKNN(k=5, backend=backend).fit(R), 0.3)])
+        users = np.arange(60)
+        return [model.recommend(users, n=6) for model in (item, content, blend)]
+
+    expected = run()
+    calls: list[str] = []
+    real = _runtime.kernel_module
+    monkeypatch.setattr(_runtime, "kernel_module",
+                        lambda b, family: _KeywordOnlyKernels(real(b, family), calls))
+    for (items, scores), (want_items, want_scores) in zip(run(), expected):
+        np.testing.assert_array_equal(items, want_items)
+        np.testing.assert_array_equal(scores, want_scores)
+    assert {"cosine_topk", "sparse_score_topn", "dense_topn"} <= set(calls)

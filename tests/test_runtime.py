@@ -264,3 +264,24 @@ def test_numba_backend_kernels_are_announced():
     module = _runtime.kernel_module("numba", "scoring")
     assert isinstance(module, _jit.AnnouncedModule)
     assert _runtime.kernel_module("numba", "scoring") is module
+
+
+def test_slow_first_compile_is_announced_for_a_keyword_call(monkeypatch, caplog):
+    numba = pytest.importorskip("numba")
+
+    @numba.njit
+    def scaled(x, factor):
+        return x * factor
+
+    from fastrec import _jit
+
+    monkeypatch.setattr(_jit, "NOTICE_AFTER_S", 0.0)
+    announced = _jit.AnnouncedModule(types.SimpleNamespace(scaled=scaled), "demo")
+    with caplog.at_level("WARNING", logger="fastrec"):
+        assert announced.scaled(factor=np.float64(2.0), x=np.float64(1.5)) == 3.0
+        assert announced.scaled(np.float64(2.0), factor=np.float64(0.5)) == 1.0
+    notices = [r.getMessage() for r in caplog.records if "compiling the Numba kernel" in r.getMessage()]
+    assert len(notices) == 1 and "demo.scaled" in notices[0]
+    fresh = _announced(_fresh_kernel(), monkeypatch, 0.0)
+    with pytest.raises(TypeError):  # an unknown keyword: Numba's own error
+        fresh.add_one(y=np.float64(1.0))

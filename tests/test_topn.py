@@ -381,3 +381,43 @@ def test_products_that_could_overflow_the_dtype_are_refused(dtype, big):
     scale = dtype(big) ** 0.5 / 4  # just inside the limit: ranked as the unscaled problem
     idx, _ = fastrec.topn(U * scale, V * scale, n=3, backend="numpy")
     np.testing.assert_array_equal(idx, fastrec.topn(U, V, n=3, backend="numpy")[0])
+
+
+class _KeywordOnlyKernels:
+    """A backend's kernel module whose kernels refuse positional arguments, and log their calls."""
+
+    def __init__(self, module, calls):
+        self._module, self._calls = module, calls
+
+    def __getattr__(self, name):
+        kernel = getattr(self._module, name)
+
+        def call(**kwargs):
+            self._calls.append(name)
+            return kernel(**kwargs)
+
+        return call
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+def test_topn_passes_every_kernel_argument_by_keyword(monkeypatch, backend):
+    rng = np.random.default_rng(5)
+    U = rng.standard_normal((7, 6)).astype(np.float32)
+    V = rng.standard_normal((30, 6)).astype(np.float32)
+    seen = sp.random(7, 30, density=0.2, format="csr", random_state=1)
+    per_query = sp.random(7, 30, density=0.5, format="csr", random_state=2)
+    cases = [dict(exclude=seen), dict(exclude=seen, candidates=per_query),
+             dict(exclude=seen, candidates=np.arange(3, 25))]
+    expected = [fastrec.topn(U, V, 4, backend=backend, **case) for case in cases]
+    calls: list[str] = []
+    real = _runtime.kernel_module
+    monkeypatch.setattr(_runtime, "kernel_module",
+                        lambda b, family: _KeywordOnlyKernels(real(b, family), calls))
+    for case, (want_items, want_scores) in zip(cases, expected):
+        items, scores = fastrec.topn(U, V, 4, backend=backend, **case)
+        np.testing.assert_array_equal(items, want_items)
+        np.testing.assert_array_equal(scores, want_scores)
+        ref_items, _ = brute_force(U, V, 4, **case)
+        for got, ref in zip(items, ref_items):  # random scores: no ties
+            assert set(got[got >= 0].tolist()) == set(ref[ref >= 0].tolist())
+    assert calls == ["topn"] * len(cases)

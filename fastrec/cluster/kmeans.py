@@ -47,11 +47,23 @@ def _kernels(backend: str):
     return _runtime.kernel_module(backend, "cluster")
 
 
+def _dense(data: ClusterData) -> np.ndarray:
+    """The array of dense ``data``."""
+    assert data.dense is not None  # check_cluster_data sets exactly one of dense and csr
+    return data.dense
+
+
+def _csr(data: ClusterData) -> sp.csr_matrix:
+    """The matrix of sparse ``data``."""
+    assert data.csr is not None  # check_cluster_data sets exactly one of dense and csr
+    return data.csr
+
+
 class _Problem:
     """Canonical data of one call, and the backend kernels bound to it."""
 
     def __init__(self, data: ClusterData, weight: np.ndarray, backend: str, n_threads: int):
-        if not data.is_sparse and not data.dense.flags.aligned:
+        if data.dense is not None and not data.dense.flags.aligned:
             # C++ reads rows as typed scalars: copy a misaligned buffer (np.frombuffer with
             # an odd offset, say); aligned ones (every numpy, pickle or joblib array) pass as is.
             data = ClusterData(np.require(data.dense, requirements=["C", "A"]), None,
@@ -65,14 +77,15 @@ class _Problem:
         self.n = data.n_samples
         self.d = data.n_features
         if data.is_sparse:
-            csr = data.csr
+            csr = _csr(data)
             a = V.csr_arrays(csr, V.index_dtype_for(self.d, csr.nnz))
-            self.csr_arrays = V.CsrArrays(*(np.require(v, requirements=["C", "A"])
-                                            for v in (a.indptr, a.indices, a.data)), a.shape)
+            self.csr_arrays = V.CsrArrays(np.require(a.indptr, requirements=["C", "A"]),
+                                          np.require(a.indices, requirements=["C", "A"]),
+                                          np.require(a.data, requirements=["C", "A"]), a.shape)
             squares = csr.multiply(csr).astype(np.float64)
             self.x_sqnorm = np.asarray(squares.sum(axis=1)).ravel().astype(self.dtype)
         else:  # in float64, a block at a time (no full float64 copy of X)
-            x, block = data.dense, 65536
+            x, block = _dense(data), 65536
             self.x_sqnorm = np.empty(self.n, dtype=self.dtype)
             for lo in range(0, self.n, block):
                 part = x[lo : lo + block].astype(np.float64)
@@ -81,14 +94,14 @@ class _Problem:
     def row(self, i: int) -> np.ndarray:
         """Row ``i`` of X as a new dense float64 vector."""
         if self.data.is_sparse:
-            return self.data.csr[i].toarray().ravel().astype(np.float64)
-        return self.data.dense[i].astype(np.float64)
+            return _csr(self.data)[i].toarray().ravel().astype(np.float64)
+        return _dense(self.data)[i].astype(np.float64)
 
     def rows(self, idx: np.ndarray) -> np.ndarray:
         """Rows ``idx`` of X as a new dense array of X's dtype."""
         if self.data.is_sparse:
-            return self.data.csr[idx].toarray().astype(self.dtype)
-        return np.ascontiguousarray(self.data.dense[idx])
+            return _csr(self.data)[idx].toarray().astype(self.dtype)
+        return np.ascontiguousarray(_dense(self.data)[idx])
 
     def assign(self, centers, labels, min_dist, sums, counts, compute_sums: bool) -> float:
         """One assignment pass; fills the outputs and returns the weighted inertia."""
@@ -98,13 +111,16 @@ class _Problem:
             if self.data.is_sparse:
                 a = self.csr_arrays
                 self.kernels.kmeans_assign_csr(
-                    a.indptr, a.indices, a.data, self.d, self.x_sqnorm, self.weight, centers,
-                    labels, min_dist, sums, counts, inertia, compute_sums, self.n_threads,
+                    indptr=a.indptr, indices=a.indices, data=a.data, n_features=self.d,
+                    x_sqnorm=self.x_sqnorm, sample_weight=self.weight, centers=centers,
+                    labels=labels, min_dist=min_dist, sums=sums, counts=counts, inertia=inertia,
+                    compute_sums=compute_sums, n_threads=self.n_threads,
                 )
             else:
                 self.kernels.kmeans_assign_dense(
-                    self.data.dense, self.x_sqnorm, self.weight, centers, labels, min_dist,
-                    sums, counts, inertia, compute_sums, self.n_threads,
+                    x=_dense(self.data), x_sqnorm=self.x_sqnorm, sample_weight=self.weight,
+                    centers=centers, labels=labels, min_dist=min_dist, sums=sums, counts=counts,
+                    inertia=inertia, compute_sums=compute_sums, n_threads=self.n_threads,
                 )
         return float(inertia[0])
 
@@ -113,13 +129,14 @@ class _Problem:
         y = np.require(y, dtype=self.dtype, requirements=["C", "A"])
         if self.data.is_sparse:  # sparse x dense product; scipy does it well
             y64 = y.astype(np.float64)
-            dots = np.asarray(self.data.csr.astype(np.float64) @ y64.T)
+            dots = np.asarray(_csr(self.data).astype(np.float64) @ y64.T)
             out = self.x_sqnorm.astype(np.float64)[:, None] - 2.0 * dots
             out += np.einsum("ij,ij->i", y64, y64)[None, :]
             return np.maximum(out, 0.0).astype(self.dtype)
         out = np.empty((self.n, y.shape[0]), dtype=self.dtype)
         with _runtime.kernel_threads(self.backend, self.n_threads):
-            self.kernels.sqdist_dense(self.data.dense, self.x_sqnorm, y, out, self.n_threads)
+            self.kernels.sqdist_dense(x=_dense(self.data), x_sqnorm=self.x_sqnorm, y=y, out=out,
+                                      n_threads=self.n_threads)
         return out
 
 
@@ -145,14 +162,14 @@ class _Scale:
         if self.x_exp == 0:
             return data
         if data.is_sparse:
-            csr = data.csr
+            csr = _csr(data)
             scaled = sp.csr_matrix(
                 (np.ldexp(csr.data, self.x_exp), csr.indices.copy(), csr.indptr.copy()),
                 shape=csr.shape,
             )
             scaled.has_sorted_indices = csr.has_sorted_indices
             return ClusterData(None, scaled, data.n_samples, data.n_features, data.dtype)
-        return ClusterData(np.ldexp(data.dense, self.x_exp), None, data.n_samples,
+        return ClusterData(np.ldexp(_dense(data), self.x_exp), None, data.n_samples,
                              data.n_features, data.dtype)
 
     def weight(self, weight: np.ndarray) -> np.ndarray:
@@ -241,7 +258,7 @@ def _choose_scale(data: ClusterData, weight: np.ndarray, centers=None) -> _Scale
         if not 2.0**-256 <= w_max <= 2.0**256:
             w_exp = -math.frexp(w_max)[1]
     weight_total = float(np.sum(np.ldexp(weight, w_exp) if w_exp else weight, dtype=np.float64))
-    values = data.csr.data if data.is_sparse else data.dense
+    values = _csr(data).data if data.is_sparse else _dense(data)
     top = _max_abs(values) if centers is None else _max_abs(values, centers)
     info = np.finfo(data.dtype)
     ceiling = min(float(info.max), sys.float_info.max / max(1.0, weight_total))
@@ -361,11 +378,11 @@ def _tolerance(data: ClusterData, tol: float) -> float:
     if tol == 0:
         return 0.0
     if data.is_sparse:
-        x = data.csr.astype(np.float64)
+        x = _csr(data).astype(np.float64)
         mean = np.asarray(x.mean(axis=0)).ravel()
         var = np.asarray(x.multiply(x).mean(axis=0)).ravel() - mean**2
     else:
-        var = np.var(data.dense, axis=0, dtype=np.float64)
+        var = np.var(_dense(data), axis=0, dtype=np.float64)
     return float(np.mean(var) * tol)
 
 
@@ -660,6 +677,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Es
                       file=sys.stdout, flush=True)
             if best is None or result[2] < best[2]:
                 best = result
+        assert best is not None  # n_init >= 1 was checked
         centers, labels, inertia, n_iter, _ = best
         inertia = scale.inertia(inertia, "inertia")
         # Feature names and count are recorded only once the fit has succeeded, so a

@@ -105,8 +105,10 @@ def per_user_metrics(recommended: Any, test: Any, k: int = 10, *, threshold: flo
     out = np.empty((n_users, len(METRIC_NAMES)), dtype=np.float64)
     flags = np.zeros(n_items, dtype=np.uint8)
     with _runtime.kernel_threads(backend, n_threads):
-        _kernel(backend)(table, k_read, np.ascontiguousarray(relevant.indptr, dtype=np.int64),
-                         np.ascontiguousarray(relevant.indices), n_items, out, flags, n_threads)
+        _kernel(backend)(recs=table, k=k_read,
+                         test_indptr=np.ascontiguousarray(relevant.indptr, dtype=np.int64),
+                         test_indices=np.ascontiguousarray(relevant.indices), n_items=n_items,
+                         out=out, out_recommended=flags, n_threads=n_threads)
     if k_read < k:
         hits = np.rint(out[:, 0] * k_read)
         precision, recall = hits / k, out[:, 1]

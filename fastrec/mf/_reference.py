@@ -8,6 +8,8 @@ same order as the compiled kernels, so results agree within float rounding.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 _MASK = (1 << 64) - 1
@@ -62,7 +64,7 @@ def shuffle_runs(items, ratings, starts: list[int], seed: int, within_runs: bool
     return draw_run_order(state, n_runs)
 
 
-def _shuffled(state: int, values: list[int]) -> tuple[int, list[int]]:
+def _shuffled(state: int, values: Iterable[int]) -> tuple[int, list[int]]:
     """(new state, ``values`` after a Fisher-Yates shuffle from the shared generator)."""
     values = list(values)
     for i in range(len(values) - 1, 0, -1):
@@ -106,7 +108,7 @@ def visit_order(starts: list[int], run_order: list[int]) -> list[int]:
 
     for lane in lanes:
         take_run(lane)
-    order = []
+    order: list[int] = []
     while True:
         step = [lane for lane in lanes if lane[0] < lane[1]]
         if not step:

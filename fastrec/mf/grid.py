@@ -123,12 +123,14 @@ def arrange_blocks(grid: BlockGrid, users: np.ndarray, items: np.ndarray, values
     out_values = np.empty(nnz, dtype=values.dtype)
     block_ptr = np.empty(grid.side * grid.side + 1, dtype=np.int64)
     order = np.empty(0, dtype=np.int64) if grid.by_user is None else grid.by_user
-    group_by_block(np.ascontiguousarray(users, dtype=np.int32),
-                   np.ascontiguousarray(items, dtype=np.int32), np.ascontiguousarray(values),
-                   order, grid.user_group * grid.side, grid.item_group,
-                   _rank(grid.user_order, grid.user_group.size)[:-1],
-                   _rank(grid.item_order, grid.item_group.size)[:-1],
-                   out_users, out_items, out_values, block_ptr)
+    group_by_block(users=np.ascontiguousarray(users, dtype=np.int32),
+                   items=np.ascontiguousarray(items, dtype=np.int32),
+                   ratings=np.ascontiguousarray(values), order=order,
+                   user_block=grid.user_group * grid.side, item_block=grid.item_group,
+                   user_row=_rank(grid.user_order, grid.user_group.size)[:-1],
+                   item_row=_rank(grid.item_order, grid.item_group.size)[:-1],
+                   out_users=out_users, out_items=out_items, out_ratings=out_values,
+                   block_ptr=block_ptr)
     return out_users, out_items, out_values, block_ptr
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -33,7 +33,7 @@ from fastrec.recommenders._base import (
     raw_id_array,
     raw_item_ids,
 )
-from fastrec.scoring import topn
+from fastrec.scoring.topn import topn
 
 FORMAT_NAME = "fastrec.MatrixFactorization"
 # Version 2: the Recommender layout (ratings_* interactions, params with random_state);
@@ -55,10 +55,18 @@ class DivergenceError(FloatingPointError, ValueError):
     """
 
 
-def _kernels(backend: str):
-    """(sgd_mf_epoch, mf_predict, group_by_block) of one backend; all share one argument order."""
+class _Kernels(NamedTuple):
+    """The factorization kernels of one backend; call them with keyword arguments."""
+
+    sgd_mf_epoch: Callable[..., None]
+    mf_predict: Callable[..., None]
+    group_by_block: Callable[..., None]
+
+
+def _kernels(backend: str) -> _Kernels:
+    """``sgd_mf_epoch``, ``mf_predict`` and ``group_by_block`` of one backend."""
     module = _runtime.kernel_module(backend, "mf")
-    return module.sgd_mf_epoch, module.mf_predict, module.group_by_block
+    return _Kernels(module.sgd_mf_epoch, module.mf_predict, module.group_by_block)
 
 
 class MatrixFactorization(Recommender):
@@ -192,8 +200,9 @@ class MatrixFactorization(Recommender):
     _FORMAT_VERSION = FORMAT_VERSION
     _PARAMS = ("n_factors", "n_epochs", "lr", "reg", "lr_bias", "reg_bias", "init_std", "biased",
                "non_negative", "random_state", "hogwild", "clip", "early_stopping")
-    _P: np.ndarray | None = None  # padded, aligned (n_users, stride)
-    _Q: np.ndarray | None = None
+    # Fitted state, set by fit or load (absent before): padded, aligned (n, stride) factors.
+    _P: np.ndarray
+    _Q: np.ndarray
 
     def __init__(
         self,
@@ -239,7 +248,8 @@ class MatrixFactorization(Recommender):
         for name in ("_P", "_Q"):
             factors = self.__dict__.get(name)
             if factors is not None and factors.ctypes.data % _ALIGN:
-                aligned = aligned_zeros(*factors.shape, factors.dtype)
+                rows, cols = factors.shape
+                aligned = aligned_zeros(rows, cols, factors.dtype)
                 aligned[...] = factors
                 setattr(self, name, aligned)
 
@@ -377,7 +387,7 @@ class MatrixFactorization(Recommender):
         -------
         self
         """
-        if self._R is None:
+        if getattr(self, "_R", None) is None:
             if n_epochs is not None:
                 V.check_int(n_epochs, "n_epochs", minimum=1)
             return self.fit(ratings, validation=validation, columns=columns)
@@ -489,9 +499,9 @@ class MatrixFactorization(Recommender):
                item_map: IdMap) -> tuple[dict[str, list[float]], int]:
         """Run the epochs on ``state`` (INOUT); returns (history, epochs run)."""
         backend, n_threads = params["backend"], params["n_threads"]
-        sgd_epoch, predict_kernel, group_by_block = _kernels(backend)
+        kernels = _kernels(backend)
         valid = self._validation_arrays(validation, columns, user_map, item_map)
-        rating_range = (getattr(self, "rating_range_", None) if first_epoch
+        rating_range = (self.rating_range_ if first_epoch  # set by the fit being continued
                         else (float(values.min()), float(values.max())))
         if params["early_stopping"] is not None and valid is None:
             raise ValueError("early_stopping needs validation data: pass fit(..., validation=...).")
@@ -503,9 +513,9 @@ class MatrixFactorization(Recommender):
         # Working copies grouped by block; the kernels shuffle them in place.  With
         # a grid, rows are renumbered in group order (see grid_groups) for the epochs.
         work_users, work_items, work_values, block_ptr = arrange_blocks(
-            grid, users, items, values, group_by_block)
+            grid, users, items, values, kernels.group_by_block)
         final_state, user_order, item_order = state, grid.user_order, grid.item_order
-        if user_order is not None:
+        if user_order is not None and item_order is not None:  # both or neither
             state = {"P": _rows_in_order(state["P"], user_order),
                      "Q": _rows_in_order(state["Q"], item_order),
                      "bu": _rows_in_order(state["bu"], user_order),
@@ -515,6 +525,15 @@ class MatrixFactorization(Recommender):
                          _rank(item_order, item_order.size)[valid[1]], valid[2])
         block_sse = np.zeros(side * side, dtype=np.float64)
         nnz = values.size
+        # Every sgd_mf_epoch argument but the per-epoch three, named once for the whole fit.
+        epoch_args = dict(
+            users=work_users, items=work_items, ratings=work_values, block_ptr=block_ptr,
+            P=state["P"], Q=state["Q"], bu=state["bu"], bi=state["bi"],
+            n_factors=params["n_factors"], mu=mu, lr=params["lr"], reg=params["reg"],
+            lr_bias=params["lr_bias"], reg_bias=params["reg_bias"], biased=params["biased"],
+            non_negative=params["non_negative"], hogwild=params["hogwild"],
+            out_block_sse=block_sse, n_threads=n_threads,
+        )
 
         history: dict[str, list[float]] = {"train_rmse": [], "seconds": []}
         if valid is not None:
@@ -538,12 +557,8 @@ class MatrixFactorization(Recommender):
                 for epoch, schedule, shuffle_seed in zip(
                         range(first_epoch, first_epoch + n_epochs), schedules, shuffle_seeds):
                     start = time.perf_counter()
-                    sgd_epoch(work_users, work_items, work_values, block_ptr, schedule,
-                              state["P"], state["Q"], state["bu"], state["bi"], params["n_factors"],
-                              mu, params["lr"], params["reg"], params["lr_bias"],
-                              params["reg_bias"], params["biased"], params["non_negative"],
-                              params["hogwild"], shuffle_seed, epoch == first_epoch, block_sse,
-                              n_threads)
+                    kernels.sgd_mf_epoch(schedule=schedule, shuffle_seed=shuffle_seed,
+                                         shuffle_within_runs=epoch == first_epoch, **epoch_args)
                     train_rmse = math.sqrt(float(block_sse.sum()) / nnz)
                     epochs_run += 1
                     last = epoch == first_epoch + n_epochs - 1
@@ -562,8 +577,10 @@ class MatrixFactorization(Recommender):
                     postfix = {"train_rmse": f"{train_rmse:.4f}"}
                     if valid is not None:
                         pred = np.empty(valid[0].size, dtype=state["P"].dtype)
-                        predict_kernel(state["P"], state["Q"], state["bu"], state["bi"], mu,
-                                       params["biased"], valid[0], valid[1], pred, n_threads)
+                        kernels.mf_predict(P=state["P"], Q=state["Q"], bu=state["bu"],
+                                           bi=state["bi"], mu=mu, biased=params["biased"],
+                                           users=valid[0], items=valid[1], out=pred,
+                                           n_threads=n_threads)
                         pred = self._finish_predictions(pred, valid[0], valid[1], params["biased"],
                                                         params["clip"], rating_range)
                         valid_rmse = float(np.sqrt(np.mean((pred - valid[2]) ** 2)))
@@ -645,8 +662,10 @@ class MatrixFactorization(Recommender):
         backend = _runtime.resolve_backend(self.backend)
         n_threads = _runtime.resolve_threads(self.n_threads)
         with _runtime.kernel_threads(backend, n_threads):
-            _kernels(backend)[1](self._P, self._Q, self.user_bias_, self.item_bias_, self._mu,
-                                 self._biased, inner_u, inner_i, pred, n_threads)
+            _kernels(backend).mf_predict(P=self._P, Q=self._Q, bu=self.user_bias_,
+                                         bi=self.item_bias_, mu=self._mu, biased=self._biased,
+                                         users=inner_u, items=inner_i, out=pred,
+                                         n_threads=n_threads)
         pred = self._finish_predictions(pred, inner_u, inner_i, self._biased, clip,
                                         self.rating_range_)
         return pred[0] if scalar else pred

@@ -4,7 +4,7 @@ popularity for cold users, save/load."""
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -21,10 +21,17 @@ from fastrec.recommenders._checks import UnknownIdError, saveable_ids
 FORMAT_VERSION = 1
 
 
-def kernels(backend: str):
-    """(sparse_score_topn, dense_topn) of one backend; all share one argument order."""
+class Kernels(NamedTuple):
+    """The recommendation kernels of one backend; call them with keyword arguments."""
+
+    sparse_score_topn: Callable[..., None]
+    dense_topn: Callable[..., None]
+
+
+def kernels(backend: str) -> Kernels:
+    """``sparse_score_topn`` and ``dense_topn`` of one backend."""
     module = _runtime.kernel_module(backend, "recommenders")
-    return module.sparse_score_topn, module.dense_topn
+    return Kernels(module.sparse_score_topn, module.dense_topn)
 
 
 def ratings_matrix(data: Any, columns: Any, dtype: np.dtype, item_map: IdMap | None = None
@@ -256,10 +263,10 @@ class Recommender(Estimator):
     _FORMAT_NAME = ""
     _FORMAT_VERSION = FORMAT_VERSION
     _PARAMS: tuple[str, ...] = ()
-    # Fitted state, set by fit or load: id maps and the users x items interactions.
-    _R: sp.csr_matrix | None = None
-    _user_map: IdMap | None = None
-    _item_map: IdMap | None = None
+    # Fitted state, set by fit or load (absent before): id maps and the users x items interactions.
+    _R: sp.csr_matrix
+    _user_map: IdMap
+    _item_map: IdMap
 
     def __init__(self, *, dtype: Any = np.float32, n_threads: int | None = None, backend: str = "auto"):
         self.dtype = dtype
@@ -571,12 +578,14 @@ class Recommender(Estimator):
         out_idx = np.empty((rows.size, n), dtype=np.int64)
         out_scores = np.empty((rows.size, n), dtype=dtype)
         with _runtime.kernel_threads(backend, n_threads):
-            kernels(backend)[0](
-                a.indptr, a.indices, a.data, w.indptr, w.indices, w.data, W.shape[1],
-                np.ascontiguousarray(seen.indptr, dtype=np.int64),
-                np.ascontiguousarray(seen.indices, dtype=index_dtype),
-                np.ascontiguousarray(rows, dtype=np.int64), allowed, bool(exclude_seen), n,
-                out_idx, out_scores, n_threads,
+            kernels(backend).sparse_score_topn(
+                a_indptr=a.indptr, a_indices=a.indices, a_data=a.data,
+                w_indptr=w.indptr, w_indices=w.indices, w_data=w.data, n_items=W.shape[1],
+                seen_indptr=np.ascontiguousarray(seen.indptr, dtype=np.int64),
+                seen_indices=np.ascontiguousarray(seen.indices, dtype=index_dtype),
+                rows=np.ascontiguousarray(rows, dtype=np.int64), allowed=allowed,
+                exclude_seen=bool(exclude_seen), n=n,
+                out_indices=out_idx, out_scores=out_scores, n_threads=n_threads,
             )
         return out_idx, out_scores
 
@@ -602,16 +611,16 @@ class Recommender(Estimator):
         stored too.  Ids must be integers or strings.
         """
         self._check_fitted()
-        np.savez(
-            path,
-            format_name=np.array(self._FORMAT_NAME),
-            format_version=np.array(self._FORMAT_VERSION),
-            params=np.array(repr(self._saved_param_values())),
-            user_ids=saveable_ids(self._user_map.to_saveable(), "user"),
-            item_ids=saveable_ids(self._item_map.to_saveable(), "item"),
+        fields: dict[str, Any] = {  # np.savez's keywords: arrays, never its allow_pickle flag
+            "format_name": np.array(self._FORMAT_NAME),
+            "format_version": np.array(self._FORMAT_VERSION),
+            "params": np.array(repr(self._saved_param_values())),
+            "user_ids": saveable_ids(self._user_map.to_saveable(), "user"),
+            "item_ids": saveable_ids(self._item_map.to_saveable(), "item"),
             **csr_fields("ratings", self._R),
             **self._state(),
-        )
+        }
+        np.savez(path, **fields)
 
     @classmethod
     def load(cls, path: str | os.PathLike | Any, **overrides: Any):
@@ -682,7 +691,8 @@ def dense_topn(scores: np.ndarray, n: int, backend: str, n_threads: int) -> tupl
     out_idx = np.empty((scores.shape[0], n), dtype=np.int64)
     out_scores = np.empty((scores.shape[0], n), dtype=scores.dtype)
     with _runtime.kernel_threads(backend, n_threads):
-        kernels(backend)[1](scores, n, out_idx, out_scores, n_threads)
+        kernels(backend).dense_topn(scores=scores, n=n, out_indices=out_idx, out_scores=out_scores,
+                                    n_threads=n_threads)
     return out_idx, out_scores
 
 

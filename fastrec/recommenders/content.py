@@ -82,8 +82,8 @@ class ContentKNN(Recommender):
     """
 
     _FORMAT_NAME = "fastrec.ContentKNN"
-    _X: sp.csr_matrix | None = None  # items x features, rows of the item map
-    _W: sp.csr_matrix | None = None  # features x items, columns L2-normalised
+    _X: sp.csr_matrix  # items x features, rows of the item map (set by fit)
+    _W: sp.csr_matrix  # features x items, columns L2-normalised (set by fit)
 
     def __init__(self, features: Any = None, item_ids: Any = None, *, dtype: Any = np.float32,
                  n_threads: int | None = None, backend: str = "auto"):

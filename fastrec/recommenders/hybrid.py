@@ -25,7 +25,7 @@ from fastrec.recommenders._base import (
 NORMALIZATIONS = ("minmax", "zscore", "none")
 
 
-def _model_classes() -> dict[str, type]:
+def _model_classes() -> dict[str, type[Recommender]]:
     from fastrec.mf import MatrixFactorization
     from fastrec.recommenders.content import ContentKNN
     from fastrec.recommenders.knn import ItemKNN, UserKNN
@@ -201,15 +201,15 @@ class Hybrid(Recommender):
     # -- the Recommender state, derived from the models ------------------------------------
 
     @property
-    def _R(self) -> sp.csr_matrix | None:
+    def _R(self) -> sp.csr_matrix | None:  # type: ignore[override]  # derived, None until fitted
         return self._combined()["seen"] if self._fitted() else None
 
     @property
-    def _user_map(self) -> IdMap | None:
+    def _user_map(self) -> IdMap | None:  # type: ignore[override]  # derived, None until fitted
         return self._combined()["user_map"] if self._fitted() else None
 
     @property
-    def _item_map(self) -> IdMap | None:
+    def _item_map(self) -> IdMap | None:  # type: ignore[override]  # derived, None until fitted
         return self._combined()["item_map"] if self._fitted() else None
 
     def _check_fitted(self) -> None:
@@ -266,7 +266,7 @@ class Hybrid(Recommender):
         """
         pairs = self._checked_params()["pairs"]
         self._combined()  # raises when a model is not fitted
-        fields = {}
+        fields: dict[str, Any] = {}  # np.savez's keywords: arrays, never its allow_pickle flag
         for position, (model, _) in enumerate(pairs):
             buffer = io.BytesIO()
             model.save(buffer)

@@ -62,7 +62,7 @@ class _NeighbourKNN(Recommender):
     """Shared parameters, neighbour lookup and persistence of ItemKNN and UserKNN."""
 
     _PARAMS = ("k", "shrink")
-    _S: sp.csr_matrix | None = None  # neighbours of every item (user) in rank order
+    _S: sp.csr_matrix  # set by fit: neighbours of every item (user) in rank order
 
     def __init__(self, k: int = 50, shrink: float = 0.0, *, dtype: Any = np.float32,
                  n_threads: int | None = None, backend: str = "auto"):

@@ -127,15 +127,16 @@ def topn(
     if cand.shared is not None:
         if exclude is not None:
             excl_indptr, excl_indices = _columns_subset(excl_indptr, excl_indices, cand.shared, n_items)
-    elif cand.indptr is not None:
+    elif cand.indptr is not None and cand.indices is not None:  # set together
         cand_indptr, cand_indices = cand.indptr, cand.indices
 
     out_indices = np.empty((n_queries, n), dtype=index_dtype)
     out_scores = np.empty((n_queries, n), dtype=u.dtype)
     if n_queries:
         with _runtime.kernel_threads(backend, n_threads):
-            _kernel(backend)(u, v, excl_indptr, excl_indices, cand_indptr, cand_indices,
-                             out_indices, out_scores, n_threads)
+            _kernel(backend)(u=u, v=v, exclude_indptr=excl_indptr, exclude_indices=excl_indices,
+                             cand_indptr=cand_indptr, cand_indices=cand_indices,
+                             out_indices=out_indices, out_scores=out_scores, n_threads=n_threads)
     if cand.shared is not None:
         found = out_indices >= 0
         out_indices[found] = cand.shared[out_indices[found]]

@@ -155,10 +155,12 @@ def cosine_topk(
     out_counts = np.zeros(n_out, dtype=np.int64)
     with _runtime.kernel_threads(backend, n_threads):
         _kernel(backend)(
-            xa.indptr, xa.indices, xa.data,
-            yta.indptr, yta.indices, yta.data,
-            m, start, stop, capacity, shrink, x_exp, y_exp, same_matrix, bool(exclude_self),
-            out_indices, out_scores, out_counts, n_threads,
+            x_indptr=xa.indptr, x_indices=xa.indices, x_data=xa.data,
+            yt_indptr=yta.indptr, yt_indices=yta.indices, yt_data=yta.data,
+            n_candidates=m, row_begin=start, row_end=stop, k=capacity, shrink=shrink,
+            x_exp=x_exp, y_exp=y_exp, same_matrix=same_matrix, exclude_self=bool(exclude_self),
+            out_indices=out_indices, out_scores=out_scores, out_counts=out_counts,
+            n_threads=n_threads,
         )
     return topk_table_to_csr(out_indices, out_scores, out_counts, m)
 
