@@ -4,6 +4,7 @@ independence, scikit-learn agreement, seeding quality, API and bad input."""
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -926,3 +927,37 @@ def test_fitted_model_is_safe_for_concurrent_reads(backend):
             np.testing.assert_array_equal(a[1], b[1])
             assert a[2] == b[2]
             np.testing.assert_array_equal(a[3], b[3])
+
+
+# -- found by mutation testing ---------------------------------------------------------------
+
+
+def test_fit_transform_and_fit_predict_pass_sample_weight_on():
+    X = blobs(n=600, d=4, segments=3, dtype=np.float64)
+    w = np.random.default_rng(1).uniform(0.0, 5.0, X.shape[0])
+    w[X[:, 0] > 0] *= 50  # weights that move the centres
+    init = first_rows(X, 3)
+    weighted = fastrec.KMeans(3, init=init, tol=0).fit(X, sample_weight=w)
+    plain = fastrec.KMeans(3, init=init, tol=0).fit(X)
+    assert np.abs(weighted.cluster_centers_ - plain.cluster_centers_).max() > 1e-3
+    np.testing.assert_array_equal(fastrec.KMeans(3, init=init, tol=0).fit_transform(X, sample_weight=w),
+                                  weighted.transform(X))
+    np.testing.assert_array_equal(fastrec.KMeans(3, init=init, tol=0).fit_predict(X, sample_weight=w),
+                                  weighted.labels_)
+    # transform: Euclidean distances to the centres, every row and centre
+    want = np.sqrt(((X[:, None, :] - weighted.cluster_centers_[None]) ** 2).sum(-1))
+    np.testing.assert_allclose(weighted.transform(X), want, rtol=1e-12, atol=1e-12)
+
+
+def test_transform_overflow_error_is_clean_and_names_the_fix():
+    top = np.finfo(np.float32).max
+    X = np.array([[0.9, 0.9], [-0.9, -0.9], [0.9, -0.9], [-0.9, 0.9]], np.float32) * top
+    km = fastrec.KMeans(1, init=np.zeros((1, 2), np.float32)).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the overflow is reported once, as the ValueError
+        with pytest.raises(ValueError) as info:
+            km.transform(X)
+    assert str(info.value) == (
+        "Some distances from X to the centres exceed the largest float32 value (3.4e+38). Fit "
+        "the model on float64 data, or rescale X by a constant such as 2.0**-64 before fitting "
+        "and transforming.")
