@@ -961,3 +961,46 @@ def test_transform_overflow_error_is_clean_and_names_the_fix():
         "Some distances from X to the centres exceed the largest float32 value (3.4e+38). Fit "
         "the model on float64 data, or rescale X by a constant such as 2.0**-64 before fitting "
         "and transforming.")
+
+
+def greedy_kmeans_plusplus_rows(X, w, k, rng):
+    """Rows greedy k-means++ picks, from its definition with brute-force float64 distances:
+    first row ~ w, then the best of 2 + ln(k) candidates ~ w D^2 (lowest potential kept)."""
+    X64, w = X.astype(np.float64), w.astype(np.float64)
+    trials = 2 + int(np.log(k))
+
+    def draw(weights, values):
+        return np.minimum(np.searchsorted(np.cumsum(weights), values), len(weights) - 1)
+
+    rows = [int(draw(w, rng.random(1) * w.sum())[0])]
+    closest = ((X64 - X64[rows[0]]) ** 2).sum(1)
+    for _ in range(1, k):
+        potential = w @ closest
+        if potential > 0:
+            candidates = draw(w * closest, rng.random(trials) * potential)
+        else:
+            candidates = rng.integers(0, X.shape[0], size=trials)
+        dist = ((X64[:, None, :] - X64[candidates][None]) ** 2).sum(-1)
+        dist = np.minimum(dist, closest[:, None])
+        best = int(np.argmin(w @ dist))
+        closest = dist[:, best]
+        rows.append(int(candidates[best]))
+    return rows
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_kmeans_plusplus_seeds_match_the_definition(weighted):
+    X = blobs(n=700, d=4, segments=9, dtype=np.float64, seed=3)
+    w = np.random.default_rng(4).uniform(0.5, 3.0, X.shape[0]) if weighted else np.ones(X.shape[0])
+    for k, seed in ((1, 0), (5, 1), (9, 2), (9, 3)):
+        rows = greedy_kmeans_plusplus_rows(X, w, k, np.random.default_rng(seed))
+        got = fastrec.KMeans(k, random_state=seed, max_iter=1, tol=0).fit(X, sample_weight=w)
+        want = fastrec.KMeans(k, init=X[rows], max_iter=1, tol=0).fit(X, sample_weight=w)
+        np.testing.assert_array_equal(got.cluster_centers_, want.cluster_centers_)
+        np.testing.assert_array_equal(got.labels_, want.labels_)
+    # two distinct rows and three clusters: the third seed is drawn when every row sits on a centre
+    D = np.repeat(np.array([[0.0, 1.0], [3.0, -1.0]]), [5, 7], axis=0)
+    rows = greedy_kmeans_plusplus_rows(D, np.ones(12), 3, np.random.default_rng(6))
+    got = fastrec.KMeans(3, random_state=6, max_iter=1, tol=0).fit(D)
+    np.testing.assert_array_equal(got.cluster_centers_,
+                                  fastrec.KMeans(3, init=D[rows], max_iter=1, tol=0).fit(D).cluster_centers_)
