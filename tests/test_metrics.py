@@ -551,3 +551,13 @@ def test_slots_past_the_catalogue_are_checked_up_to_k():
         recall_at_k(bad, test, 7)
     with pytest.raises(ValueError):  # ragged rows
         per_user_metrics([[0, 1], [2]], sp.csr_matrix((2, 4)), 2)
+
+
+def test_per_user_metrics_and_coverage_default_to_k_10():
+    recs, test = random_case(4, n_users=6, width=12)
+    head = recs[:, :10]
+    assert not np.isin(recs[:, 10], head).all()  # slot 10 adds items: k=11 would cover more
+    per_user, flags = per_user_metrics(recs, test)
+    np.testing.assert_allclose(per_user, brute_force(recs, test, 10), rtol=1e-13, equal_nan=True)
+    np.testing.assert_array_equal(np.flatnonzero(flags), np.unique(head[head >= 0]))
+    assert coverage(recs, test) == np.unique(head[head >= 0]).size / test.shape[1]
