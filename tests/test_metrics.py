@@ -561,3 +561,12 @@ def test_per_user_metrics_and_coverage_default_to_k_10():
     np.testing.assert_allclose(per_user, brute_force(recs, test, 10), rtol=1e-13, equal_nan=True)
     np.testing.assert_array_equal(np.flatnonzero(flags), np.unique(head[head >= 0]))
     assert coverage(recs, test) == np.unique(head[head >= 0]).size / test.shape[1]
+
+
+def test_evaluate_passes_backend_and_threads_to_the_kernel(kernel_calls):
+    train, test = small_catalogue_split()
+    model = fastrec.ItemKNN(k=3).fit(train)
+    threads = fastrec.get_num_threads() + 1
+    for backend in BACKENDS:
+        evaluate(model, None, test, k=4, backend=backend, n_threads=threads)
+        assert kernel_calls[-1][:2] == (backend, threads)
