@@ -1004,3 +1004,22 @@ def test_kmeans_plusplus_seeds_match_the_definition(weighted):
     got = fastrec.KMeans(3, random_state=6, max_iter=1, tol=0).fit(D)
     np.testing.assert_array_equal(got.cluster_centers_,
                                   fastrec.KMeans(3, init=D[rows], max_iter=1, tol=0).fit(D).cluster_centers_)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_predict_score_transform_with_more_clusters_than_features(backend, dtype):
+    X = blobs(n=500, d=2, segments=7, dtype=dtype, seed=8)
+    Y = blobs(n=300, d=2, segments=7, dtype=dtype, seed=9)
+    w = np.random.default_rng(2).uniform(0.0, 2.0, Y.shape[0])
+    km = fastrec.KMeans(7, random_state=0, backend=backend).fit(X)
+    C = km.cluster_centers_.astype(np.float64)
+    D = ((Y.astype(np.float64)[:, None, :] - C[None]) ** 2).sum(-1)
+    labels = km.predict(Y)
+    # every row's label is a nearest centre (to the rounding of the dtype's distances)
+    eps = 1e-5 if dtype == np.float32 else 1e-12
+    rows = np.arange(Y.shape[0])
+    assert np.all(D[rows, labels] <= D.min(1) * (1 + eps) + eps)
+    assert -km.score(Y, sample_weight=w) == pytest.approx(float(w @ D.min(1)), rel=eps * 10)
+    assert -km.score(Y) == pytest.approx(float(D.min(1).sum()), rel=eps * 10)
+    np.testing.assert_allclose(km.transform(Y), np.sqrt(D), rtol=eps * 10, atol=eps * 10)
