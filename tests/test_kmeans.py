@@ -1023,3 +1023,20 @@ def test_predict_score_transform_with_more_clusters_than_features(backend, dtype
     assert -km.score(Y, sample_weight=w) == pytest.approx(float(w @ D.min(1)), rel=eps * 10)
     assert -km.score(Y) == pytest.approx(float(D.min(1).sum()), rel=eps * 10)
     np.testing.assert_allclose(km.transform(Y), np.sqrt(D), rtol=eps * 10, atol=eps * 10)
+
+
+def test_weighted_pick_is_the_inverse_cdf_and_clamps_rounding_overshoot():
+    from fastrec.cluster.kmeans import _weighted_pick
+
+    rng = np.random.default_rng(0)
+    weights = rng.uniform(0.0, 1.0, 50)
+    weights[rng.random(50) < 0.3] = 0.0  # zero-weight rows are never drawn
+    cumulative = np.cumsum(weights)
+    # draws over [0, total], the total itself, and a rounding overshoot past it
+    total = cumulative[-1]
+    values = np.concatenate([rng.random(500) * total, [total, total * (1 + 1e-15)]])
+    got = _weighted_pick(cumulative, values)
+    want = [min(next((i for i, c in enumerate(cumulative) if c >= v), len(cumulative)), len(cumulative) - 1)
+            for v in values]
+    np.testing.assert_array_equal(got, want)
+    assert got[-1] == len(cumulative) - 1 and weights[got[:500]].min() > 0
