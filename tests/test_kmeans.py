@@ -1040,3 +1040,44 @@ def test_weighted_pick_is_the_inverse_cdf_and_clamps_rounding_overshoot():
             for v in values]
     np.testing.assert_array_equal(got, want)
     assert got[-1] == len(cumulative) - 1 and weights[got[:500]].min() > 0
+
+
+def hand_lloyd(X, w, C, max_iter, tol):
+    """Weighted Lloyd iterations written from the definition (float64 brute-force distances,
+    centres rounded to X's dtype): stop when the labels repeat or the squared centre shift is
+    at most tol * mean(var(X)).  The data must leave no cluster empty."""
+    X64, w = X.astype(np.float64), np.asarray(w, np.float64)
+    tol_abs = tol * np.var(X64, axis=0).mean()
+    C, previous, n_iter = C.astype(X.dtype), None, 0
+    for it in range(max_iter):
+        labels = ((X64[:, None, :] - C.astype(np.float64)[None]) ** 2).sum(-1).argmin(1)
+        new = np.stack([(w[labels == j, None] * X64[labels == j]).sum(0) / w[labels == j].sum()
+                        for j in range(C.shape[0])]).astype(X.dtype)
+        shift = ((new.astype(np.float64) - C.astype(np.float64)) ** 2).sum()
+        C, n_iter = new, it + 1
+        if (previous is not None and np.array_equal(labels, previous)) or shift <= tol_abs:
+            break
+        previous = labels
+    D = ((X64[:, None, :] - C.astype(np.float64)[None]) ** 2).sum(-1)
+    return C, D.argmin(1), float(w @ D.min(1)), n_iter
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_lloyd_matches_hand_written_iterations(backend, dtype):
+    X = blobs(n=800, d=3, segments=4, dtype=dtype, seed=11) * dtype(3)
+    w = np.random.default_rng(3).uniform(0.5, 2.0, X.shape[0])
+    init = first_rows(X, 4, seed=2)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    seen = set()
+    for tol, max_iter in ((0.0, 300), (1e-3, 300), (0.05, 300), (0.0, 1), (0.0, 3)):
+        C, labels, inertia, n_iter = hand_lloyd(X, w, init, max_iter, tol)
+        km = fastrec.KMeans(4, init=init, tol=tol, max_iter=max_iter, backend=backend).fit(
+            X, sample_weight=w)
+        assert km.n_iter_ == n_iter, (tol, max_iter)
+        np.testing.assert_array_equal(km.labels_, labels)
+        np.testing.assert_allclose(km.cluster_centers_, C, rtol=rtol, atol=rtol)
+        assert km.inertia_ == pytest.approx(inertia, rel=rtol * 10)
+        assert -km.score(X, sample_weight=w) == pytest.approx(inertia, rel=rtol * 10)
+        seen.add(n_iter)
+    assert len(seen) >= 4  # the tolerances and caps stop at different iterations
