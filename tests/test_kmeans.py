@@ -1079,5 +1079,9 @@ def test_lloyd_matches_hand_written_iterations(backend, dtype):
         np.testing.assert_allclose(km.cluster_centers_, C, rtol=rtol, atol=rtol)
         assert km.inertia_ == pytest.approx(inertia, rel=rtol * 10)
         assert -km.score(X, sample_weight=w) == pytest.approx(inertia, rel=rtol * 10)
+        sparse = fastrec.KMeans(4, init=init, tol=tol, max_iter=max_iter, backend=backend).fit(
+            sp.csr_matrix(X), sample_weight=w)  # the tolerance from the sparse variance
+        assert sparse.n_iter_ == n_iter, (tol, max_iter)
+        np.testing.assert_array_equal(sparse.labels_, labels)
         seen.add(n_iter)
     assert len(seen) >= 4  # the tolerances and caps stop at different iterations
