@@ -992,10 +992,11 @@ def greedy_kmeans_plusplus_rows(X, w, k, rng):
 def test_kmeans_plusplus_seeds_match_the_definition(weighted):
     X = blobs(n=700, d=4, segments=9, dtype=np.float64, seed=3)
     w = np.random.default_rng(4).uniform(0.5, 3.0, X.shape[0]) if weighted else np.ones(X.shape[0])
-    for k, seed in ((1, 0), (5, 1), (9, 2), (9, 3)):
-        rows = greedy_kmeans_plusplus_rows(X, w, k, np.random.default_rng(seed))
-        got = fastrec.KMeans(k, random_state=seed, max_iter=1, tol=0).fit(X, sample_weight=w)
-        want = fastrec.KMeans(k, init=X[rows], max_iter=1, tol=0).fit(X, sample_weight=w)
+    small = X * 2.0**-12  # potentials below 1 are still drawn from D^2
+    for data, k, seed in ((X, 1, 0), (X, 5, 1), (X, 9, 2), (X, 9, 3), (small, 9, 4)):
+        rows = greedy_kmeans_plusplus_rows(data, w, k, np.random.default_rng(seed))
+        got = fastrec.KMeans(k, random_state=seed, max_iter=1, tol=0).fit(data, sample_weight=w)
+        want = fastrec.KMeans(k, init=data[rows], max_iter=1, tol=0).fit(data, sample_weight=w)
         np.testing.assert_array_equal(got.cluster_centers_, want.cluster_centers_)
         np.testing.assert_array_equal(got.labels_, want.labels_)
     # two distinct rows and three clusters: the third seed is drawn when every row sits on a centre
