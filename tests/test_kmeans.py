@@ -1086,3 +1086,24 @@ def test_lloyd_matches_hand_written_iterations(backend, dtype):
         np.testing.assert_array_equal(sparse.labels_, labels)
         seen.add(n_iter)
     assert len(seen) >= 4  # the tolerances and caps stop at different iterations
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_empty_cluster_relocation_ties_and_singletons_follow_the_rule(backend):
+    # 40 rows around the origin; rows 5 and 30 tie as the farthest from centre 0, and centre 1
+    # starts far from everything, so it is empty after the first assignment
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1.0, 1.0, (40, 2))
+    X[5], X[30] = (3.0, 0.0), (0.0, 3.0)
+    init = np.array([[0.0, 0.0], [100.0, 100.0]])
+    km = fastrec.KMeans(2, init=init, max_iter=1, tol=0, backend=backend).fit(X)
+    # ties go to the smaller row index; the row leaves its old cluster's mean
+    np.testing.assert_array_equal(km.cluster_centers_[1], X[5])
+    np.testing.assert_allclose(km.cluster_centers_[0], np.delete(X, 5, axis=0).mean(0), rtol=1e-12,
+                               atol=1e-15)
+    # a cluster holding one row of weight 1 is not empty: it keeps its row
+    Y = np.vstack([X[np.arange(40) != 5], [[50.0, 50.0]]])
+    km = fastrec.KMeans(2, init=np.array([[0.0, 0.0], [50.0, 50.0]]), max_iter=1, tol=0,
+                        backend=backend).fit(Y)
+    np.testing.assert_array_equal(km.cluster_centers_[1], [50.0, 50.0])
+    np.testing.assert_allclose(km.cluster_centers_[0], Y[:-1].mean(0), rtol=1e-12, atol=1e-15)
