@@ -4,6 +4,7 @@ independence, scikit-learn agreement, seeding quality, API and bad input."""
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -926,3 +927,195 @@ def test_fitted_model_is_safe_for_concurrent_reads(backend):
             np.testing.assert_array_equal(a[1], b[1])
             assert a[2] == b[2]
             np.testing.assert_array_equal(a[3], b[3])
+
+
+# -- found by mutation testing ---------------------------------------------------------------
+
+
+def test_fit_transform_and_fit_predict_pass_sample_weight_on():
+    X = blobs(n=600, d=4, segments=3, dtype=np.float64)
+    w = np.random.default_rng(1).uniform(0.0, 5.0, X.shape[0])
+    w[X[:, 0] > 0] *= 50  # weights that move the centres
+    init = first_rows(X, 3)
+    weighted = fastrec.KMeans(3, init=init, tol=0).fit(X, sample_weight=w)
+    plain = fastrec.KMeans(3, init=init, tol=0).fit(X)
+    assert np.abs(weighted.cluster_centers_ - plain.cluster_centers_).max() > 1e-3
+    np.testing.assert_array_equal(fastrec.KMeans(3, init=init, tol=0).fit_transform(X, sample_weight=w),
+                                  weighted.transform(X))
+    np.testing.assert_array_equal(fastrec.KMeans(3, init=init, tol=0).fit_predict(X, sample_weight=w),
+                                  weighted.labels_)
+    # transform: Euclidean distances to the centres, every row and centre
+    want = np.sqrt(((X[:, None, :] - weighted.cluster_centers_[None]) ** 2).sum(-1))
+    np.testing.assert_allclose(weighted.transform(X), want, rtol=1e-12, atol=1e-12)
+
+
+def test_transform_overflow_error_is_clean_and_names_the_fix():
+    top = np.finfo(np.float32).max
+    X = np.array([[0.9, 0.9], [-0.9, -0.9], [0.9, -0.9], [-0.9, 0.9]], np.float32) * top
+    km = fastrec.KMeans(1, init=np.zeros((1, 2), np.float32)).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the overflow is reported once, as the ValueError
+        with pytest.raises(ValueError) as info:
+            km.transform(X)
+    assert str(info.value) == (
+        "Some distances from X to the centres exceed the largest float32 value (3.4e+38). Fit "
+        "the model on float64 data, or rescale X by a constant such as 2.0**-64 before fitting "
+        "and transforming.")
+
+
+def greedy_kmeans_plusplus_rows(X, w, k, rng):
+    """Rows greedy k-means++ picks, from its definition with brute-force float64 distances:
+    first row ~ w, then the best of 2 + ln(k) candidates ~ w D^2 (lowest potential kept)."""
+    X64, w = X.astype(np.float64), w.astype(np.float64)
+    trials = 2 + int(np.log(k))
+
+    def draw(weights, values):
+        return np.minimum(np.searchsorted(np.cumsum(weights), values), len(weights) - 1)
+
+    rows = [int(draw(w, rng.random(1) * w.sum())[0])]
+    closest = ((X64 - X64[rows[0]]) ** 2).sum(1)
+    for _ in range(1, k):
+        potential = w @ closest
+        if potential > 0:
+            candidates = draw(w * closest, rng.random(trials) * potential)
+        else:
+            candidates = rng.integers(0, X.shape[0], size=trials)
+        dist = ((X64[:, None, :] - X64[candidates][None]) ** 2).sum(-1)
+        dist = np.minimum(dist, closest[:, None])
+        best = int(np.argmin(w @ dist))
+        closest = dist[:, best]
+        rows.append(int(candidates[best]))
+    return rows
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_kmeans_plusplus_seeds_match_the_definition(weighted):
+    X = blobs(n=700, d=4, segments=9, dtype=np.float64, seed=3)
+    w = np.random.default_rng(4).uniform(0.5, 3.0, X.shape[0]) if weighted else np.ones(X.shape[0])
+    small = X * 2.0**-12  # potentials below 1 are still drawn from D^2
+    for data, k, seed in ((X, 1, 0), (X, 5, 1), (X, 9, 2), (X, 9, 3), (small, 9, 4)):
+        rows = greedy_kmeans_plusplus_rows(data, w, k, np.random.default_rng(seed))
+        got = fastrec.KMeans(k, random_state=seed, max_iter=1, tol=0).fit(data, sample_weight=w)
+        want = fastrec.KMeans(k, init=data[rows], max_iter=1, tol=0).fit(data, sample_weight=w)
+        np.testing.assert_array_equal(got.cluster_centers_, want.cluster_centers_)
+        np.testing.assert_array_equal(got.labels_, want.labels_)
+    # two distinct rows and three clusters: the third seed is drawn when every row sits on a centre
+    D = np.repeat(np.array([[0.0, 1.0], [3.0, -1.0]]), [5, 7], axis=0)
+    rows = greedy_kmeans_plusplus_rows(D, np.ones(12), 3, np.random.default_rng(6))
+    got = fastrec.KMeans(3, random_state=6, max_iter=1, tol=0).fit(D)
+    np.testing.assert_array_equal(got.cluster_centers_,
+                                  fastrec.KMeans(3, init=D[rows], max_iter=1, tol=0).fit(D).cluster_centers_)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_predict_score_transform_with_more_clusters_than_features(backend, dtype):
+    X = blobs(n=500, d=2, segments=7, dtype=dtype, seed=8)
+    Y = blobs(n=300, d=2, segments=7, dtype=dtype, seed=9)
+    w = np.random.default_rng(2).uniform(0.0, 2.0, Y.shape[0])
+    km = fastrec.KMeans(7, random_state=0, backend=backend).fit(X)
+    C = km.cluster_centers_.astype(np.float64)
+    D = ((Y.astype(np.float64)[:, None, :] - C[None]) ** 2).sum(-1)
+    labels = km.predict(Y)
+    # every row's label is a nearest centre (to the rounding of the dtype's distances)
+    eps = 1e-5 if dtype == np.float32 else 1e-12
+    rows = np.arange(Y.shape[0])
+    assert np.all(D[rows, labels] <= D.min(1) * (1 + eps) + eps)
+    assert -km.score(Y, sample_weight=w) == pytest.approx(float(w @ D.min(1)), rel=eps * 10)
+    assert -km.score(Y) == pytest.approx(float(D.min(1).sum()), rel=eps * 10)
+    np.testing.assert_allclose(km.transform(Y), np.sqrt(D), rtol=eps * 10, atol=eps * 10)
+
+
+def test_weighted_pick_is_the_inverse_cdf_and_clamps_rounding_overshoot():
+    from fastrec.cluster.kmeans import _weighted_pick
+
+    rng = np.random.default_rng(0)
+    weights = rng.uniform(0.0, 1.0, 50)
+    weights[rng.random(50) < 0.3] = 0.0  # zero-weight rows are never drawn
+    cumulative = np.cumsum(weights)
+    # draws over [0, total], the total itself, and a rounding overshoot past it
+    total = cumulative[-1]
+    values = np.concatenate([rng.random(500) * total, [total, total * (1 + 1e-15)]])
+    got = _weighted_pick(cumulative, values)
+    want = [min(next((i for i, c in enumerate(cumulative) if c >= v), len(cumulative)), len(cumulative) - 1)
+            for v in values]
+    np.testing.assert_array_equal(got, want)
+    assert got[-1] == len(cumulative) - 1 and weights[got[:500]].min() > 0
+
+
+def hand_lloyd(X, w, C, max_iter, tol):
+    """Weighted Lloyd iterations written from the definition (float64 brute-force distances,
+    centres rounded to X's dtype): stop when the labels repeat or the squared centre shift is
+    at most tol * mean(var(X)).  The data must leave no cluster empty."""
+    X64, w = X.astype(np.float64), np.asarray(w, np.float64)
+    tol_abs = tol * np.var(X64, axis=0).mean()
+    C, previous, n_iter = C.astype(X.dtype), None, 0
+    for it in range(max_iter):
+        labels = ((X64[:, None, :] - C.astype(np.float64)[None]) ** 2).sum(-1).argmin(1)
+        new = np.stack([(w[labels == j, None] * X64[labels == j]).sum(0) / w[labels == j].sum()
+                        for j in range(C.shape[0])]).astype(X.dtype)
+        shift = ((new.astype(np.float64) - C.astype(np.float64)) ** 2).sum()
+        C, n_iter = new, it + 1
+        if (previous is not None and np.array_equal(labels, previous)) or shift <= tol_abs:
+            break
+        previous = labels
+    D = ((X64[:, None, :] - C.astype(np.float64)[None]) ** 2).sum(-1)
+    return C, D.argmin(1), float(w @ D.min(1)), n_iter
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_lloyd_matches_hand_written_iterations(backend, dtype):
+    X = blobs(n=800, d=3, segments=4, dtype=dtype, seed=11) * dtype(3)
+    w = np.random.default_rng(3).uniform(0.5, 2.0, X.shape[0])
+    init = first_rows(X, 4, seed=2)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    seen = set()
+    for tol, max_iter in ((0.0, 300), (1e-3, 300), (0.05, 300), (0.0, 1), (0.0, 3)):
+        C, labels, inertia, n_iter = hand_lloyd(X, w, init, max_iter, tol)
+        km = fastrec.KMeans(4, init=init, tol=tol, max_iter=max_iter, backend=backend).fit(
+            X, sample_weight=w)
+        assert km.n_iter_ == n_iter, (tol, max_iter)
+        np.testing.assert_array_equal(km.labels_, labels)
+        np.testing.assert_allclose(km.cluster_centers_, C, rtol=rtol, atol=rtol)
+        assert km.inertia_ == pytest.approx(inertia, rel=rtol * 10)
+        assert -km.score(X, sample_weight=w) == pytest.approx(inertia, rel=rtol * 10)
+        sparse = fastrec.KMeans(4, init=init, tol=tol, max_iter=max_iter, backend=backend).fit(
+            sp.csr_matrix(X), sample_weight=w)  # the tolerance from the sparse variance
+        assert sparse.n_iter_ == n_iter, (tol, max_iter)
+        np.testing.assert_array_equal(sparse.labels_, labels)
+        seen.add(n_iter)
+    assert len(seen) >= 4  # the tolerances and caps stop at different iterations
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_empty_cluster_relocation_ties_and_singletons_follow_the_rule(backend):
+    # 40 rows around the origin; rows 5 and 30 tie as the farthest from centre 0, and centre 1
+    # starts far from everything, so it is empty after the first assignment
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1.0, 1.0, (40, 2))
+    X[5], X[30] = (3.0, 0.0), (0.0, 3.0)
+    init = np.array([[0.0, 0.0], [100.0, 100.0]])
+    km = fastrec.KMeans(2, init=init, max_iter=1, tol=0, backend=backend).fit(X)
+    # ties go to the smaller row index; the row leaves its old cluster's mean
+    np.testing.assert_array_equal(km.cluster_centers_[1], X[5])
+    np.testing.assert_allclose(km.cluster_centers_[0], np.delete(X, 5, axis=0).mean(0), rtol=1e-12,
+                               atol=1e-15)
+    # a cluster holding one row of weight 1 is not empty: it keeps its row
+    Y = np.vstack([X[np.arange(40) != 5], [[50.0, 50.0]]])
+    km = fastrec.KMeans(2, init=np.array([[0.0, 0.0], [50.0, 50.0]]), max_iter=1, tol=0,
+                        backend=backend).fit(Y)
+    np.testing.assert_array_equal(km.cluster_centers_[1], [50.0, 50.0])
+    np.testing.assert_allclose(km.cluster_centers_[0], Y[:-1].mean(0), rtol=1e-12, atol=1e-15)
+
+
+def test_kmeans_plusplus_draws_uniformly_once_every_row_sits_on_a_centre():
+    from fastrec import _validation as V
+    from fastrec.cluster.kmeans import _Problem, kmeans_plusplus
+
+    # three distinct rows: after three seeds the potential is 0 and the rest are uniform draws
+    D = np.repeat(np.array([[0.0, 1.0], [3.0, -1.0], [-2.0, 5.0]]), [4, 5, 6], axis=0)
+    pb = _Problem(V.check_cluster_data(D), np.ones(len(D)), "numpy", 1)
+    for seed in range(4):
+        rows = greedy_kmeans_plusplus_rows(D, np.ones(len(D)), 7, np.random.default_rng(seed))
+        np.testing.assert_array_equal(kmeans_plusplus(pb, 7, np.random.default_rng(seed)), D[rows])

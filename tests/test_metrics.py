@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -293,3 +295,285 @@ def test_evaluate_on_matrices_and_bad_input():
         evaluate(fastrec.ItemKNN(), None, test)
     with pytest.raises(ValueError, match="k must be >= 1"):
         evaluate(fastrec.ItemKNN(), train, test, k=0)
+
+
+# --- k beyond the catalogue, and what a mutation run found untested -----------------------------
+
+
+def short_catalogue_case(seed=5, n_users=60, n_items=6):
+    rng = np.random.default_rng(seed)
+    recs = np.stack([rng.permutation(n_items) for _ in range(n_users)])
+    recs[rng.random(recs.shape) < 0.2] = -1
+    test = sp.random(n_users, n_items, density=0.3, format="csr", random_state=rng)
+    test.data[:] = rng.integers(1, 6, test.nnz)
+    return recs, test
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("k", [6, 7, 10])
+def test_k_beyond_n_items_matches_brute_force_for_every_user(backend, k):
+    recs, test = short_catalogue_case()
+    want = brute_force(recs, test, k)
+    # the case has users without test items, users without hits and users with hits
+    assert np.isnan(want[:, 0]).any() and (want[:, 0] == 0).any() and (want[:, 0] > 0).any()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # users without hits have P + R = 0: no 0/0 warning
+        per_user, flags = per_user_metrics(recs, test, k, backend=backend)
+    assert per_user.dtype == np.float64 and flags.dtype == np.bool_
+    np.testing.assert_allclose(per_user, want, rtol=1e-13, atol=0, equal_nan=True)
+    np.testing.assert_array_equal(np.flatnonzero(flags), np.unique(recs[recs >= 0]))
+    valid = ~np.isnan(want[:, 0])
+    means = want[valid].mean(axis=0)
+    everything = ranking_metrics(recs, test, k, backend=backend)
+    functions = (precision_at_k, recall_at_k, f1_at_k, ndcg_at_k, map_at_k, hit_rate_at_k)
+    for column, (name, function) in enumerate(zip(everything, functions)):
+        assert everything[name] == pytest.approx(means[column], rel=1e-13, abs=0), name
+        score = function(recs, test, k, backend=backend)
+        assert score == pytest.approx((means[column], valid.sum()), rel=1e-13)
+    assert everything["n_users"] == valid.sum()
+    assert everything["coverage"] == flags.mean()
+    assert coverage(recs, test, k, backend=backend) == flags.mean()
+
+
+def manual_evaluate(model, test, k, threshold=None):
+    """evaluate()'s ranking metrics from the definitions, on raw ids and Python sets."""
+    users, items, ratings = test
+    user_ids = sorted(set(users.tolist()))
+    ids, _ = model.recommend(np.array(user_ids), n=k, exclude_seen=True, unknown="skip")
+    rows = []
+    for r, user in enumerate(user_ids):
+        relevant = {i for u, i, x in zip(users, items, ratings)
+                    if u == user and (threshold is None or x >= threshold)}
+        if not relevant:
+            continue
+        hits, dcg, ap = 0, 0.0, 0.0
+        for p, item in enumerate(ids[r][:k]):
+            if item is not None and item in relevant:
+                hits += 1
+                dcg += 1 / np.log2(p + 2)
+                ap += hits / (p + 1)
+        ideal = min(k, len(relevant))
+        precision, recall = hits / k, hits / len(relevant)
+        rows.append([precision, recall, 2 * precision * recall / (precision + recall) if hits else 0.0,
+                     dcg / sum(1 / np.log2(p + 2) for p in range(ideal)), ap / ideal, float(hits > 0)])
+    shown = {i for row in ids for i in row if i is not None}
+    return np.array(rows), len(shown) / model.n_items_
+
+
+def small_catalogue_split():
+    # 5 items in training; the test adds an unseen item and an unseen user, and the user
+    # last in id order has only low ratings (not relevant under threshold=3)
+    train = (np.array(["u1", "u1", "u2", "u2", "u3", "u3", "u4"]),
+             np.array(["a", "b", "b", "c", "d", "e", "a"]),
+             np.array([5.0, 4.0, 3.0, 5.0, 4.0, 2.0, 1.0]))
+    test = (np.array(["u1", "u1", "u2", "u3", "u3", "u9", "u9", "zz"]),
+            np.array(["c", "new", "a", "a", "b", "b", "e", "c"]),
+            np.array([4.0, 5.0, 3.0, 5.0, 1.0, 4.0, 3.0, 1.0]))
+    return train, test
+
+
+@pytest.mark.parametrize("threshold", [None, 3.0])
+@pytest.mark.parametrize("k", [2, 10])
+def test_evaluate_matches_definitions_when_k_exceeds_the_catalogue(k, threshold):
+    train, test = small_catalogue_split()
+    model = fastrec.ItemKNN(k=3).fit(train)
+    want, want_coverage = manual_evaluate(model, test, k, threshold)
+    result = evaluate(model, None, test, k=k, threshold=threshold)
+    assert result["n_users"] == want.shape[0]
+    for column, name in enumerate(("precision", "recall", "f1", "ndcg", "map", "hit_rate")):
+        assert result[f"{name}@{k}"] == pytest.approx(want[:, column].mean(), rel=1e-12, abs=0), name
+    assert result[f"coverage@{k}"] == pytest.approx(want_coverage, rel=1e-15)
+    # the default k is 10
+    if k == 10:
+        assert evaluate(model, None, test, threshold=threshold) == result
+
+
+def test_evaluate_single_item_model_coverage():
+    model = fastrec.ItemKNN(k=3).fit((np.array(["a", "b"]), np.array(["x", "x"]), np.array([5.0, 3.0])))
+    test = (np.array(["a", "c"]), np.array(["x", "w"]), np.array([5.0, 3.0]))
+    result = evaluate(model, None, test, k=3)
+    _, want_coverage = manual_evaluate(model, test, 3)
+    assert want_coverage == 1.0 and result["coverage@3"] == 1.0
+
+
+def test_evaluate_without_relevant_items_gives_nan_without_warnings():
+    train, test = small_catalogue_split()
+    model = fastrec.ItemKNN(k=3).fit(train)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = evaluate(model, None, test, k=3, threshold=100.0)
+    assert result["n_users"] == 0
+    for name in ("precision", "recall", "f1", "ndcg", "map", "hit_rate"):
+        assert np.isnan(result[f"{name}@3"]), name
+
+
+def test_evaluate_dataframe_columns_and_fit_modes():
+    pd = pytest.importorskip("pandas")
+    train, test = small_catalogue_split()
+    names = ("who", "what", "stars")
+    train_frame = pd.DataFrame(dict(zip(names, train)))
+    test_frame = pd.DataFrame(dict(zip(names, test)))
+    want = evaluate(fastrec.ItemKNN(k=3).fit(train), None, test, k=4, threshold=3.0)
+    model = fastrec.ItemKNN(k=3)
+    got = evaluate(model, train_frame, test_frame, k=4, threshold=3.0, columns=names)
+    assert got == want and model.n_items_ == 5
+    # fit=True refits a fitted model on the new train; fit=False keeps it
+    fitted = fastrec.ItemKNN(k=3).fit(test)
+    refit = evaluate(fitted, train_frame, test_frame, k=4, threshold=3.0, columns=names, fit=True)
+    assert refit == want and fitted.n_items_ == 5
+    kept = evaluate(fastrec.ItemKNN(k=3).fit(train), train_frame[:1], test, k=4, threshold=3.0,
+                    fit=False)
+    assert kept == want
+
+
+def test_evaluate_argument_errors_name_the_argument():
+    train, test = small_catalogue_split()
+    R = sp.csr_matrix(np.array([[1.0, 0, 2], [0, 3, 0]]))
+    bad = R.copy()
+    bad.indices[0] = 7
+    with pytest.raises(ValueError, match="^train is a malformed sparse matrix"):
+        evaluate(fastrec.ItemKNN(), bad, R)
+    with pytest.raises(ValueError, match="^test is a malformed sparse matrix"):
+        evaluate(fastrec.ItemKNN(), R, bad)
+    with pytest.raises(TypeError, match="^as_frame must be True or False"):
+        evaluate(fastrec.ItemKNN(), train, test, as_frame="no")
+    with pytest.raises(TypeError, match="^fit must be True or False"):
+        evaluate(fastrec.ItemKNN(), train, test, fit="yes")
+    with pytest.raises(TypeError, match="^threshold must be a real number"):
+        evaluate(fastrec.ItemKNN(), train, test, threshold="high")
+    with pytest.raises(ValueError, match=r"^The model is not fitted and train is None: pass training "
+                                         r"ratings\.$"):
+        evaluate(fastrec.ItemKNN(), None, test)
+    with pytest.raises(RuntimeError, match=r"^This ItemKNN is not fitted; pass fit=True with train\.$"):
+        evaluate(fastrec.ItemKNN(), None, test, fit=False)
+    with pytest.raises(TypeError, match=r"^test: Pass ratings as a \(user_ids, item_ids, ratings\)"):
+        evaluate(fastrec.ItemKNN(), train, test[:2])
+    with pytest.raises(ValueError, match="backend='nope'"):
+        evaluate(fastrec.ItemKNN(), train, test, backend="nope")
+
+
+def test_rmse_and_mae_overflow_messages_name_the_fix():
+    top = np.finfo(np.float64).max
+    fix = ("Rescale y_true and y_pred by the same constant (for example 2.0**-64) and scale the "
+           "result back.")
+    for function, name in ((rmse, "RMSE"), (mae, "MAE")):
+        with pytest.raises(ValueError) as info:
+            function([0.9 * top] * 3, [-0.9 * top] * 3)
+        message = str(info.value)
+        assert message.startswith(f"The {name} of these ratings exceeds the largest float64 value")
+        assert message.endswith(fix)
+
+
+@pytest.fixture
+def kernel_calls(monkeypatch):
+    """Wrap every backend's ranking kernel; record (backend, threads argument, Numba threads)."""
+    import numba
+
+    import fastrec.metrics._numba as numba_kernels
+    import fastrec.metrics._reference as reference_kernels
+
+    calls = []
+    modules = {"numpy": reference_kernels, "numba": numba_kernels}
+    if "cpp" in BACKENDS:
+        modules["cpp"] = _runtime._cpp
+    for name, module in modules.items():
+        def spy(*args, _name=name, _kernel=module.ranking_metrics):
+            calls.append((_name, args[-1], numba.get_num_threads()))
+            return _kernel(*args)
+        monkeypatch.setattr(module, "ranking_metrics", spy)
+    return calls
+
+
+def test_every_function_passes_k_threshold_backend_and_threads_on(kernel_calls):
+    recs, test = random_case(3)
+    high = sp.csr_matrix(test.multiply(test >= 4))
+    high.eliminate_zeros()
+    threads = fastrec.get_num_threads() + 1  # not the default
+    functions = {"precision": precision_at_k, "recall": recall_at_k, "f1": f1_at_k, "ndcg": ndcg_at_k,
+                 "map": map_at_k, "hit_rate": hit_rate_at_k}
+    want = brute_force(recs, high, 10)
+    valid = ~np.isnan(want[:, 0])
+    for backend in BACKENDS:
+        every = ranking_metrics(recs, test, threshold=4, backend=backend, n_threads=threads)
+        assert kernel_calls[-1][:2] == (backend, threads)
+        if backend == "numba":  # Numba runs the kernel on the threads asked for
+            ranking_metrics(recs, test, backend=backend, n_threads=1)
+            assert kernel_calls[-1] == ("numba", 1, 1)
+        for column, (name, function) in enumerate(functions.items()):
+            score = function(recs, test, threshold=4, backend=backend, n_threads=threads)
+            assert kernel_calls[-1][:2] == (backend, threads), name
+            assert score.n_users == every["n_users"] == valid.sum()
+            assert score.value == pytest.approx(want[valid, column].mean(), rel=1e-13, abs=0), name
+            assert every[name] == score.value
+        assert coverage(recs, test, backend=backend, n_threads=threads) == every["coverage"]
+        assert kernel_calls[-1][:2] == (backend, threads)
+    # the defaults: k=10, every stored entry relevant, backend "auto", the default threads
+    want = brute_force(recs, test, 10)
+    valid = ~np.isnan(want[:, 0])
+    auto = _runtime.resolve_backend("auto")
+    for column, function in enumerate(functions.values()):
+        assert function(recs, test).value == pytest.approx(want[valid, column].mean(), rel=1e-13)
+        assert kernel_calls[-1][:2] == (auto, fastrec.get_num_threads())
+    assert ranking_metrics(recs, test)["precision"] == pytest.approx(want[valid, 0].mean(), rel=1e-13)
+    head = recs[:, :10]
+    assert coverage(recs, test) == np.unique(head[head >= 0]).size / test.shape[1]
+    assert kernel_calls[-1][:2] == (auto, fastrec.get_num_threads())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_user_with_test_items_and_tiny_catalogues(backend):
+    # exactly one user with test items: the means are that user's values
+    recs, test = hand_case()
+    only = sp.csr_matrix(test.multiply(sp.csr_matrix(([1.0], ([2], [0])), shape=test.shape)))
+    want = brute_force(recs, only, 3)
+    assert ranking_metrics(recs, only, 3, backend=backend)["n_users"] == 1
+    assert ndcg_at_k(recs, only, 3, backend=backend) == (pytest.approx(want[2, 3], rel=1e-15), 1)
+    # one item: k past it reads one slot, and the table needs only that one
+    one = sp.csr_matrix(np.array([[1.0], [0.0], [2.0]]))
+    table = np.array([[0], [0], [-1]])
+    per_user, flags = per_user_metrics(table, one, 3, backend=backend)
+    np.testing.assert_allclose(per_user, brute_force(table, one, 3), rtol=1e-15, equal_nan=True)
+    assert flags.tolist() == [True]
+    # no item at all: empty slots only, nothing to cover, no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        empty = sp.csr_matrix((2, 0))
+        everything = ranking_metrics(np.full((2, 1), -1), empty, 3, backend=backend)
+        assert np.isnan(everything["coverage"]) and everything["n_users"] == 0
+        assert np.isnan(coverage(np.full((2, 1), -1), empty, 3, backend=backend))
+
+
+def test_slots_past_the_catalogue_are_checked_up_to_k():
+    recs, test = short_catalogue_case(n_users=4)
+    wide = np.hstack([recs, np.full((4, 3), -1)])  # 9 slots over 6 items
+    assert precision_at_k(wide, test, 8) == precision_at_k(recs, test, 8)
+    bad = wide.copy()
+    bad[1, 7] = 99
+    with pytest.raises(ValueError, match="item index 99, outside"):
+        precision_at_k(bad, test, 8)
+    assert precision_at_k(bad, test, 7) == precision_at_k(recs, test, 7)  # slot 7 is past k
+    bad = wide.copy()
+    bad[2, 6] = recs[2, 0] if recs[2, 0] >= 0 else recs[2, 1]
+    with pytest.raises(ValueError, match="row 2 lists an item more than once"):
+        recall_at_k(bad, test, 7)
+    with pytest.raises(ValueError):  # ragged rows
+        per_user_metrics([[0, 1], [2]], sp.csr_matrix((2, 4)), 2)
+
+
+def test_per_user_metrics_and_coverage_default_to_k_10():
+    recs, test = random_case(4, n_users=6, width=12)
+    head = recs[:, :10]
+    assert not np.isin(recs[:, 10], head).all()  # slot 10 adds items: k=11 would cover more
+    per_user, flags = per_user_metrics(recs, test)
+    np.testing.assert_allclose(per_user, brute_force(recs, test, 10), rtol=1e-13, equal_nan=True)
+    np.testing.assert_array_equal(np.flatnonzero(flags), np.unique(head[head >= 0]))
+    assert coverage(recs, test) == np.unique(head[head >= 0]).size / test.shape[1]
+
+
+def test_evaluate_passes_backend_and_threads_to_the_kernel(kernel_calls):
+    train, test = small_catalogue_split()
+    model = fastrec.ItemKNN(k=3).fit(train)
+    threads = fastrec.get_num_threads() + 1
+    for backend in BACKENDS:
+        evaluate(model, None, test, k=4, backend=backend, n_threads=threads)
+        assert kernel_calls[-1][:2] == (backend, threads)

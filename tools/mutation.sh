@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Mutation testing of the Python layer of the metrics and of KMeans (not run in CI).
+#
+#   tools/mutation.sh metrics   # fastrec/metrics/{ranking,rating,evaluate}.py: 679 mutants, about
+#                               # 10 minutes on 2 busy cores, after a first run of the four test
+#                               # files that maps tests to functions (about 3 minutes)
+#   tools/mutation.sh kmeans    # fastrec/cluster/kmeans.py: 1003 mutants, 5 to 10 a minute on 2 busy
+#                               # cores (2 to 3 hours): a survivor runs every test that calls its
+#                               # function, up to 80 seconds.  Pass mutant name globs to run part of
+#                               # it, e.g. tools/mutation.sh kmeans 'fastrec.cluster.kmeans.x_lloyd*'
+#   tools/mutation.sh all       # both
+#
+# Settings are in the [tool.mutmut] section of pyproject.toml: the files mutated, and the test
+# files run against them (tests/test_metrics.py; tests/test_kmeans.py, test_kmeans_profile.py,
+# test_estimator_checks.py).  mutmut copies fastrec/ into mutants/ (the compiled core
+# fastrec/_cpp*.so included, so every backend runs there) and runs, for each mutant, only the
+# tests that call the mutated function.  Mutants are forked from a clean fork server because
+# the suite starts OpenMP and Numba thread pools, which deadlock in a plain fork.
+#
+# mutmut skips decorated functions, so KMeans.fit, predict, transform and score (wrapped by
+# fastrec._concurrency's reads/writes) and properties are not mutated; everything they call is.
+#
+# Afterwards: `mutmut results` lists the survivors, `mutmut show <name>` shows one,
+# `mutmut browse` browses them.  Remove mutants/ to start from scratch.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! ls fastrec/_cpp*.so >/dev/null 2>&1; then
+    echo "The compiled core is not built in place: run 'python setup.py build_ext --inplace'" \
+         "first (or the cpp-backend tests will fail)." >&2
+    exit 1
+fi
+python -m mutmut --version >/dev/null 2>&1 || { echo "pip install 'mutmut>=3'" >&2; exit 1; }
+
+# Two workers: the runs are CPU-bound and the tests start threads of their own.
+jobs=${MUTMUT_JOBS:-2}
+what=${1:-all}
+shift || true
+case "$what" in
+    metrics) targets=("${@:-fastrec.metrics.*}") ;;
+    kmeans) targets=("${@:-fastrec.cluster.kmeans.*}") ;;
+    all) targets=("fastrec.metrics.*" "fastrec.cluster.kmeans.*") ;;
+    *) echo "usage: $0 [metrics|kmeans|all] [mutant name globs]" >&2; exit 2 ;;
+esac
+mutmut run --max-children "$jobs" "${targets[@]}"
+mutmut results
