@@ -1110,12 +1110,12 @@ def test_empty_cluster_relocation_ties_and_singletons_follow_the_rule(backend):
 
 
 def test_kmeans_plusplus_draws_uniformly_once_every_row_sits_on_a_centre():
-    from fastrec import _validation as V
+    from fastrec.cluster._checks import check_cluster_data
     from fastrec.cluster.kmeans import _Problem, kmeans_plusplus
 
     # three distinct rows: after three seeds the potential is 0 and the rest are uniform draws
     D = np.repeat(np.array([[0.0, 1.0], [3.0, -1.0], [-2.0, 5.0]]), [4, 5, 6], axis=0)
-    pb = _Problem(V.check_cluster_data(D), np.ones(len(D)), "numpy", 1)
+    pb = _Problem(check_cluster_data(D), np.ones(len(D)), "numpy", 1)
     for seed in range(4):
         rows = greedy_kmeans_plusplus_rows(D, np.ones(len(D)), 7, np.random.default_rng(seed))
         np.testing.assert_array_equal(kmeans_plusplus(pb, 7, np.random.default_rng(seed)), D[rows])

@@ -340,6 +340,11 @@ def manual_evaluate(model, test, k, threshold=None):
     users, items, ratings = test
     user_ids = sorted(set(users.tolist()))
     ids, _ = model.recommend(np.array(user_ids), n=k, exclude_seen=True, unknown="skip")
+    known = set(np.asarray(model.user_ids_).tolist())
+    ids = list(ids)
+    for r, user in enumerate(user_ids):  # a user the model never saw is one with no history
+        if user not in known:
+            ids[r] = model.recommend([user], n=k, user_items=sp.csr_matrix((1, model.n_items_)))[0][0]
     rows = []
     for r, user in enumerate(user_ids):
         relevant = {i for u, i, x in zip(users, items, ratings)
@@ -477,9 +482,10 @@ def kernel_calls(monkeypatch):
     if "cpp" in BACKENDS:
         modules["cpp"] = _runtime._cpp
     for name, module in modules.items():
-        def spy(*args, _name=name, _kernel=module.ranking_metrics):
-            calls.append((_name, args[-1], numba.get_num_threads()))
-            return _kernel(*args)
+        def spy(*args, _name=name, _kernel=module.ranking_metrics, **kwargs):
+            threads = kwargs["n_threads"] if "n_threads" in kwargs else args[-1]
+            calls.append((_name, threads, numba.get_num_threads()))
+            return _kernel(*args, **kwargs)
         monkeypatch.setattr(module, "ranking_metrics", spy)
     return calls
 

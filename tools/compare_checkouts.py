@@ -44,7 +44,7 @@ elif kernel == "mf":
     coo = R.tocoo()
     keep = np.random.default_rng(0).random(coo.nnz) < 0.8
     train = sp.csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=R.shape)
-    mf = fastrec.MatrixFactorization(n_factors=100, n_epochs=20, random_state=0, n_threads=2)
+    mf = fastrec.MatrixFactorization(n_factors=100, n_epochs=20, n_threads=2)  # default seed: checkouts differ in its name
     t = timed(lambda: mf.fit(train))
 elif kernel == "kmeans":
     X = a["X"]

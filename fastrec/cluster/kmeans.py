@@ -310,6 +310,21 @@ def kmeans_plusplus(pb: _Problem, n_clusters: int, rng: np.random.Generator) -> 
     return centers
 
 
+def _farthest(min_dist: np.ndarray, m: int) -> np.ndarray:
+    """Rows of the ``m`` largest distances, decreasing, ties to the smaller row index.
+
+    The same rows as a stable argsort of ``-min_dist`` cut to ``m``, in O(n): a
+    partition finds the m-th largest value, and only the rows at or above it
+    are sorted (stably, so ties keep their index order).
+    """
+    dist = min_dist.astype(np.float64)
+    if m >= dist.size:
+        return np.argsort(-dist, kind="stable")[:m]
+    threshold = np.partition(dist, dist.size - m)[dist.size - m]
+    candidates = np.flatnonzero(dist >= threshold)
+    return candidates[np.argsort(-dist[candidates], kind="stable")[:m]]
+
+
 def _relocate_empty(pb, labels, min_dist, sums, counts, new_centers) -> int:
     """Re-seed empty clusters from the rows farthest from their centres.
 
@@ -321,7 +336,7 @@ def _relocate_empty(pb, labels, min_dist, sums, counts, new_centers) -> int:
     empty = np.flatnonzero(counts <= 0)
     if empty.size == 0:
         return 0
-    far = np.argsort(-min_dist.astype(np.float64), kind="stable")[: empty.size]
+    far = _farthest(min_dist, empty.size)
     for j, i in zip(empty, far):
         old = labels[i]
         w = float(pb.weight[i])
