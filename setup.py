@@ -150,7 +150,8 @@ class BuildCore(build_ext):
         if openmp:
             reason = self._probe(
                 "#include <omp.h>\nint fastrec_probe() { return omp_get_max_threads(); }\n",
-                ["-fopenmp"], ["-fopenmp"],
+                ["-fopenmp"],
+                ["-fopenmp"],
             )
             if reason is not None:
                 openmp = False
@@ -176,8 +177,15 @@ class BuildCore(build_ext):
         # an object built another way.
         tag = hashlib.sha256(
             repr(
-                (self.compiler.compiler_so, ext.extra_compile_args, ext.define_macros, sys.version,
-                 sysconfig.get_paths()["include"], TARGET, pybind11.__version__)
+                (
+                    self.compiler.compiler_so,
+                    ext.extra_compile_args,
+                    ext.define_macros,
+                    sys.version,
+                    sysconfig.get_paths()["include"],
+                    TARGET,
+                    pybind11.__version__,
+                )
             ).encode()
         ).hexdigest()[:12]
         self.build_temp = os.path.join(HERE, "build", f"temp-{tag}")

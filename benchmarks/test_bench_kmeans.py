@@ -34,8 +34,9 @@ def test_fastrec(benchmark, problem, backend):
     if backend not in fastrec.available_backends():
         pytest.skip(f"backend {backend} not available")
     X, init = problem
-    km = fastrec.KMeans(init.shape[0], init=init, max_iter=ITERATIONS, tol=0.0,
-                        n_threads=THREADS, backend=backend)
+    km = fastrec.KMeans(
+        init.shape[0], init=init, max_iter=ITERATIONS, tol=0.0, n_threads=THREADS, backend=backend
+    )
     km.fit(X)  # warm-up (JIT compilation)
     benchmark(km.fit, X)
     assert km.n_iter_ == ITERATIONS
@@ -46,8 +47,7 @@ def test_sklearn(benchmark, problem):
     from threadpoolctl import threadpool_limits
 
     X, init = problem
-    km = cluster.KMeans(init.shape[0], init=init, n_init=1, max_iter=ITERATIONS, tol=0.0,
-                        algorithm="lloyd")
+    km = cluster.KMeans(init.shape[0], init=init, n_init=1, max_iter=ITERATIONS, tol=0.0, algorithm="lloyd")
     with threadpool_limits(limits=THREADS):
         benchmark(km.fit, X)
 
@@ -58,8 +58,14 @@ def test_faiss(benchmark, problem):
     faiss.omp_set_num_threads(THREADS)
 
     def run():
-        km = faiss.Kmeans(X.shape[1], init.shape[0], niter=ITERATIONS, nredo=1,
-                          max_points_per_centroid=X.shape[0], min_points_per_centroid=1)
+        km = faiss.Kmeans(
+            X.shape[1],
+            init.shape[0],
+            niter=ITERATIONS,
+            nredo=1,
+            max_points_per_centroid=X.shape[0],
+            min_points_per_centroid=1,
+        )
         km.train(X, init_centroids=init)
 
     benchmark(run)

@@ -28,8 +28,9 @@ def test_fit(benchmark, ratings, backend, n_threads):
     MatrixFactorization(n_factors=8, n_epochs=1, backend=backend, random_state=0).fit(R)  # compile
 
     def fit():
-        return MatrixFactorization(n_factors=100, n_epochs=EPOCHS, random_state=0, n_threads=n_threads,
-                                   backend=backend).fit(R)
+        return MatrixFactorization(
+            n_factors=100, n_epochs=EPOCHS, random_state=0, n_threads=n_threads, backend=backend
+        ).fit(R)
 
     model = benchmark.pedantic(fit, rounds=3, iterations=1)
     if benchmark.stats is not None:  # None under --benchmark-disable (a smoke run)

@@ -18,9 +18,21 @@ import numpy as np
 import scipy.sparse as sp
 
 # What reading a damaged archive or member can raise besides ValueError.
-_READ_ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, IndexError,
-                TypeError, OverflowError, MemoryError, RuntimeError, NotImplementedError,
-                UnicodeDecodeError, ValueError)
+_READ_ERRORS = (
+    OSError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+    KeyError,
+    IndexError,
+    TypeError,
+    OverflowError,
+    MemoryError,
+    RuntimeError,
+    NotImplementedError,
+    UnicodeDecodeError,
+    ValueError,
+)
 
 
 def file_label(path: Any) -> str:
@@ -61,8 +73,7 @@ class Archive:
         try:
             return self._npz[name]
         except _READ_ERRORS as exc:
-            raise self.error(f"cannot read the entry {name!r} ({type(exc).__name__}: {exc})") \
-                from exc
+            raise self.error(f"cannot read the entry {name!r} ({type(exc).__name__}: {exc})") from exc
 
     def _check_size(self, name: str) -> None:
         """Refuse a member whose header claims more data than the member holds (no huge allocation)."""
@@ -70,27 +81,34 @@ class Archive:
             info = self._npz.zip.getinfo(name + ".npy")
             with self._npz.zip.open(info) as member:
                 version = np.lib.format.read_magic(member)
-                reader = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                          else np.lib.format.read_array_header_2_0)
+                reader = (
+                    np.lib.format.read_array_header_1_0
+                    if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0
+                )
                 shape, _, dtype = reader(member)
                 header = member.tell()
         except _READ_ERRORS as exc:
-            raise self.error(f"cannot read the entry {name!r} ({type(exc).__name__}: {exc})") \
-                from exc
+            raise self.error(f"cannot read the entry {name!r} ({type(exc).__name__}: {exc})") from exc
         claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
         if claimed > info.file_size - header:
-            raise self.error(f"the entry {name!r} is cut short: its header announces {claimed} "
-                             f"bytes of data but it holds {info.file_size - header}")
+            raise self.error(
+                f"the entry {name!r} is cut short: its header announces {claimed} "
+                f"bytes of data but it holds {info.file_size - header}"
+            )
 
     # -- typed reads -----------------------------------------------------------------------
 
-    def array(self, name: str, ndim: int, kinds: str, length: int | None = None,
-              finite: bool = False) -> np.ndarray:
+    def array(
+        self, name: str, ndim: int, kinds: str, length: int | None = None, finite: bool = False
+    ) -> np.ndarray:
         """Member ``name`` as an array of ``ndim`` dimensions whose dtype kind is in ``kinds``."""
         value = self[name]
         if value.ndim != ndim or value.dtype.kind not in kinds:
-            raise self.error(f"{name!r} is a {value.ndim}-D array of {value.dtype}, expected a "
-                             f"{ndim}-D array of kind {kinds!r}")
+            raise self.error(
+                f"{name!r} is a {value.ndim}-D array of {value.dtype}, expected a "
+                f"{ndim}-D array of kind {kinds!r}"
+            )
         if length is not None and value.shape[0] != length:
             raise self.error(f"{name!r} has {value.shape[0]} rows, expected {length}")
         if finite and value.dtype.kind == "f" and not np.isfinite(value).all():
@@ -102,8 +120,10 @@ class Archive:
         value = self[name]
         allowed = {"f": "fiu", "i": "iu", "b": "b", "U": "U"}[kind]
         if value.shape != () or value.dtype.kind not in allowed:
-            raise self.error(f"{name!r} should be a single value of kind {kind!r}, got an array "
-                             f"of shape {value.shape} and dtype {value.dtype}")
+            raise self.error(
+                f"{name!r} should be a single value of kind {kind!r}, got an array "
+                f"of shape {value.shape} and dtype {value.dtype}"
+            )
         item = value.item()
         if kind == "f":
             item = float(item)
@@ -135,8 +155,14 @@ class Archive:
             raise self.error(f"{name!r} holds unknown parameters {unknown}")
         return params
 
-    def csr(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray | None,
-            shape: tuple[int, int], name: str) -> sp.csr_matrix:
+    def csr(
+        self,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        data: np.ndarray | None,
+        shape: tuple[int, int],
+        name: str,
+    ) -> sp.csr_matrix:
         """A CSR matrix of ``shape`` from saved arrays, after checking they describe one.
 
         ``data`` None gives int8 ones (a pattern).  Rows may be in any column order
@@ -144,27 +170,32 @@ class Archive:
         """
         n_rows, n_cols = shape
         if indptr.ndim != 1 or indptr.dtype.kind not in "iu" or indptr.size != n_rows + 1:
-            raise self.error(f"{name}: indptr must be {n_rows + 1} integers (rows + 1), got "
-                             f"shape {indptr.shape} of {indptr.dtype}")
+            raise self.error(
+                f"{name}: indptr must be {n_rows + 1} integers (rows + 1), got "
+                f"shape {indptr.shape} of {indptr.dtype}"
+            )
         if indices.ndim != 1 or indices.dtype.kind not in "iu":
-            raise self.error(f"{name}: indices must be 1-D integers, got shape {indices.shape} "
-                             f"of {indices.dtype}")
+            raise self.error(
+                f"{name}: indices must be 1-D integers, got shape {indices.shape} of {indices.dtype}"
+            )
         if indptr[0] != 0 or indptr[-1] != indices.size or np.any(np.diff(indptr) < 0):
-            raise self.error(f"{name}: indptr must rise from 0 to the {indices.size} stored "
-                             "entries")
+            raise self.error(f"{name}: indptr must rise from 0 to the {indices.size} stored entries")
         if indices.size and (indices.min() < 0 or indices.max() >= n_cols):
-            raise self.error(f"{name}: column indices must lie in [0, {n_cols}), found "
-                             f"{indices.min()} .. {indices.max()}")
+            raise self.error(
+                f"{name}: column indices must lie in [0, {n_cols}), found {indices.min()} .. {indices.max()}"
+            )
         if data is None:
             data = np.ones(indices.size, dtype=np.int8)
         elif data.ndim != 1 or data.size != indices.size:
-            raise self.error(f"{name}: data must hold one value per stored entry "
-                             f"({indices.size}), got shape {data.shape}")
+            raise self.error(
+                f"{name}: data must hold one value per stored entry ({indices.size}), got shape {data.shape}"
+            )
         elif not np.isfinite(data).all():
             raise self.error(f"{name}: data holds NaN or infinite values")
         index_dtype = np.int32 if max(n_rows, n_cols, indices.size) < 2**31 else np.int64
-        matrix = sp.csr_matrix((data, indices.astype(index_dtype), indptr.astype(index_dtype)),
-                               shape=(n_rows, n_cols))
+        matrix = sp.csr_matrix(
+            (data, indices.astype(index_dtype), indptr.astype(index_dtype)), shape=(n_rows, n_cols)
+        )
         if indices.size and not matrix.has_canonical_format:
             rows = np.repeat(np.arange(n_rows), np.diff(indptr))
             keys = rows.astype(np.int64) * max(n_cols, 1) + indices
@@ -178,8 +209,9 @@ class Archive:
         if shape.size != 2 or shape.min() < 0:
             raise self.error(f"'{prefix}_shape' must be two sizes >= 0, got {shape.tolist()}")
         data = self.array(f"{prefix}_data", 1, kinds)
-        return self.csr(self[f"{prefix}_indptr"], self[f"{prefix}_indices"], data,
-                        (int(shape[0]), int(shape[1])), prefix)
+        return self.csr(
+            self[f"{prefix}_indptr"], self[f"{prefix}_indices"], data, (int(shape[0]), int(shape[1])), prefix
+        )
 
 
 def _open(path: Any, class_name: str) -> Archive:
@@ -190,8 +222,7 @@ def _open(path: Any, class_name: str) -> Archive:
     except FileNotFoundError:
         raise
     except _READ_ERRORS as exc:
-        raise ValueError(f"{label} is not a fastrec model file (.npz): "
-                         f"{type(exc).__name__}: {exc}") from exc
+        raise ValueError(f"{label} is not a fastrec model file (.npz): {type(exc).__name__}: {exc}") from exc
     if not hasattr(npz, "files"):  # a plain .npy array
         raise ValueError(f"{label} is not a fastrec model file (.npz) but a single array.")
     return Archive(npz, label, class_name)
@@ -236,8 +267,7 @@ class open_archive:
         self.archive = _open(path, class_name)
         label = self.archive.label
         try:
-            if "format_name" not in self.archive or \
-                    self.archive.scalar("format_name", "U") != format_name:
+            if "format_name" not in self.archive or self.archive.scalar("format_name", "U") != format_name:
                 raise ValueError(f"{label} is not a saved fastrec {class_name}.")
             version = self.archive.scalar("format_version", "i")
             if version > max_version:

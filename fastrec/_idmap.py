@@ -41,8 +41,8 @@ class IdMap:
         self._sorted: tuple[np.ndarray, np.ndarray] | None = None
         self._dict: dict[Any, int] | None = None
         self._is_range = bool(
-            ids.dtype.kind in "iu" and (ids.size == 0 or (ids[0] == 0 and ids[-1] == ids.size - 1
-                                                          and np.all(np.diff(ids) == 1)))
+            ids.dtype.kind in "iu"
+            and (ids.size == 0 or (ids[0] == 0 and ids[-1] == ids.size - 1 and np.all(np.diff(ids) == 1)))
         )
 
     @classmethod

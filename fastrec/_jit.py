@@ -27,7 +27,9 @@ NOTICE_AFTER_S = 2.0  # a cache load takes well under this; a compile takes long
 def _notice(qualified: str) -> None:
     logger.warning(
         "fastrec: compiling the Numba kernel %s on its first use in this environment "
-        "(up to about 15 s, once; later runs load it from Numba's cache)", qualified)
+        "(up to about 15 s, once; later runs load it from Numba's cache)",
+        qualified,
+    )
 
 
 class _AnnouncedKernel:

@@ -83,7 +83,6 @@ def heap_threshold(scores, size):
     return scores[0]
 
 
-
 # --- per-row spin locks for kernels whose threads update each other's heaps ---
 # Numba has no atomics: these two LLVM intrinsics are what makes the locks correct.
 
@@ -161,8 +160,14 @@ def row_axpy16(typingctx, acc, acc_row, src, src_row, y):
     the vector operation is written out; LLVM lowers it to the target's widest
     registers.
     """
-    if not (isinstance(acc, types.Array) and isinstance(src, types.Array) and acc.dtype == src.dtype
-            and acc.dtype in (types.float32, types.float64) and acc.ndim == 2 and src.ndim == 2):
+    if not (
+        isinstance(acc, types.Array)
+        and isinstance(src, types.Array)
+        and acc.dtype == src.dtype
+        and acc.dtype in (types.float32, types.float64)
+        and acc.ndim == 2
+        and src.ndim == 2
+    ):
         return None
     sig = types.void(acc, acc_row, src, src_row, y)
 
@@ -186,8 +191,10 @@ def row_axpy16(typingctx, acc, acc_row, src, src_row, y):
         mask = ir.Constant(ir.VectorType(ir.IntType(32), LANE_WIDTH), [0] * LANE_WIDTH)
         y_vector = builder.shuffle_vector(lane0, ir.Constant(vector, None), mask)
         alignment = acc_type.dtype.bitwidth // 8
-        total = builder.fadd(builder.load(acc_ptr, align=alignment),
-                             builder.fmul(builder.load(src_ptr, align=alignment), y_vector))
+        total = builder.fadd(
+            builder.load(acc_ptr, align=alignment),
+            builder.fmul(builder.load(src_ptr, align=alignment), y_vector),
+        )
         builder.store(total, acc_ptr, align=alignment)
         return context.get_dummy_value()
 

@@ -104,9 +104,7 @@ _announced_modules: dict[str, Any] = {}  # family -> its Numba kernels, first co
 def resolve_backend(backend: str) -> str:
     """Map a user's ``backend`` argument to a concrete backend name."""
     if not isinstance(backend, str) or backend not in ("auto", *BACKENDS):
-        raise ValueError(
-            f"backend={backend!r} is not one of 'auto', 'cpp', 'numba', 'numpy'."
-        )
+        raise ValueError(f"backend={backend!r} is not one of 'auto', 'cpp', 'numba', 'numpy'.")
     if backend == "auto":
         return available_backends()[0]
     if backend == "cpp" and _cpp is None:
@@ -352,13 +350,10 @@ def set_simd_level(level: str | None) -> None:
         )
     name = _cpp.detected_simd_level() if level is None else level.strip().lower()
     if name not in SIMD_LEVELS:
-        raise ValueError(
-            f"level={level!r} is not a SIMD level: use one of {', '.join(SIMD_LEVELS)} or None"
-        )
+        raise ValueError(f"level={level!r} is not a SIMD level: use one of {', '.join(SIMD_LEVELS)} or None")
     if name not in available_simd_levels():
         raise ValueError(
-            f"level={level!r} is not supported by this CPU: it runs "
-            f"{', '.join(available_simd_levels())}"
+            f"level={level!r} is not supported by this CPU: it runs {', '.join(available_simd_levels())}"
         )
     _cpp.set_simd_level(name)
 
@@ -436,8 +431,7 @@ def show_config() -> None:
         f"  SIMD path          : {info['simd']} (CPU supports {info['simd_detected']})",
         f"  threads            : {info['default_threads']} by default "
         f"({info['usable_cores']} usable cores, at most {info['max_threads']})",
-        f"  OpenMP             : {info['openmp_max_threads']} max threads, "
-        f"version {info['openmp_version']}",
+        f"  OpenMP             : {info['openmp_max_threads']} max threads, version {info['openmp_version']}",
         f"  Numba              : {info.get('numba')}, threading layer "
         f"{info.get('numba_threading_layer')}, {info.get('numba_threads')} threads",
     ]

@@ -21,7 +21,9 @@ def transpose_csr(csr: sp.csr_matrix, n_threads: int = 1) -> sp.csr_matrix:
     indptr, indices, data = _runtime._cpp.csr_transpose(
         np.ascontiguousarray(csr.indptr, dtype=np.int64),
         np.ascontiguousarray(csr.indices, dtype=index_dtype),
-        np.ascontiguousarray(csr.data), int(csr.shape[1]), int(n_threads),
+        np.ascontiguousarray(csr.data),
+        int(csr.shape[1]),
+        int(n_threads),
     )
     result = sp.csr_matrix((data, indices, indptr), shape=(csr.shape[1], csr.shape[0]))
     result.has_sorted_indices = True

@@ -160,8 +160,10 @@ def _index_array(values: Any, name: str, what: str) -> np.ndarray:
     return array
 
 
-_REBUILD_HINT = ("Build it with the scipy.sparse constructors, or find the fault with "
-                 "matrix.check_format(full_check=True).")
+_REBUILD_HINT = (
+    "Build it with the scipy.sparse constructors, or find the fault with "
+    "matrix.check_format(full_check=True)."
+)
 
 
 def _first_outside(index: np.ndarray, size: int) -> int | None:
@@ -181,8 +183,9 @@ def _first_outside(index: np.ndarray, size: int) -> int | None:
     return int(index[(index < 0) | (index >= size)][0])
 
 
-def _check_compressed(indptr: Any, indices: Any, data: Any, n_major: int, n_minor: int,
-                      name: str, axes: tuple[str, str]) -> None:
+def _check_compressed(
+    indptr: Any, indices: Any, data: Any, n_major: int, n_minor: int, name: str, axes: tuple[str, str]
+) -> None:
     """Raise unless (indptr, indices, data) is valid compressed storage of that size."""
     indptr = _index_array(indptr, name, "indptr")
     indices = _index_array(indices, name, "indices")
@@ -193,11 +196,14 @@ def _check_compressed(indptr: Any, indices: Any, data: Any, n_major: int, n_mino
             f"matrix has {n_major} {major}s (it needs {n_major + 1}). {_REBUILD_HINT}"
         )
     if int(indptr[0]) != 0:
-        raise ValueError(f"{name} is a malformed sparse matrix: indptr starts at {int(indptr[0])}, "
-                         f"not 0. {_REBUILD_HINT}")
+        raise ValueError(
+            f"{name} is a malformed sparse matrix: indptr starts at {int(indptr[0])}, not 0. {_REBUILD_HINT}"
+        )
     if n_major and bool((indptr[1:] < indptr[:-1]).any()):
-        raise ValueError(f"{name} is a malformed sparse matrix: indptr decreases (it must be "
-                         f"non-decreasing). {_REBUILD_HINT}")
+        raise ValueError(
+            f"{name} is a malformed sparse matrix: indptr decreases (it must be "
+            f"non-decreasing). {_REBUILD_HINT}"
+        )
     nnz = int(indptr[-1])
     n_data = np.shape(data)[0] if np.ndim(data) else 0
     if nnz > indices.size or nnz > n_data:
@@ -232,8 +238,9 @@ def check_sparse_structure(A: Any, name: str) -> sp.spmatrix:
         axes = ("row", "column") if A.format == "csr" else ("column", "row")
         _check_compressed(A.indptr, A.indices, A.data, major, minor, name, axes)
         if np.ndim(A.data) != 1:
-            raise ValueError(f"{name} is a malformed sparse matrix: its data array is not 1-D. "
-                             f"{_REBUILD_HINT}")
+            raise ValueError(
+                f"{name} is a malformed sparse matrix: its data array is not 1-D. {_REBUILD_HINT}"
+            )
         nnz = int(A.indptr[-1])
         if A.indices.size != nnz or A.data.size != nnz:  # spare storage: kernels see views of nnz
             return type(A)((A.data[:nnz], A.indices[:nnz], A.indptr), shape=A.shape)
@@ -248,13 +255,22 @@ def check_sparse_structure(A: Any, name: str) -> sp.spmatrix:
         for index, size, axis in ((row, n_rows, "row"), (col, n_cols, "column")):
             bad = _first_outside(index, size)
             if bad is not None:
-                raise ValueError(f"{name} is a malformed sparse matrix: it stores the {axis} index "
-                                 f"{bad}, outside [0, {size}). {_REBUILD_HINT}")
+                raise ValueError(
+                    f"{name} is a malformed sparse matrix: it stores the {axis} index "
+                    f"{bad}, outside [0, {size}). {_REBUILD_HINT}"
+                )
         return A
     if A.format == "bsr":
         block_rows, block_cols = A.blocksize
-        _check_compressed(A.indptr, A.indices, A.data, n_rows // block_rows, n_cols // block_cols,
-                          name, ("block row", "block column"))
+        _check_compressed(
+            A.indptr,
+            A.indices,
+            A.data,
+            n_rows // block_rows,
+            n_cols // block_cols,
+            name,
+            ("block row", "block column"),
+        )
     csr = A.tocsr()
     _check_compressed(csr.indptr, csr.indices, csr.data, n_rows, n_cols, name, ("row", "column"))
     return csr
@@ -357,9 +373,7 @@ def check_factor_dtype(dtype: Any) -> np.dtype:
     try:
         resolved = np.dtype(dtype)
     except TypeError as exc:
-        raise TypeError(
-            f"dtype={dtype!r} is not a numpy dtype; use np.float32 or np.float64."
-        ) from exc
+        raise TypeError(f"dtype={dtype!r} is not a numpy dtype; use np.float32 or np.float64.") from exc
     if resolved not in FLOAT_DTYPES:
         raise TypeError(f"dtype must be np.float32 or np.float64, got {resolved}.")
     return resolved
@@ -402,8 +416,7 @@ def _rating_values(values: Any, name: str) -> np.ndarray:
         raise ValueError(f"{name} must be 1-D, got an array of shape {array.shape}.")
     if array.dtype == object or array.dtype.kind not in "biuf":
         raise TypeError(
-            f"{name} must hold numbers, got dtype {array.dtype}. Convert it, e.g. "
-            f"{name}.astype(np.float32)."
+            f"{name} must hold numbers, got dtype {array.dtype}. Convert it, e.g. {name}.astype(np.float32)."
         )
     check_finite(array, name)
     return array

@@ -47,6 +47,4 @@ def check_fitted(estimator: Any, attribute: str, fit_call: str = "fit") -> None:
         How to fit it, named in the message (``"fit(X)"``, ``"fit(ratings)"``).
     """
     if getattr(estimator, attribute, None) is None:
-        raise NotFittedError(
-            f"This {type(estimator).__name__} is not fitted yet; call {fit_call} first."
-        )
+        raise NotFittedError(f"This {type(estimator).__name__} is not fitted yet; call {fit_call} first.")

@@ -95,8 +95,14 @@ def _layout(array: np.ndarray, layout: str) -> np.ndarray:
 
 
 @st.composite
-def values(draw, shape: tuple[int, ...], *, integer_valued: bool | None = None,
-           allow_specials: bool = True, scales=SCALES) -> tuple[np.ndarray, bool]:
+def values(
+    draw,
+    shape: tuple[int, ...],
+    *,
+    integer_valued: bool | None = None,
+    allow_specials: bool = True,
+    scales=SCALES,
+) -> tuple[np.ndarray, bool]:
     """Float64 values of ``shape`` (zeros, a scale, maybe NaN/inf) and whether a special went in."""
     seed = draw(st.integers(0, 2**32 - 1))
     scale = draw(st.sampled_from(scales))
@@ -114,8 +120,17 @@ def values(draw, shape: tuple[int, ...], *, integer_valued: bool | None = None,
 
 
 @st.composite
-def dense(draw, rows=(0, 6), cols=(0, 5), *, what="X", dtypes=GOOD_DTYPES + BAD_DTYPES,
-          allow_specials=True, scales=SCALES, nonnegative=False) -> Arg:
+def dense(
+    draw,
+    rows=(0, 6),
+    cols=(0, 5),
+    *,
+    what="X",
+    dtypes=GOOD_DTYPES + BAD_DTYPES,
+    allow_specials=True,
+    scales=SCALES,
+    nonnegative=False,
+) -> Arg:
     """A dense 2-D array: any dtype, scale, layout; NaN/inf sometimes."""
     n = draw(st.integers(*rows))
     m = draw(st.integers(*cols))
@@ -170,15 +185,23 @@ def odd_csr(A: sp.csr_matrix, oddity: str, rng: np.random.Generator) -> sp.csr_m
         B.data = np.concatenate([B.data, np.array(junk).astype(B.data.dtype)])
         return B
     if oddity == "int64_indices":
-        return sp.csr_matrix((A.data, A.indices.astype(np.int64), A.indptr.astype(np.int64)),
-                             shape=A.shape)
+        return sp.csr_matrix((A.data, A.indices.astype(np.int64), A.indptr.astype(np.int64)), shape=A.shape)
     return A
 
 
 @st.composite
-def sparse(draw, rows=(0, 6), cols=(0, 5), *, what="X", formats=("csr", "csc", "coo", "odd"),
-           dtypes=("float32", "float64", "int32", "bool", "complex128"), allow_specials=True,
-           scales=SCALES, nonnegative=False) -> Arg:
+def sparse(
+    draw,
+    rows=(0, 6),
+    cols=(0, 5),
+    *,
+    what="X",
+    formats=("csr", "csc", "coo", "odd"),
+    dtypes=("float32", "float64", "int32", "bool", "complex128"),
+    allow_specials=True,
+    scales=SCALES,
+    nonnegative=False,
+) -> Arg:
     """A well-formed scipy sparse matrix (maybe non-canonical), bad only by dtype or NaN/inf."""
     n = draw(st.integers(*rows))
     m = draw(st.integers(*cols))
@@ -200,9 +223,20 @@ def sparse(draw, rows=(0, 6), cols=(0, 5), *, what="X", formats=("csr", "csc", "
     return Arg(A, bad, f"{what} sparse {fmt} {dtype}")
 
 
-FAULTS = ("negative_index", "index_past_end", "index_beyond_int32", "decreasing_indptr",
-          "indptr_overrun", "short_indptr", "long_indptr", "nonzero_start", "negative_indptr",
-          "short_data", "float_indices", "float_indptr")
+FAULTS = (
+    "negative_index",
+    "index_past_end",
+    "index_beyond_int32",
+    "decreasing_indptr",
+    "indptr_overrun",
+    "short_indptr",
+    "long_indptr",
+    "nonzero_start",
+    "negative_indptr",
+    "short_data",
+    "float_indices",
+    "float_indptr",
+)
 
 
 def break_csr(A: sp.csr_matrix, fault: str, how: str, rng: np.random.Generator) -> sp.csr_matrix | None:
@@ -221,9 +255,11 @@ def break_csr(A: sp.csr_matrix, fault: str, how: str, rng: np.random.Generator) 
         if nnz == 0:
             return None
         at = int(rng.integers(nnz))
-        indices[at] = {"negative_index": -1 - int(rng.integers(3)),
-                       "index_past_end": minor + int(rng.integers(3)),
-                       "index_beyond_int32": 2**31 + int(rng.integers(2**33))}[fault]
+        indices[at] = {
+            "negative_index": -1 - int(rng.integers(3)),
+            "index_past_end": minor + int(rng.integers(3)),
+            "index_beyond_int32": 2**31 + int(rng.integers(2**33)),
+        }[fault]
     elif fault == "decreasing_indptr":
         if indptr.size < 3 or nnz == 0:
             return None
@@ -267,8 +303,7 @@ def break_csr(A: sp.csr_matrix, fault: str, how: str, rng: np.random.Generator) 
 
 
 @st.composite
-def malformed(draw, rows=(1, 6), cols=(1, 5), *, what="X", formats=("csr", "csc"),
-              nonnegative=False) -> Arg:
+def malformed(draw, rows=(1, 6), cols=(1, 5), *, what="X", formats=("csr", "csc"), nonnegative=False) -> Arg:
     """A CSR/CSC matrix with one structural fault; always bad."""
     while True:
         n = draw(st.integers(*rows))
@@ -302,8 +337,13 @@ def snapshot(value: Any) -> Any:
     if sp.issparse(value):
         if value.format == "coo":
             return ("coo", value.shape, value.row.copy(), value.col.copy(), np.array(value.data, copy=True))
-        return (value.format, value.shape, np.array(value.indptr, copy=True),
-                np.array(value.indices, copy=True), np.array(value.data, copy=True))
+        return (
+            value.format,
+            value.shape,
+            np.array(value.indptr, copy=True),
+            np.array(value.indices, copy=True),
+            np.array(value.data, copy=True),
+        )
     if isinstance(value, np.ndarray):
         return value.copy()
     if isinstance(value, (tuple, list)):
@@ -326,8 +366,10 @@ def assert_same(before: Any, after: Any, name: str) -> None:
         if before.dtype.kind in "fc":
             assert np.array_equal(before, current, equal_nan=True), f"{name} was modified"
         elif before.dtype == object:  # NaN inside an object array is not equal to itself
-            same = all(x is y or x == y or (x != x and y != y)
-                       for x, y in zip(before.ravel().tolist(), current.ravel().tolist()))
+            same = all(
+                x is y or x == y or (x != x and y != y)
+                for x, y in zip(before.ravel().tolist(), current.ravel().tolist())
+            )
             assert same, f"{name} was modified"
         else:
             assert np.array_equal(before, current), f"{name} was modified"

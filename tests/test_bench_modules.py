@@ -26,7 +26,8 @@ def options(module, **extra):
 def test_knn_prepare_and_measure(tmp_path):
     opts = options(knn, k=10)
     assert [c.name for c in knn.contenders(opts)] == [
-        f"fastrec {model} {b}" for model in ("ItemKNN", "UserKNN") for b in COMPILED]
+        f"fastrec {model} {b}" for model in ("ItemKNN", "UserKNN") for b in COMPILED
+    ]
     data = knn.prepare("XS", tmp_path, opts)
     train, test = sp.load_npz(data["train"]), sp.load_npz(data["test"])
     R = make_ratings(*knn.TINY, seed=0)
@@ -38,8 +39,10 @@ def test_knn_prepare_and_measure(tmp_path):
         for backend in COMPILED:
             out = knn.measure(f"fastrec {name} {backend}", data, 1)
             assert out["seconds"] > 0 and out["cpu_seconds"] >= 0
-            assert out["quality"] == {"precision@10": round(expected["precision"], 4),
-                                      "ndcg@10": round(expected["ndcg"], 4)}
+            assert out["quality"] == {
+                "precision@10": round(expected["precision"], 4),
+                "ndcg@10": round(expected["ndcg"], 4),
+            }
 
 
 def test_knn_accuracy_on_a_u_data_file(tmp_path, capsys):
@@ -53,8 +56,12 @@ def test_knn_accuracy_on_a_u_data_file(tmp_path, capsys):
     assert set(rows) == {"ItemKNN", "UserKNN", "MatrixFactorization"}
     table = np.array([[R.row[j] + 1, R.col[j] + 1, int(R.data[j])] for j in order])
     base, test = table[20_000:], table[:20_000]
-    expected = fastrec.evaluate(fastrec.ItemKNN(k=50), (base[:, 0], base[:, 1], base[:, 2]),
-                                (test[:, 0], test[:, 1], test[:, 2]), k=10)
+    expected = fastrec.evaluate(
+        fastrec.ItemKNN(k=50),
+        (base[:, 0], base[:, 1], base[:, 2]),
+        (test[:, 0], test[:, 1], test[:, 2]),
+        k=10,
+    )
     assert rows["ItemKNN"] == pytest.approx(expected["precision@10"], abs=6e-4)  # 3 digits shown
     assert knn.main(["--accuracy", "--data", str(tmp_path / "nowhere")]) == 2
 
@@ -67,12 +74,11 @@ def test_metrics_prepare_and_measure_agree_across_backends(tmp_path):
     assert recs.shape == (test.shape[0], 10) and recs.dtype == np.int64
     for row in recs:  # distinct items first, then -1 padding
         filled = row[row >= 0]
-        assert np.unique(filled).size == filled.size and np.all(row[filled.size:] == -1)
+        assert np.unique(filled).size == filled.size and np.all(row[filled.size :] == -1)
     expected = ranking_metrics(recs, test, 10, backend="numpy")
     for contender in [f"fastrec {b}" for b in (*COMPILED, "numpy")]:
         out = metrics.measure(contender, data, 1)
-        assert out["quality"] == {"ndcg@10": round(expected["ndcg"], 6),
-                                  "users": expected["n_users"]}
+        assert out["quality"] == {"ndcg@10": round(expected["ndcg"], 6), "users": expected["n_users"]}
 
 
 def test_topn_contenders_run_peers_under_each_coretype():
@@ -82,7 +88,8 @@ def test_topn_contenders_run_peers_under_each_coretype():
     numpy_peers = [c for c in topn.contenders(opts) if c.dispatch == "numpy"]
     assert [(c.name, c.env, c.peer) for c in numpy_peers] == [
         ("numpy [default]", {"OPENBLAS_CORETYPE": None}, True),
-        ("numpy [SkylakeX]", {"OPENBLAS_CORETYPE": "SkylakeX"}, True)]
+        ("numpy [SkylakeX]", {"OPENBLAS_CORETYPE": "SkylakeX"}, True),
+    ]
     # "default" takes the variable away from the worker, whatever the driver has set
     base = {"OPENBLAS_CORETYPE": "Haswell", "HOME": "/h"}
     assert suite.worker_env(numpy_peers[0], base) == {"HOME": "/h"}
@@ -124,8 +131,7 @@ def test_topn_agreement_counts_wrong_seen_missing_and_repeated_items():
     worst = np.argsort(U[sample] @ V.T, axis=1)[:, :1]  # a low-scoring item in slot 0
     wrong = ids.copy()
     wrong[0, 0] = worst[0, 0]
-    assert topn.agreement(U, V, seen, sample, wrong, n)[0] == pytest.approx(
-        (expected - 1) / expected)
+    assert topn.agreement(U, V, seen, sample, wrong, n)[0] == pytest.approx((expected - 1) / expected)
     returned_seen = ids.copy()
     returned_seen[1, 0] = 3  # rated by user 2
     assert topn.agreement(U, V, seen, sample, returned_seen, n) == ((expected - 1) / expected, 1)

@@ -35,8 +35,7 @@ def test_fma_peak_rounds_report_one_work_figure(monkeypatch):
     # rounds calibrate different trip counts; a record keeps one work figure, so each
     # round's time is scaled to that figure and the rate is seconds-independent
     calls = iter([{"seconds": 0.5, "flops": 2e11}, {"seconds": 0.01, "flops": 1e9}])
-    monkeypatch.setattr(roofline, "fma_peak", lambda *a, **k: dict(next(calls), lanes=16,
-                                                                    accumulators=16))
+    monkeypatch.setattr(roofline, "fma_peak", lambda *a, **k: dict(next(calls), lanes=16, accumulators=16))
     first, second = (roofline.measure("fma:avx512", {"peak_seconds": 0.5}, 2) for _ in range(2))
     assert first["work"] == second["work"] == {roofline.GFLOPS: roofline.FMA_WORK / 1e9}
     assert first["seconds"] == pytest.approx(roofline.FMA_WORK / 4e11)
@@ -87,9 +86,20 @@ def test_ceilings_refuse_bad_arguments():
 
 
 def _record(name, work, times, threads=2, size="S", simd=None, peer=True):
-    return {"kernel": "roofline", "size": size, "shape": "", "contender": name, "peer": peer,
-            "threads": threads, "times": list(times), "cpu_times": [None] * len(times),
-            "quality": {}, "work": dict(work), "errors": [], "simd": simd}
+    return {
+        "kernel": "roofline",
+        "size": size,
+        "shape": "",
+        "contender": name,
+        "peer": peer,
+        "threads": threads,
+        "times": list(times),
+        "cpu_times": [None] * len(times),
+        "quality": {},
+        "work": dict(work),
+        "errors": [],
+        "simd": simd,
+    }
 
 
 def _synthetic_run():
@@ -101,13 +111,11 @@ def _synthetic_run():
         _record("stream triad", {"GB/s": 20.0}, [1.0]),  # ridge: 100 / 20 = 5 flop/B
         _record("stream copy", {"GB/s": 30.0}, [1.0]),
         # compute-bound: 40 GFLOP in 0.8 s = 50 GFLOP/s at 50 flop/B
-        _record("dense kernel", {"GFLOP/s": 40.0, "GB/s": 0.8}, [0.8, 0.9, 0.7],
-                simd="avx512", peer=False),
+        _record("dense kernel", {"GFLOP/s": 40.0, "GB/s": 0.8}, [0.8, 0.9, 0.7], simd="avx512", peer=False),
         # memory-bound: 2 GFLOP, 4 GB in 0.5 s = 4 GFLOP/s, 8 GB/s at 0.5 flop/B
         _record("sparse kernel", {"GFLOP/s": 2.0, "GB/s": 4.0}, [0.5], simd="avx512", peer=False),
         # other thread count: compared with nothing of the 2-thread run
-        _record("dense kernel", {"GFLOP/s": 40.0, "GB/s": 0.8}, [1.0], threads=1,
-                simd="avx512", peer=False),
+        _record("dense kernel", {"GFLOP/s": 40.0, "GB/s": 0.8}, [1.0], threads=1, simd="avx512", peer=False),
     ]
 
 
@@ -162,38 +170,51 @@ def test_work_models():
 @needs_core
 def test_a_tiny_run_prepares_measures_and_reports(tmp_path):
     opts = suite.module_options(roofline, None)
-    opts.update(peers=True, backends=["cpp"], gemm_size=64, stream_mib=1.0, peak_seconds=0.005,
-                kmeans_iterations=2, mf_epochs=1, coretypes=[])
+    opts.update(
+        peers=True,
+        backends=["cpp"],
+        gemm_size=64,
+        stream_mib=1.0,
+        peak_seconds=0.005,
+        kmeans_iterations=2,
+        mf_epochs=1,
+        coretypes=[],
+    )
     found = [c for c in roofline.contenders(opts) if c.runs_on("XS")]
     names = [c.name for c in found]
-    assert [f"FMA peak {level}" for level in _runtime.available_simd_levels()] == names[:len(
-        _runtime.available_simd_levels())]
+    assert [f"FMA peak {level}" for level in _runtime.available_simd_levels()] == names[
+        : len(_runtime.available_simd_levels())
+    ]
     assert "stream triad" in names and "SGEMM (numpy)" in names
     kernels = [c for c in found if not c.peer]
-    assert [c.dispatch for c in kernels] == ["kmeans:XS cpp", "topn:XS cpp", "cosine:XS cpp",
-                                           "mf:XS cpp"]
+    assert [c.dispatch for c in kernels] == ["kmeans:XS cpp", "topn:XS cpp", "cosine:XS cpp", "mf:XS cpp"]
     data = roofline.prepare("XS", tmp_path, opts)
     records = []
     for contender in found:
         out = roofline.measure(contender.dispatch, data, 1)
         assert out["seconds"] > 0 and all(v > 0 for v in out["work"].values())
-        record = _record(contender.name, out["work"], [out["seconds"]], threads=1, size="XS",
-                         simd=_runtime.simd_level() if not contender.peer else None,
-                         peer=contender.peer)
+        record = _record(
+            contender.name,
+            out["work"],
+            [out["seconds"]],
+            threads=1,
+            size="XS",
+            simd=_runtime.simd_level() if not contender.peer else None,
+            peer=contender.peer,
+        )
         record["quality"] = out["quality"]
         records.append(record)
     n, d, k = kmeans.SHAPES["XS"]
     kmeans_out = next(r for r in records if r["contender"].startswith("KMeans"))
     assert kmeans_out["work"]["GFLOP/s"] == pytest.approx(2.0 * n * k * d / 1e9)
     rows = roofline.fractions(records)
-    assert len(rows) == 4 and all(r["gflops"] > 0 and r["bound"] in ("compute", "memory")
-                                  for r in rows)
+    assert len(rows) == 4 and all(r["gflops"] > 0 and r["bound"] in ("compute", "memory") for r in rows)
     assert all((r["of_stream"] is None) == (r["bound"] == "compute") for r in rows)
-    section = report.Section("roofline", roofline.TITLE, roofline.UNIT, "", ["XS"],
-                             {"XS": roofline.SIZES["XS"]}, records)
+    section = report.Section(
+        "roofline", roofline.TITLE, roofline.UNIT, "", ["XS"], {"XS": roofline.SIZES["XS"]}, records
+    )
     machine = report.machine_info([1])
-    settings = {"benchmarks": ["roofline"], "threads": [1], "repeats": 1, "peers": True,
-                "backends": ["cpp"]}
+    settings = {"benchmarks": ["roofline"], "threads": [1], "repeats": 1, "peers": True, "backends": ["cpp"]}
     written = report.write(tmp_path / "out", [section], machine, settings)
     text = (tmp_path / "out" / "report.md").read_text()
     assert "of SGEMM" in text and "stream triad" in text and "KMeans 2,000 x 16" in text
@@ -204,6 +225,5 @@ def test_roofline_is_registered_and_sized():
     from fastrec.bench import BENCHMARKS
 
     assert BENCHMARKS["roofline"] == "fastrec.bench.roofline"
-    assert set(roofline.SIZES) == set(roofline.CASES) and set(roofline.DEFAULT_SIZES) <= set(
-        roofline.SIZES)
+    assert set(roofline.SIZES) == set(roofline.CASES) and set(roofline.DEFAULT_SIZES) <= set(roofline.SIZES)
     assert "roofline" in suite.registered()  # `fastrec bench all` runs it, last

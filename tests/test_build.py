@@ -104,10 +104,14 @@ def _topn_arguments():
     u, v = rng.random((6, 5), dtype=np.float32), rng.random((11, 5), dtype=np.float32)
     exclude = sp.random(6, 11, density=0.3, format="csr", random_state=4)
     return {
-        "u": u, "v": v,
-        "exclude_indptr": exclude.indptr.astype(np.int64), "exclude_indices": exclude.indices.astype(np.int32),
-        "cand_indptr": np.zeros(0, np.int64), "cand_indices": np.zeros(0, np.int32),
-        "out_indices": np.empty((6, 4), np.int32), "out_scores": np.empty((6, 4), np.float32),
+        "u": u,
+        "v": v,
+        "exclude_indptr": exclude.indptr.astype(np.int64),
+        "exclude_indices": exclude.indices.astype(np.int32),
+        "cand_indptr": np.zeros(0, np.int64),
+        "cand_indices": np.zeros(0, np.int32),
+        "out_indices": np.empty((6, 4), np.int32),
+        "out_scores": np.empty((6, 4), np.float32),
         "n_threads": 2,
     }
 

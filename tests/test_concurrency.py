@@ -94,9 +94,11 @@ def test_every_kernel_from_eight_threads_matches_single_threaded(backend, limits
 def test_one_model_serves_eight_reader_threads(backend, limits_unchanged):
     R = make_ratings(300, 200, 6000, seed=3)
     users = np.arange(0, 300, 7)
-    models = [fastrec.MatrixFactorization(n_factors=8, n_epochs=3, random_state=0, backend=backend).fit(R),
-              fastrec.ItemKNN(k=20, backend=backend).fit(R),
-              fastrec.UserKNN(k=20, backend=backend).fit(R)]
+    models = [
+        fastrec.MatrixFactorization(n_factors=8, n_epochs=3, random_state=0, backend=backend).fit(R),
+        fastrec.ItemKNN(k=20, backend=backend).fit(R),
+        fastrec.UserKNN(k=20, backend=backend).fit(R),
+    ]
     for model in models:
         jobs = [lambda m=model: m.recommend(users, n=10)]
         if isinstance(model, fastrec.MatrixFactorization):
@@ -135,7 +137,7 @@ def test_fold_in_beside_readers_loses_no_user_and_shows_no_half_model():
     readers = [threading.Thread(target=read) for _ in range(THREADS // 2)]
     for thread in readers:
         thread.start()
-    parts = [new_users[i::THREADS // 2] for i in range(THREADS // 2)]
+    parts = [new_users[i :: THREADS // 2] for i in range(THREADS // 2)]
     with ThreadPoolExecutor(max_workers=THREADS // 2) as pool:
         list(pool.map(fold, parts))
     stop.set()
@@ -145,18 +147,24 @@ def test_fold_in_beside_readers_loses_no_user_and_shows_no_half_model():
     assert model.n_users_ == reference.n_users_ == 200 + len(new_users)
     ids = [user for user, _, _ in new_users]
     # Each fold-in solves for its user alone, so the order of the fold-ins does not matter.
-    np.testing.assert_allclose(model.predict(ids, np.zeros(len(ids), dtype=int)),
-                               reference.predict(ids, np.zeros(len(ids), dtype=int)), rtol=1e-6)
+    np.testing.assert_allclose(
+        model.predict(ids, np.zeros(len(ids), dtype=int)),
+        reference.predict(ids, np.zeros(len(ids), dtype=int)),
+        rtol=1e-6,
+    )
     for user, items, _ in new_users[:8]:
         got = model.recommend(user, n=20)[0]
         assert not set(got.tolist()) & set(items.tolist())  # its ratings count as seen
 
 
-@pytest.mark.parametrize("make", [
-    lambda: fastrec.MatrixFactorization(n_factors=8, n_epochs=2, random_state=0),
-    lambda: fastrec.ItemKNN(k=10),
-    lambda: fastrec.UserKNN(k=10),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: fastrec.MatrixFactorization(n_factors=8, n_epochs=2, random_state=0),
+        lambda: fastrec.ItemKNN(k=10),
+        lambda: fastrec.UserKNN(k=10),
+    ],
+)
 def test_refit_beside_readers_gives_old_or_new_model_never_a_mix(make):
     R1 = make_ratings(120, 80, 1500, seed=5)
     R2 = make_ratings(150, 90, 2000, seed=6)
@@ -185,8 +193,9 @@ def test_refit_beside_readers_gives_old_or_new_model_never_a_mix(make):
 
 def test_pickled_model_keeps_working_under_threads():
     R = make_ratings(200, 150, 4000, seed=7)
-    model = pickle.loads(pickle.dumps(fastrec.MatrixFactorization(n_factors=8, n_epochs=2,
-                                                                  random_state=0).fit(R)))
+    model = pickle.loads(
+        pickle.dumps(fastrec.MatrixFactorization(n_factors=8, n_epochs=2, random_state=0).fit(R))
+    )
     expected = model.recommend(np.arange(50), n=5)
     got = _in_threads([lambda: model.recommend(np.arange(50), n=5)] * THREADS)
     _assert_same(got, [expected] * THREADS)

@@ -37,14 +37,17 @@ def _ratings() -> np.ndarray:
 
 
 RATINGS = _ratings()
-FEATURES = sp.csr_matrix(np.where(np.random.default_rng(12).random((N_ITEMS, 6)) < 0.4,
-                                  np.random.default_rng(13).integers(1, 4, (N_ITEMS, 6)), 0
-                                  ).astype(np.float64))
+FEATURES = sp.csr_matrix(
+    np.where(
+        np.random.default_rng(12).random((N_ITEMS, 6)) < 0.4,
+        np.random.default_rng(13).integers(1, 4, (N_ITEMS, 6)),
+        0,
+    ).astype(np.float64)
+)
 
 
 def _mf(backend, **kw):
-    return MatrixFactorization(n_factors=4, n_epochs=3, random_state=0, n_threads=1,
-                               backend=backend, **kw)
+    return MatrixFactorization(n_factors=4, n_epochs=3, random_state=0, n_threads=1, backend=backend, **kw)
 
 
 # One line per recommender: name -> factory(backend, raw item ids in feature-row order).
@@ -53,8 +56,9 @@ MODELS = {
     "userknn": lambda backend, items: UserKNN(k=5, shrink=0.5, backend=backend),
     "content": lambda backend, items: ContentKNN(FEATURES, item_ids=items, backend=backend),
     "mf": lambda backend, items: _mf(backend),
-    "hybrid": lambda backend, items: Hybrid([(ItemKNN(k=6, backend=backend), 0.6),
-                                             (_mf(backend), 0.4)], backend=backend),
+    "hybrid": lambda backend, items: Hybrid(
+        [(ItemKNN(k=6, backend=backend), 0.6), (_mf(backend), 0.4)], backend=backend
+    ),
 }
 
 
@@ -89,8 +93,11 @@ class Case:
         return np.array([lookup.get(item, -1) for item in np.asarray(ids).tolist()], dtype=np.int64)
 
 
-@pytest.fixture(scope="module", params=[(name, kind) for name in MODELS for kind in ("int", "str")],
-                ids=lambda p: f"{p[0]}-{p[1]}")
+@pytest.fixture(
+    scope="module",
+    params=[(name, kind) for name in MODELS for kind in ("int", "str")],
+    ids=lambda p: f"{p[0]}-{p[1]}",
+)
 def case(request, every_backend) -> Case:
     name, kind = request.param
     return Case(name, every_backend, kind)
@@ -104,8 +111,13 @@ def _components(model):
 
 
 def _empty(ids: np.ndarray) -> np.ndarray:
-    return np.array([item is None or (isinstance(item, (int, np.integer)) and item == -1)
-                     for item in np.asarray(ids).ravel().tolist()], dtype=bool).reshape(np.shape(ids))
+    return np.array(
+        [
+            item is None or (isinstance(item, (int, np.integer)) and item == -1)
+            for item in np.asarray(ids).ravel().tolist()
+        ],
+        dtype=bool,
+    ).reshape(np.shape(ids))
 
 
 def _same_params(a, b) -> None:
@@ -177,11 +189,12 @@ def test_allow_and_block_lists_are_respected_and_combined(case):
     block = case.item_ids[np.sort(rng.choice(N_ITEMS, 7, replace=False))]
     candidates = set(allow.tolist()) - set(block.tolist())
     full, full_scores = case.model.recommend(case.users, n=N_ITEMS)
-    for items, filter_items, allowed in ((allow, None, set(allow.tolist())),
-                                         (None, block, set(case.item_ids.tolist()) - set(block.tolist())),
-                                         (allow, block, candidates)):
-        ids, scores = case.model.recommend(case.users, n=N_ITEMS, items=items,
-                                           filter_items=filter_items)
+    for items, filter_items, allowed in (
+        (allow, None, set(allow.tolist())),
+        (None, block, set(case.item_ids.tolist()) - set(block.tolist())),
+        (allow, block, candidates),
+    ):
+        ids, scores = case.model.recommend(case.users, n=N_ITEMS, items=items, filter_items=filter_items)
         assert ids.shape[1] == len(allowed)  # no more slots than candidates
         for row in range(case.users.size):
             got = ids[row][~_empty(ids[row])].tolist()
@@ -190,11 +203,13 @@ def test_allow_and_block_lists_are_respected_and_combined(case):
                 continue  # its normalisation runs over the candidates: rankings may change
             # the candidates keep their order and scores in the unrestricted ranking
             keep = [position for position, item in enumerate(full[row].tolist()) if item in allowed]
-            assert got == [full[row][p] for p in keep][:len(got)]
-            np.testing.assert_array_equal(scores[row][:len(got)], full_scores[row][keep][:len(got)])
+            assert got == [full[row][p] for p in keep][: len(got)]
+            np.testing.assert_array_equal(scores[row][: len(got)], full_scores[row][keep][: len(got)])
     # an unknown id on the block-list cannot be recommended anyway: it is ignored
-    _assert_same(case.model.recommend(case.users, n=5, filter_items=[*block, case.unknown_item]),
-                 case.model.recommend(case.users, n=5, filter_items=block))
+    _assert_same(
+        case.model.recommend(case.users, n=5, filter_items=[*block, case.unknown_item]),
+        case.model.recommend(case.users, n=5, filter_items=block),
+    )
     # nothing left to recommend: one empty slot per user
     ids, scores = case.model.recommend(case.users, n=5, items=block[:2], filter_items=block)
     assert ids.shape == (case.users.size, 1) and _empty(ids).all() and np.all(scores == -np.inf)
@@ -213,10 +228,13 @@ def test_unknown_ids_raise_or_are_skipped(case):
     _assert_same((ids[:-1], scores[:-1]), model.recommend(case.users, n=5))
     assert _empty(ids[-1]).all() and np.all(scores[-1] == -np.inf)
     some = list(case.item_ids[:8])
-    _assert_same(model.recommend(case.users, n=5, items=[*some, case.unknown_item], unknown="skip"),
-                 model.recommend(case.users, n=5, items=some))
-    dense = model.score_items([user, case.unknown_user], [case.item_ids[0], case.unknown_item],
-                              unknown="skip")
+    _assert_same(
+        model.recommend(case.users, n=5, items=[*some, case.unknown_item], unknown="skip"),
+        model.recommend(case.users, n=5, items=some),
+    )
+    dense = model.score_items(
+        [user, case.unknown_user], [case.item_ids[0], case.unknown_item], unknown="skip"
+    )
     assert np.isnan(dense[1]).all() and np.isnan(dense[:, 1]).all() and np.isfinite(dense[0, 0])
 
 
@@ -262,8 +280,10 @@ def test_save_load_and_pickle_give_identical_recommendations(case):
         part.set_params(backend=case.backend)
     for copy_ in (loaded, pickle.loads(pickle.dumps(model))):
         for exclude_seen in (True, False):
-            _assert_same(copy_.recommend(case.users, n=N_ITEMS, exclude_seen=exclude_seen),
-                         model.recommend(case.users, n=N_ITEMS, exclude_seen=exclude_seen))
+            _assert_same(
+                copy_.recommend(case.users, n=N_ITEMS, exclude_seen=exclude_seen),
+                model.recommend(case.users, n=N_ITEMS, exclude_seen=exclude_seen),
+            )
         if hasattr(model, "similar_items"):
             _assert_same(copy_.similar_items(case.item_ids, n=5), model.similar_items(case.item_ids, n=5))
 
@@ -289,8 +309,7 @@ def test_results_do_not_depend_on_the_thread_count(case):
         model = copy.deepcopy(case.model)
         for part in _components(model):
             part.set_params(n_threads=n_threads)
-        results.append((model.recommend(case.users, n=N_ITEMS),
-                        model.score_items(case.users)))
+        results.append((model.recommend(case.users, n=N_ITEMS), model.score_items(case.users)))
     _assert_same(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
 
@@ -338,11 +357,13 @@ def test_user_items_by_raw_item_id_columns(name):
     users = model.user_ids_
     inner_form = sp.csr_matrix(RATINGS[users])
     coo = inner_form.tocoo()  # plus an item the model does not know, in row 0: left out
-    raw_form = sp.csr_matrix((np.append(coo.data, 4.0), (np.append(coo.row, 0),
-                                                         np.append(item_ids[coo.col], item_ids.max() + 1))),
-                             shape=(users.size, item_ids.max() + 3))
-    _assert_same(model.recommend(users, n=8, user_items=raw_form),
-                 model.recommend(users, n=8, user_items=inner_form))
+    raw_form = sp.csr_matrix(
+        (np.append(coo.data, 4.0), (np.append(coo.row, 0), np.append(item_ids[coo.col], item_ids.max() + 1))),
+        shape=(users.size, item_ids.max() + 3),
+    )
+    _assert_same(
+        model.recommend(users, n=8, user_items=raw_form), model.recommend(users, n=8, user_items=inner_form)
+    )
     with pytest.raises(ValueError, match=r"\(25, 21\) or \(25, > 207\)"):
         model.recommend(users, user_items=sp.csr_matrix((users.size, 30)))
 
@@ -388,9 +409,9 @@ def test_similar_items_exclude_the_item_and_match_brute_force(case):
     else:  # a neighbourhood model lists the neighbours kept at fit
         S = model.similarities_
         for row in range(N_ITEMS if isinstance(model, ItemKNN) else 0):
-            stored = S.indices[S.indptr[row]:S.indptr[row + 1]][:n]
+            stored = S.indices[S.indptr[row] : S.indptr[row + 1]][:n]
             np.testing.assert_array_equal(case.inner(ids[row][~_empty(ids[row])]), stored)
-            np.testing.assert_array_equal(scores[row][: stored.size], S.data[S.indptr[row]:][: stored.size])
+            np.testing.assert_array_equal(scores[row][: stored.size], S.data[S.indptr[row] :][: stored.size])
         expected = _brute_cosine_with_shrink(case.R.T, model.shrink)
         listed = expected != 0
     _check_neighbours(ids, scores, case.inner, expected, n, listed)
@@ -468,11 +489,16 @@ def test_itemknn_scores_equal_the_dense_cosine_formula(every_backend):
 
 def test_mf_recommend_is_the_argsort_of_its_factor_formula(every_backend):
     R = _dense_ratings()
-    model = MatrixFactorization(n_factors=5, n_epochs=4, random_state=1, n_threads=1,
-                                backend=every_backend).fit(sp.csr_matrix(R))
+    model = MatrixFactorization(
+        n_factors=5, n_epochs=4, random_state=1, n_threads=1, backend=every_backend
+    ).fit(sp.csr_matrix(R))
     P, Q = model.user_factors_.astype(np.float64), model.item_factors_.astype(np.float64)
-    expected = (P @ Q.T + model.global_mean_ + model.user_bias_.astype(np.float64)[:, None]
-                + model.item_bias_.astype(np.float64)[None, :])
+    expected = (
+        P @ Q.T
+        + model.global_mean_
+        + model.user_bias_.astype(np.float64)[:, None]
+        + model.item_bias_.astype(np.float64)[None, :]
+    )
     ids, scores = model.recommend(np.arange(R.shape[0]), n=R.shape[1])
     _assert_ranking(ids, scores, expected, R == 0, R.shape[1])
     ids, scores = model.recommend(np.arange(R.shape[0]), n=R.shape[1], exclude_seen=False)

@@ -35,7 +35,8 @@ def brute_force(X, Y=None, k=50, shrink=0.0, exclude_self=True):
     rows, cols, vals = [], [], []
     for i in range(X.shape[0]):
         candidates = [
-            (-scores[i, j], j) for j in range(Y.shape[0])
+            (-scores[i, j], j)
+            for j in range(Y.shape[0])
             if scores[i, j] != 0 and not (same and exclude_self and i == j)
         ]
         for neg, j in sorted(candidates)[:k]:
@@ -46,9 +47,7 @@ def brute_force(X, Y=None, k=50, shrink=0.0, exclude_self=True):
     # rebuild in rank order (the constructor sorts by column)
     order_indices, order_data, indptr = [], [], [0]
     for i in range(X.shape[0]):
-        pairs = sorted(
-            (-out.data[p], out.indices[p]) for p in range(out.indptr[i], out.indptr[i + 1])
-        )
+        pairs = sorted((-out.data[p], out.indices[p]) for p in range(out.indptr[i], out.indptr[i + 1]))
         order_indices += [j for _, j in pairs]
         order_data += [-s for s, _ in pairs]
         indptr.append(len(order_indices))
@@ -137,9 +136,7 @@ def test_compiled_backends_match_reference(problem):
     want = fastrec.cosine_topk(X, Y, k=k, shrink=shrink, exclude_self=exclude_self, backend="numpy")
     for backend, level in compiled_variants():
         with variant(level):
-            got = fastrec.cosine_topk(
-                X, Y, k=k, shrink=shrink, exclude_self=exclude_self, backend=backend
-            )
+            got = fastrec.cosine_topk(X, Y, k=k, shrink=shrink, exclude_self=exclude_self, backend=backend)
         assert got.dtype == dtype and got.shape == want.shape
         assert_topk_rows_equivalent(got, want, TOL[dtype])
         assert_rank_ordered(got)
@@ -185,8 +182,9 @@ def test_row_blocks_stack_to_the_full_result(backend):
         pytest.skip(f"{backend} backend not available in this build")
     R = _popular_ratings()
     full = fastrec.cosine_topk(R.T, k=10, backend=backend)
-    blocks = [fastrec.cosine_topk(R.T, k=10, rows=slice(a, a + 37), backend=backend)
-              for a in range(0, 120, 37)]
+    blocks = [
+        fastrec.cosine_topk(R.T, k=10, rows=slice(a, a + 37), backend=backend) for a in range(0, 120, 37)
+    ]
     stacked = sp.vstack(blocks, format="csr")
     assert [b.shape[0] for b in blocks] == [37, 37, 37, 9]
     assert np.array_equal(stacked.indptr, full.indptr)
@@ -346,7 +344,8 @@ def _scaled_oracle(A, p, B=None, q=None, k=50, shrink=0.0, exclude_self=True, dt
     indices, data, indptr = [], [], [0]
     for i in range(A.shape[0]):
         pairs = sorted(
-            (-float(scores[i, j]), j) for j in range(B.shape[0])
+            (-float(scores[i, j]), j)
+            for j in range(B.shape[0])
             if scores[i, j] != 0 and not (same and exclude_self and i == j)
         )[:k]
         indices += [j for _, j in pairs]
@@ -411,8 +410,7 @@ def test_any_finite_magnitude_is_scored_correctly(backend, level, dtype, shrink,
             every = fastrec.cosine_topk(X, Y, k=50, **kwargs)
             top = fastrec.cosine_topk(X, Y, k=8, **kwargs)
         assert every.dtype == dtype and np.all(np.isfinite(every.data))
-        want = _scaled_oracle(A, p, B, q, k=50, shrink=shrink, exclude_self=exclude_self,
-                              dtype=dtype)
+        want = _scaled_oracle(A, p, B, q, k=50, shrink=shrink, exclude_self=exclude_self, dtype=dtype)
         assert_same_scores(every, want, dtype)
         assert_rank_ordered(every)
         if shrink == 0:  # cosines of small integer rows: none is negligible
@@ -423,8 +421,9 @@ def test_any_finite_magnitude_is_scored_correctly(backend, level, dtype, shrink,
 
 
 @pytest.mark.parametrize("backend", ALL_BACKENDS)
-@pytest.mark.parametrize("dtype,scales", [(np.float32, [1e30, 1e-30, 3e37, 1e-36]),
-                                          (np.float64, [1e200, 1e-200, 1e300, 1e-300])])
+@pytest.mark.parametrize(
+    "dtype,scales", [(np.float32, [1e30, 1e-30, 3e37, 1e-36]), (np.float64, [1e200, 1e-200, 1e300, 1e-300])]
+)
 def test_uniformly_huge_or_tiny_values_keep_their_cosines(backend, dtype, scales):
     rng = np.random.default_rng(12)
     X = sp.random(60, 20, density=0.3, random_state=rng, format="csr", dtype=np.float64)
@@ -466,7 +465,7 @@ def test_zero_scores_are_never_candidates(backend, level, dtype, shrink):
     h = -emin // 2
     d = 66
     X = np.zeros((4, d))
-    X[0, :3] = [1.0, 2.0 ** -h, 1.0]
+    X[0, :3] = [1.0, 2.0**-h, 1.0]
     X[1, 1] = 2.0 ** (emin + 2 + h)
     X[1, 3:] = 1.0  # 63 ones: |row 1| = sqrt(63) once scaled
     X[2, [0, 2]] = [1.0, -1.0]
@@ -513,9 +512,12 @@ def test_row_blocks_are_bit_identical_to_the_whole(backend, level, dtype):
             kwargs = dict(k=20, shrink=shrink, exclude_self=exclude_self, backend=backend)
             with variant(level):
                 whole = fastrec.cosine_topk(X, Y, n_threads=whole_threads, **kwargs)
-                blocks = [fastrec.cosine_topk(X, Y, rows=(a, min(a + step, X.shape[0])),
-                                              n_threads=3 - whole_threads, **kwargs)
-                          for a in range(0, X.shape[0], step)]
+                blocks = [
+                    fastrec.cosine_topk(
+                        X, Y, rows=(a, min(a + step, X.shape[0])), n_threads=3 - whole_threads, **kwargs
+                    )
+                    for a in range(0, X.shape[0], step)
+                ]
             stacked = sp.vstack(blocks, format="csr")
             case = (seed, with_y, shrink, exclude_self, whole_threads)
             assert np.array_equal(stacked.indptr, whole.indptr), case
@@ -536,8 +538,7 @@ def test_empty_rows_in_a_vector_group_score_nothing(backend, level, shrink):
     want = fastrec.cosine_topk(X, k=5, shrink=shrink, exclude_self=False, backend="numpy")
     for Y in (None, X):
         with variant(level):
-            got = fastrec.cosine_topk(X, Y, k=5, shrink=shrink, exclude_self=False,
-                                      backend=backend)
+            got = fastrec.cosine_topk(X, Y, k=5, shrink=shrink, exclude_self=False, backend=backend)
         assert np.all(np.isfinite(got.data)) and got[18].nnz == 0
         assert_topk_rows_equivalent(got, want, TOL[np.float32])
         assert_rank_ordered(got)
@@ -570,8 +571,9 @@ def test_cosine_topk_passes_every_kernel_argument_by_keyword(monkeypatch, backen
     references = [fastrec.cosine_topk(*args, backend="numpy", **kw) for args, kw in cases]
     calls: list[str] = []
     real = _runtime.kernel_module
-    monkeypatch.setattr(_runtime, "kernel_module",
-                        lambda b, family: _KeywordOnlyKernels(real(b, family), calls))
+    monkeypatch.setattr(
+        _runtime, "kernel_module", lambda b, family: _KeywordOnlyKernels(real(b, family), calls)
+    )
     for (args, kw), want, reference in zip(cases, expected, references):
         got = fastrec.cosine_topk(*args, backend=backend, **kw)
         np.testing.assert_array_equal(got.indptr, want.indptr)

@@ -39,16 +39,16 @@ class Block:
     """One fenced code block of a Markdown file."""
 
     path: Path
-    line: int          # 1-based line of the first code line (after the opening fence)
+    line: int  # 1-based line of the first code line (after the opening fence)
     language: str
     code: str
-    skip: str | None   # the reason given by a skip marker, "" when it gives none
+    skip: str | None  # the reason given by a skip marker, "" when it gives none
 
     @property
     def console(self) -> bool:
         return self.language in CONSOLE_LANGUAGES or (
-            self.language in PYTHON_LANGUAGES | {""}
-            and self.code.lstrip().startswith(">>>"))
+            self.language in PYTHON_LANGUAGES | {""} and self.code.lstrip().startswith(">>>")
+        )
 
     @property
     def runnable(self) -> bool:
@@ -86,9 +86,11 @@ def parse_blocks(text: str, path: Path) -> list[Block]:
         if marker:
             directive = SKIP.match(marker["body"])
             if directive is None:
-                raise ValueError(f"{_relative(path)}:{n}: unknown doctest marker "
-                                 f"{lines[n - 1].strip()!r}; the one marker is "
-                                 "'<!-- doctest: skip (reason) -->'")
+                raise ValueError(
+                    f"{_relative(path)}:{n}: unknown doctest marker "
+                    f"{lines[n - 1].strip()!r}; the one marker is "
+                    "'<!-- doctest: skip (reason) -->'"
+                )
             skip = directive["reason"].strip("() \t")
         body: list[str] = []
         end = n + 1
@@ -114,8 +116,11 @@ def markdown_files() -> list[Path]:
 
 
 def _files_with_examples() -> list[Path]:
-    return [path for path in markdown_files()
-            if any(block.runnable for block in parse_blocks(path.read_text(encoding="utf-8"), path))]
+    return [
+        path
+        for path in markdown_files()
+        if any(block.runnable for block in parse_blocks(path.read_text(encoding="utf-8"), path))
+    ]
 
 
 def _console_source(block: Block) -> str:
@@ -123,9 +128,13 @@ def _console_source(block: Block) -> str:
     lines = []
     for line in block.code.splitlines():
         stripped = line.lstrip()
-        lines.append(stripped[4:] if stripped.startswith((">>> ", "... ")) else
-                     "" if stripped in (">>>", "...") or not stripped.startswith((">>>", "..."))
-                     else stripped[3:])
+        lines.append(
+            stripped[4:]
+            if stripped.startswith((">>> ", "... "))
+            else ""
+            if stripped in (">>>", "...") or not stripped.startswith((">>>", "..."))
+            else stripped[3:]
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -138,15 +147,12 @@ def run_block(block: Block, namespace: dict) -> None:
     """Run one block in ``namespace``; raise AssertionError naming the Markdown line on failure."""
     if block.console:
         parser = doctest.DocTestParser()
-        test = parser.get_doctest(block.code, namespace, block.where(), str(block.path),
-                                  block.line - 1)
-        runner = doctest.DocTestRunner(
-            optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+        test = parser.get_doctest(block.code, namespace, block.where(), str(block.path), block.line - 1)
+        runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
         report: list[str] = []
         runner.run(test, out=report.append, clear_globs=False)
         if runner.failures:
-            raise AssertionError(f"{block.where()}: the session's output differs:\n"
-                                 + "".join(report))
+            raise AssertionError(f"{block.where()}: the session's output differs:\n" + "".join(report))
         return
     exec(_compile(block, block.code), namespace)
 
@@ -175,8 +181,10 @@ def run_markdown(path: Path) -> None:
             warnings.filterwarnings("error", category=FutureWarning, module=NAMESPACE_NAME)
             for block in blocks:
                 if block.skip is not None:
-                    assert block.skip, (f"{block.where()}: a skip marker needs a reason: "
-                                        "<!-- doctest: skip (why it cannot run in a test) -->")
+                    assert block.skip, (
+                        f"{block.where()}: a skip marker needs a reason: "
+                        "<!-- doctest: skip (why it cannot run in a test) -->"
+                    )
                     _compile(block, _console_source(block) if block.console else block.code)
                     continue
                 try:
@@ -184,8 +192,9 @@ def run_markdown(path: Path) -> None:
                 except AssertionError:
                     raise
                 except BaseException as exc:  # SystemExit too: an example must not exit
-                    raise AssertionError(f"the example at {block.where()} raised "
-                                         f"{type(exc).__name__}: {exc}") from exc
+                    raise AssertionError(
+                        f"the example at {block.where()} raised {type(exc).__name__}: {exc}"
+                    ) from exc
     finally:
         _close_figures()
 
@@ -204,40 +213,49 @@ def test_readme_and_guide_examples_are_collected():
     readme = parse_blocks((ROOT / "README.md").read_text(encoding="utf-8"), ROOT / "README.md")
     runnable = [b for b in readme if b.runnable]
     # every python fence of the README is found, at the line after its fence
-    fences = [n + 2 for n, line in enumerate((ROOT / "README.md").read_text().splitlines())
-              if line.strip() == "```python"]
+    fences = [
+        n + 2
+        for n, line in enumerate((ROOT / "README.md").read_text().splitlines())
+        if line.strip() == "```python"
+    ]
     assert [b.line for b in runnable] == fences
 
 
 def test_parser_finds_markers_sessions_and_indented_blocks(tmp_path):
-    text = "\n".join([
-        "# Title",                                   # 1
-        "```python",                                 # 2
-        "x = 1",                                     # 3
-        "```",                                       # 4
-        "<!-- doctest: skip (downloads MovieLens) -->",  # 5
-        "```python",                                 # 6
-        "data = fetch()",                            # 7
-        "```",                                       # 8
-        "- a list item:",                            # 9
-        "",                                          # 10
-        "  ```pycon",                                # 11
-        "  >>> x + 1",                               # 12
-        "  2",                                       # 13
-        "  ```",                                     # 14
-        "```bash",                                   # 15
-        "echo no",                                   # 16
-        "```",                                       # 17
-        "<!-- doctest: skip -->",                    # 18
-        "````py",                                    # 19
-        "```",                                       # 20
-        "y = 2",                                     # 21
-        "````",                                      # 22
-    ])
+    text = "\n".join(
+        [
+            "# Title",  # 1
+            "```python",  # 2
+            "x = 1",  # 3
+            "```",  # 4
+            "<!-- doctest: skip (downloads MovieLens) -->",  # 5
+            "```python",  # 6
+            "data = fetch()",  # 7
+            "```",  # 8
+            "- a list item:",  # 9
+            "",  # 10
+            "  ```pycon",  # 11
+            "  >>> x + 1",  # 12
+            "  2",  # 13
+            "  ```",  # 14
+            "```bash",  # 15
+            "echo no",  # 16
+            "```",  # 17
+            "<!-- doctest: skip -->",  # 18
+            "````py",  # 19
+            "```",  # 20
+            "y = 2",  # 21
+            "````",  # 22
+        ]
+    )
     blocks = parse_blocks(text, tmp_path / "page.md")
     assert [(b.line, b.language, b.skip, b.runnable) for b in blocks] == [
-        (3, "python", None, True), (7, "python", "downloads MovieLens", True),
-        (12, "pycon", None, True), (16, "bash", None, False), (20, "py", "", True)]
+        (3, "python", None, True),
+        (7, "python", "downloads MovieLens", True),
+        (12, "pycon", None, True),
+        (16, "bash", None, False),
+        (20, "py", "", True),
+    ]
     assert blocks[2].code == ">>> x + 1\n2\n" and blocks[2].console
     assert blocks[4].code == "```\ny = 2\n"
     namespace: dict = {}
@@ -270,7 +288,8 @@ def test_runner_shares_one_namespace_and_refuses_bad_examples(tmp_path, monkeypa
         "```python\nfrom pathlib import Path\nPath('made.txt').write_text('x')\n```\n"
         "<!-- doctest: skip (needs the network) -->\n```python\nraise RuntimeError\n```\n"
         "```python\nassert Path('made.txt').read_text() == 'x'\n"
-        "if __name__ == '__main__':\n    raise SystemExit('served')\n```\n")
+        "if __name__ == '__main__':\n    raise SystemExit('served')\n```\n"
+    )
     run_markdown(page)  # the skipped block is only compiled; the guarded one does not serve
     page.write_text("<!-- doctest: skip -->\n```python\npass\n```\n")
     with pytest.raises(AssertionError, match="page.md:3: a skip marker needs a reason"):
@@ -282,8 +301,10 @@ def test_runner_shares_one_namespace_and_refuses_bad_examples(tmp_path, monkeypa
     with pytest.raises(AssertionError, match="page.md:2 raised SystemExit"):
         run_markdown(page)
     # an example on a deprecated fastrec API fails the test
-    page.write_text("```python\nfrom fastrec.datasets import Interactions\n"
-                    "data = Interactions.from_arrays([1], [2], [3.0])\n"
-                    "data.item_labels([0])\n```\n")
+    page.write_text(
+        "```python\nfrom fastrec.datasets import Interactions\n"
+        "data = Interactions.from_arrays([1], [2], [3.0])\n"
+        "data.item_labels([0])\n```\n"
+    )
     with pytest.raises(AssertionError, match="page.md:2 raised DeprecationWarning"):
         run_markdown(page)

@@ -30,16 +30,17 @@ import fastrec
 # sklearn/utils/_test_common/instance_generator.py (PER_ESTIMATOR_XFAIL_CHECKS[KMeans]):
 # the k-means++ seeding draws rows by weight, so a weight of 2 does not act as a
 # repeated row and the seeding (hence the labels) differs.
+_WEIGHTS_ARE_NOT_REPEATS = "sample_weight is not equivalent to removing/repeating samples."
 EXPECTED_FAILED_CHECKS = {
-    "check_sample_weight_equivalence_on_dense_data":
-        "sample_weight is not equivalent to removing/repeating samples.",
-    "check_sample_weight_equivalence_on_sparse_data":
-        "sample_weight is not equivalent to removing/repeating samples.",
+    "check_sample_weight_equivalence_on_dense_data": _WEIGHTS_ARE_NOT_REPEATS,
+    "check_sample_weight_equivalence_on_sparse_data": _WEIGHTS_ARE_NOT_REPEATS,
 }
 
 # Small problems keep the whole suite fast (scikit-learn tests its KMeans with these).
-ESTIMATORS = [fastrec.KMeans(n_clusters=2, n_init=2, max_iter=5),
-              fastrec.KMeans(n_clusters=2, n_init=2, max_iter=5, backend="numpy")]
+ESTIMATORS = [
+    fastrec.KMeans(n_clusters=2, n_init=2, max_iter=5),
+    fastrec.KMeans(n_clusters=2, n_init=2, max_iter=5, backend="numpy"),
+]
 
 
 def _name(check) -> str:
@@ -63,15 +64,22 @@ def _run_array_api_check(estimator) -> None:
         print("array API checks run:", ran)
     """)
     root = os.path.dirname(os.path.dirname(os.path.abspath(fastrec.__file__)))
-    done = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, SCIPY_ARRAY_API="1"),
-                          capture_output=True, text=True, timeout=300, cwd=root)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=dict(os.environ, SCIPY_ARRAY_API="1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=root,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "array API checks run: 0" not in done.stdout
     assert "array API checks run:" in done.stdout
 
 
-@parametrize_with_checks(ESTIMATORS, expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS,
-                         xfail_strict=True)
+@parametrize_with_checks(
+    ESTIMATORS, expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS, xfail_strict=True
+)
 def test_sklearn_estimator_checks(estimator, check):
     if _name(check) == "check_array_api_input" and not os.environ.get("SCIPY_ARRAY_API"):
         _run_array_api_check(estimator)

@@ -26,10 +26,13 @@ def make_zip(path, members):
 
 @pytest.fixture
 def archive(tmp_path):
-    return make_zip(tmp_path / "served.zip", {
-        "ml-100k/u.data": RATINGS,
-        "ml-100k/u.item": "10|Ten (1990)|||" + "|0" * 19 + "\n20|Twenty (1991)|||" + "|0" * 19,
-    })
+    return make_zip(
+        tmp_path / "served.zip",
+        {
+            "ml-100k/u.data": RATINGS,
+            "ml-100k/u.item": "10|Ten (1990)|||" + "|0" * 19 + "\n20|Twenty (1991)|||" + "|0" * 19,
+        },
+    )
 
 
 def serve(monkeypatch, archive, calls):
@@ -62,8 +65,11 @@ def test_no_network_is_a_clear_error(tmp_path, monkeypatch):
         raise urllib.error.URLError("Temporary failure in name resolution")
 
     monkeypatch.setattr(fetch, "_download", offline)
-    with pytest.raises(DownloadError, match=r"Could not download ml-1m .*Temporary failure.*"
-                                            r"pass its folder to fastrec.datasets.load_movielens"):
+    with pytest.raises(
+        DownloadError,
+        match=r"Could not download ml-1m .*Temporary failure.*"
+        r"pass its folder to fastrec.datasets.load_movielens",
+    ):
         fetch_movielens("ml-1m", data_home=tmp_path)
     with pytest.raises(FileNotFoundError, match="ml-1m is not cached"):
         fetch_movielens("ml-1m", data_home=tmp_path, download=False)

@@ -97,8 +97,9 @@ def record(entry: str, **case: Any) -> None:
     """Count one case of ``entry``; in a child process also write it where a crash leaves it."""
     CASES[entry] += 1
     if CASE_LOG:
-        text = f"{entry}\n" + "\n".join(f"  {k} = {describe(v.value if isinstance(v, Arg) else v)}"
-                                       for k, v in case.items())
+        text = f"{entry}\n" + "\n".join(
+            f"  {k} = {describe(v.value if isinstance(v, Arg) else v)}" for k, v in case.items()
+        )
         with open(CASE_LOG, "w") as fh:
             fh.write(text)
 
@@ -107,8 +108,11 @@ def record(entry: str, **case: Any) -> None:
 def _summary(request):
     yield
     lines = [f"  {entry:<34} {count:>8}" for entry, count in sorted(CASES.items())]
-    text = ["fuzz cases per entry point (each case runs on every backend):", *lines,
-            f"  {'total':<34} {sum(CASES.values()):>8}"]
+    text = [
+        "fuzz cases per entry point (each case runs on every backend):",
+        *lines,
+        f"  {'total':<34} {sum(CASES.values()):>8}",
+    ]
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     if reporter is not None and capture is not None:
@@ -147,8 +151,12 @@ def names_one_of(exc: Exception, names: list[str]) -> bool:
     return any(re.search(rf"(?<![A-Za-z_]){re.escape(n)}(?![A-Za-z_])", text) for n in names)
 
 
-def check_outcomes(call: Callable[[str], Any], args: dict[str, Arg | Any], names: list[str],
-                   compare: Callable[[Any, Any, str], None]) -> Any:
+def check_outcomes(
+    call: Callable[[str], Any],
+    args: dict[str, Arg | Any],
+    names: list[str],
+    compare: Callable[[Any, Any, str], None],
+) -> Any:
     """Run ``call(backend)`` on numpy then every compiled backend and apply the outcome rule.
 
     ``args`` maps argument names to generated values; an :class:`Arg` flagged bad
@@ -171,8 +179,7 @@ def check_outcomes(call: Callable[[str], Any], args: dict[str, Arg | Any], names
             # the generator cannot flag every fault (an empty X, too many clusters), so a
             # refusal may name any argument; a flagged one must be refused all the same
             allowed = bad + names
-            assert names_one_of(got.exc, allowed), (
-                f"{backend}: the error names none of {allowed}: {got!r}")
+            assert names_one_of(got.exc, allowed), f"{backend}: the error names none of {allowed}: {got!r}"
             assert isinstance(ref, Refused), f"{backend} refused what numpy answered: {got!r}"
             assert type(got.exc) is type(ref.exc), f"{backend}: {got!r}, numpy: {ref!r}"
         else:
@@ -215,16 +222,36 @@ def assert_dense_topn_equivalent(got, ref, backend: str, tol) -> None:
 
 # --- cosine_topk ---------------------------------------------------------------------------
 
-SHRINKS = st.sampled_from([(0.0, False), (1.0, False), (1e30, False), (-1.0, True),
-                           (float("nan"), True), (float("inf"), True), ("1", True)])
+SHRINKS = st.sampled_from(
+    [
+        (0.0, False),
+        (1.0, False),
+        (1e30, False),
+        (-1.0, True),
+        (float("nan"), True),
+        (float("inf"), True),
+        ("1", True),
+    ]
+)
 
 
 @st.composite
 def rows_arg(draw):
-    return draw(st.sampled_from([(None, False), (slice(0, 2), False), ((1, 3), False),
-                                 (slice(-2, None), False), (slice(5, 1), False),
-                                 (slice(0, 10**12), False), (slice(0, 4, 2), True),
-                                 ([0, 1], True), ("0:2", True)]))
+    return draw(
+        st.sampled_from(
+            [
+                (None, False),
+                (slice(0, 2), False),
+                ((1, 3), False),
+                (slice(-2, None), False),
+                (slice(5, 1), False),
+                (slice(0, 10**12), False),
+                (slice(0, 4, 2), True),
+                ([0, 1], True),
+                ("0:2", True),
+            ]
+        )
+    )
 
 
 def compare_cosine(got, ref, backend):
@@ -251,33 +278,53 @@ def compare_cosine(got, ref, backend):
             boundary = r_pos[-1] + tol
             assert set(g_idx[g_pos > boundary]) == set(r_idx[r_pos > boundary]), f"{backend}: row {row}"
         common = min(g_neg.size, r_neg.size)
-        np.testing.assert_allclose(g_neg[:common], r_neg[:common], rtol=0, atol=tol,
-                                   err_msg=f"{backend}: row {row}")
+        np.testing.assert_allclose(
+            g_neg[:common], r_neg[:common], rtol=0, atol=tol, err_msg=f"{backend}: row {row}"
+        )
         assert abs(g_neg.size - r_neg.size) <= max(g_zero, r_zero), f"{backend}: row {row}"
 
 
 @fuzz(2)
-@given(X=st.one_of(dense(what="X"), sparse(what="X")), use_y=st.booleans(),
-       Y=st.one_of(dense(what="Y"), sparse(what="Y")), k=COUNTS, shrink=SHRINKS,
-       exclude_self=st.sampled_from([(True, False), (False, False), (1, True)]), rows=rows_arg(),
-       threads=THREADS)
+@given(
+    X=st.one_of(dense(what="X"), sparse(what="X")),
+    use_y=st.booleans(),
+    Y=st.one_of(dense(what="Y"), sparse(what="Y")),
+    k=COUNTS,
+    shrink=SHRINKS,
+    exclude_self=st.sampled_from([(True, False), (False, False), (1, True)]),
+    rows=rows_arg(),
+    threads=THREADS,
+)
 def test_cosine_topk(X, use_y, Y, k, shrink, exclude_self, rows, threads):
-    args = {"X": X, "k": Arg(k[0], k[1], "k"), "shrink": Arg(shrink[0], shrink[1], "shrink"),
-            "exclude_self": Arg(*exclude_self, "exclude_self"), "rows": Arg(rows[0], rows[1], "rows"),
-            "n_threads": Arg(threads[0], threads[1], "n_threads")}
+    args = {
+        "X": X,
+        "k": Arg(k[0], k[1], "k"),
+        "shrink": Arg(shrink[0], shrink[1], "shrink"),
+        "exclude_self": Arg(*exclude_self, "exclude_self"),
+        "rows": Arg(rows[0], rows[1], "rows"),
+        "n_threads": Arg(threads[0], threads[1], "n_threads"),
+    }
     if use_y:
         args["Y"] = Y
     record("cosine_topk", **args)
 
     def call(backend):
-        return fastrec.cosine_topk(X.value, Y.value if use_y else None, k[0], shrink=shrink[0],
-                                   exclude_self=exclude_self[0], rows=rows[0], n_threads=threads[0],
-                                   backend=backend)
+        return fastrec.cosine_topk(
+            X.value,
+            Y.value if use_y else None,
+            k[0],
+            shrink=shrink[0],
+            exclude_self=exclude_self[0],
+            rows=rows[0],
+            n_threads=threads[0],
+            backend=backend,
+        )
 
     ref = check_outcomes(call, args, list(args), compare_cosine)
     if not isinstance(ref, Refused):
         assert np.isfinite(ref.data).all() and (np.abs(ref.data) <= 1 + 1e-5).all(), (
-            f"similarities outside [-1, 1]: {ref.data}")
+            f"similarities outside [-1, 1]: {ref.data}"
+        )
         assert ref.getnnz(axis=1).max(initial=0) <= k[0]
 
 
@@ -286,17 +333,26 @@ def test_cosine_topk(X, use_y, Y, k, shrink, exclude_self, rows, threads):
 
 @st.composite
 def candidates_arg(draw, n_queries, n_items):
-    kind = draw(st.sampled_from(["none", "none", "list", "list_bad", "bool", "float", "sparse",
-                                 "empty", "2d"]))
+    kind = draw(
+        st.sampled_from(["none", "none", "list", "list_bad", "bool", "float", "sparse", "empty", "2d"])
+    )
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     if kind == "none":
         return Arg(None, False, "candidates none")
     if kind == "list":
-        return Arg(rng.integers(0, max(n_items, 1), size=int(rng.integers(1, 6))) if n_items else
-                   np.zeros(0, dtype=np.int64), False, "candidates list")
+        return Arg(
+            rng.integers(0, max(n_items, 1), size=int(rng.integers(1, 6)))
+            if n_items
+            else np.zeros(0, dtype=np.int64),
+            False,
+            "candidates list",
+        )
     if kind == "list_bad":
-        return Arg(np.array([0, draw(st.sampled_from([-1, n_items, 2**40, -(2**40)]))]), True,
-                   "candidates out of range")
+        return Arg(
+            np.array([0, draw(st.sampled_from([-1, n_items, 2**40, -(2**40)]))]),
+            True,
+            "candidates out of range",
+        )
     if kind == "bool":
         return Arg(np.ones(n_items, dtype=bool), True, "candidates bool")
     if kind == "float":
@@ -305,31 +361,68 @@ def candidates_arg(draw, n_queries, n_items):
         return Arg(np.zeros((2, 2), dtype=np.int64), True, "candidates 2-D")
     if kind == "empty":
         return Arg(np.zeros(0, dtype=np.int64), False, "candidates empty")
-    return draw(sparse(rows=(n_queries, n_queries), cols=(n_items, n_items), what="candidates",
-                       allow_specials=False, dtypes=("float32", "bool")))
+    return draw(
+        sparse(
+            rows=(n_queries, n_queries),
+            cols=(n_items, n_items),
+            what="candidates",
+            allow_specials=False,
+            dtypes=("float32", "bool"),
+        )
+    )
 
 
 @fuzz(2)
-@given(U=dense(what="U", rows=(0, 5), cols=(1, 4)), V=dense(what="V", rows=(0, 7), cols=(1, 4)),
-       n=COUNTS, threads=THREADS, with_exclude=st.booleans(), data=st.data())
+@given(
+    U=dense(what="U", rows=(0, 5), cols=(1, 4)),
+    V=dense(what="V", rows=(0, 7), cols=(1, 4)),
+    n=COUNTS,
+    threads=THREADS,
+    with_exclude=st.booleans(),
+    data=st.data(),
+)
 def test_topn(U, V, n, threads, with_exclude, data):
     nq, ni = U.value.shape[0], V.value.shape[0]
-    exclude = (data.draw(st.one_of(sparse(rows=(nq, nq), cols=(ni, ni), what="exclude",
-                                          allow_specials=False),
-                                   dense(rows=(nq, nq), cols=(ni, ni), what="exclude",
-                                         allow_specials=False, dtypes=("float32", "bool"))))
-               if with_exclude else Arg(None, False, "exclude none"))
+    exclude = (
+        data.draw(
+            st.one_of(
+                sparse(rows=(nq, nq), cols=(ni, ni), what="exclude", allow_specials=False),
+                dense(
+                    rows=(nq, nq),
+                    cols=(ni, ni),
+                    what="exclude",
+                    allow_specials=False,
+                    dtypes=("float32", "bool"),
+                ),
+            )
+        )
+        if with_exclude
+        else Arg(None, False, "exclude none")
+    )
     exclude.bad = False  # only the pattern of exclude matters: any values will do
     candidates = data.draw(candidates_arg(nq, ni))
     if sp.issparse(candidates.value):
         candidates.bad = False  # the same for a sparse candidates matrix
-    args = {"U": U, "V": V, "n": Arg(n[0], n[1], "n"), "exclude": exclude, "candidates": candidates,
-            "n_threads": Arg(threads[0], threads[1], "n_threads")}
+    args = {
+        "U": U,
+        "V": V,
+        "n": Arg(n[0], n[1], "n"),
+        "exclude": exclude,
+        "candidates": candidates,
+        "n_threads": Arg(threads[0], threads[1], "n_threads"),
+    }
     record("topn", **args)
 
     def call(backend):
-        return fastrec.topn(U.value, V.value, n[0], exclude=exclude.value, candidates=candidates.value,
-                            n_threads=threads[0], backend=backend)
+        return fastrec.topn(
+            U.value,
+            V.value,
+            n[0],
+            exclude=exclude.value,
+            candidates=candidates.value,
+            n_threads=threads[0],
+            backend=backend,
+        )
 
     def compare(got, ref, backend):
         u = np.abs(np.asarray(U.value, dtype=np.float64))
@@ -359,24 +452,45 @@ def _numeric_object_is_data(X: Arg) -> None:
 
 
 @fuzz(1.5)
-@given(X=st.one_of(dense(what="X", rows=(0, 8), cols=(0, 4)), sparse(what="X", rows=(0, 8), cols=(0, 4))),
-       n_clusters=COUNTS, threads=THREADS, init=st.sampled_from(["k-means++", "random"]),
-       weights=st.sampled_from([None, "ones", "zeros", "negative", "nan", "short"]),
-       seed=st.integers(0, 3), data=st.data())
+@given(
+    X=st.one_of(dense(what="X", rows=(0, 8), cols=(0, 4)), sparse(what="X", rows=(0, 8), cols=(0, 4))),
+    n_clusters=COUNTS,
+    threads=THREADS,
+    init=st.sampled_from(["k-means++", "random"]),
+    weights=st.sampled_from([None, "ones", "zeros", "negative", "nan", "short"]),
+    seed=st.integers(0, 3),
+    data=st.data(),
+)
 def test_kmeans(X, n_clusters, threads, init, weights, seed, data):
     _numeric_object_is_data(X)
     n = X.value.shape[0]
-    weight = {None: None, "ones": np.ones(n), "zeros": np.zeros(n), "negative": -np.ones(n),
-              "nan": np.full(n, np.nan), "short": np.ones(n + 1)}[weights]
+    weight = {
+        None: None,
+        "ones": np.ones(n),
+        "zeros": np.zeros(n),
+        "negative": -np.ones(n),
+        "nan": np.full(n, np.nan),
+        "short": np.ones(n + 1),
+    }[weights]
     w_bad = weights in ("negative", "nan", "short") or (weights == "zeros" and n > 0)
-    args = {"X": X, "n_clusters": Arg(n_clusters[0], n_clusters[1], "n_clusters"),
-            "n_threads": Arg(threads[0], threads[1], "n_threads"),
-            "sample_weight": Arg(weight, w_bad and n > 0, "sample_weight")}
+    args = {
+        "X": X,
+        "n_clusters": Arg(n_clusters[0], n_clusters[1], "n_clusters"),
+        "n_threads": Arg(threads[0], threads[1], "n_threads"),
+        "sample_weight": Arg(weight, w_bad and n > 0, "sample_weight"),
+    }
     record("KMeans.fit/predict/transform", **args)
 
     def fitted(backend):
-        model = fastrec.KMeans(n_clusters[0], init=init, n_init=1, max_iter=20, random_state=seed,
-                               n_threads=threads[0], backend=backend)
+        model = fastrec.KMeans(
+            n_clusters[0],
+            init=init,
+            n_init=1,
+            max_iter=20,
+            random_state=seed,
+            n_threads=threads[0],
+            backend=backend,
+        )
         return model.fit(X.value, sample_weight=weight)
 
     def compare(got, ref, backend):
@@ -391,9 +505,13 @@ def test_kmeans(X, n_clusters, threads, init, weights, seed, data):
         return
     assert np.isfinite(model.cluster_centers_).all() and np.isfinite(model.inertia_)
     # predict and transform of the numpy-fitted model on new edge input, every backend
-    Z = data.draw(st.one_of(dense(what="X", rows=(0, 4), cols=(X.value.shape[1], X.value.shape[1])),
-                            dense(what="X", rows=(1, 3), cols=(1, 5)),
-                            sparse(what="X", rows=(0, 4), cols=(X.value.shape[1], X.value.shape[1]))))
+    Z = data.draw(
+        st.one_of(
+            dense(what="X", rows=(0, 4), cols=(X.value.shape[1], X.value.shape[1])),
+            dense(what="X", rows=(1, 3), cols=(1, 5)),
+            sparse(what="X", rows=(0, 4), cols=(X.value.shape[1], X.value.shape[1])),
+        )
+    )
     _numeric_object_is_data(Z)
     if Z.value.shape[1] != X.value.shape[1]:
         Z.bad = True
@@ -424,8 +542,9 @@ def test_kmeans(X, n_clusters, threads, init, weights, seed, data):
 def triples(draw, what="ratings"):
     n = draw(st.integers(0, 12))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    id_kind = draw(st.sampled_from(["small", "small", "small", "beyond_int32", "strings", "negative",
-                                    "float_nan"]))
+    id_kind = draw(
+        st.sampled_from(["small", "small", "small", "beyond_int32", "strings", "negative", "float_nan"])
+    )
     users = rng.integers(0, 4, size=n)
     items = rng.integers(0, 5, size=n)
     bad = n == 0
@@ -447,9 +566,12 @@ def triples(draw, what="ratings"):
 
 
 @fuzz(1.5)
-@given(ratings=st.one_of(triples(), sparse(what="ratings", rows=(0, 6), cols=(0, 5))),
-       n_factors=mostly([1, 3], [0, -1, 2.5]),
-       threads=THREADS, data=st.data())
+@given(
+    ratings=st.one_of(triples(), sparse(what="ratings", rows=(0, 6), cols=(0, 5))),
+    n_factors=mostly([1, 3], [0, -1, 2.5]),
+    threads=THREADS,
+    data=st.data(),
+)
 def test_matrix_factorization(ratings, n_factors, threads, data):
     if sp.issparse(ratings.value) and ratings.value.nnz == 0:
         ratings.bad = True
@@ -457,13 +579,17 @@ def test_matrix_factorization(ratings, n_factors, threads, data):
     with np.errstate(all="ignore"):
         if r.dtype.kind == "f" and np.isfinite(r).all() and (np.abs(r) > np.finfo(np.float32).max).any():
             ratings.bad = True  # the model computes in float32, where these are infinite
-    args = {"ratings": ratings, "n_factors": Arg(n_factors[0], n_factors[1], "n_factors"),
-            "n_threads": Arg(threads[0], threads[1], "n_threads")}
+    args = {
+        "ratings": ratings,
+        "n_factors": Arg(n_factors[0], n_factors[1], "n_factors"),
+        "n_threads": Arg(threads[0], threads[1], "n_threads"),
+    }
     record("MatrixFactorization.fit", **args)
 
     def fitted(backend):
-        model = fastrec.MatrixFactorization(n_factors[0], n_epochs=3, random_state=1, n_threads=threads[0],
-                                            backend=backend)
+        model = fastrec.MatrixFactorization(
+            n_factors[0], n_epochs=3, random_state=1, n_threads=threads[0], backend=backend
+        )
         # SGD blowing up on ratings far from a rating scale ends in DivergenceError, a
         # ValueError naming the ratings: a refusal like any other
         return model.fit(ratings.value)
@@ -471,24 +597,33 @@ def test_matrix_factorization(ratings, n_factors, threads, data):
     def compare(got, ref, backend):
         # SGD visits ratings in a backend-specific order: compare sanity, not bits
         assert np.isfinite(got.user_factors_).all() and np.isfinite(got.item_factors_).all(), (
-            f"{backend}: non-finite factors")
+            f"{backend}: non-finite factors"
+        )
         assert got.user_factors_.shape == ref.user_factors_.shape
 
-    model = check_outcomes(fitted, args, ["ratings", "ratings matrix", "user_ids", "item_ids",
-                                          "n_factors", "n_threads"], compare)
+    model = check_outcomes(
+        fitted, args, ["ratings", "ratings matrix", "user_ids", "item_ids", "n_factors", "n_threads"], compare
+    )
     if isinstance(model, Refused):
         return
     assert np.isfinite(model.user_factors_).all() and np.isfinite(model.item_factors_).all(), (
-        "fit produced non-finite factors from finite ratings")
-    raw_users = (np.unique(ratings.value[0]) if isinstance(ratings.value, tuple)
-                 else np.arange(ratings.value.shape[0]))
-    raw_items = (np.unique(ratings.value[1]) if isinstance(ratings.value, tuple)
-                 else np.arange(ratings.value.shape[1]))
+        "fit produced non-finite factors from finite ratings"
+    )
+    raw_users = (
+        np.unique(ratings.value[0]) if isinstance(ratings.value, tuple) else np.arange(ratings.value.shape[0])
+    )
+    raw_items = (
+        np.unique(ratings.value[1]) if isinstance(ratings.value, tuple) else np.arange(ratings.value.shape[1])
+    )
     pick = data.draw(st.sampled_from(["known", "unknown", "beyond_int32", "empty", "2d"]))
     # unknown users are served from the biases (documented), so only a 2-D table is bad
-    users_q = {"known": raw_users[:3], "unknown": np.array([raw_users[0], 10**6]),
-               "beyond_int32": np.array([2**45]), "empty": raw_users[:0],
-               "2d": raw_users[:1].reshape(1, 1)}[pick]
+    users_q = {
+        "known": raw_users[:3],
+        "unknown": np.array([raw_users[0], 10**6]),
+        "beyond_int32": np.array([2**45]),
+        "empty": raw_users[:0],
+        "2d": raw_users[:1].reshape(1, 1),
+    }[pick]
     n = data.draw(COUNTS)
     q_args = {"users": Arg(users_q, pick == "2d", "users"), "n": Arg(n[0], n[1], "n")}
     record("MatrixFactorization.predict/recommend", **q_args)
@@ -530,20 +665,30 @@ def test_matrix_factorization(ratings, n_factors, threads, data):
 
 
 @fuzz(2)
-@given(ratings=st.one_of(triples(), sparse(what="ratings", rows=(0, 6), cols=(0, 6), nonnegative=True)),
-       kind=st.sampled_from(["item", "user", "content"]), k=COUNTS, n=COUNTS,
-       exclude_seen=st.booleans(), threads=THREADS, data=st.data())
+@given(
+    ratings=st.one_of(triples(), sparse(what="ratings", rows=(0, 6), cols=(0, 6), nonnegative=True)),
+    kind=st.sampled_from(["item", "user", "content"]),
+    k=COUNTS,
+    n=COUNTS,
+    exclude_seen=st.booleans(),
+    threads=THREADS,
+    data=st.data(),
+)
 def test_knn_recommenders(ratings, kind, k, n, exclude_seen, threads, data):
     if sp.issparse(ratings.value) and ratings.value.nnz == 0:
         ratings.bad = True
-    raw_items = (np.unique(ratings.value[1]) if isinstance(ratings.value, tuple)
-                 else np.arange(ratings.value.shape[1]))
+    raw_items = (
+        np.unique(ratings.value[1]) if isinstance(ratings.value, tuple) else np.arange(ratings.value.shape[1])
+    )
     args: dict[str, Any] = {"ratings": ratings, "n_threads": Arg(threads[0], threads[1], "n_threads")}
     features = None
     if kind == "content":
-        features = data.draw(st.one_of(
-            dense(what="features", rows=(max(raw_items.size, 1),) * 2, cols=(1, 3)),
-            sparse(what="features", rows=(max(raw_items.size, 1),) * 2, cols=(1, 3))))
+        features = data.draw(
+            st.one_of(
+                dense(what="features", rows=(max(raw_items.size, 1),) * 2, cols=(1, 3)),
+                sparse(what="features", rows=(max(raw_items.size, 1),) * 2, cols=(1, 3)),
+            )
+        )
         args["features"] = features
     else:
         args["k"] = Arg(k[0], k[1], "k")
@@ -551,25 +696,38 @@ def test_knn_recommenders(ratings, kind, k, n, exclude_seen, threads, data):
 
     def fitted(backend):
         if kind == "content":
-            model = fastrec.ContentKNN(features.value, raw_items[: features.value.shape[0]],
-                                       n_threads=threads[0], backend=backend)
+            model = fastrec.ContentKNN(
+                features.value, raw_items[: features.value.shape[0]], n_threads=threads[0], backend=backend
+            )
         else:
             cls = fastrec.ItemKNN if kind == "item" else fastrec.UserKNN
             model = cls(k[0], n_threads=threads[0], backend=backend)
         return model.fit(ratings.value)
 
-    model = check_outcomes(fitted, args, list(args) + ["ratings matrix", "user_ids", "item_ids",
-                                                        "item_ids"], lambda g, r, b: None)
+    model = check_outcomes(
+        fitted,
+        args,
+        list(args) + ["ratings matrix", "user_ids", "item_ids", "item_ids"],
+        lambda g, r, b: None,
+    )
     if isinstance(model, Refused):
         return
-    raw_users = (np.unique(ratings.value[0]) if isinstance(ratings.value, tuple)
-                 else np.arange(ratings.value.shape[0]))
+    raw_users = (
+        np.unique(ratings.value[0]) if isinstance(ratings.value, tuple) else np.arange(ratings.value.shape[0])
+    )
     pick = data.draw(st.sampled_from(["known", "known", "unknown", "beyond_int32", "empty"]))
-    users_q = {"known": raw_users[:3], "unknown": np.array([2**62]), "beyond_int32": np.array([2**40 + 3]),
-               "empty": raw_users[:0]}[pick]
+    users_q = {
+        "known": raw_users[:3],
+        "unknown": np.array([2**62]),
+        "beyond_int32": np.array([2**40 + 3]),
+        "empty": raw_users[:0],
+    }[pick]
     unknown_bad = not np.isin(users_q, raw_users).all()
-    q_args = {"users": Arg(users_q, unknown_bad, "users"), "n": Arg(n[0], n[1], "n"),
-              "exclude_seen": exclude_seen}
+    q_args = {
+        "users": Arg(users_q, unknown_bad, "users"),
+        "n": Arg(n[0], n[1], "n"),
+        "exclude_seen": exclude_seen,
+    }
     record(f"{kind.capitalize()}KNN.recommend", **q_args)
 
     def recommended(backend):
@@ -584,8 +742,10 @@ def test_knn_recommenders(ratings, kind, k, n, exclude_seen, threads, data):
         assert ref[0].shape[1] <= max(raw_items.size, 1), "more columns than items"
     if kind == "item":
         items_q = data.draw(st.sampled_from([raw_items[:2], np.array([2**40]), raw_items[:0]]))
-        s_args = {"items": Arg(items_q, not np.isin(items_q, raw_items).all(), "items"),
-                  "n": Arg(n[0], n[1], "n")}
+        s_args = {
+            "items": Arg(items_q, not np.isin(items_q, raw_items).all(), "items"),
+            "n": Arg(n[0], n[1], "n"),
+        }
         record("ItemKNN.similar_items", **s_args)
 
         def similar(backend):
@@ -609,11 +769,14 @@ def test_rmse_mae(data):
 
     t, p = _cast(true, dtype), pred
     bad_t = dtype in ("complex128", "object", "str") or (
-        dtype.startswith("float") and not np.isfinite(t).all())
+        dtype.startswith("float") and not np.isfinite(t).all()
+    )
     bad_p = s2 or pred.size != n
     record("metrics.rmse/mae", y_true=t, y_pred=p)
-    for fn, exact in ((metrics.rmse, lambda d: math.sqrt(math.fsum(float(x) ** 2 for x in d) / d.size)),
-                      (metrics.mae, lambda d: math.fsum(abs(float(x)) for x in d) / d.size)):
+    for fn, exact in (
+        (metrics.rmse, lambda d: math.sqrt(math.fsum(float(x) ** 2 for x in d) / d.size)),
+        (metrics.mae, lambda d: math.fsum(abs(float(x)) for x in d) / d.size),
+    ):
         before = (t.copy(), p.copy())
         got = attempt(lambda fn=fn: fn(t, p))
         assert_same(before[0], t, "y_true")
@@ -631,14 +794,15 @@ def test_rmse_mae(data):
             continue
         expected = exact(diff / scale) * scale if scale else 0.0
         assert math.isfinite(got) and math.isclose(got, expected, rel_tol=1e-9, abs_tol=1e-300), (
-            f"{fn.__name__} = {got}, exact {expected}")
+            f"{fn.__name__} = {got}, exact {expected}"
+        )
 
 
 def brute_ranking(table: np.ndarray, test: sp.csr_matrix, k: int) -> np.ndarray:
     """Per-user (precision, recall, f1, ndcg, ap, hit) straight from the definitions."""
     out = np.full((table.shape[0], 6), np.nan)
     for u in range(table.shape[0]):
-        relevant = set(test.indices[test.indptr[u]:test.indptr[u + 1]].tolist())
+        relevant = set(test.indices[test.indptr[u] : test.indptr[u + 1]].tolist())
         if not relevant:
             continue
         rel = [1.0 if item in relevant else 0.0 for item in table[u, :k]]
@@ -656,8 +820,22 @@ def brute_ranking(table: np.ndarray, test: sp.csr_matrix, k: int) -> np.ndarray:
 def rec_table(draw, n_users, n_items):
     width = draw(st.integers(0, 6))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    kind = draw(st.sampled_from(["valid", "valid", "valid", "out_of_range", "beyond_int32",
-                                 "duplicate", "float", "bool", "1d", "rows"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "valid",
+                "valid",
+                "valid",
+                "out_of_range",
+                "beyond_int32",
+                "duplicate",
+                "float",
+                "bool",
+                "1d",
+                "rows",
+            ]
+        )
+    )
     table = np.full((n_users, width), -1, dtype=np.int64)
     for u in range(n_users):
         m = int(rng.integers(0, min(width, n_items) + 1))
@@ -689,14 +867,34 @@ def rec_table(draw, n_users, n_items):
 
 
 @fuzz(2)
-@given(test=sparse(what="test", rows=(0, 6), cols=(0, 7), allow_specials=False,
-                   dtypes=("float32", "float64", "int32", "bool")),
-       k=COUNTS, threshold=st.sampled_from([(None, False), (0.5, False), (1e30, False),
-                                            (float("nan"), True), ("1", True)]),
-       threads=THREADS, metric=st.sampled_from(["precision_at_k", "recall_at_k", "f1_at_k",
-                                                "ndcg_at_k", "map_at_k", "hit_rate_at_k",
-                                                "ranking_metrics", "coverage", "per_user_metrics"]),
-       data=st.data())
+@given(
+    test=sparse(
+        what="test",
+        rows=(0, 6),
+        cols=(0, 7),
+        allow_specials=False,
+        dtypes=("float32", "float64", "int32", "bool"),
+    ),
+    k=COUNTS,
+    threshold=st.sampled_from(
+        [(None, False), (0.5, False), (1e30, False), (float("nan"), True), ("1", True)]
+    ),
+    threads=THREADS,
+    metric=st.sampled_from(
+        [
+            "precision_at_k",
+            "recall_at_k",
+            "f1_at_k",
+            "ndcg_at_k",
+            "map_at_k",
+            "hit_rate_at_k",
+            "ranking_metrics",
+            "coverage",
+            "per_user_metrics",
+        ]
+    ),
+    data=st.data(),
+)
 def test_ranking_metrics(test, k, threshold, threads, metric, data):
     n_users, n_items = test.value.shape
     rec = data.draw(rec_table(n_users, n_items))
@@ -707,8 +905,12 @@ def test_ranking_metrics(test, k, threshold, threads, metric, data):
     if rec.bad == "dup":
         rec.bad = k_ok and kv >= 2
     fn = getattr(metrics, metric)
-    args = {"recommended": rec, "test": test, "k": Arg(kv, k[1], "k"),
-            "n_threads": Arg(threads[0], threads[1], "n_threads")}
+    args = {
+        "recommended": rec,
+        "test": test,
+        "k": Arg(kv, k[1], "k"),
+        "n_threads": Arg(threads[0], threads[1], "n_threads"),
+    }
     kwargs = {}
     if metric != "coverage":
         args["threshold"] = Arg(threshold[0], threshold[1], "threshold")
@@ -719,12 +921,12 @@ def test_ranking_metrics(test, k, threshold, threads, metric, data):
         return fn(rec.value, test.value, kv, n_threads=threads[0], backend=backend, **kwargs)
 
     def compare(got, ref, backend):
-        for g, r in zip(got if isinstance(got, tuple) else [got],
-                        ref if isinstance(ref, tuple) else [ref]):
+        for g, r in zip(got if isinstance(got, tuple) else [got], ref if isinstance(ref, tuple) else [ref]):
             if isinstance(r, dict):
                 g, r = np.array(list(g.values()), dtype=float), np.array(list(r.values()), dtype=float)
-            assert np.allclose(np.asarray(g, dtype=float), np.asarray(r, dtype=float), rtol=1e-12,
-                               atol=1e-12, equal_nan=True), f"{backend}: {got} vs {ref}"
+            assert np.allclose(
+                np.asarray(g, dtype=float), np.asarray(r, dtype=float), rtol=1e-12, atol=1e-12, equal_nan=True
+            ), f"{backend}: {got} vs {ref}"
 
     ref = check_outcomes(call, args, list(args), compare)
     if isinstance(ref, Refused) or metric == "coverage":
@@ -735,35 +937,56 @@ def test_ranking_metrics(test, k, threshold, threads, metric, data):
         relevant.data = (relevant.data >= threshold[0]).astype(np.float32)
         relevant.eliminate_zeros()
     expected = brute_ranking(np.asarray(rec.value), relevant, kv)
-    per_user = metrics.per_user_metrics(rec.value, test.value, kv, threshold=threshold[0],
-                                        backend="numpy")[0]
+    per_user = metrics.per_user_metrics(rec.value, test.value, kv, threshold=threshold[0], backend="numpy")[0]
     assert np.allclose(per_user, expected, rtol=1e-12, atol=1e-12, equal_nan=True), (
-        f"per-user metrics {per_user} vs definitions {expected}")
+        f"per-user metrics {per_user} vs definitions {expected}"
+    )
 
 
 @fuzz(1)
-@given(train=sparse(what="train", rows=(1, 6), cols=(1, 6), allow_specials=True,
-                    dtypes=("float32", "float64", "int32"), nonnegative=True),
-       k=COUNTS, threads=THREADS, data=st.data())
+@given(
+    train=sparse(
+        what="train",
+        rows=(1, 6),
+        cols=(1, 6),
+        allow_specials=True,
+        dtypes=("float32", "float64", "int32"),
+        nonnegative=True,
+    ),
+    k=COUNTS,
+    threads=THREADS,
+    data=st.data(),
+)
 def test_evaluate(train, k, threads, data):
     shape = train.value.shape
-    test = data.draw(st.one_of(
-        sparse(what="test", rows=(shape[0],) * 2, cols=(shape[1],) * 2, allow_specials=False,
-               dtypes=("float32", "int32")),
-        sparse(what="test", rows=(1, 7), cols=(1, 7), allow_specials=False, dtypes=("float32",))))
+    test = data.draw(
+        st.one_of(
+            sparse(
+                what="test",
+                rows=(shape[0],) * 2,
+                cols=(shape[1],) * 2,
+                allow_specials=False,
+                dtypes=("float32", "int32"),
+            ),
+            sparse(what="test", rows=(1, 7), cols=(1, 7), allow_specials=False, dtypes=("float32",)),
+        )
+    )
     # test may hold fewer or other (user, item) ids than train: row and column numbers are ids
     if train.value.nnz == 0:
         train.bad = True
-    args = {"train": train, "test": test, "k": Arg(k[0], k[1], "k"),
-            "n_threads": Arg(threads[0], threads[1], "n_threads")}
+    args = {
+        "train": train,
+        "test": test,
+        "k": Arg(k[0], k[1], "k"),
+        "n_threads": Arg(threads[0], threads[1], "n_threads"),
+    }
     record("evaluate", **args)
 
     def call(backend):
         # the model on the reference backend, so that only evaluate's own kernels vary: the
         # models' backends may order near-ties differently (test_knn_recommenders allows it)
         model = fastrec.ItemKNN(k=5, backend="numpy")
-        return fastrec.evaluate(model, train.value, test.value, k[0], n_threads=threads[0],
-                                backend=backend)
+        return fastrec.evaluate(model, train.value, test.value, k[0], n_threads=threads[0], backend=backend)
 
     def compare(got, ref, backend):
         g = {key: v for key, v in dict(got).items() if isinstance(v, (int, float))}
@@ -771,10 +994,12 @@ def test_evaluate(train, k, threads, data):
         assert g.keys() == r.keys()
         for key in r:
             assert math.isclose(g[key], r[key], rel_tol=1e-6, abs_tol=1e-6) or (
-                math.isnan(g[key]) and math.isnan(r[key])), f"{backend}: {key} {g[key]} vs {r[key]}"
+                math.isnan(g[key]) and math.isnan(r[key])
+            ), f"{backend}: {key} {g[key]} vs {r[key]}"
 
-    check_outcomes(call, args, ["train", "test", "ratings", "ratings matrix", "k", "n_threads",
-                                "model"], compare)
+    check_outcomes(
+        call, args, ["train", "test", "ratings", "ratings matrix", "k", "n_threads", "model"], compare
+    )
 
 
 # --- datasets ------------------------------------------------------------------------------
@@ -789,27 +1014,52 @@ def _entries(data) -> collections.Counter:
         columns = data.to_triples()
     else:
         columns = data
-    columns = [["nan" if isinstance(x, float) and x != x else x for x in np.asarray(c).tolist()]
-               for c in columns]
+    columns = [
+        ["nan" if isinstance(x, float) and x != x else x for x in np.asarray(c).tolist()] for c in columns
+    ]
     return collections.Counter(zip(*columns))
 
 
 @fuzz(1.5)
-@given(data=st.one_of(triples(what="data"), sparse(what="data", rows=(0, 6), cols=(0, 6),
-                                                   allow_specials=False)),
-       method=st.sampled_from([("random", False), ("leave_k_out", False), ("leave_last_k_out", False),
-                               ("temporal", False), ("bogus", True)]),
-       test_size=st.sampled_from([(0.2, False), (0.5, False), (1, False), (3, False), (0.0, True),
-                                  (1.0, True), (-1, True), (float("nan"), True), (10**12, True),
-                                  ("0.2", True)]),
-       k=COUNTS, seed=st.sampled_from([(0, False), (None, False), (2**63, False), (-1, True)]),
-       with_times=st.booleans(), draw=st.data())
+@given(
+    data=st.one_of(triples(what="data"), sparse(what="data", rows=(0, 6), cols=(0, 6), allow_specials=False)),
+    method=st.sampled_from(
+        [
+            ("random", False),
+            ("leave_k_out", False),
+            ("leave_last_k_out", False),
+            ("temporal", False),
+            ("bogus", True),
+        ]
+    ),
+    test_size=st.sampled_from(
+        [
+            (0.2, False),
+            (0.5, False),
+            (1, False),
+            (3, False),
+            (0.0, True),
+            (1.0, True),
+            (-1, True),
+            (float("nan"), True),
+            (10**12, True),
+            ("0.2", True),
+        ]
+    ),
+    k=COUNTS,
+    seed=st.sampled_from([(0, False), (None, False), (2**63, False), (-1, True)]),
+    with_times=st.booleans(),
+    draw=st.data(),
+)
 def test_train_test_split(data, method, test_size, k, seed, with_times, draw):
     n = len(data.value[2]) if isinstance(data.value, tuple) else data.value.nnz
     # a split moves ratings without reading their values: only missing or negative ids,
     # or no ratings at all, make data bad by itself
-    data.bad = n == 0 or (isinstance(data.value, tuple) and n > 0
-                          and ("ids=negative" in data.what or "ids=float_nan" in data.what))
+    data.bad = n == 0 or (
+        isinstance(data.value, tuple)
+        and n > 0
+        and ("ids=negative" in data.what or "ids=float_nan" in data.what)
+    )
     times = None
     if with_times:
         times, special = draw.draw(values((n,), integer_valued=True))
@@ -817,44 +1067,58 @@ def test_train_test_split(data, method, test_size, k, seed, with_times, draw):
             times_bad = True
         else:
             times_bad = False
-    args = {"data": data, "test_size": Arg(test_size[0], test_size[1] and method[0] in ("random", "temporal"),
-                                            "test_size"),
-            "method": Arg(method[0], method[1], "method"),
-            "k": Arg(k[0], k[1] and method[0].startswith("leave"), "k"),
-            "seed": Arg(seed[0], seed[1], "seed")}
+    args = {
+        "data": data,
+        "test_size": Arg(test_size[0], test_size[1] and method[0] in ("random", "temporal"), "test_size"),
+        "method": Arg(method[0], method[1], "method"),
+        "k": Arg(k[0], k[1] and method[0].startswith("leave"), "k"),
+        "seed": Arg(seed[0], seed[1], "seed"),
+    }
     if with_times:
         args["timestamps"] = Arg(times, times_bad, "timestamps")
     record("datasets.train_test_split", **args)
     before = {name: snapshot(value(a)) for name, a in args.items()}
-    got = attempt(lambda: train_test_split(data.value, test_size[0], method=method[0], k=k[0],
-                                           timestamps=times, seed=seed[0]))
+    got = attempt(
+        lambda: train_test_split(
+            data.value, test_size[0], method=method[0], k=k[0], timestamps=times, seed=seed[0]
+        )
+    )
     for name, a in args.items():
         assert_same(before[name], value(a), name)
     bad = [name for name, a in args.items() if isinstance(a, Arg) and a.bad]
     if bad:
         assert isinstance(got, Refused), f"accepted the bad argument(s) {bad}"
     if isinstance(got, Refused):
-        assert names_one_of(got.exc, bad + list(args) + ["users", "items", "user_ids", "item_ids",
-                                                          "ratings", "ratings matrix"]), got
+        assert names_one_of(
+            got.exc,
+            bad + list(args) + ["users", "items", "user_ids", "item_ids", "ratings", "ratings matrix"],
+        ), got
         return
     train, test = got
     assert _entries(train) + _entries(test) == _entries(data.value), "the split lost or invented ratings"
 
 
 @fuzz(1)
-@given(matrix=st.one_of(sparse(what="matrix", rows=(0, 5), cols=(0, 5)),
-                       dense(what="matrix", rows=(0, 4), cols=(0, 4))),
-       ids=st.sampled_from(["range", "beyond_int32", "strings", "short", "repeated", "none_id"]),
-       with_times=st.booleans(), data=st.data())
+@given(
+    matrix=st.one_of(
+        sparse(what="matrix", rows=(0, 5), cols=(0, 5)), dense(what="matrix", rows=(0, 4), cols=(0, 4))
+    ),
+    ids=st.sampled_from(["range", "beyond_int32", "strings", "short", "repeated", "none_id"]),
+    with_times=st.booleans(),
+    data=st.data(),
+)
 def test_interactions(matrix, ids, with_times, data):
     shape = matrix.value.shape
     if not sp.issparse(matrix.value):
         matrix.bad = True  # Interactions holds a sparse matrix
-    user_ids = {"range": np.arange(shape[0]), "beyond_int32": np.arange(shape[0]) + 2**40,
-                "strings": np.array([f"u{i}" for i in range(shape[0])]),
-                "short": np.arange(max(shape[0] - 1, 0)) if shape[0] else np.arange(1),
-                "repeated": np.zeros(shape[0], dtype=np.int64),
-                "none_id": np.array([None] * shape[0], dtype=object)}[ids]
+    user_ids = {
+        "range": np.arange(shape[0]),
+        "beyond_int32": np.arange(shape[0]) + 2**40,
+        "strings": np.array([f"u{i}" for i in range(shape[0])]),
+        "short": np.arange(max(shape[0] - 1, 0)) if shape[0] else np.arange(1),
+        "repeated": np.zeros(shape[0], dtype=np.int64),
+        "none_id": np.array([None] * shape[0], dtype=object),
+    }[ids]
     ids_bad = ids == "short" or (ids == "repeated" and shape[0] > 1) or (ids == "none_id" and shape[0] > 0)
     item_ids = np.arange(shape[1]) + (2**40 if ids == "beyond_int32" else 0)
     times, times_bad = None, False
@@ -863,15 +1127,21 @@ def test_interactions(matrix, ids, with_times, data):
         csr = sp.csr_matrix(matrix.value)
         kind = data.draw(st.sampled_from(["same", "same", "array", "other_pattern"]))
         if kind == "same":
-            times = sp.csr_matrix((np.arange(csr.nnz, dtype=np.float64) + 1, csr.indices.copy(),
-                                   csr.indptr.copy()), shape=csr.shape)
+            times = sp.csr_matrix(
+                (np.arange(csr.nnz, dtype=np.float64) + 1, csr.indices.copy(), csr.indptr.copy()),
+                shape=csr.shape,
+            )
         elif kind == "array":
             times, times_bad = np.arange(csr.nnz), True
         else:
             times = sp.csr_matrix(np.ones((shape[0] + 1, shape[1] + 1)))
             times_bad = True
-    args = {"matrix": matrix, "user_ids": Arg(user_ids, ids_bad, "user_ids"),
-            "item_ids": Arg(item_ids, False, "item_ids"), "timestamps": Arg(times, times_bad, "timestamps")}
+    args = {
+        "matrix": matrix,
+        "user_ids": Arg(user_ids, ids_bad, "user_ids"),
+        "item_ids": Arg(item_ids, False, "item_ids"),
+        "timestamps": Arg(times, times_bad, "timestamps"),
+    }
     record("datasets.Interactions", **args)
     before = {name: snapshot(value(a)) for name, a in args.items()}
     got = attempt(lambda: Interactions(matrix.value, user_ids, item_ids, timestamps=times))
@@ -886,8 +1156,9 @@ def test_interactions(matrix, ids, with_times, data):
     users, items, ratings = got.to_triples()
     coo = as_coo(matrix.value).tocsr().tocoo()  # duplicates summed, as Interactions does
     # Interactions hold float32 ratings (values outside float32's range must have been refused)
-    expected = collections.Counter(zip(user_ids[coo.row].tolist(), item_ids[coo.col].tolist(),
-                                       coo.data.astype(np.float32).tolist()))
+    expected = collections.Counter(
+        zip(user_ids[coo.row].tolist(), item_ids[coo.col].tolist(), coo.data.astype(np.float32).tolist())
+    )
     assert collections.Counter(zip(users.tolist(), items.tolist(), ratings.tolist())) == expected
 
 
@@ -908,8 +1179,19 @@ def _for_every_backend(entry: str, arg: Arg, name: str, call: Callable[[str], An
         _refused_by_name(lambda backend=backend: call(backend), arg, name)
 
 
-_GOOD = sp.csr_matrix(np.array([[1, 0, 2, 0, 1], [0, 3, 0, 0, 1], [4, 0, 0, 5, 0],
-                                [0, 0, 1, 1, 0], [1, 1, 0, 0, 2], [0, 2, 0, 1, 0]], dtype=np.float32))
+_GOOD = sp.csr_matrix(
+    np.array(
+        [
+            [1, 0, 2, 0, 1],
+            [0, 3, 0, 0, 1],
+            [4, 0, 0, 5, 0],
+            [0, 0, 1, 1, 0],
+            [1, 1, 0, 0, 2],
+            [0, 2, 0, 1, 0],
+        ],
+        dtype=np.float32,
+    )
+)
 
 
 @fuzz(1)
@@ -917,11 +1199,13 @@ _GOOD = sp.csr_matrix(np.array([[1, 0, 2, 0, 1], [0, 3, 0, 0, 1], [4, 0, 0, 5, 0
 def malformed_cosine(X, as_y):
     if as_y:
         good = sp.random(3, X.value.shape[1], density=0.5, format="csr", random_state=0)
-        _for_every_backend("malformed: cosine_topk", X, "Y",
-                           lambda b: fastrec.cosine_topk(good, X.value, 2, backend=b))
+        _for_every_backend(
+            "malformed: cosine_topk", X, "Y", lambda b: fastrec.cosine_topk(good, X.value, 2, backend=b)
+        )
     else:
-        _for_every_backend("malformed: cosine_topk", X, "X",
-                           lambda b: fastrec.cosine_topk(X.value, k=2, backend=b))
+        _for_every_backend(
+            "malformed: cosine_topk", X, "X", lambda b: fastrec.cosine_topk(X.value, k=2, backend=b)
+        )
 
 
 @fuzz(1)
@@ -930,8 +1214,9 @@ def malformed_topn(M, as_candidates):
     U = np.ones((6, 3), dtype=np.float32)
     V = np.arange(15, dtype=np.float32).reshape(5, 3)
     name = "candidates" if as_candidates else "exclude"
-    _for_every_backend("malformed: topn", M, name,
-                       lambda b: fastrec.topn(U, V, 3, **{name: M.value}, backend=b))
+    _for_every_backend(
+        "malformed: topn", M, name, lambda b: fastrec.topn(U, V, 3, **{name: M.value}, backend=b)
+    )
 
 
 @fuzz(1)
@@ -948,8 +1233,10 @@ def malformed_kmeans(X, stage):
 
 
 @fuzz(1)
-@given(R=malformed(what="ratings", nonnegative=True),
-       model=st.sampled_from(["MatrixFactorization", "ItemKNN", "UserKNN", "ContentKNN"]))
+@given(
+    R=malformed(what="ratings", nonnegative=True),
+    model=st.sampled_from(["MatrixFactorization", "ItemKNN", "UserKNN", "ContentKNN"]),
+)
 def malformed_fit(R, model):
     def call(backend):
         if model == "MatrixFactorization":
@@ -960,14 +1247,18 @@ def malformed_fit(R, model):
 
     name = "features" if model == "ContentKNN" else "ratings"
     if model == "ContentKNN":
+
         def call(backend):  # noqa: F811 - the features matrix is what is malformed here
             return fastrec.ContentKNN(R.value, backend=backend).fit(_GOOD[:, : R.value.shape[0]])
+
     _for_every_backend(f"malformed: {model}.fit", R, name, call)
 
 
 @fuzz(1)
-@given(T=malformed(what="test", rows=(6, 6), cols=(5, 5), formats=("csr",)),
-       which=st.sampled_from(["metric", "evaluate_test", "evaluate_train"]))
+@given(
+    T=malformed(what="test", rows=(6, 6), cols=(5, 5), formats=("csr",)),
+    which=st.sampled_from(["metric", "evaluate_test", "evaluate_train"]),
+)
 def malformed_metrics(T, which):
     table = np.array([[0, 1], [1, 2], [2, 3], [3, 4], [4, 0], [0, 2]])
 
@@ -979,8 +1270,12 @@ def malformed_metrics(T, which):
             return fastrec.evaluate(model, _GOOD, T.value, 2, backend=backend)
         return fastrec.evaluate(model, T.value, _GOOD, 2, backend=backend)
 
-    _for_every_backend(f"malformed: {'metrics' if which == 'metric' else 'evaluate'}", T,
-                       "train" if which == "evaluate_train" else "test", call)
+    _for_every_backend(
+        f"malformed: {'metrics' if which == 'metric' else 'evaluate'}",
+        T,
+        "train" if which == "evaluate_train" else "test",
+        call,
+    )
 
 
 @fuzz(1)
@@ -995,8 +1290,14 @@ def malformed_datasets(M, which):
         _refused_by_name(lambda: Interactions(M.value, np.arange(n_rows), np.arange(n_cols)), M, "matrix")
 
 
-MALFORMED = ["malformed_cosine", "malformed_topn", "malformed_kmeans", "malformed_fit",
-             "malformed_metrics", "malformed_datasets"]
+MALFORMED = [
+    "malformed_cosine",
+    "malformed_topn",
+    "malformed_kmeans",
+    "malformed_fit",
+    "malformed_metrics",
+    "malformed_datasets",
+]
 
 
 def _child_main(names: list[str]) -> int:
@@ -1020,15 +1321,26 @@ def test_malformed_sparse_in_child_process(tmp_path):
     """Every malformed-input test, in child processes that may crash without ending the run."""
     tests_dir = Path(__file__).resolve().parent
     case_log = tmp_path / "last-case.txt"
-    env = dict(os.environ, _FASTREC_FUZZ_CASE_LOG=str(case_log),
-               PYTHONPATH=os.pathsep.join([str(tests_dir.parent), str(tests_dir),
-                                           os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ,
+        _FASTREC_FUZZ_CASE_LOG=str(case_log),
+        PYTHONPATH=os.pathsep.join([str(tests_dir.parent), str(tests_dir), os.environ.get("PYTHONPATH", "")]),
+    )
     remaining, problems = list(MALFORMED), []
     while remaining:
         proc = subprocess.run(
-            [sys.executable, "-c", "import sys, test_fuzz; sys.exit(test_fuzz._child_main(sys.argv[1:]))",
-             *remaining],
-            cwd=tests_dir.parent, env=env, capture_output=True, text=True, timeout=1800)
+            [
+                sys.executable,
+                "-c",
+                "import sys, test_fuzz; sys.exit(test_fuzz._child_main(sys.argv[1:]))",
+                *remaining,
+            ],
+            cwd=tests_dir.parent,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
         done, started, output = [], None, []
         for line in proc.stdout.splitlines():
             if line.startswith("FUZZ-START "):
@@ -1043,8 +1355,10 @@ def test_malformed_sparse_in_child_process(tmp_path):
                 output.append(line)
         if proc.returncode < 0 or (proc.returncode and started not in done):
             last = case_log.read_text() if case_log.exists() else "(none recorded)"
-            problems.append(f"the child process died (exit status {proc.returncode}) in {started}; "
-                            f"last case started:\n{last}\n{proc.stderr[-3000:]}")
+            problems.append(
+                f"the child process died (exit status {proc.returncode}) in {started}; "
+                f"last case started:\n{last}\n{proc.stderr[-3000:]}"
+            )
             done.append(started)
         elif proc.returncode and not problems:
             problems.append(f"child failed (exit status {proc.returncode}):\n{proc.stderr[-3000:]}")

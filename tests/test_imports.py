@@ -14,8 +14,18 @@ PACKAGE = "fastrec"
 ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 # the modules every family may build on; they must not reach back into a family
 CORE = ("fastrec._validation",)
-FAMILIES = ("bench", "cli", "cluster", "datasets", "metrics", "mf", "model_selection",
-            "recommenders", "scoring", "similarity")
+FAMILIES = (
+    "bench",
+    "cli",
+    "cluster",
+    "datasets",
+    "metrics",
+    "mf",
+    "model_selection",
+    "recommenders",
+    "scoring",
+    "similarity",
+)
 
 
 def module_names() -> dict[str, Path]:
@@ -43,7 +53,7 @@ def imported_modules(name: str, path: Path, known: set[str]) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
-                base = base[:len(base) - (node.level - 1)]
+                base = base[: len(base) - (node.level - 1)]
                 module = ".".join(base + ([node.module] if node.module else []))
             else:
                 module = node.module or ""
@@ -73,7 +83,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
                 state[path.pop()] = 2
                 stack.pop()
             elif state.get(successor) == 1:
-                return path[path.index(successor):] + [successor]
+                return path[path.index(successor) :] + [successor]
             elif not state.get(successor):
                 state[successor] = 1
                 path.append(successor)
@@ -107,6 +117,7 @@ def test_no_import_cycles():
 
 def family_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
     """``graph`` with each family's modules merged into one node (the root package left out)."""
+
     def node(module: str) -> str:
         return ".".join(module.split(".")[:2])
 
@@ -115,7 +126,8 @@ def family_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
         if module == PACKAGE:  # the root re-exports every family: an edge to it is no dependency
             continue
         merged.setdefault(node(module), set()).update(
-            node(m) for m in imported if m != PACKAGE and node(m) != node(module))
+            node(m) for m in imported if m != PACKAGE and node(m) != node(module)
+        )
     return merged
 
 
@@ -136,6 +148,5 @@ def test_no_import_cycles_between_families():
 def test_validation_core_imports_no_family():
     graph = import_graph()
     for core in CORE:
-        families = sorted(m for m in graph[core]
-                          if m.split(".")[1] in FAMILIES or m == PACKAGE)
+        families = sorted(m for m in graph[core] if m.split(".")[1] in FAMILIES or m == PACKAGE)
         assert not families, f"{core} imports {families}; family checks belong in the family"

@@ -52,8 +52,7 @@ def test_from_arrays_matches_brute_force_and_keeps_the_latest_duplicate(strings)
     np.testing.assert_array_equal(data.timestamps.indptr, data.matrix.indptr)
     np.testing.assert_array_equal(data.timestamps.indices, data.matrix.indices)
     u, i, _ = data.to_triples()
-    assert [expected[(a, b)][1] for a, b in zip(u.tolist(), i.tolist())] == \
-        data.timestamps.data.tolist()
+    assert [expected[(a, b)][1] for a, b in zip(u.tolist(), i.tolist())] == data.timestamps.data.tolist()
 
 
 def test_duplicate_policies_without_timestamps():
@@ -69,8 +68,7 @@ def test_duplicate_policies_without_timestamps():
 
 
 def test_implicit_and_datetime_timestamps():
-    data = Interactions.from_arrays(["a", "b"], ["x", "x"],
-                                    timestamps=["1970-01-02", "1970-01-01 00:01:00"])
+    data = Interactions.from_arrays(["a", "b"], ["x", "x"], timestamps=["1970-01-02", "1970-01-01 00:01:00"])
     assert data.matrix.data.tolist() == [1.0, 1.0]
     assert data.timestamps.data.tolist() == [86400, 60]
     with pytest.raises(ValueError, match="timestamps must be numbers"):
@@ -79,8 +77,9 @@ def test_implicit_and_datetime_timestamps():
 
 def test_lookups_labels_and_repr():
     items_table = pd.DataFrame({"title": ["Alpha", "Beta"]}, index=pd.Index([10, 20], name="item"))
-    data = Interactions.from_arrays(["ann", "bob", "ann"], [10, 20, 30], [4.0, 3.0, 5.0],
-                                    item_table=items_table, name="tiny")
+    data = Interactions.from_arrays(
+        ["ann", "bob", "ann"], [10, 20, 30], [4.0, 3.0, 5.0], item_table=items_table, name="tiny"
+    )
     np.testing.assert_array_equal(data.user_index(["bob", "ann"]), [1, 0])
     np.testing.assert_array_equal(data.item_index([30, 10]), [2, 0])
     np.testing.assert_array_equal(data.item_index([10, 99], strict=False), [0, -1])
@@ -141,8 +140,7 @@ def test_constructor_checks_and_never_modifies_input():
     with pytest.raises(TypeError, match="matrix must be a scipy sparse matrix"):
         Interactions(np.ones((2, 2)), ["a", "b"], [7, 8])
     with pytest.raises(ValueError, match="user_col='who' is not a column"):
-        Interactions.from_frame(pd.DataFrame({"user": [1], "item": [2], "rating": [3.0]}),
-                                user_col="who")
+        Interactions.from_frame(pd.DataFrame({"user": [1], "item": [2], "rating": [3.0]}), user_col="who")
 
 
 def test_rating_triples_keeps_raw_ids():

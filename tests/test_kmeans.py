@@ -38,8 +38,7 @@ def restore_simd():
 def blobs(n=5003, d=13, segments=9, dtype=np.float32, seed=0):
     # Odd n and d exercise the partial micro-tiles and panel padding; n > 2048
     # gives several row chunks.
-    X, _ = make_user_embeddings(n, d, n_segments=segments, cluster_std=1.0, seed=seed,
-                                dtype=dtype)
+    X, _ = make_user_embeddings(n, d, n_segments=segments, cluster_std=1.0, seed=seed, dtype=dtype)
     return X
 
 
@@ -76,8 +75,22 @@ def call_kernel(backend, X, w, C, sparse):
     sums, counts, inertia = np.empty((k, d)), np.empty(k), np.empty(1)
     if sparse:
         A = sp.csr_matrix(X)
-        mod.kmeans_assign_csr(A.indptr.astype(np.int64), A.indices.astype(np.int32), A.data, d,
-                              xs, w, C, labels, dist, sums, counts, inertia, True, 2)
+        mod.kmeans_assign_csr(
+            A.indptr.astype(np.int64),
+            A.indices.astype(np.int32),
+            A.data,
+            d,
+            xs,
+            w,
+            C,
+            labels,
+            dist,
+            sums,
+            counts,
+            inertia,
+            True,
+            2,
+        )
     else:
         mod.kmeans_assign_dense(X, xs, w, C, labels, dist, sums, counts, inertia, True, 2)
     return labels, dist, sums, counts, inertia[0]
@@ -137,8 +150,7 @@ def test_backends_match_reference_from_same_init(backend, dtype, restore_simd):
         assert km.n_iter_ == ref.n_iter_
         assert km.inertia_ == pytest.approx(ref.inertia_, rel=1e-6)
         assert km.cluster_centers_.dtype == dtype
-        np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=1e-5,
-                                   atol=1e-5)
+        np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -157,8 +169,7 @@ def test_csr_input_matches_dense(backend):
 @pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "numpy"])
 def test_results_identical_for_1_and_2_threads(backend):
     X = blobs(n=9000, d=17, segments=20)  # 5 row chunks
-    results = [fastrec.KMeans(20, random_state=4, n_threads=t, backend=backend, tol=0).fit(X)
-               for t in (1, 2)]
+    results = [fastrec.KMeans(20, random_state=4, n_threads=t, backend=backend, tol=0).fit(X) for t in (1, 2)]
     a, b = results
     np.testing.assert_array_equal(a.cluster_centers_, b.cluster_centers_)
     np.testing.assert_array_equal(a.labels_, b.labels_)
@@ -176,8 +187,7 @@ def test_inertia_matches_sklearn_from_same_init(dtype):
 
     X = blobs(n=4000, d=8, segments=10, dtype=dtype)
     init = first_rows(X, 10)
-    theirs = sklearn_cluster.KMeans(10, init=init, n_init=1, max_iter=50, tol=0,
-                                    algorithm="lloyd").fit(X)
+    theirs = sklearn_cluster.KMeans(10, init=init, n_init=1, max_iter=50, tol=0, algorithm="lloyd").fit(X)
     for backend in BACKENDS:
         ours = fit(X, 10, init, backend, max_iter=50)
         assert ours.inertia_ == pytest.approx(theirs.inertia_, rel=1e-5), backend
@@ -189,8 +199,9 @@ def test_kmeans_plusplus_beats_random_init_on_clustered_data():
     X = X * np.float32(0.5)  # tighter blobs: a poor seeding leaves merged pairs behind
 
     def mean_inertia(init):
-        return np.mean([fastrec.KMeans(25, init=init, random_state=s, max_iter=100).fit(X).inertia_
-                        for s in range(6)])
+        return np.mean(
+            [fastrec.KMeans(25, init=init, random_state=s, max_iter=100).fit(X).inertia_ for s in range(6)]
+        )
 
     plus, rand = mean_inertia("k-means++"), mean_inertia("random")
     assert plus < rand
@@ -204,8 +215,9 @@ def test_seed_makes_fits_reproducible_and_init_changes_with_seed():
     from fastrec.cluster._checks import check_cluster_data
     from fastrec.cluster.kmeans import _Problem, kmeans_plusplus
 
-    pb = _Problem(check_cluster_data(X), np.ones(len(X), np.float32), "cpp"
-                  if "cpp" in BACKENDS else "numba", 1)
+    pb = _Problem(
+        check_cluster_data(X), np.ones(len(X), np.float32), "cpp" if "cpp" in BACKENDS else "numba", 1
+    )
     s1 = kmeans_plusplus(pb, 8, np.random.default_rng(1))
     s2 = kmeans_plusplus(pb, 8, np.random.default_rng(2))
     assert not np.array_equal(s1, s2)
@@ -277,8 +289,10 @@ def test_convergence_rules():
     assert capped.n_iter_ == 2
 
 
-VERBOSE_LINE = re.compile(r"KMeans run (\d+) of (\d+): inertia (\S+) after (\d+) iteration\(s\), "
-                          r"(converged|stopped at max_iter=(\d+) before converging)\.")
+VERBOSE_LINE = re.compile(
+    r"KMeans run (\d+) of (\d+): inertia (\S+) after (\d+) iteration\(s\), "
+    r"(converged|stopped at max_iter=(\d+) before converging)\."
+)
 
 
 def verbose_runs(out):
@@ -377,8 +391,9 @@ def test_feature_names_out_and_set_output():
     import pandas as pd
     from sklearn import pipeline, preprocessing
 
-    X = pd.DataFrame(blobs(n=300, d=3, segments=3, dtype=np.float64), columns=["a", "b", "c"],
-                     index=np.arange(1000, 1300))
+    X = pd.DataFrame(
+        blobs(n=300, d=3, segments=3, dtype=np.float64), columns=["a", "b", "c"], index=np.arange(1000, 1300)
+    )
     km = fastrec.KMeans(3, random_state=0).fit(X)
     np.testing.assert_array_equal(km.get_feature_names_out(), ["kmeans0", "kmeans1", "kmeans2"])
     pipe = pipeline.make_pipeline(preprocessing.StandardScaler(), fastrec.KMeans(3, random_state=0))
@@ -400,8 +415,10 @@ def test_dtypes_are_kept_and_inputs_not_modified():
     assert km.cluster_centers_.dtype == np.float64
     np.testing.assert_array_equal(X64, X_before)
     np.testing.assert_array_equal(init, init_before)
-    assert fastrec.KMeans(2, random_state=0).fit(np.arange(20).reshape(10, 2)).cluster_centers_.dtype \
+    assert (
+        fastrec.KMeans(2, random_state=0).fit(np.arange(20).reshape(10, 2)).cluster_centers_.dtype
         == np.float32
+    )
     Xs = sp.csr_matrix(X64)
     data_before = Xs.data.copy()
     fastrec.KMeans(3, random_state=0).fit(Xs)
@@ -420,8 +437,17 @@ def test_clone_gives_an_unfitted_copy_with_equal_params():
 
     init = first_rows(blobs(n=300, d=4, segments=3), 3)
     rs = np.random.RandomState(4)
-    km = fastrec.KMeans(3, init=init, n_init=1, max_iter=7, tol=1e-3, random_state=rs,
-                        n_threads=1, backend="numpy", verbose=False)
+    km = fastrec.KMeans(
+        3,
+        init=init,
+        n_init=1,
+        max_iter=7,
+        tol=1e-3,
+        random_state=rs,
+        n_threads=1,
+        backend="numpy",
+        verbose=False,
+    )
     km.fit(blobs(n=300, d=4, segments=3))
     copy = clone(km)
     assert not hasattr(copy, "cluster_centers_") and not hasattr(copy, "n_features_in_")
@@ -442,14 +468,14 @@ def test_grid_search_over_n_clusters():
 
     X = blobs(n=600, d=4, segments=4, dtype=np.float64, seed=3)
     cv = KFold(3, shuffle=True, random_state=0)
-    search = GridSearchCV(fastrec.KMeans(random_state=0, n_init=2), {"n_clusters": [2, 3, 4]},
-                          cv=cv).fit(X)
+    search = GridSearchCV(fastrec.KMeans(random_state=0, n_init=2), {"n_clusters": [2, 3, 4]}, cv=cv).fit(X)
     # The score is minus the held-out inertia: recompute it for every candidate and fold.
     for i, k in enumerate([2, 3, 4]):
-        expected = [fastrec.KMeans(k, random_state=0, n_init=2).fit(X[train]).score(X[test])
-                    for train, test in cv.split(X)]
-        assert search.cv_results_["mean_test_score"][i] == pytest.approx(np.mean(expected),
-                                                                          rel=1e-12)
+        expected = [
+            fastrec.KMeans(k, random_state=0, n_init=2).fit(X[train]).score(X[test])
+            for train, test in cv.split(X)
+        ]
+        assert search.cv_results_["mean_test_score"][i] == pytest.approx(np.mean(expected), rel=1e-12)
     # more clusters never raise the held-out inertia of four blobs
     assert search.best_params_ == {"n_clusters": 4}
     refit = fastrec.KMeans(4, random_state=0, n_init=2).fit(X)
@@ -495,16 +521,13 @@ def test_random_state_int_randomstate_and_generator_are_deterministic(backend):
     same(fit(np.random.default_rng(5)), fit(np.random.default_rng(5)))
     # and the fit is that of the int it draws
     bound = np.iinfo(np.int64).max
-    same(fit(np.random.RandomState(5)),
-         fit(int(np.random.RandomState(5).randint(0, bound, dtype=np.int64))))
+    same(fit(np.random.RandomState(5)), fit(int(np.random.RandomState(5).randint(0, bound, dtype=np.int64))))
     same(fit(np.random.default_rng(5)), fit(int(np.random.default_rng(5).integers(0, bound))))
     for state in (np.random.RandomState(5), np.random.default_rng(5)):
         km = fastrec.KMeans(8, random_state=state, backend=backend)
-        before = repr(state.bit_generator.state if hasattr(state, "bit_generator")
-                      else state.get_state())
+        before = repr(state.bit_generator.state if hasattr(state, "bit_generator") else state.get_state())
         km.fit(X)
-        after = repr(state.bit_generator.state if hasattr(state, "bit_generator")
-                     else state.get_state())
+        after = repr(state.bit_generator.state if hasattr(state, "bit_generator") else state.get_state())
         assert km.random_state is state
         assert before != after  # successive fits draw afresh, as in scikit-learn
 
@@ -512,8 +535,10 @@ def test_random_state_int_randomstate_and_generator_are_deterministic(backend):
 def test_bad_random_state_raises_clear_errors():
     X = blobs(n=100, d=3, segments=2)
     for bad in ("0", 1.5, True, [1, 2], np.random.SeedSequence(0)):
-        with pytest.raises(TypeError, match="random_state must be None, a non-negative int, a "
-                                            "numpy RandomState or a numpy Generator"):
+        with pytest.raises(
+            TypeError,
+            match="random_state must be None, a non-negative int, a numpy RandomState or a numpy Generator",
+        ):
             fastrec.KMeans(2, random_state=bad).fit(X)
     with pytest.raises(ValueError, match="negative int -1. Pass a seed >= 0"):
         fastrec.KMeans(2, random_state=-1).fit(X)
@@ -540,6 +565,7 @@ def test_unfitted_model_raises_not_fitted_error(method):
 
 def test_n_features_in_and_feature_names_in():
     import pandas as pd
+
     X = blobs(n=200, d=3, segments=2, dtype=np.float64)
     km = fastrec.KMeans(2, random_state=0).fit(X)
     assert km.n_features_in_ == 3
@@ -587,8 +613,11 @@ def test_input_validation_messages():
         km.predict(X[0])
     with pytest.raises(ValueError, match="Complex data not supported"):
         km.transform(X + 1j)
-    with pytest.raises(ValueError, match="X has 1 features, but KMeans is expecting 3 features as "
-                                         "input. Pass data with the same columns as in fit"):
+    with pytest.raises(
+        ValueError,
+        match="X has 1 features, but KMeans is expecting 3 features as "
+        "input. Pass data with the same columns as in fit",
+    ):
         km.score(X[:, :1])
     with pytest.raises(ValueError, match="X contains infinite"):
         km.predict(np.full((2, 3), np.inf))
@@ -671,8 +700,7 @@ def magnitudes(X):
     info = np.finfo(X.dtype)
     top = int(np.frexp(np.abs(X).max())[1])
     if X.dtype == np.float32:
-        return [int(np.log2(info.max)) - top - 4, int(info.minexp) + 8 - top,
-                int(info.minexp) - 2 - top]
+        return [int(np.log2(info.max)) - top - 4, int(info.minexp) + 8 - top, int(info.minexp) - 2 - top]
     return [508 - top, -512 - top]
 
 
@@ -696,26 +724,33 @@ def assert_scaled_fit(km, ref, e, X_unit, X_scaled, dtype, weight):
     assert km.cluster_centers_.dtype == dtype
     assert np.isfinite(km.cluster_centers_).all()
     scale = np.abs(ref.cluster_centers_).max()
-    np.testing.assert_allclose(np.ldexp(km.cluster_centers_.astype(np.float64), -e),
-                               ref.cluster_centers_, rtol=rtol, atol=rtol * scale)
+    np.testing.assert_allclose(
+        np.ldexp(km.cluster_centers_.astype(np.float64), -e),
+        ref.cluster_centers_,
+        rtol=rtol,
+        atol=rtol * scale,
+    )
     assert np.isfinite(km.inertia_)
     assert km.inertia_ == pytest.approx(np.ldexp(ref.inertia_, 2 * e), rel=inertia_rtol)
     np.testing.assert_array_equal(km.predict(X_scaled), ref.labels_)
     assert km.score(X_scaled, sample_weight=weight) == pytest.approx(
-        np.ldexp(-ref.inertia_, 2 * e), rel=inertia_rtol)
+        np.ldexp(-ref.inertia_, 2 * e), rel=inertia_rtol
+    )
     dist = km.transform(X_scaled)
     assert dist.dtype == dtype and np.isfinite(dist).all()
     expected = ref.transform(X_unit).astype(np.float64)
-    np.testing.assert_allclose(np.ldexp(dist.astype(np.float64), -e), expected, rtol=rtol,
-                               atol=rtol * expected.max())
+    np.testing.assert_allclose(
+        np.ldexp(dist.astype(np.float64), -e), expected, rtol=rtol, atol=rtol * expected.max()
+    )
 
 
 @pytest.mark.parametrize("sparse", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_any_finite_magnitude_matches_reference_on_unit_data(backend, dtype, sparse):
-    X, _ = make_user_embeddings(700, 6, n_segments=4, seed=7, dtype=dtype,
-                                cluster_std=1.0 if dtype == np.float32 else 1e-4)
+    X, _ = make_user_embeddings(
+        700, 6, n_segments=4, seed=7, dtype=dtype, cluster_std=1.0 if dtype == np.float32 else 1e-4
+    )
     if dtype == np.float32:  # zeros for the CSR path (they would loosen the float64 clusters)
         X[np.random.default_rng(0).random(X.shape) < 0.3] = 0
     w = np.random.default_rng(1).uniform(0.5, 3.0, X.shape[0]).astype(dtype)
@@ -727,10 +762,12 @@ def test_any_finite_magnitude_matches_reference_on_unit_data(backend, dtype, spa
             start = np.ldexp(init, e) if how == "array" else how
             unit_start = np.ldexp(start, -e) if how == "array" else how
             runs = 1 if how == "array" else 3  # the best of 3 seedings: the tight optimum
-            ref = fastrec.KMeans(4, init=unit_start, n_init=runs, random_state=3, tol=0, max_iter=20,
-                                 backend="numpy").fit(Xu, sample_weight=weight)
-            km = fastrec.KMeans(4, init=start, n_init=runs, random_state=3, tol=0, max_iter=20,
-                                backend=backend)
+            ref = fastrec.KMeans(
+                4, init=unit_start, n_init=runs, random_state=3, tol=0, max_iter=20, backend="numpy"
+            ).fit(Xu, sample_weight=weight)
+            km = fastrec.KMeans(
+                4, init=start, n_init=runs, random_state=3, tol=0, max_iter=20, backend=backend
+            )
             labels = km.fit_predict(Xs, sample_weight=weight)
             np.testing.assert_array_equal(labels, ref.labels_, err_msg=f"2**{e} {how}")
             assert_scaled_fit(km, ref, e, Xu, Xs, dtype, weight)
@@ -749,8 +786,9 @@ def test_float32_data_near_1e30_and_1e_minus_30():
             km = fastrec.KMeans(5, random_state=0, backend=backend).fit(X * factor)
             np.testing.assert_array_equal(km.labels_, ref.labels_)
             assert km.inertia_ == pytest.approx(ref.inertia_ * float(factor) ** 2, rel=1e-5)
-            np.testing.assert_allclose(km.cluster_centers_ / factor, ref.cluster_centers_,
-                                       rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(
+                km.cluster_centers_ / factor, ref.cluster_centers_, rtol=1e-5, atol=1e-5
+            )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -762,8 +800,7 @@ def test_extreme_float64_sample_weights(backend):
         we = np.ldexp(w, e)
         km = fastrec.KMeans(4, random_state=5, tol=0, backend=backend).fit(X, sample_weight=we)
         np.testing.assert_array_equal(km.labels_, ref.labels_)
-        np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=1e-10,
-                                   atol=1e-10)
+        np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=1e-10, atol=1e-10)
         assert km.inertia_ == pytest.approx(np.ldexp(ref.inertia_, e), rel=1e-10)
         assert km.score(X, sample_weight=we) == pytest.approx(-km.inertia_, rel=1e-10)
         np.testing.assert_array_equal(we, np.ldexp(w, e))
@@ -819,8 +856,7 @@ def test_transform_distances_beyond_float32_raise():
     with pytest.raises(ValueError, match="exceed the largest float32 value"):
         km.transform(X)
     dist = km.transform(X * np.float32(0.5))
-    np.testing.assert_allclose(dist.ravel(), np.full(4, 0.45 * np.sqrt(2) * float(top)),
-                               rtol=1e-6)
+    np.testing.assert_allclose(dist.ravel(), np.full(4, 0.45 * np.sqrt(2) * float(top)), rtol=1e-6)
 
 
 # -- pickling and concurrent use ---------------------------------------------------------
@@ -833,8 +869,7 @@ def round_trips(model, tmp_path):
     import joblib
 
     cloudpickle = pytest.importorskip("cloudpickle")
-    copies = [pickle.loads(pickle.dumps(model, protocol=p))
-              for p in range(2, pickle.HIGHEST_PROTOCOL + 1)]
+    copies = [pickle.loads(pickle.dumps(model, protocol=p)) for p in range(2, pickle.HIGHEST_PROTOCOL + 1)]
     copies.append(cloudpickle.loads(cloudpickle.dumps(model)))
     path = tmp_path / "model.joblib"
     joblib.dump(model, path)
@@ -915,8 +950,10 @@ def test_fitted_model_is_safe_for_concurrent_reads(backend):
 
     def reads(i):
         part = parts[i]
-        return [(km.predict(part), km.transform(part), km.score(part),
-                 km.predict(sp.csr_matrix(part))) for _ in range(4)]
+        return [
+            (km.predict(part), km.transform(part), km.score(part), km.predict(sp.csr_matrix(part)))
+            for _ in range(4)
+        ]
 
     expected = [reads(i) for i in range(8)]
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -940,10 +977,12 @@ def test_fit_transform_and_fit_predict_pass_sample_weight_on():
     weighted = fastrec.KMeans(3, init=init, tol=0).fit(X, sample_weight=w)
     plain = fastrec.KMeans(3, init=init, tol=0).fit(X)
     assert np.abs(weighted.cluster_centers_ - plain.cluster_centers_).max() > 1e-3
-    np.testing.assert_array_equal(fastrec.KMeans(3, init=init, tol=0).fit_transform(X, sample_weight=w),
-                                  weighted.transform(X))
-    np.testing.assert_array_equal(fastrec.KMeans(3, init=init, tol=0).fit_predict(X, sample_weight=w),
-                                  weighted.labels_)
+    np.testing.assert_array_equal(
+        fastrec.KMeans(3, init=init, tol=0).fit_transform(X, sample_weight=w), weighted.transform(X)
+    )
+    np.testing.assert_array_equal(
+        fastrec.KMeans(3, init=init, tol=0).fit_predict(X, sample_weight=w), weighted.labels_
+    )
     # transform: Euclidean distances to the centres, every row and centre
     want = np.sqrt(((X[:, None, :] - weighted.cluster_centers_[None]) ** 2).sum(-1))
     np.testing.assert_allclose(weighted.transform(X), want, rtol=1e-12, atol=1e-12)
@@ -960,7 +999,8 @@ def test_transform_overflow_error_is_clean_and_names_the_fix():
     assert str(info.value) == (
         "Some distances from X to the centres exceed the largest float32 value (3.4e+38). Fit "
         "the model on float64 data, or rescale X by a constant such as 2.0**-64 before fitting "
-        "and transforming.")
+        "and transforming."
+    )
 
 
 def greedy_kmeans_plusplus_rows(X, w, k, rng):
@@ -1003,8 +1043,9 @@ def test_kmeans_plusplus_seeds_match_the_definition(weighted):
     D = np.repeat(np.array([[0.0, 1.0], [3.0, -1.0]]), [5, 7], axis=0)
     rows = greedy_kmeans_plusplus_rows(D, np.ones(12), 3, np.random.default_rng(6))
     got = fastrec.KMeans(3, random_state=6, max_iter=1, tol=0).fit(D)
-    np.testing.assert_array_equal(got.cluster_centers_,
-                                  fastrec.KMeans(3, init=D[rows], max_iter=1, tol=0).fit(D).cluster_centers_)
+    np.testing.assert_array_equal(
+        got.cluster_centers_, fastrec.KMeans(3, init=D[rows], max_iter=1, tol=0).fit(D).cluster_centers_
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -1037,8 +1078,10 @@ def test_weighted_pick_is_the_inverse_cdf_and_clamps_rounding_overshoot():
     total = cumulative[-1]
     values = np.concatenate([rng.random(500) * total, [total, total * (1 + 1e-15)]])
     got = _weighted_pick(cumulative, values)
-    want = [min(next((i for i, c in enumerate(cumulative) if c >= v), len(cumulative)), len(cumulative) - 1)
-            for v in values]
+    want = [
+        min(next((i for i, c in enumerate(cumulative) if c >= v), len(cumulative)), len(cumulative) - 1)
+        for v in values
+    ]
     np.testing.assert_array_equal(got, want)
     assert got[-1] == len(cumulative) - 1 and weights[got[:500]].min() > 0
 
@@ -1052,8 +1095,12 @@ def hand_lloyd(X, w, C, max_iter, tol):
     C, previous, n_iter = C.astype(X.dtype), None, 0
     for it in range(max_iter):
         labels = ((X64[:, None, :] - C.astype(np.float64)[None]) ** 2).sum(-1).argmin(1)
-        new = np.stack([(w[labels == j, None] * X64[labels == j]).sum(0) / w[labels == j].sum()
-                        for j in range(C.shape[0])]).astype(X.dtype)
+        new = np.stack(
+            [
+                (w[labels == j, None] * X64[labels == j]).sum(0) / w[labels == j].sum()
+                for j in range(C.shape[0])
+            ]
+        ).astype(X.dtype)
         shift = ((new.astype(np.float64) - C.astype(np.float64)) ** 2).sum()
         C, n_iter = new, it + 1
         if (previous is not None and np.array_equal(labels, previous)) or shift <= tol_abs:
@@ -1073,15 +1120,15 @@ def test_lloyd_matches_hand_written_iterations(backend, dtype):
     seen = set()
     for tol, max_iter in ((0.0, 300), (1e-3, 300), (0.05, 300), (0.0, 1), (0.0, 3)):
         C, labels, inertia, n_iter = hand_lloyd(X, w, init, max_iter, tol)
-        km = fastrec.KMeans(4, init=init, tol=tol, max_iter=max_iter, backend=backend).fit(
-            X, sample_weight=w)
+        km = fastrec.KMeans(4, init=init, tol=tol, max_iter=max_iter, backend=backend).fit(X, sample_weight=w)
         assert km.n_iter_ == n_iter, (tol, max_iter)
         np.testing.assert_array_equal(km.labels_, labels)
         np.testing.assert_allclose(km.cluster_centers_, C, rtol=rtol, atol=rtol)
         assert km.inertia_ == pytest.approx(inertia, rel=rtol * 10)
         assert -km.score(X, sample_weight=w) == pytest.approx(inertia, rel=rtol * 10)
         sparse = fastrec.KMeans(4, init=init, tol=tol, max_iter=max_iter, backend=backend).fit(
-            sp.csr_matrix(X), sample_weight=w)  # the tolerance from the sparse variance
+            sp.csr_matrix(X), sample_weight=w
+        )  # the tolerance from the sparse variance
         assert sparse.n_iter_ == n_iter, (tol, max_iter)
         np.testing.assert_array_equal(sparse.labels_, labels)
         seen.add(n_iter)
@@ -1099,12 +1146,14 @@ def test_empty_cluster_relocation_ties_and_singletons_follow_the_rule(backend):
     km = fastrec.KMeans(2, init=init, max_iter=1, tol=0, backend=backend).fit(X)
     # ties go to the smaller row index; the row leaves its old cluster's mean
     np.testing.assert_array_equal(km.cluster_centers_[1], X[5])
-    np.testing.assert_allclose(km.cluster_centers_[0], np.delete(X, 5, axis=0).mean(0), rtol=1e-12,
-                               atol=1e-15)
+    np.testing.assert_allclose(
+        km.cluster_centers_[0], np.delete(X, 5, axis=0).mean(0), rtol=1e-12, atol=1e-15
+    )
     # a cluster holding one row of weight 1 is not empty: it keeps its row
     Y = np.vstack([X[np.arange(40) != 5], [[50.0, 50.0]]])
-    km = fastrec.KMeans(2, init=np.array([[0.0, 0.0], [50.0, 50.0]]), max_iter=1, tol=0,
-                        backend=backend).fit(Y)
+    km = fastrec.KMeans(2, init=np.array([[0.0, 0.0], [50.0, 50.0]]), max_iter=1, tol=0, backend=backend).fit(
+        Y
+    )
     np.testing.assert_array_equal(km.cluster_centers_[1], [50.0, 50.0])
     np.testing.assert_allclose(km.cluster_centers_[0], Y[:-1].mean(0), rtol=1e-12, atol=1e-15)
 

@@ -42,15 +42,17 @@ def assert_matches(data, users, items, ratings, times=None):
     assert got == expected
     if times is not None:
         stamp = {(u, i): t for u, i, t in zip(users.tolist(), items.tolist(), times.tolist())}
-        assert data.timestamps.data.tolist() == [stamp[k] for k in zip(got_u.tolist(),
-                                                                       got_i.tolist())]
+        assert data.timestamps.data.tolist() == [stamp[k] for k in zip(got_u.tolist(), got_i.tolist())]
 
 
 def write_ml100k(folder, newline="\n", seed=0):
     users, items, ratings, times = triples(seed)
     folder.mkdir()
-    write(folder / "u.data", [f"{u}\t{i}\t{int(r)}\t{t}" for u, i, r, t in
-                              zip(users, items, ratings, times)], newline)
+    write(
+        folder / "u.data",
+        [f"{u}\t{i}\t{int(r)}\t{t}" for u, i, r, t in zip(users, items, ratings, times)],
+        newline,
+    )
     genres = ["0"] * 19
     item_lines = []
     for i in range(1, 61):
@@ -59,8 +61,9 @@ def write_ml100k(folder, newline="\n", seed=0):
         title = "Misérables, Les (1995)" if i == 7 else f"Movie {i} (1990)"
         item_lines.append(f"{i}|{title}|01-Jan-1990||http://example.org/{i}|" + "|".join(flags))
     write(folder / "u.item", item_lines, newline, encoding="latin-1")
-    write(folder / "u.user", [f"{u}|{20 + u}|{'MF'[u % 2]}|writer|{10000 + u}"
-                              for u in range(1, 41)], newline)
+    write(
+        folder / "u.user", [f"{u}|{20 + u}|{'MF'[u % 2]}|writer|{10000 + u}" for u in range(1, 41)], newline
+    )
     return users, items, ratings, times
 
 
@@ -84,14 +87,23 @@ def test_ml100k_folder_and_file(tmp_path, newline):
 def write_dat(folder, with_users, newline="\n", seed=1):
     users, items, ratings, times = triples(seed, half_stars=not with_users)
     folder.mkdir()
-    write(folder / "ratings.dat", [f"{u}::{i}::{r:g}::{t}" for u, i, r, t in
-                                   zip(users, items, ratings, times)], newline)
-    write(folder / "movies.dat", [f"{i}::{'Amélie: Le Fabuleux (2001)' if i == 3 else f'M{i}'}"
-                                  f"::Comedy|Romance" for i in range(1, 61)], newline,
-          encoding="latin-1")
+    write(
+        folder / "ratings.dat",
+        [f"{u}::{i}::{r:g}::{t}" for u, i, r, t in zip(users, items, ratings, times)],
+        newline,
+    )
+    write(
+        folder / "movies.dat",
+        [f"{i}::{'Amélie: Le Fabuleux (2001)' if i == 3 else f'M{i}'}::Comedy|Romance" for i in range(1, 61)],
+        newline,
+        encoding="latin-1",
+    )
     if with_users:
-        write(folder / "users.dat", [f"{u}::{'FM'[u % 2]}::{1 if u == 1 else 25}::{u % 21}::"
-                                     f"4806{u}" for u in range(1, 41)], newline)
+        write(
+            folder / "users.dat",
+            [f"{u}::{'FM'[u % 2]}::{1 if u == 1 else 25}::{u % 21}::4806{u}" for u in range(1, 41)],
+            newline,
+        )
     return users, items, ratings, times
 
 
@@ -119,7 +131,8 @@ def write_latest(folder, newline="\r\n"):
     write(folder / "ratings.csv", lines, newline)
     movies = ["movieId,title,genres"] + [
         f'{i},"Good, the Bad (1966)",Western' if i == 5 else f"{i},Amélie {i} (2001),Comedy"
-        for i in range(1, 61)]
+        for i in range(1, 61)
+    ]
     write(folder / "movies.csv", movies, newline)
     return users, items, ratings, times
 
@@ -162,10 +175,8 @@ def test_malformed_movielens_files(tmp_path):
 
 def test_generic_csv_with_named_columns_and_string_ids(tmp_path):
     path = tmp_path / "events.csv"
-    path.write_text("who;what;stars;when\nann;x;4.5;2020-01-02\nbob;y;3;2020-01-01\n"
-                    "ann;y;2;2020-01-03\n")
-    data = load_interactions(path, user_col="who", item_col="what", rating_col="stars",
-                             timestamp_col="when")
+    path.write_text("who;what;stars;when\nann;x;4.5;2020-01-02\nbob;y;3;2020-01-01\nann;y;2;2020-01-03\n")
+    data = load_interactions(path, user_col="who", item_col="what", rating_col="stars", timestamp_col="when")
     assert as_triples(data) == [("ann", "x", 4.5), ("ann", "y", 2.0), ("bob", "y", 3.0)]
     assert data.timestamps.data.tolist() == [1577923200, 1578009600, 1577836800]
     assert data.name == "events.csv"
@@ -199,7 +210,7 @@ def test_headerless_file_of_numbers_keeps_its_first_row(tmp_path, sep):
     rows = [(1, 10, 5), (2, 10, 3), (2, 11, 4)]
     path.write_text("".join(sep.join(map(str, row)) + "\n" for row in rows))
     expected = [(1, 10, 5.0), (2, 10, 3.0), (2, 11, 4.0)]
-    assert as_triples(load_interactions(path)) == expected          # detected: no header
+    assert as_triples(load_interactions(path)) == expected  # detected: no header
     assert as_triples(load_interactions(path, 0, 1, 2)) == expected
     assert as_triples(load_interactions(path, header=False)) == expected
     swapped = load_interactions(path, user_col=1, item_col=0, rating_col=2)
@@ -236,8 +247,11 @@ def test_header_is_detected_over_numbers_and_by_name(tmp_path):
 def test_column_names_on_a_headerless_file_say_how_to_fix(tmp_path):
     path = tmp_path / "r.csv"
     path.write_text("1,10,5\n2,10,3\n")
-    with pytest.raises(ValueError, match=r"has no header line .* no column named 'user'; name "
-                                         r"the columns by position .* or pass header=True"):
+    with pytest.raises(
+        ValueError,
+        match=r"has no header line .* no column named 'user'; name "
+        r"the columns by position .* or pass header=True",
+    ):
         load_interactions(path, user_col="user", item_col="item")
     # the names the caller gives mark a header, even over text ids
     named = tmp_path / "named.csv"
@@ -246,9 +260,14 @@ def test_column_names_on_a_headerless_file_say_how_to_fix(tmp_path):
 
 
 def test_parquet(tmp_path):
-    frame = pd.DataFrame({"customer_id": ["c2", "c1", "c2"], "product_id": [3, 3, 4],
-                          "rating": [1.0, 5.0, 2.0],
-                          "ts": pd.to_datetime(["2021-01-01", "2021-01-02", "2021-01-03"])})
+    frame = pd.DataFrame(
+        {
+            "customer_id": ["c2", "c1", "c2"],
+            "product_id": [3, 3, 4],
+            "rating": [1.0, 5.0, 2.0],
+            "ts": pd.to_datetime(["2021-01-01", "2021-01-02", "2021-01-03"]),
+        }
+    )
     path = tmp_path / "events.parquet"
     frame.to_parquet(path)
     data = load_interactions(path, timestamp_col="ts")

@@ -49,8 +49,7 @@ def break_it(A, how):
     return B
 
 
-FAULTS = ["negative", "past_end", "decreasing", "overrun", "short_indptr", "nonzero_start",
-          "float_indices"]
+FAULTS = ["negative", "past_end", "decreasing", "overrun", "short_indptr", "nonzero_start", "float_indices"]
 
 
 def snapshot(A):
@@ -84,9 +83,14 @@ def test_valid_matrices_pass_and_spare_storage_is_cut_off():
     A = good()
     for fmt in ("csr", "csc", "coo", "lil", "dok", "bsr", "dia"):
         V.check_sparse_structure(A.asformat(fmt), "X")
-    B = sp.csr_matrix((np.concatenate([A.data, [np.nan] * 3]).astype(np.float32),
-                       np.concatenate([A.indices, [10**6] * 3]).astype(np.int32), A.indptr),
-                      shape=A.shape)  # storage past indptr[-1] is not part of the matrix
+    B = sp.csr_matrix(
+        (
+            np.concatenate([A.data, [np.nan] * 3]).astype(np.float32),
+            np.concatenate([A.indices, [10**6] * 3]).astype(np.int32),
+            A.indptr,
+        ),
+        shape=A.shape,
+    )  # storage past indptr[-1] is not part of the matrix
     checked = V.check_sparse_structure(B, "X")
     assert checked.indices.size == A.nnz and np.shares_memory(checked.indices, B.indices)
     for backend in BACKENDS:
@@ -105,10 +109,15 @@ def test_every_sparse_argument_of_every_entry_point(backend, fault):
     V_ = rng.normal(size=(20, 4)).astype(np.float32)
     table = np.tile(np.arange(5), (30, 1))
     calls = {
-        "X": [lambda: fastrec.cosine_topk(bad, k=3, backend=backend),
-              lambda: fastrec.cosine_topk(bad.T, k=3, backend=backend) if fault != "overrun" else
-              fastrec.cosine_topk(bad, R, k=3, backend=backend),
-              lambda: fastrec.KMeans(3, backend=backend).fit(bad)],
+        "X": [
+            lambda: fastrec.cosine_topk(bad, k=3, backend=backend),
+            lambda: (
+                fastrec.cosine_topk(bad.T, k=3, backend=backend)
+                if fault != "overrun"
+                else fastrec.cosine_topk(bad, R, k=3, backend=backend)
+            ),
+            lambda: fastrec.KMeans(3, backend=backend).fit(bad),
+        ],
         "Y": [lambda: fastrec.cosine_topk(R, bad, k=3, backend=backend)],
         "exclude": [lambda: fastrec.topn(U, V_, n=3, exclude=bad, backend=backend)],
         "candidates": [lambda: fastrec.topn(U, V_, n=3, candidates=bad, backend=backend)],
@@ -128,14 +137,18 @@ def test_every_sparse_argument_of_every_entry_point(backend, fault):
 
 
 def test_entry_rows_without_arrays_as_long_as_the_rows():
-    for A in (good(50, 20), sp.random(5000, 20, density=0.0005, format="csr", random_state=0),
-              sp.csr_matrix((3, 4))):
+    for A in (
+        good(50, 20),
+        sp.random(5000, 20, density=0.0005, format="csr", random_state=0),
+        sp.csr_matrix((3, 4)),
+    ):
         np.testing.assert_array_equal(V.entry_rows(A.indptr), A.tocoo().row)
 
 
 def test_declared_sizes_beyond_memory_or_int32_are_refused_before_allocating():
-    huge = sp.coo_matrix((np.array([3.0, 4.0], dtype=np.float32), ([0, 2**31 + 3], [1, 2])),
-                         shape=(2**31 + 5, 4))  # COO: no array as long as the rows
+    huge = sp.coo_matrix(
+        (np.array([3.0, 4.0], dtype=np.float32), ([0, 2**31 + 3], [1, 2])), shape=(2**31 + 5, 4)
+    )  # COO: no array as long as the rows
     with pytest.raises(ValueError, match=r"at most 2\*\*31 - 1 users and items"):
         fastrec.MatrixFactorization(n_factors=2, n_epochs=1).fit(huge)
     del huge

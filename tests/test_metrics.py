@@ -38,8 +38,7 @@ def hand_case():
     # user 2: relevant {0}; list -1, 0, 5 -> hit at slot 1
     # user 3: relevant {2, 3, 5, 6}; list 8, 9, -1 -> no hit
     recs = np.array([[4, 2, 1], [0, 1, 2], [-1, 0, 5], [8, 9, -1]])
-    test = sp.csr_matrix((np.ones(8), ([0, 0, 0, 2, 3, 3, 3, 3], [1, 4, 7, 0, 2, 3, 5, 6])),
-                         shape=(4, 10))
+    test = sp.csr_matrix((np.ones(8), ([0, 0, 0, 2, 3, 3, 3, 3], [1, 4, 7, 0, 2, 3, 5, 6])), shape=(4, 10))
     return recs, test
 
 
@@ -52,10 +51,15 @@ def test_hand_computed_values():
     ndcg = [(D[0] + D[2]) / (D[0] + D[1] + D[2]), D[1] / D[0], 0]
     ap = [(1 / 1 + 2 / 3) / 3, (1 / 2) / 1, 0]
     hit = [1, 1, 0]
-    expected = {"precision": precision, "recall": recall, "f1": f1, "ndcg": ndcg, "map": ap,
-                "hit_rate": hit}
-    functions = {"precision": precision_at_k, "recall": recall_at_k, "f1": f1_at_k, "ndcg": ndcg_at_k,
-                 "map": map_at_k, "hit_rate": hit_rate_at_k}
+    expected = {"precision": precision, "recall": recall, "f1": f1, "ndcg": ndcg, "map": ap, "hit_rate": hit}
+    functions = {
+        "precision": precision_at_k,
+        "recall": recall_at_k,
+        "f1": f1_at_k,
+        "ndcg": ndcg_at_k,
+        "map": map_at_k,
+        "hit_rate": hit_rate_at_k,
+    }
     for backend in BACKENDS:
         for name, function in functions.items():
             score = function(recs, test, k=k, backend=backend)
@@ -90,8 +94,9 @@ def brute_force(recs, test, k):
         ideal = min(k, len(relevant))
         idcg = sum(1 / np.log2(p + 2) for p in range(ideal))
         p_, r_ = hits / k, hits / len(relevant)
-        rows.append([p_, r_, 2 * p_ * r_ / (p_ + r_) if hits else 0.0, dcg / idcg, ap / ideal,
-                     float(hits > 0)])
+        rows.append(
+            [p_, r_, 2 * p_ * r_ / (p_ + r_) if hits else 0.0, dcg / idcg, ap / ideal, float(hits > 0)]
+        )
     return np.array(rows)
 
 
@@ -197,8 +202,7 @@ def test_rmse_and_mae_of_any_finite_magnitude():
     # inputs near the top of float64 whose differences overflow, but whose means do not
     top = np.finfo(np.float64).max
     assert mae([0.75 * top, 1.0], [-0.5 * top, 1.0]) == pytest.approx(0.625 * top, rel=1e-14)
-    assert rmse([0.75 * top, 1.0], [-0.5 * top, 1.0]) == pytest.approx(
-        1.25 / np.sqrt(2) * top, rel=1e-14)
+    assert rmse([0.75 * top, 1.0], [-0.5 * top, 1.0]) == pytest.approx(1.25 / np.sqrt(2) * top, rel=1e-14)
     assert rmse([1e-320, 0.0], [0.0, 0.0]) == pytest.approx(1e-320 / np.sqrt(2), rel=1e-2)
     # ordinary values: the direct formula, bit for bit
     assert rmse(y, p) == float(np.sqrt(np.mean((y - p) ** 2)))
@@ -244,8 +248,11 @@ def test_evaluate_maps_raw_ids_and_matches_manual_computation():
     # the most popular training item, which a user without history is served
     values, counts = np.unique(train[1], return_counts=True)
     popular = values[np.argmax(counts)]
-    test = (np.append(test[0], ["stranger", "user0"]), np.append(test[1], [popular, "brand-new"]),
-            np.append(test[2], [4.0, 5.0]))
+    test = (
+        np.append(test[0], ["stranger", "user0"]),
+        np.append(test[1], [popular, "brand-new"]),
+        np.append(test[2], [4.0, 5.0]),
+    )
     model = fastrec.ItemKNN(k=10)
     result = evaluate(model, train, test, k=5)
     assert model.n_users_ > 0  # evaluate fitted the unfitted model
@@ -253,16 +260,18 @@ def test_evaluate_maps_raw_ids_and_matches_manual_computation():
     users = np.unique(test[0])
     ids, _ = model.recommend(users, n=5, unknown="skip")
     stranger = np.flatnonzero(users == "stranger")
-    ids[stranger] = model.recommend(["stranger"], n=5, unknown="skip",
-                                    user_items=sp.csr_matrix((1, model.n_items_)))[0]
+    ids[stranger] = model.recommend(
+        ["stranger"], n=5, unknown="skip", user_items=sp.csr_matrix((1, model.n_items_))
+    )[0]
     assert popular in ids[stranger[0]]
     items = np.unique(np.concatenate([model.item_ids_, test[1]]))
     column = {item: c for c, item in enumerate(items)}
     recs = np.array([[column[i] if i is not None else -1 for i in row] for row in ids])
     row = {u: r for r, u in enumerate(users)}
-    truth = sp.csr_matrix((np.ones(test[0].size), ([row[u] for u in test[0]],
-                                                    [column[i] for i in test[1]])),
-                          shape=(users.size, items.size))
+    truth = sp.csr_matrix(
+        (np.ones(test[0].size), ([row[u] for u in test[0]], [column[i] for i in test[1]])),
+        shape=(users.size, items.size),
+    )
     manual = ranking_metrics(recs, truth, 5)
     for name in ("precision", "recall", "f1", "ndcg", "map", "hit_rate"):
         assert result[f"{name}@5"] == pytest.approx(manual[name], abs=1e-12), name
@@ -347,8 +356,9 @@ def manual_evaluate(model, test, k, threshold=None):
             ids[r] = model.recommend([user], n=k, user_items=sp.csr_matrix((1, model.n_items_)))[0][0]
     rows = []
     for r, user in enumerate(user_ids):
-        relevant = {i for u, i, x in zip(users, items, ratings)
-                    if u == user and (threshold is None or x >= threshold)}
+        relevant = {
+            i for u, i, x in zip(users, items, ratings) if u == user and (threshold is None or x >= threshold)
+        }
         if not relevant:
             continue
         hits, dcg, ap = 0, 0.0, 0.0
@@ -359,8 +369,16 @@ def manual_evaluate(model, test, k, threshold=None):
                 ap += hits / (p + 1)
         ideal = min(k, len(relevant))
         precision, recall = hits / k, hits / len(relevant)
-        rows.append([precision, recall, 2 * precision * recall / (precision + recall) if hits else 0.0,
-                     dcg / sum(1 / np.log2(p + 2) for p in range(ideal)), ap / ideal, float(hits > 0)])
+        rows.append(
+            [
+                precision,
+                recall,
+                2 * precision * recall / (precision + recall) if hits else 0.0,
+                dcg / sum(1 / np.log2(p + 2) for p in range(ideal)),
+                ap / ideal,
+                float(hits > 0),
+            ]
+        )
     shown = {i for row in ids for i in row if i is not None}
     return np.array(rows), len(shown) / model.n_items_
 
@@ -368,12 +386,16 @@ def manual_evaluate(model, test, k, threshold=None):
 def small_catalogue_split():
     # 5 items in training; the test adds an unseen item and an unseen user, and the user
     # last in id order has only low ratings (not relevant under threshold=3)
-    train = (np.array(["u1", "u1", "u2", "u2", "u3", "u3", "u4"]),
-             np.array(["a", "b", "b", "c", "d", "e", "a"]),
-             np.array([5.0, 4.0, 3.0, 5.0, 4.0, 2.0, 1.0]))
-    test = (np.array(["u1", "u1", "u2", "u3", "u3", "u9", "u9", "zz"]),
-            np.array(["c", "new", "a", "a", "b", "b", "e", "c"]),
-            np.array([4.0, 5.0, 3.0, 5.0, 1.0, 4.0, 3.0, 1.0]))
+    train = (
+        np.array(["u1", "u1", "u2", "u2", "u3", "u3", "u4"]),
+        np.array(["a", "b", "b", "c", "d", "e", "a"]),
+        np.array([5.0, 4.0, 3.0, 5.0, 4.0, 2.0, 1.0]),
+    )
+    test = (
+        np.array(["u1", "u1", "u2", "u3", "u3", "u9", "u9", "zz"]),
+        np.array(["c", "new", "a", "a", "b", "b", "e", "c"]),
+        np.array([4.0, 5.0, 3.0, 5.0, 1.0, 4.0, 3.0, 1.0]),
+    )
     return train, test
 
 
@@ -426,8 +448,7 @@ def test_evaluate_dataframe_columns_and_fit_modes():
     fitted = fastrec.ItemKNN(k=3).fit(test)
     refit = evaluate(fitted, train_frame, test_frame, k=4, threshold=3.0, columns=names, fit=True)
     assert refit == want and fitted.n_items_ == 5
-    kept = evaluate(fastrec.ItemKNN(k=3).fit(train), train_frame[:1], test, k=4, threshold=3.0,
-                    fit=False)
+    kept = evaluate(fastrec.ItemKNN(k=3).fit(train), train_frame[:1], test, k=4, threshold=3.0, fit=False)
     assert kept == want
 
 
@@ -446,8 +467,11 @@ def test_evaluate_argument_errors_name_the_argument():
         evaluate(fastrec.ItemKNN(), train, test, fit="yes")
     with pytest.raises(TypeError, match="^threshold must be a real number"):
         evaluate(fastrec.ItemKNN(), train, test, threshold="high")
-    with pytest.raises(ValueError, match=r"^The model is not fitted and train is None: pass training "
-                                         r"ratings\.$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^The model is not fitted and train is None: pass training "
+        r"ratings\.$",
+    ):
         evaluate(fastrec.ItemKNN(), None, test)
     with pytest.raises(RuntimeError, match=r"^This ItemKNN is not fitted; pass fit=True with train\.$"):
         evaluate(fastrec.ItemKNN(), None, test, fit=False)
@@ -459,8 +483,7 @@ def test_evaluate_argument_errors_name_the_argument():
 
 def test_rmse_and_mae_overflow_messages_name_the_fix():
     top = np.finfo(np.float64).max
-    fix = ("Rescale y_true and y_pred by the same constant (for example 2.0**-64) and scale the "
-           "result back.")
+    fix = "Rescale y_true and y_pred by the same constant (for example 2.0**-64) and scale the result back."
     for function, name in ((rmse, "RMSE"), (mae, "MAE")):
         with pytest.raises(ValueError) as info:
             function([0.9 * top] * 3, [-0.9 * top] * 3)
@@ -482,10 +505,12 @@ def kernel_calls(monkeypatch):
     if "cpp" in BACKENDS:
         modules["cpp"] = _runtime._cpp
     for name, module in modules.items():
+
         def spy(*args, _name=name, _kernel=module.ranking_metrics, **kwargs):
             threads = kwargs["n_threads"] if "n_threads" in kwargs else args[-1]
             calls.append((_name, threads, numba.get_num_threads()))
             return _kernel(*args, **kwargs)
+
         monkeypatch.setattr(module, "ranking_metrics", spy)
     return calls
 
@@ -495,8 +520,14 @@ def test_every_function_passes_k_threshold_backend_and_threads_on(kernel_calls):
     high = sp.csr_matrix(test.multiply(test >= 4))
     high.eliminate_zeros()
     threads = fastrec.get_num_threads() + 1  # not the default
-    functions = {"precision": precision_at_k, "recall": recall_at_k, "f1": f1_at_k, "ndcg": ndcg_at_k,
-                 "map": map_at_k, "hit_rate": hit_rate_at_k}
+    functions = {
+        "precision": precision_at_k,
+        "recall": recall_at_k,
+        "f1": f1_at_k,
+        "ndcg": ndcg_at_k,
+        "map": map_at_k,
+        "hit_rate": hit_rate_at_k,
+    }
     want = brute_force(recs, high, 10)
     valid = ~np.isnan(want[:, 0])
     for backend in BACKENDS:

@@ -34,8 +34,15 @@ def kernel(backend):
     return {"numba": _numba.sgd_mf_epoch, "numpy": _reference.sgd_mf_epoch}[backend]
 
 
-def make_grid(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int, n_threads: int,
-              rng: np.random.Generator, row_bytes: int = 0):
+def make_grid(
+    users: np.ndarray,
+    items: np.ndarray,
+    n_users: int,
+    n_items: int,
+    n_threads: int,
+    rng: np.random.Generator,
+    row_bytes: int = 0,
+):
     """The grid of :func:`grid_groups` as a permutation of the ratings.
 
     The layout the ``group_by_block`` kernels must give (training arranges the
@@ -91,15 +98,32 @@ def kernel_problem(dtype, n_factors=5, seed=0, side=1, by_user=False):
         side, order, block_ptr, _, _ = make_grid(users, items, n_users, n_items, side // 2, rng)
         schedule = make_schedules(side, 1, rng)[0]
     return {
-        "users": users[order].astype(np.int32), "items": items[order].astype(np.int32),
-        "ratings": values[order].astype(dtype), "block_ptr": block_ptr, "schedule": schedule,
-        "P": P, "Q": Q, "bu": np.zeros(n_users, dtype), "bi": np.zeros(n_items, dtype),
+        "users": users[order].astype(np.int32),
+        "items": items[order].astype(np.int32),
+        "ratings": values[order].astype(dtype),
+        "block_ptr": block_ptr,
+        "schedule": schedule,
+        "P": P,
+        "Q": Q,
+        "bu": np.zeros(n_users, dtype),
+        "bi": np.zeros(n_items, dtype),
         "n_factors": n_factors,
     }
 
 
-def run_kernel(backend, problem, *, epochs=3, shuffle_seed=-1, within_runs="first", n_threads=1,
-               biased=True, non_negative=False, lr=0.02, reg=0.05):
+def run_kernel(
+    backend,
+    problem,
+    *,
+    epochs=3,
+    shuffle_seed=-1,
+    within_runs="first",
+    n_threads=1,
+    biased=True,
+    non_negative=False,
+    lr=0.02,
+    reg=0.05,
+):
     """``epochs`` kernel epochs on a copy of ``problem``; the ratings within the runs are
     shuffled on every epoch (``within_runs=True``), never, or on the first only, as fit does."""
     state = {key: np.copy(value) for key, value in problem.items()}
@@ -113,10 +137,30 @@ def run_kernel(backend, problem, *, epochs=3, shuffle_seed=-1, within_runs="firs
         for epoch in range(epochs):
             seed = -1 if shuffle_seed < 0 else shuffle_seed + epoch
             within = within_runs is True or (within_runs == "first" and epoch == 0)
-            kernel(backend)(state["users"], state["items"], state["ratings"], state["block_ptr"],
-                            state["schedule"], state["P"], state["Q"], state["bu"], state["bi"],
-                            problem["n_factors"], 3.0 if biased else 0.0, lr, reg, lr / 2, reg,
-                            biased, non_negative, False, seed, within, sse, n_threads)
+            kernel(backend)(
+                state["users"],
+                state["items"],
+                state["ratings"],
+                state["block_ptr"],
+                state["schedule"],
+                state["P"],
+                state["Q"],
+                state["bu"],
+                state["bi"],
+                problem["n_factors"],
+                3.0 if biased else 0.0,
+                lr,
+                reg,
+                lr / 2,
+                reg,
+                biased,
+                non_negative,
+                False,
+                seed,
+                within,
+                sse,
+                n_threads,
+            )
             total.append(sse.sum())
     state["sse"] = np.array(total)
     return state
@@ -151,8 +195,12 @@ def test_find_runs_and_shuffle_runs_keep_runs_together():
     assert not np.array_equal(items, np.arange(10))
     # a negative seed keeps everything as stored
     items2 = np.arange(10)
-    assert _reference.shuffle_runs(items2, ratings.copy(), starts, seed=-1, within_runs=True,
-                                   block=0) == [0, 1, 2, 3]
+    assert _reference.shuffle_runs(items2, ratings.copy(), starts, seed=-1, within_runs=True, block=0) == [
+        0,
+        1,
+        2,
+        3,
+    ]
     np.testing.assert_array_equal(items2, np.arange(10))
     # without within_runs the runs keep their stored order, and only the run order is drawn
     orders = set()
@@ -171,8 +219,7 @@ def test_find_runs_and_shuffle_runs_keep_runs_together():
 # 5 and 14 leave room for the biases in the padding of a float32 row (C++ carries
 # them there); 15 leaves one spare lane, and the kernel keeps them as scalars.
 @pytest.mark.parametrize("n_factors", [5, 14, 15])
-def test_kernel_matches_reference_on_python_visit_order(backend, level, dtype, options, by_user,
-                                                         n_factors):
+def test_kernel_matches_reference_on_python_visit_order(backend, level, dtype, options, by_user, n_factors):
     problem = kernel_problem(dtype, n_factors=n_factors, by_user=by_user)
     expected = run_kernel("numpy", problem, **options)
     with variant(level):
@@ -200,7 +247,7 @@ def test_run_order_is_drawn_in_windows_of_neighbouring_runs():
             while at < n_runs:
                 first = order[at] // width * width
                 size = min(width, n_runs - first)
-                assert sorted(order[at:at + size]) == list(range(first, first + size))
+                assert sorted(order[at : at + size]) == list(range(first, first + size))
                 windows.append(first // width)
                 at += size
             if n_runs > width:
@@ -251,16 +298,16 @@ def test_kernel_result_does_not_depend_on_thread_count_for_a_fixed_grid(backend)
 
 def test_grid_blocks_share_no_user_or_item_within_a_stratum():
     users, items, _ = low_rank(n_ratings=2000)
-    side, order, ptr, user_order, item_order = make_grid(users, items, 120, 90, 2,
-                                                         np.random.default_rng(0))
+    side, order, ptr, user_order, item_order = make_grid(users, items, 120, 90, 2, np.random.default_rng(0))
     assert side == 4 and ptr[-1] == users.size
     # each row group is one contiguous run of user_order (its rows are adjacent in
     # training), so the runs of different groups do not overlap
     user_rank = np.argsort(user_order)
     runs = []
     for r in range(side):
-        ranks = np.concatenate([user_rank[users[order][ptr[r * side + c]:ptr[r * side + c + 1]]]
-                                for c in range(side)])
+        ranks = np.concatenate(
+            [user_rank[users[order][ptr[r * side + c] : ptr[r * side + c + 1]]] for c in range(side)]
+        )
         runs.append((ranks.min(), ranks.max()))
     runs.sort()
     assert all(a[1] < b[0] for a, b in zip(runs, runs[1:]))
@@ -274,14 +321,14 @@ def test_grid_blocks_share_no_user_or_item_within_a_stratum():
         for stratum in schedule:
             seen_u, seen_i = set(), set()
             for b in stratum:
-                bu, bi = set(u[ptr[b]:ptr[b + 1]]), set(i[ptr[b]:ptr[b + 1]])
+                bu, bi = set(u[ptr[b] : ptr[b + 1]]), set(i[ptr[b] : ptr[b + 1]])
                 assert not (bu & seen_u) and not (bi & seen_i)
                 seen_u |= bu
                 seen_i |= bi
     sizes = np.diff(ptr)
     assert sizes.max() < 3 * sizes.mean()  # balanced by rating counts
     for b in range(side * side):  # within a block, each user's ratings are one run
-        block_users = u[ptr[b]:ptr[b + 1]]
+        block_users = u[ptr[b] : ptr[b + 1]]
         changes = np.count_nonzero(block_users[1:] != block_users[:-1])
         assert changes + 1 == np.unique(block_users).size or block_users.size == 0
 
@@ -292,13 +339,14 @@ def test_grid_groups_ratings_by_user_and_keeps_each_users_order(shuffled):
     perm = np.random.default_rng(4).permutation(users.size) if shuffled else np.argsort(users, kind="stable")
     users, items = users[perm], items[perm]
     for threads in (1, 2):
-        side, order, ptr, _, _ = make_grid(users, items, users.max() + 1, items.max() + 1, threads,
-                                           np.random.default_rng(0))
+        side, order, ptr, _, _ = make_grid(
+            users, items, users.max() + 1, items.max() + 1, threads, np.random.default_rng(0)
+        )
         np.testing.assert_array_equal(np.sort(order), np.arange(users.size))
         u = users[order]
         for b in range(side * side):
-            block = order[ptr[b]:ptr[b + 1]]
-            block_users = u[ptr[b]:ptr[b + 1]]
+            block = order[ptr[b] : ptr[b + 1]]
+            block_users = u[ptr[b] : ptr[b + 1]]
             assert np.count_nonzero(np.diff(block_users)) + 1 == np.unique(block_users).size
             for user in np.unique(block_users):  # a user's ratings keep their input order
                 positions = block[block_users == user]
@@ -310,9 +358,10 @@ def test_grid_groups_count_sorted_and_unsorted_users_alike():
     users, items, _ = low_rank(n_users=300, n_items=200, n_ratings=20000, seed=8)
     by_user = np.argsort(users, kind="stable")
     n_users, n_items = users.max() + 1, items.max() + 1
-    grids = [grid_groups(u.astype(np.int32), i.astype(np.int32), n_users, n_items, 2,
-                         np.random.default_rng(4))
-             for u, i in ((users[by_user], items[by_user]), (users, items))]
+    grids = [
+        grid_groups(u.astype(np.int32), i.astype(np.int32), n_users, n_items, 2, np.random.default_rng(4))
+        for u, i in ((users[by_user], items[by_user]), (users, items))
+    ]
     assert grids[0].by_user is None and grids[1].by_user is not None
     assert grids[0].side == grids[1].side > 1
     for field in ("user_group", "item_group", "user_order", "item_order"):
@@ -331,12 +380,14 @@ def test_group_by_block_kernel_gives_the_layout_of_make_grid(backend, shuffled, 
     perm = np.random.default_rng(6).permutation(users.size) if shuffled else np.argsort(users, kind="stable")
     users, items, values = users[perm].astype(np.int32), items[perm].astype(np.int32), values[perm]
     n_users, n_items = users.max() + 1, items.max() + 1
-    side, order, ptr, user_order, item_order = make_grid(users, items, n_users, n_items, threads,
-                                                         np.random.default_rng(0))
+    side, order, ptr, user_order, item_order = make_grid(
+        users, items, n_users, n_items, threads, np.random.default_rng(0)
+    )
     grid = grid_groups(users, items, n_users, n_items, threads, np.random.default_rng(0))
     group_by_block = _runtime.kernel_module(backend, "mf").group_by_block
-    work_users, work_items, work_values, block_ptr = arrange_blocks(grid, users, items, values,
-                                                                    group_by_block)
+    work_users, work_items, work_values, block_ptr = arrange_blocks(
+        grid, users, items, values, group_by_block
+    )
     user_row = np.arange(n_users) if user_order is None else np.argsort(user_order)
     item_row = np.arange(n_items) if item_order is None else np.argsort(item_order)
     np.testing.assert_array_equal(block_ptr, ptr)
@@ -358,8 +409,18 @@ def test_group_by_block_binding_rejects_bad_input():
 
     def call(users=users, order=in_order, user_block=blocks, ptr_size=2):
         out = [np.empty(3, dtype=np.int32), np.empty(3, dtype=np.int32), np.empty(3, np.float32)]
-        kernel(users, items, values, order, user_block, blocks, rows, rows, *out,
-               np.empty(ptr_size, dtype=np.int64))
+        kernel(
+            users,
+            items,
+            values,
+            order,
+            user_block,
+            blocks,
+            rows,
+            rows,
+            *out,
+            np.empty(ptr_size, dtype=np.int64),
+        )
         return out
 
     np.testing.assert_array_equal(call()[0], users)
@@ -380,11 +441,18 @@ def test_predict_kernel_fallbacks(backend):
     model.fit((users, items, values))
     u, i = int(users[0]), int(items[0])
     mu = model.global_mean_
-    bu, bi = model.user_bias_[model._user_map.lookup(np.array([u]))[0]], \
-        model.item_bias_[model._item_map.lookup(np.array([i]))[0]]
+    bu, bi = (
+        model.user_bias_[model._user_map.lookup(np.array([u]))[0]],
+        model.item_bias_[model._item_map.lookup(np.array([i]))[0]],
+    )
     got = model.predict([u, 10_000, u, 10_000], [i, i, 10_000, 10_000], clip=False)
-    full = mu + bu + bi + model.user_factors_[model._user_map.lookup(np.array([u]))[0]] @ \
-        model.item_factors_[model._item_map.lookup(np.array([i]))[0]]
+    full = (
+        mu
+        + bu
+        + bi
+        + model.user_factors_[model._user_map.lookup(np.array([u]))[0]]
+        @ model.item_factors_[model._item_map.lookup(np.array([i]))[0]]
+    )
     np.testing.assert_allclose(got, [full, mu + bi, mu + bu, mu], rtol=1e-5)
 
 
@@ -393,14 +461,17 @@ def test_predict_kernel_fallbacks(backend):
 
 def test_estimator_backends_agree_with_one_thread():
     users, items, values = low_rank(n_ratings=800)
-    models = {b: MatrixFactorization(n_factors=4, n_epochs=3, random_state=5, n_threads=1,
-                                     backend=b).fit((users, items, values)) for b in BACKENDS}
+    models = {
+        b: MatrixFactorization(n_factors=4, n_epochs=3, random_state=5, n_threads=1, backend=b).fit(
+            (users, items, values)
+        )
+        for b in BACKENDS
+    }
     ref = models["numpy"]
     for model in models.values():
         np.testing.assert_allclose(model.user_factors_, ref.user_factors_, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(model.item_bias_, ref.item_bias_, rtol=1e-4, atol=1e-5)
-        np.testing.assert_allclose(model.history_["train_rmse"], ref.history_["train_rmse"],
-                                   rtol=1e-5)
+        np.testing.assert_allclose(model.history_["train_rmse"], ref.history_["train_rmse"], rtol=1e-5)
 
 
 @pytest.mark.parametrize("backend", COMPILED)
@@ -409,8 +480,9 @@ def test_same_seed_and_threads_give_a_bit_identical_model(backend, n_threads):
     users, items, values = low_rank(n_ratings=1500)
 
     def fit(seed):
-        return MatrixFactorization(n_factors=6, n_epochs=3, random_state=seed, n_threads=n_threads,
-                                   backend=backend).fit((users, items, values))
+        return MatrixFactorization(
+            n_factors=6, n_epochs=3, random_state=seed, n_threads=n_threads, backend=backend
+        ).fit((users, items, values))
 
     a, b, c = fit(1), fit(1), fit(2)
     np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
@@ -422,13 +494,23 @@ def test_same_seed_and_threads_give_a_bit_identical_model(backend, n_threads):
 @pytest.mark.parametrize("backend", COMPILED)
 def test_accuracy_reaches_the_noise_floor_on_low_rank_data(backend):
     noise = 0.2
-    users, items, values = low_rank(n_users=300, n_items=200, n_ratings=24000, rank=3,
-                                    noise=noise, seed=1)
+    users, items, values = low_rank(n_users=300, n_items=200, n_ratings=24000, rank=3, noise=noise, seed=1)
     train, test = slice(0, 20000), slice(20000, None)
-    model = MatrixFactorization(n_factors=8, n_epochs=40, lr=0.01, reg=0.02, lr_bias=0.01,
-                                reg_bias=0.02, random_state=0, n_threads=2, backend=backend, clip=False)
-    model.fit((users[train], items[train], values[train]),
-              validation=(users[test], items[test], values[test]))
+    model = MatrixFactorization(
+        n_factors=8,
+        n_epochs=40,
+        lr=0.01,
+        reg=0.02,
+        lr_bias=0.01,
+        reg_bias=0.02,
+        random_state=0,
+        n_threads=2,
+        backend=backend,
+        clip=False,
+    )
+    model.fit(
+        (users[train], items[train], values[train]), validation=(users[test], items[test], values[test])
+    )
     rmse = np.sqrt(np.mean((model.predict(users[test], items[test]) - values[test]) ** 2))
     biases_only = np.std(values[test] - model.global_mean_)
     assert rmse < 1.35 * noise, rmse  # close to the noise floor
@@ -442,14 +524,14 @@ def test_hogwild_trains_to_similar_accuracy():
     kw = dict(n_factors=6, n_epochs=30, lr=0.01, reg=0.02, random_state=0, n_threads=2, backend="auto")
     locked = MatrixFactorization(**kw).fit((users, items, values))
     hog = MatrixFactorization(hogwild=True, **kw).fit((users, items, values))
-    assert hog.history_["train_rmse"][-1] == pytest.approx(locked.history_["train_rmse"][-1],
-                                                           rel=0.05)
+    assert hog.history_["train_rmse"][-1] == pytest.approx(locked.history_["train_rmse"][-1], rel=0.05)
 
 
 def test_float64_is_kept_and_unbiased_model_has_no_biases():
     users, items, values = low_rank(n_ratings=500)
-    model = MatrixFactorization(n_factors=3, n_epochs=2, dtype=np.float64, biased=False,
-                                random_state=0).fit((users, items, values))
+    model = MatrixFactorization(n_factors=3, n_epochs=2, dtype=np.float64, biased=False, random_state=0).fit(
+        (users, items, values)
+    )
     assert model.user_factors_.dtype == np.float64
     assert not model.user_bias_.any() and not model.item_bias_.any()
     # an unknown side falls back to the global mean in an unbiased model
@@ -469,8 +551,7 @@ def test_sparse_tuple_and_dataframe_inputs_give_the_same_model():
     frame = pd.DataFrame({"user_id": users, "item_id": items, "rating": values})
     from_frame = MatrixFactorization(**kw).fit(frame, n_users=120, n_items=90)
     # the sparse matrix stores ratings in another order, so compare to tolerance
-    np.testing.assert_allclose(from_sparse.predict(users, items), from_tuple.predict(users, items),
-                               atol=0.05)
+    np.testing.assert_allclose(from_sparse.predict(users, items), from_tuple.predict(users, items), atol=0.05)
     np.testing.assert_array_equal(from_frame.user_factors_, from_tuple.user_factors_)
 
 
@@ -504,8 +585,12 @@ def test_recommend_is_exact_best_first_and_excludes_seen():
     u = int(users[0])
     ids, scores = model.recommend(u, n=7)
     row = model._user_map.lookup(np.array([u]))[0]
-    full = (model.global_mean_ + model.user_bias_[row] + model.item_bias_
-            + model.item_factors_ @ model.user_factors_[row])
+    full = (
+        model.global_mean_
+        + model.user_bias_[row]
+        + model.item_bias_
+        + model.item_factors_ @ model.user_factors_[row]
+    )
     seen = set(items[users == u])
     candidates = [j for j in np.argsort(-full, kind="stable") if model.item_ids_[j] not in seen]
     np.testing.assert_array_equal(ids, model.item_ids_[candidates[:7]])
@@ -550,8 +635,9 @@ def test_fold_in_solves_the_per_user_objective_and_serves_the_new_user():
     mine = users == target
     # trained long enough that the item side is learnt for any seed (the error
     # ratio below is 0.09-0.11 over seeds 0-7)
-    model = MatrixFactorization(n_factors=4, n_epochs=60, lr=0.02, reg=0.02, reg_bias=0.05,
-                                random_state=0, clip=False).fit((users[~mine], items[~mine], values[~mine]))
+    model = MatrixFactorization(
+        n_factors=4, n_epochs=60, lr=0.02, reg=0.02, reg_bias=0.05, random_state=0, clip=False
+    ).fit((users[~mine], items[~mine], values[~mine]))
     before = model.predict(np.full(mine.sum(), target), items[mine])
     model.fold_in(target, items[mine], values[mine])
     after = model.predict(np.full(mine.sum(), target), items[mine])
@@ -620,10 +706,19 @@ def test_divergence_raises_and_never_returns_a_nan_model():
 def test_early_stopping_keeps_the_best_epoch():
     users, items, values = low_rank(n_ratings=3000, noise=0.3)
     train, valid = slice(0, 2000), slice(2000, None)
-    model = MatrixFactorization(n_factors=20, n_epochs=60, lr=0.05, reg=0.0, reg_bias=0.0,
-                                random_state=0, early_stopping=3, clip=False)
-    model.fit((users[train], items[train], values[train]),
-              validation=(users[valid], items[valid], values[valid]))
+    model = MatrixFactorization(
+        n_factors=20,
+        n_epochs=60,
+        lr=0.05,
+        reg=0.0,
+        reg_bias=0.0,
+        random_state=0,
+        early_stopping=3,
+        clip=False,
+    )
+    model.fit(
+        (users[train], items[train], values[train]), validation=(users[valid], items[valid], values[valid])
+    )
     history = model.history_["valid_rmse"]
     assert len(history) < 60  # overfitting without penalty stops early
     rmse = np.sqrt(np.mean((model.predict(users[valid], items[valid]) - values[valid]) ** 2))
@@ -635,8 +730,11 @@ def test_verbose_progress_bar(capsys):
     model = MatrixFactorization(n_factors=2, n_epochs=4, random_state=0, verbose=True)
     model.fit((users, items, values))
     err = capsys.readouterr().err
-    shown = [found.groups() for line in re.split(r"[\r\n]", err)
-             if (found := re.search(r"(\d+)/4 .*train_rmse=([\d.]+)", line))]
+    shown = [
+        found.groups()
+        for line in re.split(r"[\r\n]", err)
+        if (found := re.search(r"(\d+)/4 .*train_rmse=([\d.]+)", line))
+    ]
     assert shown and shown[-1][0] == "4"
     for epochs_done, rmse in shown:  # the RMSE shown is that of the epochs counted
         assert int(epochs_done) >= 1
@@ -644,7 +742,8 @@ def test_verbose_progress_bar(capsys):
     # verbose=None: a bar only when stderr is a terminal (it is captured here); False: never
     for verbose in (None, False):
         MatrixFactorization(n_factors=2, n_epochs=2, random_state=0, verbose=verbose).fit(
-            (users, items, values))
+            (users, items, values)
+        )
         assert "train_rmse" not in capsys.readouterr().err
     with pytest.raises(TypeError, match="verbose must be True or False"):
         MatrixFactorization(n_epochs=1, verbose="yes").fit((users, items, values))
@@ -672,8 +771,12 @@ def test_float64_data_trains_in_the_dtype_asked_for():
         assert model.user_factors_.dtype == model.item_bias_.dtype == dtype
         assert model.recommend(users[0])[1].dtype == model.predict(users[0], items[0]).dtype == dtype
         assert model.score_items(users[0]).dtype == np.float64
-    assert MatrixFactorization(n_factors=2, n_epochs=1).fit(
-        (users, items, values.astype(np.float64))).user_factors_.dtype == np.float32  # the default
+    assert (
+        MatrixFactorization(n_factors=2, n_epochs=1)
+        .fit((users, items, values.astype(np.float64)))
+        .user_factors_.dtype
+        == np.float32
+    )  # the default
 
 
 def test_save_load_round_trip(tmp_path):
@@ -689,8 +792,7 @@ def test_save_load_round_trip(tmp_path):
     assert loaded.n_factors == 5 and loaded.rating_range_ == model.rating_range_
     numba_model = MatrixFactorization.load(path, backend="numba", clip=False)
     assert numba_model.backend == "numba" and numba_model.clip is False
-    np.testing.assert_allclose(numba_model.predict(su, items, clip=True), model.predict(su, items),
-                               rtol=1e-5)
+    np.testing.assert_allclose(numba_model.predict(su, items, clip=True), model.predict(su, items), rtol=1e-5)
     numba_model.partial_fit((su, items, values), n_epochs=1)  # a loaded model trains on
     assert numba_model.epochs_trained_ == 3
     assert loaded.user_factors_.ctypes.data % 64 == 0
@@ -730,18 +832,21 @@ def test_save_refuses_ids_that_need_pickle(tmp_path):
 GOOD = (np.array([0, 1, 2]), np.array([0, 1, 1]), np.array([1.0, 2.0, 3.0]))
 
 
-@pytest.mark.parametrize("data, error, match", [
-    ((GOOD[0], GOOD[1], np.array([1.0, np.nan, 3.0])), ValueError, "ratings contains NaN"),
-    ((GOOD[0], GOOD[1], np.array([1.0, np.inf, 3.0])), ValueError, "ratings contains infinite"),
-    ((np.array([0, -1, 2]), GOOD[1], GOOD[2]), ValueError, "user_ids contains the negative id -1"),
-    ((GOOD[0], np.array([0.0, np.nan, 1.0]), GOOD[2]), ValueError, "item_ids contains NaN"),
-    ((GOOD[0], GOOD[1][:2], GOOD[2]), ValueError, "same length, got 3, 2 and 3"),
-    ((np.array([]), np.array([]), np.array([])), ValueError, "No ratings given"),
-    (sp.csr_matrix((3, 3)), ValueError, "no stored entries"),
-    ((GOOD[0], GOOD[1], np.array(["a", "b", "c"])), TypeError, "ratings must hold numbers"),
-    ([[0, 0, 1.0]], TypeError, r"\(user_ids, item_ids, ratings\) tuple"),
-    ("ratings.csv", TypeError, "got str"),
-])
+@pytest.mark.parametrize(
+    "data, error, match",
+    [
+        ((GOOD[0], GOOD[1], np.array([1.0, np.nan, 3.0])), ValueError, "ratings contains NaN"),
+        ((GOOD[0], GOOD[1], np.array([1.0, np.inf, 3.0])), ValueError, "ratings contains infinite"),
+        ((np.array([0, -1, 2]), GOOD[1], GOOD[2]), ValueError, "user_ids contains the negative id -1"),
+        ((GOOD[0], np.array([0.0, np.nan, 1.0]), GOOD[2]), ValueError, "item_ids contains NaN"),
+        ((GOOD[0], GOOD[1][:2], GOOD[2]), ValueError, "same length, got 3, 2 and 3"),
+        ((np.array([]), np.array([]), np.array([])), ValueError, "No ratings given"),
+        (sp.csr_matrix((3, 3)), ValueError, "no stored entries"),
+        ((GOOD[0], GOOD[1], np.array(["a", "b", "c"])), TypeError, "ratings must hold numbers"),
+        ([[0, 0, 1.0]], TypeError, r"\(user_ids, item_ids, ratings\) tuple"),
+        ("ratings.csv", TypeError, "got str"),
+    ],
+)
 def test_bad_training_data(data, error, match):
     with pytest.raises(error, match=match):
         MatrixFactorization(n_epochs=1).fit(data)
@@ -754,20 +859,23 @@ def test_out_of_range_ids_with_declared_sizes():
         MatrixFactorization(n_epochs=1).fit((GOOD[0], np.array([0, -1, 1]), GOOD[2]), n_items=5)
 
 
-@pytest.mark.parametrize("params, error, match", [
-    ({"n_factors": 0}, ValueError, "n_factors must be >= 1"),
-    ({"n_factors": 2.5}, TypeError, "n_factors must be an integer"),
-    ({"lr": 0.0}, ValueError, "lr must be > 0"),
-    ({"lr": float("nan")}, ValueError, "lr must be finite"),
-    ({"reg": -0.1}, ValueError, "reg must be >= 0"),
-    ({"lr_bias": -1.0}, ValueError, "lr_bias must be > 0"),
-    ({"n_epochs": 0}, ValueError, "n_epochs must be >= 1"),
-    ({"dtype": np.int32}, TypeError, "dtype must be np.float32 or np.float64"),
-    ({"backend": "gpu"}, ValueError, "backend='gpu' is not one of"),
-    ({"n_threads": 0}, ValueError, "n_threads must be >= 1"),
-    ({"biased": "yes"}, TypeError, "biased must be True or False"),
-    ({"early_stopping": 2}, ValueError, "early_stopping needs validation data"),
-])
+@pytest.mark.parametrize(
+    "params, error, match",
+    [
+        ({"n_factors": 0}, ValueError, "n_factors must be >= 1"),
+        ({"n_factors": 2.5}, TypeError, "n_factors must be an integer"),
+        ({"lr": 0.0}, ValueError, "lr must be > 0"),
+        ({"lr": float("nan")}, ValueError, "lr must be finite"),
+        ({"reg": -0.1}, ValueError, "reg must be >= 0"),
+        ({"lr_bias": -1.0}, ValueError, "lr_bias must be > 0"),
+        ({"n_epochs": 0}, ValueError, "n_epochs must be >= 1"),
+        ({"dtype": np.int32}, TypeError, "dtype must be np.float32 or np.float64"),
+        ({"backend": "gpu"}, ValueError, "backend='gpu' is not one of"),
+        ({"n_threads": 0}, ValueError, "n_threads must be >= 1"),
+        ({"biased": "yes"}, TypeError, "biased must be True or False"),
+        ({"early_stopping": 2}, ValueError, "early_stopping needs validation data"),
+    ],
+)
 def test_bad_parameters(params, error, match):
     with pytest.raises(error, match=match):
         MatrixFactorization(**{"n_epochs": 1, **params}).fit(GOOD)
@@ -786,8 +894,12 @@ def test_dataframe_without_recognisable_columns():
 
 def test_using_an_unfitted_model_is_a_clear_error():
     model = MatrixFactorization()
-    for call in (lambda: model.predict([1], [1]), lambda: model.recommend(1),
-                 lambda: model.fold_in(1, [1], [1.0]), lambda: model.save("x.npz")):
+    for call in (
+        lambda: model.predict([1], [1]),
+        lambda: model.recommend(1),
+        lambda: model.fold_in(1, [1], [1.0]),
+        lambda: model.save("x.npz"),
+    ):
         with pytest.raises(NotFittedError, match=r"not fitted yet; call fit\(ratings\) first"):
             call()
 
@@ -820,12 +932,12 @@ def test_standard_normal_draws_follow_the_normal_law(dtype, size):
         return
     x = draws.astype(np.float64)
     assert abs(x.mean()) < 0.01 and abs(x.std() - 1) < 0.01
-    assert abs(np.mean(x ** 4) / x.var() ** 2 - 3) < 0.05  # kurtosis of the normal law
+    assert abs(np.mean(x**4) / x.var() ** 2 - 3) < 0.05  # kurtosis of the normal law
     for k, inside in ((1, 0.682689), (2, 0.954500), (3, 0.997300)):  # share within k sigma
         assert abs(np.mean(np.abs(x) < k) - inside) < 0.004
     # both halves (cosine and sine) are normal and uncorrelated with each other
     half = (size + 1) // 2
-    assert abs(np.corrcoef(x[:half - 1], x[half:half * 2 - 1])[0, 1]) < 0.01
+    assert abs(np.corrcoef(x[: half - 1], x[half : half * 2 - 1])[0, 1]) < 0.01
 
 
 @pytest.mark.parametrize("non_negative", [False, True])
@@ -835,8 +947,9 @@ def test_initial_factors_do_not_depend_on_the_thread_count(non_negative):
     assert n // INIT_CHUNK_ROWS + 1 >= 2 * INIT_CHUNKS_PER_THREAD
     params = {"init_std": 0.2, "non_negative": non_negative}
     one, two = (
-        MatrixFactorization._init_factors(n, 9, np.dtype(np.float32), {**params, "n_threads": t},
-                                          np.random.default_rng(5))
+        MatrixFactorization._init_factors(
+            n, 9, np.dtype(np.float32), {**params, "n_threads": t}, np.random.default_rng(5)
+        )
         for t in (1, 2)
     )
     np.testing.assert_array_equal(one, two)
@@ -849,7 +962,7 @@ def test_initial_factors_do_not_depend_on_the_thread_count(non_negative):
         np.testing.assert_allclose(draws.std(), 0.2, rtol=0.05)
         assert abs(draws.mean()) < 0.01
     # every chunk is its own stream: no two chunks repeat each other
-    assert not np.array_equal(draws[:INIT_CHUNK_ROWS], draws[INIT_CHUNK_ROWS:2 * INIT_CHUNK_ROWS])
+    assert not np.array_equal(draws[:INIT_CHUNK_ROWS], draws[INIT_CHUNK_ROWS : 2 * INIT_CHUNK_ROWS])
 
 
 class _KeywordOnlyKernels:
@@ -868,8 +981,9 @@ class _KeywordOnlyKernels:
         return call
 
 
-@pytest.mark.parametrize("backend", [*[b for b in ("cpp", "numba") if b in fastrec.available_backends()],
-                                     "numpy"])
+@pytest.mark.parametrize(
+    "backend", [*[b for b in ("cpp", "numba") if b in fastrec.available_backends()], "numpy"]
+)
 def test_training_and_prediction_pass_every_kernel_argument_by_keyword(monkeypatch, backend):
     from fastrec.datasets import make_ratings
 
@@ -877,16 +991,18 @@ def test_training_and_prediction_pass_every_kernel_argument_by_keyword(monkeypat
     valid = make_ratings(50, 40, 100, seed=4)
 
     def run():
-        model = MatrixFactorization(n_factors=6, n_epochs=3, random_state=1, n_threads=2,
-                                    backend=backend).fit(R, validation=valid)
+        model = MatrixFactorization(
+            n_factors=6, n_epochs=3, random_state=1, n_threads=2, backend=backend
+        ).fit(R, validation=valid)
         model.partial_fit(valid, n_epochs=1)
         return model, model.predict(np.arange(10), np.arange(10))
 
     want, want_pred = run()
     calls: list[str] = []
     real = _runtime.kernel_module
-    monkeypatch.setattr(_runtime, "kernel_module",
-                        lambda b, family: _KeywordOnlyKernels(real(b, family), calls))
+    monkeypatch.setattr(
+        _runtime, "kernel_module", lambda b, family: _KeywordOnlyKernels(real(b, family), calls)
+    )
     got, pred = run()
     # bit-identical: the same arguments reach the same kernels
     np.testing.assert_array_equal(got.user_factors_, want.user_factors_)

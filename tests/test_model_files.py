@@ -35,8 +35,12 @@ def _fitted(name):
         return UserKNN(k=5).fit(data)
     if name == "content":
         return ContentKNN(_features(), item_ids=np.arange(30)).fit(data)
-    return Hybrid([(ItemKNN(k=5), 0.6), (MatrixFactorization(n_factors=4, n_epochs=3, random_state=0,
-                                                              n_threads=1), 0.4)]).fit(data)
+    return Hybrid(
+        [
+            (ItemKNN(k=5), 0.6),
+            (MatrixFactorization(n_factors=4, n_epochs=3, random_state=0, n_threads=1), 0.4),
+        ]
+    ).fit(data)
 
 
 NAMES = ["mf", "itemknn", "userknn", "content", "hybrid"]
@@ -77,10 +81,23 @@ def test_good_file_round_trips(saved, tmp_path):
     _same_recommendations(model, loaded)
     if isinstance(model, MatrixFactorization):
         users, items = _users(model), np.arange(30)
-        np.testing.assert_array_equal(model.predict(np.repeat(users, 30), np.tile(items, 40)),
-                                      loaded.predict(np.repeat(users, 30), np.tile(items, 40)))
-        for key in ("n_factors", "n_epochs", "lr", "reg", "lr_bias", "reg_bias", "init_std",
-                    "biased", "non_negative", "clip", "random_state"):
+        np.testing.assert_array_equal(
+            model.predict(np.repeat(users, 30), np.tile(items, 40)),
+            loaded.predict(np.repeat(users, 30), np.tile(items, 40)),
+        )
+        for key in (
+            "n_factors",
+            "n_epochs",
+            "lr",
+            "reg",
+            "lr_bias",
+            "reg_bias",
+            "init_std",
+            "biased",
+            "non_negative",
+            "clip",
+            "random_state",
+        ):
             assert getattr(loaded, key) == getattr(model, key), key
     buffer = io.BytesIO(path.read_bytes())  # a file object loads the same
     _same_recommendations(model, type(model).load(buffer))
@@ -128,8 +145,11 @@ def test_member_shorter_than_its_header_is_refused_before_reading(saved, tmp_pat
     key = "user_ids" if "user_ids" in members else "weights"
     size = members[key].size + 1 if claimed == "one more" else 10**15
     path = _npz_with_claimed_shape(tmp_path / "short.npz", members, key, size)
-    with pytest.raises(ValueError, match=rf"short\.npz is not a valid saved fastrec .*'{key}' is "
-                                         r"cut short: its header announces"):
+    with pytest.raises(
+        ValueError,
+        match=rf"short\.npz is not a valid saved fastrec .*'{key}' is "
+        r"cut short: its header announces",
+    ):
         type(model).load(path)
 
 
@@ -143,7 +163,7 @@ def test_random_bytes(saved, tmp_path, seed):
     # a zip that is not an npz of arrays: random bytes inside an intact zip container
     data = bytearray(path.read_bytes())
     start = len(data) // 3
-    data[start:start + 64] = np.random.default_rng(seed).bytes(64)
+    data[start : start + 64] = np.random.default_rng(seed).bytes(64)
     junk.write_bytes(bytes(data))
     with pytest.raises(ValueError, match=r"junk\.npz is not a"):
         type(model).load(junk)
@@ -153,8 +173,11 @@ def test_every_member_removed(saved, tmp_path):
     model, _, members = saved
     for name in members:
         path = _rewrite(tmp_path, members, **{name: None})
-        expected = "is not a saved fastrec" if name == "format_name" else f"{name}.* is missing|" \
-            "holds .* weights but the models"
+        expected = (
+            "is not a saved fastrec"
+            if name == "format_name"
+            else f"{name}.* is missing|holds .* weights but the models"
+        )
         with pytest.raises(ValueError, match=expected):
             type(model).load(path)
 
@@ -163,8 +186,11 @@ def _last_row_dropped(members, prefix):
     """The saved CSR ``prefix`` without its last row (a consistent, shorter matrix)."""
     indptr = members[f"{prefix}_indptr"]
     end = indptr[-2]
-    return {f"{prefix}_indptr": indptr[:-1], f"{prefix}_indices": members[f"{prefix}_indices"][:end],
-            f"{prefix}_data": members[f"{prefix}_data"][:end]}
+    return {
+        f"{prefix}_indptr": indptr[:-1],
+        f"{prefix}_indices": members[f"{prefix}_indices"][:end],
+        f"{prefix}_data": members[f"{prefix}_data"][:end],
+    }
 
 
 def _cases(model, members):
@@ -189,8 +215,10 @@ def _cases(model, members):
             ({"user_factors": P[:-1]}, "'user_factors' has 39 rows, expected 40"),
             ({"item_factors": Q[:, :-1]}, "user factors have 4 columns and item factors 3"),
             ({"item_factors": Q.astype(np.float64)}, "both float32 or both float64"),
-            ({"user_factors": P.astype(np.float64), "item_factors": Q.astype(np.float64)},
-             "the factors are float64 but the model is float32"),
+            (
+                {"user_factors": P.astype(np.float64), "item_factors": Q.astype(np.float64)},
+                "the factors are float64 but the model is float32",
+            ),
             ({"user_bias": members["user_bias"][:-2]}, "'user_bias' has 38 rows"),
             ({"user_factors": bad_nan}, "NaN or infinite"),
             ({"ratings_indices": seen}, r"column indices must lie in \[0, 30\)"),
@@ -200,8 +228,10 @@ def _cases(model, members):
             ({"rating_range": np.array([5.0, 1.0])}, "low <= high"),
             ({"seed": np.array([1, 2])}, "'seed' should be a single value"),
             ({"params": np.array(repr({**params, "lr": -1.0}))}, "invalid saved parameters: lr"),
-            ({"params": np.array(repr({**params, "random_state": "x"}))},
-             "invalid saved parameters: random_state"),
+            (
+                {"params": np.array(repr({**params, "random_state": "x"}))},
+                "invalid saved parameters: random_state",
+            ),
             ({"params": np.array(repr({**params, "n_factors": 7}))}, "n_factors is 7 but"),
             ({"params": np.array("{'n_factors': 4}")}, "the saved parameters lack"),
             ({"params": np.array("{'n_threads': 0}")}, "unknown parameters"),
@@ -216,15 +246,22 @@ def _cases(model, members):
             ({"ratings_shape": np.array([41, 30])}, "indptr must be 42 integers"),
             ({"ratings_data": members["ratings_data"][:-1]}, "one value per stored entry"),
             ({"ratings_data": members["ratings_data"].astype(np.float64)}, "expected 40 users"),
-            ({"params": np.array("{'k': 0, 'shrink': 0.0, 'dtype': 'float32'}")
-              if not isinstance(model, ContentKNN) else np.array("{'dtype': 'int8'}")},
-             "invalid saved parameters"),
+            (
+                {
+                    "params": np.array("{'k': 0, 'shrink': 0.0, 'dtype': 'float32'}")
+                    if not isinstance(model, ContentKNN)
+                    else np.array("{'dtype': 'int8'}")
+                },
+                "invalid saved parameters",
+            ),
             ({"params": np.array("[1, 2]")}, "not a dict of named parameters"),
         ]
         if isinstance(model, ContentKNN):
             cases += [
-                ({**_last_row_dropped(members, "features"), "features_shape": np.array([29, 8])},
-                 "feature matrix has 29 rows"),
+                (
+                    {**_last_row_dropped(members, "features"), "features_shape": np.array([29, 8])},
+                    "feature matrix has 29 rows",
+                ),
                 ({"features_indices": members["features_indices"] + 8}, "features: column"),
             ]
         else:
@@ -237,11 +274,15 @@ def _cases(model, members):
             repeated[row[first] + 1] = repeated[row[first]]
             cases += [
                 ({"neighbours_indices": neighbours}, rf"neighbours: column indices must lie in \[0, {n}\)"),
-                ({**_last_row_dropped(members, "neighbours"), "neighbours_shape": np.array([n - 1, n])},
-                 f"neighbour matrix is {n - 1} x {n}"),
+                (
+                    {**_last_row_dropped(members, "neighbours"), "neighbours_shape": np.array([n - 1, n])},
+                    f"neighbour matrix is {n - 1} x {n}",
+                ),
                 ({"neighbours_indices": repeated}, "the same column twice"),
-                ({"params": np.array("{'k': 1, 'shrink': 0.0, 'dtype': 'float32'}")},
-                 "more than k=1 neighbours"),
+                (
+                    {"params": np.array("{'k': 1, 'shrink': 0.0, 'dtype': 'float32'}")},
+                    "more than k=1 neighbours",
+                ),
             ]
     else:  # Hybrid
         blob = members["model_0"]
@@ -250,8 +291,10 @@ def _cases(model, members):
             ({"weights": np.array([0.5])}, "1 weights but the models"),
             ({"weights": np.array([np.nan, 1.0])}, "NaN or infinite"),
             ({"normalization": np.array("max")}, "unknown normalization 'max'"),
-            ({"model_1": np.frombuffer(b"PK\x03\x04" + bytes(40), dtype=np.uint8)},
-             r"model 1\) is not a fastrec model file"),
+            (
+                {"model_1": np.frombuffer(b"PK\x03\x04" + bytes(40), dtype=np.uint8)},
+                r"model 1\) is not a fastrec model file",
+            ),
         ]
     return cases
 
@@ -266,13 +309,16 @@ def test_inconsistent_contents(saved, tmp_path):
             type(model).load(path)
 
 
-@pytest.mark.parametrize("users", [np.array(["2020-01-01", "2020-01-02", "2020-01-03"],
-                                            dtype="datetime64[D]"),
-                                   np.array([1.5, 2.5, 3.5])])
+@pytest.mark.parametrize(
+    "users",
+    [np.array(["2020-01-01", "2020-01-02", "2020-01-03"], dtype="datetime64[D]"), np.array([1.5, 2.5, 3.5])],
+)
 def test_ids_of_every_saveable_kind_round_trip(users):
     data = (users, np.array([1, 2, 1]), np.array([4.0, 3.0, 5.0]))
-    for model in (ItemKNN(k=2).fit(data),
-                  MatrixFactorization(n_factors=2, n_epochs=1, random_state=0).fit(data)):
+    for model in (
+        ItemKNN(k=2).fit(data),
+        MatrixFactorization(n_factors=2, n_epochs=1, random_state=0).fit(data),
+    ):
         buffer = io.BytesIO()
         model.save(buffer)
         buffer.seek(0)
@@ -294,17 +340,39 @@ def _version_1_members(model):
     """The members of ``model`` saved in format 1 (the seen pattern as seen_*, a seed member)."""
     R = model.interactions_
     return {
-        "format_name": np.array("fastrec.MatrixFactorization"), "format_version": np.array(1),
-        "user_factors": model.user_factors_, "item_factors": model.item_factors_,
-        "user_bias": model.user_bias_, "item_bias": model.item_bias_,
-        "user_ids": model.user_ids_, "item_ids": model.item_ids_,
-        "global_mean": np.array(model.global_mean_), "biased": np.array(True),
-        "rating_range": np.array(model.rating_range_), "seed": np.array(model.seed_),
+        "format_name": np.array("fastrec.MatrixFactorization"),
+        "format_version": np.array(1),
+        "user_factors": model.user_factors_,
+        "item_factors": model.item_factors_,
+        "user_bias": model.user_bias_,
+        "item_bias": model.item_bias_,
+        "user_ids": model.user_ids_,
+        "item_ids": model.item_ids_,
+        "global_mean": np.array(model.global_mean_),
+        "biased": np.array(True),
+        "rating_range": np.array(model.rating_range_),
+        "seed": np.array(model.seed_),
         "epochs_trained": np.array(model.epochs_trained_),
-        "seen_indptr": R.indptr.astype(np.int64), "seen_indices": R.indices.astype(np.int32),
-        "params": np.array(repr({key: getattr(model, key) for key in (
-            "n_factors", "n_epochs", "lr", "reg", "lr_bias", "reg_bias", "init_std",
-            "non_negative", "clip")})),
+        "seen_indptr": R.indptr.astype(np.int64),
+        "seen_indices": R.indices.astype(np.int32),
+        "params": np.array(
+            repr(
+                {
+                    key: getattr(model, key)
+                    for key in (
+                        "n_factors",
+                        "n_epochs",
+                        "lr",
+                        "reg",
+                        "lr_bias",
+                        "reg_bias",
+                        "init_std",
+                        "non_negative",
+                        "clip",
+                    )
+                }
+            )
+        ),
     }
 
 
@@ -316,8 +384,10 @@ def test_format_1_files_with_a_seed_still_load(tmp_path):
     assert loaded.random_state == model.seed_ == 0 and loaded.seed_ == 0
     _same_recommendations(model, loaded)
     users = _users(model)
-    np.testing.assert_array_equal(model.predict(users, np.zeros(40, dtype=np.int64)),
-                                  loaded.predict(users, np.zeros(40, dtype=np.int64)))
+    np.testing.assert_array_equal(
+        model.predict(users, np.zeros(40, dtype=np.int64)),
+        loaded.predict(users, np.zeros(40, dtype=np.int64)),
+    )
     again = io.BytesIO()
     loaded.save(again)  # written in the current format
     again.seek(0)

@@ -115,12 +115,20 @@ def hand_scores(model, train, test, k, threshold=None):
     fitted = Popularity(**model.get_params()).fit(train)
     users, items, ratings = test
     predictions = fitted.predict(users, items)
-    out = {"rmse": math.sqrt(np.mean((ratings - predictions) ** 2)),
-           "mae": float(np.mean(np.abs(ratings - predictions)))}
+    out = {
+        "rmse": math.sqrt(np.mean((ratings - predictions) ** 2)),
+        "mae": float(np.mean(np.abs(ratings - predictions))),
+    }
     test_users = np.unique(users)
     recs, _ = fitted.recommend(test_users, n=k)
-    truth = [{item for u, item, r in zip(users, items, ratings)
-              if u == user and (threshold is None or r >= threshold)} for user in test_users]
+    truth = [
+        {
+            item
+            for u, item, r in zip(users, items, ratings)
+            if u == user and (threshold is None or r >= threshold)
+        }
+        for user in test_users
+    ]
     for name, value in hand_ranking(recs, truth, k).items():
         out[f"{name}@{k}"] = value
     return out
@@ -130,6 +138,7 @@ ALL_METRICS = ("rmse", "mae", "precision@3", "recall@3", "f1@3", "ndcg@3", "map@
 
 
 # --- splitters ---------------------------------------------------------------------------
+
 
 def test_kfold_every_rating_in_exactly_one_test_fold():
     users, items, ratings = small_ratings(n=53)
@@ -156,7 +165,7 @@ def test_kfold_seed_and_shuffle():
     assert any(not np.array_equal(a, b) for a, b in zip(first, other))
     blocks = [test for _, test in KFold(4, shuffle=False).split(data)]
     for fold, test in enumerate(blocks):  # consecutive blocks in input order
-        np.testing.assert_array_equal(test[0], data[0][10 * fold:10 * fold + 10])
+        np.testing.assert_array_equal(test[0], data[0][10 * fold : 10 * fold + 10])
 
 
 def test_kfold_keeps_the_form_of_sparse_interactions_and_frames():
@@ -210,12 +219,12 @@ def test_split_wrappers_reuse_train_test_split():
     times = np.arange(60)[::-1].astype(np.int64)
     data = (users, items, ratings, times)
 
-    (train, test), = LeaveLastKOut(2).split(data)
+    ((train, test),) = LeaveLastKOut(2).split(data)
     expected = train_test_split(data, method="leave_last_k_out", k=2)
     for got, want in zip(train + test, expected[0] + expected[1]):
         np.testing.assert_array_equal(got, want)
 
-    (train, test), = TemporalSplit(0.25).split(data)
+    ((train, test),) = TemporalSplit(0.25).split(data)
     expected = train_test_split(data, 0.25, method="temporal")
     np.testing.assert_array_equal(test[3], expected[1][3])
     assert test[3].size == 15 and test[3].min() > train[3].max()  # latest ratings tested
@@ -261,6 +270,7 @@ def test_check_cv():
 
 # --- cross_validate ----------------------------------------------------------------------
 
+
 def test_cross_validate_equals_hand_computation_per_fold():
     data = small_ratings(n=80)
     model = Popularity()
@@ -276,8 +286,9 @@ def test_cross_validate_equals_hand_computation_per_fold():
 
 def test_cross_validate_threshold_and_bare_names():
     data = small_ratings(n=80, seed=4)
-    result = cross_validate(Popularity(), data, cv=KFold(3, random_state=0),
-                            metrics=["ndcg", "precision"], k=4, threshold=4.0)
+    result = cross_validate(
+        Popularity(), data, cv=KFold(3, random_state=0), metrics=["ndcg", "precision"], k=4, threshold=4.0
+    )
     assert set(result) == {"test_ndcg@4", "test_precision@4", "fit_time", "score_time"}
     for fold, (train, test) in enumerate(KFold(3, random_state=0).split(data)):
         expected = hand_scores(Popularity(), train, test, 4, threshold=4.0)
@@ -286,8 +297,13 @@ def test_cross_validate_threshold_and_bare_names():
 
 
 def test_ranking_metric_without_relevant_items_is_nan():
-    result = cross_validate(Popularity(), small_ratings(n=40), cv=KFold(2, random_state=0),
-                            metrics=["ndcg@3", "mae"], threshold=6.0)  # no rating reaches 6
+    result = cross_validate(
+        Popularity(),
+        small_ratings(n=40),
+        cv=KFold(2, random_state=0),
+        metrics=["ndcg@3", "mae"],
+        threshold=6.0,
+    )  # no rating reaches 6
     assert np.isnan(result["test_ndcg@3"]).all() and np.isfinite(result["test_mae"]).all()
 
 
@@ -304,13 +320,20 @@ def test_search_ranks_error_metrics_lowest_first_and_nan_last():
 
 def test_cross_validate_train_scores_keep_seen_items():
     data = small_ratings(n=60, seed=2)
-    result = cross_validate(Popularity(), data, cv=KFold(3, random_state=1), metrics=["rmse", "recall@5"],
-                            return_train_score=True, return_estimator=True)
+    result = cross_validate(
+        Popularity(),
+        data,
+        cv=KFold(3, random_state=1),
+        metrics=["rmse", "recall@5"],
+        return_train_score=True,
+        return_estimator=True,
+    )
     for fold, (train, _) in enumerate(KFold(3, random_state=1).split(data)):
         fitted = Popularity().fit(train)
         users, items, ratings = train
         assert result["train_rmse"][fold] == pytest.approx(
-            math.sqrt(np.mean((ratings - fitted.predict(users, items)) ** 2)), rel=1e-12)
+            math.sqrt(np.mean((ratings - fitted.predict(users, items)) ** 2)), rel=1e-12
+        )
         test_users = np.unique(users)
         recs, _ = fitted.recommend(test_users, n=5, exclude_seen=False)
         truth = [set(items[users == user].tolist()) for user in test_users]
@@ -321,10 +344,15 @@ def test_cross_validate_train_scores_keep_seen_items():
 def test_cross_validate_default_metrics_and_int_cv():
     data = small_ratings(n=50)
     result = cross_validate(Popularity(), data, cv=3, random_state=0)
-    expected = cross_validate(Popularity(), data, cv=KFold(3, random_state=0),
-                              metrics=("rmse", "mae", "precision@10", "recall@10", "ndcg@10", "map@10"))
-    assert [key for key in result if key.startswith("test_")] == [key for key in expected
-                                                                   if key.startswith("test_")]
+    expected = cross_validate(
+        Popularity(),
+        data,
+        cv=KFold(3, random_state=0),
+        metrics=("rmse", "mae", "precision@10", "recall@10", "ndcg@10", "map@10"),
+    )
+    assert [key for key in result if key.startswith("test_")] == [
+        key for key in expected if key.startswith("test_")
+    ]
     for key in expected:
         if key.startswith("test_"):
             np.testing.assert_array_equal(result[key], expected[key])
@@ -353,12 +381,15 @@ def test_cross_validate_accepts_every_data_form(form):
 
 def test_cross_validate_string_ids_and_named_frame_columns():
     users, items, ratings = small_ratings(n=70, seed=7)
-    frame = pd.DataFrame({"who": [f"u{u}" for u in users], "what": [f"item-{i}" for i in items],
-                          "stars": ratings})
+    frame = pd.DataFrame(
+        {"who": [f"u{u}" for u in users], "what": [f"item-{i}" for i in items], "stars": ratings}
+    )
     cv = KFold(3, random_state=2)
-    result = cross_validate(Popularity(), frame, cv=cv, metrics=["rmse", "ndcg@4", "map@4"],
-                            columns=("who", "what", "stars"))
+    result = cross_validate(
+        Popularity(), frame, cv=cv, metrics=["rmse", "ndcg@4", "map@4"], columns=("who", "what", "stars")
+    )
     for fold, (train, test) in enumerate(cv.split(frame)):
+
         def triples(part):
             return part["who"].to_numpy(), part["what"].to_numpy(), part["stars"].to_numpy()
 
@@ -373,8 +404,9 @@ def test_cross_validate_under_the_threading_backend():
     data = small_ratings(n=60, seed=1)
     cv = KFold(3, random_state=0)
     with parallel_config(backend="threading"):
-        threaded = cross_validate(Popularity(), data, cv=cv, metrics=["mae", "ndcg@3"], n_jobs=2,
-                                  return_estimator=True)
+        threaded = cross_validate(
+            Popularity(), data, cv=cv, metrics=["mae", "ndcg@3"], n_jobs=2, return_estimator=True
+        )
     sequential = cross_validate(Popularity(), data, cv=cv, metrics=["mae", "ndcg@3"])
     for key in ("test_mae", "test_ndcg@3"):
         np.testing.assert_array_equal(threaded[key], sequential[key])
@@ -402,8 +434,9 @@ def test_cross_validate_parallel_equals_sequential_and_splits_threads():
     workers = min(2, host)
     assert [m.fitted_threads_ for m in one["estimator"]] == [host] * 4
     assert [m.fitted_threads_ for m in two["estimator"]] == [max(1, host // workers)] * 4
-    explicit = cross_validate(Popularity(n_threads=1), data, cv=cv, metrics=["mae"], n_jobs=2,
-                              return_estimator=True)
+    explicit = cross_validate(
+        Popularity(n_threads=1), data, cv=cv, metrics=["mae"], n_jobs=2, return_estimator=True
+    )
     assert [m.fitted_threads_ for m in explicit["estimator"]] == [1] * 4
 
 
@@ -489,11 +522,13 @@ def test_cross_validate_bad_input():
 
 # --- parameter searches --------------------------------------------------------------------
 
+
 def test_grid_search_picks_the_exact_best_rating_parameter():
     users, items, _ = small_ratings(n=60)
     data = (users, items, np.full(60, 3.0))  # item means are 3: only scale=1 predicts exactly
-    search = GridSearchCV(Popularity(), {"scale": [0.5, 1.0, 1.5, 2.0]}, scoring="rmse",
-                          cv=KFold(3, random_state=0)).fit(data)
+    search = GridSearchCV(
+        Popularity(), {"scale": [0.5, 1.0, 1.5, 2.0]}, scoring="rmse", cv=KFold(3, random_state=0)
+    ).fit(data)
     assert search.best_params_ == {"scale": 1.0}
     assert search.best_score_ == 0.0
     np.testing.assert_array_equal(search.cv_results_["rank_test_rmse"], [2, 1, 2, 4])
@@ -506,17 +541,27 @@ def test_grid_search_results_equal_cross_validate_per_candidate():
     data = small_ratings(n=80, seed=8)
     grid = {"reverse": [False, True], "scale": [1.0, 0.8]}
     metrics = ["ndcg@3", "mae"]
-    search = GridSearchCV(Popularity(), grid, scoring=metrics, refit="ndcg@3",
-                          cv=KFold(4, random_state=3), return_train_score=True).fit(data)
+    search = GridSearchCV(
+        Popularity(),
+        grid,
+        scoring=metrics,
+        refit="ndcg@3",
+        cv=KFold(4, random_state=3),
+        return_train_score=True,
+    ).fit(data)
     results = search.cv_results_
     assert [dict(p) for p in results["params"]] == [
-        {"reverse": False, "scale": 1.0}, {"reverse": False, "scale": 0.8},
-        {"reverse": True, "scale": 1.0}, {"reverse": True, "scale": 0.8}]
+        {"reverse": False, "scale": 1.0},
+        {"reverse": False, "scale": 0.8},
+        {"reverse": True, "scale": 1.0},
+        {"reverse": True, "scale": 0.8},
+    ]
     assert list(results["param_reverse"]) == [False, False, True, True]
     means = {}
     for i, params in enumerate(results["params"]):
-        cv = cross_validate(Popularity(**params), data, cv=KFold(4, random_state=3), metrics=metrics,
-                            return_train_score=True)
+        cv = cross_validate(
+            Popularity(**params), data, cv=KFold(4, random_state=3), metrics=metrics, return_train_score=True
+        )
         for key in ("ndcg@3", "mae"):
             for fold in range(4):
                 assert results[f"split{fold}_test_{key}"][i] == cv[f"test_{key}"][fold]
@@ -538,8 +583,12 @@ def test_grid_search_results_equal_cross_validate_per_candidate():
 def test_grid_search_parallel_equals_sequential():
     data = small_ratings(n=80, seed=9)
     grid = {"reverse": [False, True], "scale": [1.0, 0.9, 1.1]}
-    runs = [GridSearchCV(Popularity(), grid, scoring=["rmse", "map@3"], refit="map@3", cv=3, random_state=4,
-                         n_jobs=n_jobs).fit(data) for n_jobs in (1, 2)]
+    runs = [
+        GridSearchCV(
+            Popularity(), grid, scoring=["rmse", "map@3"], refit="map@3", cv=3, random_state=4, n_jobs=n_jobs
+        ).fit(data)
+        for n_jobs in (1, 2)
+    ]
     for key, value in runs[0].cv_results_.items():
         if "time" not in key:
             other = runs[1].cv_results_[key]
@@ -550,8 +599,9 @@ def test_grid_search_parallel_equals_sequential():
 def test_grid_search_refit_choices_and_errors():
     data = small_ratings(n=60)
     grid = {"scale": [1.0, 2.0]}
-    search = GridSearchCV(Popularity(), grid, scoring="mae", refit=False,
-                          cv=KFold(3, random_state=0)).fit(data)
+    search = GridSearchCV(Popularity(), grid, scoring="mae", refit=False, cv=KFold(3, random_state=0)).fit(
+        data
+    )
     assert search.best_params_ == {"scale": 1.0} and not hasattr(search, "best_estimator_")
     search.set_params(refit=True).fit(data)
     assert search.best_estimator_.scale == 1.0
@@ -594,13 +644,21 @@ def test_grid_search_default_scoring_and_sklearn_protocol():
 def test_randomized_search_samples_with_parameter_sampler():
     data = small_ratings(n=80, seed=3)
     distributions = {"scale": [0.7, 0.8, 0.9, 1.0, 1.1, 1.2], "reverse": [False, True]}
-    search = RandomizedSearchCV(Popularity(), distributions, n_iter=5, scoring="mae",
-                                cv=KFold(3, random_state=0), random_state=13).fit(data)
+    search = RandomizedSearchCV(
+        Popularity(), distributions, n_iter=5, scoring="mae", cv=KFold(3, random_state=0), random_state=13
+    ).fit(data)
     assert search.cv_results_["params"] == list(ParameterSampler(distributions, 5, random_state=13))
     means = search.cv_results_["mean_test_mae"]
     assert search.best_index_ == int(np.argmin(means))
-    again = RandomizedSearchCV(Popularity(), distributions, n_iter=5, scoring="mae",
-                               cv=KFold(3, random_state=0), random_state=13, n_jobs=2).fit(data)
+    again = RandomizedSearchCV(
+        Popularity(),
+        distributions,
+        n_iter=5,
+        scoring="mae",
+        cv=KFold(3, random_state=0),
+        random_state=13,
+        n_jobs=2,
+    ).fit(data)
     np.testing.assert_array_equal(again.cv_results_["mean_test_mae"], means)
     with pytest.raises(ValueError, match="n_iter must be >= 1"):
         RandomizedSearchCV(Popularity(), distributions, n_iter=0).fit(data)
@@ -611,6 +669,7 @@ def test_randomized_search_samples_with_parameter_sampler():
 # --- real recommenders (need get_params) ---
 # ItemKNN and MatrixFactorization become scikit-learn estimators (get_params /
 # set_params through fastrec.base.Estimator) on another branch; these tests need it.
+
 
 def _real_data():
     return make_ratings(60, 40, 900, seed=2)
@@ -635,8 +694,12 @@ def test_real_mf_cross_validate_equals_evaluate_and_ignores_n_jobs():
     for metric in metrics:
         np.testing.assert_array_equal(one[f"test_{metric}"], two[f"test_{metric}"])
     for fold, (train, test) in enumerate(KFold(3, random_state=1).split(R)):
-        expected = fastrec.evaluate(fastrec.MatrixFactorization(n_factors=4, n_epochs=5, random_state=0, n_threads=1),
-                                    train, test, k=10)
+        expected = fastrec.evaluate(
+            fastrec.MatrixFactorization(n_factors=4, n_epochs=5, random_state=0, n_threads=1),
+            train,
+            test,
+            k=10,
+        )
         for metric in metrics:
             assert one[f"test_{metric}"][fold] == pytest.approx(expected[metric], rel=1e-6)
 
@@ -646,8 +709,10 @@ def test_real_itemknn_grid_search_picks_best_by_evaluate():
     grid = {"k": [1, 5, 30]}
     search = GridSearchCV(fastrec.ItemKNN(), grid, scoring="ndcg@10", cv=KFold(3, random_state=0)).fit(R)
     folds = list(KFold(3, random_state=0).split(R))
-    means = [np.mean([fastrec.evaluate(fastrec.ItemKNN(k=k), tr, te, k=10)["ndcg@10"] for tr, te in folds])
-             for k in grid["k"]]
+    means = [
+        np.mean([fastrec.evaluate(fastrec.ItemKNN(k=k), tr, te, k=10)["ndcg@10"] for tr, te in folds])
+        for k in grid["k"]
+    ]
     np.testing.assert_allclose(search.cv_results_["mean_test_ndcg@10"], means, rtol=1e-12)
     assert search.best_params_ == {"k": grid["k"][int(np.argmax(means))]}
     assert search.best_estimator_.k == search.best_params_["k"]
@@ -659,8 +724,14 @@ def test_real_mf_randomized_search_refits_the_best():
     R = _real_data()
     search = RandomizedSearchCV(
         fastrec.MatrixFactorization(n_epochs=5, random_state=0, n_threads=1),
-        {"n_factors": [2, 4, 8], "reg": [0.01, 0.1]}, n_iter=3, scoring=["rmse", "ndcg@10"], refit="rmse",
-        cv=KFold(3, random_state=0), random_state=0, n_jobs=2).fit(R)
+        {"n_factors": [2, 4, 8], "reg": [0.01, 0.1]},
+        n_iter=3,
+        scoring=["rmse", "ndcg@10"],
+        refit="rmse",
+        cv=KFold(3, random_state=0),
+        random_state=0,
+        n_jobs=2,
+    ).fit(R)
     assert search.best_index_ == int(np.argmin(search.cv_results_["mean_test_rmse"]))
     assert search.best_estimator_.get_params()["n_factors"] == search.best_params_["n_factors"]
     assert np.isfinite(search.predict([0, 1], [0, 1])).all()

@@ -34,12 +34,18 @@ ROUND_TRIPS = {
 
 MODELS = {
     "mf": lambda: fastrec.MatrixFactorization(n_factors=7, n_epochs=3, random_state=0),
-    "mf_float64": lambda: fastrec.MatrixFactorization(n_factors=9, n_epochs=2, random_state=1, dtype=np.float64),
+    "mf_float64": lambda: fastrec.MatrixFactorization(
+        n_factors=9, n_epochs=2, random_state=1, dtype=np.float64
+    ),
     "itemknn": lambda: fastrec.ItemKNN(k=10),
     "userknn": lambda: fastrec.UserKNN(k=10, shrink=1.0),
     "content": lambda: fastrec.ContentKNN(FEATURES),
-    "hybrid": lambda: fastrec.Hybrid([(fastrec.ItemKNN(k=10), 0.6),
-                                      (fastrec.MatrixFactorization(n_factors=5, n_epochs=2, random_state=0), 0.4)]),
+    "hybrid": lambda: fastrec.Hybrid(
+        [
+            (fastrec.ItemKNN(k=10), 0.6),
+            (fastrec.MatrixFactorization(n_factors=5, n_epochs=2, random_state=0), 0.4),
+        ]
+    ),
 }
 
 

@@ -47,7 +47,8 @@ def assert_rank_ordered(idx, scores):
         assert valid[:count].all() and np.all(np.isneginf(scores[r][count:]))
         for a in range(count - 1):
             assert scores[r, a] > scores[r, a + 1] or (
-                scores[r, a] == scores[r, a + 1] and idx[r, a] < idx[r, a + 1])
+                scores[r, a] == scores[r, a + 1] and idx[r, a] < idx[r, a + 1]
+            )
 
 
 def random_csr(rows, cols, density, rng, dtype, signed=False, zeros=False, empty_rows=()):
@@ -58,12 +59,19 @@ def random_csr(rows, cols, density, rng, dtype, signed=False, zeros=False, empty
     if zeros and M.nnz:
         M.data[rng.random(M.nnz) < 0.1] = 0.0  # explicit zeros stay stored
     for r in empty_rows:
-        M.data[M.indptr[r]:M.indptr[r + 1]] = 0.0
-        M.indices[M.indptr[r]:M.indptr[r + 1]] = -1
+        M.data[M.indptr[r] : M.indptr[r + 1]] = 0.0
+        M.indices[M.indptr[r] : M.indptr[r + 1]] = -1
     keep = M.indices >= 0
-    M = sp.csr_matrix((M.data[keep], M.indices[keep],
-                       np.concatenate([[0], np.cumsum([keep[M.indptr[r]:M.indptr[r + 1]].sum()
-                                                       for r in range(rows)])])), shape=(rows, cols))
+    M = sp.csr_matrix(
+        (
+            M.data[keep],
+            M.indices[keep],
+            np.concatenate(
+                [[0], np.cumsum([keep[M.indptr[r] : M.indptr[r + 1]].sum() for r in range(rows)])]
+            ),
+        ),
+        shape=(rows, cols),
+    )
     return M.astype(dtype)
 
 
@@ -88,8 +96,19 @@ def run_sparse(backend, problem, n, exclude_seen, use_mask, n_threads=2):
     out_scores = np.empty((rows.size, n), dtype=A.dtype)
     mask = allowed if use_mask else np.zeros(0, dtype=np.uint8)
     with _runtime.kernel_threads(backend, n_threads):
-        kernels(backend)[0](*arrays["a"], *arrays["w"], W.shape[1], *arrays["seen"], rows, mask,
-                            exclude_seen, n, out_idx, out_scores, n_threads)
+        kernels(backend)[0](
+            *arrays["a"],
+            *arrays["w"],
+            W.shape[1],
+            *arrays["seen"],
+            rows,
+            mask,
+            exclude_seen,
+            n,
+            out_idx,
+            out_scores,
+            n_threads,
+        )
     return out_idx, out_scores
 
 
@@ -163,9 +182,21 @@ def test_sparse_kernel_does_not_depend_on_threads(backend):
         out_idx = np.empty((400, 20), dtype=np.int64)
         out_scores = np.empty((400, 20), dtype=np.float32)
         with _runtime.kernel_threads(backend, threads):
-            kernels(backend)[0](*arrays, S.indptr.astype(np.int64), S.indices.astype(np.int32), S.data,
-                                300, *arrays[:2], rows, np.zeros(0, np.uint8), True, 20, out_idx,
-                                out_scores, threads)
+            kernels(backend)[0](
+                *arrays,
+                S.indptr.astype(np.int64),
+                S.indices.astype(np.int32),
+                S.data,
+                300,
+                *arrays[:2],
+                rows,
+                np.zeros(0, np.uint8),
+                True,
+                20,
+                out_idx,
+                out_scores,
+                threads,
+            )
         results.append((out_idx, out_scores))
     for idx, scores in results[1:]:
         np.testing.assert_array_equal(idx, results[0][0])
@@ -190,15 +221,14 @@ def test_dense_topn_matches_argsort(backend, dtype):
             order = cols[np.lexsort((cols, -scores[r, cols]))][:n]
             np.testing.assert_array_equal(out_idx[r, : order.size], order)
             np.testing.assert_array_equal(out_scores[r, : order.size], scores[r, order])
-            assert np.all(out_idx[r, order.size:] == -1)
-            assert np.all(np.isneginf(out_scores[r, order.size:]))
+            assert np.all(out_idx[r, order.size :] == -1)
+            assert np.all(np.isneginf(out_scores[r, order.size :]))
 
 
 @pytest.mark.skipif(_runtime._cpp is None, reason="checks the compiled core's binding")
 def test_binding_rejects_out_of_range_indices():
     problem = kernel_problem(np.float32, np.int32)
-    bad_rows = (problem[0], problem[1], problem[2], np.array([0, 99], dtype=np.int64), problem[4],
-                problem[5])
+    bad_rows = (problem[0], problem[1], problem[2], np.array([0, 99], dtype=np.int64), problem[4], problem[5])
     with pytest.raises(ValueError, match="rows: index out of range"):
         run_sparse("cpp", bad_rows, 3, True, True)
 
@@ -331,8 +361,7 @@ def test_hybrid_zscore_and_fit_and_union_of_ids():
     values = np.array([5, 3, 4, 2, 1, 5, 4], dtype=float)
     features = np.eye(5)
     content = ContentKNN(features, item_ids=["w", "x", "y", "z", "new"])
-    blend = Hybrid([(UserKNN(k=2), 1.0), (content, 1.0)], normalization="zscore").fit(
-        (users, items, values))
+    blend = Hybrid([(UserKNN(k=2), 1.0), (content, 1.0)], normalization="zscore").fit((users, items, values))
     assert set(blend.item_ids_) == {"w", "x", "y", "z", "new"}
     ids, scores = blend.recommend("a", n=5)
     assert "x" not in ids and "y" not in ids and np.all(np.diff(scores[np.isfinite(scores)]) <= 0)
@@ -386,8 +415,11 @@ def test_hybrid_cold_users_unknown_ids_and_duplicate_ratings():
     np.testing.assert_array_equal(ids[1], np.full(5, -1))
     # a duplicate (user, item) pair is summed, as in a scipy matrix built from it
     coo = R.tocoo()
-    users, items, values = (np.append(coo.row, coo.row[:3]), np.append(coo.col, coo.col[:3]),
-                            np.append(coo.data, coo.data[:3]))
+    users, items, values = (
+        np.append(coo.row, coo.row[:3]),
+        np.append(coo.col, coo.col[:3]),
+        np.append(coo.data, coo.data[:3]),
+    )
     doubled = sp.csr_matrix((values, (users, items)), shape=R.shape)
     present = np.unique(users)  # user 4 is not in the triples at all
     a = ItemKNN(k=5).fit((users, items, values)).recommend(present, n=4)
@@ -415,8 +447,10 @@ def test_all_input_forms_agree_and_input_is_not_modified():
     coo = R.tocoo()
     before = coo.data.copy()
     frame = pd.DataFrame({"user_id": coo.row, "item_id": coo.col, "rating": coo.data})
-    results = [ItemKNN(k=8).fit(form).recommend(np.arange(60), n=5)
-               for form in (R, (coo.row, coo.col, coo.data), frame)]
+    results = [
+        ItemKNN(k=8).fit(form).recommend(np.arange(60), n=5)
+        for form in (R, (coo.row, coo.col, coo.data), frame)
+    ]
     for ids, scores in results[1:]:
         np.testing.assert_array_equal(ids, results[0][0])
         np.testing.assert_array_equal(scores, results[0][1])
@@ -430,7 +464,7 @@ def test_similar_items_and_users_read_the_neighbours():
     ids, scores = items.similar_items([2, 9], n=6)
     for row, item in enumerate([2, 9]):
         count = S.indptr[item + 1] - S.indptr[item]
-        np.testing.assert_array_equal(ids[row, :count], S.indices[S.indptr[item]:S.indptr[item + 1]])
+        np.testing.assert_array_equal(ids[row, :count], S.indices[S.indptr[item] : S.indptr[item + 1]])
         assert np.all(ids[row, count:] == -1) and np.all(np.isneginf(scores[row, count:]))
     one, _ = items.similar_items(2, n=3)
     np.testing.assert_array_equal(one, ids[0, :3])
@@ -446,9 +480,18 @@ def test_similar_items_and_users_read_the_neighbours():
 
 def make_models(R):
     X = features_for(R.shape[1])
-    return [ItemKNN(k=6, shrink=2.0).fit(R), UserKNN(k=5).fit(R), ContentKNN(X).fit(R),
-            Hybrid([(ItemKNN(k=6), 0.6), (ContentKNN(X), 0.2),
-                    (MatrixFactorization(n_factors=3, n_epochs=2, random_state=0), 0.2)]).fit(R)]
+    return [
+        ItemKNN(k=6, shrink=2.0).fit(R),
+        UserKNN(k=5).fit(R),
+        ContentKNN(X).fit(R),
+        Hybrid(
+            [
+                (ItemKNN(k=6), 0.6),
+                (ContentKNN(X), 0.2),
+                (MatrixFactorization(n_factors=3, n_epochs=2, random_state=0), 0.2),
+            ]
+        ).fit(R),
+    ]
 
 
 def test_save_load_round_trip(tmp_path):
@@ -553,8 +596,9 @@ class _KeywordOnlyKernels:
         return call
 
 
-@pytest.mark.parametrize("backend", [*[b for b in ("cpp", "numba") if b in fastrec.available_backends()],
-                                     "numpy"])
+@pytest.mark.parametrize(
+    "backend", [*[b for b in ("cpp", "numba") if b in fastrec.available_backends()], "numpy"]
+)
 def test_recommenders_pass_every_kernel_argument_by_keyword(monkeypatch, backend):
     R = ratings(seed=6)
     X = features_for(45, seed=2)
@@ -569,8 +613,9 @@ def test_recommenders_pass_every_kernel_argument_by_keyword(monkeypatch, backend
     expected = run()
     calls: list[str] = []
     real = _runtime.kernel_module
-    monkeypatch.setattr(_runtime, "kernel_module",
-                        lambda b, family: _KeywordOnlyKernels(real(b, family), calls))
+    monkeypatch.setattr(
+        _runtime, "kernel_module", lambda b, family: _KeywordOnlyKernels(real(b, family), calls)
+    )
     for (items, scores), (want_items, want_scores) in zip(run(), expected):
         np.testing.assert_array_equal(items, want_items)
         np.testing.assert_array_equal(scores, want_scores)

@@ -64,13 +64,15 @@ def test_default_threads_follow_the_openmp_limit_of_the_calling_thread():
 def test_default_threads_follow_omp_num_threads():
     code = "import fastrec; print(fastrec.get_num_threads(), fastrec._runtime._env_thread_limit())"
     env = {**os.environ, "OMP_NUM_THREADS": "1,1"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env=env).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout.split()
     assert out == ["1", "1"]
     for value in ("", "zero", "0", "-2"):
         env["OMP_NUM_THREADS"] = value
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                             check=True, env=env).stdout.split()
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+        ).stdout.split()
         assert out[1] == "None"
 
 
@@ -129,14 +131,12 @@ def test_public_simd_switch_selects_every_level_and_none_restores_the_widest():
     rng = np.random.default_rng(3)
     X = rng.standard_normal((300, 9)).astype(np.float32)
     init = X[:7].copy()
-    expected = fastrec.KMeans(7, init=init, n_init=1, max_iter=3, tol=0.0,
-                              backend="numpy").fit(X).labels_
+    expected = fastrec.KMeans(7, init=init, n_init=1, max_iter=3, tol=0.0, backend="numpy").fit(X).labels_
     try:
         for level in levels:
             fastrec.set_simd_level(level.upper())  # case-insensitive
             assert fastrec.simd_level() == level
-            got = fastrec.KMeans(7, init=init, n_init=1, max_iter=3, tol=0.0,
-                                 backend="cpp").fit(X).labels_
+            got = fastrec.KMeans(7, init=init, n_init=1, max_iter=3, tol=0.0, backend="cpp").fit(X).labels_
             np.testing.assert_array_equal(got, expected)
         fastrec.set_simd_level(None)
         assert fastrec.simd_level() == levels[-1]
@@ -162,8 +162,9 @@ def test_public_simd_switch_rejects_bad_levels(monkeypatch):
 def test_fastrec_simd_environment_variable_sets_the_starting_level(value):
     code = "import fastrec; print(fastrec.simd_level())"
     env = dict(os.environ, FASTREC_SIMD=value)
-    proc = subprocess.run([sys.executable, "-W", "always", "-c", code], env=env,
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-W", "always", "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     levels = simd_levels()
     if not levels:
         assert proc.stdout.strip() == "none"
@@ -202,7 +203,10 @@ def test_missing_compiled_core_falls_back_to_numba_with_one_warning():
         """
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
         env={**os.environ, "PYTHONWARNINGS": "default"},
     ).stdout.split("\n")
     assert out[0] == "1 ('numba', 'numpy')"
@@ -210,6 +214,7 @@ def test_missing_compiled_core_falls_back_to_numba_with_one_warning():
 
 
 # --- first-use compilation notice of the Numba kernels ---
+
 
 def _fresh_kernel():
     """An uncached Numba kernel that no process has compiled yet."""

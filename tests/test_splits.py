@@ -80,7 +80,7 @@ def test_temporal_split_is_a_time_cut():
     train, test = train_test_split((users, items, values), 0.3, method="temporal", timestamps=times)
     assert len(train) == 3
     order = np.lexsort((np.arange(times.size), times))
-    cut = order[times.size - test[0].size:]
+    cut = order[times.size - test[0].size :]
     assert as_set(*test[:2]) == as_set(users[cut], items[cut])
     assert times[order[: times.size - test[0].size]].max() <= times[cut].min()
 
@@ -109,8 +109,10 @@ def test_matrix_input_with_timestamp_matrix():
 def test_dataframe_input():
     pd = pytest.importorskip("pandas")
     users, items, values, times = triples()
-    frame = pd.DataFrame({"user_id": users, "item_id": items, "rating": values, "timestamp": times},
-                         index=np.arange(users.size) + 1000)
+    frame = pd.DataFrame(
+        {"user_id": users, "item_id": items, "rating": values, "timestamp": times},
+        index=np.arange(users.size) + 1000,
+    )
     train, test = train_test_split(frame, method="leave_last_k_out", k=1)
     assert isinstance(train, pd.DataFrame) and len(train) + len(test) == len(frame)
     assert set(train.index).isdisjoint(test.index) and set(train.index) | set(test.index) == set(frame.index)
@@ -156,9 +158,14 @@ def interactions(seed=0, with_times=True):
     users, items, values, times = triples(seed)
     pd = pytest.importorskip("pandas")
     titles = pd.DataFrame({"title": [f"film {i}" for i in range(40)]}, index=np.arange(40))
-    return Interactions.from_arrays([f"u{u}" for u in users], items, values,
-                                    timestamps=times if with_times else None, item_table=titles,
-                                    name="toy")
+    return Interactions.from_arrays(
+        [f"u{u}" for u in users],
+        items,
+        values,
+        timestamps=times if with_times else None,
+        item_table=titles,
+        name="toy",
+    )
 
 
 def rating_set(data):
@@ -192,8 +199,7 @@ def test_interactions_split_equals_the_split_of_its_triples():
     times = data.timestamps.data
     for method in ("random", "leave_k_out", "leave_last_k_out", "temporal"):
         train, test = train_test_split(data, 0.3, method=method, k=2, seed=7)
-        _, expected = train_test_split((users, items, values, times), 0.3, method=method, k=2,
-                                       seed=7)
+        _, expected = train_test_split((users, items, values, times), 0.3, method=method, k=2, seed=7)
         got = test.to_triples()
         assert as_set(got[0], got[1]) == as_set(expected[0], expected[1])
 

@@ -57,8 +57,9 @@ def as_ranked_csr(indices, scores, n_items):
     assert np.array_equal(valid, np.arange(indices.shape[1]) < counts[:, None]), "padding not at the end"
     assert np.all(np.isneginf(scores[~valid])), "padded slots must score -inf"
     indptr = np.concatenate([[0], np.cumsum(counts)])
-    return sp.csr_matrix((scores[valid].astype(np.float64), indices[valid], indptr),
-                         shape=(indices.shape[0], n_items))
+    return sp.csr_matrix(
+        (scores[valid].astype(np.float64), indices[valid], indptr), shape=(indices.shape[0], n_items)
+    )
 
 
 def assert_matches_brute_force(got, U, V, n, exclude=None, candidates=None, dtype=np.float32):
@@ -75,7 +76,7 @@ def assert_matches_brute_force(got, U, V, n, exclude=None, candidates=None, dtyp
     if exclude is not None:
         excluded = sp.csr_matrix(exclude, dtype=np.float64)
         for q in range(indices.shape[0]):
-            row = set(excluded.indices[excluded.indptr[q]:excluded.indptr[q + 1]].tolist())
+            row = set(excluded.indices[excluded.indptr[q] : excluded.indptr[q + 1]].tolist())
             assert not row & set(indices[q].tolist()), f"query {q} got an excluded item"
 
 
@@ -158,7 +159,7 @@ def test_n_larger_than_the_items_is_capped_and_pads_excluded_slots(backend, leve
         assert_matches_brute_force((idx, sc), U, V, n, exclude)
         left = 5 - np.diff(exclude.indptr)
         for q in range(6):
-            assert np.all(idx[q, left[q]:] == -1) and np.all(np.isneginf(sc[q, left[q]:]))
+            assert np.all(idx[q, left[q] :] == -1) and np.all(np.isneginf(sc[q, left[q] :]))
 
 
 @pytest.mark.parametrize("backend, level", VARIANTS, ids=VARIANT_IDS)
@@ -229,8 +230,9 @@ def random_problems(draw):
     if kind == "shared" and n_items:
         candidates = rng.integers(0, n_items, draw(st.integers(0, 2 * n_items)))
     elif kind == "per-query":
-        candidates = sp.random(n_queries, n_items, density=draw(st.sampled_from([0.0, 0.3, 1.0])),
-                               format="csr", random_state=rng)
+        candidates = sp.random(
+            n_queries, n_items, density=draw(st.sampled_from([0.0, 0.3, 1.0])), format="csr", random_state=rng
+        )
     return U, V, n, exclude, candidates, dtype
 
 
@@ -262,12 +264,21 @@ def test_result_is_bit_identical_for_any_thread_count(backend, level, per_query)
 def test_inputs_are_not_modified(backend):
     U, V, _ = problem(20, 50, 6)
     # non-canonical patterns: unsorted indices and duplicates, which topn must sort on a copy
-    exclude = sp.csr_matrix((np.ones(4), np.array([9, 2, 9, 0]), np.array([0, 3, 3] + [4] * 18)),
-                            shape=(20, 50))
-    candidates = sp.csr_matrix((np.zeros(3), np.array([40, 1, 40]), np.array([0, 3] + [3] * 19)),
-                               shape=(20, 50))
-    before = [U.copy(), V.copy(), exclude.indices.copy(), exclude.indptr.copy(), exclude.data.copy(),
-              candidates.indices.copy(), candidates.data.copy()]
+    exclude = sp.csr_matrix(
+        (np.ones(4), np.array([9, 2, 9, 0]), np.array([0, 3, 3] + [4] * 18)), shape=(20, 50)
+    )
+    candidates = sp.csr_matrix(
+        (np.zeros(3), np.array([40, 1, 40]), np.array([0, 3] + [3] * 19)), shape=(20, 50)
+    )
+    before = [
+        U.copy(),
+        V.copy(),
+        exclude.indices.copy(),
+        exclude.indptr.copy(),
+        exclude.data.copy(),
+        candidates.indices.copy(),
+        candidates.data.copy(),
+    ]
     got = fastrec.topn(U, V, 5, exclude=exclude, candidates=candidates, backend=backend)
     after = [U, V, exclude.indices, exclude.indptr, exclude.data, candidates.indices, candidates.data]
     for a, b in zip(before, after):
@@ -286,8 +297,10 @@ def test_dtype_rule_and_array_likes(backend):
     idx, sc = fastrec.topn(ints.tolist(), ints, 2, backend=backend)  # integers compute in float32
     assert sc.dtype == np.float32
     # exclusions as a dense 0/1 array, a COO matrix and a sparse array give the same result
-    results = [fastrec.topn(U, V, 4, exclude=e, backend=backend)
-               for e in (exclude, exclude.toarray() != 0, exclude.tocoo(), sp.csr_array(exclude))]
+    results = [
+        fastrec.topn(U, V, 4, exclude=e, backend=backend)
+        for e in (exclude, exclude.toarray() != 0, exclude.tocoo(), sp.csr_array(exclude))
+    ]
     for other in results[1:]:
         np.testing.assert_array_equal(other[0], results[0][0])
 
@@ -303,16 +316,27 @@ def test_kernels_take_int64_indices(backend):
         from fastrec.scoring import _numba
 
         kernel = _numba.topn
-    for cand_indptr, cand_indices in ((np.zeros(0, np.int64), None),
-                                      (candidates.indptr.astype(np.int64), candidates.indices)):
+    for cand_indptr, cand_indices in (
+        (np.zeros(0, np.int64), None),
+        (candidates.indptr.astype(np.int64), candidates.indices),
+    ):
         results = []
         for index_dtype in (np.int32, np.int64):
             out_idx = np.empty((30, 6), dtype=index_dtype)
             out_sc = np.empty((30, 6), dtype=np.float32)
             cand_i = np.zeros(0, index_dtype) if cand_indices is None else cand_indices.astype(index_dtype)
             with _runtime.kernel_threads(backend, 2):
-                kernel(U, V, exclude.indptr.astype(np.int64), exclude.indices.astype(index_dtype),
-                       cand_indptr, cand_i, out_idx, out_sc, 2)
+                kernel(
+                    U,
+                    V,
+                    exclude.indptr.astype(np.int64),
+                    exclude.indices.astype(index_dtype),
+                    cand_indptr,
+                    cand_i,
+                    out_idx,
+                    out_sc,
+                    2,
+                )
             results.append((out_idx, out_sc))
         np.testing.assert_array_equal(results[0][0], results[1][0])
         np.testing.assert_array_equal(results[0][1], results[1][1])
@@ -376,8 +400,11 @@ def test_products_that_could_overflow_the_dtype_are_refused(dtype, big):
     with pytest.raises(ValueError, match=f"dot products can overflow {np.dtype(dtype).name}"):
         fastrec.topn(U * dtype(big), V * dtype(big), n=3)
     with pytest.raises(ValueError, match="dot products can overflow"):
-        fastrec.topn(np.array([[1e30], [-1e30]], dtype=np.float32),
-                     np.array([[1e30], [1.0], [-1e30]], dtype=np.float32), n=3)
+        fastrec.topn(
+            np.array([[1e30], [-1e30]], dtype=np.float32),
+            np.array([[1e30], [1.0], [-1e30]], dtype=np.float32),
+            n=3,
+        )
     scale = dtype(big) ** 0.5 / 4  # just inside the limit: ranked as the unscaled problem
     idx, _ = fastrec.topn(U * scale, V * scale, n=3, backend="numpy")
     np.testing.assert_array_equal(idx, fastrec.topn(U, V, n=3, backend="numpy")[0])
@@ -406,13 +433,17 @@ def test_topn_passes_every_kernel_argument_by_keyword(monkeypatch, backend):
     V = rng.standard_normal((30, 6)).astype(np.float32)
     seen = sp.random(7, 30, density=0.2, format="csr", random_state=1)
     per_query = sp.random(7, 30, density=0.5, format="csr", random_state=2)
-    cases = [dict(exclude=seen), dict(exclude=seen, candidates=per_query),
-             dict(exclude=seen, candidates=np.arange(3, 25))]
+    cases = [
+        dict(exclude=seen),
+        dict(exclude=seen, candidates=per_query),
+        dict(exclude=seen, candidates=np.arange(3, 25)),
+    ]
     expected = [fastrec.topn(U, V, 4, backend=backend, **case) for case in cases]
     calls: list[str] = []
     real = _runtime.kernel_module
-    monkeypatch.setattr(_runtime, "kernel_module",
-                        lambda b, family: _KeywordOnlyKernels(real(b, family), calls))
+    monkeypatch.setattr(
+        _runtime, "kernel_module", lambda b, family: _KeywordOnlyKernels(real(b, family), calls)
+    )
     for case, (want_items, want_scores) in zip(cases, expected):
         items, scores = fastrec.topn(U, V, 4, backend=backend, **case)
         np.testing.assert_array_equal(items, want_items)

@@ -8,6 +8,7 @@ comma list of cosine, topn, mf, kmeans (default all); the data are generated onc
 Each measurement runs in its own process started in the tree's root, so that tree's
 fastrec (built in place) is the one imported.
 """
+
 import json
 import os
 import subprocess
@@ -44,7 +45,8 @@ elif kernel == "mf":
     coo = R.tocoo()
     keep = np.random.default_rng(0).random(coo.nnz) < 0.8
     train = sp.csr_matrix((coo.data[keep], (coo.row[keep], coo.col[keep])), shape=R.shape)
-    mf = fastrec.MatrixFactorization(n_factors=100, n_epochs=20, n_threads=2)  # default seed: checkouts differ in its name
+    # the default seed: checkouts differ in the name of the seed parameter
+    mf = fastrec.MatrixFactorization(n_factors=100, n_epochs=20, n_threads=2)
     t = timed(lambda: mf.fit(train))
 elif kernel == "kmeans":
     X = a["X"]
@@ -65,20 +67,28 @@ def main():
     times = {(k, t): [] for k in kernels for t in trees}
     for r in range(rounds):
         for kernel in kernels:
-            for tree in (trees if r % 2 == 0 else trees[::-1]):
-                out = subprocess.run([sys.executable, "-c", MEASURE, kernel], cwd=tree, check=True,
-                                     capture_output=True, text=True).stdout
+            for tree in trees if r % 2 == 0 else trees[::-1]:
+                out = subprocess.run(
+                    [sys.executable, "-c", MEASURE, kernel],
+                    cwd=tree,
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout
                 result = json.loads(out.strip().splitlines()[-1])
                 assert result["file"].startswith(tree), result
                 times[(kernel, tree)].append(result["seconds"])
                 print(kernel, tree, f"{result['seconds']:.4f}", flush=True)
     import statistics
+
     print("\nkernel   before(median)  after(median)  after/before")
     for kernel in kernels:
         b = statistics.median(times[(kernel, trees[0])])
         a = statistics.median(times[(kernel, trees[1])])
-        print(f"{kernel:8s} {b:12.4f} {a:14.4f} {a / b:12.3f}   "
-              f"before {times[(kernel, trees[0])]} after {times[(kernel, trees[1])]}")
+        print(
+            f"{kernel:8s} {b:12.4f} {a:14.4f} {a / b:12.3f}   "
+            f"before {times[(kernel, trees[0])]} after {times[(kernel, trees[1])]}"
+        )
 
 
 main()

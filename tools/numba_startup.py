@@ -8,6 +8,7 @@ Each kernel's first call runs in its own process with an empty NUMBA_CACHE_DIR
 that run left (what every later process pays).  Prints wall and CPU seconds of
 the first call on small data, so the time is the compile (or the cache load).
 """
+
 import json
 import os
 import subprocess
@@ -20,7 +21,8 @@ CALLS = {
     "kmeans": "fastrec.KMeans(4, n_init=1, max_iter=3, backend='numba').fit(U)",
     "mf": "fastrec.MatrixFactorization(n_factors=8, n_epochs=1, backend='numba').fit(R)",
     "knn": "fastrec.ItemKNN(k=5, backend='numba').fit(R).recommend(np.arange(10), n=5)",
-    "metrics": "fastrec.metrics.ranking_metrics(fastrec.topn(U, V, n=5, backend='numpy')[0], R, k=5, backend='numba')",
+    "metrics": "fastrec.metrics.ranking_metrics(fastrec.topn(U, V, n=5, backend='numpy')[0], R, k=5, "
+    "backend='numba')",
 }
 
 MEASURE = r"""
@@ -40,8 +42,13 @@ print(json.dumps({"wall": time.perf_counter() - wall, "cpu": time.process_time()
 
 def first_call(kernel: str, cache: str) -> dict:
     env = dict(os.environ, NUMBA_CACHE_DIR=cache)
-    out = subprocess.run([sys.executable, "-c", MEASURE.replace("CALL", CALLS[kernel])],
-                         env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", MEASURE.replace("CALL", CALLS[kernel])],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -53,8 +60,11 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as cache:
             fresh = first_call(kernel, cache)
             cached = first_call(kernel, cache)
-        print(f"| {kernel} | {fresh['wall']:.1f} | {fresh['cpu']:.1f} | "
-              f"{cached['wall']:.2f} | {cached['cpu']:.2f} |", flush=True)
+        print(
+            f"| {kernel} | {fresh['wall']:.1f} | {fresh['cpu']:.1f} | "
+            f"{cached['wall']:.2f} | {cached['cpu']:.2f} |",
+            flush=True,
+        )
     return 0
 
 

@@ -86,9 +86,7 @@ def _sklearn(R: sp.csr_matrix, k: int, threads: int) -> sp.csr_matrix:
     rows = np.repeat(np.arange(dense.shape[0]), top.shape[1])
     values = dense[rows, top.ravel()]
     keep = values != 0
-    return sp.csr_matrix(
-        (values[keep], (rows[keep], top.ravel()[keep])), shape=dense.shape
-    )
+    return sp.csr_matrix((values[keep], (rows[keep], top.ravel()[keep])), shape=dense.shape)
 
 
 # --- data and accuracy ---
@@ -133,11 +131,16 @@ def agreement(R: sp.csr_matrix, result: sp.csr_matrix, k: int, sample: np.ndarra
 def add_arguments(parser: Any) -> None:
     """Options of this benchmark."""
     parser.add_argument("--k", type=int, default=50, help="neighbours per item (default 50)")
-    parser.add_argument("--ml100k", type=Path, default=None,
-                        help="MovieLens 100K folder or u.data, run as size 'ml-100k' "
-                             "(default: looked up in $FASTREC_DATA and ../shared/data)")
-    parser.add_argument("--check-sample", type=int, default=200,
-                        help="items whose lists are checked against exact scores")
+    parser.add_argument(
+        "--ml100k",
+        type=Path,
+        default=None,
+        help="MovieLens 100K folder or u.data, run as size 'ml-100k' "
+        "(default: looked up in $FASTREC_DATA and ../shared/data)",
+    )
+    parser.add_argument(
+        "--check-sample", type=int, default=200, help="items whose lists are checked against exact scores"
+    )
 
 
 def sizes(options: dict[str, Any]) -> dict[str, str]:
@@ -149,8 +152,7 @@ def contenders(options: dict[str, Any]) -> list[suite.Contender]:
     """fastrec's backends, then every installed peer."""
     found = [suite.Contender(f"fastrec {b}", peer=False) for b in options["backends"]]
     if options["peers"]:
-        found += [suite.Contender(name) for name, (module, _) in PEERS.items()
-                  if suite.installed(module)]
+        found += [suite.Contender(name) for name, (module, _) in PEERS.items() if suite.installed(module)]
     return found
 
 
@@ -162,10 +164,10 @@ def prepare(size: str, folder: Path, options: dict[str, Any]) -> dict[str, Any]:
         R = make_size_ratings(size)
     path = folder / "ratings.npz"
     sp.save_npz(path, R.tocsr())
-    sample = np.random.default_rng(0).choice(R.shape[1], size=min(options["check_sample"],
-                                                                  R.shape[1]), replace=False)
-    return {"path": str(path), "k": options["k"], "sample": sample.tolist(),
-            "shape": shape_text(R)}
+    sample = np.random.default_rng(0).choice(
+        R.shape[1], size=min(options["check_sample"], R.shape[1]), replace=False
+    )
+    return {"path": str(path), "k": options["k"], "sample": sample.tolist(), "shape": shape_text(R)}
 
 
 def measure(contender: str, data: dict[str, Any], threads: int) -> dict[str, Any]:

@@ -46,9 +46,7 @@ def _parse_shape(text: str) -> tuple[int, int, int]:
     try:
         n, d, k = (int(part) for part in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"shape {text!r} must look like NxDxK, e.g. 200000x64x256"
-        ) from None
+        raise argparse.ArgumentTypeError(f"shape {text!r} must look like NxDxK, e.g. 200000x64x256") from None
     return n, d, k
 
 
@@ -71,8 +69,15 @@ def _fit_fastrec(X, init, threads, backend):
     import fastrec
 
     def run(iterations):
-        km = fastrec.KMeans(init.shape[0], init=init, n_init=1, max_iter=iterations, tol=0.0,
-                            n_threads=threads, backend=backend)
+        km = fastrec.KMeans(
+            init.shape[0],
+            init=init,
+            n_init=1,
+            max_iter=iterations,
+            tol=0.0,
+            n_threads=threads,
+            backend=backend,
+        )
         cpu, start = time.process_time(), time.perf_counter()
         km.fit(X)
         elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -86,8 +91,7 @@ def _fit_sklearn(X, init, threads):
     from threadpoolctl import threadpool_limits
 
     def run(iterations):
-        km = KMeans(init.shape[0], init=init, n_init=1, max_iter=iterations, tol=0.0,
-                    algorithm="lloyd")
+        km = KMeans(init.shape[0], init=init, n_init=1, max_iter=iterations, tol=0.0, algorithm="lloyd")
         with threadpool_limits(limits=threads):
             cpu, start = time.process_time(), time.perf_counter()
             km.fit(X)
@@ -108,8 +112,16 @@ def _fit_faiss(X, init, threads):
         n, d = X.shape
         # No subsampling (faiss keeps 256 points per centroid by default) and no
         # minimum-size warning: every contender clusters all of X.
-        km = faiss.Kmeans(d, init.shape[0], niter=iterations, nredo=1, verbose=False,
-                          max_points_per_centroid=n, min_points_per_centroid=1, seed=1234)
+        km = faiss.Kmeans(
+            d,
+            init.shape[0],
+            niter=iterations,
+            nredo=1,
+            verbose=False,
+            max_points_per_centroid=n,
+            min_points_per_centroid=1,
+            seed=1234,
+        )
         with threadpool_limits(limits=threads):
             cpu, start = time.process_time(), time.perf_counter()
             km.train(X, init_centroids=init)
@@ -125,13 +137,23 @@ def _fit_faiss(X, init, threads):
 
 def add_arguments(parser: Any) -> None:
     """Options of this benchmark."""
-    parser.add_argument("--shapes", nargs="+", type=_parse_shape, default=[],
-                        help="extra NxDxK shapes, run as sizes of that name")
-    parser.add_argument("--iterations", type=int, default=ITERATIONS,
-                        help="Lloyd iterations per fit (default 20)")
-    parser.add_argument("--coretypes", nargs="*", default=list(CORETYPES),
-                        help="OPENBLAS_CORETYPE settings the peers run under (default: "
-                             "%(default)s; none: the library's own choice)")
+    parser.add_argument(
+        "--shapes",
+        nargs="+",
+        type=_parse_shape,
+        default=[],
+        help="extra NxDxK shapes, run as sizes of that name",
+    )
+    parser.add_argument(
+        "--iterations", type=int, default=ITERATIONS, help="Lloyd iterations per fit (default 20)"
+    )
+    parser.add_argument(
+        "--coretypes",
+        nargs="*",
+        default=list(CORETYPES),
+        help="OPENBLAS_CORETYPE settings the peers run under (default: "
+        "%(default)s; none: the library's own choice)",
+    )
 
 
 def _shapes(options: dict[str, Any]) -> dict[str, tuple[int, int, int]]:
@@ -176,9 +198,13 @@ def prepare(size: str, folder: Path, options: dict[str, Any]) -> dict[str, Any]:
     init = X[np.random.default_rng(0).choice(n, k, replace=False)]
     np.save(folder / "x.npy", X)
     np.save(folder / "init.npy", init)
-    return {"x": str(folder / "x.npy"), "init": str(folder / "init.npy"),
-            "iterations": options["iterations"], "shape": SIZES.get(size, size),
-            "init_inertia": common_inertia(X, init)}
+    return {
+        "x": str(folder / "x.npy"),
+        "init": str(folder / "init.npy"),
+        "iterations": options["iterations"],
+        "shape": SIZES.get(size, size),
+        "init_inertia": common_inertia(X, init),
+    }
 
 
 def measure(contender: str, data: dict[str, Any], threads: int) -> dict[str, Any]:
@@ -194,8 +220,11 @@ def measure(contender: str, data: dict[str, Any], threads: int) -> dict[str, Any
     run(2)  # warm-up: JIT compilation, thread pools, page faults
     elapsed, n_iter, centers, cpu = run(int(data["iterations"]))
     inertia = common_inertia(X, np.asarray(centers, dtype=np.float32))
-    return {"seconds": elapsed / n_iter, "cpu_seconds": cpu / n_iter,
-            "quality": {"iterations": int(n_iter), "final inertia": float(f"{inertia:.7e}")}}
+    return {
+        "seconds": elapsed / n_iter,
+        "cpu_seconds": cpu / n_iter,
+        "quality": {"iterations": int(n_iter), "final inertia": float(f"{inertia:.7e}")},
+    }
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m fastrec.bench kmeans") -> int:

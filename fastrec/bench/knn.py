@@ -74,8 +74,7 @@ def _implicit(train: sp.csr_matrix, k: int, threads: int) -> np.ndarray:
         warnings.simplefilter("ignore")
         model = CosineRecommender(K=k, num_threads=threads)
         model.fit(train, show_progress=False)
-        ids, _ = model.recommend(np.arange(train.shape[0]), train, N=TOP_N,
-                                 filter_already_liked_items=True)
+        ids, _ = model.recommend(np.arange(train.shape[0]), train, N=TOP_N, filter_already_liked_items=True)
     return ids
 
 
@@ -92,11 +91,18 @@ def _runner(contender: str) -> Callable[[sp.csr_matrix, int, int], np.ndarray]:
 def add_arguments(parser: Any) -> None:
     """Options of this benchmark."""
     parser.add_argument("--k", type=int, default=50, help="neighbours per item / user (default 50)")
-    parser.add_argument("--ml100k", "--data", dest="ml100k", type=Path, default=None,
-                        help="MovieLens 100K folder or u.data, run as size 'ml-100k' and used by "
-                             "--accuracy (default: looked up in $FASTREC_DATA and ../shared/data)")
-    parser.add_argument("--accuracy", action="store_true",
-                        help="run the MovieLens 100K u1 accuracy check instead")
+    parser.add_argument(
+        "--ml100k",
+        "--data",
+        dest="ml100k",
+        type=Path,
+        default=None,
+        help="MovieLens 100K folder or u.data, run as size 'ml-100k' and used by "
+        "--accuracy (default: looked up in $FASTREC_DATA and ../shared/data)",
+    )
+    parser.add_argument(
+        "--accuracy", action="store_true", help="run the MovieLens 100K u1 accuracy check instead"
+    )
 
 
 def sizes(options: dict[str, Any]) -> dict[str, str]:
@@ -106,8 +112,11 @@ def sizes(options: dict[str, Any]) -> dict[str, str]:
 
 def contenders(options: dict[str, Any]) -> list[suite.Contender]:
     """ItemKNN then UserKNN on each fastrec backend, then implicit when installed."""
-    found = [suite.Contender(f"fastrec {model} {backend}", peer=False)
-             for model in MODELS for backend in options["backends"]]
+    found = [
+        suite.Contender(f"fastrec {model} {backend}", peer=False)
+        for model in MODELS
+        for backend in options["backends"]
+    ]
     if options["peers"] and suite.installed("implicit"):
         found.append(suite.Contender(IMPLICIT))
     return found
@@ -121,8 +130,12 @@ def prepare(size: str, folder: Path, options: dict[str, Any]) -> dict[str, Any]:
     train, test = train_test_split(R.tocsr(), 0.2, seed=0)
     sp.save_npz(folder / "train.npz", train)
     sp.save_npz(folder / "test.npz", test)
-    return {"train": str(folder / "train.npz"), "test": str(folder / "test.npz"),
-            "k": options["k"], "shape": f"{shape_text(R)}; {train.nnz:,} train, {test.nnz:,} test"}
+    return {
+        "train": str(folder / "train.npz"),
+        "test": str(folder / "test.npz"),
+        "k": options["k"],
+        "shape": f"{shape_text(R)}; {train.nnz:,} train, {test.nnz:,} test",
+    }
 
 
 def measure(contender: str, data: dict[str, Any], threads: int) -> dict[str, Any]:
@@ -138,9 +151,14 @@ def measure(contender: str, data: dict[str, Any], threads: int) -> dict[str, Any
         run(make_ratings(*TINY, seed=1), k, threads)  # JIT loading, thread pools
         seconds, cpu, recs = suite.timed(lambda: run(train, k, threads))
     scores = ranking_metrics(np.asarray(recs, dtype=np.int64), test, TOP_N)
-    return {"seconds": seconds, "cpu_seconds": cpu,
-            "quality": {f"precision@{TOP_N}": round(scores["precision"], 4),
-                        f"ndcg@{TOP_N}": round(scores["ndcg"], 4)}}
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "quality": {
+            f"precision@{TOP_N}": round(scores["precision"], 4),
+            f"ndcg@{TOP_N}": round(scores["ndcg"], 4),
+        },
+    }
 
 
 # --- MovieLens 100K accuracy (--accuracy) ---
@@ -156,15 +174,40 @@ def accuracy(path: Path, threads: int) -> str:
     train = (base[:, 0], base[:, 1], base[:, 2].astype(np.float32))
     held = (test[:, 0], test[:, 1], test[:, 2].astype(np.float32))
     rows = []
-    for model in (fastrec.ItemKNN(k=50, n_threads=threads), fastrec.UserKNN(k=50, n_threads=threads),
-                  fastrec.MatrixFactorization(random_state=0, n_threads=threads)):
+    for model in (
+        fastrec.ItemKNN(k=50, n_threads=threads),
+        fastrec.UserKNN(k=50, n_threads=threads),
+        fastrec.MatrixFactorization(random_state=0, n_threads=threads),
+    ):
         start = time.perf_counter()
         result = fastrec.evaluate(model, train, held, k=10)
-        rows.append([type(model).__name__, result["precision@10"], result["ndcg@10"],
-                     result["map@10"], result["recall@10"], result["coverage@10"],
-                     result.get("rmse", float("nan")), result["n_users"], time.perf_counter() - start])
-    return format_table(["model", "precision@10", "ndcg@10", "map@10", "recall@10", "coverage@10",
-                         "rmse", "users", "fit+eval s"], rows)
+        rows.append(
+            [
+                type(model).__name__,
+                result["precision@10"],
+                result["ndcg@10"],
+                result["map@10"],
+                result["recall@10"],
+                result["coverage@10"],
+                result.get("rmse", float("nan")),
+                result["n_users"],
+                time.perf_counter() - start,
+            ]
+        )
+    return format_table(
+        [
+            "model",
+            "precision@10",
+            "ndcg@10",
+            "map@10",
+            "recall@10",
+            "coverage@10",
+            "rmse",
+            "users",
+            "fit+eval s",
+        ],
+        rows,
+    )
 
 
 def accuracy_main(argv: Sequence[str], prog: str) -> int:
@@ -173,14 +216,18 @@ def accuracy_main(argv: Sequence[str], prog: str) -> int:
     from fastrec.bench._common import Parser
 
     parser = Parser(prog=f"{prog} --accuracy", description=__doc__.split("\n\n")[-1])
-    parser.add_argument("--ml100k", "--data", dest="ml100k", default=None,
-                        help="MovieLens 100K folder or u.data")
+    parser.add_argument(
+        "--ml100k", "--data", dest="ml100k", default=None, help="MovieLens 100K folder or u.data"
+    )
     parser.add_argument("--threads", type=int, default=fastrec.get_num_threads())
     args = parser.parse_args([a for a in argv if a != "--accuracy"])
     path = ml100k_path(args.ml100k)
     if path is None:
-        where = (f"at {args.ml100k}" if args.ml100k is not None
-                 else "in $FASTREC_DATA or ../shared/data; pass --data PATH")
+        where = (
+            f"at {args.ml100k}"
+            if args.ml100k is not None
+            else "in $FASTREC_DATA or ../shared/data; pass --data PATH"
+        )
         print(f"{prog}: error: no MovieLens 100K u.data {where}", file=sys.stderr)
         return 2
     print(f"# MovieLens 100K u1 split ({path}), {args.threads} threads\n")

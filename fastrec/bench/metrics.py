@@ -37,8 +37,7 @@ def popular_lists(R: sp.csr_matrix, n: int, seed: int = 0) -> np.ndarray:
     """
     rng = np.random.default_rng(seed)
     popularity = np.bincount(R.indices, minlength=R.shape[1]).astype(np.float64) + 1.0
-    draws = np.sort(rng.choice(R.shape[1], size=(R.shape[0], 4 * n), p=popularity / popularity.sum()),
-                    axis=1)
+    draws = np.sort(rng.choice(R.shape[1], size=(R.shape[0], 4 * n), p=popularity / popularity.sum()), axis=1)
     fresh = np.concatenate([np.ones((R.shape[0], 1), bool), draws[:, 1:] != draws[:, :-1]], axis=1)
     draws[~fresh] = -1
     order = np.argsort(~fresh, axis=1, kind="stable")[:, :n]  # distinct draws first
@@ -59,8 +58,11 @@ def prepare(size: str, folder: Path, options: dict[str, Any]) -> dict[str, Any]:
     recs = popular_lists(R, TOP_N)
     sp.save_npz(folder / "test.npz", test)
     np.save(folder / "recs.npy", recs)
-    return {"test": str(folder / "test.npz"), "recs": str(folder / "recs.npy"),
-            "shape": f"{shape_text(R)}; a {recs.shape[0]:,} x {TOP_N} table, {test.nnz:,} test items"}
+    return {
+        "test": str(folder / "test.npz"),
+        "recs": str(folder / "recs.npy"),
+        "shape": f"{shape_text(R)}; a {recs.shape[0]:,} x {TOP_N} table, {test.nnz:,} test items",
+    }
 
 
 def measure(contender: str, data: dict[str, Any], threads: int) -> dict[str, Any]:
@@ -72,9 +74,13 @@ def measure(contender: str, data: dict[str, Any], threads: int) -> dict[str, Any
     backend = contender.split(" ", 1)[1]
     ranking_metrics(recs[:100], test[:100], TOP_N, n_threads=threads, backend=backend)  # warm-up
     seconds, cpu, result = suite.timed(
-        lambda: ranking_metrics(recs, test, TOP_N, n_threads=threads, backend=backend))
-    return {"seconds": seconds, "cpu_seconds": cpu,
-            "quality": {f"ndcg@{TOP_N}": round(result["ndcg"], 6), "users": result["n_users"]}}
+        lambda: ranking_metrics(recs, test, TOP_N, n_threads=threads, backend=backend)
+    )
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "quality": {f"ndcg@{TOP_N}": round(result["ndcg"], 6), "users": result["n_users"]},
+    }
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m fastrec.bench metrics") -> int:

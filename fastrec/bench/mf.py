@@ -64,18 +64,19 @@ def rmse(pred: np.ndarray, truth: np.ndarray) -> float:
     return float(np.sqrt(np.mean((np.asarray(pred, dtype=np.float64) - truth) ** 2)))
 
 
-def fastrec_contender(backend: str, threads: int, factors: int, epochs: int,
-                      **params: Any) -> Callable:
+def fastrec_contender(backend: str, threads: int, factors: int, epochs: int, **params: Any) -> Callable:
     from fastrec import MatrixFactorization
 
     def run(train: sp.csr_matrix, test: np.ndarray) -> tuple[float, float]:
-        model = MatrixFactorization(n_factors=factors, n_epochs=epochs, random_state=0, n_threads=threads,
-                                    backend=backend, **params)
+        model = MatrixFactorization(
+            n_factors=factors, n_epochs=epochs, random_state=0, n_threads=threads, backend=backend, **params
+        )
         start = time.perf_counter()
         model.fit(train)
         seconds = time.perf_counter() - start
-        return seconds, rmse(model.predict(test[:, 0].astype(np.int64),
-                                           test[:, 1].astype(np.int64)), test[:, 2])
+        return seconds, rmse(
+            model.predict(test[:, 0].astype(np.int64), test[:, 1].astype(np.int64)), test[:, 2]
+        )
 
     return run
 
@@ -119,8 +120,17 @@ def libmf_contender(threads: int, factors: int, epochs: int) -> Callable | None:
     def run(train: sp.csr_matrix, test: np.ndarray) -> tuple[float, float]:
         coo = train.tocoo()
         data = np.column_stack([coo.row, coo.col, coo.data]).astype(np.float32)
-        engine = libmf.MF(k=factors, nr_threads=threads, nr_iters=epochs, eta=0.1,
-                          lambda_p2=0.1, lambda_q2=0.1, lambda_p1=0.0, lambda_q1=0.0, quiet=True)
+        engine = libmf.MF(
+            k=factors,
+            nr_threads=threads,
+            nr_iters=epochs,
+            eta=0.1,
+            lambda_p2=0.1,
+            lambda_q2=0.1,
+            lambda_p1=0.0,
+            lambda_q1=0.0,
+            quiet=True,
+        )
         start = time.perf_counter()
         engine.fit(data)
         seconds = time.perf_counter() - start
@@ -139,21 +149,33 @@ class _Node(ctypes.Structure):
 
 
 class _Problem(ctypes.Structure):
-    _fields_ = [("m", ctypes.c_int), ("n", ctypes.c_int), ("nnz", ctypes.c_longlong),
-                ("R", ctypes.POINTER(_Node))]
+    _fields_ = [
+        ("m", ctypes.c_int),
+        ("n", ctypes.c_int),
+        ("nnz", ctypes.c_longlong),
+        ("R", ctypes.POINTER(_Node)),
+    ]
 
 
 class _Parameter(ctypes.Structure):
     _fields_ = [(name, ctypes.c_int) for name in ("fun", "k", "nr_threads", "nr_bins", "nr_iters")]
-    _fields_ += [(name, ctypes.c_float) for name in
-                 ("lambda_p1", "lambda_p2", "lambda_q1", "lambda_q2", "eta", "alpha", "c")]
+    _fields_ += [
+        (name, ctypes.c_float)
+        for name in ("lambda_p1", "lambda_p2", "lambda_q1", "lambda_q2", "eta", "alpha", "c")
+    ]
     _fields_ += [(name, ctypes.c_bool) for name in ("do_nmf", "quiet", "copy_data")]
 
 
 class _Model(ctypes.Structure):
-    _fields_ = [("fun", ctypes.c_int), ("m", ctypes.c_int), ("n", ctypes.c_int),
-                ("k", ctypes.c_int), ("b", ctypes.c_float),
-                ("P", ctypes.POINTER(ctypes.c_float)), ("Q", ctypes.POINTER(ctypes.c_float))]
+    _fields_ = [
+        ("fun", ctypes.c_int),
+        ("m", ctypes.c_int),
+        ("n", ctypes.c_int),
+        ("k", ctypes.c_int),
+        ("b", ctypes.c_float),
+        ("P", ctypes.POINTER(ctypes.c_float)),
+        ("Q", ctypes.POINTER(ctypes.c_float)),
+    ]
 
 
 def _native_libmf() -> ctypes.CDLL | None:
@@ -182,8 +204,9 @@ def libmf_native_contender(threads: int, factors: int, epochs: int) -> Callable 
         coo = train.tocoo()
         nodes = np.empty(coo.nnz, dtype=[("u", "<i4"), ("v", "<i4"), ("r", "<f4")])
         nodes["u"], nodes["v"], nodes["r"] = coo.row, coo.col, coo.data
-        problem = _Problem(train.shape[0], train.shape[1], coo.nnz,
-                           nodes.ctypes.data_as(ctypes.POINTER(_Node)))
+        problem = _Problem(
+            train.shape[0], train.shape[1], coo.nnz, nodes.ctypes.data_as(ctypes.POINTER(_Node))
+        )
         param = lib.mf_get_default_param()
         param.k, param.nr_threads, param.nr_iters = factors, threads, epochs
         param.eta, param.lambda_p2, param.lambda_q2 = 0.1, 0.1, 0.1
@@ -214,10 +237,14 @@ def add_arguments(parser: Any) -> None:
     """Options of this benchmark."""
     parser.add_argument("--factors", type=int, default=100, help="factors (default 100)")
     parser.add_argument("--epochs", type=int, default=20, help="epochs (default 20)")
-    parser.add_argument("--surprise-sizes", default="XS,S,M",
-                        help="sizes Surprise runs on (default XS,S,M: it needs minutes on L)")
-    parser.add_argument("--accuracy", action="store_true",
-                        help="run the MovieLens 100K accuracy comparison instead")
+    parser.add_argument(
+        "--surprise-sizes",
+        default="XS,S,M",
+        help="sizes Surprise runs on (default XS,S,M: it needs minutes on L)",
+    )
+    parser.add_argument(
+        "--accuracy", action="store_true", help="run the MovieLens 100K accuracy comparison instead"
+    )
 
 
 def contenders(options: dict[str, Any]) -> list[suite.Contender]:
@@ -240,9 +267,13 @@ def prepare(size: str, folder: Path, options: dict[str, Any]) -> dict[str, Any]:
     train, test = split(R)
     sp.save_npz(folder / "train.npz", train)
     np.save(folder / "test.npy", test)
-    return {"train": str(folder / "train.npz"), "test": str(folder / "test.npy"),
-            "factors": options["factors"], "epochs": options["epochs"],
-            "shape": f"{shape_text(R)}; {train.nnz:,} train, {test.shape[0]:,} test"}
+    return {
+        "train": str(folder / "train.npz"),
+        "test": str(folder / "test.npy"),
+        "factors": options["factors"],
+        "epochs": options["epochs"],
+        "shape": f"{shape_text(R)}; {train.nnz:,} train, {test.shape[0]:,} test",
+    }
 
 
 def measure(contender: str, data: dict[str, Any], threads: int) -> dict[str, Any]:
@@ -268,9 +299,13 @@ def measure(contender: str, data: dict[str, Any], threads: int) -> dict[str, Any
     with blas_threads(threads):
         seconds, error = run(train, test)
     cpu = time.process_time() - cpu  # includes the scoring of the test split
-    return {"seconds": seconds, "cpu_seconds": cpu, "threads": used,
-            "quality": {"test RMSE": round(error, 5)},
-            "work": {"M updates/s": train.nnz * epochs / 1e6}}
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "threads": used,
+        "quality": {"test RMSE": round(error, 5)},
+        "work": {"M updates/s": train.nnz * epochs / 1e6},
+    }
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m fastrec.bench mf") -> int:

@@ -26,8 +26,15 @@ import numpy as np
 from fastrec.bench._common import find_ml100k, format_table, machine_summary
 
 # Surprise's SVD defaults, in fastrec's names (Surprise uses one lr and one reg for all).
-SURPRISE_SETTINGS = {"n_factors": 100, "n_epochs": 20, "lr": 0.005, "reg": 0.02,
-                     "lr_bias": 0.005, "reg_bias": 0.02, "init_std": 0.1}
+SURPRISE_SETTINGS = {
+    "n_factors": 100,
+    "n_epochs": 20,
+    "lr": 0.005,
+    "reg": 0.02,
+    "lr_bias": 0.005,
+    "reg_bias": 0.02,
+    "init_std": 0.1,
+}
 
 
 def load_ml100k(path: Path) -> np.ndarray:
@@ -43,7 +50,7 @@ def splits(table: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     out = []
     for k in range(5):
         test = np.zeros(table.shape[0], dtype=bool)
-        test[20_000 * k: 20_000 * (k + 1)] = True
+        test[20_000 * k : 20_000 * (k + 1)] = True
         out.append((table[~test], table[test]))
     return out
 
@@ -63,8 +70,7 @@ def rmse_fastrec(folds: list[tuple[np.ndarray, np.ndarray]], **params: Any) -> t
     return float(np.mean(errors)), float(np.mean(seconds))
 
 
-def rmse_surprise(folds: list[tuple[np.ndarray, np.ndarray]], **params: Any
-                  ) -> tuple[float, float] | None:
+def rmse_surprise(folds: list[tuple[np.ndarray, np.ndarray]], **params: Any) -> tuple[float, float] | None:
     """The same for Surprise's SVD (``params`` in fastrec's names), or None without Surprise."""
     try:
         import pandas as pd
@@ -75,9 +81,14 @@ def rmse_surprise(folds: list[tuple[np.ndarray, np.ndarray]], **params: Any
     for base, test in folds:
         frame = pd.DataFrame(base, columns=["user", "item", "rating"])
         trainset = Dataset.load_from_df(frame, Reader(rating_scale=(1, 5))).build_full_trainset()
-        algo = SVD(n_factors=params["n_factors"], n_epochs=params["n_epochs"],
-                   lr_all=params["lr"], reg_all=params["reg"], init_std_dev=params["init_std"],
-                   random_state=params.get("random_state", 0))
+        algo = SVD(
+            n_factors=params["n_factors"],
+            n_epochs=params["n_epochs"],
+            lr_all=params["lr"],
+            reg_all=params["reg"],
+            init_std_dev=params["init_std"],
+            random_state=params.get("random_state", 0),
+        )
         start = time.perf_counter()
         algo.fit(trainset)
         seconds.append(time.perf_counter() - start)
@@ -87,8 +98,9 @@ def rmse_surprise(folds: list[tuple[np.ndarray, np.ndarray]], **params: Any
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fastrec.bench mf --accuracy",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m fastrec.bench mf --accuracy", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--data", help="folder holding ml-100k/u.data (default: ../shared/data)")
     parser.add_argument("--threads", type=int, default=None, help="fastrec threads (default: all)")
     parser.add_argument("--seed", type=int, default=0)

@@ -16,8 +16,19 @@ from typing import Any
 from fastrec.bench._common import format_table
 
 # Distributions whose versions the report records when installed.
-PACKAGES = ("numpy", "scipy", "numba", "threadpoolctl", "scikit-learn", "implicit",
-            "sparse-dot-topn", "scikit-surprise", "faiss-cpu", "libmf", "pandas")
+PACKAGES = (
+    "numpy",
+    "scipy",
+    "numba",
+    "threadpoolctl",
+    "scikit-learn",
+    "implicit",
+    "sparse-dot-topn",
+    "scikit-surprise",
+    "faiss-cpu",
+    "libmf",
+    "pandas",
+)
 
 
 @dataclass
@@ -78,9 +89,11 @@ def machine_info(threads: Sequence[int]) -> dict[str, Any]:
 
 def machine_line(machine: dict[str, Any]) -> str:
     """One line: CPU, cores, SIMD, threads."""
-    return (f"{machine['cpu']}; {machine['usable_cores']} usable cores; fastrec "
-            f"{machine['versions']['fastrec']} SIMD {machine['simd']}; threads "
-            f"{', '.join(map(str, machine['threads']))}")
+    return (
+        f"{machine['cpu']}; {machine['usable_cores']} usable cores; fastrec "
+        f"{machine['versions']['fastrec']} SIMD {machine['simd']}; threads "
+        f"{', '.join(map(str, machine['threads']))}"
+    )
 
 
 def _median(values: Sequence[float]) -> float | None:
@@ -112,8 +125,7 @@ def ratios(records: Sequence[dict[str, Any]]) -> dict[tuple[str, int, str], floa
     """(size, threads, contender) -> median time / the reference's median time (same size,
     threads, and under ``--simd`` the same SIMD level)."""
     reference = reference_name(records)
-    medians = {(r["size"], r["threads"], r["contender"]): _median(r["times"]) for r in records
-               if r["times"]}
+    medians = {(r["size"], r["threads"], r["contender"]): _median(r["times"]) for r in records if r["times"]}
     out = {}
     for r in records:
         ref = medians.get((r["size"], r["threads"], _reference_of(r, reference)))
@@ -173,20 +185,32 @@ def section_tables(section: Section) -> str:
             median, best = _median(r["times"]), min(r["times"]) if r["times"] else None
             cpu = _median([c for c in r["cpu_times"] if c is not None])
             key = (size, r["threads"], r["contender"])
-            rows.append([
-                r["contender"], r["threads"],
-                "failed" if median is None else f"{median:.4g}",
-                "-" if best is None else f"{best:.4g}",
-                "-" if cpu is None else f"{cpu:.4g}",
-                f"{ratio[key]:.2f}x" if key in ratio else "-",
-                *[_quality_cell({**r["quality"], **rates(r)}.get(k, "-")) for k in quality_keys],
-                ", ".join(f"{t:.3g}" for t in r["times"]) + (
-                    f" ({len(r['errors'])} failed: {r['errors'][-1]})" if r["errors"] else ""),
-            ])
-        header = ["contender", "threads", f"median {section.unit}", "min", "CPU (median)",
-                  f"time / {reference}", *quality_keys, "all rounds"]
-        parts.append(f"### {size}: {section.size_descriptions.get(size, '')}\n\n"
-                     + format_table(header, rows))
+            rows.append(
+                [
+                    r["contender"],
+                    r["threads"],
+                    "failed" if median is None else f"{median:.4g}",
+                    "-" if best is None else f"{best:.4g}",
+                    "-" if cpu is None else f"{cpu:.4g}",
+                    f"{ratio[key]:.2f}x" if key in ratio else "-",
+                    *[_quality_cell({**r["quality"], **rates(r)}.get(k, "-")) for k in quality_keys],
+                    ", ".join(f"{t:.3g}" for t in r["times"])
+                    + (f" ({len(r['errors'])} failed: {r['errors'][-1]})" if r["errors"] else ""),
+                ]
+            )
+        header = [
+            "contender",
+            "threads",
+            f"median {section.unit}",
+            "min",
+            "CPU (median)",
+            f"time / {reference}",
+            *quality_keys,
+            "all rounds",
+        ]
+        parts.append(
+            f"### {size}: {section.size_descriptions.get(size, '')}\n\n" + format_table(header, rows)
+        )
     return "\n\n".join(parts)
 
 
@@ -221,8 +245,7 @@ def chart(section: Section, path: Path) -> Path:
     positions = {size: k for k, size in enumerate(sizes)}
     for label, values in series.items():  # times span decades across sizes: lines, log scale
         shown = [s for s in sizes if s in values]
-        left.plot([positions[s] for s in shown], [values[s] for s in shown], marker="o",
-                  label=label)
+        left.plot([positions[s] for s in shown], [values[s] for s in shown], marker="o", label=label)
     if series:
         left.set_yscale("log")
     left.set_ylabel(f"median {section.unit} (log scale)")
@@ -230,8 +253,7 @@ def chart(section: Section, path: Path) -> Path:
     for n, (label, values) in enumerate(ratio_series.items()):
         shown = [s for s in sizes if s in values]
         offset = (n - (len(ratio_series) - 1) / 2) * width
-        right.bar([positions[s] + offset for s in shown], [values[s] for s in shown], width,
-                  label=label)
+        right.bar([positions[s] + offset for s in shown], [values[s] for s in shown], width, label=label)
     right.set_ylabel(f"time / {reference_name(section.records)} (lower is faster)")
     for panel in (left, right):
         panel.set_xticks(range(len(sizes)))
@@ -264,8 +286,9 @@ def machine_table(machine: dict[str, Any]) -> str:
     return format_table(["", ""], rows)
 
 
-def markdown(sections: Sequence[Section], machine: dict[str, Any], settings: dict[str, Any],
-             charts: dict[str, str]) -> str:
+def markdown(
+    sections: Sequence[Section], machine: dict[str, Any], settings: dict[str, Any], charts: dict[str, str]
+) -> str:
     """The whole report as Markdown."""
     reference = "fastrec cpp"
     lines = [
@@ -291,8 +314,9 @@ def markdown(sections: Sequence[Section], machine: dict[str, Any], settings: dic
     return "\n".join(lines) + "\n"
 
 
-def write(out: Path, sections: Sequence[Section], machine: dict[str, Any],
-          settings: dict[str, Any]) -> list[Path]:
+def write(
+    out: Path, sections: Sequence[Section], machine: dict[str, Any], settings: dict[str, Any]
+) -> list[Path]:
     """Write the Markdown report, the JSON results and one PNG per section.
 
     Parameters
@@ -315,11 +339,11 @@ def write(out: Path, sections: Sequence[Section], machine: dict[str, Any],
     charts = {}
     try:
         import matplotlib  # noqa: F401
+
         plotting = True
     except ImportError:
         plotting = False
-        print("note: matplotlib is not installed; no charts (pip install matplotlib)",
-              file=sys.stderr)
+        print("note: matplotlib is not installed; no charts (pip install matplotlib)", file=sys.stderr)
     for section in sections:
         if plotting and any(r["times"] for r in section.records):
             png = chart(section, folder / f"{stem}{section.name}.png")
@@ -327,9 +351,15 @@ def write(out: Path, sections: Sequence[Section], machine: dict[str, Any],
             written.append(png)
     report_path.write_text(markdown(sections, machine, settings, charts))
     json_path = folder / f"{stem}results.json"
-    payload = {"machine": machine, "settings": settings,
-               "results": [dict(r, rates=rates(r)) for s in sections for r in s.records],
-               "ratios": [{"kernel": s.name, "size": k[0], "threads": k[1], "contender": k[2],
-                           "time_ratio": v} for s in sections for k, v in ratios(s.records).items()]}
+    payload = {
+        "machine": machine,
+        "settings": settings,
+        "results": [dict(r, rates=rates(r)) for s in sections for r in s.records],
+        "ratios": [
+            {"kernel": s.name, "size": k[0], "threads": k[1], "contender": k[2], "time_ratio": v}
+            for s in sections
+            for k, v in ratios(s.records).items()
+        ],
+    }
     json_path.write_text(json.dumps(payload, indent=1))
     return [report_path, json_path, *written]

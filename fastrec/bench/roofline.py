@@ -66,7 +66,7 @@ CASES = {
 }
 SIZES = {
     "XS": "smoke test (SGEMM at most 1024^2, FMA peaks 0.05 s): KMeans 2,000 x 16, k=16; "
-          "ratings " + RATING_SIZES["XS"],
+    "ratings " + RATING_SIZES["XS"],
     "S": "KMeans 50,000 x 32, k=64; ratings " + RATING_SIZES["S"],
     "M": "KMeans 200,000 x 64, k=256; ratings " + RATING_SIZES["M"],
     "L": "KMeans 200,000 x 64 and 1,000,000 x 32, k=256; ratings " + RATING_SIZES["L"],
@@ -121,8 +121,14 @@ def fma_peak(level: str, threads: int, seconds: float = 0.5) -> dict[str, float]
     flops, checksum, lanes = _cpp.roofline_fma_peak(level, iterations, threads)
     elapsed = time.perf_counter() - start
     accumulators = round(flops / (2.0 * lanes * iterations * threads))
-    return {"seconds": elapsed, "flops": flops, "lanes": lanes, "accumulators": accumulators,
-            "iterations": iterations, "checksum": checksum}
+    return {
+        "seconds": elapsed,
+        "flops": flops,
+        "lanes": lanes,
+        "accumulators": accumulators,
+        "iterations": iterations,
+        "checksum": checksum,
+    }
 
 
 def sgemm(n: int, threads: int) -> dict[str, float]:
@@ -144,7 +150,7 @@ def sgemm(n: int, threads: int) -> dict[str, float]:
         start = time.perf_counter()
         np.matmul(A, B, out=C)
         elapsed = time.perf_counter() - start
-    return {"seconds": elapsed, "flops": 2.0 * n ** 3}
+    return {"seconds": elapsed, "flops": 2.0 * n**3}
 
 
 def stream(kind: str, n: int, threads: int, passes: int = STREAM_PASSES) -> dict[str, float]:
@@ -201,8 +207,10 @@ def kmeans_work(n: int, d: int, k: int) -> tuple[float, float]:
 
 def topn_work(n_users: int, n_items: int, factors: int, nnz: int, n: int) -> tuple[float, float]:
     """(flops, bytes) of top-``n`` for every user: U V^T; U, V, exclusion indices, result."""
-    return (2.0 * n_users * n_items * factors,
-            4.0 * factors * (n_users + n_items) + 4.0 * nnz + 12.0 * n_users * n)
+    return (
+        2.0 * n_users * n_items * factors,
+        4.0 * factors * (n_users + n_items) + 4.0 * nnz + 12.0 * n_users * n,
+    )
 
 
 def cosine_work(R: sp.csr_matrix) -> tuple[float, float]:
@@ -228,8 +236,9 @@ def _time_kmeans(case: dict[str, Any], threads: int) -> tuple[float, float, dict
     iterations = int(case["iterations"])
 
     def fit(n_iter: int) -> tuple[float, float, int]:
-        km = fastrec.KMeans(init.shape[0], init=init, n_init=1, max_iter=n_iter, tol=0.0,
-                            n_threads=threads, backend="cpp")
+        km = fastrec.KMeans(
+            init.shape[0], init=init, n_init=1, max_iter=n_iter, tol=0.0, n_threads=threads, backend="cpp"
+        )
         seconds, cpu, _ = suite.timed(lambda: km.fit(X))
         return seconds, cpu, km.n_iter_
 
@@ -243,8 +252,10 @@ def _time_topn(case: dict[str, Any], threads: int) -> tuple[float, float, dict]:
 
     U, V = np.load(case["u"]), np.load(case["v"])
     seen = sp.load_npz(case["ratings"]).tocsr()
-    run = lambda: fastrec.topn(U, V, TOP_N, exclude=seen, n_threads=threads,  # noqa: E731
-                               backend="cpp")
+
+    def run() -> Any:
+        return fastrec.topn(U, V, TOP_N, exclude=seen, n_threads=threads, backend="cpp")
+
     run()
     seconds, cpu, _ = suite.timed(run)
     return seconds, cpu, {}
@@ -254,8 +265,10 @@ def _time_cosine(case: dict[str, Any], threads: int) -> tuple[float, float, dict
     import fastrec
 
     R = sp.load_npz(case["ratings"]).tocsr()
-    run = lambda: fastrec.cosine_topk(R.T, k=COSINE_K, exclude_self=False,  # noqa: E731
-                                      n_threads=threads, backend="cpp")
+
+    def run() -> Any:
+        return fastrec.cosine_topk(R.T, k=COSINE_K, exclude_self=False, n_threads=threads, backend="cpp")
+
     run()
     seconds, cpu, _ = suite.timed(run)
     return seconds, cpu, {}
@@ -266,10 +279,12 @@ def _time_mf(case: dict[str, Any], threads: int) -> tuple[float, float, dict]:
 
     R = sp.load_npz(case["ratings"]).tocsr()
     epochs = int(case["epochs"])
-    MatrixFactorization(n_factors=8, n_epochs=1, random_state=0, n_threads=threads,
-                        backend="cpp").fit(R)  # warm-up
-    model = MatrixFactorization(n_factors=MF_FACTORS, n_epochs=epochs, random_state=0,
-                                n_threads=threads, backend="cpp")
+    MatrixFactorization(n_factors=8, n_epochs=1, random_state=0, n_threads=threads, backend="cpp").fit(
+        R
+    )  # warm-up
+    model = MatrixFactorization(
+        n_factors=MF_FACTORS, n_epochs=epochs, random_state=0, n_threads=threads, backend="cpp"
+    )
     seconds, cpu, _ = suite.timed(lambda: model.fit(R))
     return seconds / epochs, cpu / epochs, {"epochs": epochs}
 
@@ -302,21 +317,38 @@ def _positive_float(text: str) -> float:
 
 def add_arguments(parser: Any) -> None:
     """Options of this benchmark."""
-    parser.add_argument("--gemm-size", type=_positive_int, default=4096,
-                        help="n of the n x n SGEMM ceiling (default 4096)")
-    parser.add_argument("--coretypes", nargs="*", default=list(CORETYPES),
-                        help="OPENBLAS_CORETYPE settings the SGEMM ceiling runs under; 'default' "
-                             "removes the variable (default: %(default)s; none: inherit it); "
-                             "the fastest is the ceiling")
-    parser.add_argument("--stream-mib", type=_positive_float, default=None,
-                        help="MiB per stream array (default: 4x the last-level cache, "
-                             "at least 64)")
-    parser.add_argument("--peak-seconds", type=_positive_float, default=0.5,
-                        help="duration of each FMA-peak run (default 0.5)")
-    parser.add_argument("--kmeans-iterations", type=_positive_int, default=10,
-                        help="Lloyd iterations timed per KMeans fit (default 10)")
-    parser.add_argument("--mf-epochs", type=_positive_int, default=3,
-                        help="SGD epochs timed per MF fit (default 3)")
+    parser.add_argument(
+        "--gemm-size", type=_positive_int, default=4096, help="n of the n x n SGEMM ceiling (default 4096)"
+    )
+    parser.add_argument(
+        "--coretypes",
+        nargs="*",
+        default=list(CORETYPES),
+        help="OPENBLAS_CORETYPE settings the SGEMM ceiling runs under; 'default' "
+        "removes the variable (default: %(default)s; none: inherit it); "
+        "the fastest is the ceiling",
+    )
+    parser.add_argument(
+        "--stream-mib",
+        type=_positive_float,
+        default=None,
+        help="MiB per stream array (default: 4x the last-level cache, at least 64)",
+    )
+    parser.add_argument(
+        "--peak-seconds",
+        type=_positive_float,
+        default=0.5,
+        help="duration of each FMA-peak run (default 0.5)",
+    )
+    parser.add_argument(
+        "--kmeans-iterations",
+        type=_positive_int,
+        default=10,
+        help="Lloyd iterations timed per KMeans fit (default 10)",
+    )
+    parser.add_argument(
+        "--mf-epochs", type=_positive_int, default=3, help="SGD epochs timed per MF fit (default 3)"
+    )
 
 
 def _kmeans_shape(size: str) -> tuple[int, int, int]:
@@ -344,24 +376,26 @@ def contenders(options: dict[str, Any]) -> list[suite.Contender]:
     """The ceilings (always; they are not peers) and fastrec's C++ kernels."""
     from fastrec._runtime import available_simd_levels
 
-    found = [suite.Contender(f"FMA peak {level}", key=f"fma:{level}")
-             for level in available_simd_levels()]
+    found = [suite.Contender(f"FMA peak {level}", key=f"fma:{level}") for level in available_simd_levels()]
     gemm = "SGEMM (numpy)"
     for coretype in options.get("coretypes") or [None]:
         label = gemm if coretype in (None, "default") else f"{gemm} [{coretype}]"
-        env = {} if coretype is None else {
-            "OPENBLAS_CORETYPE": None if coretype == "default" else coretype}
+        env = {} if coretype is None else {"OPENBLAS_CORETYPE": None if coretype == "default" else coretype}
         found.append(suite.Contender(label, key="sgemm", env=env, blas=True))
     if available_simd_levels():
-        found += [suite.Contender("stream copy", key="stream:copy"),
-                  suite.Contender("stream triad", key="stream:triad")]
+        found += [
+            suite.Contender("stream copy", key="stream:copy"),
+            suite.Contender("stream triad", key="stream:triad"),
+        ]
     if "cpp" in options["backends"]:
         where: dict[tuple[str, str], list[str]] = {}
         for size in CASES:
             for key, label in _kernel_labels(size):
                 where.setdefault((key, label), []).append(size)
-        found += [suite.Contender(label, key=key, sizes=tuple(sizes), peer=False)
-                  for (key, label), sizes in where.items()]
+        found += [
+            suite.Contender(label, key=key, sizes=tuple(sizes), peer=False)
+            for (key, label), sizes in where.items()
+        ]
     return found
 
 
@@ -375,8 +409,12 @@ def prepare(size: str, folder: Path, options: dict[str, Any]) -> dict[str, Any]:
     if size == "XS":  # a smoke test: lighter compute ceilings
         gemm, seconds = min(gemm, 1024), min(seconds, 0.05)
     data: dict[str, Any] = {
-        "shape": SIZES[size], "gemm_size": gemm, "peak_seconds": seconds,
-        "stream_elements": int(mib * (1 << 20) // 4), "kmeans": {}, "work": {},
+        "shape": SIZES[size],
+        "gemm_size": gemm,
+        "peak_seconds": seconds,
+        "stream_elements": int(mib * (1 << 20) // 4),
+        "kmeans": {},
+        "work": {},
     }
     kmeans_sizes, ratings_size = CASES[size]
     for ks in kmeans_sizes:
@@ -385,9 +423,11 @@ def prepare(size: str, folder: Path, options: dict[str, Any]) -> dict[str, Any]:
         init = X[np.random.default_rng(0).choice(n, k, replace=False)]
         np.save(folder / f"x-{ks}.npy", X)
         np.save(folder / f"init-{ks}.npy", init)
-        data["kmeans"][ks] = {"x": str(folder / f"x-{ks}.npy"),
-                              "init": str(folder / f"init-{ks}.npy"),
-                              "iterations": int(options["kmeans_iterations"])}
+        data["kmeans"][ks] = {
+            "x": str(folder / f"x-{ks}.npy"),
+            "init": str(folder / f"init-{ks}.npy"),
+            "iterations": int(options["kmeans_iterations"]),
+        }
         data["work"][f"kmeans:{ks}"] = kmeans_work(n, d, k)
     R = make_size_ratings(ratings_size).tocsr()
     sp.save_npz(folder / "ratings.npz", R, compressed=False)
@@ -395,11 +435,14 @@ def prepare(size: str, folder: Path, options: dict[str, Any]) -> dict[str, Any]:
     U, V = make_factors(n_users, n_items, factors=TOPN_FACTORS)
     np.save(folder / "u.npy", U)
     np.save(folder / "v.npy", V)
-    data["ratings"] = {"ratings": str(folder / "ratings.npz"), "u": str(folder / "u.npy"),
-                       "v": str(folder / "v.npy"), "epochs": int(options["mf_epochs"]),
-                       "shape": shape_text(R)}
-    data["work"][f"topn:{ratings_size}"] = topn_work(R.shape[0], R.shape[1], TOPN_FACTORS,
-                                                     R.nnz, TOP_N)
+    data["ratings"] = {
+        "ratings": str(folder / "ratings.npz"),
+        "u": str(folder / "u.npy"),
+        "v": str(folder / "v.npy"),
+        "epochs": int(options["mf_epochs"]),
+        "shape": shape_text(R),
+    }
+    data["work"][f"topn:{ratings_size}"] = topn_work(R.shape[0], R.shape[1], TOPN_FACTORS, R.nnz, TOP_N)
     data["work"][f"cosine:{ratings_size}"] = cosine_work(R)
     data["work"][f"mf:{ratings_size}"] = mf_work(R.nnz, MF_FACTORS)
     return data
@@ -413,30 +456,49 @@ def measure(contender: str, data: dict[str, Any], threads: int) -> dict[str, Any
         # each round calibrates its own trip count, but a record carries one work
         # figure for all its rounds: report every round as the time of FMA_WORK flops
         scaled = out["seconds"] * FMA_WORK / out["flops"]
-        return {"seconds": scaled, "work": {GFLOPS: FMA_WORK / 1e9},
-                "quality": {"lanes": out["lanes"], "accumulators": out["accumulators"]}}
+        return {
+            "seconds": scaled,
+            "work": {GFLOPS: FMA_WORK / 1e9},
+            "quality": {"lanes": out["lanes"], "accumulators": out["accumulators"]},
+        }
     if what == "sgemm":
         out = sgemm(int(data["gemm_size"]), threads)
-        return {"seconds": out["seconds"], "work": {GFLOPS: out["flops"] / 1e9},
-                "quality": {"n": int(data["gemm_size"]), "BLAS": _blas_kernels()}}
+        return {
+            "seconds": out["seconds"],
+            "work": {GFLOPS: out["flops"] / 1e9},
+            "quality": {"n": int(data["gemm_size"]), "BLAS": _blas_kernels()},
+        }
     if what == "stream":
         out = stream(arg, int(data["stream_elements"]), threads)
-        return {"seconds": out["seconds"], "work": {GBS: out["bytes"] / 1e9},
-                "quality": {"MiB per array": round(int(data["stream_elements"]) * 4 / 2**20)}}
+        return {
+            "seconds": out["seconds"],
+            "work": {GBS: out["bytes"] / 1e9},
+            "quality": {"MiB per array": round(int(data["stream_elements"]) * 4 / 2**20)},
+        }
     case_id = arg.split()[0]  # "M cpp" -> "M"
     case = data["kmeans"][case_id] if what == "kmeans" else data["ratings"]
     seconds, cpu, quality = KERNELS[what](case, threads)
     flops, nbytes = data["work"][f"{what}:{case_id}"]
-    return {"seconds": seconds, "cpu_seconds": cpu, "quality": quality,
-            "work": {GFLOPS: flops / 1e9, GBS: nbytes / 1e9}}
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "quality": quality,
+        "work": {GFLOPS: flops / 1e9, GBS: nbytes / 1e9},
+    }
 
 
 def _blas_kernels() -> str:
     """The BLAS libraries this process loaded and the kernels each picked."""
     from threadpoolctl import threadpool_info
 
-    return "; ".join(f"{i.get('internal_api')} {i.get('architecture')}"
-                     for i in threadpool_info() if i.get("user_api") == "blas") or "-"
+    return (
+        "; ".join(
+            f"{i.get('internal_api')} {i.get('architecture')}"
+            for i in threadpool_info()
+            if i.get("user_api") == "blas"
+        )
+        or "-"
+    )
 
 
 # --- the report: ceilings, fractions, chart ---
@@ -455,7 +517,7 @@ def _rate(record: dict[str, Any], unit: str) -> float | None:
 
 
 def _kind(record: dict[str, Any]) -> str:
-    """"fma", "sgemm", "stream" or "kernel" from a record's contender name."""
+    """ "fma", "sgemm", "stream" or "kernel" from a record's contender name."""
     name = record["contender"]
     if name.startswith("FMA peak "):
         return "fma"
@@ -501,29 +563,43 @@ def fractions(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         fma = {_fma_level(c): _rate(c, GFLOPS) for c in same if _kind(c) == "fma"}
         gemms = [c for c in same if _kind(c) == "sgemm" and _rate(c, GFLOPS)]
         # under --simd the SGEMM of the kernel's own level; else the fastest coretype
-        gemm = next((c for c in gemms if c.get("simd") is not None and c.get("simd") == simd),
-                    None) or max((c for c in gemms if c.get("simd") is None),
-                                 key=lambda c: _rate(c, GFLOPS) or 0.0, default=None)
+        gemm = next((c for c in gemms if c.get("simd") is not None and c.get("simd") == simd), None) or max(
+            (c for c in gemms if c.get("simd") is None), key=lambda c: _rate(c, GFLOPS) or 0.0, default=None
+        )
         triad = next((_rate(c, GBS) for c in same if c["contender"] == "stream triad"), None)
         peak = fma.get(simd) if simd is not None else None
         sgemm_rate = _rate(gemm, GFLOPS) if gemm is not None else None
         gflops, gbs = _rate(r, GFLOPS), _rate(r, GBS)
-        intensity = (r["work"][GFLOPS] / r["work"][GBS]
-                     if r["work"].get(GBS) and r["work"].get(GFLOPS) is not None else None)
+        intensity = (
+            r["work"][GFLOPS] / r["work"][GBS]
+            if r["work"].get(GBS) and r["work"].get(GFLOPS) is not None
+            else None
+        )
         bound = "compute"
         if peak and triad and intensity is not None and intensity < peak / triad:
             bound = "memory"
         roof = min(peak, intensity * triad) if peak and triad and intensity is not None else None
         compute = bound == "compute"
-        out.append({
-            "kernel": r["contender"], "size": r["size"], "threads": r["threads"], "simd": simd,
-            "seconds": _median(r["times"]), "gflops": gflops, "gbs": gbs,
-            "intensity": intensity, "bound": bound,
-            "of_sgemm": gflops / sgemm_rate if compute and gflops and sgemm_rate else None,
-            "of_fma": gflops / peak if compute and gflops and peak else None,
-            "of_stream": gbs / triad if not compute and gbs and triad else None,
-            "fma": peak, "sgemm": sgemm_rate, "triad": triad, "roof": roof,
-        })
+        out.append(
+            {
+                "kernel": r["contender"],
+                "size": r["size"],
+                "threads": r["threads"],
+                "simd": simd,
+                "seconds": _median(r["times"]),
+                "gflops": gflops,
+                "gbs": gbs,
+                "intensity": intensity,
+                "bound": bound,
+                "of_sgemm": gflops / sgemm_rate if compute and gflops and sgemm_rate else None,
+                "of_fma": gflops / peak if compute and gflops and peak else None,
+                "of_stream": gbs / triad if not compute and gbs and triad else None,
+                "fma": peak,
+                "sgemm": sgemm_rate,
+                "triad": triad,
+                "roof": roof,
+            }
+        )
     return out
 
 
@@ -535,8 +611,7 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
 
 
-def tables(records: Sequence[dict[str, Any]], sizes: Sequence[str],
-           size_descriptions: dict[str, str]) -> str:
+def tables(records: Sequence[dict[str, Any]], sizes: Sequence[str], size_descriptions: dict[str, str]) -> str:
     """Markdown: per size, the ceilings measured and each kernel's fractions of them."""
     from fastrec.bench._common import format_table
 
@@ -550,18 +625,52 @@ def tables(records: Sequence[dict[str, Any]], sizes: Sequence[str],
             unit = GBS if _kind(r) == "stream" else GFLOPS
             rate = _rate(r, unit)
             detail = ", ".join(f"{k} {v}" for k, v in r.get("quality", {}).items())
-            ceilings.append([r["contender"], r["threads"], _num(_median(r["times"])),
-                             "failed" if rate is None else f"{rate:.4g} {unit}", detail])
-        kernels = [[f["kernel"], f["threads"], f["simd"] or "-", _num(f["seconds"]),
-                    _num(f["gflops"]), _num(f["gbs"]), _num(f["intensity"]), f["bound"],
-                    _pct(f["of_sgemm"]), _pct(f["of_fma"]), _pct(f["of_stream"])]
-                   for f in rows_by_kernel if f["size"] == size]
+            ceilings.append(
+                [
+                    r["contender"],
+                    r["threads"],
+                    _num(_median(r["times"])),
+                    "failed" if rate is None else f"{rate:.4g} {unit}",
+                    detail,
+                ]
+            )
+        kernels = [
+            [
+                f["kernel"],
+                f["threads"],
+                f["simd"] or "-",
+                _num(f["seconds"]),
+                _num(f["gflops"]),
+                _num(f["gbs"]),
+                _num(f["intensity"]),
+                f["bound"],
+                _pct(f["of_sgemm"]),
+                _pct(f["of_fma"]),
+                _pct(f["of_stream"]),
+            ]
+            for f in rows_by_kernel
+            if f["size"] == size
+        ]
         text = f"### {size}: {size_descriptions.get(size, '')}\n\nCeilings:\n\n" + format_table(
-            ["ceiling", "threads", "median s", "rate", "details"], ceilings)
+            ["ceiling", "threads", "median s", "rate", "details"], ceilings
+        )
         if kernels:
             text += "\n\nKernels:\n\n" + format_table(
-                ["kernel", "threads", "SIMD", "median s", GFLOPS, GBS, "flop/B", "bound",
-                 "of SGEMM", "of FMA peak", "of stream triad"], kernels)
+                [
+                    "kernel",
+                    "threads",
+                    "SIMD",
+                    "median s",
+                    GFLOPS,
+                    GBS,
+                    "flop/B",
+                    "bound",
+                    "of SGEMM",
+                    "of FMA peak",
+                    "of stream triad",
+                ],
+                kernels,
+            )
         parts.append(text)
     return "\n\n".join(parts)
 
@@ -579,13 +688,15 @@ def chart(records: Sequence[dict[str, Any]], path: Path, title: str = TITLE) -> 
     # one panel: the largest size at the most threads (the figures the report leads with)
     size, n_threads = sizes[-1], threads[-1]
     same = [r for r in records if r["size"] == size and r["threads"] == n_threads]
-    shown = [p for p in points if p["size"] == size and p["threads"] == n_threads
-             and p["gflops"] and p["intensity"]]
+    shown = [
+        p
+        for p in points
+        if p["size"] == size and p["threads"] == n_threads and p["gflops"] and p["intensity"]
+    ]
     triad = next((_rate(r, GBS) for r in same if r["contender"] == "stream triad"), None)
     intensities = [p["intensity"] for p in shown] or [1.0]
     # room on the right for the labels of the most intense kernels
-    x = np.logspace(np.log10(min(intensities + [0.05]) / 2),
-                    np.log10(max(intensities + [100.0]) * 30), 200)
+    x = np.logspace(np.log10(min(intensities + [0.05]) / 2), np.log10(max(intensities + [100.0]) * 30), 200)
     fig, ax = plt.subplots(figsize=(9, 6))
     for r in same:
         if _kind(r) in ("fma", "sgemm"):
@@ -598,13 +709,16 @@ def chart(records: Sequence[dict[str, Any]], path: Path, title: str = TITLE) -> 
     if triad:  # the bandwidth slope, up to the highest ceiling
         top = max([_rate(r, GFLOPS) or 0.0 for r in same if _kind(r) in ("fma", "sgemm")] or [0.0])
         slope = x[x * triad <= top] if top else x
-        ax.plot(slope, slope * triad, ":", color="grey", linewidth=1,
-                label=f"stream triad: {triad:.0f} GB/s")
+        ax.plot(slope, slope * triad, ":", color="grey", linewidth=1, label=f"stream triad: {triad:.0f} GB/s")
     for p in shown:
         ax.plot(p["intensity"], p["gflops"], "o", markersize=7)
-        ax.annotate(f"{p['kernel']}" + (f" [{p['simd']}]" if p["simd"] else ""),
-                    (p["intensity"], p["gflops"]), textcoords="offset points", xytext=(6, -3),
-                    fontsize=7)
+        ax.annotate(
+            f"{p['kernel']}" + (f" [{p['simd']}]" if p["simd"] else ""),
+            (p["intensity"], p["gflops"]),
+            textcoords="offset points",
+            xytext=(6, -3),
+            fontsize=7,
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity (flops per byte of the kernel's memory model)")

@@ -140,19 +140,36 @@ def simd_contenders(found: Sequence[Contender], levels: Sequence[str]) -> list[C
             continue
         for level in levels:
             if not contender.peer:
-                out.append(Contender(f"{contender.name} [{level}]", key=contender.dispatch,
-                                     env={**contender.env, "FASTREC_SIMD": level},
-                                     sizes=contender.sizes, peer=False, simd=level))
+                out.append(
+                    Contender(
+                        f"{contender.name} [{level}]",
+                        key=contender.dispatch,
+                        env={**contender.env, "FASTREC_SIMD": level},
+                        sizes=contender.sizes,
+                        peer=False,
+                        simd=level,
+                    )
+                )
                 continue
             if (contender.dispatch, level) in seen:
                 continue
             seen.add((contender.dispatch, level))
             coretype = SIMD_CORETYPES[level]
-            out.append(Contender(f"{contender.dispatch} [{level}: {coretype}]",
-                                 key=contender.dispatch,
-                                 env={**contender.env, "OPENBLAS_CORETYPE": coretype,
-                                      "FAISS_SIMD_LEVEL": SIMD_FAISS_LEVELS[level]},
-                                 sizes=contender.sizes, peer=True, blas=True, simd=level))
+            out.append(
+                Contender(
+                    f"{contender.dispatch} [{level}: {coretype}]",
+                    key=contender.dispatch,
+                    env={
+                        **contender.env,
+                        "OPENBLAS_CORETYPE": coretype,
+                        "FAISS_SIMD_LEVEL": SIMD_FAISS_LEVELS[level],
+                    },
+                    sizes=contender.sizes,
+                    peer=True,
+                    blas=True,
+                    simd=level,
+                )
+            )
     return out
 
 
@@ -206,15 +223,14 @@ def worker_env(contender: Contender, base: dict[str, str] | None = None) -> dict
     return env
 
 
-def _measure_in_subprocess(bench_module: str, contender: Contender, data: dict, threads: int,
-                           timeout: float | None) -> dict:
+def _measure_in_subprocess(
+    bench_module: str, contender: Contender, data: dict, threads: int, timeout: float | None
+) -> dict:
     env = worker_env(contender)
-    spec = {"module": bench_module, "contender": contender.dispatch, "data": data,
-            "threads": threads}
+    spec = {"module": bench_module, "contender": contender.dispatch, "data": data, "threads": threads}
     cmd = [sys.executable, "-m", "fastrec.bench.suite", json.dumps(spec)]
     try:
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False,
-                              timeout=timeout)
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:g} s"}
     if done.returncode != 0:
@@ -264,13 +280,16 @@ def run(
                 for round_ in range(repeats):
                     shift = round_ % max(len(active), 1)
                     for contender in active[shift:] + active[:shift]:
-                        out = _measure_in_subprocess(bench.__name__, contender, data, n_threads,
-                                                     timeout)
+                        out = _measure_in_subprocess(bench.__name__, contender, data, n_threads, timeout)
                         record = by_name[contender.name]
                         if "error" in out:
                             record["errors"].append(out["error"])
-                            print(f"  {name} {size} {n_threads} thr round {round_ + 1}: "
-                                  f"{contender.name} FAILED: {out['error']}", file=log, flush=True)
+                            print(
+                                f"  {name} {size} {n_threads} thr round {round_ + 1}: "
+                                f"{contender.name} FAILED: {out['error']}",
+                                file=log,
+                                flush=True,
+                            )
                             continue
                         record["times"].append(out["seconds"])
                         record["cpu_times"].append(out.get("cpu_seconds"))
@@ -279,18 +298,32 @@ def run(
                         record["threads"] = out.get("threads", n_threads)
                         if not contender.peer:
                             record["simd"] = out.get("simd", contender.simd)
-                        print(f"  {name} {size} {n_threads} thr round {round_ + 1}: "
-                              f"{contender.name} {out['seconds']:.4g} s", file=log, flush=True)
+                        print(
+                            f"  {name} {size} {n_threads} thr round {round_ + 1}: "
+                            f"{contender.name} {out['seconds']:.4g} s",
+                            file=log,
+                            flush=True,
+                        )
                 records.extend(by_name.values())
     return records
 
 
 def _record(kernel: str, size: str, data: dict, contender: Contender, threads: int) -> dict:
-    return {"kernel": kernel, "size": size, "shape": data.get("shape", ""),
-            "contender": contender.name, "peer": contender.peer, "threads": threads,
-            "times": [], "cpu_times": [], "quality": {}, "work": {}, "errors": [],
-            "simd": contender.simd,
-            "openblas_coretype": worker_env(contender).get("OPENBLAS_CORETYPE")}
+    return {
+        "kernel": kernel,
+        "size": size,
+        "shape": data.get("shape", ""),
+        "contender": contender.name,
+        "peer": contender.peer,
+        "threads": threads,
+        "times": [],
+        "cpu_times": [],
+        "quality": {},
+        "work": {},
+        "errors": [],
+        "simd": contender.simd,
+        "openblas_coretype": worker_env(contender).get("OPENBLAS_CORETYPE"),
+    }
 
 
 # --- command line ---------------------------------------------------------------------
@@ -306,27 +339,54 @@ def _split_list(values: Sequence[str] | None) -> list[str]:
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """The options every benchmark (and ``all``) takes."""
-    parser.add_argument("--size", "--sizes", dest="sizes", nargs="+", metavar="SIZE",
-                        help="sizes to run, e.g. S or S,M,L (default: the benchmark's defaults)")
-    parser.add_argument("--threads", nargs="+", metavar="N",
-                        help="thread counts, e.g. 2 or 1,2 (default: every usable core)")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="rounds; each runs every contender once (default 3)")
-    parser.add_argument("--backends", nargs="+", metavar="BACKEND",
-                        help="fastrec backends, e.g. cpp,numba (default: the compiled ones)")
-    parser.add_argument("--peers", action=argparse.BooleanOptionalAction, default=True,
-                        help="also run the installed peer libraries (default: yes)")
-    parser.add_argument("--out", type=Path,
-                        help="folder for report.md, results.json and PNG charts (a path ending "
-                             "in .md names the report itself)")
-    parser.add_argument("--timeout", type=float, default=3600.0,
-                        help="seconds one measurement may take before it counts as failed")
-    parser.add_argument("--simd", nargs="+", metavar="LEVEL",
-                        help="run fastrec at each SIMD level, e.g. avx2,avx512 (baseline, avx2, "
-                             "avx512; each in its own process through FASTREC_SIMD), and the "
-                             "OpenBLAS peers under the matching OPENBLAS_CORETYPE "
-                             "(Nehalem, Haswell, SkylakeX); default: the machine's widest level "
-                             "and each benchmark's own coretypes")
+    parser.add_argument(
+        "--size",
+        "--sizes",
+        dest="sizes",
+        nargs="+",
+        metavar="SIZE",
+        help="sizes to run, e.g. S or S,M,L (default: the benchmark's defaults)",
+    )
+    parser.add_argument(
+        "--threads", nargs="+", metavar="N", help="thread counts, e.g. 2 or 1,2 (default: every usable core)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="rounds; each runs every contender once (default 3)"
+    )
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        metavar="BACKEND",
+        help="fastrec backends, e.g. cpp,numba (default: the compiled ones)",
+    )
+    parser.add_argument(
+        "--peers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the installed peer libraries (default: yes)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="folder for report.md, results.json and PNG charts (a path ending "
+        "in .md names the report itself)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=3600.0,
+        help="seconds one measurement may take before it counts as failed",
+    )
+    parser.add_argument(
+        "--simd",
+        nargs="+",
+        metavar="LEVEL",
+        help="run fastrec at each SIMD level, e.g. avx2,avx512 (baseline, avx2, "
+        "avx512; each in its own process through FASTREC_SIMD), and the "
+        "OpenBLAS peers under the matching OPENBLAS_CORETYPE "
+        "(Nehalem, Haswell, SkylakeX); default: the machine's widest level "
+        "and each benchmark's own coretypes",
+    )
 
 
 def module_options(bench: ModuleType, args: argparse.Namespace | None) -> dict[str, Any]:
@@ -362,8 +422,11 @@ def main(names: Sequence[str], argv: Sequence[str], prog: str) -> int:
     single = len(names) == 1
     bench_modules = {name: module(name) for name in names}
     first = bench_modules[names[0]]
-    description = (first.__doc__ or "").split("\n\n")[0].replace("``", "") if single else \
-        f"every registered benchmark in turn: {', '.join(names)}"
+    description = (
+        (first.__doc__ or "").split("\n\n")[0].replace("``", "")
+        if single
+        else f"every registered benchmark in turn: {', '.join(names)}"
+    )
     parser = Parser(prog=prog, description=description)
     add_common_arguments(parser)
     if single and hasattr(first, "add_arguments"):
@@ -392,8 +455,11 @@ def main(names: Sequence[str], argv: Sequence[str], prog: str) -> int:
         if level not in SIMD_LEVELS:
             _error(parser, f"--simd: {level!r} is not one of {', '.join(SIMD_LEVELS)}")
         if level not in available_simd_levels():
-            _error(parser, f"--simd: this CPU cannot run {level!r}; it runs "
-                           f"{', '.join(available_simd_levels()) or 'no compiled level'}")
+            _error(
+                parser,
+                f"--simd: this CPU cannot run {level!r}; it runs "
+                f"{', '.join(available_simd_levels()) or 'no compiled level'}",
+            )
 
     plan = []
     for name, bench in bench_modules.items():
@@ -403,8 +469,9 @@ def main(names: Sequence[str], argv: Sequence[str], prog: str) -> int:
         if requested_sizes:
             sizes = requested_sizes
         else:  # the defaults that exist here (e.g. MovieLens only when it is on this machine)
-            defaults = (bench.default_sizes(options) if hasattr(bench, "default_sizes")
-                        else bench.DEFAULT_SIZES)
+            defaults = (
+                bench.default_sizes(options) if hasattr(bench, "default_sizes") else bench.DEFAULT_SIZES
+            )
             sizes = [s for s in defaults if s in available]
         unknown = [s for s in sizes if s not in available]
         if unknown and single:
@@ -422,17 +489,26 @@ def main(names: Sequence[str], argv: Sequence[str], prog: str) -> int:
             print(f"{name}: skipped (no size among {requested_sizes})", file=sys.stderr)
             continue
         contenders = [c.name for c in contenders_of(bench, options)]
-        print(f"# {bench.TITLE}: {', '.join(contenders)}; sizes {', '.join(sizes)}; "
-              f"threads {', '.join(map(str, threads))}; {args.repeats} rounds", flush=True)
+        print(
+            f"# {bench.TITLE}: {', '.join(contenders)}; sizes {', '.join(sizes)}; "
+            f"threads {', '.join(map(str, threads))}; {args.repeats} rounds",
+            flush=True,
+        )
         found = run(name, sizes, threads, args.repeats, options, timeout=args.timeout)
         records += found
-        section = report.Section(name, bench.TITLE, bench.UNIT, _summary(bench), sizes,
-                                 {s: available[s] for s in sizes}, found)
+        section = report.Section(
+            name, bench.TITLE, bench.UNIT, _summary(bench), sizes, {s: available[s] for s in sizes}, found
+        )
         sections.append(section)
         print(report.section_tables(section), flush=True)
-    settings = {"benchmarks": [n for n, _, s, _, _ in plan if s], "threads": threads,
-                "repeats": args.repeats, "peers": args.peers,
-                "backends": fastrec_backends(backends), "simd": simd}
+    settings = {
+        "benchmarks": [n for n, _, s, _, _ in plan if s],
+        "threads": threads,
+        "repeats": args.repeats,
+        "peers": args.peers,
+        "backends": fastrec_backends(backends),
+        "simd": simd,
+    }
     if args.out is not None:
         written = report.write(args.out, sections, machine, settings)
         print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)

@@ -57,8 +57,9 @@ NUMPY_BLOCK = 2048  # users per BLAS call of the numpy contender
 Run = Callable[[], tuple[np.ndarray, np.ndarray]]
 
 
-def make_factors(n_users: int, n_items: int, factors: int = FACTORS,
-                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def make_factors(
+    n_users: int, n_items: int, factors: int = FACTORS, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Random user and item factors, N(0, 0.1^2).
 
     Returns
@@ -136,9 +137,16 @@ CONTENDERS = {  # dispatch key -> (U, V, seen, n, threads) -> Run
 PEERS = {"implicit": "implicit", "numpy": "numpy"}  # peer -> module that must be installed
 
 
-def agreement(U: np.ndarray, V: np.ndarray, seen: sp.csr_matrix, sample: np.ndarray,
-              ids: np.ndarray, n: int, scores: np.ndarray | None = None,
-              rel_tol: float = 1e-5) -> tuple[float, int]:
+def agreement(
+    U: np.ndarray,
+    V: np.ndarray,
+    seen: sp.csr_matrix,
+    sample: np.ndarray,
+    ids: np.ndarray,
+    n: int,
+    scores: np.ndarray | None = None,
+    rel_tol: float = 1e-5,
+) -> tuple[float, int]:
     """(precision, seen items returned) of the lists ``ids`` of the users ``sample``.
 
     Parameters
@@ -176,8 +184,7 @@ def agreement(U: np.ndarray, V: np.ndarray, seen: sp.csr_matrix, sample: np.ndar
     expected = np.minimum(n, S.shape[1] - mask.sum(axis=1))
     ranked = -np.sort(-np.where(mask, -np.inf, S), axis=1)
     # the exact k-th best unseen score, k = expected; +inf where nothing is expected
-    nth = np.where(expected > 0, ranked[np.arange(sample.size), np.maximum(expected - 1, 0)],
-                   np.inf)[:, None]
+    nth = np.where(expected > 0, ranked[np.arange(sample.size), np.maximum(expected - 1, 0)], np.inf)[:, None]
     got = np.asarray(ids, dtype=np.int64)
     valid = got >= 0
     if scores is not None:
@@ -196,8 +203,14 @@ def _blas_kernels() -> str:
     """The BLAS libraries this process loaded and the kernels each picked."""
     from threadpoolctl import threadpool_info
 
-    return "; ".join(f"{i.get('internal_api')} {i.get('architecture')}"
-                     for i in threadpool_info() if i.get("user_api") == "blas") or "-"
+    return (
+        "; ".join(
+            f"{i.get('internal_api')} {i.get('architecture')}"
+            for i in threadpool_info()
+            if i.get("user_api") == "blas"
+        )
+        or "-"
+    )
 
 
 # --- the suite interface ---
@@ -216,11 +229,21 @@ def _positive(text: str) -> int:
 def add_arguments(parser: Any) -> None:
     """Options of this benchmark."""
     parser.add_argument("--n", type=_positive, default=TOP_N, help="items per user (default 10)")
-    parser.add_argument("--check-sample", "--sample", dest="check_sample", type=_positive, default=300,
-                        help="users whose lists are checked against exact scores (default 300)")
-    parser.add_argument("--coretypes", nargs="*", default=list(CORETYPES),
-                        help="OPENBLAS_CORETYPE settings the peers run under; 'default' removes "
-                             "the variable (default: %(default)s; none: inherit it)")
+    parser.add_argument(
+        "--check-sample",
+        "--sample",
+        dest="check_sample",
+        type=_positive,
+        default=300,
+        help="users whose lists are checked against exact scores (default 300)",
+    )
+    parser.add_argument(
+        "--coretypes",
+        nargs="*",
+        default=list(CORETYPES),
+        help="OPENBLAS_CORETYPE settings the peers run under; 'default' removes "
+        "the variable (default: %(default)s; none: inherit it)",
+    )
 
 
 def contenders(options: dict[str, Any]) -> list[suite.Contender]:
@@ -247,11 +270,17 @@ def prepare(size: str, folder: Path, options: dict[str, Any]) -> dict[str, Any]:
     np.save(folder / "v.npy", V)
     sp.save_npz(folder / "seen.npz", seen)
     n_users = seen.shape[0]
-    sample = np.sort(np.random.default_rng(1).choice(
-        n_users, min(options["check_sample"], n_users), replace=False))
-    return {"u": str(folder / "u.npy"), "v": str(folder / "v.npy"),
-            "seen": str(folder / "seen.npz"), "n": options["n"], "sample": sample.tolist(),
-            "shape": f"{shape_text(seen)} (excluded); f={FACTORS}, top-{options['n']}"}
+    sample = np.sort(
+        np.random.default_rng(1).choice(n_users, min(options["check_sample"], n_users), replace=False)
+    )
+    return {
+        "u": str(folder / "u.npy"),
+        "v": str(folder / "v.npy"),
+        "seen": str(folder / "seen.npz"),
+        "n": options["n"],
+        "sample": sample.tolist(),
+        "shape": f"{shape_text(seen)} (excluded); f={FACTORS}, top-{options['n']}",
+    }
 
 
 def measure(contender: str, data: dict[str, Any], threads: int) -> dict[str, Any]:
@@ -263,13 +292,18 @@ def measure(contender: str, data: dict[str, Any], threads: int) -> dict[str, Any
     run()
     seconds, cpu, (ids, scores) = suite.timed(run)
     sample = np.asarray(data["sample"], dtype=np.int64)
-    precision, seen_returned = agreement(U, V, seen, sample, np.asarray(ids)[sample], n,
-                                         np.asarray(scores)[sample])
+    precision, seen_returned = agreement(
+        U, V, seen, sample, np.asarray(ids)[sample], n, np.asarray(scores)[sample]
+    )
     quality: dict[str, Any] = {"precision": round(precision, 4), "seen returned": seen_returned}
     if not contender.startswith("fastrec "):  # fastrec does not call a BLAS here
         quality["BLAS"] = _blas_kernels()
-    return {"seconds": seconds, "cpu_seconds": cpu, "quality": quality,
-            "work": {"GFLOP/s": 2.0 * U.shape[0] * V.shape[0] * U.shape[1] / 1e9}}
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "quality": quality,
+        "work": {"GFLOP/s": 2.0 * U.shape[0] * V.shape[0] * U.shape[1] / 1e9},
+    }
 
 
 def main(argv: list[str] | None = None, prog: str = "python -m fastrec.bench topn") -> int:

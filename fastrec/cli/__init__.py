@@ -18,19 +18,28 @@ COMMANDS = ("demo", "fit", "recommend", "bench", "info")
 # Exceptions that mean the input or the options were wrong, not that fastrec failed:
 # bad values and files, unknown ids (UnknownIdError is a KeyError), SGD divergence on the
 # data (DivergenceError is a FloatingPointError), sizes too large for the machine.
-USER_ERRORS = (CliError, ValueError, TypeError, OSError, KeyError, ImportError,
-               FloatingPointError, OverflowError, MemoryError)
+USER_ERRORS = (
+    CliError,
+    ValueError,
+    TypeError,
+    OSError,
+    KeyError,
+    ImportError,
+    FloatingPointError,
+    OverflowError,
+    MemoryError,
+)
 
 
 def build_parser() -> Parser:
     """The parser of every subcommand."""
     import importlib
 
-    parser = Parser(prog="fastrec", description="fast recommender kernels: "
-                                                "`fastrec COMMAND --help` for each command")
+    parser = Parser(
+        prog="fastrec", description="fast recommender kernels: `fastrec COMMAND --help` for each command"
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                                     parser_class=Parser)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
     for name in COMMANDS:
         importlib.import_module(f"fastrec.cli.{name}").add_parser(commands)
     return parser
@@ -45,8 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] == "bench":  # the benchmark modules parse their own options
         from fastrec.bench.__main__ import main as bench_main
 
-        return _guarded(lambda: bench_main(argv[1:] or ["all"], prog="fastrec bench"),
-                        "fastrec bench", debug)
+        return _guarded(lambda: bench_main(argv[1:] or ["all"], prog="fastrec bench"), "fastrec bench", debug)
     args = build_parser().parse_args(argv)
     return _guarded(lambda: args.handler(args), f"fastrec {args.command}", debug)
 
@@ -64,8 +72,10 @@ def _guarded(call, prog: str, debug: bool) -> int:
             raise
         message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
         if isinstance(exc, MemoryError):
-            message = ("not enough memory for what was asked (a size or count too large for this "
-                       f"machine){': ' + message if message else ''}")
+            message = (
+                "not enough memory for what was asked (a size or count too large for this "
+                f"machine){': ' + message if message else ''}"
+            )
         return fail(prog, message or type(exc).__name__)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

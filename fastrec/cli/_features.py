@@ -23,15 +23,23 @@ TAG_SEPARATOR = "|"
 def add_feature_arguments(parser: argparse.ArgumentParser) -> None:
     """Options that say where the item features of ``--model content`` come from."""
     group = parser.add_argument_group("item features (--model content)")
-    group.add_argument("--features", metavar="FILE",
-                       help="item features (CSV, TSV or Parquet): one row per item, an item id "
-                            "column and feature columns; numbers are used as they are, text as "
-                            "'|'-separated tags such as genres (default for MovieLens: its genres)")
-    group.add_argument("--feature-item-col", metavar="COL",
-                       help="column of the item ids in --features (default: found by name, "
-                            "e.g. item, item_id, movieId)")
-    group.add_argument("--feature-cols", metavar="COL,COL",
-                       help="feature columns of --features (default: every other column)")
+    group.add_argument(
+        "--features",
+        metavar="FILE",
+        help="item features (CSV, TSV or Parquet): one row per item, an item id "
+        "column and feature columns; numbers are used as they are, text as "
+        "'|'-separated tags such as genres (default for MovieLens: its genres)",
+    )
+    group.add_argument(
+        "--feature-item-col",
+        metavar="COL",
+        help="column of the item ids in --features (default: found by name, e.g. item, item_id, movieId)",
+    )
+    group.add_argument(
+        "--feature-cols",
+        metavar="COL,COL",
+        help="feature columns of --features (default: every other column)",
+    )
 
 
 def _read(path: Path) -> Any:
@@ -70,8 +78,9 @@ def _column_features(values: Any, name: str) -> tuple[sp.csr_matrix, list[str]]:
     return sp.csr_matrix(tags.to_numpy(dtype=np.float32)), [f"{name}={t}" for t in tags.columns]
 
 
-def from_table(path: str | Path, item_col: str | None, feature_cols: str | None
-               ) -> tuple[sp.csr_matrix, np.ndarray, str]:
+def from_table(
+    path: str | Path, item_col: str | None, feature_cols: str | None
+) -> tuple[sp.csr_matrix, np.ndarray, str]:
     """(items x features CSR, item id of every row, one-line description) of a features file."""
     from fastrec import _validation as V
     from fastrec.datasets._checks import pick_column
@@ -88,8 +97,9 @@ def from_table(path: str | Path, item_col: str | None, feature_cols: str | None
         chosen = [c.strip() for c in feature_cols.split(",") if c.strip()]
         missing = [c for c in chosen if c not in columns]
         if missing:
-            raise CliError(f"--feature-cols: {missing[0]!r} is not a column of {source}; its "
-                           f"columns are {columns}")
+            raise CliError(
+                f"--feature-cols: {missing[0]!r} is not a column of {source}; its columns are {columns}"
+            )
         if item in chosen:
             raise CliError(f"--feature-cols names the item id column {item!r}")
     else:
@@ -111,11 +121,16 @@ def from_genres(data: Any) -> tuple[sp.csr_matrix, np.ndarray, str]:
     """The genres of an Interactions' item table (MovieLens) as 0/1 features."""
     items = data.items
     if items is None or "genres" not in items.columns:
-        raise CliError("--model content needs item features: pass --features FILE (one row per "
-                       "item: an item id column and feature columns)")
+        raise CliError(
+            "--model content needs item features: pass --features FILE (one row per "
+            "item: an item id column and feature columns)"
+        )
     features, names = _column_features(items["genres"], "genres")
-    return features, data.item_ids, (f"{features.shape[0]:,} items x {features.shape[1]:,} genres "
-                                     "of the MovieLens item table")
+    return (
+        features,
+        data.item_ids,
+        (f"{features.shape[0]:,} items x {features.shape[1]:,} genres of the MovieLens item table"),
+    )
 
 
 def load(args: argparse.Namespace, data: Any) -> dict[str, Any]:
@@ -126,9 +141,10 @@ def load(args: argparse.Namespace, data: Any) -> dict[str, Any]:
         features, ids, about = from_genres(data)
     known = np.isin(ids, data.item_ids)
     if not known.any():
-        raise CliError(f"none of the {ids.size:,} item ids of the features appears in the "
-                       f"ratings (features ids look like {ids[:3].tolist()}, ratings ids like "
-                       f"{data.item_ids[:3].tolist()}); check --feature-item-col")
-    print(f"features: {about}; {int(known.sum()):,} of {data.n_items:,} rated items have a row",
-          flush=True)
+        raise CliError(
+            f"none of the {ids.size:,} item ids of the features appears in the "
+            f"ratings (features ids look like {ids[:3].tolist()}, ratings ids like "
+            f"{data.item_ids[:3].tolist()}); check --feature-item-col"
+        )
+    print(f"features: {about}; {int(known.sum()):,} of {data.n_items:,} rated items have a row", flush=True)
     return {"features": features, "item_ids": ids}

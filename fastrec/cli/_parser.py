@@ -30,8 +30,7 @@ def threads(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     if value > max_threads():
-        print(f"note: --threads {value} is more than fastrec runs; using {max_threads()}",
-              file=sys.stderr)
+        print(f"note: --threads {value} is more than fastrec runs; using {max_threads()}", file=sys.stderr)
     return min(value, max_threads())
 
 

@@ -17,9 +17,12 @@ def add_parser(commands: Any) -> None:
 
     names = ", ".join([*sorted(BENCHMARKS), "all"])
     parser = commands.add_parser(
-        "bench", help=f"side-by-side benchmarks against peers ({names})",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-        add_help=False)
+        "bench",
+        help=f"side-by-side benchmarks against peers ({names})",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=False,
+    )
     parser.add_argument("rest", nargs=argparse.REMAINDER)
     parser.set_defaults(handler=run)
 

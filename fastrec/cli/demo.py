@@ -74,7 +74,7 @@ class Story:
 
 def _rmse_mae(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     error = np.asarray(pred, dtype=np.float64) - truth
-    return float(np.sqrt(np.mean(error ** 2))), float(np.mean(np.abs(error)))
+    return float(np.sqrt(np.mean(error**2))), float(np.mean(np.abs(error)))
 
 
 # --- sections -------------------------------------------------------------------------
@@ -87,15 +87,22 @@ def data_section(story: Story) -> None:
     popularity = np.bincount(data.matrix.indices, minlength=data.n_items)
     story.print(story.extras.get("described", repr(data)))
     if story.counts:
-        skipped = ", ".join(str(number) for number, (_, section) in enumerate(SECTIONS, 1)
-                            if section in RATING_SECTIONS)
-        story.print(f"note: {story.counts}. The demo weighs each interaction by log(1 + value) "
-                    f"and skips the parts that model rating values ({skipped}).")
-    story.print(f"{story.noun} per user: median {int(np.median(counts))}, max {counts.max():,}; "
-                f"{story.noun} per item: median {int(np.median(popularity))}, max "
-                f"{popularity.max():,} (a long tail)")
-    story.print(f"held out {test.nnz:,} {story.noun} ({100 * test.nnz / data.nnz:.0f}%, at random) "
-                f"for testing; training on {train.nnz:,}")
+        skipped = ", ".join(
+            str(number) for number, (_, section) in enumerate(SECTIONS, 1) if section in RATING_SECTIONS
+        )
+        story.print(
+            f"note: {story.counts}. The demo weighs each interaction by log(1 + value) "
+            f"and skips the parts that model rating values ({skipped})."
+        )
+    story.print(
+        f"{story.noun} per user: median {int(np.median(counts))}, max {counts.max():,}; "
+        f"{story.noun} per item: median {int(np.median(popularity))}, max "
+        f"{popularity.max():,} (a long tail)"
+    )
+    story.print(
+        f"held out {test.nnz:,} {story.noun} ({100 * test.nnz / data.nnz:.0f}%, at random) "
+        f"for testing; training on {train.nnz:,}"
+    )
 
 
 def neighbours_section(story: Story) -> None:
@@ -106,13 +113,17 @@ def neighbours_section(story: Story) -> None:
     start = time.perf_counter()
     neighbours = fastrec.cosine_topk(story.train.matrix.T, k=k)
     elapsed = time.perf_counter() - start
-    story.print(f"cosine_topk(R.T, k={k}): {neighbours.nnz:,} neighbour pairs of "
-                f"{story.data.n_items:,} items in {elapsed:.3f} s")
+    story.print(
+        f"cosine_topk(R.T, k={k}): {neighbours.nnz:,} neighbour pairs of "
+        f"{story.data.n_items:,} items in {elapsed:.3f} s"
+    )
     popularity = np.bincount(story.train.matrix.indices, minlength=story.data.n_items)
     for item in np.argsort(-popularity, kind="stable")[: story.args.show]:
         row = slice(neighbours.indptr[item], neighbours.indptr[item + 1])
-        similar = [f"{story.label(j)} ({s:.2f})" for j, s in
-                   zip(neighbours.indices[row][:3], neighbours.data[row][:3])]
+        similar = [
+            f"{story.label(j)} ({s:.2f})"
+            for j, s in zip(neighbours.indices[row][:3], neighbours.data[row][:3])
+        ]
         story.print(f"  {story.label(item)} [{popularity[item]:,} {story.noun}]")
         story.wrap("-> ", similar)
 
@@ -123,23 +134,28 @@ def mf_section(story: Story) -> None:
     from fastrec import _runtime
 
     args = story.args
-    model = fastrec.MatrixFactorization(n_factors=args.factors, n_epochs=args.epochs,
-                                        random_state=args.seed,
-                                        # verbose=None (a bar only on a terminal) is documented;
-                                        # the annotation of MatrixFactorization says bool only
-                                        verbose=False if args.quiet else None)  # type: ignore[arg-type]
+    model = fastrec.MatrixFactorization(
+        n_factors=args.factors,
+        n_epochs=args.epochs,
+        random_state=args.seed,
+        verbose=False if args.quiet else None,  # None: a progress bar only on a terminal
+    )
     start = time.perf_counter()
     model.fit(story.train, validation=story.test)
     elapsed = time.perf_counter() - start
     story.model = model
     history = model.history_
     updates = story.train.nnz * model.epochs_trained_ / elapsed / 1e6
-    story.print(f"MatrixFactorization(n_factors={args.factors}, n_epochs={args.epochs}): "
-                f"{elapsed:.2f} s ({updates:.1f} M updates/s incl. validation, backend "
-                f"{_runtime.resolve_backend(model.backend)})")
-    story.print(f"  train RMSE {history['train_rmse'][0]:.4f} after epoch 1 -> "
-                f"{history['train_rmse'][-1]:.4f} after epoch {model.epochs_trained_}; "
-                f"validation RMSE {history['valid_rmse'][-1]:.4f}")
+    story.print(
+        f"MatrixFactorization(n_factors={args.factors}, n_epochs={args.epochs}): "
+        f"{elapsed:.2f} s ({updates:.1f} M updates/s incl. validation, backend "
+        f"{_runtime.resolve_backend(model.backend)})"
+    )
+    story.print(
+        f"  train RMSE {history['train_rmse'][0]:.4f} after epoch 1 -> "
+        f"{history['train_rmse'][-1]:.4f} after epoch {model.epochs_trained_}; "
+        f"validation RMSE {history['valid_rmse'][-1]:.4f}"
+    )
 
 
 def rating_metrics_section(story: Story) -> None:
@@ -173,28 +189,43 @@ def ranking_metrics_section(story: Story) -> None:
     knn.fit(story.train)
     fit_seconds = time.perf_counter() - start
     story.extras["itemknn"] = knn
-    rows = [(f"MF ({story.args.factors} factors)", story.model, None),
-            (f"ItemKNN (k={k})", knn, fit_seconds)]
+    rows = [(f"MF ({story.args.factors} factors)", story.model, None), (f"ItemKNN (k={k})", knn, fit_seconds)]
     rows = [row for row in rows if row[1] is not None]  # MF is skipped on play counts
-    columns = [("precision", "prec"), ("recall", "recall"), ("ndcg", "NDCG"), ("map", "MAP"),
-               ("hit_rate", "hit")]
-    story.print(f"{'model':22s}" + "".join(f"{f'{label}@{n}':>10s}" for _, label in columns)
-                + f"{'coverage':>10s}{'seconds':>9s}")
+    columns = [
+        ("precision", "prec"),
+        ("recall", "recall"),
+        ("ndcg", "NDCG"),
+        ("map", "MAP"),
+        ("hit_rate", "hit"),
+    ]
+    story.print(
+        f"{'model':22s}"
+        + "".join(f"{f'{label}@{n}':>10s}" for _, label in columns)
+        + f"{'coverage':>10s}{'seconds':>9s}"
+    )
     users = 0
     for name, model, fitted in rows:
         start = time.perf_counter()
         result = fastrec.evaluate(model, story.train, story.test, k=n)
         seconds = time.perf_counter() - start + (fitted or 0.0)
         users = result["n_users"]
-        story.print(f"{name:22s}" + "".join(f"{result[f'{key}@{n}']:10.4f}" for key, _ in columns)
-                    + f"{result[f'coverage@{n}']:10.4f}{seconds:9.2f}")
-    story.print(f"  means over {users:,} test users; relevant: every held-out rating; training items "
-                "are never recommended")
-    story.print("  hit: users with a relevant item in their list; coverage: share of the items "
-                "recommended to anyone")
+        story.print(
+            f"{name:22s}"
+            + "".join(f"{result[f'{key}@{n}']:10.4f}" for key, _ in columns)
+            + f"{result[f'coverage@{n}']:10.4f}{seconds:9.2f}"
+        )
+    story.print(
+        f"  means over {users:,} test users; relevant: every held-out rating; training items "
+        "are never recommended"
+    )
+    story.print(
+        "  hit: users with a relevant item in their list; coverage: share of the items recommended to anyone"
+    )
     if story.model is not None:
-        story.print("  seconds: evaluation (ItemKNN: with its fit). MF learns rating values, not "
-                    "which items users pick")
+        story.print(
+            "  seconds: evaluation (ItemKNN: with its fit). MF learns rating values, not "
+            "which items users pick"
+        )
     else:
         story.print("  seconds: evaluation with the fit")
 
@@ -224,16 +255,18 @@ def segments_section(story: Story) -> None:
     counts = np.bincount(interactions.indices, minlength=interactions.shape[1])
     popular = np.flatnonzero(counts >= max(10.0, float(np.quantile(counts, 0.8))))
     labels = [story.label(int(j)) for j in popular]
-    profiles = fastrec.cluster.profile(km.labels_, interactions[:, popular], labels, top=3,
-                                       side=side)
-    story.print(f"KMeans(n_clusters={n_segments}) on {factors.shape[0]:,} users x "
-                f"{factors.shape[1]} MF factors: {elapsed:.2f} s, inertia {km.inertia_:.4g}")
+    profiles = fastrec.cluster.profile(km.labels_, interactions[:, popular], labels, top=3, side=side)
+    story.print(
+        f"KMeans(n_clusters={n_segments}) on {factors.shape[0]:,} users x "
+        f"{factors.shape[1]} MF factors: {elapsed:.2f} s, inertia {km.inertia_:.4g}"
+    )
     for p in sorted(profiles, key=lambda p: -p.size):
         means = ", ".join(f"{name} {p.side_means[name]:.3g}" for name in side)
         story.print(f"  segment {p.cluster}: {p.size:,} users ({100 * p.share:.0f}%); {means}")
         if p.top:
-            story.wrap("over-represented among popular items: ",
-                       [f"{name} (x{lift:.1f})" for name, _, lift in p.top])
+            story.wrap(
+                "over-represented among popular items: ", [f"{name} (x{lift:.1f})" for name, _, lift in p.top]
+            )
 
 
 def topn_section(story: Story) -> None:
@@ -242,8 +275,9 @@ def topn_section(story: Story) -> None:
     counts = np.diff(train.matrix.indptr)
     active = np.flatnonzero(counts >= 5)
     rng = np.random.default_rng(story.args.seed)
-    chosen = rng.choice(active if active.size else np.arange(data.n_users),
-                        size=min(3, data.n_users), replace=False)
+    chosen = rng.choice(
+        active if active.size else np.arange(data.n_users), size=min(3, data.n_users), replace=False
+    )
     raw_users = data.user_ids[np.sort(chosen)]
     lists = [("MF", *model.recommend(raw_users, n=5))] if model is not None else []
     if "itemknn" in story.extras:  # fitted by the ranking metrics section
@@ -253,19 +287,22 @@ def topn_section(story: Story) -> None:
         u = int(data.user_index([user])[0])
         about = ""
         if users is not None:
-            facts = [str(users.iloc[u][c]) for c in ("age", "gender", "occupation")
-                     if c in users.columns]
+            facts = [str(users.iloc[u][c]) for c in ("age", "gender", "occupation") if c in users.columns]
             about = f" ({', '.join(facts)})" if facts else ""
         span = slice(train.matrix.indptr[u], train.matrix.indptr[u + 1])
         rated = train.matrix.indices[span]
         best = rated[np.argsort(-train.matrix.data[span], kind="stable")[:3]]
         story.print(f"  user {user}{about}, {rated.size} {story.noun}")
-        story.wrap("played most: " if story.counts else "rated highest: ",
-                   [story.label(j) for j in best])
+        story.wrap("played most: " if story.counts else "rated highest: ", [story.label(j) for j in best])
         for name, items, scores in lists:
-            story.wrap(f"{name + ':':8s} ", [
-                f"{story.item_label(i)} ({s:.2f})" for i, s in zip(items[number], scores[number])
-                if np.isfinite(s)])
+            story.wrap(
+                f"{name + ':':8s} ",
+                [
+                    f"{story.item_label(i)} ({s:.2f})"
+                    for i, s in zip(items[number], scores[number])
+                    if np.isfinite(s)
+                ],
+            )
 
 
 # Sections that model rating values: skipped on play counts and clicks.
@@ -277,8 +314,7 @@ SECTIONS: list[tuple[str, Callable[[Story], None]]] = [
     ("Item-item neighbours (cosine_topk)", neighbours_section),
     ("Matrix factorization (SGD)", mf_section),
     ("Rating metrics (held-out ratings)", rating_metrics_section),
-    (f"Ranking metrics (top-{RANKING_K} lists against the held-out ratings)",
-     ranking_metrics_section),
+    (f"Ranking metrics (top-{RANKING_K} lists against the held-out ratings)", ranking_metrics_section),
     ("User segments (KMeans on MF user factors)", segments_section),
     ("Top-N recommendations (seen items excluded)", topn_section),
 ]
@@ -292,13 +328,17 @@ def add_parser(commands: Any) -> None:
     from fastrec.cli._parser import THREADS_HELP, threads
 
     parser = commands.add_parser(
-        "demo", help="neighbours, MF, metrics, segments and top-N on one dataset",
-        description=__doc__.split("\n\n")[0].replace("``", ""))
-    parser.add_argument("--data", help="a MovieLens folder or ratings file (default: generated "
-                                       "ratings)")
-    parser.add_argument("--size", choices=sorted(DEMO_SIZES), default="medium",
-                        help="size of the generated data (default medium: 6,040 x 3,706, "
-                             "500,000 ratings)")
+        "demo",
+        help="neighbours, MF, metrics, segments and top-N on one dataset",
+        description=__doc__.split("\n\n")[0].replace("``", ""),
+    )
+    parser.add_argument("--data", help="a MovieLens folder or ratings file (default: generated ratings)")
+    parser.add_argument(
+        "--size",
+        choices=sorted(DEMO_SIZES),
+        default="medium",
+        help="size of the generated data (default medium: 6,040 x 3,706, 500,000 ratings)",
+    )
     parser.add_argument("--users", type=int, help="generated users (overrides --size)")
     parser.add_argument("--items", type=int, help="generated items (overrides --size)")
     parser.add_argument("--ratings", type=int, help="generated ratings (overrides --size)")
@@ -307,11 +347,11 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--k", type=int, default=20, help="neighbours per item (default 20)")
     parser.add_argument("--segments", type=int, default=6, help="KMeans segments (default 6)")
     parser.add_argument("--show", type=int, default=3, help="items whose neighbours are shown")
-    parser.add_argument("--test-fraction", type=float, default=0.2,
-                        help="share of ratings held out (default 0.2)")
+    parser.add_argument(
+        "--test-fraction", type=float, default=0.2, help="share of ratings held out (default 0.2)"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=threads, metavar="N",
-                        help=THREADS_HELP)
+    parser.add_argument("--threads", type=threads, metavar="N", help=THREADS_HELP)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 
@@ -339,8 +379,16 @@ def load_story(args: argparse.Namespace) -> Story:
     if args.data is not None:
         from fastrec.cli import _data
 
-        options = argparse.Namespace(format="auto", user_col=None, item_col=None, rating_col=None,
-                                     timestamp_col=None, sep=None, no_header=False, implicit=False)
+        options = argparse.Namespace(
+            format="auto",
+            user_col=None,
+            item_col=None,
+            rating_col=None,
+            timestamp_col=None,
+            sep=None,
+            no_header=False,
+            implicit=False,
+        )
         data = _data.load(args.data, options)
     else:
         n_users, n_items = args.users or n_users, args.items or n_items
@@ -368,18 +416,25 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         fastrec.set_num_threads(args.threads)
     total = time.perf_counter()
-    print(f"fastrec {fastrec.__version__} demo: backend {fastrec.available_backends()[0]}, "
-          f"SIMD {fastrec.simd_level()}, {fastrec.get_num_threads()} threads", flush=True)
+    print(
+        f"fastrec {fastrec.__version__} demo: backend {fastrec.available_backends()[0]}, "
+        f"SIMD {fastrec.simd_level()}, {fastrec.get_num_threads()} threads",
+        flush=True,
+    )
     story = load_story(args)
     for number, (heading, section) in enumerate(SECTIONS, 1):
         story.print()
         story.print(f"== {number}. {heading} ==")
         if story.counts and section in RATING_SECTIONS:
-            story.print("skipped: this part models rating values, and these are counts (see 1. "
-                        "Data). For MF on counts: fastrec fit DATA --model mf --transform log1p")
+            story.print(
+                "skipped: this part models rating values, and these are counts (see 1. "
+                "Data). For MF on counts: fastrec fit DATA --model mf --transform log1p"
+            )
             continue
         section(story)
     story.print()
-    story.print(f"done in {time.perf_counter() - total:.1f} s. Next: `fastrec fit RATINGS` and "
-                "`fastrec recommend MODEL` on your own data; `fastrec bench all` against peers.")
+    story.print(
+        f"done in {time.perf_counter() - total:.1f} s. Next: `fastrec fit RATINGS` and "
+        "`fastrec recommend MODEL` on your own data; `fastrec bench all` against peers."
+    )
     return 0

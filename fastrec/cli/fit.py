@@ -15,20 +15,31 @@ def add_parser(commands: Any) -> None:
     from fastrec.cli import _data, _features
     from fastrec.cli.models import MODELS
 
-    parser = commands.add_parser("fit", help="train a model on a ratings file and save it",
-                                 description=__doc__.replace("``", ""))
-    parser.add_argument("ratings", help="ratings file (CSV, TSV, Parquet, MovieLens) or "
-                                        "MovieLens folder")
-    parser.add_argument("--model", "-m", default="mf", choices=sorted(MODELS),
-                        help="model to train (default mf): mf (matrix factorization), itemknn, "
-                             "userknn (cosine neighbours), content (item features, see --features)")
-    parser.add_argument("--out", "-o", default="model.npz", help="where to save the model "
-                                                                 "(default model.npz)")
-    parser.add_argument("--param", "-p", action="append", default=[], metavar="KEY=VALUE",
-                        help="model parameter, e.g. -p n_factors=64 -p lr=0.01 (repeatable)")
+    parser = commands.add_parser(
+        "fit", help="train a model on a ratings file and save it", description=__doc__.replace("``", "")
+    )
+    parser.add_argument("ratings", help="ratings file (CSV, TSV, Parquet, MovieLens) or MovieLens folder")
+    parser.add_argument(
+        "--model",
+        "-m",
+        default="mf",
+        choices=sorted(MODELS),
+        help="model to train (default mf): mf (matrix factorization), itemknn, "
+        "userknn (cosine neighbours), content (item features, see --features)",
+    )
+    parser.add_argument(
+        "--out", "-o", default="model.npz", help="where to save the model (default model.npz)"
+    )
+    parser.add_argument(
+        "--param",
+        "-p",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model parameter, e.g. -p n_factors=64 -p lr=0.01 (repeatable)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--threads", type=threads, metavar="N",
-                        help=THREADS_HELP)
+    parser.add_argument("--threads", type=threads, metavar="N", help=THREADS_HELP)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     _data.add_data_arguments(parser)
     _features.add_feature_arguments(parser)
@@ -52,9 +63,13 @@ def _check_values(data: Any, args: argparse.Namespace) -> None:
         raise CliError(
             f"{why}. Matrix factorization fits rating values and diverges on such values. Pass "
             "--transform log1p to fit it on log(1 + value), --model itemknn for item neighbours "
-            "of the counts, or --transform none to fit the values anyway")
-    print(f"note: {why}; {args.model} weighs them as they are (--transform log1p damps the "
-          "heaviest users)", file=sys.stderr, flush=True)
+            "of the counts, or --transform none to fit the values anyway"
+        )
+    print(
+        f"note: {why}; {args.model} weighs them as they are (--transform log1p damps the heaviest users)",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,16 +78,19 @@ def run(args: argparse.Namespace) -> int:
     from fastrec.cli.models import FEATURE_MODELS, model_class, parameter_names, parse_params
 
     if args.model not in FEATURE_MODELS and args.features is not None:
-        raise CliError(f"--features is for --model {' or '.join(FEATURE_MODELS)}, not "
-                       f"{args.model}")
+        raise CliError(f"--features is for --model {' or '.join(FEATURE_MODELS)}, not {args.model}")
     if args.features is None and (args.feature_item_col or args.feature_cols):
         raise CliError("--feature-item-col and --feature-cols describe --features FILE; pass it")
     cls = model_class(args.model)
     params = parse_params(args.param, cls)
     names = parameter_names(cls)
     explicit = set(params)
-    for key, value in (("seed", args.seed), ("random_state", args.seed), ("n_threads", args.threads),
-                       ("verbose", not args.quiet)):
+    for key, value in (
+        ("seed", args.seed),
+        ("random_state", args.seed),
+        ("n_threads", args.threads),
+        ("verbose", not args.quiet),
+    ):
         if key in names and key not in params and value is not None:
             params[key] = value
     if cls.__name__ == "MatrixFactorization" and "verbose" not in explicit and not args.quiet:
@@ -98,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"cannot save to {out!r}: the folder {directory!r} does not exist")
     model.save(out)
     saved = out if os.path.exists(out) else out + ".npz"  # np.savez appends .npz
-    print(f"saved {saved} ({os.path.getsize(saved) / 1e6:.1f} MB); next: fastrec recommend "
-          f"{saved} --users ID,ID,... --out recommendations.csv")
+    print(
+        f"saved {saved} ({os.path.getsize(saved) / 1e6:.1f} MB); next: fastrec recommend "
+        f"{saved} --users ID,ID,... --out recommendations.csv"
+    )
     return 0

@@ -8,8 +8,9 @@ from typing import Any
 
 def add_parser(commands: Any) -> None:
     """Register the ``info`` subcommand."""
-    parser = commands.add_parser("info", help="version, backends, SIMD, threads and BLAS",
-                                 description=__doc__.replace("``", ""))
+    parser = commands.add_parser(
+        "info", help="version, backends, SIMD, threads and BLAS", description=__doc__.replace("``", "")
+    )
     parser.set_defaults(handler=run)
 
 

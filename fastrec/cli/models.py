@@ -40,8 +40,11 @@ def model_class(name: str) -> type[Any]:
 
 def parameter_names(cls: type) -> list[str]:
     """The keyword parameters of ``cls``'s constructor."""
-    return [p.name for p in inspect.signature(cls).parameters.values()
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return [
+        p.name
+        for p in inspect.signature(cls).parameters.values()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
 
 
 def parse_params(pairs: list[str], cls: type) -> dict[str, Any]:
@@ -77,5 +80,7 @@ def model_for_file(path: str, name: str | None) -> Any:
         cls = model_class(registered)
         if format_name in (f"fastrec.{cls.__name__}", getattr(cls, "FORMAT_NAME", None)):
             return cls.load(path)
-    raise CliError(f"{path} holds no model format this command knows ({format_name}); pass "
-                   f"--model with one of {', '.join(sorted(MODELS))}")
+    raise CliError(
+        f"{path} holds no model format this command knows ({format_name}); pass "
+        f"--model with one of {', '.join(sorted(MODELS))}"
+    )

@@ -21,19 +21,24 @@ def add_parser(commands: Any) -> None:
     """Register the ``recommend`` subcommand."""
     from fastrec.cli.models import MODELS
 
-    parser = commands.add_parser("recommend", help="write top-N recommendations of a saved model",
-                                 description=__doc__.split("\n\n")[0].replace("``", ""))
+    parser = commands.add_parser(
+        "recommend",
+        help="write top-N recommendations of a saved model",
+        description=__doc__.split("\n\n")[0].replace("``", ""),
+    )
     parser.add_argument("model", help="a model saved by `fastrec fit` (.npz)")
-    parser.add_argument("--users", "-u", help="comma-separated user ids (default: every user "
-                                              "the model knows)")
+    parser.add_argument(
+        "--users", "-u", help="comma-separated user ids (default: every user the model knows)"
+    )
     parser.add_argument("--users-file", help="file with one user id per line")
     parser.add_argument("-n", type=int, default=10, help="recommendations per user (default 10)")
-    parser.add_argument("--include-seen", action="store_true",
-                        help="also recommend items the user rated in training")
-    parser.add_argument("--out", "-o", help="output file, .csv or .parquet (default: CSV on "
-                                            "standard output)")
-    parser.add_argument("--model-type", choices=sorted(MODELS),
-                        help="model class (default: read from the file)")
+    parser.add_argument(
+        "--include-seen", action="store_true", help="also recommend items the user rated in training"
+    )
+    parser.add_argument("--out", "-o", help="output file, .csv or .parquet (default: CSV on standard output)")
+    parser.add_argument(
+        "--model-type", choices=sorted(MODELS), help="model class (default: read from the file)"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -47,8 +52,7 @@ def _parse_ids(texts: list[str], known: np.ndarray) -> np.ndarray:
             return np.array([int(t) for t in texts], dtype=np.int64)
         except ValueError:
             bad = next(t for t in texts if not t.lstrip("-").isdigit())
-            raise CliError(f"user id {bad!r} is not an integer, but the model's user ids are") \
-                from None
+            raise CliError(f"user id {bad!r} is not an integer, but the model's user ids are") from None
     return np.array(texts)
 
 
@@ -86,24 +90,29 @@ def run(args: argparse.Namespace) -> int:
     # Never more slots than items: the table is users x n, whatever -n asked for.
     options = {"n": min(args.n, max(len(model.item_ids_), 1)), "exclude_seen": not args.include_seen}
     items, scores = model.recommend(users, unknown="skip", **options)
-    items, scores = np.asarray(items).reshape(len(users), -1), np.asarray(scores).reshape(
-        len(users), -1)
+    items, scores = np.asarray(items).reshape(len(users), -1), np.asarray(scores).reshape(len(users), -1)
     strangers = np.flatnonzero(np.isin(users, known, invert=True))
     if strangers.size:  # no interactions given: served by popularity, as cold users are
         empty = sp.csr_matrix((strangers.size, len(model.item_ids_)))
         items[strangers], scores[strangers] = model.recommend(
-            np.asarray(users)[strangers], user_items=empty, **options)
+            np.asarray(users)[strangers], user_items=empty, **options
+        )
     filled = np.isfinite(scores)
-    table = pd.DataFrame({
-        "user": np.repeat(users, items.shape[1])[filled.ravel()],
-        "rank": np.tile(np.arange(1, items.shape[1] + 1), len(users))[filled.ravel()],
-        "item": items[filled],
-        "score": scores[filled],
-    })
+    table = pd.DataFrame(
+        {
+            "user": np.repeat(users, items.shape[1])[filled.ravel()],
+            "rank": np.tile(np.arange(1, items.shape[1] + 1), len(users))[filled.ravel()],
+            "item": items[filled],
+            "score": scores[filled],
+        }
+    )
     unknown = int(np.sum(np.isin(users, known, invert=True))) if users is not known else 0
     if unknown:
-        print(f"note: {unknown} of {len(users)} users are unknown to the model and get what it "
-              "knows of item popularity", file=sys.stderr)
+        print(
+            f"note: {unknown} of {len(users)} users are unknown to the model and get what it "
+            "knows of item popularity",
+            file=sys.stderr,
+        )
     if out is None:
         table.to_csv(sys.stdout, index=False)
         return 0
@@ -114,6 +123,5 @@ def run(args: argparse.Namespace) -> int:
             table.to_parquet(out, index=False)
         except ImportError as exc:
             raise CliError(f"writing Parquet needs pyarrow (pip install pyarrow): {exc}") from exc
-    print(f"wrote {len(table):,} recommendations for {len(users):,} users to {out}",
-          file=sys.stderr)
+    print(f"wrote {len(table):,} recommendations for {len(users):,} users to {out}", file=sys.stderr)
     return 0

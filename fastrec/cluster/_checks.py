@@ -76,8 +76,7 @@ def check_cluster_init(init: Any, n_clusters: int, n_features: int, dtype: np.dt
     if isinstance(init, str):
         if init not in ("k-means++", "random"):
             raise ValueError(
-                f"init={init!r} is not one of 'k-means++', 'random' or an array of initial "
-                "centres."
+                f"init={init!r} is not one of 'k-means++', 'random' or an array of initial centres."
             )
         return init
     if callable(init) or init is None:
@@ -117,8 +116,7 @@ def check_sample_weight(sample_weight: Any, n_samples: int, dtype: np.dtype) -> 
     check_finite(weight, "sample_weight")
     if (weight < 0).any():
         raise ValueError(
-            f"sample_weight contains negative values (smallest {weight.min()}); weights "
-            "must be >= 0."
+            f"sample_weight contains negative values (smallest {weight.min()}); weights must be >= 0."
         )
     if not weight.any():
         raise ValueError("sample_weight is zero everywhere; at least one weight must be > 0.")
@@ -130,13 +128,11 @@ def check_labels(labels: Any, n_samples: int) -> np.ndarray:
     array = np.asarray(labels)
     if array.ndim != 1 or array.shape[0] != n_samples:
         raise ValueError(
-            f"labels has shape {array.shape}; it must be 1-D with one label per row of X "
-            f"({n_samples},)."
+            f"labels has shape {array.shape}; it must be 1-D with one label per row of X ({n_samples},)."
         )
     if array.dtype.kind not in "iu":
         raise TypeError(
-            f"labels must be integers (cluster ids such as KMeans.labels_), got dtype "
-            f"{array.dtype}."
+            f"labels must be integers (cluster ids such as KMeans.labels_), got dtype {array.dtype}."
         )
     if array.size and array.min() < 0:
         raise ValueError(f"labels must be >= 0, got {array.min()}.")

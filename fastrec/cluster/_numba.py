@@ -97,10 +97,14 @@ def _dense_sums_by_label(x, labels, sample_weight, sums, counts):
 
 @nb.njit(parallel=True, **NUMBA_KERNEL_OPTIONS)
 def kmeans_assign_dense(
-    x, x_sqnorm, sample_weight,  # IN  (n, d) rows, (n,) ||x||^2, (n,) weights
+    x,
+    x_sqnorm,
+    sample_weight,  # IN  (n, d) rows, (n,) ||x||^2, (n,) weights
     centers,  # IN  (k, d)
-    labels, min_dist,  # OUT (n,) int32 nearest centre, (n,) squared distance to it
-    sums, counts,  # OUT (k, d) float64 weighted row sums per cluster, (k,) float64 weights
+    labels,
+    min_dist,  # OUT (n,) int32 nearest centre, (n,) squared distance to it
+    sums,
+    counts,  # OUT (k, d) float64 weighted row sums per cluster, (k,) float64 weights
     inertia,  # OUT (1,) float64 sum of weight * min_dist
     compute_sums,  # IN  False skips sums and counts
     n_threads,  # IN  unused: the pool size is set by the caller
@@ -181,10 +185,20 @@ def _csr_sums_by_label(indptr, indices, data, labels, sample_weight, sums, count
 
 @nb.njit(parallel=True, **NUMBA_KERNEL_OPTIONS)
 def kmeans_assign_csr(
-    indptr, indices, data, n_features,  # IN  CSR rows (n, d)
-    x_sqnorm, sample_weight, centers,  # IN  as in kmeans_assign_dense
-    labels, min_dist, sums, counts, inertia,  # OUT as in kmeans_assign_dense
-    compute_sums, n_threads,  # IN
+    indptr,
+    indices,
+    data,
+    n_features,  # IN  CSR rows (n, d)
+    x_sqnorm,
+    sample_weight,
+    centers,  # IN  as in kmeans_assign_dense
+    labels,
+    min_dist,
+    sums,
+    counts,
+    inertia,  # OUT as in kmeans_assign_dense
+    compute_sums,
+    n_threads,  # IN
 ):
     n = indptr.shape[0] - 1
     k = centers.shape[0]
@@ -218,7 +232,8 @@ def kmeans_assign_csr(
 
 @nb.njit(parallel=True, **NUMBA_KERNEL_OPTIONS)
 def sqdist_dense(
-    x, x_sqnorm,  # IN  (n, d) rows, (n,) ||x||^2
+    x,
+    x_sqnorm,  # IN  (n, d) rows, (n,) ||x||^2
     y,  # IN  (m, d)
     out,  # OUT (n, m) squared distances, clamped at 0
     n_threads,  # IN  unused

@@ -43,37 +43,57 @@ def _sums(x, labels, sample_weight, sums, counts):
 
 
 def kmeans_assign_dense(
-    x, x_sqnorm, sample_weight,  # IN  (n, d) rows, (n,) ||x||^2, (n,) weights
+    x,
+    x_sqnorm,
+    sample_weight,  # IN  (n, d) rows, (n,) ||x||^2, (n,) weights
     centers,  # IN  (k, d)
-    labels, min_dist,  # OUT (n,) int32 nearest centre, (n,) squared distance to it
-    sums, counts,  # OUT (k, d) float64 weighted row sums per cluster, (k,) float64 weights
+    labels,
+    min_dist,  # OUT (n,) int32 nearest centre, (n,) squared distance to it
+    sums,
+    counts,  # OUT (k, d) float64 weighted row sums per cluster, (k,) float64 weights
     inertia,  # OUT (1,) float64 sum of weight * min_dist
     compute_sums,  # IN  False skips sums and counts
     n_threads,  # IN  unused: the reference runs numpy as it is
 ):
-    _assign(lambda lo, hi: x[lo:hi].astype(np.float64), x.shape[0], x_sqnorm, sample_weight,
-            centers, labels, min_dist, inertia)
+    _assign(
+        lambda lo, hi: x[lo:hi].astype(np.float64),
+        x.shape[0],
+        x_sqnorm,
+        sample_weight,
+        centers,
+        labels,
+        min_dist,
+        inertia,
+    )
     if compute_sums:
         _sums(x.astype(np.float64), labels, sample_weight, sums, counts)
 
 
 def kmeans_assign_csr(
-    indptr, indices, data, n_features,  # IN  CSR rows (n, d)
-    x_sqnorm, sample_weight, centers,  # IN  as in kmeans_assign_dense
-    labels, min_dist, sums, counts, inertia,  # OUT as in kmeans_assign_dense
-    compute_sums, n_threads,  # IN
+    indptr,
+    indices,
+    data,
+    n_features,  # IN  CSR rows (n, d)
+    x_sqnorm,
+    sample_weight,
+    centers,  # IN  as in kmeans_assign_dense
+    labels,
+    min_dist,
+    sums,
+    counts,
+    inertia,  # OUT as in kmeans_assign_dense
+    compute_sums,
+    n_threads,  # IN
 ):
-    x = sp.csr_matrix(
-        (data.astype(np.float64), indices, indptr), shape=(indptr.shape[0] - 1, n_features)
-    )
-    _assign(lambda lo, hi: x[lo:hi], x.shape[0], x_sqnorm, sample_weight, centers, labels,
-            min_dist, inertia)
+    x = sp.csr_matrix((data.astype(np.float64), indices, indptr), shape=(indptr.shape[0] - 1, n_features))
+    _assign(lambda lo, hi: x[lo:hi], x.shape[0], x_sqnorm, sample_weight, centers, labels, min_dist, inertia)
     if compute_sums:
         _sums(x, labels, sample_weight, sums, counts)
 
 
 def sqdist_dense(
-    x, x_sqnorm,  # IN  (n, d) rows, (n,) ||x||^2
+    x,
+    x_sqnorm,  # IN  (n, d) rows, (n,) ||x||^2
     y,  # IN  (m, d)
     out,  # OUT (n, m) squared distances, clamped at 0
     n_threads,  # IN  unused

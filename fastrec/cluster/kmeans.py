@@ -66,8 +66,13 @@ class _Problem:
         if data.dense is not None and not data.dense.flags.aligned:
             # C++ reads rows as typed scalars: copy a misaligned buffer (np.frombuffer with
             # an odd offset, say); aligned ones (every numpy, pickle or joblib array) pass as is.
-            data = ClusterData(np.require(data.dense, requirements=["C", "A"]), None,
-                                 data.n_samples, data.n_features, data.dtype)
+            data = ClusterData(
+                np.require(data.dense, requirements=["C", "A"]),
+                None,
+                data.n_samples,
+                data.n_features,
+                data.dtype,
+            )
         self.data = data
         self.weight = weight
         self.backend = backend
@@ -79,9 +84,12 @@ class _Problem:
         if data.is_sparse:
             csr = _csr(data)
             a = V.csr_arrays(csr, V.index_dtype_for(self.d, csr.nnz))
-            self.csr_arrays = V.CsrArrays(np.require(a.indptr, requirements=["C", "A"]),
-                                          np.require(a.indices, requirements=["C", "A"]),
-                                          np.require(a.data, requirements=["C", "A"]), a.shape)
+            self.csr_arrays = V.CsrArrays(
+                np.require(a.indptr, requirements=["C", "A"]),
+                np.require(a.indices, requirements=["C", "A"]),
+                np.require(a.data, requirements=["C", "A"]),
+                a.shape,
+            )
             squares = csr.multiply(csr).astype(np.float64)
             self.x_sqnorm = np.asarray(squares.sum(axis=1)).ravel().astype(self.dtype)
         else:  # in float64, a block at a time (no full float64 copy of X)
@@ -111,16 +119,34 @@ class _Problem:
             if self.data.is_sparse:
                 a = self.csr_arrays
                 self.kernels.kmeans_assign_csr(
-                    indptr=a.indptr, indices=a.indices, data=a.data, n_features=self.d,
-                    x_sqnorm=self.x_sqnorm, sample_weight=self.weight, centers=centers,
-                    labels=labels, min_dist=min_dist, sums=sums, counts=counts, inertia=inertia,
-                    compute_sums=compute_sums, n_threads=self.n_threads,
+                    indptr=a.indptr,
+                    indices=a.indices,
+                    data=a.data,
+                    n_features=self.d,
+                    x_sqnorm=self.x_sqnorm,
+                    sample_weight=self.weight,
+                    centers=centers,
+                    labels=labels,
+                    min_dist=min_dist,
+                    sums=sums,
+                    counts=counts,
+                    inertia=inertia,
+                    compute_sums=compute_sums,
+                    n_threads=self.n_threads,
                 )
             else:
                 self.kernels.kmeans_assign_dense(
-                    x=_dense(self.data), x_sqnorm=self.x_sqnorm, sample_weight=self.weight,
-                    centers=centers, labels=labels, min_dist=min_dist, sums=sums, counts=counts,
-                    inertia=inertia, compute_sums=compute_sums, n_threads=self.n_threads,
+                    x=_dense(self.data),
+                    x_sqnorm=self.x_sqnorm,
+                    sample_weight=self.weight,
+                    centers=centers,
+                    labels=labels,
+                    min_dist=min_dist,
+                    sums=sums,
+                    counts=counts,
+                    inertia=inertia,
+                    compute_sums=compute_sums,
+                    n_threads=self.n_threads,
                 )
         return float(inertia[0])
 
@@ -135,8 +161,9 @@ class _Problem:
             return np.maximum(out, 0.0).astype(self.dtype)
         out = np.empty((self.n, y.shape[0]), dtype=self.dtype)
         with _runtime.kernel_threads(self.backend, self.n_threads):
-            self.kernels.sqdist_dense(x=_dense(self.data), x_sqnorm=self.x_sqnorm, y=y, out=out,
-                                      n_threads=self.n_threads)
+            self.kernels.sqdist_dense(
+                x=_dense(self.data), x_sqnorm=self.x_sqnorm, y=y, out=out, n_threads=self.n_threads
+            )
         return out
 
 
@@ -169,8 +196,9 @@ class _Scale:
             )
             scaled.has_sorted_indices = csr.has_sorted_indices
             return ClusterData(None, scaled, data.n_samples, data.n_features, data.dtype)
-        return ClusterData(np.ldexp(_dense(data), self.x_exp), None, data.n_samples,
-                             data.n_features, data.dtype)
+        return ClusterData(
+            np.ldexp(_dense(data), self.x_exp), None, data.n_samples, data.n_features, data.dtype
+        )
 
     def weight(self, weight: np.ndarray) -> np.ndarray:
         """``weight`` times ``2**w_exp`` (a new array when scaled)."""
@@ -401,21 +429,17 @@ def _tolerance(data: ClusterData, tol: float) -> float:
     return float(np.mean(var) * tol)
 
 
-_RANDOM_STATE_HELP = ("random_state must be None, a non-negative int, a numpy RandomState or a "
-                      "numpy Generator")
+_RANDOM_STATE_HELP = "random_state must be None, a non-negative int, a numpy RandomState or a numpy Generator"
 
 
 def _check_random_state(random_state: Any) -> Any:
     """``random_state`` unchanged when it is one of the accepted kinds, else raise."""
-    if random_state is None or isinstance(random_state,
-                                          (np.random.RandomState, np.random.Generator)):
+    if random_state is None or isinstance(random_state, (np.random.RandomState, np.random.Generator)):
         return random_state
     if isinstance(random_state, (bool, np.bool_)) or not isinstance(random_state, numbers.Integral):
-        raise TypeError(f"{_RANDOM_STATE_HELP}, got {random_state!r} of type "
-                        f"{type(random_state).__name__}.")
+        raise TypeError(f"{_RANDOM_STATE_HELP}, got {random_state!r} of type {type(random_state).__name__}.")
     if random_state < 0:
-        raise ValueError(f"{_RANDOM_STATE_HELP}; got the negative int {random_state}. Pass a "
-                         "seed >= 0.")
+        raise ValueError(f"{_RANDOM_STATE_HELP}; got the negative int {random_state}. Pass a seed >= 0.")
     return random_state
 
 
@@ -453,8 +477,7 @@ def _check_rows(X: Any, name: str = "X") -> Any:
         array = X
     else:
         if isinstance(X, (str, bytes)) or X is None:
-            raise TypeError(f"{name} must be a 2-D array or a scipy sparse matrix, got "
-                            f"{type(X).__name__}.")
+            raise TypeError(f"{name} must be a 2-D array or a scipy sparse matrix, got {type(X).__name__}.")
         array = np.asarray(X)
         dtype, shape = array.dtype, array.shape
     if dtype.kind == "c":
@@ -469,11 +492,15 @@ def _check_rows(X: Any, name: str = "X") -> Any:
             "X.reshape(1, -1) if it is a single sample."
         )
     if shape[0] < 1:
-        raise ValueError(f"Found array with 0 sample(s) (shape={shape}) while a minimum of 1 "
-                         f"is required: {name} needs at least one row.")
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={shape}) while a minimum of 1 "
+            f"is required: {name} needs at least one row."
+        )
     if shape[1] < 1:
-        raise ValueError(f"Found array with 0 feature(s) (shape={shape}) while a minimum of 1 "
-                         f"is required: {name} needs at least one column.")
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={shape}) while a minimum of 1 "
+            f"is required: {name} needs at least one column."
+        )
     if not sp.issparse(array) and dtype.kind == "O":
         try:
             array = np.asarray(array, dtype=np.float64)
@@ -652,8 +679,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Es
             float64 (float64 data near 1e200 or 1e-200): rescale X then.
         """
         data = check_cluster_data(_check_rows(X, "X"), "X")
-        n_clusters, n_init, max_iter, tol, random_state, verbose, backend, n_threads = (
-            self._check_params(data.n_samples)
+        n_clusters, n_init, max_iter, tol, random_state, verbose, backend, n_threads = self._check_params(
+            data.n_samples
         )
         init = check_cluster_init(self.init, n_clusters, data.n_features, data.dtype)
         weight = check_sample_weight(sample_weight, data.n_samples, data.dtype)
@@ -685,11 +712,13 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Es
             if verbose:
                 # The kernels may see a rescaled copy of X: report in the caller's units.
                 _, _, inertia, n_iter, converged = result
-                status = ("converged" if converged
-                          else f"stopped at max_iter={max_iter} before converging")
-                print(f"KMeans run {run + 1} of {n_init}: inertia "
-                      f"{scale.unscaled(inertia):.6g} after {n_iter} iteration(s), {status}.",
-                      file=sys.stdout, flush=True)
+                status = "converged" if converged else f"stopped at max_iter={max_iter} before converging"
+                print(
+                    f"KMeans run {run + 1} of {n_init}: inertia "
+                    f"{scale.unscaled(inertia):.6g} after {n_iter} iteration(s), {status}.",
+                    file=sys.stdout,
+                    flush=True,
+                )
             if best is None or result[2] < best[2]:
                 best = result
         assert best is not None  # n_init >= 1 was checked

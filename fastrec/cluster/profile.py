@@ -57,8 +57,7 @@ class ClusterProfile:
                 shown = ", ".join(f"{name} (lift {score:.2f})" for name, _, score in self.top)
                 parts.append(f"over-represented items: {shown}")
             else:
-                shown = ", ".join(f"{name} ({value:.3g}, z {score:+.2f})"
-                                  for name, value, score in self.top)
+                shown = ", ".join(f"{name} ({value:.3g}, z {score:+.2f})" for name, value, score in self.top)
                 parts.append(f"strongest features: {shown}")
         if self.side_means:
             parts.append(", ".join(f"mean {k} {v:.3g}" for k, v in self.side_means.items()))
@@ -81,8 +80,7 @@ def _side_columns(side: Any, n: int) -> dict[str, np.ndarray]:
         array = np.asarray(values)
         if array.shape != (n,):
             raise ValueError(
-                f"side column {name!r} has shape {array.shape}; it must hold one value per "
-                f"row of X ({n},)."
+                f"side column {name!r} has shape {array.shape}; it must hold one value per row of X ({n},)."
             )
         if array.dtype.kind not in "biuf":
             continue  # text and categorical columns have no mean
@@ -96,8 +94,7 @@ def _names(feature_names: Sequence[Any] | None, d: int) -> list[str]:
     names = [str(name) for name in feature_names]
     if len(names) != d:
         raise ValueError(
-            f"feature_names has {len(names)} entries but X has {d} columns; pass one name per "
-            "column."
+            f"feature_names has {len(names)} entries but X has {d} columns; pass one name per column."
         )
     return names
 
@@ -153,8 +150,7 @@ def profile(
     """
     top = V.check_int(top, "top", minimum=0)
     if sp.issparse(X_or_interactions):
-        X = V.canonical_csr(V.as_sparse_2d(X_or_interactions, "X_or_interactions"),
-                            "X_or_interactions")
+        X = V.canonical_csr(V.as_sparse_2d(X_or_interactions, "X_or_interactions"), "X_or_interactions")
         dense = None
     else:
         dense = check_cluster_data(X_or_interactions, "X_or_interactions").dense
@@ -165,9 +161,7 @@ def profile(
     side_columns = _side_columns(side, n)
     n_clusters = int(labels.max()) + 1 if n else 0
     sizes = np.bincount(labels, minlength=n_clusters)
-    members = sp.csr_matrix(
-        (np.ones(n), (labels, np.arange(n))), shape=(n_clusters, n)
-    )
+    members = sp.csr_matrix((np.ones(n), (labels, np.arange(n))), shape=(n_clusters, n))
 
     if dense is None:
         binary = X.copy()
@@ -181,8 +175,7 @@ def profile(
         # z-scores do not change when X is scaled by a power of two (exact): bring
         # extreme float64 data near 1 so that the variance neither overflows nor underflows.
         largest = float(np.max(np.abs(x64))) if x64.size else 0.0
-        exponent = (0 if largest == 0.0 or 2.0**-256 <= largest <= 2.0**256
-                    else math.frexp(largest)[1])
+        exponent = 0 if largest == 0.0 or 2.0**-256 <= largest <= 2.0**256 else math.frexp(largest)[1]
         if exponent:
             x64 = np.ldexp(x64, -exponent)
         centroid = np.asarray(members @ x64) / np.maximum(sizes, 1)[:, None]
@@ -201,12 +194,14 @@ def profile(
             picked = column[rows]
             picked = picked[~np.isnan(picked)]
             side_means[name] = float(picked.mean()) if picked.size else float("nan")
-        profiles.append(ClusterProfile(
-            cluster=c,
-            size=int(sizes[c]),
-            share=float(sizes[c] / n),
-            top=[(names[j], float(values[c, j]), float(scores[c, j])) for j in chosen],
-            side_means=side_means,
-            kind="items" if dense is None else "features",
-        ))
+        profiles.append(
+            ClusterProfile(
+                cluster=c,
+                size=int(sizes[c]),
+                share=float(sizes[c] / n),
+                top=[(names[j], float(values[c, j]), float(scores[c, j])) for j in chosen],
+                side_means=side_means,
+                kind="items" if dense is None else "features",
+            )
+        )
     return profiles

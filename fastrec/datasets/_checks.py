@@ -16,15 +16,11 @@ from fastrec._validation import check_finite, check_sparse_structure, id_array
 def check_test_size(test_size: Any, n: int) -> int:
     """``test_size`` (a fraction in (0, 1) or a count in [1, n)) as a count of ratings."""
     if isinstance(test_size, (bool, np.bool_)) or not isinstance(test_size, numbers.Real):
-        raise TypeError(
-            f"test_size must be a fraction in (0, 1) or a number of ratings, got {test_size!r}."
-        )
+        raise TypeError(f"test_size must be a fraction in (0, 1) or a number of ratings, got {test_size!r}.")
     if isinstance(test_size, numbers.Integral):
         count = int(test_size)
         if not 1 <= count < n:
-            raise ValueError(
-                f"test_size={count} must leave ratings on both sides: use 1 <= test_size < {n}."
-            )
+            raise ValueError(f"test_size={count} must leave ratings on both sides: use 1 <= test_size < {n}.")
         return count
     fraction = float(test_size)
     if not 0.0 < fraction < 1.0:
@@ -45,9 +41,12 @@ def check_timestamps(timestamps: Any, n: int, pattern: sp.csr_matrix | None = No
                 "with the ratings."
             )
         stamps = sp.csr_matrix(check_sparse_structure(timestamps, "timestamps"))
-        if (stamps.shape != pattern.shape or stamps.nnz != pattern.nnz
-                or not np.array_equal(stamps.indptr, pattern.indptr)
-                or not np.array_equal(stamps.indices, pattern.indices)):
+        if (
+            stamps.shape != pattern.shape
+            or stamps.nnz != pattern.nnz
+            or not np.array_equal(stamps.indptr, pattern.indptr)
+            or not np.array_equal(stamps.indices, pattern.indices)
+        ):
             raise ValueError(
                 "timestamps must have the same shape and stored pattern as the ratings matrix "
                 "(same indptr and indices), or be an array aligned with its stored entries."
@@ -58,9 +57,7 @@ def check_timestamps(timestamps: Any, n: int, pattern: sp.csr_matrix | None = No
         if values.dtype.kind == "M":  # datetime64: order is what matters
             values = values.astype(np.int64)
     if values.ndim != 1 or values.size != n:
-        raise ValueError(
-            f"timestamps must be 1-D with one value per rating ({n}), got shape {values.shape}."
-        )
+        raise ValueError(f"timestamps must be 1-D with one value per rating ({n}), got shape {values.shape}.")
     if values.dtype == object or values.dtype.kind not in "biuf":
         raise TypeError(f"timestamps must be numbers or datetime64, got dtype {values.dtype}.")
     if values.dtype.kind == "f":
@@ -127,8 +124,15 @@ def find_data_file(path: Any, names: tuple[str, ...], what: str) -> Any:
     return path
 
 
-def pick_column(columns: list[Any], given: Any, candidates: tuple[str, ...], role: str,
-                source: str, argument: str, required: bool = True) -> Any:
+def pick_column(
+    columns: list[Any],
+    given: Any,
+    candidates: tuple[str, ...],
+    role: str,
+    source: str,
+    argument: str,
+    required: bool = True,
+) -> Any:
     """The column of a table that holds ``role`` (user, item, rating or timestamp).
 
     ``given`` is a name or a position; ``None`` looks for one of ``candidates``
@@ -136,15 +140,12 @@ def pick_column(columns: list[Any], given: Any, candidates: tuple[str, ...], rol
     column, or when a required column cannot be found.
     """
     if given is not None:
-        if isinstance(given, numbers.Integral) and not isinstance(given, bool) \
-                and given not in columns:
+        if isinstance(given, numbers.Integral) and not isinstance(given, bool) and given not in columns:
             if 0 <= int(given) < len(columns):
                 return columns[int(given)]
         if given in columns:
             return given
-        raise ValueError(
-            f"{argument}={given!r} is not a column of {source}; its columns are {columns}."
-        )
+        raise ValueError(f"{argument}={given!r} is not a column of {source}; its columns are {columns}.")
     by_lower = {str(c).lower(): c for c in columns}
     for name in candidates:
         if name.lower() in by_lower:
@@ -189,9 +190,12 @@ def check_same_pattern(matrix: sp.csr_matrix, other: Any, name: str) -> sp.csr_m
     if not sp.issparse(other):
         raise TypeError(f"{name} must be a scipy sparse matrix, got {type(other).__name__}.")
     other = sp.csr_matrix(check_sparse_structure(other, name))
-    if (other.shape != matrix.shape or other.nnz != matrix.nnz
-            or not np.array_equal(other.indptr, matrix.indptr)
-            or not np.array_equal(other.indices, matrix.indices)):
+    if (
+        other.shape != matrix.shape
+        or other.nnz != matrix.nnz
+        or not np.array_equal(other.indptr, matrix.indptr)
+        or not np.array_equal(other.indices, matrix.indices)
+    ):
         raise ValueError(
             f"{name} must have the same shape and stored entries as matrix (one value per "
             "rating); build both from the same (user, item) pairs."
@@ -257,8 +261,9 @@ def check_frame_columns(columns: list[Any], chosen: dict[str, Any]) -> None:
     """Raise when a named column is missing or two roles name the same column."""
     for argument, column in chosen.items():
         if column is not None and column not in columns:
-            raise ValueError(f"{argument}={column!r} is not a column of the DataFrame; its columns "
-                             f"are {columns}.")
+            raise ValueError(
+                f"{argument}={column!r} is not a column of the DataFrame; its columns are {columns}."
+            )
     check_separate_columns(chosen)
 
 
@@ -305,8 +310,7 @@ def timestamp_values(values: Any) -> np.ndarray:
 def check_side_table_index(table: Any, name: str) -> None:
     """Raise unless ``table`` is a DataFrame that can be reindexed by raw id."""
     if not (hasattr(table, "columns") and hasattr(table, "reindex")):
-        raise TypeError(f"{name} must be a pandas DataFrame indexed by raw id, got "
-                        f"{type(table).__name__}.")
+        raise TypeError(f"{name} must be a pandas DataFrame indexed by raw id, got {type(table).__name__}.")
 
 
 def unreadable_file(path: Any, what: str, exc: BaseException) -> ValueError:
@@ -342,8 +346,10 @@ def check_interaction_columns(frame: Any, user: Any, item: Any, rating: Any, sou
     """Raise for missing ids, or a rating column with missing or non-numeric values."""
     for column, argument in ((user, "user_col"), (item, "item_col")):
         if frame[column].isna().any():
-            raise ValueError(f"{source} has missing values in its {argument} column {column!r}; "
-                             "every interaction needs a user and an item.")
+            raise ValueError(
+                f"{source} has missing values in its {argument} column {column!r}; "
+                "every interaction needs a user and an item."
+            )
     if rating is not None and (frame[rating].dtype.kind not in "biuf" or frame[rating].isna().any()):
         raise ValueError(
             f"{source}: the rating column {rating!r} holds missing or non-numeric values; pass "

@@ -32,9 +32,7 @@ def frame_column(frame: Any, given: str | None, candidates: tuple[str, ...], rol
     columns = list(frame.columns)
     if given is not None:
         if given not in columns:
-            raise ValueError(
-                f"columns: the {role} column {given!r} is not in the DataFrame {columns}."
-            )
+            raise ValueError(f"columns: the {role} column {given!r} is not in the DataFrame {columns}.")
         return given
     for name in candidates:
         if name in columns:
@@ -73,8 +71,9 @@ def rating_triples(data: Any, columns: tuple[str, str, str] | None = None) -> Ra
         if values.size == 0:
             raise ValueError("The ratings matrix has no stored entries: there is nothing to fit.")
         rows = entry_rows(csr.indptr)
-        return RatingTriples(rows, csr.indices.astype(np.int64), values,
-                             (int(csr.shape[0]), int(csr.shape[1])))
+        return RatingTriples(
+            rows, csr.indices.astype(np.int64), values, (int(csr.shape[0]), int(csr.shape[1]))
+        )
     if hasattr(data, "columns") and hasattr(data, "iloc"):  # a pandas DataFrame
         if columns is not None and (not isinstance(columns, (tuple, list)) or len(columns) != 3):
             raise TypeError("columns must be a (user_column, item_column, rating_column) tuple.")

@@ -59,8 +59,7 @@ def get_data_home(data_home: str | os.PathLike | None = None) -> Path:
 
 def _download(url: str, destination: Path) -> None:
     """Write the body of ``url`` to ``destination`` (raises URLError/OSError on failure)."""
-    with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response, \
-            open(destination, "wb") as out:
+    with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response, open(destination, "wb") as out:
         shutil.copyfileobj(response, out, length=1 << 20)
 
 
@@ -121,8 +120,9 @@ def fetch_movielens(
     archive before using it.
     """
     if name not in MOVIELENS:
-        raise ValueError(f"name={name!r} is not a known MovieLens release; choose one of "
-                         f"{sorted(MOVIELENS)}.")
+        raise ValueError(
+            f"name={name!r} is not a known MovieLens release; choose one of {sorted(MOVIELENS)}."
+        )
     archive_name, folder_name, ratings_name, md5 = MOVIELENS[name]
     home = get_data_home(data_home)
     folder = home / folder_name
@@ -148,16 +148,19 @@ def fetch_movielens(
                 f"unpack it into {str(home)!r}."
             ) from exc
         if md5 is not None and _md5(archive) != md5:
-            raise DownloadError(f"{archive_name} from {url} does not have the published MD5 "
-                                f"{md5}; the download is corrupt. Try again.")
+            raise DownloadError(
+                f"{archive_name} from {url} does not have the published MD5 "
+                f"{md5}; the download is corrupt. Try again."
+            )
         try:
             _extract(archive, Path(tmp) / "unpacked")
         except zipfile.BadZipFile as exc:
             raise DownloadError(f"{url} did not return a zip archive ({exc}).") from exc
         unpacked = Path(tmp) / "unpacked" / folder_name
         if not (unpacked / ratings_name).is_file():
-            raise DownloadError(f"{archive_name} has no {folder_name}/{ratings_name}; not a "
-                                "MovieLens archive.")
+            raise DownloadError(
+                f"{archive_name} has no {folder_name}/{ratings_name}; not a MovieLens archive."
+            )
         if folder.exists():  # a partial earlier copy without the ratings file
             shutil.rmtree(folder)
         os.replace(unpacked, folder)

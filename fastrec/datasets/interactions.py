@@ -93,8 +93,11 @@ class Interactions:
         V.float_dtype_for(matrix.dtype, "matrix")  # refuses complex, object and string values
         csr = sp.csr_matrix(matrix)
         V.check_finite(csr.data, "matrix")
-        if csr.data.dtype.kind == "f" and csr.data.size and \
-                float(np.abs(csr.data).max()) > float(np.finfo(np.float32).max):
+        if (
+            csr.data.dtype.kind == "f"
+            and csr.data.size
+            and float(np.abs(csr.data).max()) > float(np.finfo(np.float32).max)
+        ):
             raise ValueError(
                 "matrix holds values beyond float32's range (about 3.4e38), where Interactions "
                 "keeps its ratings; rescale them first."
@@ -103,17 +106,18 @@ class Interactions:
             csr = csr.copy()
             csr.sum_duplicates()
         csr = sp.csr_matrix(
-            (csr.data.astype(np.float32, copy=False),
-             csr.indices.astype(V.index_dtype_for(*csr.shape, csr.nnz), copy=False),
-             csr.indptr.astype(V.index_dtype_for(*csr.shape, csr.nnz), copy=False)),
+            (
+                csr.data.astype(np.float32, copy=False),
+                csr.indices.astype(V.index_dtype_for(*csr.shape, csr.nnz), copy=False),
+                csr.indptr.astype(V.index_dtype_for(*csr.shape, csr.nnz), copy=False),
+            ),
             shape=csr.shape,
         )
         csr.has_sorted_indices = True
         self.matrix = csr
         self.user_ids = check_axis_ids(user_ids, csr.shape[0], "user_ids", "rows")
         self.item_ids = check_axis_ids(item_ids, csr.shape[1], "item_ids", "columns")
-        self.timestamps = None if timestamps is None else check_same_pattern(
-            csr, timestamps, "timestamps")
+        self.timestamps = None if timestamps is None else check_same_pattern(csr, timestamps, "timestamps")
         check_side_table(users, csr.shape[0], "users")
         check_side_table(items, csr.shape[1], "items")
         self.users = users
@@ -166,19 +170,22 @@ class Interactions:
         raw_users = V.id_array(users, "users")
         raw_items = V.id_array(items, "items")
         n = raw_users.size
-        values = (np.ones(n, dtype=np.float32) if ratings is None
-                  else V._rating_values(ratings, "ratings").astype(np.float32))
+        values = (
+            np.ones(n, dtype=np.float32)
+            if ratings is None
+            else V._rating_values(ratings, "ratings").astype(np.float32)
+        )
         times = None if timestamps is None else timestamp_values(timestamps)
-        check_same_lengths({"users": raw_users, "items": raw_items, "ratings": values,
-                              "timestamps": times})
+        check_same_lengths({"users": raw_users, "items": raw_items, "ratings": values, "timestamps": times})
         user_map, u = IdMap.from_values(raw_users)
         item_map, i = IdMap.from_values(raw_items)
         n_users, n_items = len(user_map), len(item_map)
         key = u.astype(np.int64) * n_items + i
         # Sort by pair, then by time (if any), then by input position: the last
         # entry of each run of equal keys is the one "last" keeps.
-        order = (np.lexsort((np.arange(n), times, key)) if times is not None
-                 else np.argsort(key, kind="stable"))
+        order = (
+            np.lexsort((np.arange(n), times, key)) if times is not None else np.argsort(key, kind="stable")
+        )
         key = key[order]
         last = np.ones(n, dtype=bool)
         last[:-1] = key[1:] != key[:-1]
@@ -199,12 +206,15 @@ class Interactions:
         np.cumsum(np.bincount(rows, minlength=n_users), out=indptr[1:])
         indices = cols.astype(index_dtype)
         matrix = sp.csr_matrix((values, indices, indptr), shape=(n_users, n_items))
-        stamps = None if times is None else sp.csr_matrix((times, indices, indptr),
-                                                           shape=(n_users, n_items))
+        stamps = None if times is None else sp.csr_matrix((times, indices, indptr), shape=(n_users, n_items))
         return cls(
-            matrix, user_map.ids, item_map.ids, timestamps=stamps,
+            matrix,
+            user_map.ids,
+            item_map.ids,
+            timestamps=stamps,
             users=_aligned(user_table, user_map.ids, "user_table"),
-            items=_aligned(item_table, item_map.ids, "item_table"), name=name,
+            items=_aligned(item_table, item_map.ids, "item_table"),
+            name=name,
         )
 
     @classmethod
@@ -236,13 +246,21 @@ class Interactions:
         Interactions
         """
         check_dataframe(frame, "frame")
-        check_frame_columns(list(frame.columns), {"user_col": user_col, "item_col": item_col,
-                                                    "rating_col": rating_col,
-                                                    "timestamp_col": timestamp_col})
+        check_frame_columns(
+            list(frame.columns),
+            {
+                "user_col": user_col,
+                "item_col": item_col,
+                "rating_col": rating_col,
+                "timestamp_col": timestamp_col,
+            },
+        )
         return cls.from_arrays(
-            frame[user_col].to_numpy(), frame[item_col].to_numpy(),
+            frame[user_col].to_numpy(),
+            frame[item_col].to_numpy(),
             None if rating_col is None else frame[rating_col].to_numpy(),
-            timestamps=None if timestamp_col is None else frame[timestamp_col], **kwargs,
+            timestamps=None if timestamp_col is None else frame[timestamp_col],
+            **kwargs,
         )
 
     # -- sizes and ids --------------------------------------------------------------
@@ -376,14 +394,23 @@ class Interactions:
         stamps = None
         if self.timestamps is not None:
             stamps = sp.csr_matrix((self.timestamps.data[keep], indices, indptr), shape=self.shape)
-        return Interactions(matrix, self.user_ids, self.item_ids, timestamps=stamps,
-                            users=self.users, items=self.items, name=self.name)
+        return Interactions(
+            matrix,
+            self.user_ids,
+            self.item_ids,
+            timestamps=stamps,
+            users=self.users,
+            items=self.items,
+            name=self.name,
+        )
 
     def __repr__(self) -> str:
         label = f"Interactions {self.name!r}" if self.name else "Interactions"
         density = self.nnz / max(self.n_users * self.n_items, 1)
-        text = (f"{label}: {self.n_users:,} users x {self.n_items:,} items, {self.nnz:,} ratings "
-                f"(density {100 * density:.2f}%)")
+        text = (
+            f"{label}: {self.n_users:,} users x {self.n_items:,} items, {self.nnz:,} ratings "
+            f"(density {100 * density:.2f}%)"
+        )
         if self.nnz:
             text += f", ratings {self.matrix.data.min():g} to {self.matrix.data.max():g}"
         extras = []
@@ -407,7 +434,10 @@ class _Labels(np.ndarray):
         warnings.warn(
             "Interactions.item_labels is a property (an array of str): write "
             "data.item_labels[columns] instead of data.item_labels(columns); the call form "
-            "will be removed.", DeprecationWarning, stacklevel=2)
+            "will be removed.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         labels = np.asarray(self)
         if indices is None:
             return labels.tolist()

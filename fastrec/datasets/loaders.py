@@ -29,28 +29,61 @@ from fastrec.datasets.interactions import Interactions
 
 # Flag columns 5..23 of ml-100k's u.item, in order (the content of its u.genre).
 ML100K_GENRES = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance",
-    "Sci-Fi", "Thriller", "War", "Western",
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
 )
 # Occupation codes of ml-1m's users.dat (from the release's README).
 ML1M_OCCUPATIONS = (
-    "other", "academic/educator", "artist", "clerical/admin", "college/grad student",
-    "customer service", "doctor/health care", "executive/managerial", "farmer", "homemaker",
-    "K-12 student", "lawyer", "programmer", "retired", "sales/marketing", "scientist",
-    "self-employed", "technician/engineer", "tradesman/craftsman", "unemployed", "writer",
+    "other",
+    "academic/educator",
+    "artist",
+    "clerical/admin",
+    "college/grad student",
+    "customer service",
+    "doctor/health care",
+    "executive/managerial",
+    "farmer",
+    "homemaker",
+    "K-12 student",
+    "lawyer",
+    "programmer",
+    "retired",
+    "sales/marketing",
+    "scientist",
+    "self-employed",
+    "technician/engineer",
+    "tradesman/craftsman",
+    "unemployed",
+    "writer",
 )
 
 # Column names looked for when a generic file's columns are not named (case-insensitive).
 USER_COLUMNS = ("user", "user_id", "userId", "uid", "u", "customer_id", "visitorid")
-ITEM_COLUMNS = ("item", "item_id", "itemId", "movieId", "movie_id", "artistID", "product_id",
-                "iid", "i")
+ITEM_COLUMNS = ("item", "item_id", "itemId", "movieId", "movie_id", "artistID", "product_id", "iid", "i")
 RATING_COLUMNS = ("rating", "ratings", "score", "value", "weight", "count", "r")
 TIMESTAMP_COLUMNS = ("timestamp", "time", "ts", "datetime", "date")
 # Rows read to decide whether a text file's first line is a header.
 _HEADER_SNIFF_ROWS = 200
-_KNOWN_COLUMNS = frozenset(name.lower() for name in
-                           USER_COLUMNS + ITEM_COLUMNS + RATING_COLUMNS + TIMESTAMP_COLUMNS)
+_KNOWN_COLUMNS = frozenset(
+    name.lower() for name in USER_COLUMNS + ITEM_COLUMNS + RATING_COLUMNS + TIMESTAMP_COLUMNS
+)
 
 
 def _read_text(path: Path) -> list[str]:
@@ -68,8 +101,9 @@ def _pandas():
     try:
         import pandas
     except ImportError as exc:
-        raise ImportError("Reading rating files needs pandas: pip install pandas "
-                          "(or pip install 'fastrec[data]').") from exc
+        raise ImportError(
+            "Reading rating files needs pandas: pip install pandas (or pip install 'fastrec[data]')."
+        ) from exc
     return pandas
 
 
@@ -110,11 +144,14 @@ def load_ml100k(path: str | Path) -> Interactions:
     """
     what = "MovieLens 100K (folder ml-100k or its u.data)"
     folder, ratings_path = _folder_and_file(path, ("u.data",), what)
-    frame = _read_table(ratings_path, "MovieLens 100K u.data (user, item, rating, timestamp "
-                        "separated by tabs)", sep="\t", header=None,
-                        names=["user", "item", "rating", "timestamp"])
-    check_rating_table(frame, ratings_path, "MovieLens 100K u.data", ("user", "item", "rating",
-                                                                 "timestamp"))
+    frame = _read_table(
+        ratings_path,
+        "MovieLens 100K u.data (user, item, rating, timestamp separated by tabs)",
+        sep="\t",
+        header=None,
+        names=["user", "item", "rating", "timestamp"],
+    )
+    check_rating_table(frame, ratings_path, "MovieLens 100K u.data", ("user", "item", "rating", "timestamp"))
     items = users = None
     if (folder / "u.item").is_file():
         genres: tuple[str, ...] = ML100K_GENRES
@@ -124,20 +161,29 @@ def load_ml100k(path: str | Path) -> Interactions:
         records: list[tuple[Any, ...]] = []
         for line in _read_text(folder / "u.item"):
             fields = line.split("|")
-            flags = fields[5:5 + len(genres)]
+            flags = fields[5 : 5 + len(genres)]
             names = [g for g, flag in zip(genres, flags) if flag.strip() == "1"]
-            records.append((int(fields[0]), fields[1], "|".join(names),
-                            fields[2] if len(fields) > 2 else "", fields[4] if len(fields) > 4 else ""))
+            records.append(
+                (
+                    int(fields[0]),
+                    fields[1],
+                    "|".join(names),
+                    fields[2] if len(fields) > 2 else "",
+                    fields[4] if len(fields) > 4 else "",
+                )
+            )
         items = _table(records, ["item", "title", "genres", "release_date", "imdb_url"], "item")
     if (folder / "u.user").is_file():
         records = []
         for line in _read_text(folder / "u.user"):
             fields = line.split("|")
-            records.append((int(fields[0]), int(fields[1]), fields[2], fields[3],
-                            fields[4] if len(fields) > 4 else ""))
+            records.append(
+                (int(fields[0]), int(fields[1]), fields[2], fields[3], fields[4] if len(fields) > 4 else "")
+            )
         users = _table(records, ["user", "age", "gender", "occupation", "zip"], "user")
-    return Interactions.from_frame(frame, "user", "item", "rating", "timestamp",
-                                   user_table=users, item_table=items, name="ml-100k")
+    return Interactions.from_frame(
+        frame, "user", "item", "rating", "timestamp", user_table=users, item_table=items, name="ml-100k"
+    )
 
 
 def load_ml1m(path: str | Path) -> Interactions:
@@ -159,11 +205,15 @@ def load_ml1m(path: str | Path) -> Interactions:
     what = "MovieLens 1M/10M (folder ml-1m or ml-10M100K, or its ratings.dat)"
     folder, ratings_path = _folder_and_file(path, ("ratings.dat",), what)
     # The C parser splits on single colons: "::" leaves an empty field between values.
-    frame = _read_table(ratings_path, "MovieLens ratings.dat (UserID::MovieID::Rating::Timestamp)",
-                        sep=":", header=None, usecols=[0, 2, 4, 6],
-                        names=["user", "_a", "item", "_b", "rating", "_c", "timestamp"])
-    check_rating_table(frame, ratings_path, "MovieLens ratings.dat", ("user", "item", "rating",
-                                                                 "timestamp"))
+    frame = _read_table(
+        ratings_path,
+        "MovieLens ratings.dat (UserID::MovieID::Rating::Timestamp)",
+        sep=":",
+        header=None,
+        usecols=[0, 2, 4, 6],
+        names=["user", "_a", "item", "_b", "rating", "_c", "timestamp"],
+    )
+    check_rating_table(frame, ratings_path, "MovieLens ratings.dat", ("user", "item", "rating", "timestamp"))
     items = users = None
     if (folder / "movies.dat").is_file():
         records: list[tuple[Any, ...]] = []
@@ -177,12 +227,14 @@ def load_ml1m(path: str | Path) -> Interactions:
             fields = line.split("::")
             code = int(fields[3])
             occupation = ML1M_OCCUPATIONS[code] if 0 <= code < len(ML1M_OCCUPATIONS) else str(code)
-            records.append((int(fields[0]), fields[1], int(fields[2]), occupation,
-                            fields[4] if len(fields) > 4 else ""))
+            records.append(
+                (int(fields[0]), fields[1], int(fields[2]), occupation, fields[4] if len(fields) > 4 else "")
+            )
         users = _table(records, ["user", "gender", "age", "occupation", "zip"], "user")
     name = "ml-1m" if users is not None else "ml-10m"
-    return Interactions.from_frame(frame, "user", "item", "rating", "timestamp",
-                                   user_table=users, item_table=items, name=name)
+    return Interactions.from_frame(
+        frame, "user", "item", "rating", "timestamp", user_table=users, item_table=items, name=name
+    )
 
 
 def load_ml_latest(path: str | Path) -> Interactions:
@@ -208,14 +260,16 @@ def load_ml_latest(path: str | Path) -> Interactions:
     check_rating_table(frame, ratings_path, "MovieLens ratings.csv", ("userId", "movieId", "rating"))
     items = None
     if (folder / "movies.csv").is_file():
-        movies = _read_table(folder / "movies.csv", "MovieLens movies.csv (movieId,title,genres)",
-                             encoding_errors="replace")
+        movies = _read_table(
+            folder / "movies.csv", "MovieLens movies.csv (movieId,title,genres)", encoding_errors="replace"
+        )
         if {"movieId", "title"} <= set(movies.columns):
             keep = [c for c in ("title", "genres") if c in movies.columns]
             items = movies.set_index("movieId")[keep]
             items.index.name = "item"
-    return Interactions.from_frame(frame, "userId", "movieId", "rating", timestamp,
-                                   item_table=items, name=folder.name or None)
+    return Interactions.from_frame(
+        frame, "userId", "movieId", "rating", timestamp, item_table=items, name=folder.name or None
+    )
 
 
 def load_movielens(path: str | Path) -> Interactions:
@@ -243,8 +297,12 @@ def load_movielens(path: str | Path) -> Interactions:
     resolved = check_data_path(path, what)
     ratings = find_data_file(resolved, ("u.data", "ratings.dat", "ratings.csv"), what)
     loaders = {"u.data": load_ml100k, "ratings.dat": load_ml1m, "ratings.csv": load_ml_latest}
-    check_file_name(ratings, tuple(loaders), "a MovieLens ratings file",
-                      "for other files use load_interactions(path, user_col=..., item_col=...)")
+    check_file_name(
+        ratings,
+        tuple(loaders),
+        "a MovieLens ratings file",
+        "for other files use load_interactions(path, user_col=..., item_col=...)",
+    )
     return loaders[ratings.name](ratings)
 
 
@@ -319,8 +377,7 @@ def load_interactions(
     """
     pd = _pandas()
     resolved = check_data_path(path, "an interactions file (CSV, TSV or Parquet)")
-    check_is_file(resolved, "pass the interactions file itself (for a MovieLens folder use "
-                              "load_movielens)")
+    check_is_file(resolved, "pass the interactions file itself (for a MovieLens folder use load_movielens)")
     if resolved.suffix.lower() in (".parquet", ".pq"):
         try:
             frame = pd.read_parquet(resolved)
@@ -336,13 +393,19 @@ def load_interactions(
 
         def read(**more: Any):
             try:
-                return _read_table(resolved, f"a table separated by {separator!r}",
-                                   encoding=encoding or "utf-8", **options, **more)
+                return _read_table(
+                    resolved,
+                    f"a table separated by {separator!r}",
+                    encoding=encoding or "utf-8",
+                    **options,
+                    **more,
+                )
             except ValueError as exc:
                 if encoding is not None or not isinstance(exc.__cause__, UnicodeDecodeError):
                     raise
-                return _read_table(resolved, f"a table separated by {separator!r}",
-                                   encoding="latin-1", **options, **more)
+                return _read_table(
+                    resolved, f"a table separated by {separator!r}", encoding="latin-1", **options, **more
+                )
 
         names = [c for c in (user_col, item_col, rating_col, timestamp_col) if isinstance(c, str)]
         detected = header is None
@@ -365,25 +428,51 @@ def load_interactions(
     columns = list(frame.columns)
     source = repr(str(resolved))
     positional = not header and resolved.suffix.lower() not in (".parquet", ".pq")
-    user = pick_column(columns, user_col if user_col is not None or not positional else 0,
-                         USER_COLUMNS, "user", source, "user_col")
-    item = pick_column(columns, item_col if item_col is not None or not positional else 1,
-                         ITEM_COLUMNS, "item", source, "item_col")
+    user = pick_column(
+        columns,
+        user_col if user_col is not None or not positional else 0,
+        USER_COLUMNS,
+        "user",
+        source,
+        "user_col",
+    )
+    item = pick_column(
+        columns,
+        item_col if item_col is not None or not positional else 1,
+        ITEM_COLUMNS,
+        "item",
+        source,
+        "item_col",
+    )
     rating = None
     if not implicit:
         default_rating = 2 if positional and rating_col is None and len(columns) > 2 else None
-        rating = pick_column(columns, rating_col if rating_col is not None else default_rating,
-                               () if positional else RATING_COLUMNS, "rating", source,
-                               "rating_col", required=False)
+        rating = pick_column(
+            columns,
+            rating_col if rating_col is not None else default_rating,
+            () if positional else RATING_COLUMNS,
+            "rating",
+            source,
+            "rating_col",
+            required=False,
+        )
     default_time = 3 if positional and timestamp_col is None and len(columns) > 3 else None
-    timestamp = pick_column(columns, timestamp_col if timestamp_col is not None else default_time,
-                              () if positional else TIMESTAMP_COLUMNS, "timestamp", source,
-                              "timestamp_col", required=False)
-    check_separate_columns({"user_col": user, "item_col": item, "rating_col": rating,
-                              "timestamp_col": timestamp})
+    timestamp = pick_column(
+        columns,
+        timestamp_col if timestamp_col is not None else default_time,
+        () if positional else TIMESTAMP_COLUMNS,
+        "timestamp",
+        source,
+        "timestamp_col",
+        required=False,
+    )
+    check_separate_columns(
+        {"user_col": user, "item_col": item, "rating_col": rating, "timestamp_col": timestamp}
+    )
     check_interaction_columns(frame, user, item, rating, source)
-    return Interactions.from_frame(frame, user, item, rating, timestamp, duplicates=duplicates,
-                                   name=name or resolved.name)
+    return Interactions.from_frame(
+        frame, user, item, rating, timestamp, duplicates=duplicates, name=name or resolved.name
+    )
 
 
 def _first_row_is_header(head: Any, names: list[str]) -> bool:
@@ -405,8 +494,7 @@ def _first_row_is_header(head: Any, names: list[str]) -> bool:
     for column in head.columns:
         below = head[column].iloc[1:].astype(str).str.strip()
         below = below[below != ""]
-        if not len(below) or first[column] == "" or \
-                not pd.to_numeric(below, errors="coerce").notna().all():
+        if not len(below) or first[column] == "" or not pd.to_numeric(below, errors="coerce").notna().all():
             continue
         if pd.isna(pd.to_numeric(first[column], errors="coerce")):
             return True  # text above a column of numbers: a column name

@@ -16,8 +16,9 @@ METHODS = ("random", "leave_k_out", "leave_last_k_out", "temporal")
 _TIME_COLUMNS = ("timestamp", "timestamps", "time", "ts", "datetime", "date")
 
 
-def _test_mask(users: np.ndarray, times: np.ndarray | None, method: str, test_size: Any, k: int,
-               rng: np.random.Generator) -> np.ndarray:
+def _test_mask(
+    users: np.ndarray, times: np.ndarray | None, method: str, test_size: Any, k: int, rng: np.random.Generator
+) -> np.ndarray:
     """Boolean mask of the ratings that go to the test side.
 
     ``users`` holds dense user indices (int) of every rating, in input order.
@@ -32,7 +33,7 @@ def _test_mask(users: np.ndarray, times: np.ndarray | None, method: str, test_si
         assert times is not None  # the caller refuses the time-based methods without timestamps
         # Latest ratings first out; equal timestamps are broken by input order.
         order = np.lexsort((positions, times))
-        mask[order[n - check_test_size(test_size, n):]] = True
+        mask[order[n - check_test_size(test_size, n) :]] = True
         return mask
     if method == "leave_k_out":
         order = np.lexsort((rng.random(n), users))  # each user's ratings in random order
@@ -47,8 +48,16 @@ def _test_mask(users: np.ndarray, times: np.ndarray | None, method: str, test_si
     return mask
 
 
-def train_test_split(data: Any, test_size: float | int = 0.2, *, method: str = "random", k: int = 1,
-                     timestamps: Any = None, seed: int | None = None, columns: Any = None) -> tuple[Any, Any]:
+def train_test_split(
+    data: Any,
+    test_size: float | int = 0.2,
+    *,
+    method: str = "random",
+    k: int = 1,
+    timestamps: Any = None,
+    seed: int | None = None,
+    columns: Any = None,
+) -> tuple[Any, Any]:
     """Split ratings into a training and a test part, returned in the form they came in.
 
     Methods:
@@ -117,8 +126,7 @@ def train_test_split(data: Any, test_size: float | int = 0.2, *, method: str = "
         users = np.repeat(np.arange(data.n_users), np.diff(data.matrix.indptr))
         if timestamps is None and needs_time:
             check_interactions_have_timestamps(data, method)
-        given = data.timestamps.data if timestamps is None and data.timestamps is not None \
-            else timestamps
+        given = data.timestamps.data if timestamps is None and data.timestamps is not None else timestamps
         pattern = data.matrix if sp.issparse(given) else None
         times = _times(given, data.nnz, needs_time, method, pattern)
         mask = _checked_mask(users, times, method, test_size, k, rng)
@@ -170,8 +178,9 @@ def train_test_split(data: Any, test_size: float | int = 0.2, *, method: str = "
     return kind(a[~mask] for a in arrays), kind(a[mask] for a in arrays)
 
 
-def _times(timestamps: Any, n: int, needs_time: bool, method: str,
-           pattern: sp.csr_matrix | None = None) -> np.ndarray | None:
+def _times(
+    timestamps: Any, n: int, needs_time: bool, method: str, pattern: sp.csr_matrix | None = None
+) -> np.ndarray | None:
     if timestamps is None:
         if needs_time:
             raise ValueError(
@@ -182,8 +191,9 @@ def _times(timestamps: Any, n: int, needs_time: bool, method: str,
     return check_timestamps(timestamps, n, pattern)
 
 
-def _checked_mask(users: np.ndarray, times: np.ndarray | None, method: str, test_size: Any, k: int,
-                  rng: np.random.Generator) -> np.ndarray:
+def _checked_mask(
+    users: np.ndarray, times: np.ndarray | None, method: str, test_size: Any, k: int, rng: np.random.Generator
+) -> np.ndarray:
     if users.size < 2:
         raise ValueError(f"data holds {users.size} rating(s); a split needs at least 2.")
     return _test_mask(users.astype(np.int64), times, method, test_size, k, rng)

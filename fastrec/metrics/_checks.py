@@ -22,13 +22,10 @@ def check_recommendation_table(recommended: Any, n_users: int, n_items: int, k: 
     table = np.asarray(recommended)
     if table.dtype.kind not in "iu":
         raise TypeError(
-            f"recommended must hold integer item indices (-1 for an empty slot), got dtype "
-            f"{table.dtype}."
+            f"recommended must hold integer item indices (-1 for an empty slot), got dtype {table.dtype}."
         )
     if table.ndim != 2:
-        raise ValueError(
-            f"recommended must be 2-D (users x ranked items), got shape {table.shape}."
-        )
+        raise ValueError(f"recommended must be 2-D (users x ranked items), got shape {table.shape}.")
     if table.shape[0] != n_users:
         raise ValueError(
             f"recommended has {table.shape[0]} rows but test has {n_users} users; pass one row per "
@@ -65,9 +62,7 @@ def check_relevance_matrix(test: Any, threshold: float | None) -> sp.csr_matrix:
     is given, in which case entries with a value >= threshold are.
     """
     if not sp.issparse(test):
-        raise TypeError(
-            f"test must be a users x items scipy sparse matrix, got {type(test).__name__}."
-        )
+        raise TypeError(f"test must be a users x items scipy sparse matrix, got {type(test).__name__}.")
     test = check_sparse_structure(test, "test")
     csr = sp.csr_matrix(test, copy=True)  # never change the caller's matrix
     check_finite(csr.data, "test")
@@ -91,9 +86,7 @@ def check_prediction_pair(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndar
     true = _rating_values(np.asarray(y_true).reshape(-1) if np.ndim(y_true) == 0 else y_true, "y_true")
     pred = _rating_values(np.asarray(y_pred).reshape(-1) if np.ndim(y_pred) == 0 else y_pred, "y_pred")
     if true.size != pred.size:
-        raise ValueError(
-            f"y_true and y_pred must have the same length, got {true.size} and {pred.size}."
-        )
+        raise ValueError(f"y_true and y_pred must have the same length, got {true.size} and {pred.size}.")
     if true.size == 0:
         raise ValueError("y_true and y_pred are empty: there is nothing to score.")
     return true.astype(np.float64), pred.astype(np.float64)

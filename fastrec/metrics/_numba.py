@@ -12,7 +12,8 @@ from fastrec._runtime import NUMBA_STRICT_OPTIONS
 def ranking_metrics(
     recs,  # IN  (n_users x width) int64 item indices, -1 = empty slot
     k,  # IN  slots evaluated
-    test_indptr, test_indices,  # IN  CSR pattern of the relevant items (sorted rows)
+    test_indptr,
+    test_indices,  # IN  CSR pattern of the relevant items (sorted rows)
     n_items,  # IN
     out,  # OUT (n_users x 6) precision, recall, f1, ndcg, ap, hit; NaN rows without test items
     out_recommended,  # OUT (n_items) uint8, 1 for every item in a first-k slot (caller zeroes it)

@@ -12,7 +12,8 @@ import numpy as np
 def ranking_metrics(
     recs,  # IN  (n_users x width) int64 item indices, -1 = empty slot
     k,  # IN  slots evaluated
-    test_indptr, test_indices,  # IN  CSR pattern of the relevant items (sorted rows)
+    test_indptr,
+    test_indices,  # IN  CSR pattern of the relevant items (sorted rows)
     n_items,  # IN
     out,  # OUT (n_users x 6) precision, recall, f1, ndcg, ap, hit; NaN rows without test items
     out_recommended,  # OUT (n_items) uint8, 1 for every item in a first-k slot (caller zeroes it)
@@ -22,7 +23,7 @@ def ranking_metrics(
     out_recommended[np.unique(head[head >= 0])] = 1
     discounts = 1.0 / np.log2(np.arange(k) + 2.0)
     for u in range(recs.shape[0]):
-        relevant = set(test_indices[test_indptr[u]:test_indptr[u + 1]].tolist())
+        relevant = set(test_indices[test_indptr[u] : test_indptr[u + 1]].tolist())
         if not relevant:
             out[u] = np.nan
             continue

@@ -26,9 +26,19 @@ def _is_fitted(model: Any) -> bool:
     return True
 
 
-def evaluate(model: Any, train: Any, test: Any, k: int = 10, *, fit: bool | None = None,
-             threshold: float | None = None, columns: tuple[str, str, str] | None = None,
-             as_frame: bool = False, n_threads: int | None = None, backend: str = "auto") -> Any:
+def evaluate(
+    model: Any,
+    train: Any,
+    test: Any,
+    k: int = 10,
+    *,
+    fit: bool | None = None,
+    threshold: float | None = None,
+    columns: tuple[str, str, str] | None = None,
+    as_frame: bool = False,
+    n_threads: int | None = None,
+    backend: str = "auto",
+) -> Any:
     """Score a recommender on test ratings.
 
     Ranking metrics (always): every test user gets ``model.recommend(user,
@@ -116,8 +126,7 @@ def evaluate(model: Any, train: Any, test: Any, k: int = 10, *, fit: bool | None
     # the metrics read at most n_items slots: the table is never wider than that
     width = min(k, max(len(item_map), 1))
     recs = _recommended_columns(model, user_map.ids, k, width, len(model_items), item_map)
-    per_user, flags = per_user_metrics(recs.astype(np.int64), truth, k, n_threads=n_threads,
-                                       backend=backend)
+    per_user, flags = per_user_metrics(recs.astype(np.int64), truth, k, n_threads=n_threads, backend=backend)
     valid = ~np.isnan(per_user[:, 0])
     means = per_user[valid].mean(axis=0) if valid.any() else np.full(per_user.shape[1], np.nan)
     for name, value in zip(METRIC_NAMES, means):
@@ -132,8 +141,9 @@ def evaluate(model: Any, train: Any, test: Any, k: int = 10, *, fit: bool | None
     return result
 
 
-def _recommended_columns(model: Any, users: np.ndarray, k: int, width: int, n_model_items: int,
-                         item_map: IdMap) -> np.ndarray:
+def _recommended_columns(
+    model: Any, users: np.ndarray, k: int, width: int, n_model_items: int, item_map: IdMap
+) -> np.ndarray:
     """(len(users), width) columns of ``item_map`` recommended to ``users`` (top ``k``), -1 padded.
 
     Users the model knows get its recommendations; the others are served as a user

@@ -61,9 +61,15 @@ def _kernel(backend: str):
     return _runtime.kernel_module(backend, "metrics").ranking_metrics
 
 
-def per_user_metrics(recommended: Any, test: Any, k: int = 10, *, threshold: float | None = None,
-                     n_threads: int | None = None, backend: str = "auto"
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def per_user_metrics(
+    recommended: Any,
+    test: Any,
+    k: int = 10,
+    *,
+    threshold: float | None = None,
+    n_threads: int | None = None,
+    backend: str = "auto",
+) -> tuple[np.ndarray, np.ndarray]:
     """Every ranking metric of every user, and which items were recommended.
 
     Parameters
@@ -105,17 +111,26 @@ def per_user_metrics(recommended: Any, test: Any, k: int = 10, *, threshold: flo
     out = np.empty((n_users, len(METRIC_NAMES)), dtype=np.float64)
     flags = np.zeros(n_items, dtype=np.uint8)
     with _runtime.kernel_threads(backend, n_threads):
-        _kernel(backend)(recs=table, k=k_read,
-                         test_indptr=np.ascontiguousarray(relevant.indptr, dtype=np.int64),
-                         test_indices=np.ascontiguousarray(relevant.indices), n_items=n_items,
-                         out=out, out_recommended=flags, n_threads=n_threads)
+        _kernel(backend)(
+            recs=table,
+            k=k_read,
+            test_indptr=np.ascontiguousarray(relevant.indptr, dtype=np.int64),
+            test_indices=np.ascontiguousarray(relevant.indices),
+            n_items=n_items,
+            out=out,
+            out_recommended=flags,
+            n_threads=n_threads,
+        )
     if k_read < k:
         hits = np.rint(out[:, 0] * k_read)
         precision, recall = hits / k, out[:, 1]
         out[:, 0] = precision
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[:, 2] = np.where(hits > 0, 2.0 * precision * recall / (precision + recall),
-                                 np.where(np.isnan(hits), np.nan, 0.0))
+            out[:, 2] = np.where(
+                hits > 0,
+                2.0 * precision * recall / (precision + recall),
+                np.where(np.isnan(hits), np.nan, 0.0),
+            )
     return out, flags.astype(bool)
 
 
@@ -127,8 +142,15 @@ def _means(per_user: np.ndarray) -> tuple[np.ndarray, int]:
     return per_user[valid].mean(axis=0), count
 
 
-def ranking_metrics(recommended: Any, test: Any, k: int = 10, *, threshold: float | None = None,
-                    n_threads: int | None = None, backend: str = "auto") -> dict[str, float]:
+def ranking_metrics(
+    recommended: Any,
+    test: Any,
+    k: int = 10,
+    *,
+    threshold: float | None = None,
+    n_threads: int | None = None,
+    backend: str = "auto",
+) -> dict[str, float]:
     """All ranking metrics at ``k`` in one pass (definitions in the module docstring).
 
     Parameters
@@ -143,8 +165,9 @@ def ranking_metrics(recommended: Any, test: Any, k: int = 10, *, threshold: floa
         over users with test items), ``coverage`` (fraction of test's columns
         recommended to anyone) and ``n_users`` (users in the means).
     """
-    per_user, flags = per_user_metrics(recommended, test, k, threshold=threshold, n_threads=n_threads,
-                                       backend=backend)
+    per_user, flags = per_user_metrics(
+        recommended, test, k, threshold=threshold, n_threads=n_threads, backend=backend
+    )
     means, count = _means(per_user)
     result = {name: float(value) for name, value in zip(METRIC_NAMES, means)}
     result["coverage"] = float(flags.mean()) if flags.size else float("nan")
@@ -152,16 +175,31 @@ def ranking_metrics(recommended: Any, test: Any, k: int = 10, *, threshold: floa
     return result
 
 
-def _one(column: int, recommended: Any, test: Any, k: int, threshold: float | None,
-         n_threads: int | None, backend: str) -> RankingScore:
-    per_user, _ = per_user_metrics(recommended, test, k, threshold=threshold, n_threads=n_threads,
-                                   backend=backend)
+def _one(
+    column: int,
+    recommended: Any,
+    test: Any,
+    k: int,
+    threshold: float | None,
+    n_threads: int | None,
+    backend: str,
+) -> RankingScore:
+    per_user, _ = per_user_metrics(
+        recommended, test, k, threshold=threshold, n_threads=n_threads, backend=backend
+    )
     means, count = _means(per_user)
     return RankingScore(float(means[column]), count)
 
 
-def precision_at_k(recommended: Any, test: Any, k: int = 10, *, threshold: float | None = None,
-                   n_threads: int | None = None, backend: str = "auto") -> RankingScore:
+def precision_at_k(
+    recommended: Any,
+    test: Any,
+    k: int = 10,
+    *,
+    threshold: float | None = None,
+    n_threads: int | None = None,
+    backend: str = "auto",
+) -> RankingScore:
     r"""Mean precision@k, :math:`\mathrm{hits}_u / k` (empty slots are misses).
 
     Parameters and the treatment of users without test items: see
@@ -183,20 +221,41 @@ def precision_at_k(recommended: Any, test: Any, k: int = 10, *, threshold: float
     return _one(0, recommended, test, k, threshold, n_threads, backend)
 
 
-def recall_at_k(recommended: Any, test: Any, k: int = 10, *, threshold: float | None = None,
-                n_threads: int | None = None, backend: str = "auto") -> RankingScore:
+def recall_at_k(
+    recommended: Any,
+    test: Any,
+    k: int = 10,
+    *,
+    threshold: float | None = None,
+    n_threads: int | None = None,
+    backend: str = "auto",
+) -> RankingScore:
     r"""Mean recall@k, :math:`\mathrm{hits}_u / |T_u|` (see :mod:`fastrec.metrics.ranking`)."""
     return _one(1, recommended, test, k, threshold, n_threads, backend)
 
 
-def f1_at_k(recommended: Any, test: Any, k: int = 10, *, threshold: float | None = None,
-            n_threads: int | None = None, backend: str = "auto") -> RankingScore:
+def f1_at_k(
+    recommended: Any,
+    test: Any,
+    k: int = 10,
+    *,
+    threshold: float | None = None,
+    n_threads: int | None = None,
+    backend: str = "auto",
+) -> RankingScore:
     r"""Mean over users of F1@k, :math:`2PR/(P+R)` per user (0 without hits)."""
     return _one(2, recommended, test, k, threshold, n_threads, backend)
 
 
-def ndcg_at_k(recommended: Any, test: Any, k: int = 10, *, threshold: float | None = None,
-              n_threads: int | None = None, backend: str = "auto") -> RankingScore:
+def ndcg_at_k(
+    recommended: Any,
+    test: Any,
+    k: int = 10,
+    *,
+    threshold: float | None = None,
+    n_threads: int | None = None,
+    backend: str = "auto",
+) -> RankingScore:
     r"""Mean NDCG@k with binary relevance.
 
     .. math:: \frac{\sum_{p<k} \mathrm{rel}_p / \log_2(p + 2)}{\sum_{p < \min(k, |T_u|)} 1 / \log_2(p + 2)}
@@ -204,8 +263,15 @@ def ndcg_at_k(recommended: Any, test: Any, k: int = 10, *, threshold: float | No
     return _one(3, recommended, test, k, threshold, n_threads, backend)
 
 
-def map_at_k(recommended: Any, test: Any, k: int = 10, *, threshold: float | None = None,
-             n_threads: int | None = None, backend: str = "auto") -> RankingScore:
+def map_at_k(
+    recommended: Any,
+    test: Any,
+    k: int = 10,
+    *,
+    threshold: float | None = None,
+    n_threads: int | None = None,
+    backend: str = "auto",
+) -> RankingScore:
     r"""MAP@k: the mean over users of
 
     .. math:: \mathrm{AP@k} = \frac{1}{\min(k, |T_u|)} \sum_{p<k} \mathrm{rel}_p\, \mathrm{precision@}(p+1)
@@ -213,14 +279,22 @@ def map_at_k(recommended: Any, test: Any, k: int = 10, *, threshold: float | Non
     return _one(4, recommended, test, k, threshold, n_threads, backend)
 
 
-def hit_rate_at_k(recommended: Any, test: Any, k: int = 10, *, threshold: float | None = None,
-                  n_threads: int | None = None, backend: str = "auto") -> RankingScore:
+def hit_rate_at_k(
+    recommended: Any,
+    test: Any,
+    k: int = 10,
+    *,
+    threshold: float | None = None,
+    n_threads: int | None = None,
+    backend: str = "auto",
+) -> RankingScore:
     r"""Fraction of users with at least one relevant item in their first ``k`` slots."""
     return _one(5, recommended, test, k, threshold, n_threads, backend)
 
 
-def coverage(recommended: Any, test: Any, k: int = 10, *, n_threads: int | None = None,
-             backend: str = "auto") -> float:
+def coverage(
+    recommended: Any, test: Any, k: int = 10, *, n_threads: int | None = None, backend: str = "auto"
+) -> float:
     r"""Catalogue coverage: the fraction of items recommended to at least one user.
 
     .. math:: \mathrm{coverage@k} = |\textstyle\bigcup_u L_u| / n_\mathrm{items}

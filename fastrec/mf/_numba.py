@@ -96,7 +96,7 @@ def _draw_run_order(state, n_runs):
         n = min(RUN_WINDOW, n_runs - w * RUN_WINDOW)
         for r in range(n):
             run_order[at + r] = w * RUN_WINDOW + r
-        state = _shuffle_indices(state, run_order[at:at + n])
+        state = _shuffle_indices(state, run_order[at : at + n])
         at += n
     return run_order
 
@@ -132,8 +132,24 @@ def _visit_order(starts, run_order, n_ratings):
 
 
 @nb.njit(**NUMBA_KERNEL_OPTIONS)
-def _run_block(users, items, ratings, order, P, Q, bu, bi, n_factors, mu, lr, reg, lr_bias,
-               reg_bias, biased, non_negative):
+def _run_block(
+    users,
+    items,
+    ratings,
+    order,
+    P,
+    Q,
+    bu,
+    bi,
+    n_factors,
+    mu,
+    lr,
+    reg,
+    lr_bias,
+    reg_bias,
+    biased,
+    non_negative,
+):
     # The padding lanes after n_factors hold zeros and add nothing: skip them.
     # Scalars in the factor dtype, rounded as the C++ kernel rounds them.
     zero = _cast(0.0, P)
@@ -176,9 +192,28 @@ def _run_block(users, items, ratings, order, P, Q, bu, bi, n_factors, mu, lr, re
 
 
 @nb.njit(**NUMBA_KERNEL_OPTIONS)
-def _train_block(block, users, items, ratings, block_ptr, P, Q, bu, bi, n_factors, mu, lr, reg,
-                 lr_bias, reg_bias, biased, non_negative, shuffle_seed, shuffle_within_runs,
-                 out_block_sse):
+def _train_block(
+    block,
+    users,
+    items,
+    ratings,
+    block_ptr,
+    P,
+    Q,
+    bu,
+    bi,
+    n_factors,
+    mu,
+    lr,
+    reg,
+    lr_bias,
+    reg_bias,
+    biased,
+    non_negative,
+    shuffle_seed,
+    shuffle_within_runs,
+    out_block_sse,
+):
     """Shuffle its runs (when asked) and train one block of the schedule; -1 is an empty slot."""
     if block < 0:
         return
@@ -187,20 +222,46 @@ def _train_block(block, users, items, ratings, block_ptr, P, Q, bu, bi, n_factor
     starts = _find_runs(users, begin, end)
     run_order = _shuffle_runs(items, ratings, starts, shuffle_seed, shuffle_within_runs, block)
     order = _visit_order(starts, run_order, end - begin)
-    out_block_sse[block] = _run_block(users, items, ratings, order, P, Q, bu, bi, n_factors, mu,
-                                      lr, reg, lr_bias, reg_bias, biased, non_negative)
+    out_block_sse[block] = _run_block(
+        users,
+        items,
+        ratings,
+        order,
+        P,
+        Q,
+        bu,
+        bi,
+        n_factors,
+        mu,
+        lr,
+        reg,
+        lr_bias,
+        reg_bias,
+        biased,
+        non_negative,
+    )
 
 
 @nb.njit(parallel=True, **NUMBA_KERNEL_OPTIONS)
 def sgd_mf_epoch(
-    users, items, ratings,  # INOUT (nnz) int32, int32, float: ratings grouped by block
+    users,
+    items,
+    ratings,  # INOUT (nnz) int32, int32, float: ratings grouped by block
     block_ptr,  # IN  (n_blocks + 1) int64 block offsets
     schedule,  # IN  (n_strata, width) int64 block ids, -1 = empty slot
-    P, Q,  # INOUT (n_users, stride), (n_items, stride) factors, zero padding
-    bu, bi,  # INOUT (n_users), (n_items) biases
+    P,
+    Q,  # INOUT (n_users, stride), (n_items, stride) factors, zero padding
+    bu,
+    bi,  # INOUT (n_users), (n_items) biases
     n_factors,  # IN  factors per row; the lanes after them are padding
-    mu, lr, reg, lr_bias, reg_bias,  # IN  floats
-    biased, non_negative, hogwild,  # IN  bools
+    mu,
+    lr,
+    reg,
+    lr_bias,
+    reg_bias,  # IN  floats
+    biased,
+    non_negative,
+    hogwild,  # IN  bools
     shuffle_seed,  # IN  >= 0: draw the run order of every block; < 0: as stored
     shuffle_within_runs,  # IN  bool: with shuffle_seed >= 0, first shuffle every run in place
     out_block_sse,  # OUT (n_blocks) float64 squared errors met during the epoch
@@ -211,24 +272,68 @@ def sgd_mf_epoch(
     if hogwild:  # every block at once, lock-free
         flat = schedule.reshape(-1)
         for slot in nb.prange(flat.shape[0]):
-            _train_block(flat[slot], users, items, ratings, block_ptr, P, Q, bu, bi, n_factors, mu,
-                         lr, reg, lr_bias, reg_bias, biased, non_negative, shuffle_seed,
-                         shuffle_within_runs, out_block_sse)
+            _train_block(
+                flat[slot],
+                users,
+                items,
+                ratings,
+                block_ptr,
+                P,
+                Q,
+                bu,
+                bi,
+                n_factors,
+                mu,
+                lr,
+                reg,
+                lr_bias,
+                reg_bias,
+                biased,
+                non_negative,
+                shuffle_seed,
+                shuffle_within_runs,
+                out_block_sse,
+            )
         return
     for s in range(n_strata):  # strata in turn; a stratum's blocks share no user or item
         for w in nb.prange(width):
-            _train_block(schedule[s, w], users, items, ratings, block_ptr, P, Q, bu, bi, n_factors,
-                         mu, lr, reg, lr_bias, reg_bias, biased, non_negative, shuffle_seed,
-                         shuffle_within_runs, out_block_sse)
+            _train_block(
+                schedule[s, w],
+                users,
+                items,
+                ratings,
+                block_ptr,
+                P,
+                Q,
+                bu,
+                bi,
+                n_factors,
+                mu,
+                lr,
+                reg,
+                lr_bias,
+                reg_bias,
+                biased,
+                non_negative,
+                shuffle_seed,
+                shuffle_within_runs,
+                out_block_sse,
+            )
 
 
 @nb.njit(**NUMBA_KERNEL_OPTIONS)
 def group_by_block(
-    users, items, ratings,  # IN  (nnz) int32, int32, float
+    users,
+    items,
+    ratings,  # IN  (nnz) int32, int32, float
     order,  # IN  (nnz) int64 visit order, or empty for 0..nnz-1
-    user_block, item_block,  # IN  (n_users), (n_items) int64 row group x side, column group
-    user_row, item_row,  # IN  (n_users), (n_items) int32 training rows
-    out_users, out_items, out_ratings,  # OUT (nnz) grouped by block
+    user_block,
+    item_block,  # IN  (n_users), (n_items) int64 row group x side, column group
+    user_row,
+    item_row,  # IN  (n_users), (n_items) int32 training rows
+    out_users,
+    out_items,
+    out_ratings,  # OUT (nnz) grouped by block
     block_ptr,  # OUT (n_blocks + 1) int64
 ):
     nnz = users.shape[0]
@@ -252,9 +357,14 @@ def group_by_block(
 
 @nb.njit(parallel=True, **NUMBA_KERNEL_OPTIONS)
 def mf_predict(
-    P, Q, bu, bi,  # IN  factors and biases
-    mu, biased,  # IN
-    users, items,  # IN  (n) int32 inner indices, -1 = unknown
+    P,
+    Q,
+    bu,
+    bi,  # IN  factors and biases
+    mu,
+    biased,  # IN
+    users,
+    items,  # IN  (n) int32 inner indices, -1 = unknown
     out,  # OUT (n)
     n_threads,  # IN  threads (set by the caller)
 ):

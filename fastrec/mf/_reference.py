@@ -44,8 +44,7 @@ def find_runs(users, begin: int, end: int) -> list[int]:
     return starts + [end]
 
 
-def shuffle_runs(items, ratings, starts: list[int], seed: int, within_runs: bool,
-                 block: int) -> list[int]:
+def shuffle_runs(items, ratings, starts: list[int], seed: int, within_runs: bool, block: int) -> list[int]:
     """Shuffle every run in place (INOUT items, ratings) if ``within_runs``; return the run order.
 
     A negative seed keeps the stored order and visits the runs as stored.
@@ -121,8 +120,24 @@ def visit_order(starts: list[int], run_order: list[int]) -> list[int]:
                 take_run(lane)
 
 
-def _run_block(users, items, ratings, order, P, Q, bu, bi, n_factors, mu, lr, reg, lr_bias,
-               reg_bias, biased, non_negative):
+def _run_block(
+    users,
+    items,
+    ratings,
+    order,
+    P,
+    Q,
+    bu,
+    bi,
+    n_factors,
+    mu,
+    lr,
+    reg,
+    lr_bias,
+    reg_bias,
+    biased,
+    non_negative,
+):
     dtype = P.dtype.type
     shrink = dtype(1) - dtype(lr * reg)  # as the kernels: 1 - (lr * reg) rounded once
     lr, lr_bias, reg_bias, mu = dtype(lr), dtype(lr_bias), dtype(reg_bias), dtype(mu)
@@ -146,14 +161,24 @@ def _run_block(users, items, ratings, order, P, Q, bu, bi, n_factors, mu, lr, re
 
 
 def sgd_mf_epoch(
-    users, items, ratings,  # INOUT (nnz) int32, int32, float: ratings grouped by block
+    users,
+    items,
+    ratings,  # INOUT (nnz) int32, int32, float: ratings grouped by block
     block_ptr,  # IN  (n_blocks + 1) int64 block offsets
     schedule,  # IN  (n_strata, width) int64 block ids, -1 = empty slot
-    P, Q,  # INOUT (n_users, stride), (n_items, stride) factors, zero padding
-    bu, bi,  # INOUT (n_users), (n_items) biases
+    P,
+    Q,  # INOUT (n_users, stride), (n_items, stride) factors, zero padding
+    bu,
+    bi,  # INOUT (n_users), (n_items) biases
     n_factors,  # IN  factors per row; the lanes after them are padding
-    mu, lr, reg, lr_bias, reg_bias,  # IN  floats
-    biased, non_negative, hogwild,  # IN  bools (hogwild only changes threading)
+    mu,
+    lr,
+    reg,
+    lr_bias,
+    reg_bias,  # IN  floats
+    biased,
+    non_negative,
+    hogwild,  # IN  bools (hogwild only changes threading)
     shuffle_seed,  # IN  >= 0: draw the run order of every block; < 0: as stored
     shuffle_within_runs,  # IN  bool: with shuffle_seed >= 0, first shuffle every run in place
     out_block_sse,  # OUT (n_blocks) float64 squared errors met during the epoch
@@ -166,19 +191,40 @@ def sgd_mf_epoch(
         if block < 0:
             continue
         starts = find_runs(users, int(block_ptr[block]), int(block_ptr[block + 1]))
-        run_order = shuffle_runs(items, ratings, starts, int(shuffle_seed),
-                                 bool(shuffle_within_runs), block)
+        run_order = shuffle_runs(items, ratings, starts, int(shuffle_seed), bool(shuffle_within_runs), block)
         order = visit_order(starts, run_order)
-        out_block_sse[block] = _run_block(users, items, ratings, order, P, Q, bu, bi, n_factors,
-                                          mu, lr, reg, lr_bias, reg_bias, biased, non_negative)
+        out_block_sse[block] = _run_block(
+            users,
+            items,
+            ratings,
+            order,
+            P,
+            Q,
+            bu,
+            bi,
+            n_factors,
+            mu,
+            lr,
+            reg,
+            lr_bias,
+            reg_bias,
+            biased,
+            non_negative,
+        )
 
 
 def group_by_block(
-    users, items, ratings,  # IN  (nnz) int32, int32, float
+    users,
+    items,
+    ratings,  # IN  (nnz) int32, int32, float
     order,  # IN  (nnz) int64 visit order, or empty for 0..nnz-1
-    user_block, item_block,  # IN  (n_users), (n_items) int64 row group x side, column group
-    user_row, item_row,  # IN  (n_users), (n_items) int32 training rows
-    out_users, out_items, out_ratings,  # OUT (nnz) grouped by block
+    user_block,
+    item_block,  # IN  (n_users), (n_items) int64 row group x side, column group
+    user_row,
+    item_row,  # IN  (n_users), (n_items) int32 training rows
+    out_users,
+    out_items,
+    out_ratings,  # OUT (nnz) grouped by block
     block_ptr,  # OUT (n_blocks + 1) int64
 ):
     """Stable counting sort of the ratings by block (the contract in mf.hpp)."""
@@ -193,9 +239,14 @@ def group_by_block(
 
 
 def mf_predict(
-    P, Q, bu, bi,  # IN  factors and biases
-    mu, biased,  # IN
-    users, items,  # IN  (n) int32 inner indices, -1 = unknown
+    P,
+    Q,
+    bu,
+    bi,  # IN  factors and biases
+    mu,
+    biased,  # IN
+    users,
+    items,  # IN  (n) int32 inner indices, -1 = unknown
     out,  # OUT (n)
     n_threads,  # IN  unused
 ):

@@ -42,7 +42,7 @@ def aligned_zeros(rows: int, cols: int, dtype: np.dtype) -> np.ndarray:
     n_bytes = max(rows * cols, 1) * dtype.itemsize
     raw = np.zeros(n_bytes + _ALIGN, dtype=np.uint8)
     offset = (-raw.ctypes.data) % _ALIGN
-    return raw[offset:offset + rows * cols * dtype.itemsize].view(dtype).reshape(rows, cols)
+    return raw[offset : offset + rows * cols * dtype.itemsize].view(dtype).reshape(rows, cols)
 
 
 def grid_side(n_users: int, n_items: int, nnz: int, n_threads: int, row_bytes: int = 0) -> int:
@@ -66,8 +66,15 @@ class BlockGrid(NamedTuple):
     item_order: np.ndarray | None
 
 
-def grid_groups(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int,
-                n_threads: int, rng: np.random.Generator, row_bytes: int = 0) -> BlockGrid:
+def grid_groups(
+    users: np.ndarray,
+    items: np.ndarray,
+    n_users: int,
+    n_items: int,
+    n_threads: int,
+    rng: np.random.Generator,
+    row_bytes: int = 0,
+) -> BlockGrid:
     """Cut users and items into the groups of a side x side grid.
 
     Users (items) are put in random order and cut into ``side`` groups of about
@@ -86,8 +93,9 @@ def grid_groups(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int
     side = grid_side(n_users, n_items, nnz, n_threads, row_bytes)
     by_user = _stable_order(users)
     if side == 1:
-        return BlockGrid(1, by_user, np.zeros(n_users, dtype=np.int64),
-                         np.zeros(n_items, dtype=np.int64), None, None)
+        return BlockGrid(
+            1, by_user, np.zeros(n_users, dtype=np.int64), np.zeros(n_items, dtype=np.int64), None, None
+        )
 
     def groups(index: np.ndarray, n: int, is_sorted: bool) -> tuple[np.ndarray, np.ndarray]:
         if is_sorted:
@@ -110,8 +118,9 @@ def grid_groups(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int
     return BlockGrid(side, by_user, user_group, item_group, user_order, item_order)
 
 
-def arrange_blocks(grid: BlockGrid, users: np.ndarray, items: np.ndarray, values: np.ndarray,
-                   group_by_block: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def arrange_blocks(
+    grid: BlockGrid, users: np.ndarray, items: np.ndarray, values: np.ndarray, group_by_block: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Working copies of the ratings grouped by block, rows renumbered in group order.
 
     Returns (users, items, values, block_ptr) as the epoch kernels take them; a
@@ -123,14 +132,20 @@ def arrange_blocks(grid: BlockGrid, users: np.ndarray, items: np.ndarray, values
     out_values = np.empty(nnz, dtype=values.dtype)
     block_ptr = np.empty(grid.side * grid.side + 1, dtype=np.int64)
     order = np.empty(0, dtype=np.int64) if grid.by_user is None else grid.by_user
-    group_by_block(users=np.ascontiguousarray(users, dtype=np.int32),
-                   items=np.ascontiguousarray(items, dtype=np.int32),
-                   ratings=np.ascontiguousarray(values), order=order,
-                   user_block=grid.user_group * grid.side, item_block=grid.item_group,
-                   user_row=_rank(grid.user_order, grid.user_group.size)[:-1],
-                   item_row=_rank(grid.item_order, grid.item_group.size)[:-1],
-                   out_users=out_users, out_items=out_items, out_ratings=out_values,
-                   block_ptr=block_ptr)
+    group_by_block(
+        users=np.ascontiguousarray(users, dtype=np.int32),
+        items=np.ascontiguousarray(items, dtype=np.int32),
+        ratings=np.ascontiguousarray(values),
+        order=order,
+        user_block=grid.user_group * grid.side,
+        item_block=grid.item_group,
+        user_row=_rank(grid.user_order, grid.user_group.size)[:-1],
+        item_row=_rank(grid.item_order, grid.item_group.size)[:-1],
+        out_users=out_users,
+        out_items=out_items,
+        out_ratings=out_values,
+        block_ptr=block_ptr,
+    )
     return out_users, out_items, out_values, block_ptr
 
 

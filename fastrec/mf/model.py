@@ -198,8 +198,21 @@ class MatrixFactorization(Recommender):
 
     _FORMAT_NAME = FORMAT_NAME
     _FORMAT_VERSION = FORMAT_VERSION
-    _PARAMS = ("n_factors", "n_epochs", "lr", "reg", "lr_bias", "reg_bias", "init_std", "biased",
-               "non_negative", "random_state", "hogwild", "clip", "early_stopping")
+    _PARAMS = (
+        "n_factors",
+        "n_epochs",
+        "lr",
+        "reg",
+        "lr_bias",
+        "reg_bias",
+        "init_std",
+        "biased",
+        "non_negative",
+        "random_state",
+        "hogwild",
+        "clip",
+        "early_stopping",
+    )
     # Fitted state, set by fit or load (absent before): padded, aligned (n, stride) factors.
     _P: np.ndarray
     _Q: np.ndarray
@@ -223,7 +236,7 @@ class MatrixFactorization(Recommender):
         hogwild: bool = False,
         clip: bool = True,
         early_stopping: int | None = None,
-        verbose: bool = False,
+        verbose: bool | None = False,
     ):
         self.n_factors = n_factors
         self.n_epochs = n_epochs
@@ -258,17 +271,22 @@ class MatrixFactorization(Recommender):
     def _checked_params(self) -> dict[str, Any]:
         lr = V.check_float(self.lr, "lr", minimum=0.0, strict_minimum=True)
         reg = V.check_float(self.reg, "reg", minimum=0.0)
-        lr_bias = lr if self.lr_bias is None else V.check_float(
-            self.lr_bias, "lr_bias", minimum=0.0, strict_minimum=True)
-        reg_bias = reg if self.reg_bias is None else V.check_float(
-            self.reg_bias, "reg_bias", minimum=0.0)
+        lr_bias = (
+            lr
+            if self.lr_bias is None
+            else V.check_float(self.lr_bias, "lr_bias", minimum=0.0, strict_minimum=True)
+        )
+        reg_bias = reg if self.reg_bias is None else V.check_float(self.reg_bias, "reg_bias", minimum=0.0)
         early = self.early_stopping
         if early is not None:
             early = V.check_int(early, "early_stopping", minimum=1)
         return {
             "n_factors": V.check_int(self.n_factors, "n_factors", minimum=1),
             "n_epochs": V.check_int(self.n_epochs, "n_epochs", minimum=1),
-            "lr": lr, "reg": reg, "lr_bias": lr_bias, "reg_bias": reg_bias,
+            "lr": lr,
+            "reg": reg,
+            "lr_bias": lr_bias,
+            "reg_bias": reg_bias,
             "init_std": V.check_float(self.init_std, "init_std", minimum=0.0),
             "biased": V.check_bool(self.biased, "biased"),
             "non_negative": V.check_bool(self.non_negative, "non_negative"),
@@ -298,9 +316,15 @@ class MatrixFactorization(Recommender):
 
     # -- training -----------------------------------------------------------------------
 
-    def fit(self, ratings: Any, *, validation: Any = None,
-            columns: tuple[str, str, str] | None = None, n_users: int | None = None,
-            n_items: int | None = None) -> MatrixFactorization:
+    def fit(
+        self,
+        ratings: Any,
+        *,
+        validation: Any = None,
+        columns: tuple[str, str, str] | None = None,
+        n_users: int | None = None,
+        n_items: int | None = None,
+    ) -> MatrixFactorization:
         """Learn the model from explicit ratings, replacing any previous fit.
 
         Parameters
@@ -330,10 +354,12 @@ class MatrixFactorization(Recommender):
             if declared is not None:  # the identity id maps and factors of that many ids
                 _check_factor_memory(V.check_int(declared, name, minimum=1), 0, params)
         data = rating_triples(ratings, columns)
-        user_map, users = self._map_ids(data.users, n_users, "n_users", "user_ids",
-                                        data.shape[0] if data.shape else None)
-        item_map, items = self._map_ids(data.items, n_items, "n_items", "item_ids",
-                                        data.shape[1] if data.shape else None)
+        user_map, users = self._map_ids(
+            data.users, n_users, "n_users", "user_ids", data.shape[0] if data.shape else None
+        )
+        item_map, items = self._map_ids(
+            data.items, n_items, "n_items", "item_ids", data.shape[1] if data.shape else None
+        )
         _check_factor_memory(len(user_map), len(item_map), params)
         values = data.ratings.astype(params["dtype"])  # a copy: the caller's data stays as it is
         seed = seed_from(self.random_state)
@@ -345,11 +371,21 @@ class MatrixFactorization(Recommender):
         bi = np.zeros(len(item_map), dtype=dtype)
         mean = float(np.mean(data.ratings, dtype=np.float64))
         state = {"P": P, "Q": Q, "bu": bu, "bi": bi}
-        history, epochs = self._train(state, users, items, values, params,
-                                      mu=mean if params["biased"] else 0.0, seed=seed,
-                                      first_epoch=0, n_epochs=params["n_epochs"],
-                                      validation=validation, columns=columns,
-                                      user_map=user_map, item_map=item_map)
+        history, epochs = self._train(
+            state,
+            users,
+            items,
+            values,
+            params,
+            mu=mean if params["biased"] else 0.0,
+            seed=seed,
+            first_epoch=0,
+            n_epochs=params["n_epochs"],
+            validation=validation,
+            columns=columns,
+            user_map=user_map,
+            item_map=item_map,
+        )
         # Only a finished, finite model is stored (a diverged fit raised above).
         with model_lock(self).writing():
             self._k = k
@@ -367,8 +403,14 @@ class MatrixFactorization(Recommender):
         return self
 
     @writes
-    def partial_fit(self, ratings: Any, *, n_epochs: int | None = None, validation: Any = None,
-                    columns: tuple[str, str, str] | None = None) -> MatrixFactorization:
+    def partial_fit(
+        self,
+        ratings: Any,
+        *,
+        n_epochs: int | None = None,
+        validation: Any = None,
+        columns: tuple[str, str, str] | None = None,
+    ) -> MatrixFactorization:
         """Run more epochs on (new) ratings, starting from the current parameters.
 
         Users and items not seen before are added with freshly initialised
@@ -397,8 +439,7 @@ class MatrixFactorization(Recommender):
                 "n_factors and dtype cannot change between fit and partial_fit (model has "
                 f"n_factors={self._k}, dtype={self._P.dtype}); set them back or call fit."
             )
-        n_epochs = params["n_epochs"] if n_epochs is None else V.check_int(n_epochs, "n_epochs",
-                                                                           minimum=1)
+        n_epochs = params["n_epochs"] if n_epochs is None else V.check_int(n_epochs, "n_epochs", minimum=1)
         params["biased"] = self._biased
         _check_matrix_ids(ratings)
         data = rating_triples(ratings, columns)
@@ -411,27 +452,42 @@ class MatrixFactorization(Recommender):
         state = {
             "P": self._grow(self._P, len(user_map), params, rng),
             "Q": self._grow(self._Q, len(item_map), params, rng),
-            "bu": np.concatenate([self.user_bias_, np.zeros(len(user_map) - self.user_bias_.size,
-                                                            dtype=params["dtype"])]),
-            "bi": np.concatenate([self.item_bias_, np.zeros(len(item_map) - self.item_bias_.size,
-                                                            dtype=params["dtype"])]),
+            "bu": np.concatenate(
+                [self.user_bias_, np.zeros(len(user_map) - self.user_bias_.size, dtype=params["dtype"])]
+            ),
+            "bi": np.concatenate(
+                [self.item_bias_, np.zeros(len(item_map) - self.item_bias_.size, dtype=params["dtype"])]
+            ),
         }
-        history, epochs = self._train(state, users, items, values, params, mu=self._mu,
-                                      seed=self.seed_, first_epoch=self.epochs_trained_,
-                                      n_epochs=n_epochs, validation=validation, columns=columns,
-                                      user_map=user_map, item_map=item_map)
+        history, epochs = self._train(
+            state,
+            users,
+            items,
+            values,
+            params,
+            mu=self._mu,
+            seed=self.seed_,
+            first_epoch=self.epochs_trained_,
+            n_epochs=n_epochs,
+            validation=validation,
+            columns=columns,
+            user_map=user_map,
+            item_map=item_map,
+        )
         self._P, self._Q = state["P"], state["Q"]
         self.user_bias_, self.item_bias_ = state["bu"], state["bi"]
         self._user_map, self._item_map = user_map, item_map
         self.epochs_trained_ += epochs
         for key, values_ in history.items():
             self.history_.setdefault(key, []).extend(values_)
-        self._R = grown_interactions(self._R, interactions(users, items, values, len(user_map),
-                                                           len(item_map)))
+        self._R = grown_interactions(
+            self._R, interactions(users, items, values, len(user_map), len(item_map))
+        )
         return self
 
-    def _map_ids(self, raw: np.ndarray, declared: int | None, size_name: str, name: str,
-                 matrix_size: int | None) -> tuple[IdMap, np.ndarray]:
+    def _map_ids(
+        self, raw: np.ndarray, declared: int | None, size_name: str, name: str, matrix_size: int | None
+    ) -> tuple[IdMap, np.ndarray]:
         if declared is not None:
             declared = V.check_int(declared, size_name, minimum=1)
             if declared > V.INT32_MAX:
@@ -443,8 +499,9 @@ class MatrixFactorization(Recommender):
         return IdMap.from_values(raw)
 
     @staticmethod
-    def _init_factors(n: int, k: int, dtype: np.dtype, params: dict[str, Any],
-                      rng: np.random.Generator) -> np.ndarray:
+    def _init_factors(
+        n: int, k: int, dtype: np.dtype, params: dict[str, Any], rng: np.random.Generator
+    ) -> np.ndarray:
         """(n, padded k) factors drawn from N(0, init_std^2), |.| when non-negative.
 
         The rows are drawn in chunks of INIT_CHUNK_ROWS, each from its own stream
@@ -475,64 +532,107 @@ class MatrixFactorization(Recommender):
                 list(pool.map(draw, starts, seeds))
         return factors
 
-    def _grow(self, factors: np.ndarray, n: int, params: dict[str, Any],
-              rng: np.random.Generator) -> np.ndarray:
+    def _grow(
+        self, factors: np.ndarray, n: int, params: dict[str, Any], rng: np.random.Generator
+    ) -> np.ndarray:
         """A copy of ``factors`` with rows for new ids appended (the original is untouched)."""
         grown = aligned_zeros(n, factors.shape[1], factors.dtype)
         grown[: factors.shape[0]] = factors
         if n > factors.shape[0]:
-            grown[factors.shape[0]:] = self._init_factors(n - factors.shape[0], self._k,
-                                                          factors.dtype, params, rng)
+            grown[factors.shape[0] :] = self._init_factors(
+                n - factors.shape[0], self._k, factors.dtype, params, rng
+            )
         return grown
 
-    def _validation_arrays(self, validation: Any, columns: Any, user_map: IdMap,
-                           item_map: IdMap) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    def _validation_arrays(
+        self, validation: Any, columns: Any, user_map: IdMap, item_map: IdMap
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         if validation is None:
             return None
         data = rating_triples(validation, columns)
-        return (user_map.lookup(data.users), item_map.lookup(data.items),
-                data.ratings.astype(np.float64))
+        return (user_map.lookup(data.users), item_map.lookup(data.items), data.ratings.astype(np.float64))
 
-    def _train(self, state: dict[str, np.ndarray], users: np.ndarray, items: np.ndarray,
-               values: np.ndarray, params: dict[str, Any], *, mu: float, seed: int,
-               first_epoch: int, n_epochs: int, validation: Any, columns: Any, user_map: IdMap,
-               item_map: IdMap) -> tuple[dict[str, list[float]], int]:
+    def _train(
+        self,
+        state: dict[str, np.ndarray],
+        users: np.ndarray,
+        items: np.ndarray,
+        values: np.ndarray,
+        params: dict[str, Any],
+        *,
+        mu: float,
+        seed: int,
+        first_epoch: int,
+        n_epochs: int,
+        validation: Any,
+        columns: Any,
+        user_map: IdMap,
+        item_map: IdMap,
+    ) -> tuple[dict[str, list[float]], int]:
         """Run the epochs on ``state`` (INOUT); returns (history, epochs run)."""
         backend, n_threads = params["backend"], params["n_threads"]
         kernels = _kernels(backend)
         valid = self._validation_arrays(validation, columns, user_map, item_map)
-        rating_range = (self.rating_range_ if first_epoch  # set by the fit being continued
-                        else (float(values.min()), float(values.max())))
+        rating_range = (
+            self.rating_range_
+            if first_epoch  # set by the fit being continued
+            else (float(values.min()), float(values.max()))
+        )
         if params["early_stopping"] is not None and valid is None:
             raise ValueError("early_stopping needs validation data: pass fit(..., validation=...).")
 
-        grid = grid_groups(users, items, len(user_map), len(item_map), n_threads,
-                           np.random.default_rng([seed, 1, first_epoch]),
-                           row_bytes=state["P"].shape[1] * state["P"].itemsize)
+        grid = grid_groups(
+            users,
+            items,
+            len(user_map),
+            len(item_map),
+            n_threads,
+            np.random.default_rng([seed, 1, first_epoch]),
+            row_bytes=state["P"].shape[1] * state["P"].itemsize,
+        )
         side = grid.side
         # Working copies grouped by block; the kernels shuffle them in place.  With
         # a grid, rows are renumbered in group order (see grid_groups) for the epochs.
         work_users, work_items, work_values, block_ptr = arrange_blocks(
-            grid, users, items, values, kernels.group_by_block)
+            grid, users, items, values, kernels.group_by_block
+        )
         final_state, user_order, item_order = state, grid.user_order, grid.item_order
         if user_order is not None and item_order is not None:  # both or neither
-            state = {"P": _rows_in_order(state["P"], user_order),
-                     "Q": _rows_in_order(state["Q"], item_order),
-                     "bu": _rows_in_order(state["bu"], user_order),
-                     "bi": _rows_in_order(state["bi"], item_order)}
+            state = {
+                "P": _rows_in_order(state["P"], user_order),
+                "Q": _rows_in_order(state["Q"], item_order),
+                "bu": _rows_in_order(state["bu"], user_order),
+                "bi": _rows_in_order(state["bi"], item_order),
+            }
             if valid is not None:
-                valid = (_rank(user_order, user_order.size)[valid[0]],
-                         _rank(item_order, item_order.size)[valid[1]], valid[2])
+                valid = (
+                    _rank(user_order, user_order.size)[valid[0]],
+                    _rank(item_order, item_order.size)[valid[1]],
+                    valid[2],
+                )
         block_sse = np.zeros(side * side, dtype=np.float64)
         nnz = values.size
         # Every sgd_mf_epoch argument but the per-epoch three, named once for the whole fit.
         epoch_args = dict(
-            users=work_users, items=work_items, ratings=work_values, block_ptr=block_ptr,
-            P=state["P"], Q=state["Q"], bu=state["bu"], bi=state["bi"],
-            n_factors=params["n_factors"], mu=mu, lr=params["lr"], reg=params["reg"],
-            lr_bias=params["lr_bias"], reg_bias=params["reg_bias"], biased=params["biased"],
-            non_negative=params["non_negative"], hogwild=params["hogwild"],
-            out_block_sse=block_sse, n_threads=n_threads,
+            users=work_users,
+            items=work_items,
+            ratings=work_values,
+            block_ptr=block_ptr,
+            P=state["P"],
+            Q=state["Q"],
+            bu=state["bu"],
+            bi=state["bi"],
+            n_factors=params["n_factors"],
+            mu=mu,
+            lr=params["lr"],
+            reg=params["reg"],
+            lr_bias=params["lr_bias"],
+            reg_bias=params["reg_bias"],
+            biased=params["biased"],
+            non_negative=params["non_negative"],
+            hogwild=params["hogwild"],
+            out_block_sse=block_sse,
+            n_threads=n_threads,
         )
 
         history: dict[str, list[float]] = {"train_rmse": [], "seconds": []}
@@ -544,8 +644,12 @@ class MatrixFactorization(Recommender):
             from tqdm.auto import tqdm
 
             # verbose=None: only when stderr is a terminal (tqdm's disable=None)
-            progress = tqdm(total=n_epochs, desc="MatrixFactorization", unit="epoch",
-                            disable=None if params["verbose"] is None else False)
+            progress = tqdm(
+                total=n_epochs,
+                desc="MatrixFactorization",
+                unit="epoch",
+                disable=None if params["verbose"] is None else False,
+            )
         epochs_run = 0
         # Every epoch's block order and shuffle seed, drawn up front.
         plan_rng = np.random.default_rng([seed, 2, first_epoch])
@@ -555,10 +659,15 @@ class MatrixFactorization(Recommender):
         try:
             with _runtime.kernel_threads(backend, n_threads):
                 for epoch, schedule, shuffle_seed in zip(
-                        range(first_epoch, first_epoch + n_epochs), schedules, shuffle_seeds):
+                    range(first_epoch, first_epoch + n_epochs), schedules, shuffle_seeds
+                ):
                     start = time.perf_counter()
-                    kernels.sgd_mf_epoch(schedule=schedule, shuffle_seed=shuffle_seed,
-                                         shuffle_within_runs=epoch == first_epoch, **epoch_args)
+                    kernels.sgd_mf_epoch(
+                        schedule=schedule,
+                        shuffle_seed=shuffle_seed,
+                        shuffle_within_runs=epoch == first_epoch,
+                        **epoch_args,
+                    )
                     train_rmse = math.sqrt(float(block_sse.sum()) / nnz)
                     epochs_run += 1
                     last = epoch == first_epoch + n_epochs - 1
@@ -577,20 +686,32 @@ class MatrixFactorization(Recommender):
                     postfix = {"train_rmse": f"{train_rmse:.4f}"}
                     if valid is not None:
                         pred = np.empty(valid[0].size, dtype=state["P"].dtype)
-                        kernels.mf_predict(P=state["P"], Q=state["Q"], bu=state["bu"],
-                                           bi=state["bi"], mu=mu, biased=params["biased"],
-                                           users=valid[0], items=valid[1], out=pred,
-                                           n_threads=n_threads)
-                        pred = self._finish_predictions(pred, valid[0], valid[1], params["biased"],
-                                                        params["clip"], rating_range)
+                        kernels.mf_predict(
+                            P=state["P"],
+                            Q=state["Q"],
+                            bu=state["bu"],
+                            bi=state["bi"],
+                            mu=mu,
+                            biased=params["biased"],
+                            users=valid[0],
+                            items=valid[1],
+                            out=pred,
+                            n_threads=n_threads,
+                        )
+                        pred = self._finish_predictions(
+                            pred, valid[0], valid[1], params["biased"], params["clip"], rating_range
+                        )
                         valid_rmse = float(np.sqrt(np.mean((pred - valid[2]) ** 2)))
                         history["valid_rmse"].append(valid_rmse)
                         postfix["valid_rmse"] = f"{valid_rmse:.4f}"
                         patience = params["early_stopping"]
                         if patience is not None:
                             if best is None or valid_rmse < best[0]:
-                                best = (valid_rmse, epochs_run,
-                                        {key: value.copy() for key, value in state.items()})
+                                best = (
+                                    valid_rmse,
+                                    epochs_run,
+                                    {key: value.copy() for key, value in state.items()},
+                                )
                             elif epochs_run - best[1] >= patience:
                                 break
                     if progress is not None:  # the counter and the RMSE of the same epoch
@@ -611,9 +732,15 @@ class MatrixFactorization(Recommender):
 
     # -- prediction ---------------------------------------------------------------------
 
-    def _finish_predictions(self, pred: np.ndarray, users: np.ndarray, items: np.ndarray,
-                            biased: bool, clip: bool, rating_range: tuple[float, float]
-                            ) -> np.ndarray:
+    def _finish_predictions(
+        self,
+        pred: np.ndarray,
+        users: np.ndarray,
+        items: np.ndarray,
+        biased: bool,
+        clip: bool,
+        rating_range: tuple[float, float],
+    ) -> np.ndarray:
         if not biased:  # an unbiased model has nothing to say about unknown ids
             pred[(users < 0) | (items < 0)] = self._fallback_mean(pred)
         if clip:
@@ -653,8 +780,7 @@ class MatrixFactorization(Recommender):
                 item_ids = np.repeat(item_ids, user_ids.size)
             else:
                 raise ValueError(
-                    f"users and items must have the same length, got {user_ids.size} and "
-                    f"{item_ids.size}."
+                    f"users and items must have the same length, got {user_ids.size} and {item_ids.size}."
                 )
         inner_u = self._user_map.lookup(user_ids)
         inner_i = self._item_map.lookup(item_ids)
@@ -662,16 +788,24 @@ class MatrixFactorization(Recommender):
         backend = _runtime.resolve_backend(self.backend)
         n_threads = _runtime.resolve_threads(self.n_threads)
         with _runtime.kernel_threads(backend, n_threads):
-            _kernels(backend).mf_predict(P=self._P, Q=self._Q, bu=self.user_bias_,
-                                         bi=self.item_bias_, mu=self._mu, biased=self._biased,
-                                         users=inner_u, items=inner_i, out=pred,
-                                         n_threads=n_threads)
-        pred = self._finish_predictions(pred, inner_u, inner_i, self._biased, clip,
-                                        self.rating_range_)
+            _kernels(backend).mf_predict(
+                P=self._P,
+                Q=self._Q,
+                bu=self.user_bias_,
+                bi=self.item_bias_,
+                mu=self._mu,
+                biased=self._biased,
+                users=inner_u,
+                items=inner_i,
+                out=pred,
+                n_threads=n_threads,
+            )
+        pred = self._finish_predictions(pred, inner_u, inner_i, self._biased, clip, self.rating_range_)
         return pred[0] if scalar else pred
 
-    def _user_rows(self, rows: np.ndarray, given: sp.csr_matrix | None, raw: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray]:
+    def _user_rows(
+        self, rows: np.ndarray, given: sp.csr_matrix | None, raw: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Factors (len(rows), n_factors) and biases (len(rows),), model dtype, of scored users.
 
         Training rows read the fitted parameters; rows of given interactions are
@@ -686,8 +820,8 @@ class MatrixFactorization(Recommender):
         for position, row in enumerate(rows):
             start, stop = given.indptr[row], given.indptr[row + 1]
             factors[position], bias[position] = self._solve_user(
-                given.indices[start:stop], given.data[start:stop].astype(np.float64), raw[position],
-                params)
+                given.indices[start:stop], given.data[start:stop].astype(np.float64), raw[position], params
+            )
         return factors, bias
 
     def _scoring_factors(self, factors: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -710,9 +844,19 @@ class MatrixFactorization(Recommender):
             Q[:, k + 1] = self.item_bias_
         return U, Q
 
-    def _topn(self, rows: np.ndarray, n: int, exclude_seen: bool, allowed: np.ndarray, backend: str,
-              n_threads: int, *, given: sp.csr_matrix | None, inner: np.ndarray, raw: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray]:
+    def _topn(
+        self,
+        rows: np.ndarray,
+        n: int,
+        exclude_seen: bool,
+        allowed: np.ndarray,
+        backend: str,
+        n_threads: int,
+        *,
+        given: sp.csr_matrix | None,
+        inner: np.ndarray,
+        raw: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
         out_idx = np.full((rows.size, n), -1, dtype=np.int64)
         out_scores = np.full((rows.size, n), -np.inf, dtype=self._P.dtype)
         active = np.flatnonzero(rows >= 0)
@@ -721,14 +865,21 @@ class MatrixFactorization(Recommender):
         U, Q = self._scoring_factors(*self._user_rows(rows[active], given, raw[active]))
         exclude = self._history(given)[rows[active]] if exclude_seen else None
         candidates = np.flatnonzero(allowed) if allowed.size else None
-        idx, scores = topn(U, Q, n, exclude=exclude, candidates=candidates, n_threads=n_threads,
-                           backend=backend)
+        idx, scores = topn(
+            U, Q, n, exclude=exclude, candidates=candidates, n_threads=n_threads, backend=backend
+        )
         out_idx[active, : idx.shape[1]] = idx
         out_scores[active, : idx.shape[1]] = scores
         return out_idx, out_scores
 
-    def _score(self, rows: np.ndarray, candidates: np.ndarray, given: sp.csr_matrix | None,
-               inner: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    def _score(
+        self,
+        rows: np.ndarray,
+        candidates: np.ndarray,
+        given: sp.csr_matrix | None,
+        inner: np.ndarray,
+        raw: np.ndarray,
+    ) -> np.ndarray:
         factors, bias = self._user_rows(rows, given, raw)
         scores = factors.astype(np.float64) @ self._Q[candidates, : self._k].astype(np.float64).T
         if self._biased:
@@ -772,18 +923,22 @@ class MatrixFactorization(Recommender):
         self._check_fitted()
         return self._similar(self._P[:, : self._k], self._user_map, users, n, "user", "users")
 
-    def _similar(self, factors: np.ndarray, id_map: IdMap, ids: Any, n: int, side: str,
-                 argument: str) -> tuple[np.ndarray, np.ndarray]:
+    def _similar(
+        self, factors: np.ndarray, id_map: IdMap, ids: Any, n: int, side: str, argument: str
+    ) -> tuple[np.ndarray, np.ndarray]:
         n = min(V.check_int(n, "n", minimum=1), max(1, len(id_map)))
         single, raw = raw_id_array(ids, argument)
         inner = id_map.lookup(raw).astype(np.int64)
         raise_unknown(raw, inner, side, argument)
         norms = np.linalg.norm(factors.astype(np.float64), axis=1)
         unit = (factors / np.where(norms > 0, norms, 1.0)[:, None]).astype(factors.dtype)
-        itself = sp.csr_matrix((np.ones(inner.size, dtype=np.int8), inner,
-                                np.arange(inner.size + 1)), shape=(inner.size, len(id_map)))
-        idx, scores = topn(unit[inner], unit, n, exclude=itself, n_threads=self.n_threads,
-                           backend=self.backend)
+        itself = sp.csr_matrix(
+            (np.ones(inner.size, dtype=np.int8), inner, np.arange(inner.size + 1)),
+            shape=(inner.size, len(id_map)),
+        )
+        idx, scores = topn(
+            unit[inner], unit, n, exclude=itself, n_threads=self.n_threads, backend=self.backend
+        )
         out_idx = np.full((inner.size, n), -1, dtype=np.int64)
         out_scores = np.full((inner.size, n), -np.inf, dtype=factors.dtype)
         out_idx[:, : idx.shape[1]], out_scores[:, : idx.shape[1]] = idx, scores
@@ -792,8 +947,9 @@ class MatrixFactorization(Recommender):
 
     # -- fold-in ------------------------------------------------------------------------
 
-    def _solve_user(self, inner: np.ndarray, values: np.ndarray, user: Any, params: dict[str, Any]
-                    ) -> tuple[np.ndarray, float]:
+    def _solve_user(
+        self, inner: np.ndarray, values: np.ndarray, user: Any, params: dict[str, Any]
+    ) -> tuple[np.ndarray, float]:
         """(factors (n_factors,) float64, bias) of one user from ratings of known items, exactly.
 
         The SGD objective restricted to the user, item side frozen: a ridge
@@ -861,8 +1017,7 @@ class MatrixFactorization(Recommender):
         values = np.asarray(V._rating_values(ratings, "ratings"), dtype=np.float64)
         if item_ids.size != values.size:
             raise ValueError(
-                f"items and ratings must have the same length, got {item_ids.size} and "
-                f"{values.size}."
+                f"items and ratings must have the same length, got {item_ids.size} and {values.size}."
             )
         inner = self._item_map.lookup(item_ids)
         keep = inner >= 0
@@ -877,9 +1032,16 @@ class MatrixFactorization(Recommender):
             self._user_map = user_map
         self._P[row, : self._k] = factors
         self.user_bias_[row] = bias
-        self._R = grown_interactions(self._R, interactions(
-            np.full(inner.size, row, dtype=np.int32), inner.astype(np.int32),
-            values.astype(self._P.dtype), len(self._user_map), len(self._item_map)))
+        self._R = grown_interactions(
+            self._R,
+            interactions(
+                np.full(inner.size, row, dtype=np.int32),
+                inner.astype(np.int32),
+                values.astype(self._P.dtype),
+                len(self._user_map),
+                len(self._item_map),
+            ),
+        )
         return self
 
     # -- persistence --------------------------------------------------------------------
@@ -893,11 +1055,16 @@ class MatrixFactorization(Recommender):
         return params
 
     def _state(self) -> dict[str, np.ndarray]:
-        return {"user_factors": self.user_factors_, "item_factors": self.item_factors_,
-                "user_bias": self.user_bias_, "item_bias": self.item_bias_,
-                "global_mean": np.array(self.global_mean_),
-                "rating_range": np.array(self.rating_range_), "seed": np.array(self.seed_),
-                "epochs_trained": np.array(self.epochs_trained_)}
+        return {
+            "user_factors": self.user_factors_,
+            "item_factors": self.item_factors_,
+            "user_bias": self.user_bias_,
+            "item_bias": self.item_bias_,
+            "global_mean": np.array(self.global_mean_),
+            "rating_range": np.array(self.rating_range_),
+            "seed": np.array(self.seed_),
+            "epochs_trained": np.array(self.epochs_trained_),
+        }
 
     def _set_state(self, archive: Any) -> None:
         saved = archive.params("params", (*self._PARAMS, "dtype"))
@@ -905,8 +1072,9 @@ class MatrixFactorization(Recommender):
         state = _read_parameters(archive, n_users, n_items)
         P = state["user_factors"]
         if saved["n_factors"] != P.shape[1]:
-            raise archive.error(f"n_factors is {saved['n_factors']} but the factors have "
-                                f"{P.shape[1]} columns")
+            raise archive.error(
+                f"n_factors is {saved['n_factors']} but the factors have {P.shape[1]} columns"
+            )
         if P.dtype != self._R.dtype:
             raise archive.error(f"the factors are {P.dtype} but the model is {self._R.dtype}")
         self._install(state, bool(saved["biased"]))
@@ -943,22 +1111,31 @@ class MatrixFactorization(Recommender):
         state = _read_parameters(archive, user_ids.size, item_ids.size)
         P = state["user_factors"]
         biased = archive.scalar("biased", "b")
-        seen = archive.csr(archive["seen_indptr"], archive["seen_indices"], None,
-                           (user_ids.size, item_ids.size), "the seen-items matrix")
-        params = archive.params("params", ("n_factors", "n_epochs", "lr", "reg", "lr_bias",
-                                           "reg_bias", "init_std", "non_negative", "clip"))
+        seen = archive.csr(
+            archive["seen_indptr"],
+            archive["seen_indices"],
+            None,
+            (user_ids.size, item_ids.size),
+            "the seen-items matrix",
+        )
+        params = archive.params(
+            "params",
+            ("n_factors", "n_epochs", "lr", "reg", "lr_bias", "reg_bias", "init_std", "non_negative", "clip"),
+        )
         params.update(dtype=P.dtype, random_state=state["seed"], biased=biased)
         try:  # the saved parameters must pass the checks fit would make
             cls(**params)._checked_params()
         except (TypeError, ValueError) as exc:
             raise archive.error(f"invalid saved parameters: {exc}") from exc
         if params.get("n_factors", P.shape[1]) != P.shape[1]:
-            raise archive.error(f"n_factors is {params['n_factors']} but the factors have "
-                                f"{P.shape[1]} columns")
+            raise archive.error(
+                f"n_factors is {params['n_factors']} but the factors have {P.shape[1]} columns"
+            )
         model = cls(**{**params, **overrides})
         model._user_map, model._item_map = IdMap(user_ids), IdMap(item_ids)
-        model._R = sp.csr_matrix((np.ones(seen.indices.size, dtype=P.dtype), seen.indices,
-                                  seen.indptr), shape=seen.shape)
+        model._R = sp.csr_matrix(
+            (np.ones(seen.indices.size, dtype=P.dtype), seen.indices, seen.indptr), shape=seen.shape
+        )
         model._install(state, biased)
         return model
 
@@ -967,9 +1144,11 @@ def _scale_hint(rating_range: tuple[float, float] | None) -> str:
     """Advice for a divergence on values far from a rating scale (play counts, clicks)."""
     if rating_range is None or max(abs(rating_range[0]), abs(rating_range[1])) <= 100:
         return ""
-    return (f" The ratings span [{rating_range[0]:g}, {rating_range[1]:g}], far from a star "
-            "scale: SGD steps grow with the rating, so rescale the values (np.log1p for play "
-            "counts or clicks) or use a model for behaviour data such as ItemKNN.")
+    return (
+        f" The ratings span [{rating_range[0]:g}, {rating_range[1]:g}], far from a star "
+        "scale: SGD steps grow with the rating, so rescale the values (np.log1p for play "
+        "counts or clicks) or use a model for behaviour data such as ItemKNN."
+    )
 
 
 def _check_matrix_ids(ratings: Any) -> None:
@@ -986,13 +1165,16 @@ def _check_factor_memory(n_users: int, n_items: int, params: dict[str, Any]) -> 
     """Refuse before allocating factor matrices the machine cannot hold."""
     dtype = params["dtype"]
     row_bytes = padded_width(params["n_factors"], dtype) * dtype.itemsize
-    V.check_memory((n_users + n_items) * (row_bytes + dtype.itemsize), "the factor matrices of "
-                   f"{n_users:,} users and {n_items:,} items at n_factors={params['n_factors']}",
-                   "pass fewer ids (as triples, so that only the ids present count) or fewer "
-                   "factors.")
+    V.check_memory(
+        (n_users + n_items) * (row_bytes + dtype.itemsize),
+        f"the factor matrices of {n_users:,} users and {n_items:,} items at n_factors={params['n_factors']}",
+        "pass fewer ids (as triples, so that only the ids present count) or fewer factors.",
+    )
     if max(n_users, n_items) > V.INT32_MAX:
-        raise ValueError(f"{n_users:,} users and {n_items:,} items: matrix factorization supports at "
-                         "most 2**31 - 1 of each.")
+        raise ValueError(
+            f"{n_users:,} users and {n_items:,} items: matrix factorization supports at "
+            "most 2**31 - 1 of each."
+        )
 
 
 def _all_finite(state: dict[str, np.ndarray]) -> bool:
@@ -1023,8 +1205,9 @@ def seed_from(random_state: Any) -> int:
     return random_state
 
 
-def interactions(users: np.ndarray, items: np.ndarray, values: np.ndarray, n_users: int,
-                 n_items: int) -> sp.csr_matrix:
+def interactions(
+    users: np.ndarray, items: np.ndarray, values: np.ndarray, n_users: int, n_items: int
+) -> sp.csr_matrix:
     """The users x items CSR of rating triples by inner index, repeated pairs summed.
 
     A rating of 0 stays stored: it is an interaction (seen) all the same.
@@ -1048,22 +1231,23 @@ def _read_parameters(archive: Any, n_users: int, n_items: int) -> dict[str, Any]
     P = archive.array("user_factors", 2, "f", n_users, finite=True)
     Q = archive.array("item_factors", 2, "f", n_items, finite=True)
     if P.dtype not in (np.float32, np.float64) or Q.dtype != P.dtype:
-        raise archive.error(f"the factors must be both float32 or both float64, got {P.dtype} "
-                            f"and {Q.dtype}")
+        raise archive.error(f"the factors must be both float32 or both float64, got {P.dtype} and {Q.dtype}")
     if P.shape[1] < 1 or Q.shape[1] != P.shape[1]:
-        raise archive.error(f"user factors have {P.shape[1]} columns and item factors "
-                            f"{Q.shape[1]}; both need the same n_factors >= 1")
+        raise archive.error(
+            f"user factors have {P.shape[1]} columns and item factors "
+            f"{Q.shape[1]}; both need the same n_factors >= 1"
+        )
     state: dict[str, Any] = {"user_factors": P, "item_factors": Q}
     for name, n in (("user_bias", n_users), ("item_bias", n_items)):
         state[name] = archive.array(name, 1, "f", n, finite=True).astype(P.dtype)
     for name, kind in (("global_mean", "f"), ("seed", "i"), ("epochs_trained", "i")):
         state[name] = archive.scalar(name, kind)
     if state["seed"] < 0 or state["epochs_trained"] < 0:
-        raise archive.error(f"seed ({state['seed']}) and epochs_trained "
-                            f"({state['epochs_trained']}) must be >= 0")
+        raise archive.error(
+            f"seed ({state['seed']}) and epochs_trained ({state['epochs_trained']}) must be >= 0"
+        )
     bounds = archive.array("rating_range", 1, "fiu", finite=True)
     if bounds.size != 2 or not bounds[0] <= bounds[1]:
-        raise archive.error(f"rating_range must be (low, high) with low <= high, got "
-                            f"{bounds.tolist()}")
+        raise archive.error(f"rating_range must be (low, high) with low <= high, got {bounds.tolist()}")
     state["rating_range"] = (float(bounds[0]), float(bounds[1]))
     return state

@@ -34,11 +34,20 @@ def folds_of(cv: Any, data: Any, random_state: Any) -> list[tuple[Any, Any]]:
     return folds
 
 
-def cross_validate(model: Any, data: Any, *, cv: Any = 5, metrics: Any = None, k: int = 10,
-                   threshold: float | None = None, n_jobs: int | None = 1,
-                   return_train_score: bool = False, return_estimator: bool = False,
-                   random_state: int | None = None, columns: tuple[str, str, str] | None = None
-                   ) -> dict[str, Any]:
+def cross_validate(
+    model: Any,
+    data: Any,
+    *,
+    cv: Any = 5,
+    metrics: Any = None,
+    k: int = 10,
+    threshold: float | None = None,
+    n_jobs: int | None = 1,
+    return_train_score: bool = False,
+    return_estimator: bool = False,
+    random_state: int | None = None,
+    columns: tuple[str, str, str] | None = None,
+) -> dict[str, Any]:
     """Cross-validate a recommender: per fold, fit a clone on train and score it on test.
 
     Parameters
@@ -111,15 +120,20 @@ def cross_validate(model: Any, data: Any, *, cv: Any = 5, metrics: Any = None, k
     clone_of(model, None, "model")  # refuse an uncloneable model before splitting
     folds = folds_of(cv, data, random_state)
     tasks = [(clone_of(model, None, "model"), train, test) for train, test in folds]
-    results = run(tasks, parsed, n_jobs=n_jobs, threshold=threshold,
-                  return_train_score=return_train_score, columns=columns)
+    results = run(
+        tasks,
+        parsed,
+        n_jobs=n_jobs,
+        threshold=threshold,
+        return_train_score=return_train_score,
+        columns=columns,
+    )
     out: dict[str, Any] = {}
     for metric in parsed:
         out[f"test_{metric.key}"] = np.array([r["test"][metric.key] for r in results], dtype=np.float64)
     if return_train_score:
         for metric in parsed:
-            out[f"train_{metric.key}"] = np.array([r["train"][metric.key] for r in results],
-                                                  dtype=np.float64)
+            out[f"train_{metric.key}"] = np.array([r["train"][metric.key] for r in results], dtype=np.float64)
     out["fit_time"] = np.array([r["fit_time"] for r in results], dtype=np.float64)
     out["score_time"] = np.array([r["score_time"] for r in results], dtype=np.float64)
     if return_estimator:

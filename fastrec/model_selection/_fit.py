@@ -91,15 +91,26 @@ def thread_plan(models: list[Any], n_jobs: int, n_tasks: int) -> tuple[int, int]
 
 def with_threads(model: Any, threads: int) -> Any:
     """Give ``threads`` to a model whose ``n_threads`` parameter is None (in place)."""
-    if hasattr(model, "get_params") and "n_threads" in model.get_params(deep=False) \
-            and model.get_params(deep=False)["n_threads"] is None:
+    if (
+        hasattr(model, "get_params")
+        and "n_threads" in model.get_params(deep=False)
+        and model.get_params(deep=False)["n_threads"] is None
+    ):
         model.set_params(n_threads=threads)
     return model
 
 
-def fit_and_score(model: Any, train: Any, test: Any, metrics: tuple[Metric, ...], *,
-                  threshold: float | None, return_train_score: bool, columns: Any,
-                  n_threads: int) -> dict[str, Any]:
+def fit_and_score(
+    model: Any,
+    train: Any,
+    test: Any,
+    metrics: tuple[Metric, ...],
+    *,
+    threshold: float | None,
+    return_train_score: bool,
+    columns: Any,
+    n_threads: int,
+) -> dict[str, Any]:
     """Fit ``model`` on ``train`` and score it on ``test`` (and on ``train``).
 
     Returns
@@ -117,15 +128,28 @@ def fit_and_score(model: Any, train: Any, test: Any, metrics: tuple[Metric, ...]
         model.fit(fit_form(train), columns=columns)
     fit_time = time.perf_counter() - start
     start = time.perf_counter()
-    test_scores = score(model, _with_columns(test, columns), metrics, threshold=threshold,
-                        n_threads=threads, which="test")
+    test_scores = score(
+        model, _with_columns(test, columns), metrics, threshold=threshold, n_threads=threads, which="test"
+    )
     score_time = time.perf_counter() - start
     train_scores = None
     if return_train_score:  # seen items stay in the lists: they are what is scored here
-        train_scores = score(model, _with_columns(train, columns), metrics, threshold=threshold,
-                             exclude_seen=False, n_threads=threads, which="train")
-    return {"test": test_scores, "train": train_scores, "fit_time": fit_time,
-            "score_time": score_time, "estimator": model}
+        train_scores = score(
+            model,
+            _with_columns(train, columns),
+            metrics,
+            threshold=threshold,
+            exclude_seen=False,
+            n_threads=threads,
+            which="train",
+        )
+    return {
+        "test": test_scores,
+        "train": train_scores,
+        "fit_time": fit_time,
+        "score_time": score_time,
+        "estimator": model,
+    }
 
 
 def _with_columns(data: Any, columns: Any) -> Any:
@@ -135,8 +159,15 @@ def _with_columns(data: Any, columns: Any) -> Any:
     return tuple(data[name].to_numpy() for name in columns)
 
 
-def run(tasks: list[tuple[Any, Any, Any]], metrics: tuple[Metric, ...], *, n_jobs: int,
-        threshold: float | None, return_train_score: bool, columns: Any) -> list[dict[str, Any]]:
+def run(
+    tasks: list[tuple[Any, Any, Any]],
+    metrics: tuple[Metric, ...],
+    *,
+    n_jobs: int,
+    threshold: float | None,
+    return_train_score: bool,
+    columns: Any,
+) -> list[dict[str, Any]]:
     """Run every (model, train, test) task; results in task order.
 
     Each model is given its thread count before it runs (see :func:`thread_plan`);
@@ -147,8 +178,12 @@ def run(tasks: list[tuple[Any, Any, Any]], metrics: tuple[Metric, ...], *, n_job
     workers, threads = thread_plan(models, n_jobs, len(tasks))
     for model in models:
         with_threads(model, threads)
-    options = {"threshold": threshold, "return_train_score": return_train_score,
-               "columns": columns, "n_threads": threads}
+    options = {
+        "threshold": threshold,
+        "return_train_score": return_train_score,
+        "columns": columns,
+        "n_threads": threads,
+    }
     if workers == 1:
         return [fit_and_score(model, train, test, metrics, **options) for model, train, test in tasks]
     from joblib import Parallel, delayed, parallel_config

@@ -28,9 +28,11 @@ from fastrec.model_selection._data import fit_form
 RATING_METRICS = {"rmse": rmse, "mae": mae}
 RANKING_METRICS = METRIC_NAMES  # precision, recall, f1, ndcg, map, hit_rate
 
-_KNOWN = ("rmse, mae, or a ranking metric at k: "
-          + ", ".join(f"{name}@10" for name in RANKING_METRICS)
-          + " (any k >= 1; a bare ranking name such as 'ndcg' uses the k argument)")
+_KNOWN = (
+    "rmse, mae, or a ranking metric at k: "
+    + ", ".join(f"{name}@10" for name in RANKING_METRICS)
+    + " (any k >= 1; a bare ranking name such as 'ndcg' uses the k argument)"
+)
 
 
 @dataclass(frozen=True)
@@ -129,9 +131,11 @@ def check_model(model: Any, metrics: tuple[Metric, ...], name: str) -> None:
     for method in ("predict", "recommend"):
         wanted = [m.key for m in metrics if m.needs == method]
         if wanted and not callable(getattr(model, method, None)):
-            fix = ("use ranking metrics such as 'ndcg@10' for a model without predict"
-                   if method == "predict"
-                   else "pass a recommender with recommend(users, n, exclude_seen=...)")
+            fix = (
+                "use ranking metrics such as 'ndcg@10' for a model without predict"
+                if method == "predict"
+                else "pass a recommender with recommend(users, n, exclude_seen=...)"
+            )
             raise ValueError(
                 f"{name} {type(model).__name__} has no {method} method, which the metrics "
                 f"{', '.join(wanted)} need: {fix}."
@@ -143,9 +147,16 @@ def check_threshold(threshold: Any) -> float | None:
     return None if threshold is None else V.check_float(threshold, "threshold")
 
 
-def score(model: Any, data: Any, metrics: tuple[Metric, ...], *, threshold: float | None = None,
-          exclude_seen: bool = True, n_threads: int | None = None, which: str = "test"
-          ) -> dict[str, float]:
+def score(
+    model: Any,
+    data: Any,
+    metrics: tuple[Metric, ...],
+    *,
+    threshold: float | None = None,
+    exclude_seen: bool = True,
+    n_threads: int | None = None,
+    which: str = "test",
+) -> dict[str, float]:
     """Every metric of a fitted model on one set of ratings.
 
     Parameters
@@ -195,8 +206,14 @@ def _empty_slots(ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return empty
 
 
-def _ranking_scores(model: Any, triples: Any, metrics: list[Metric], threshold: float | None,
-                    exclude_seen: bool, n_threads: int | None) -> dict[str, float]:
+def _ranking_scores(
+    model: Any,
+    triples: Any,
+    metrics: list[Metric],
+    threshold: float | None,
+    exclude_seen: bool,
+    n_threads: int | None,
+) -> dict[str, float]:
     cutoffs = sorted({m.k for m in metrics if m.k is not None})  # every ranking metric has one
     largest = cutoffs[-1]
     user_map, user_rows = IdMap.from_values(triples.users)
@@ -218,8 +235,9 @@ def _ranking_scores(model: Any, triples: Any, metrics: list[Metric], threshold: 
     item_map, recommended = item_map.extend(ids[filled])
     table = np.full((len(user_map), width), -1, dtype=np.int64)
     table[filled] = recommended
-    relevant = np.ones(triples.ratings.size, dtype=bool) if threshold is None \
-        else triples.ratings >= threshold
+    relevant = (
+        np.ones(triples.ratings.size, dtype=bool) if threshold is None else triples.ratings >= threshold
+    )
     truth = sp.csr_matrix(
         (np.ones(int(relevant.sum()), dtype=np.float32), (user_rows[relevant], item_cols[relevant])),
         shape=(len(user_map), len(item_map)),
@@ -237,4 +255,3 @@ def _ranking_scores(model: Any, triples: Any, metrics: list[Metric], threshold: 
             if metric.k == k:
                 result[metric.key] = float(means[RANKING_METRICS.index(metric.name)])
     return result
-

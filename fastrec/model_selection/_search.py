@@ -26,18 +26,23 @@ def _check_grid(grid: Any, name: str) -> list[dict[str, Any]]:
     """A grid (a dict of parameter -> values, or a list of such dicts) as a list of dicts."""
     grids = [grid] if isinstance(grid, Mapping) else grid
     if not isinstance(grids, (list, tuple)) or not all(isinstance(g, Mapping) for g in grids):
-        raise TypeError(f"{name} must be a dict of parameter -> list of values, or a list of such dicts; "
-                        f"got {type(grid).__name__}.")
+        raise TypeError(
+            f"{name} must be a dict of parameter -> list of values, or a list of such dicts; "
+            f"got {type(grid).__name__}."
+        )
     if not grids or any(len(g) == 0 for g in grids):
-        raise ValueError(f"{name} is empty: give at least one parameter with its values, "
-                         f"e.g. {name}={{'k': [10, 50]}}.")
+        raise ValueError(
+            f"{name} is empty: give at least one parameter with its values, e.g. {name}={{'k': [10, 50]}}."
+        )
     for g in grids:
         for key, values in g.items():
             if not isinstance(key, str):
                 raise TypeError(f"{name} keys must be parameter names (str), got {key!r}.")
             if isinstance(values, str) or not (hasattr(values, "__len__") or hasattr(values, "rvs")):
-                raise TypeError(f"{name}[{key!r}] must be a list of values (or, for a randomized "
-                                f"search, a distribution with rvs); got {values!r}.")
+                raise TypeError(
+                    f"{name}[{key!r}] must be a list of values (or, for a randomized "
+                    f"search, a distribution with rvs); got {values!r}."
+                )
             if not hasattr(values, "rvs") and len(values) == 0:
                 raise ValueError(f"{name}[{key!r}] is an empty list: give at least one value.")
     return [dict(g) for g in grids]
@@ -62,8 +67,18 @@ def _ranks(means: np.ndarray, metric: Metric) -> np.ndarray:
     return rankdata(key, method="min").astype(np.int32)
 
 
-_FITTED = ("cv_results_", "n_splits_", "multimetric_", "scorer_names_", "refit_metric_", "best_index_",
-           "best_score_", "best_params_", "refit_time_", "best_estimator_")
+_FITTED = (
+    "cv_results_",
+    "n_splits_",
+    "multimetric_",
+    "scorer_names_",
+    "refit_metric_",
+    "best_index_",
+    "best_score_",
+    "best_params_",
+    "refit_time_",
+    "best_estimator_",
+)
 
 
 class _Search(Estimator):
@@ -83,8 +98,9 @@ class _Search(Estimator):
             chosen = parse_metrics(refit, self.k, "refit")[0]
             if chosen.key not in {m.key for m in metrics}:
                 names = ", ".join(m.key for m in metrics)
-                raise ValueError(f"refit={refit!r} is not among scoring ({names}): name one of them, "
-                                 "or add it to scoring.")
+                raise ValueError(
+                    f"refit={refit!r} is not among scoring ({names}): name one of them, or add it to scoring."
+                )
             return metrics, chosen
         V.check_bool(refit, "refit")
         if len(metrics) > 1 and refit:
@@ -117,10 +133,19 @@ class _Search(Estimator):
         candidates = self._candidates()
         _check_parameters(self.estimator, candidates, self._grid_name)
         folds = folds_of(self.cv, data, self.random_state)
-        tasks = [(clone_of(self.estimator, params, "estimator"), train, test)
-                 for params in candidates for train, test in folds]
-        results = run(tasks, metrics, n_jobs=n_jobs, threshold=threshold,
-                      return_train_score=return_train_score, columns=self.columns)
+        tasks = [
+            (clone_of(self.estimator, params, "estimator"), train, test)
+            for params in candidates
+            for train, test in folds
+        ]
+        results = run(
+            tasks,
+            metrics,
+            n_jobs=n_jobs,
+            threshold=threshold,
+            return_train_score=return_train_score,
+            columns=self.columns,
+        )
         self.cv_results_ = self._results(candidates, len(folds), results, metrics, return_train_score)
         self.n_splits_ = len(folds)
         self.multimetric_ = len(metrics) > 1
@@ -142,8 +167,13 @@ class _Search(Estimator):
         return self
 
     @staticmethod
-    def _results(candidates: list[dict[str, Any]], n_splits: int, results: list[dict[str, Any]],
-                 metrics: tuple[Metric, ...], return_train_score: bool) -> dict[str, Any]:
+    def _results(
+        candidates: list[dict[str, Any]],
+        n_splits: int,
+        results: list[dict[str, Any]],
+        metrics: tuple[Metric, ...],
+        return_train_score: bool,
+    ) -> dict[str, Any]:
         n = len(candidates)
         out: dict[str, Any] = {}
         for key in ("fit_time", "score_time"):
@@ -160,8 +190,9 @@ class _Search(Estimator):
         sides = ("test", "train") if return_train_score else ("test",)
         for metric in metrics:
             for side in sides:
-                scores = np.array([r[side][metric.key] for r in results],
-                                  dtype=np.float64).reshape(n, n_splits)
+                scores = np.array([r[side][metric.key] for r in results], dtype=np.float64).reshape(
+                    n, n_splits
+                )
                 for split in range(n_splits):
                     out[f"split{split}_{side}_{metric.key}"] = scores[:, split]
                 out[f"mean_{side}_{metric.key}"] = scores.mean(axis=1)
@@ -236,7 +267,8 @@ _SHARED_PARAMETERS = """
 
 
 class GridSearchCV(_Search):
-    __doc__ = """Cross-validated search over every combination of a grid of recommender parameters.
+    __doc__ = (
+        """Cross-validated search over every combination of a grid of recommender parameters.
 
     Parameters
     ----------
@@ -247,7 +279,9 @@ class GridSearchCV(_Search):
     param_grid : dict or list of dict
         Parameter name -> list of values (``sklearn.model_selection.ParameterGrid``);
         a list of dicts searches each grid.
-    """ + _SHARED_PARAMETERS.format(sampler="") + """
+    """
+        + _SHARED_PARAMETERS.format(sampler="")
+        + """
 
     Examples
     --------
@@ -260,13 +294,25 @@ class GridSearchCV(_Search):
     >>> sorted(search.best_params_)
     ['k']
     """
+    )
 
     _grid_name = "param_grid"
 
-    def __init__(self, estimator: Any, param_grid: Any, *, scoring: Any = None, refit: Any = True,
-                 cv: Any = 5, n_jobs: int | None = 1, k: int = 10, threshold: float | None = None,
-                 random_state: int | None = None, return_train_score: bool = False,
-                 columns: tuple[str, str, str] | None = None):
+    def __init__(
+        self,
+        estimator: Any,
+        param_grid: Any,
+        *,
+        scoring: Any = None,
+        refit: Any = True,
+        cv: Any = 5,
+        n_jobs: int | None = 1,
+        k: int = 10,
+        threshold: float | None = None,
+        random_state: int | None = None,
+        return_train_score: bool = False,
+        columns: tuple[str, str, str] | None = None,
+    ):
         self.estimator = estimator
         self.param_grid = param_grid
         self.scoring = scoring
@@ -284,13 +330,15 @@ class GridSearchCV(_Search):
         for g in grids:
             for key, values in g.items():
                 if hasattr(values, "rvs"):
-                    raise TypeError(f"param_grid[{key!r}] is a distribution: list its values, or use "
-                                    "RandomizedSearchCV.")
+                    raise TypeError(
+                        f"param_grid[{key!r}] is a distribution: list its values, or use RandomizedSearchCV."
+                    )
         return list(ParameterGrid(grids))
 
 
 class RandomizedSearchCV(_Search):
-    __doc__ = """Cross-validated search over ``n_iter`` sampled settings of recommender parameters.
+    __doc__ = (
+        """Cross-validated search over ``n_iter`` sampled settings of recommender parameters.
 
     Parameters
     ----------
@@ -303,15 +351,30 @@ class RandomizedSearchCV(_Search):
         replacement (at most the size of the grid).
     n_iter : int, default 10
         Settings drawn.
-    """ + _SHARED_PARAMETERS.format(sampler=", and of the sampling of settings") + """
     """
+        + _SHARED_PARAMETERS.format(sampler=", and of the sampling of settings")
+        + """
+    """
+    )
 
     _grid_name = "param_distributions"
 
-    def __init__(self, estimator: Any, param_distributions: Any, *, n_iter: int = 10,
-                 scoring: Any = None, refit: Any = True, cv: Any = 5, n_jobs: int | None = 1,
-                 k: int = 10, threshold: float | None = None, random_state: int | None = None,
-                 return_train_score: bool = False, columns: tuple[str, str, str] | None = None):
+    def __init__(
+        self,
+        estimator: Any,
+        param_distributions: Any,
+        *,
+        n_iter: int = 10,
+        scoring: Any = None,
+        refit: Any = True,
+        cv: Any = 5,
+        n_jobs: int | None = 1,
+        k: int = 10,
+        threshold: float | None = None,
+        random_state: int | None = None,
+        return_train_score: bool = False,
+        columns: tuple[str, str, str] | None = None,
+    ):
         self.estimator = estimator
         self.param_distributions = param_distributions
         self.n_iter = n_iter

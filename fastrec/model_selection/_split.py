@@ -35,8 +35,11 @@ def _check_n_splits(n_splits: Any, minimum: int) -> int:
     if isinstance(n_splits, (bool, np.bool_)) or not isinstance(n_splits, numbers.Integral):
         raise TypeError(f"n_splits must be an integer, got {n_splits!r} of type {type(n_splits).__name__}.")
     if n_splits < minimum:
-        need = "at least 2 folds (each rating is tested once, trained on in the others)" \
-            if minimum == 2 else "at least 1 split"
+        need = (
+            "at least 2 folds (each rating is tested once, trained on in the others)"
+            if minimum == 2
+            else "at least 1 split"
+        )
         raise ValueError(f"n_splits={n_splits} is too small: use {need}.")
     return int(n_splits)
 
@@ -49,8 +52,10 @@ def _check_test_size(test_size: Any) -> float | int:
             raise ValueError(f"test_size={test_size} must be at least 1 rating (or a fraction in (0, 1)).")
         return int(test_size)
     if not 0.0 < float(test_size) < 1.0:
-        raise ValueError(f"test_size={test_size} must be a fraction strictly between 0 and 1 "
-                         "(or an integer number of ratings).")
+        raise ValueError(
+            f"test_size={test_size} must be a fraction strictly between 0 and 1 "
+            "(or an integer number of ratings)."
+        )
     return float(test_size)
 
 
@@ -150,14 +155,13 @@ class KFold(_Splitter):
                 f"n_splits={self.n_splits} is more than the {n} rating(s) in data: every fold needs "
                 f"a rating; use n_splits <= {n}."
             )
-        order = np.random.default_rng(self.random_state).permutation(n) if self.shuffle \
-            else np.arange(n)
+        order = np.random.default_rng(self.random_state).permutation(n) if self.shuffle else np.arange(n)
         sizes = np.full(self.n_splits, n // self.n_splits, dtype=np.int64)
         sizes[: n % self.n_splits] += 1
         bounds = np.concatenate(([0], np.cumsum(sizes)))
         for fold in range(self.n_splits):
             mask = np.zeros(n, dtype=bool)
-            mask[order[bounds[fold]:bounds[fold + 1]]] = True
+            mask[order[bounds[fold] : bounds[fold + 1]]] = True
             yield mask
 
     def split(self, data: Any) -> Iterator[tuple[Any, Any]]:
@@ -195,8 +199,7 @@ class ShuffleSplit(_Splitter):
 
     _params = ("n_splits", "test_size", "random_state")
 
-    def __init__(self, n_splits: int = 5, *, test_size: float | int = 0.2,
-                 random_state: int | None = None):
+    def __init__(self, n_splits: int = 5, *, test_size: float | int = 0.2, random_state: int | None = None):
         self.n_splits = _check_n_splits(n_splits, 1)
         self.test_size = _check_test_size(test_size)
         self.random_state = check_random_state(random_state)
@@ -232,8 +235,9 @@ class LeaveKOut(_Splitter):
     def split(self, data: Any) -> Iterator[tuple[Any, Any]]:
         """Yield (train, test) for every split, in the form of ``data`` (see :meth:`KFold.split`)."""
         for seed in _split_seeds(self.random_state, self.n_splits):
-            yield _checked_pair(*train_test_split(data, method="leave_k_out", k=self.k, seed=seed),
-                                f"LeaveKOut(k={self.k})")
+            yield _checked_pair(
+                *train_test_split(data, method="leave_k_out", k=self.k, seed=seed), f"LeaveKOut(k={self.k})"
+            )
 
 
 class LeaveLastKOut(_Splitter):
@@ -265,8 +269,10 @@ class LeaveLastKOut(_Splitter):
             timestamps of an ``Interactions``, the fourth array of a tuple or a
             DataFrame column named like ``timestamp``.
         """
-        yield _checked_pair(*train_test_split(data, method="leave_last_k_out", k=self.k,
-                                              timestamps=timestamps), f"LeaveLastKOut(k={self.k})")
+        yield _checked_pair(
+            *train_test_split(data, method="leave_last_k_out", k=self.k, timestamps=timestamps),
+            f"LeaveLastKOut(k={self.k})",
+        )
 
 
 class TemporalSplit(_Splitter):

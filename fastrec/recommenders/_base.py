@@ -34,8 +34,9 @@ def kernels(backend: str) -> Kernels:
     return Kernels(module.sparse_score_topn, module.dense_topn)
 
 
-def ratings_matrix(data: Any, columns: Any, dtype: np.dtype, item_map: IdMap | None = None
-                   ) -> tuple[IdMap, IdMap, sp.csr_matrix]:
+def ratings_matrix(
+    data: Any, columns: Any, dtype: np.dtype, item_map: IdMap | None = None
+) -> tuple[IdMap, IdMap, sp.csr_matrix]:
     """The id maps and the users x items CSR of training data in any ``fit`` form.
 
     Sparse input keeps its row and column numbers as raw ids.  ``item_map``
@@ -59,8 +60,9 @@ def ratings_matrix(data: Any, columns: Any, dtype: np.dtype, item_map: IdMap | N
         else:
             item_map, items = item_map.extend(triples.items)
     # Duplicates are summed in float64, then the sums are checked against the model dtype.
-    R = sp.csr_matrix((triples.ratings.astype(np.float64), (users, items)),
-                      shape=(len(user_map), len(item_map)))
+    R = sp.csr_matrix(
+        (triples.ratings.astype(np.float64), (users, items)), shape=(len(user_map), len(item_map))
+    )
     R.sum_duplicates()
     limit = float(np.finfo(dtype).max)
     if R.nnz and (not np.isfinite(R.data).all() or np.abs(R.data).max() > limit):
@@ -205,11 +207,13 @@ def given_rows(user_items: Any, n_rows: int, item_map: IdMap, dtype: np.dtype) -
     n_items = len(item_map)
     ids = item_map.ids
     raw_columns = ids.dtype.kind in "iu" and ids.size > 0 and int(ids.max()) >= n_items
-    wanted = f"({n_rows}, {n_items})" + (f" or ({n_rows}, > {int(ids.max())}) with a column per "
-                                         "raw item id" if raw_columns else "")
+    wanted = f"({n_rows}, {n_items})" + (
+        f" or ({n_rows}, > {int(ids.max())}) with a column per raw item id" if raw_columns else ""
+    )
     if not sp.issparse(user_items):
-        raise TypeError(f"user_items must be a scipy sparse matrix of shape {wanted}, got "
-                        f"{type(user_items).__name__}.")
+        raise TypeError(
+            f"user_items must be a scipy sparse matrix of shape {wanted}, got {type(user_items).__name__}."
+        )
     shape = user_items.shape
     by_raw_id = raw_columns and len(shape) == 2 and shape[0] == n_rows and shape[1] > int(ids.max())
     if len(shape) != 2 or shape[0] != n_rows or (shape[1] != n_items and not by_raw_id):
@@ -357,8 +361,9 @@ class Recommender(Estimator):
     def _checked_params(self) -> dict[str, Any]:
         return {}
 
-    def _fit_model(self, R: sp.csr_matrix, params: dict[str, Any], backend: str, n_threads: int,
-                   context: Any) -> None:
+    def _fit_model(
+        self, R: sp.csr_matrix, params: dict[str, Any], backend: str, n_threads: int, context: Any
+    ) -> None:
         raise NotImplementedError
 
     # -- the users of one call ------------------------------------------------------------
@@ -367,8 +372,9 @@ class Recommender(Estimator):
         """The interactions rows are read from: the given rows, or the training matrix."""
         return self._R if given is None else given
 
-    def _users_of_call(self, users: Any, unknown: str, user_items: Any
-                       ) -> tuple[bool, np.ndarray, np.ndarray, sp.csr_matrix | None]:
+    def _users_of_call(
+        self, users: Any, unknown: str, user_items: Any
+    ) -> tuple[bool, np.ndarray, np.ndarray, sp.csr_matrix | None]:
         """(single, raw ids, model inner index per user (-1 unknown), given rows or None)."""
         single, raw = raw_id_array(users, "users")
         inner = self._user_map.lookup(raw).astype(np.int64)
@@ -399,9 +405,17 @@ class Recommender(Estimator):
     # -- recommendation -----------------------------------------------------------------
 
     @reads
-    def recommend(self, users: Any, n: int = 10, *, exclude_seen: bool = True, items: Any = None,
-                  filter_items: Any = None, unknown: str = "raise", user_items: Any = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
+    def recommend(
+        self,
+        users: Any,
+        n: int = 10,
+        *,
+        exclude_seen: bool = True,
+        items: Any = None,
+        filter_items: Any = None,
+        unknown: str = "raise",
+        user_items: Any = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` best-scored items for one user or a batch of users.
 
         Parameters
@@ -465,8 +479,9 @@ class Recommender(Estimator):
             active = np.diff(given.indptr) > 0
             rows = np.where(active, np.arange(inner.size), -1)
         cold = known & ~active
-        out_idx, out_scores = self._topn(rows, n, exclude_seen, allowed, backend, n_threads,
-                                         given=given, inner=inner, raw=raw)
+        out_idx, out_scores = self._topn(
+            rows, n, exclude_seen, allowed, backend, n_threads, given=given, inner=inner, raw=raw
+        )
         if cold.any():
             popular_idx, popular_scores = self._popular(n, allowed, backend, n_threads)
             out_idx[cold], out_scores[cold] = popular_idx, popular_scores.astype(out_scores.dtype)
@@ -476,8 +491,9 @@ class Recommender(Estimator):
         return out_ids, out_scores
 
     @reads
-    def score_items(self, users: Any, items: Any = None, *, unknown: str = "raise",
-                    user_items: Any = None) -> np.ndarray:
+    def score_items(
+        self, users: Any, items: Any = None, *, unknown: str = "raise", user_items: Any = None
+    ) -> np.ndarray:
         """The model's scores of items for users: what :meth:`recommend` ranks.
 
         Parameters
@@ -514,13 +530,18 @@ class Recommender(Estimator):
         scores = np.full((raw.size, candidates.size), np.nan)
         ok_rows, ok_cols = rows >= 0, candidates >= 0
         if ok_rows.any() and ok_cols.any():
-            block = self._score(rows[ok_rows], candidates[ok_cols], given, inner[ok_rows],
-                                raw[ok_rows])
+            block = self._score(rows[ok_rows], candidates[ok_cols], given, inner[ok_rows], raw[ok_rows])
             scores[np.ix_(ok_rows, ok_cols)] = block
         return scores[0] if single else scores
 
-    def _score(self, rows: np.ndarray, candidates: np.ndarray, given: sp.csr_matrix | None,
-               inner: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    def _score(
+        self,
+        rows: np.ndarray,
+        candidates: np.ndarray,
+        given: sp.csr_matrix | None,
+        inner: np.ndarray,
+        raw: np.ndarray,
+    ) -> np.ndarray:
         """Dense float64 (len(rows), len(candidates)) scores.
 
         ``rows`` (all >= 0) index the history: the training matrix when ``given``
@@ -529,9 +550,19 @@ class Recommender(Estimator):
         """
         raise NotImplementedError
 
-    def _topn(self, rows: np.ndarray, n: int, exclude_seen: bool, allowed: np.ndarray, backend: str,
-              n_threads: int, *, given: sp.csr_matrix | None, inner: np.ndarray, raw: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray]:
+    def _topn(
+        self,
+        rows: np.ndarray,
+        n: int,
+        exclude_seen: bool,
+        allowed: np.ndarray,
+        backend: str,
+        n_threads: int,
+        *,
+        given: sp.csr_matrix | None,
+        inner: np.ndarray,
+        raw: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(len(rows), n) inner item indices and scores of each row's best candidates.
 
         ``rows`` index the history as in :meth:`_score`, -1 for an output row
@@ -547,9 +578,8 @@ class Recommender(Estimator):
         active = np.flatnonzero(rows >= 0)
         block = max(1, _BLOCK_SCORES // max(candidates.size, 1))
         for start in range(0, active.size if candidates.size else 0, block):
-            positions = active[start:start + block]
-            scores = self._score(rows[positions], candidates, given, inner[positions],
-                                 raw[positions])
+            positions = active[start : start + block]
+            scores = self._score(rows[positions], candidates, given, inner[positions], raw[positions])
             scores = scores.astype(out_scores.dtype, copy=False)
             if exclude_seen:
                 seen = columns_of(_pattern(history[rows[positions]]), candidates).toarray() > 0
@@ -559,17 +589,27 @@ class Recommender(Estimator):
             out_scores[positions] = top
         return out_idx, out_scores
 
-    def _popular(self, n: int, allowed: np.ndarray, backend: str, n_threads: int
-                 ) -> tuple[np.ndarray, np.ndarray]:
+    def _popular(
+        self, n: int, allowed: np.ndarray, backend: str, n_threads: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The ``n`` most interacted-with candidates: one (1, n) row of inner indices and counts."""
         scores = self.item_popularity_.astype(self._R.dtype)[None, :]
         if allowed.size:
             scores[0, allowed == 0] = -np.inf
         return dense_topn(scores, n, backend, n_threads)
 
-    def _run_sparse(self, A: sp.csr_matrix, W: sp.csr_matrix, seen: sp.csr_matrix, rows: np.ndarray,
-                    n: int, exclude_seen: bool, allowed: np.ndarray, backend: str, n_threads: int
-                    ) -> tuple[np.ndarray, np.ndarray]:
+    def _run_sparse(
+        self,
+        A: sp.csr_matrix,
+        W: sp.csr_matrix,
+        seen: sp.csr_matrix,
+        rows: np.ndarray,
+        n: int,
+        exclude_seen: bool,
+        allowed: np.ndarray,
+        backend: str,
+        n_threads: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Run sparse_score_topn: the n best items of sum_i A[u, i] W[i, :] for each of ``rows``."""
         dtype = self._R.dtype
         index_dtype = V.index_dtype_for(A.shape[1], W.shape[1])
@@ -579,13 +619,22 @@ class Recommender(Estimator):
         out_scores = np.empty((rows.size, n), dtype=dtype)
         with _runtime.kernel_threads(backend, n_threads):
             kernels(backend).sparse_score_topn(
-                a_indptr=a.indptr, a_indices=a.indices, a_data=a.data,
-                w_indptr=w.indptr, w_indices=w.indices, w_data=w.data, n_items=W.shape[1],
+                a_indptr=a.indptr,
+                a_indices=a.indices,
+                a_data=a.data,
+                w_indptr=w.indptr,
+                w_indices=w.indices,
+                w_data=w.data,
+                n_items=W.shape[1],
                 seen_indptr=np.ascontiguousarray(seen.indptr, dtype=np.int64),
                 seen_indices=np.ascontiguousarray(seen.indices, dtype=index_dtype),
-                rows=np.ascontiguousarray(rows, dtype=np.int64), allowed=allowed,
-                exclude_seen=bool(exclude_seen), n=n,
-                out_indices=out_idx, out_scores=out_scores, n_threads=n_threads,
+                rows=np.ascontiguousarray(rows, dtype=np.int64),
+                allowed=allowed,
+                exclude_seen=bool(exclude_seen),
+                n=n,
+                out_indices=out_idx,
+                out_scores=out_scores,
+                n_threads=n_threads,
             )
         return out_idx, out_scores
 
@@ -654,7 +703,8 @@ class Recommender(Estimator):
         if R.shape != (user_ids.size, item_ids.size) or R.dtype != np.dtype(params["dtype"]):
             raise archive.error(
                 f"the ratings matrix is {R.shape[0]} x {R.shape[1]} of {R.dtype}, expected "
-                f"{user_ids.size} users x {item_ids.size} items of {params['dtype']}")
+                f"{user_ids.size} users x {item_ids.size} items of {params['dtype']}"
+            )
         model = cls._new({**params, **overrides}, archive)
         model._user_map, model._item_map, model._R = IdMap(user_ids), IdMap(item_ids), R
         model._set_state(archive)
@@ -681,8 +731,9 @@ class Recommender(Estimator):
 
 def _pattern(matrix: sp.csr_matrix) -> sp.csr_matrix:
     """The stored pattern of a CSR matrix as ones (a stored zero counts as seen)."""
-    return sp.csr_matrix((np.ones(matrix.indices.size, dtype=np.int8), matrix.indices, matrix.indptr),
-                         shape=matrix.shape)
+    return sp.csr_matrix(
+        (np.ones(matrix.indices.size, dtype=np.int8), matrix.indices, matrix.indptr), shape=matrix.shape
+    )
 
 
 def dense_topn(scores: np.ndarray, n: int, backend: str, n_threads: int) -> tuple[np.ndarray, np.ndarray]:
@@ -691,16 +742,20 @@ def dense_topn(scores: np.ndarray, n: int, backend: str, n_threads: int) -> tupl
     out_idx = np.empty((scores.shape[0], n), dtype=np.int64)
     out_scores = np.empty((scores.shape[0], n), dtype=scores.dtype)
     with _runtime.kernel_threads(backend, n_threads):
-        kernels(backend).dense_topn(scores=scores, n=n, out_indices=out_idx, out_scores=out_scores,
-                                    n_threads=n_threads)
+        kernels(backend).dense_topn(
+            scores=scores, n=n, out_indices=out_idx, out_scores=out_scores, n_threads=n_threads
+        )
     return out_idx, out_scores
 
 
 def csr_fields(name: str, matrix: sp.csr_matrix) -> dict[str, np.ndarray]:
     """A CSR matrix as ``.npz`` fields (its stored order is kept)."""
-    return {f"{name}_indptr": np.asarray(matrix.indptr, dtype=np.int64),
-            f"{name}_indices": np.asarray(matrix.indices), f"{name}_data": np.asarray(matrix.data),
-            f"{name}_shape": np.array(matrix.shape, dtype=np.int64)}
+    return {
+        f"{name}_indptr": np.asarray(matrix.indptr, dtype=np.int64),
+        f"{name}_indices": np.asarray(matrix.indices),
+        f"{name}_data": np.asarray(matrix.data),
+        f"{name}_shape": np.array(matrix.shape, dtype=np.int64),
+    }
 
 
 def read_csr(archive: Any, name: str) -> sp.csr_matrix:

@@ -28,15 +28,21 @@ def _write_row(heap_scores, heap_indices, size, n, out_indices, out_scores, r):
 
 @nb.njit(parallel=True, **NUMBA_STRICT_OPTIONS)
 def sparse_score_topn(
-    a_indptr, a_indices, a_data,  # IN  CSR of A (n_a x n_mid)
-    w_indptr, w_indices, w_data,  # IN  CSR of W (n_mid x n_items)
+    a_indptr,
+    a_indices,
+    a_data,  # IN  CSR of A (n_a x n_mid)
+    w_indptr,
+    w_indices,
+    w_data,  # IN  CSR of W (n_mid x n_items)
     n_items,  # IN
-    seen_indptr, seen_indices,  # IN  CSR pattern of the excluded items (n_a x n_items)
+    seen_indptr,
+    seen_indices,  # IN  CSR pattern of the excluded items (n_a x n_items)
     rows,  # IN  (n_out) row of A per output row, -1 = leave padded
     allowed,  # IN  (n_items) uint8 candidate flags, or empty for every item
     exclude_seen,  # IN  bool
     n,  # IN  items kept per row
-    out_indices, out_scores,  # OUT (n_out x n), (n_out x n)
+    out_indices,
+    out_scores,  # OUT (n_out x n), (n_out x n)
     n_threads,  # IN
 ):
     n_out = rows.shape[0]
@@ -90,7 +96,8 @@ def sparse_score_topn(
 def dense_topn(
     scores,  # IN  (n_rows x n_cols) -inf / NaN = not a candidate
     n,  # IN  entries kept per row
-    out_indices, out_scores,  # OUT (n_rows x n), (n_rows x n)
+    out_indices,
+    out_scores,  # OUT (n_rows x n), (n_rows x n)
     n_threads,  # IN
 ):
     n_rows, n_cols = scores.shape

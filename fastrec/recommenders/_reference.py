@@ -14,8 +14,14 @@ import scipy.sparse as sp
 _BLOCK_ROWS = 256
 
 
-def _rank_rows(scores: np.ndarray, candidate: np.ndarray, n: int, out_indices: np.ndarray,
-               out_scores: np.ndarray, offset: int) -> None:
+def _rank_rows(
+    scores: np.ndarray,
+    candidate: np.ndarray,
+    n: int,
+    out_indices: np.ndarray,
+    out_scores: np.ndarray,
+    offset: int,
+) -> None:
     """Write the ``n`` best candidates of every row of a dense block into the outputs."""
     for r in range(scores.shape[0]):
         cols = np.flatnonzero(candidate[r])
@@ -26,15 +32,21 @@ def _rank_rows(scores: np.ndarray, candidate: np.ndarray, n: int, out_indices: n
 
 
 def sparse_score_topn(
-    a_indptr, a_indices, a_data,  # IN  CSR of A (n_a x n_mid)
-    w_indptr, w_indices, w_data,  # IN  CSR of W (n_mid x n_items)
+    a_indptr,
+    a_indices,
+    a_data,  # IN  CSR of A (n_a x n_mid)
+    w_indptr,
+    w_indices,
+    w_data,  # IN  CSR of W (n_mid x n_items)
     n_items,  # IN
-    seen_indptr, seen_indices,  # IN  CSR pattern of the excluded items (n_a x n_items)
+    seen_indptr,
+    seen_indices,  # IN  CSR pattern of the excluded items (n_a x n_items)
     rows,  # IN  (n_out) row of A per output row, -1 = leave padded
     allowed,  # IN  (n_items) uint8 candidate flags, or empty for every item
     exclude_seen,  # IN  bool
     n,  # IN  items kept per row
-    out_indices, out_scores,  # OUT (n_out x n), (n_out x n)
+    out_indices,
+    out_scores,  # OUT (n_out x n), (n_out x n)
     n_threads,  # IN  unused: the reference is single-threaded
 ):
     n_a, n_mid = a_indptr.shape[0] - 1, w_indptr.shape[0] - 1
@@ -48,7 +60,7 @@ def sparse_score_topn(
     out_scores[...] = -np.inf
     valid = np.flatnonzero(rows >= 0)
     for start in range(0, valid.size, _BLOCK_ROWS):
-        positions = valid[start:start + _BLOCK_ROWS]
+        positions = valid[start : start + _BLOCK_ROWS]
         block = rows[positions]
         scores = (A[block] @ W).toarray().astype(out_scores.dtype)
         candidate = (A_pattern[block] @ W_pattern).toarray() > 0
@@ -58,13 +70,14 @@ def sparse_score_topn(
             candidate &= allowed.astype(bool)[None, :]
         candidate &= ~np.isnan(scores)
         for r, position in enumerate(positions):
-            _rank_rows(scores[r:r + 1], candidate[r:r + 1], n, out_indices, out_scores, position)
+            _rank_rows(scores[r : r + 1], candidate[r : r + 1], n, out_indices, out_scores, position)
 
 
 def dense_topn(
     scores,  # IN  (n_rows x n_cols) -inf / NaN = not a candidate
     n,  # IN  entries kept per row
-    out_indices, out_scores,  # OUT (n_rows x n), (n_rows x n)
+    out_indices,
+    out_scores,  # OUT (n_rows x n), (n_rows x n)
     n_threads,  # IN  unused
 ):
     out_indices[...] = -1

@@ -85,8 +85,15 @@ class ContentKNN(Recommender):
     _X: sp.csr_matrix  # items x features, rows of the item map (set by fit)
     _W: sp.csr_matrix  # features x items, columns L2-normalised (set by fit)
 
-    def __init__(self, features: Any = None, item_ids: Any = None, *, dtype: Any = np.float32,
-                 n_threads: int | None = None, backend: str = "auto"):
+    def __init__(
+        self,
+        features: Any = None,
+        item_ids: Any = None,
+        *,
+        dtype: Any = np.float32,
+        n_threads: int | None = None,
+        backend: str = "auto",
+    ):
         super().__init__(dtype=dtype, n_threads=n_threads, backend=backend)
         self.features = features
         self.item_ids = item_ids
@@ -104,8 +111,9 @@ class ContentKNN(Recommender):
         X = sp.vstack([X[order], sp.csr_matrix((extra, X.shape[1]), dtype=X.dtype)], format="csr")
         return user_map, item_map, R, X.astype(dtype)
 
-    def _fit_model(self, R: sp.csr_matrix, params: dict[str, Any], backend: str, n_threads: int,
-                   context: Any) -> None:
+    def _fit_model(
+        self, R: sp.csr_matrix, params: dict[str, Any], backend: str, n_threads: int, context: Any
+    ) -> None:
         self._X = context  # items x features, in inner item order
         self._W = _row_normalised(self._X).T.tocsr().astype(R.dtype)
 
@@ -113,23 +121,47 @@ class ContentKNN(Recommender):
         """L2-normalised profiles of ``rows`` (>= 0) of a users x items history, float64."""
         return _row_normalised(history[rows].astype(np.float64) @ self._X.astype(np.float64))
 
-    def _topn(self, rows: np.ndarray, n: int, exclude_seen: bool, allowed: np.ndarray, backend: str,
-              n_threads: int, *, given: sp.csr_matrix | None, inner: np.ndarray, raw: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray]:
+    def _topn(
+        self,
+        rows: np.ndarray,
+        n: int,
+        exclude_seen: bool,
+        allowed: np.ndarray,
+        backend: str,
+        n_threads: int,
+        *,
+        given: sp.csr_matrix | None,
+        inner: np.ndarray,
+        raw: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
         history = self._history(given)
         out_idx = np.empty((rows.size, n), dtype=np.int64)
         out_scores = np.empty((rows.size, n), dtype=self._R.dtype)
         for start in range(0, rows.size, _PROFILE_BATCH):
-            batch = rows[start:start + _PROFILE_BATCH]
+            batch = rows[start : start + _PROFILE_BATCH]
             users = np.maximum(batch, 0)  # rows of -1 are skipped by the kernel below
             local = np.where(batch >= 0, np.arange(batch.size), -1)
-            out_idx[start:start + batch.size], out_scores[start:start + batch.size] = self._run_sparse(
-                self._profiles(history, users), self._W, history[users], local, n, exclude_seen,
-                allowed, backend, n_threads)
+            out_idx[start : start + batch.size], out_scores[start : start + batch.size] = self._run_sparse(
+                self._profiles(history, users),
+                self._W,
+                history[users],
+                local,
+                n,
+                exclude_seen,
+                allowed,
+                backend,
+                n_threads,
+            )
         return out_idx, out_scores
 
-    def _score(self, rows: np.ndarray, candidates: np.ndarray, given: sp.csr_matrix | None,
-               inner: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    def _score(
+        self,
+        rows: np.ndarray,
+        candidates: np.ndarray,
+        given: sp.csr_matrix | None,
+        inner: np.ndarray,
+        raw: np.ndarray,
+    ) -> np.ndarray:
         W = columns_of(self._W, candidates).astype(np.float64)
         return (self._profiles(self._history(given), rows) @ W).toarray()
 
@@ -176,8 +208,10 @@ class ContentKNN(Recommender):
     def _set_state(self, archive: Any) -> None:
         X = read_csr(archive, "features")
         if X.shape[0] != self._R.shape[1] or X.dtype != self._R.dtype:
-            raise archive.error(f"the feature matrix has {X.shape[0]} rows of {X.dtype}, expected "
-                                f"one per item ({self._R.shape[1]}) of {self._R.dtype}")
+            raise archive.error(
+                f"the feature matrix has {X.shape[0]} rows of {X.dtype}, expected "
+                f"one per item ({self._R.shape[1]}) of {self._R.dtype}"
+            )
         self._X = X
         self._W = _row_normalised(self._X).T.tocsr().astype(self._R.dtype)
 

@@ -43,9 +43,7 @@ def check_models(models: Any) -> list[tuple[Recommender, float]]:
     pairs = []
     for position, pair in enumerate(models):
         if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-            raise TypeError(
-                f"models[{position}] must be a (model, weight) pair, got {type(pair).__name__}."
-            )
+            raise TypeError(f"models[{position}] must be a (model, weight) pair, got {type(pair).__name__}.")
         model, weight = pair
         if not isinstance(model, Recommender):
             raise TypeError(
@@ -119,8 +117,14 @@ class Hybrid(Recommender):
     _FORMAT_NAME = "fastrec.Hybrid"
     _cache: tuple[tuple[Any, ...], dict[str, Any]] | None = None
 
-    def __init__(self, models: Any, *, normalization: str = "minmax", n_threads: int | None = None,
-                 backend: str = "auto"):
+    def __init__(
+        self,
+        models: Any,
+        *,
+        normalization: str = "minmax",
+        n_threads: int | None = None,
+        backend: str = "auto",
+    ):
         self.models = models
         self.normalization = normalization
         self.n_threads = n_threads
@@ -129,8 +133,7 @@ class Hybrid(Recommender):
     def _checked_params(self) -> dict[str, Any]:
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(
-                f"normalization={self.normalization!r} is not one of "
-                f"{', '.join(map(repr, NORMALIZATIONS))}."
+                f"normalization={self.normalization!r} is not one of {', '.join(map(repr, NORMALIZATIONS))}."
             )
         return {"pairs": check_models(self.models)}
 
@@ -155,11 +158,11 @@ class Hybrid(Recommender):
                     f"This Hybrid is not fitted yet: models[{position}] ({type(model).__name__}) "
                     "is not fitted. Fit it first, or call Hybrid.fit(ratings) to fit every model."
                 ) from exc
-        key = tuple(obj for model, _ in pairs
-                    for obj in (model.user_ids_, model.item_ids_, model.interactions_))
+        key = tuple(
+            obj for model, _ in pairs for obj in (model.user_ids_, model.item_ids_, model.interactions_)
+        )
         cache = self._cache
-        if cache is not None and len(key) == len(cache[0]) and all(
-                a is b for a, b in zip(key, cache[0])):
+        if cache is not None and len(key) == len(cache[0]) and all(a is b for a, b in zip(key, cache[0])):
             return cache[1]
         user_map, item_map = IdMap(pairs[0][0].user_ids_), IdMap(pairs[0][0].item_ids_)
         for model, _ in pairs[1:]:
@@ -172,9 +175,10 @@ class Hybrid(Recommender):
             users_here = user_map.lookup(model.user_ids_)  # model inner -> hybrid inner
             items_here = item_map.lookup(model.item_ids_)
             interactions = model.interactions_.tocoo()
-            seen = seen + sp.csr_matrix((np.ones(interactions.nnz),
-                                         (users_here[interactions.row], items_here[interactions.col])),
-                                        shape=(len(user_map), len(item_map)))
+            seen = seen + sp.csr_matrix(
+                (np.ones(interactions.nnz), (users_here[interactions.row], items_here[interactions.col])),
+                shape=(len(user_map), len(item_map)),
+            )
             np.add.at(popularity, items_here, model.item_popularity_)
             item_columns.append(items_here.astype(np.int64))  # hybrid column of each model item
         seen = sp.csr_matrix(seen)
@@ -183,8 +187,15 @@ class Hybrid(Recommender):
         item_index = [np.full(len(item_map), -1, dtype=np.int64) for _ in pairs]
         for index, columns in zip(item_index, item_columns):
             index[columns] = np.arange(columns.size)  # hybrid inner -> model inner
-        state = {"pairs": pairs, "user_map": user_map, "item_map": item_map, "seen": seen,
-                 "item_index": item_index, "item_columns": item_columns, "popularity": popularity}
+        state = {
+            "pairs": pairs,
+            "user_map": user_map,
+            "item_map": item_map,
+            "seen": seen,
+            "item_index": item_index,
+            "item_columns": item_columns,
+            "popularity": popularity,
+        }
         self._cache = (key, state)
         return state
 
@@ -227,19 +238,27 @@ class Hybrid(Recommender):
             return z_score_rows(scores, valid)
         return scores
 
-    def _score(self, rows: np.ndarray, candidates: np.ndarray, given: sp.csr_matrix | None,
-               inner: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    def _score(
+        self,
+        rows: np.ndarray,
+        candidates: np.ndarray,
+        given: sp.csr_matrix | None,
+        inner: np.ndarray,
+        raw: np.ndarray,
+    ) -> np.ndarray:
         """Blended scores (float64) of users x candidates through each model's ``score_items``."""
         self._checked_params()
         state = self._combined()
         history = self._history(given)[rows]
         # Normalised over the candidates the user has not interacted with.
-        seen_pattern = sp.csr_matrix((np.ones(history.nnz), history.indices, history.indptr),
-                                     shape=history.shape)
+        seen_pattern = sp.csr_matrix(
+            (np.ones(history.nnz), history.indices, history.indptr), shape=history.shape
+        )
         valid = ~(seen_pattern[:, candidates].toarray() > 0)
         total = np.zeros((rows.size, candidates.size))
-        for (model, weight), item_index, columns in zip(state["pairs"], state["item_index"],
-                                                        state["item_columns"]):
+        for (model, weight), item_index, columns in zip(
+            state["pairs"], state["item_index"], state["item_columns"]
+        ):
             model_items = item_index[candidates]
             known = model_items >= 0
             if weight == 0 or not known.any():

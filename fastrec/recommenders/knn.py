@@ -24,8 +24,9 @@ from fastrec.similarity import cosine_topk
 from fastrec.similarity.cosine import topk_table_to_csr
 
 
-def neighbours_without_self(X: sp.csr_matrix, Y: sp.csr_matrix, inner: np.ndarray, k: int,
-                            shrink: float, backend: str, n_threads: int) -> sp.csr_matrix:
+def neighbours_without_self(
+    X: sp.csr_matrix, Y: sp.csr_matrix, inner: np.ndarray, k: int, shrink: float, backend: str, n_threads: int
+) -> sp.csr_matrix:
     """Top-``k`` cosine neighbours among the rows of ``Y`` of every row of ``X``, rank-ordered.
 
     Row ``r`` never lists row ``inner[r]`` of ``Y`` (its own row there; -1 for
@@ -46,8 +47,9 @@ def neighbours_without_self(X: sp.csr_matrix, Y: sp.csr_matrix, inner: np.ndarra
     return topk_table_to_csr(indices, scores, counts, Y.shape[0])
 
 
-def neighbour_lookup(model: Recommender, table: sp.csr_matrix, ids: Any, n: int, id_map: Any,
-                     side: str, argument: str) -> tuple[np.ndarray, np.ndarray]:
+def neighbour_lookup(
+    model: Recommender, table: sp.csr_matrix, ids: Any, n: int, id_map: Any, side: str, argument: str
+) -> tuple[np.ndarray, np.ndarray]:
     """The first ``n`` stored neighbours of raw ids ``ids`` in a rank-ordered CSR ``table``."""
     n = min(V.check_int(n, "n", minimum=1), max(1, len(id_map)))
     single, raw = raw_id_array(ids, argument)
@@ -64,15 +66,24 @@ class _NeighbourKNN(Recommender):
     _PARAMS = ("k", "shrink")
     _S: sp.csr_matrix  # set by fit: neighbours of every item (user) in rank order
 
-    def __init__(self, k: int = 50, shrink: float = 0.0, *, dtype: Any = np.float32,
-                 n_threads: int | None = None, backend: str = "auto"):
+    def __init__(
+        self,
+        k: int = 50,
+        shrink: float = 0.0,
+        *,
+        dtype: Any = np.float32,
+        n_threads: int | None = None,
+        backend: str = "auto",
+    ):
         super().__init__(dtype=dtype, n_threads=n_threads, backend=backend)
         self.k = k
         self.shrink = shrink
 
     def _checked_params(self) -> dict[str, Any]:
-        return {"k": V.check_int(self.k, "k", minimum=1),
-                "shrink": V.check_float(self.shrink, "shrink", minimum=0.0)}
+        return {
+            "k": V.check_int(self.k, "k", minimum=1),
+            "shrink": V.check_float(self.shrink, "shrink", minimum=0.0),
+        }
 
     def _state(self) -> dict[str, np.ndarray]:
         return csr_fields("neighbours", self._S)
@@ -81,8 +92,10 @@ class _NeighbourKNN(Recommender):
         S = read_csr(archive, "neighbours")
         n = self._R.shape[1] if isinstance(self, ItemKNN) else self._R.shape[0]
         if S.shape != (n, n) or S.dtype != self._R.dtype:
-            raise archive.error(f"the neighbour matrix is {S.shape[0]} x {S.shape[1]} of {S.dtype}, "
-                                f"expected {n} x {n} of {self._R.dtype}")
+            raise archive.error(
+                f"the neighbour matrix is {S.shape[0]} x {S.shape[1]} of {S.dtype}, "
+                f"expected {n} x {n} of {self._R.dtype}"
+            )
         if S.nnz and np.diff(S.indptr).max() > self.k:
             raise archive.error(f"a row of the neighbour matrix holds more than k={self.k} neighbours")
         S.has_sorted_indices = False  # rows are in rank order
@@ -147,20 +160,37 @@ class ItemKNN(_NeighbourKNN):
 
     _FORMAT_NAME = "fastrec.ItemKNN"
 
-    def _fit_model(self, R: sp.csr_matrix, params: dict[str, Any], backend: str, n_threads: int,
-                   context: Any) -> None:
-        self._S = cosine_topk(R.T, k=params["k"], shrink=params["shrink"], n_threads=n_threads,
-                              backend=backend)
+    def _fit_model(
+        self, R: sp.csr_matrix, params: dict[str, Any], backend: str, n_threads: int, context: Any
+    ) -> None:
+        self._S = cosine_topk(
+            R.T, k=params["k"], shrink=params["shrink"], n_threads=n_threads, backend=backend
+        )
 
-    def _topn(self, rows: np.ndarray, n: int, exclude_seen: bool, allowed: np.ndarray, backend: str,
-              n_threads: int, *, given: sp.csr_matrix | None, inner: np.ndarray, raw: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray]:
+    def _topn(
+        self,
+        rows: np.ndarray,
+        n: int,
+        exclude_seen: bool,
+        allowed: np.ndarray,
+        backend: str,
+        n_threads: int,
+        *,
+        given: sp.csr_matrix | None,
+        inner: np.ndarray,
+        raw: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
         history = self._history(given)
-        return self._run_sparse(history, self._S, history, rows, n, exclude_seen, allowed, backend,
-                                n_threads)
+        return self._run_sparse(history, self._S, history, rows, n, exclude_seen, allowed, backend, n_threads)
 
-    def _score(self, rows: np.ndarray, candidates: np.ndarray, given: sp.csr_matrix | None,
-               inner: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    def _score(
+        self,
+        rows: np.ndarray,
+        candidates: np.ndarray,
+        given: sp.csr_matrix | None,
+        inner: np.ndarray,
+        raw: np.ndarray,
+    ) -> np.ndarray:
         history = self._history(given)[rows].astype(np.float64)
         return (history @ columns_of(self._S, candidates).astype(np.float64)).toarray()
 
@@ -222,10 +252,10 @@ class UserKNN(_NeighbourKNN):
 
     _FORMAT_NAME = "fastrec.UserKNN"
 
-    def _fit_model(self, R: sp.csr_matrix, params: dict[str, Any], backend: str, n_threads: int,
-                   context: Any) -> None:
-        self._S = cosine_topk(R, k=params["k"], shrink=params["shrink"], n_threads=n_threads,
-                              backend=backend)
+    def _fit_model(
+        self, R: sp.csr_matrix, params: dict[str, Any], backend: str, n_threads: int, context: Any
+    ) -> None:
+        self._S = cosine_topk(R, k=params["k"], shrink=params["shrink"], n_threads=n_threads, backend=backend)
         self._similarity = (params["k"], params["shrink"])
 
     def _set_state(self, archive: Any) -> None:
@@ -243,17 +273,43 @@ class UserKNN(_NeighbourKNN):
         backend = _runtime.resolve_backend(self.backend)
         n_threads = _runtime.resolve_threads(self.n_threads)
         k, shrink = getattr(self, "_similarity", (self.k, self.shrink))  # as at fit
-        return neighbours_without_self(given, self._R, inner, k, shrink, backend,
-                                       n_threads).astype(self._R.dtype)
+        return neighbours_without_self(given, self._R, inner, k, shrink, backend, n_threads).astype(
+            self._R.dtype
+        )
 
-    def _topn(self, rows: np.ndarray, n: int, exclude_seen: bool, allowed: np.ndarray, backend: str,
-              n_threads: int, *, given: sp.csr_matrix | None, inner: np.ndarray, raw: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray]:
-        return self._run_sparse(self._neighbour_rows(given, inner), self._R, self._history(given),
-                                rows, n, exclude_seen, allowed, backend, n_threads)
+    def _topn(
+        self,
+        rows: np.ndarray,
+        n: int,
+        exclude_seen: bool,
+        allowed: np.ndarray,
+        backend: str,
+        n_threads: int,
+        *,
+        given: sp.csr_matrix | None,
+        inner: np.ndarray,
+        raw: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return self._run_sparse(
+            self._neighbour_rows(given, inner),
+            self._R,
+            self._history(given),
+            rows,
+            n,
+            exclude_seen,
+            allowed,
+            backend,
+            n_threads,
+        )
 
-    def _score(self, rows: np.ndarray, candidates: np.ndarray, given: sp.csr_matrix | None,
-               inner: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    def _score(
+        self,
+        rows: np.ndarray,
+        candidates: np.ndarray,
+        given: sp.csr_matrix | None,
+        inner: np.ndarray,
+        raw: np.ndarray,
+    ) -> np.ndarray:
         if given is not None:  # neighbours of the scored rows only
             given, inner, rows = given[rows], inner, np.arange(rows.size)
         S = self._neighbour_rows(given, inner)[rows].astype(np.float64)
@@ -284,4 +340,3 @@ class UserKNN(_NeighbourKNN):
         """
         self._check_fitted()
         return neighbour_lookup(self, self._S, users, n, self._user_map, "user", "users")
-

@@ -67,8 +67,9 @@ def _check_products_fit(u: np.ndarray, v: np.ndarray) -> None:
         )
 
 
-def check_pattern(X: Any, name: str, shape: tuple[int, int], index_dtype: np.dtype
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def check_pattern(
+    X: Any, name: str, shape: tuple[int, int], index_dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray]:
     """The sparsity pattern of a (queries x items) matrix as (indptr int64, sorted unique indices).
 
     Every stored entry of a scipy sparse matrix counts, whatever its value
@@ -86,11 +87,14 @@ def check_pattern(X: Any, name: str, shape: tuple[int, int], index_dtype: np.dty
         csr = sp.csr_matrix(csr)
     if not csr.has_canonical_format:
         # sum_duplicates sorts the indices too; it works on our copy, never on the caller's arrays
-        csr = sp.csr_matrix((np.ones(csr.nnz, dtype=np.int8), csr.indices, csr.indptr), shape=csr.shape,
-                            copy=True)
+        csr = sp.csr_matrix(
+            (np.ones(csr.nnz, dtype=np.int8), csr.indices, csr.indptr), shape=csr.shape, copy=True
+        )
         csr.sum_duplicates()
-    return (np.ascontiguousarray(csr.indptr, dtype=np.int64),
-            np.ascontiguousarray(csr.indices, dtype=index_dtype))
+    return (
+        np.ascontiguousarray(csr.indptr, dtype=np.int64),
+        np.ascontiguousarray(csr.indices, dtype=index_dtype),
+    )
 
 
 @dataclass(frozen=True)

@@ -104,17 +104,25 @@ def dot_tile(typingctx, acc, u, row0, packed, panel):
         t = builder.phi(intp)
         accs = [[builder.phi(vector) for _ in range(VECTORS)] for _ in range(GROUP_ROWS)]
         row = builder.gep(p_base, [builder.mul(t, ir.Constant(intp, width))])
-        b = [builder.load(builder.bitcast(builder.gep(row, [ir.Constant(intp, v * lanes)]),
-                                          vector.as_pointer()), align=align)
-             for v in range(VECTORS)]
+        b = [
+            builder.load(
+                builder.bitcast(builder.gep(row, [ir.Constant(intp, v * lanes)]), vector.as_pointer()),
+                align=align,
+            )
+            for v in range(VECTORS)
+        ]
         updated = []
         for r in range(GROUP_ROWS):
             offset = builder.add(builder.mul(ir.Constant(intp, r), f), t)
             a = builder.load(builder.gep(u_base, [offset]), align=align)
             a = builder.insert_element(ir.Constant(vector, None), a, ir.Constant(ir.IntType(32), 0))
             a = builder.shuffle_vector(a, ir.Constant(vector, None), splat_mask)
-            updated.append([builder.fadd(accs[r][v], builder.fmul(a, b[v], flags=["contract"]),
-                                         flags=["contract"]) for v in range(VECTORS)])
+            updated.append(
+                [
+                    builder.fadd(accs[r][v], builder.fmul(a, b[v], flags=["contract"]), flags=["contract"])
+                    for v in range(VECTORS)
+                ]
+            )
         t_next = builder.add(t, ir.Constant(intp, 1))
         t.add_incoming(zero, entry)
         t.add_incoming(t_next, loop)
@@ -134,10 +142,12 @@ def dot_tile(typingctx, acc, u, row0, packed, panel):
                 results.append(result)
         for r in range(GROUP_ROWS):
             for v in range(VECTORS):
-                dst = cgutils.get_item_pointer(context, builder, acc_t, acc_a,
-                                               [ir.Constant(intp, r), ir.Constant(intp, v * lanes)])
-                builder.store(results[r * VECTORS + v], builder.bitcast(dst, vector.as_pointer()),
-                              align=align)
+                dst = cgutils.get_item_pointer(
+                    context, builder, acc_t, acc_a, [ir.Constant(intp, r), ir.Constant(intp, v * lanes)]
+                )
+                builder.store(
+                    results[r * VECTORS + v], builder.bitcast(dst, vector.as_pointer()), align=align
+                )
         return context.get_dummy_value()
 
     return sig, codegen
@@ -168,8 +178,22 @@ def _excluded(excl_indices, cursor, ends, i, item):
 
 
 @nb.njit(**_INLINE)
-def _offer(q, i, score, item, capacity, out_indices, out_scores, sizes, thresholds, heap_scores,
-           heap_indices, excl_indices, cursor, ends):
+def _offer(
+    q,
+    i,
+    score,
+    item,
+    capacity,
+    out_indices,
+    out_scores,
+    sizes,
+    thresholds,
+    heap_scores,
+    heap_indices,
+    excl_indices,
+    cursor,
+    ends,
+):
     """Keep (score, item) for query q (tile slot i) unless excluded; score > threshold was checked.
 
     Items arrive in increasing order, so a kept entry tied with ``score`` has a
@@ -221,8 +245,9 @@ def _finish(q0, rows, capacity, out_indices, out_scores, sizes, heap_scores, hea
     for i in range(rows):
         q = q0 + i
         if capacity > SORTED_MAX:
-            sizes[i] = heap_drain_sorted(heap_scores[i], heap_indices[i], sizes[i], out_scores[q],
-                                         out_indices[q])
+            sizes[i] = heap_drain_sorted(
+                heap_scores[i], heap_indices[i], sizes[i], out_scores[q], out_indices[q]
+            )
         for j in range(sizes[i], n):
             out_scores[q, j] = -np.inf
             out_indices[q, j] = -1
@@ -246,7 +271,8 @@ def _score_all_items(u, v, exclude_indptr, exclude_indices, width, out_indices, 
         for r in range(GROUP_ROWS):
             tail[r] = u[q0 + min(full + r, rows - 1)]
         sizes, thresholds, cursor, ends, heap_scores, heap_indices = _start(
-            q0, rows, capacity, heap_rows, exclude_indptr, u, out_indices)
+            q0, rows, capacity, heap_rows, exclude_indptr, u, out_indices
+        )
         for p in range(n_panels if capacity > 0 else 0):
             first = p * width
             valid = min(width, m - first)
@@ -266,14 +292,29 @@ def _score_all_items(u, v, exclude_indptr, exclude_indices, width, out_indices, 
                     for j in range(valid):
                         score = acc[r, j]
                         if score > thresholds[i]:  # the threshold rises as items are kept
-                            _offer(q0 + i, i, score, first + j, capacity, out_indices, out_scores, sizes,
-                                   thresholds, heap_scores, heap_indices, exclude_indices, cursor, ends)
+                            _offer(
+                                q0 + i,
+                                i,
+                                score,
+                                first + j,
+                                capacity,
+                                out_indices,
+                                out_scores,
+                                sizes,
+                                thresholds,
+                                heap_scores,
+                                heap_indices,
+                                exclude_indices,
+                                cursor,
+                                ends,
+                            )
         _finish(q0, rows, capacity, out_indices, out_scores, sizes, heap_scores, heap_indices)
 
 
 @nb.njit(parallel=True, **NUMBA_KERNEL_OPTIONS)
-def _score_candidates(u, v, exclude_indptr, exclude_indices, cand_indptr, cand_indices, out_indices,
-                      out_scores):
+def _score_candidates(
+    u, v, exclude_indptr, exclude_indices, cand_indptr, cand_indices, out_indices, out_scores
+):
     n_queries, f = u.shape
     capacity = min(out_indices.shape[1], v.shape[0])
     n_tiles = (n_queries + TILE_ROWS - 1) // TILE_ROWS
@@ -282,7 +323,8 @@ def _score_candidates(u, v, exclude_indptr, exclude_indices, cand_indptr, cand_i
         q0 = tile * TILE_ROWS
         rows = min(TILE_ROWS, n_queries - q0)
         sizes, thresholds, cursor, ends, heap_scores, heap_indices = _start(
-            q0, rows, capacity, heap_rows, exclude_indptr, u, out_indices)
+            q0, rows, capacity, heap_rows, exclude_indptr, u, out_indices
+        )
         for i in range(rows if capacity > 0 else 0):
             q = q0 + i
             for p in range(cand_indptr[q], cand_indptr[q + 1]):
@@ -291,21 +333,39 @@ def _score_candidates(u, v, exclude_indptr, exclude_indices, cand_indptr, cand_i
                 for t in range(1, f):
                     score += u[q, t] * v[item, t]
                 if score > thresholds[i]:
-                    _offer(q, i, score, item, capacity, out_indices, out_scores, sizes, thresholds,
-                           heap_scores, heap_indices, exclude_indices, cursor, ends)
+                    _offer(
+                        q,
+                        i,
+                        score,
+                        item,
+                        capacity,
+                        out_indices,
+                        out_scores,
+                        sizes,
+                        thresholds,
+                        heap_scores,
+                        heap_indices,
+                        exclude_indices,
+                        cursor,
+                        ends,
+                    )
         _finish(q0, rows, capacity, out_indices, out_scores, sizes, heap_scores, heap_indices)
 
 
 def topn(
-    u, v,  # IN  (n_queries, f), (n_items, f) of one float dtype, C-contiguous
-    exclude_indptr, exclude_indices,  # IN  excluded items per query (CSR pattern); empty indptr: none
-    cand_indptr, cand_indices,  # IN  candidates per query (CSR pattern); empty indptr: every item
-    out_indices, out_scores,  # OUT (n_queries, n): best first, padded with -1 / -inf
+    u,
+    v,  # IN  (n_queries, f), (n_items, f) of one float dtype, C-contiguous
+    exclude_indptr,
+    exclude_indices,  # IN  excluded items per query (CSR pattern); empty indptr: none
+    cand_indptr,
+    cand_indices,  # IN  candidates per query (CSR pattern); empty indptr: every item
+    out_indices,
+    out_scores,  # OUT (n_queries, n): best first, padded with -1 / -inf
     n_threads,  # IN  unused: the pool size is set by the caller
 ):
     if cand_indptr.shape[0]:
-        _score_candidates(u, v, exclude_indptr, exclude_indices, cand_indptr, cand_indices, out_indices,
-                          out_scores)
+        _score_candidates(
+            u, v, exclude_indptr, exclude_indices, cand_indptr, cand_indices, out_indices, out_scores
+        )
     else:
-        _score_all_items(u, v, exclude_indptr, exclude_indices, panel_width(u.dtype), out_indices,
-                         out_scores)
+        _score_all_items(u, v, exclude_indptr, exclude_indices, panel_width(u.dtype), out_indices, out_scores)

@@ -15,10 +15,14 @@ _BLOCK_ROWS = 256
 
 
 def topn(
-    u, v,  # IN  (n_queries, f), (n_items, f) of one float dtype
-    exclude_indptr, exclude_indices,  # IN  excluded items per query (CSR pattern); empty indptr: none
-    cand_indptr, cand_indices,  # IN  candidates per query (CSR pattern); empty indptr: every item
-    out_indices, out_scores,  # OUT (n_queries, n): best first, padded with -1 / -inf
+    u,
+    v,  # IN  (n_queries, f), (n_items, f) of one float dtype
+    exclude_indptr,
+    exclude_indices,  # IN  excluded items per query (CSR pattern); empty indptr: none
+    cand_indptr,
+    cand_indices,  # IN  candidates per query (CSR pattern); empty indptr: every item
+    out_indices,
+    out_scores,  # OUT (n_queries, n): best first, padded with -1 / -inf
     n_threads,  # IN  unused: the reference is single-threaded
 ):
     n_queries, n = out_indices.shape
@@ -35,11 +39,11 @@ def topn(
             allowed = np.ones(n_items, dtype=bool)
             if cand_indptr.shape[0]:
                 allowed[:] = False
-                allowed[cand_indices[cand_indptr[q]:cand_indptr[q + 1]]] = True
+                allowed[cand_indices[cand_indptr[q] : cand_indptr[q + 1]]] = True
             if exclude_indptr.shape[0]:
-                allowed[exclude_indices[exclude_indptr[q]:exclude_indptr[q + 1]]] = False
+                allowed[exclude_indices[exclude_indptr[q] : exclude_indptr[q + 1]]] = False
             s = scores[row]
             items = np.flatnonzero(allowed & (s > -np.inf))
             order = np.lexsort((items, -s[items]))[:n]
-            out_indices[q, :order.size] = items[order]
-            out_scores[q, :order.size] = s[items[order]]
+            out_indices[q, : order.size] = items[order]
+            out_scores[q, : order.size] = s[items[order]]

@@ -17,8 +17,9 @@ def _kernel(backend: str):
     return _runtime.kernel_module(backend, "scoring").topn
 
 
-def _columns_subset(indptr: np.ndarray, indices: np.ndarray, columns: np.ndarray, n_cols: int
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def _columns_subset(
+    indptr: np.ndarray, indices: np.ndarray, columns: np.ndarray, n_cols: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The pattern restricted to the sorted ``columns``, renumbered 0..len(columns)-1 (still sorted)."""
     position = np.full(n_cols, -1, dtype=np.int64)
     position[columns] = np.arange(columns.size)
@@ -116,8 +117,7 @@ def topn(
     index_dtype = checks.index_dtype_for(n_items)
     cand = check_candidates(candidates, n_queries, n_items, index_dtype)
     if exclude is not None:
-        excl_indptr, excl_indices = check_pattern(exclude, "exclude", (n_queries, n_items),
-                                                         index_dtype)
+        excl_indptr, excl_indices = check_pattern(exclude, "exclude", (n_queries, n_items), index_dtype)
     else:
         excl_indptr, excl_indices = _NONE, np.zeros(0, dtype=index_dtype)
     cand_indptr, cand_indices = _NONE, np.zeros(0, dtype=index_dtype)
@@ -134,9 +134,17 @@ def topn(
     out_scores = np.empty((n_queries, n), dtype=u.dtype)
     if n_queries:
         with _runtime.kernel_threads(backend, n_threads):
-            _kernel(backend)(u=u, v=v, exclude_indptr=excl_indptr, exclude_indices=excl_indices,
-                             cand_indptr=cand_indptr, cand_indices=cand_indices,
-                             out_indices=out_indices, out_scores=out_scores, n_threads=n_threads)
+            _kernel(backend)(
+                u=u,
+                v=v,
+                exclude_indptr=excl_indptr,
+                exclude_indices=excl_indices,
+                cand_indptr=cand_indptr,
+                cand_indices=cand_indices,
+                out_indices=out_indices,
+                out_scores=out_scores,
+                n_threads=n_threads,
+            )
     if cand.shared is not None:
         found = out_indices >= 0
         out_indices[found] = cand.shared[out_indices[found]]

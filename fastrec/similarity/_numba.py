@@ -97,28 +97,73 @@ def _shared_offer(row, score, index, out_scores, out_indices, out_counts, locks,
 
 
 @nb.njit(**NUMBA_STRICT_OPTIONS)
-def _finish_row(row, row_begin, heap_scores, heap_indices, size, symmetric, out_indices, out_scores,
-                out_counts, locks, thresholds):
+def _finish_row(
+    row,
+    row_begin,
+    heap_scores,
+    heap_indices,
+    size,
+    symmetric,
+    out_indices,
+    out_scores,
+    out_counts,
+    locks,
+    thresholds,
+):
     """Merge a row's local heap into its shared heap (symmetric) or write it out sorted."""
     if symmetric:
         spin_lock(locks, row)
         for e in range(size):
-            out_counts[row] = heap_push(out_scores[row], out_indices[row], out_counts[row],
-                                        heap_scores[e], heap_indices[e])
+            out_counts[row] = heap_push(
+                out_scores[row], out_indices[row], out_counts[row], heap_scores[e], heap_indices[e]
+            )
         thresholds[row] = heap_threshold(out_scores[row], out_counts[row])
         spin_unlock(locks, row)
     else:
         local = row - row_begin
-        out_counts[local] = heap_drain_sorted(heap_scores, heap_indices, size, out_scores[local],
-                                              out_indices[local])
+        out_counts[local] = heap_drain_sorted(
+            heap_scores, heap_indices, size, out_scores[local], out_indices[local]
+        )
 
 
 @nb.njit(**NUMBA_STRICT_OPTIONS)
-def _scalar_row(row, label, xn, xinv, x_indptr, x_indices, x_data, cand_indptr, cand_indices,
-                cand_data, label_col, label_norm, label_inv, shrink64, shrink, x_exp, label_exp,
-                scaled, one, term, same_matrix, exclude_self, symmetric, row_begin, mark, stamp,
-                acc, touched, heap_scores, heap_indices, out_indices, out_scores, out_counts,
-                locks, thresholds):
+def _scalar_row(
+    row,
+    label,
+    xn,
+    xinv,
+    x_indptr,
+    x_indices,
+    x_data,
+    cand_indptr,
+    cand_indices,
+    cand_data,
+    label_col,
+    label_norm,
+    label_inv,
+    shrink64,
+    shrink,
+    x_exp,
+    label_exp,
+    scaled,
+    one,
+    term,
+    same_matrix,
+    exclude_self,
+    symmetric,
+    row_begin,
+    mark,
+    stamp,
+    acc,
+    touched,
+    heap_scores,
+    heap_indices,
+    out_indices,
+    out_scores,
+    out_counts,
+    locks,
+    thresholds,
+):
     n_touched = 0
     for p in range(x_indptr[row], x_indptr[row + 1]):
         f = x_indices[p]
@@ -155,16 +200,60 @@ def _scalar_row(row, label, xn, xinv, x_indptr, x_indices, x_data, cand_indptr, 
             continue
         size = heap_push(heap_scores, heap_indices, size, score, col)
         threshold = heap_threshold(heap_scores, size)
-    _finish_row(row, row_begin, heap_scores, heap_indices, size, symmetric, out_indices, out_scores,
-                out_counts, locks, thresholds)
+    _finish_row(
+        row,
+        row_begin,
+        heap_scores,
+        heap_indices,
+        size,
+        symmetric,
+        out_indices,
+        out_scores,
+        out_counts,
+        locks,
+        thresholds,
+    )
 
 
 @nb.njit(**NUMBA_STRICT_OPTIONS)
-def _vector_group(rows, n_lanes, first_label, lane_norm, lane_inv, x_indptr, x_indices, x_data,
-                  cand_indptr, cand_indices, cand_data, label_col, label_norm, label_inv, shrink64,
-                  shrink, x_exp, label_exp, scaled, one, same_matrix, exclude_self, symmetric,
-                  row_begin, feature_lo, feature_hi, in_union, tile_rows, tile_acc, heap_scores,
-                  heap_indices, out_indices, out_scores, out_counts, locks, thresholds):
+def _vector_group(
+    rows,
+    n_lanes,
+    first_label,
+    lane_norm,
+    lane_inv,
+    x_indptr,
+    x_indices,
+    x_data,
+    cand_indptr,
+    cand_indices,
+    cand_data,
+    label_col,
+    label_norm,
+    label_inv,
+    shrink64,
+    shrink,
+    x_exp,
+    label_exp,
+    scaled,
+    one,
+    same_matrix,
+    exclude_self,
+    symmetric,
+    row_begin,
+    feature_lo,
+    feature_hi,
+    in_union,
+    tile_rows,
+    tile_acc,
+    heap_scores,
+    heap_indices,
+    out_indices,
+    out_scores,
+    out_counts,
+    locks,
+    thresholds,
+):
     m = tile_acc.shape[0]
     label_begin = first_label if symmetric else 0
     for f in range(feature_lo, feature_hi + 1):
@@ -193,15 +282,24 @@ def _vector_group(rows, n_lanes, first_label, lane_norm, lane_inv, x_indptr, x_i
         for lane in range(n_lanes):
             if scaled and shrink64 != 0:
                 _rescaled_shrink(shrink64, x_exp, label_exp, rows[lane], t, terms, lane)
-            scores[lane] = _score(tile_acc[t, lane], lane_norm[lane], lane_inv[lane],
-                                  label_norm[t], label_inv[t], terms[lane], shrink64 == 0, one)
+            scores[lane] = _score(
+                tile_acc[t, lane],
+                lane_norm[lane],
+                lane_inv[lane],
+                label_norm[t],
+                label_inv[t],
+                terms[lane],
+                shrink64 == 0,
+                one,
+            )
         if symmetric and not inside_group:
             if thresholds[col] <= scores[:n_lanes].max():
                 spin_lock(locks, col)
                 for lane in range(n_lanes):
                     if scores[lane] != 0 and scores[lane] >= thresholds[col]:
-                        out_counts[col] = heap_push(out_scores[col], out_indices[col],
-                                                    out_counts[col], scores[lane], rows[lane])
+                        out_counts[col] = heap_push(
+                            out_scores[col], out_indices[col], out_counts[col], scores[lane], rows[lane]
+                        )
                         thresholds[col] = heap_threshold(out_scores[col], out_counts[col])
                 spin_unlock(locks, col)
         for lane in range(n_lanes):
@@ -215,17 +313,28 @@ def _vector_group(rows, n_lanes, first_label, lane_norm, lane_inv, x_indptr, x_i
                     continue  # lower triangle: computed by lane t - label_begin
                 if t > lane_label:  # pair inside the group: also offer to that lane
                     other = t - label_begin
-                    sizes[other] = heap_push(heap_scores[other], heap_indices[other], sizes[other],
-                                             scores[lane], rows[lane])
+                    sizes[other] = heap_push(
+                        heap_scores[other], heap_indices[other], sizes[other], scores[lane], rows[lane]
+                    )
                     local_threshold[other] = heap_threshold(heap_scores[other], sizes[other])
             if scores[lane] < local_threshold[lane]:
                 continue
-            sizes[lane] = heap_push(heap_scores[lane], heap_indices[lane], sizes[lane],
-                                    scores[lane], col)
+            sizes[lane] = heap_push(heap_scores[lane], heap_indices[lane], sizes[lane], scores[lane], col)
             local_threshold[lane] = heap_threshold(heap_scores[lane], sizes[lane])
     for lane in range(n_lanes):
-        _finish_row(rows[lane], row_begin, heap_scores[lane], heap_indices[lane], sizes[lane],
-                    symmetric, out_indices, out_scores, out_counts, locks, thresholds)
+        _finish_row(
+            rows[lane],
+            row_begin,
+            heap_scores[lane],
+            heap_indices[lane],
+            sizes[lane],
+            symmetric,
+            out_indices,
+            out_scores,
+            out_counts,
+            locks,
+            thresholds,
+        )
 
 
 @nb.njit(parallel=True, **NUMBA_STRICT_OPTIONS)
@@ -249,14 +358,24 @@ def _relabel_candidates(yt_indptr, yt_indices, yt_data, order):
 
 @nb.njit(parallel=True, **NUMBA_STRICT_OPTIONS)
 def cosine_topk(
-    x_indptr, x_indices, x_data,  # IN  CSR of X (n x d)
-    yt_indptr, yt_indices, yt_data,  # IN  CSR of Y transposed (d x m)
+    x_indptr,
+    x_indices,
+    x_data,  # IN  CSR of X (n x d)
+    yt_indptr,
+    yt_indices,
+    yt_data,  # IN  CSR of Y transposed (d x m)
     n_candidates,  # IN  m
-    row_begin, row_end,  # IN  block of X's rows to compute
-    k, shrink,  # IN
-    x_exp, y_exp,  # IN  int32 (n), (m): rows were scaled by 2^-exp (for the shrink term), or both empty
-    same_matrix, exclude_self,  # IN
-    out_indices, out_scores, out_counts,  # OUT (rows x k), (rows x k), (rows)
+    row_begin,
+    row_end,  # IN  block of X's rows to compute
+    k,
+    shrink,  # IN
+    x_exp,
+    y_exp,  # IN  int32 (n), (m): rows were scaled by 2^-exp (for the shrink term), or both empty
+    same_matrix,
+    exclude_self,  # IN
+    out_indices,
+    out_scores,
+    out_counts,  # OUT (rows x k), (rows x k), (rows)
     n_threads,  # IN  threads (sets the number of work chunks)
 ):
     m = n_candidates
@@ -332,7 +451,7 @@ def cosine_topk(
         for group in range(chunk, n_groups, n_chunks):
             first = group * LANES
             n_lanes = min(LANES, n_rows - first)
-            rows = order[first:first + n_lanes]
+            rows = order[first : first + n_lanes]
             first_label = first if symmetric else -1
             use_vector = False
             if n_lanes > 1:
@@ -354,14 +473,44 @@ def cosine_topk(
                     if tile_acc.shape[0] == 0:
                         tile_rows = np.empty((d, LANES), dtype=dtype)
                         tile_acc = np.empty((m, LANES), dtype=dtype)
-                    _vector_group(rows, n_lanes, first_label, ordered_norm[first:first + n_lanes],
-                                  ordered_inv[first:first + n_lanes], x_indptr, x_indices, x_data,
-                                  yt_indptr, cand_indices, cand_data, label_col, label_norm,
-                                  label_inv, shrink64, shrink, x_exp, label_exp, scaled, one,
-                                  same_matrix, exclude_self, symmetric,
-                                  row_begin, lo, hi, in_union, tile_rows, tile_acc, heap_scores,
-                                  heap_indices, out_indices, out_scores, out_counts, locks,
-                                  thresholds)
+                    _vector_group(
+                        rows,
+                        n_lanes,
+                        first_label,
+                        ordered_norm[first : first + n_lanes],
+                        ordered_inv[first : first + n_lanes],
+                        x_indptr,
+                        x_indices,
+                        x_data,
+                        yt_indptr,
+                        cand_indices,
+                        cand_data,
+                        label_col,
+                        label_norm,
+                        label_inv,
+                        shrink64,
+                        shrink,
+                        x_exp,
+                        label_exp,
+                        scaled,
+                        one,
+                        same_matrix,
+                        exclude_self,
+                        symmetric,
+                        row_begin,
+                        lo,
+                        hi,
+                        in_union,
+                        tile_rows,
+                        tile_acc,
+                        heap_scores,
+                        heap_indices,
+                        out_indices,
+                        out_scores,
+                        out_counts,
+                        locks,
+                        thresholds,
+                    )
                 else:
                     for lane in range(n_lanes):
                         for p in range(x_indptr[rows[lane]], x_indptr[rows[lane] + 1]):
@@ -371,19 +520,50 @@ def cosine_topk(
                     stamp += 1
                     # (a call this long may not hold an inline conditional)
                     own_label = first_label + lane if symmetric else -1
-                    _scalar_row(rows[lane], own_label, ordered_norm[first + lane],
-                                ordered_inv[first + lane], x_indptr, x_indices, x_data, yt_indptr,
-                                cand_indices, cand_data, label_col, label_norm, label_inv, shrink64,
-                                shrink, x_exp, label_exp, scaled, one, term, same_matrix,
-                                exclude_self, symmetric, row_begin, mark, stamp, acc, touched,
-                                heap_scores[0], heap_indices[0], out_indices, out_scores,
-                                out_counts, locks, thresholds)
+                    _scalar_row(
+                        rows[lane],
+                        own_label,
+                        ordered_norm[first + lane],
+                        ordered_inv[first + lane],
+                        x_indptr,
+                        x_indices,
+                        x_data,
+                        yt_indptr,
+                        cand_indices,
+                        cand_data,
+                        label_col,
+                        label_norm,
+                        label_inv,
+                        shrink64,
+                        shrink,
+                        x_exp,
+                        label_exp,
+                        scaled,
+                        one,
+                        term,
+                        same_matrix,
+                        exclude_self,
+                        symmetric,
+                        row_begin,
+                        mark,
+                        stamp,
+                        acc,
+                        touched,
+                        heap_scores[0],
+                        heap_indices[0],
+                        out_indices,
+                        out_scores,
+                        out_counts,
+                        locks,
+                        thresholds,
+                    )
     if symmetric:  # every shared heap is complete: put each row in rank order
         for chunk in nb.prange(n_chunks):
             tmp_scores = np.empty(max(capacity, 1), dtype=dtype)
             tmp_indices = np.empty(max(capacity, 1), dtype=out_indices.dtype)
             for row in range(chunk, m, n_chunks):
-                count = heap_drain_sorted(out_scores[row], out_indices[row], out_counts[row],
-                                          tmp_scores, tmp_indices)
+                count = heap_drain_sorted(
+                    out_scores[row], out_indices[row], out_counts[row], tmp_scores, tmp_indices
+                )
                 out_scores[row, :count] = tmp_scores[:count]
                 out_indices[row, :count] = tmp_indices[:count]

@@ -15,14 +15,24 @@ _BLOCK_ROWS = 256
 
 
 def cosine_topk(
-    x_indptr, x_indices, x_data,  # IN  CSR of X (n x d)
-    yt_indptr, yt_indices, yt_data,  # IN  CSR of Y transposed (d x m)
+    x_indptr,
+    x_indices,
+    x_data,  # IN  CSR of X (n x d)
+    yt_indptr,
+    yt_indices,
+    yt_data,  # IN  CSR of Y transposed (d x m)
     n_candidates,  # IN  m
-    row_begin, row_end,  # IN  block of X's rows to compute
-    k, shrink,  # IN
-    x_exp, y_exp,  # IN  int32 (n), (m): rows were scaled by 2^-exp (for the shrink term), or both empty
-    same_matrix, exclude_self,  # IN
-    out_indices, out_scores, out_counts,  # OUT (rows x k), (rows x k), (rows)
+    row_begin,
+    row_end,  # IN  block of X's rows to compute
+    k,
+    shrink,  # IN
+    x_exp,
+    y_exp,  # IN  int32 (n), (m): rows were scaled by 2^-exp (for the shrink term), or both empty
+    same_matrix,
+    exclude_self,  # IN
+    out_indices,
+    out_scores,
+    out_counts,  # OUT (rows x k), (rows x k), (rows)
     n_threads,  # IN  unused: the reference is single-threaded
 ):
     d = yt_indptr.shape[0] - 1

@@ -123,9 +123,7 @@ def cosine_topk(
                 f"X and Y must have the same number of columns (features): X has "
                 f"{X_sparse.shape[1]}, Y has {Y_sparse.shape[1]}."
             )
-        dtype = np.result_type(
-            V.float_dtype_for(X_sparse.dtype, "X"), V.float_dtype_for(Y_sparse.dtype, "Y")
-        )
+        dtype = np.result_type(V.float_dtype_for(X_sparse.dtype, "X"), V.float_dtype_for(Y_sparse.dtype, "Y"))
         x = V.canonical_csr(X_sparse, "X", dtype)
         y_rows, yt = rows_and_transpose(Y_sparse, "Y", dtype, n_threads=n_threads)
         same_matrix = False
@@ -155,11 +153,24 @@ def cosine_topk(
     out_counts = np.zeros(n_out, dtype=np.int64)
     with _runtime.kernel_threads(backend, n_threads):
         _kernel(backend)(
-            x_indptr=xa.indptr, x_indices=xa.indices, x_data=xa.data,
-            yt_indptr=yta.indptr, yt_indices=yta.indices, yt_data=yta.data,
-            n_candidates=m, row_begin=start, row_end=stop, k=capacity, shrink=shrink,
-            x_exp=x_exp, y_exp=y_exp, same_matrix=same_matrix, exclude_self=bool(exclude_self),
-            out_indices=out_indices, out_scores=out_scores, out_counts=out_counts,
+            x_indptr=xa.indptr,
+            x_indices=xa.indices,
+            x_data=xa.data,
+            yt_indptr=yta.indptr,
+            yt_indices=yta.indices,
+            yt_data=yta.data,
+            n_candidates=m,
+            row_begin=start,
+            row_end=stop,
+            k=capacity,
+            shrink=shrink,
+            x_exp=x_exp,
+            y_exp=y_exp,
+            same_matrix=same_matrix,
+            exclude_self=bool(exclude_self),
+            out_indices=out_indices,
+            out_scores=out_scores,
+            out_counts=out_counts,
             n_threads=n_threads,
         )
     return topk_table_to_csr(out_indices, out_scores, out_counts, m)
@@ -217,8 +228,11 @@ def _check_memory(X: Any, Y: Any, k: int, n_threads: int) -> None:
         return  # dense input already holds every element it declares
     (n, d), m = np.shape(X), np.shape(Y)[0]
     n_bytes = 8 * (d + 1) + n_threads * m * 24 + n * min(k, m) * 16
-    V.check_memory(n_bytes, f"cosine_topk of {n:,} x {d:,} against {m:,} rows",
-                   "pass matrices whose shapes are the rows and features that exist.")
+    V.check_memory(
+        n_bytes,
+        f"cosine_topk of {n:,} x {d:,} against {m:,} rows",
+        "pass matrices whose shapes are the rows and features that exist.",
+    )
 
 
 def topk_table_to_csr(
