@@ -1168,3 +1168,16 @@ def test_kmeans_plusplus_draws_uniformly_once_every_row_sits_on_a_centre():
     for seed in range(4):
         rows = greedy_kmeans_plusplus_rows(D, np.ones(len(D)), 7, np.random.default_rng(seed))
         np.testing.assert_array_equal(kmeans_plusplus(pb, 7, np.random.default_rng(seed)), D[rows])
+
+
+def test_farthest_rows_match_a_stable_sort_on_many_ties():
+    # relocation takes rows by decreasing distance, ties to the smaller index; with
+    # hundreds of equal distances an unstable sort (numpy's default) reorders them
+    from fastrec.cluster.kmeans import _farthest
+
+    rng = np.random.default_rng(0)
+    for n, levels in ((500, 2), (1000, 5), (64, 64), (300, 1)):
+        dist = rng.integers(0, levels, n).astype(np.float32)
+        for m in (1, 3, 17, n // 2, n, n + 5):
+            expected = np.argsort(-dist.astype(np.float64), kind="stable")[:m]
+            np.testing.assert_array_equal(_farthest(dist, m), expected)
