@@ -110,6 +110,19 @@ def surprise_contender(factors: int, epochs: int) -> Callable | None:
     return run
 
 
+# LIBMF's own defaults, given to both LIBMF contenders: L2 only, no biases.
+LIBMF_SETTINGS = {"eta": 0.1, "lambda_p2": 0.1, "lambda_q2": 0.1, "lambda_p1": 0.0, "lambda_q1": 0.0}
+
+
+def factor_rmse(P: np.ndarray, Q: np.ndarray, test: np.ndarray, mean: float) -> float:
+    """Test RMSE of an unbiased factor model: <p_u, q_i> clipped to 1..5, ``mean`` for unseen ids."""
+    u, i = test[:, 0].astype(np.int64), test[:, 1].astype(np.int64)
+    known = (u < P.shape[0]) & (i < Q.shape[0])
+    pred = np.full(u.size, mean)
+    pred[known] = np.einsum("ij,ij->i", P[u[known]], Q[i[known]])
+    return rmse(np.clip(pred, 1, 5), test[:, 2])
+
+
 def libmf_contender(threads: int, factors: int, epochs: int) -> Callable | None:
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the package prints on import
@@ -124,22 +137,14 @@ def libmf_contender(threads: int, factors: int, epochs: int) -> Callable | None:
             k=factors,
             nr_threads=threads,
             nr_iters=epochs,
-            eta=0.1,
-            lambda_p2=0.1,
-            lambda_q2=0.1,
-            lambda_p1=0.0,
-            lambda_q1=0.0,
+            **LIBMF_SETTINGS,
             quiet=True,
         )
         start = time.perf_counter()
         engine.fit(data)
         seconds = time.perf_counter() - start
         P, Q = engine.p_factors(), engine.q_factors()
-        u, i = test[:, 0].astype(np.int64), test[:, 1].astype(np.int64)
-        known = (u < P.shape[0]) & (i < Q.shape[0])
-        pred = np.full(u.size, float(coo.data.mean()))
-        pred[known] = np.einsum("ij,ij->i", P[u[known]], Q[i[known]])
-        return seconds, rmse(np.clip(pred, 1, 5), test[:, 2])
+        return seconds, factor_rmse(P, Q, test, float(coo.data.mean()))
 
     return run
 
@@ -209,8 +214,8 @@ def libmf_native_contender(threads: int, factors: int, epochs: int) -> Callable 
         )
         param = lib.mf_get_default_param()
         param.k, param.nr_threads, param.nr_iters = factors, threads, epochs
-        param.eta, param.lambda_p2, param.lambda_q2 = 0.1, 0.1, 0.1
-        param.lambda_p1 = param.lambda_q1 = 0.0
+        for name, value in LIBMF_SETTINGS.items():
+            setattr(param, name, value)
         param.quiet, param.copy_data = True, False
         start = time.perf_counter()
         model = lib.mf_train(ctypes.byref(problem), param)
@@ -221,11 +226,7 @@ def libmf_native_contender(threads: int, factors: int, epochs: int) -> Callable 
         P = np.ctypeslib.as_array(m.P, shape=(m.m, m.k)).astype(np.float64)
         Q = np.ctypeslib.as_array(m.Q, shape=(m.n, m.k)).astype(np.float64)
         lib.mf_destroy_model(ctypes.byref(model))
-        u, i = test[:, 0].astype(np.int64), test[:, 1].astype(np.int64)
-        known = (u < P.shape[0]) & (i < Q.shape[0])
-        pred = np.full(u.size, float(coo.data.mean()))
-        pred[known] = np.einsum("ij,ij->i", P[u[known]], Q[i[known]])
-        return seconds, rmse(np.clip(pred, 1, 5), test[:, 2])
+        return seconds, factor_rmse(P, Q, test, float(coo.data.mean()))
 
     return run
 
