@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from fastrec import ContentKNN, Hybrid, ItemKNN, MatrixFactorization, UnknownIdError, UserKNN
 from fastrec.base import NotFittedError
-from fastrec.recommenders import Recommender
+from fastrec.recommenders import FactorRecommender, Recommender
 
 N_USERS, N_ITEMS = 26, 21
 COLD_USER = N_USERS - 1  # known (a row of the matrix) but without any interaction
@@ -246,7 +246,7 @@ def test_n_larger_than_the_candidates(case):
         filled = int((~empty).sum())
         assert not empty[:filled].any()  # padding only at the end
         assert filled <= N_ITEMS - len(case.seen(row))
-        if isinstance(case.model, (MatrixFactorization, Hybrid)) or not case.R[row].any():
+        if isinstance(case.model, (FactorRecommender, Hybrid)) or not case.R[row].any():
             assert filled == N_ITEMS - len(case.seen(row))  # every unseen item has a score
 
 
@@ -322,7 +322,7 @@ def _folded_in(model, user, row):
     model = copy.deepcopy(model)
     items = np.flatnonzero(row)
     for part in _components(model):
-        if isinstance(part, MatrixFactorization):
+        if isinstance(part, FactorRecommender):
             part.fold_in(user, part.item_ids_[items], row[items])
     return model
 
@@ -331,7 +331,7 @@ def test_user_items_of_a_training_user_equal_its_recommendations(case):
     model, warm = case.model, np.flatnonzero(case.R.any(axis=1))
     users, given = case.users[warm], sp.csr_matrix(case.R[warm])
     ids, scores = model.recommend(users, n=N_ITEMS, user_items=given)
-    factors = any(isinstance(part, MatrixFactorization) for part in _components(model))
+    factors = any(isinstance(part, FactorRecommender) for part in _components(model))
     for position, row in enumerate(warm):
         # a factor model folds the user in from the rows given (the solve of fold_in)
         reference = _folded_in(model, users[position], case.R[row]) if factors else model
@@ -400,7 +400,7 @@ def test_similar_items_exclude_the_item_and_match_brute_force(case):
         return
     n = 6
     ids, scores = model.similar_items(case.item_ids, n=n)
-    if isinstance(model, MatrixFactorization):
+    if isinstance(model, FactorRecommender):
         expected = _brute_cosine(model.item_factors_.astype(np.float64))
         listed = np.ones_like(expected, dtype=bool)
     elif isinstance(model, ContentKNN):
@@ -439,7 +439,7 @@ def test_similar_users_exclude_the_user_and_match_brute_force(case):
     def inner_of(raw):
         return np.array([user_index[user] for user in np.asarray(raw).tolist()], dtype=np.int64)
 
-    if isinstance(model, MatrixFactorization):
+    if isinstance(model, FactorRecommender):
         expected = _brute_cosine(model.user_factors_.astype(np.float64))
         listed = np.ones_like(expected, dtype=bool)
     else:

@@ -13,6 +13,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from fastrec._aligned import aligned_zeros, padded_width  # noqa: F401 (the row width planned here)
+
 # Grid side per thread: with two blocks per thread in every stratum, a thread that
 # drew a small block takes another one, which evens out power-law block sizes.
 BLOCKS_PER_THREAD = 2
@@ -27,22 +29,6 @@ BLOCKS_PER_THREAD = 2
 # fits, with their noise, 2% in the median of 10 pairs).
 BLOCK_WORKING_SET = 1 << 19
 MIN_RUN_LENGTH = 20
-_ALIGN = 64  # bytes: one cache line, one AVX-512 register
-
-
-def padded_width(n_factors: int, dtype: np.dtype) -> int:
-    """Row length of the factor matrices: n_factors rounded up to whole 64-byte vectors."""
-    lanes = _ALIGN // np.dtype(dtype).itemsize
-    return -(-n_factors // lanes) * lanes
-
-
-def aligned_zeros(rows: int, cols: int, dtype: np.dtype) -> np.ndarray:
-    """A C-contiguous (rows, cols) array of zeros whose data starts on a 64-byte boundary."""
-    dtype = np.dtype(dtype)
-    n_bytes = max(rows * cols, 1) * dtype.itemsize
-    raw = np.zeros(n_bytes + _ALIGN, dtype=np.uint8)
-    offset = (-raw.ctypes.data) % _ALIGN
-    return raw[offset : offset + rows * cols * dtype.itemsize].view(dtype).reshape(rows, cols)
 
 
 def grid_side(n_users: int, n_items: int, nnz: int, n_threads: int, row_bytes: int = 0) -> int:

@@ -17,7 +17,6 @@ from fastrec._idmap import IdMap
 from fastrec.datasets._triples import rating_triples
 from fastrec.mf._checks import check_index_range
 from fastrec.mf.grid import (
-    _ALIGN,
     _rank,
     _rows_in_order,
     aligned_zeros,
@@ -27,13 +26,7 @@ from fastrec.mf.grid import (
     padded_width,
     standard_normal,
 )
-from fastrec.recommenders._base import (
-    Recommender,
-    raise_unknown,
-    raw_id_array,
-    raw_item_ids,
-)
-from fastrec.scoring.topn import topn
+from fastrec.recommenders._factors import FactorRecommender, grown_interactions, interactions
 
 FORMAT_NAME = "fastrec.MatrixFactorization"
 # Version 2: the Recommender layout (ratings_* interactions, params with random_state);
@@ -69,7 +62,7 @@ def _kernels(backend: str) -> _Kernels:
     return _Kernels(module.sgd_mf_epoch, module.mf_predict, module.group_by_block)
 
 
-class MatrixFactorization(Recommender):
+class MatrixFactorization(FactorRecommender):
     r"""Biased matrix factorization (Funk-SVD) of explicit ratings, trained by SGD.
 
     .. math:: \hat r_{ui} = \mu + b_u + b_i + p_u \cdot q_i
@@ -198,6 +191,7 @@ class MatrixFactorization(Recommender):
 
     _FORMAT_NAME = FORMAT_NAME
     _FORMAT_VERSION = FORMAT_VERSION
+    _HAS_USER_BIAS = True
     _PARAMS = (
         "n_factors",
         "n_epochs",
@@ -256,16 +250,6 @@ class MatrixFactorization(Recommender):
         self.early_stopping = early_stopping
         self.verbose = verbose
 
-    def _restore(self) -> None:
-        """Put the factor matrices back on 64-byte boundaries, which a pickle does not keep."""
-        for name in ("_P", "_Q"):
-            factors = self.__dict__.get(name)
-            if factors is not None and factors.ctypes.data % _ALIGN:
-                rows, cols = factors.shape
-                aligned = aligned_zeros(rows, cols, factors.dtype)
-                aligned[...] = factors
-                setattr(self, name, aligned)
-
     # -- parameters -------------------------------------------------------------------
 
     def _checked_params(self) -> dict[str, Any]:
@@ -299,20 +283,6 @@ class MatrixFactorization(Recommender):
             "verbose": None if self.verbose is None else V.check_bool(self.verbose, "verbose"),
             "random_state": check_random_state(self.random_state),
         }
-
-    # -- public attributes --------------------------------------------------------------
-
-    @property
-    def user_factors_(self) -> np.ndarray:
-        """(n_users, n_factors) user factors :math:`p_u`, by inner index."""
-        self._check_fitted()
-        return self._P[:, : self._k]
-
-    @property
-    def item_factors_(self) -> np.ndarray:
-        """(n_items, n_factors) item factors :math:`q_i`, by inner index."""
-        self._check_fitted()
-        return self._Q[:, : self._k]
 
     # -- training -----------------------------------------------------------------------
 
@@ -803,27 +773,6 @@ class MatrixFactorization(Recommender):
         pred = self._finish_predictions(pred, inner_u, inner_i, self._biased, clip, self.rating_range_)
         return pred[0] if scalar else pred
 
-    def _user_rows(
-        self, rows: np.ndarray, given: sp.csr_matrix | None, raw: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Factors (len(rows), n_factors) and biases (len(rows),), model dtype, of scored users.
-
-        Training rows read the fitted parameters; rows of given interactions are
-        folded in on the fly by the solve of :meth:`fold_in` (nothing is stored).
-        """
-        k, dtype = self._k, self._P.dtype
-        if given is None:
-            return self._P[rows, :k], self.user_bias_[rows]
-        params = self._checked_params()
-        factors = np.zeros((rows.size, k), dtype=dtype)
-        bias = np.zeros(rows.size, dtype=dtype)
-        for position, row in enumerate(rows):
-            start, stop = given.indptr[row], given.indptr[row + 1]
-            factors[position], bias[position] = self._solve_user(
-                given.indices[start:stop], given.data[start:stop].astype(np.float64), raw[position], params
-            )
-        return factors, bias
-
     def _scoring_factors(self, factors: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Factors whose products are the recommendation scores, for :func:`fastrec.topn`.
 
@@ -844,106 +793,11 @@ class MatrixFactorization(Recommender):
             Q[:, k + 1] = self.item_bias_
         return U, Q
 
-    def _topn(
-        self,
-        rows: np.ndarray,
-        n: int,
-        exclude_seen: bool,
-        allowed: np.ndarray,
-        backend: str,
-        n_threads: int,
-        *,
-        given: sp.csr_matrix | None,
-        inner: np.ndarray,
-        raw: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        out_idx = np.full((rows.size, n), -1, dtype=np.int64)
-        out_scores = np.full((rows.size, n), -np.inf, dtype=self._P.dtype)
-        active = np.flatnonzero(rows >= 0)
-        if active.size == 0 or (allowed.size and not allowed.any()):
-            return out_idx, out_scores
-        U, Q = self._scoring_factors(*self._user_rows(rows[active], given, raw[active]))
-        exclude = self._history(given)[rows[active]] if exclude_seen else None
-        candidates = np.flatnonzero(allowed) if allowed.size else None
-        idx, scores = topn(
-            U, Q, n, exclude=exclude, candidates=candidates, n_threads=n_threads, backend=backend
-        )
-        out_idx[active, : idx.shape[1]] = idx
-        out_scores[active, : idx.shape[1]] = scores
-        return out_idx, out_scores
-
-    def _score(
-        self,
-        rows: np.ndarray,
-        candidates: np.ndarray,
-        given: sp.csr_matrix | None,
-        inner: np.ndarray,
-        raw: np.ndarray,
-    ) -> np.ndarray:
-        factors, bias = self._user_rows(rows, given, raw)
-        scores = factors.astype(np.float64) @ self._Q[candidates, : self._k].astype(np.float64).T
+    def _add_offsets(self, scores: np.ndarray, bias: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         if self._biased:
             scores += self._mu + bias.astype(np.float64)[:, None]
             scores += self.item_bias_[candidates].astype(np.float64)[None, :]
         return scores
-
-    @reads
-    def similar_items(self, items: Any, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """The items whose factor vectors have the largest cosine with those of ``items``.
-
-        Exact: the unit item factors are ranked by :func:`fastrec.topn`.
-
-        Parameters
-        ----------
-        items : raw id or array-like of raw ids
-        n : int, default 10
-
-        Returns
-        -------
-        item_ids : ndarray, shape (n,) or (len(items), n)
-            Raw ids, most similar first (ties to the smaller inner index), never
-            the item itself; -1 (``None`` for non-integer ids) in empty slots.
-        scores : ndarray of the model dtype, shape (n,) or (len(items), n)
-            Cosines of the factor vectors (0 against a zero vector).
-
-        Raises
-        ------
-        UnknownIdError
-            For an item id the model was not fitted with.
-        """
-        self._check_fitted()
-        return self._similar(self._Q[:, : self._k], self._item_map, items, n, "item", "items")
-
-    @reads
-    def similar_users(self, users: Any, n: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """The users whose factor vectors have the largest cosine with those of ``users``.
-
-        As :meth:`similar_items`, on the user factors.
-        """
-        self._check_fitted()
-        return self._similar(self._P[:, : self._k], self._user_map, users, n, "user", "users")
-
-    def _similar(
-        self, factors: np.ndarray, id_map: IdMap, ids: Any, n: int, side: str, argument: str
-    ) -> tuple[np.ndarray, np.ndarray]:
-        n = min(V.check_int(n, "n", minimum=1), max(1, len(id_map)))
-        single, raw = raw_id_array(ids, argument)
-        inner = id_map.lookup(raw).astype(np.int64)
-        raise_unknown(raw, inner, side, argument)
-        norms = np.linalg.norm(factors.astype(np.float64), axis=1)
-        unit = (factors / np.where(norms > 0, norms, 1.0)[:, None]).astype(factors.dtype)
-        itself = sp.csr_matrix(
-            (np.ones(inner.size, dtype=np.int8), inner, np.arange(inner.size + 1)),
-            shape=(inner.size, len(id_map)),
-        )
-        idx, scores = topn(
-            unit[inner], unit, n, exclude=itself, n_threads=self.n_threads, backend=self.backend
-        )
-        out_idx = np.full((inner.size, n), -1, dtype=np.int64)
-        out_scores = np.full((inner.size, n), -np.inf, dtype=factors.dtype)
-        out_idx[:, : idx.shape[1]], out_scores[:, : idx.shape[1]] = idx, scores
-        out = raw_item_ids(id_map, out_idx)
-        return (out[0], out_scores[0]) if single else (out, out_scores)
 
     # -- fold-in ------------------------------------------------------------------------
 
@@ -1019,29 +873,7 @@ class MatrixFactorization(Recommender):
             raise ValueError(
                 f"items and ratings must have the same length, got {item_ids.size} and {values.size}."
             )
-        inner = self._item_map.lookup(item_ids)
-        keep = inner >= 0
-        inner, values = inner[keep], values[keep]
-        factors, bias = self._solve_user(inner, values, user, self._checked_params())
-        user_map, row = self._user_map.append(user)
-        if row >= self._P.shape[0]:
-            grown = aligned_zeros(row + 1, self._P.shape[1], self._P.dtype)
-            grown[: self._P.shape[0]] = self._P
-            self._P = grown
-            self.user_bias_ = np.concatenate([self.user_bias_, np.zeros(1, self.user_bias_.dtype)])
-            self._user_map = user_map
-        self._P[row, : self._k] = factors
-        self.user_bias_[row] = bias
-        self._R = grown_interactions(
-            self._R,
-            interactions(
-                np.full(inner.size, row, dtype=np.int32),
-                inner.astype(np.int32),
-                values.astype(self._P.dtype),
-                len(self._user_map),
-                len(self._item_map),
-            ),
-        )
+        self._fold_in(user, item_ids, values)
         return self
 
     # -- persistence --------------------------------------------------------------------
@@ -1082,12 +914,8 @@ class MatrixFactorization(Recommender):
     def _install(self, state: dict[str, Any], biased: bool) -> None:
         """Set the fitted parameters read from a file (aligned, padded factor copies)."""
         P, Q = state["user_factors"], state["item_factors"]
-        k, dtype = P.shape[1], P.dtype
-        self._k = k
-        self._P = aligned_zeros(P.shape[0], padded_width(k, dtype), dtype)
-        self._P[:, :k] = P
-        self._Q = aligned_zeros(Q.shape[0], self._P.shape[1], dtype)
-        self._Q[:, :k] = Q
+        dtype = P.dtype
+        self._install_factors(P, Q)
         self.user_bias_ = state["user_bias"].astype(dtype)
         self.item_bias_ = state["item_bias"].astype(dtype)
         self.global_mean_ = state["global_mean"]
@@ -1203,27 +1031,6 @@ def seed_from(random_state: Any) -> int:
     if isinstance(random_state, np.random.RandomState):
         return int(random_state.randint(0, np.iinfo(np.int64).max, dtype=np.int64))
     return random_state
-
-
-def interactions(
-    users: np.ndarray, items: np.ndarray, values: np.ndarray, n_users: int, n_items: int
-) -> sp.csr_matrix:
-    """The users x items CSR of rating triples by inner index, repeated pairs summed.
-
-    A rating of 0 stays stored: it is an interaction (seen) all the same.
-    """
-    R = sp.csr_matrix((values, (users, items)), shape=(n_users, n_items))
-    R.sum_duplicates()
-    return R
-
-
-def grown_interactions(R: sp.csr_matrix, new: sp.csr_matrix) -> sp.csr_matrix:
-    """``R`` padded to the shape of ``new`` (more users or items), plus ``new``."""
-    R = sp.csr_matrix((R.data, R.indices, R.indptr), shape=R.shape)
-    R.resize(new.shape)
-    total = sp.csr_matrix(R + new)
-    total.sum_duplicates()
-    return total
 
 
 def _read_parameters(archive: Any, n_users: int, n_items: int) -> dict[str, Any]:

@@ -10,8 +10,9 @@ scikit-learn's estimator protocol and ``.npz`` ``save`` / ``load``.
 
 from fastrec.recommenders._base import Recommender
 from fastrec.recommenders._checks import UnknownIdError
+from fastrec.recommenders._factors import FactorRecommender
 from fastrec.recommenders.content import ContentKNN
 from fastrec.recommenders.hybrid import Hybrid
 from fastrec.recommenders.knn import ItemKNN, UserKNN
 
-__all__ = ["ContentKNN", "Hybrid", "ItemKNN", "Recommender", "UnknownIdError", "UserKNN"]
+__all__ = ["ContentKNN", "FactorRecommender", "Hybrid", "ItemKNN", "Recommender", "UnknownIdError", "UserKNN"]
