@@ -1,4 +1,4 @@
-// Every kernel family but SGD MF (that is csrc/isa/avx2_mf.cpp), for
+// The light kernel families (SGD MF is csrc/isa/avx2_mf.cpp), for
 // AVX2 + FMA (Haswell and later, Zen).
 //
 // Standard and ISA-neutral headers come first, under the baseline target (see
@@ -6,6 +6,6 @@
 #include "fastrec/prelude.hpp"
 
 #pragma GCC target("avx2,fma,bmi,bmi2,popcnt,lzcnt,f16c")
-#define FASTREC_KERNEL_PART 2  // every family but SGD MF (see kernels.hpp)
+#define FASTREC_KERNEL_PART 2  // the light families (see kernels.hpp)
 #define FASTREC_ISA_NS avx2
 #include "fastrec/kernels.hpp"

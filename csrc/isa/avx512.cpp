@@ -1,4 +1,4 @@
-// Every kernel family but SGD MF (that is csrc/isa/avx512_mf.cpp), for
+// The light kernel families (SGD MF is csrc/isa/avx512_mf.cpp), for
 // AVX-512 (F, BW, DQ, VL: Skylake-SP and later, Zen 4 and later).
 //
 // Standard and ISA-neutral headers come first, under the baseline target (see
@@ -6,6 +6,6 @@
 #include "fastrec/prelude.hpp"
 
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,bmi,bmi2,popcnt,lzcnt,f16c")
-#define FASTREC_KERNEL_PART 2  // every family but SGD MF (see kernels.hpp)
+#define FASTREC_KERNEL_PART 2  // the light families (see kernels.hpp)
 #define FASTREC_ISA_NS avx512
 #include "fastrec/kernels.hpp"

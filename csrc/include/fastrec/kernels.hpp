@@ -1,14 +1,16 @@
 // Every kernel family, compiled once per SIMD level by the units in csrc/isa/.
 // A new family adds its header here and its explicit instantiations below.
 //
-// SGD MF takes about half of a level's compile time, so each level is split into
-// two units that build in parallel: one defines FASTREC_KERNEL_PART to 1 (SGD MF),
-// the other to 2 (every other family).  Left undefined, a unit compiles all.
+// Heavy families compile in units of their own, so that a level's units build in
+// parallel: a unit defines FASTREC_KERNEL_PART to its part number (1: SGD MF,
+// 2: every light family); FASTREC_PART(n) says whether this unit compiles part n.
+// Left undefined, a unit compiles all.
 #pragma once
 
 #ifndef FASTREC_KERNEL_PART
 #define FASTREC_KERNEL_PART 0
 #endif
+#define FASTREC_PART(n) (FASTREC_KERNEL_PART == 0 || FASTREC_KERNEL_PART == (n))
 
 #include "fastrec/similarity.hpp"
 #include "fastrec/cluster.hpp"
@@ -22,14 +24,14 @@
 namespace fastrec {
 namespace FASTREC_ISA_NS {
 
-#if FASTREC_KERNEL_PART != 2
+#if FASTREC_PART(1)
 template void sgd_mf_epoch<float>(const SgdMfArgs<float>&);
 template void sgd_mf_epoch<double>(const SgdMfArgs<double>&);
 template void mf_predict<float>(const MfPredictArgs<float>&);
 template void mf_predict<double>(const MfPredictArgs<double>&);
 #endif
 
-#if FASTREC_KERNEL_PART != 1
+#if FASTREC_PART(2)
 template void cosine_topk<float, int32_t>(const CosineTopkArgs<float, int32_t>&);
 template void cosine_topk<float, int64_t>(const CosineTopkArgs<float, int64_t>&);
 template void cosine_topk<double, int32_t>(const CosineTopkArgs<double, int32_t>&);
