@@ -119,6 +119,27 @@ def test_assign_kernel_matches_brute_force(backend, dtype, sparse, restore_simd)
         assert got[4] == pytest.approx(inertia, rel=tol)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_assign_kernel_tile_edges_and_exact_ties(backend, dtype):
+    # Small integers make every distance exact, so the many exact ties must go
+    # to the smaller centre; k and d straddle the SIMD widths and panel sizes
+    # (8/16 lanes, panels of 24/48 centres) and n leaves partial micro-tiles.
+    rng = np.random.default_rng(7)
+    for k, d in [(1, 1), (15, 17), (16, 16), (24, 63), (47, 64), (48, 65), (49, 7), (97, 33)]:
+        X = rng.integers(-3, 4, (2051, d)).astype(dtype)
+        C = rng.integers(-3, 4, (k, d)).astype(dtype)
+        C[k // 2 :: 5] = C[0]  # duplicates in other lanes and panels than centre 0
+        w = rng.integers(1, 4, X.shape[0]).astype(dtype)
+        labels, mind, sums, counts, inertia = brute_force(X, w, C)
+        got = call_kernel(backend, X, w, C, sparse=False)
+        np.testing.assert_array_equal(got[0], labels, err_msg=f"k={k} d={d}")
+        np.testing.assert_array_equal(got[1], mind, err_msg=f"k={k} d={d}")
+        np.testing.assert_allclose(got[2], sums, rtol=1e-12)
+        np.testing.assert_array_equal(got[3], counts)
+        assert got[4] == inertia
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_sqdist_kernel(backend):
     rng = np.random.default_rng(2)

@@ -3,20 +3,30 @@
 Rows are cut into the same fixed chunks as the C++ kernel (a function of n
 only), chunks run in parallel, and each chunk keeps float64 partial sums that
 are reduced in chunk order, so results do not depend on the thread count.
-Inside a chunk a micro-tile of ``TILE_ROWS`` rows is scored against all
-centres at once: for every feature the transposed centre row ``C[:, t]`` is
-read once and applied to the tile's distance rows, a loop over centres that
-LLVM vectorises.  The distance matrix exists only as the small tile.
+
+Dense assignment is the C++ kernel's GEMM with an argmin epilogue: -2 C is
+packed into panels of centres (as the scoring kernels pack items), a tile of
+rows that stays in L2 is scored panel by panel, ``GROUP_ROWS`` rows at a time,
+by the scoring family's register-tiled :func:`dot_tile`, and each micro-tile
+is folded at once into a per-row, per-lane running minimum (:func:`fold_min`);
+the distance matrix never exists.  CSR rows add each stored value times the
+transposed centre row ``C[:, t]`` to the row's k distances, a loop over
+centres that LLVM vectorises.
 """
 
 from __future__ import annotations
 
 import numba as nb
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 from fastrec._runtime import NUMBA_KERNEL_OPTIONS
+from fastrec.scoring._numba import GROUP_ROWS, VECTOR_BYTES, VECTORS, _pack_panels, dot_tile
 
-TILE_ROWS = 8
+_INLINE = dict(NUMBA_KERNEL_OPTIONS, inline="always")
+TILE_BYTES = 96 * 1024  # rows of X per tile: see rows_per_tile in cluster.hpp
 MIN_CHUNK_ROWS = 2048  # see kmeans_n_chunks in cluster.hpp
 MAX_CHUNKS = 64
 FUSED_BUDGET_BYTES = 64 * 1024 * 1024
@@ -25,6 +35,14 @@ FUSED_BUDGET_BYTES = 64 * 1024 * 1024
 @nb.njit(**NUMBA_KERNEL_OPTIONS)
 def _n_chunks(n):
     return max(1, min(MAX_CHUNKS, (n + MIN_CHUNK_ROWS - 1) // MIN_CHUNK_ROWS))
+
+
+@nb.njit(**NUMBA_KERNEL_OPTIONS)
+def _rows_per_tile(d, itemsize):
+    """Rows of X kept in L2 while one panel of centres (in L1) streams over them."""
+    fit = TILE_BYTES // max(1, d * itemsize)
+    rows = min(512, max(GROUP_ROWS, fit))
+    return rows - rows % GROUP_ROWS
 
 
 @nb.njit(**NUMBA_KERNEL_OPTIONS)
@@ -95,6 +113,103 @@ def _dense_sums_by_label(x, labels, sample_weight, sums, counts):
         counts[j] = total
 
 
+@nb.njit(**NUMBA_KERNEL_OPTIONS)
+def _padded_norms(centers, padded):
+    """||c_j||^2 in the dtype of ``centers``, +inf past k so padding never wins."""
+    k = centers.shape[0]
+    out = np.full(padded, np.inf, dtype=centers.dtype)
+    out[:k] = _center_norms(centers)
+    return out
+
+
+@intrinsic
+def fold_min(typingctx, best, best_idx, row0, acc, cn, first):
+    """Fold one micro-tile of -2 x.c into the running minimum of its rows, lane by lane.
+
+    ``acc`` is (GROUP_ROWS, W) from dot_tile for the centres first .. first + W - 1,
+    ``cn`` their ||c||^2 (padded with +inf), ``best`` / ``best_idx`` (rows, L)
+    the running minimum of rows row0 .. row0 + GROUP_ROWS - 1 and its centre,
+    L = VECTOR_BYTES / itemsize lanes.  All C-contiguous; no bounds check.
+    Lane l of a row sees its centres (l modulo L) in increasing order and
+    replaces only on a strictly smaller value, so it keeps the earliest of
+    ties.  Written as vector IR because Numba's loops leave it scalar.
+    """
+    arrays = (best, best_idx, acc, cn)
+    if not all(isinstance(a, types.Array) and a.layout == "C" for a in arrays):
+        return None
+    if not (best.dtype == acc.dtype == cn.dtype and best.dtype in (types.float32, types.float64)):
+        return None
+    if best_idx.dtype != types.int32 or (best.ndim, best_idx.ndim, acc.ndim, cn.ndim) != (2, 2, 2, 1):
+        return None
+    sig = types.void(best, best_idx, row0, acc, cn, first)
+
+    def codegen(context, builder, signature, args):
+        best_t, idx_t, row_t, acc_t, cn_t, first_t = signature.args
+        lanes = VECTOR_BYTES // (best_t.dtype.bitwidth // 8)
+        element = context.get_value_type(best_t.dtype)
+        vector = ir.VectorType(element, lanes)
+        i32 = ir.IntType(32)
+        idx_vector = ir.VectorType(i32, lanes)
+        intp = context.get_value_type(types.intp)
+        align = best_t.dtype.bitwidth // 8
+        best_a = context.make_array(best_t)(context, builder, args[0])
+        idx_a = context.make_array(idx_t)(context, builder, args[1])
+        acc_a = context.make_array(acc_t)(context, builder, args[3])
+        cn_a = context.make_array(cn_t)(context, builder, args[4])
+        row0 = context.cast(builder, args[2], row_t, types.intp)
+        first = context.cast(builder, args[5], first_t, types.intp)
+
+        def pointer(array_type, array, indices, vtype):
+            ptr = cgutils.get_item_pointer(context, builder, array_type, array, indices)
+            return builder.bitcast(ptr, vtype.as_pointer())
+
+        splat = ir.Constant(ir.VectorType(i32, lanes), [0] * lanes)
+        steps = ir.Constant(idx_vector, list(range(lanes)))
+        norms, centres = [], []
+        for v in range(VECTORS):
+            start = builder.add(first, ir.Constant(intp, v * lanes))
+            norms.append(builder.load(pointer(cn_t, cn_a, [start], vector), align=align))
+            base = builder.insert_element(
+                ir.Constant(idx_vector, None), builder.trunc(start, i32), ir.Constant(i32, 0)
+            )
+            centres.append(
+                builder.add(builder.shuffle_vector(base, ir.Constant(idx_vector, None), splat), steps)
+            )
+        for r in range(GROUP_ROWS):
+            row = builder.add(row0, ir.Constant(intp, r))
+            zero = ir.Constant(intp, 0)
+            best_ptr = pointer(best_t, best_a, [row, zero], vector)
+            idx_ptr = pointer(idx_t, idx_a, [row, zero], idx_vector)
+            low = builder.load(best_ptr, align=align)
+            arg = builder.load(idx_ptr, align=4)
+            for v in range(VECTORS):
+                dots = builder.load(
+                    pointer(acc_t, acc_a, [ir.Constant(intp, r), ir.Constant(intp, v * lanes)], vector),
+                    align=align,
+                )
+                value = builder.fadd(dots, norms[v])
+                less = builder.fcmp_ordered("<", value, low)
+                low = builder.select(less, value, low)
+                arg = builder.select(less, centres[v], arg)
+            builder.store(low, best_ptr, align=align)
+            builder.store(arg, idx_ptr, align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@nb.njit(**_INLINE)
+def _lane_argmin(best, best_idx):
+    """The smallest value of one row's lanes and its centre, ties to the smaller centre."""
+    value = best[0]
+    label = best_idx[0]
+    for j in range(1, best.shape[0]):
+        if best[j] < value or (best[j] == value and best_idx[j] < label):
+            value = best[j]
+            label = best_idx[j]
+    return label, value
+
+
 @nb.njit(parallel=True, **NUMBA_KERNEL_OPTIONS)
 def kmeans_assign_dense(
     x,
@@ -111,8 +226,14 @@ def kmeans_assign_dense(
 ):
     n, d = x.shape
     k = centers.shape[0]
-    ct = _neg2_transpose(centers)
-    c_sq = _center_norms(centers)
+    x = np.ascontiguousarray(x)  # dot_tile reads whole rows
+    lanes = VECTOR_BYTES // x.itemsize
+    width = VECTORS * lanes  # centres per panel, as panel_width()
+    packed = _pack_panels(centers, width)
+    packed *= -2.0  # exact, so the micro-kernel yields -2 x.c directly
+    n_panels = packed.shape[0]
+    cn = _padded_norms(centers, n_panels * width)
+    tile_rows = _rows_per_tile(d, x.itemsize)
     n_chunks = _n_chunks(n)
     chunk_rows = (n + n_chunks - 1) // n_chunks
     fused = compute_sums and n_chunks * k * d * 8 <= FUSED_BUDGET_BYTES
@@ -120,33 +241,39 @@ def kmeans_assign_dense(
     part_counts = np.zeros((n_chunks if fused else 0, k), dtype=np.float64)
     part_inertia = np.zeros(n_chunks, dtype=np.float64)
     for c in nb.prange(n_chunks):
-        tile = np.empty((TILE_ROWS, k), dtype=x.dtype)
+        acc = np.empty((GROUP_ROWS, width), dtype=x.dtype)
+        tail = np.empty((GROUP_ROWS, d), dtype=x.dtype)
+        best = np.empty((tile_rows, lanes), dtype=x.dtype)
+        best_idx = np.empty((tile_rows, lanes), dtype=np.int32)
         r_end = min(n, (c + 1) * chunk_rows)
-        acc = 0.0
-        for g in range(c * chunk_rows, r_end, TILE_ROWS):
-            rows = min(TILE_ROWS, r_end - g)
+        chunk_inertia = 0.0
+        for t0 in range(c * chunk_rows, r_end, tile_rows):
+            rows = min(tile_rows, r_end - t0)
+            full = rows - rows % GROUP_ROWS
+            for r in range(GROUP_ROWS):  # the last, partial micro-tile, padded with its last row
+                tail[r] = x[t0 + min(full + r, rows - 1)]
+            best[:] = np.inf  # all rows: a padded micro-tile folds past ``rows``
+            best_idx[:] = 0
+            for p in range(n_panels):
+                for g in range(0, rows, GROUP_ROWS):
+                    if g < full:
+                        dot_tile(acc, x, t0 + g, packed, p)
+                    else:
+                        dot_tile(acc, tail, 0, packed, p)
+                    fold_min(best, best_idx, g, acc, cn, p * width)
             for r in range(rows):
-                tile[r, :] = c_sq
-            for t in range(d):
-                crow = ct[t]
-                for r in range(rows):
-                    a = x[g + r, t]
-                    trow = tile[r]
-                    for j in range(k):
-                        trow[j] += a * crow[j]
-            for r in range(rows):
-                i = g + r
-                arg, best = _first_min(tile[r], k)
-                dist = max(x_sqnorm[i] + best, 0.0)
+                i = t0 + r
+                arg, value = _lane_argmin(best[r], best_idx[r])
+                dist = max(x_sqnorm[i] + value, 0.0)
                 labels[i] = arg
                 min_dist[i] = dist
                 w = np.float64(sample_weight[i])
-                acc += w * np.float64(min_dist[i])
+                chunk_inertia += w * np.float64(min_dist[i])
                 if fused:
                     for t in range(d):
                         part_sums[c, arg, t] += w * x[i, t]
                     part_counts[c, arg] += w
-        part_inertia[c] = acc
+        part_inertia[c] = chunk_inertia
     total = 0.0
     for c in range(n_chunks):
         total += part_inertia[c]
