@@ -7,7 +7,7 @@ are reduced in chunk order, so results do not depend on the thread count.
 Dense assignment is the C++ kernel's GEMM with an argmin epilogue: -2 C is
 packed into panels of centres (as the scoring kernels pack items), a tile of
 rows that stays in L2 is scored panel by panel, ``GROUP_ROWS`` rows at a time,
-by the scoring family's register-tiled :func:`dot_tile`, and each micro-tile
+by the register-tiled :func:`fastrec._gemm_tile.dot_tile`, and each micro-tile
 is folded at once into a per-row, per-lane running minimum (:func:`fold_min`);
 the distance matrix never exists.  CSR rows add each stored value times the
 transposed centre row ``C[:, t]`` to the row's k distances, a loop over
@@ -22,8 +22,8 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
+from fastrec._gemm_tile import GROUP_ROWS, VECTOR_BYTES, VECTORS, dot_tile, pack_panels
 from fastrec._runtime import NUMBA_KERNEL_OPTIONS
-from fastrec.scoring._numba import GROUP_ROWS, VECTOR_BYTES, VECTORS, _pack_panels, dot_tile
 
 _INLINE = dict(NUMBA_KERNEL_OPTIONS, inline="always")
 TILE_BYTES = 96 * 1024  # rows of X per tile: see rows_per_tile in cluster.hpp
@@ -229,7 +229,7 @@ def kmeans_assign_dense(
     x = np.ascontiguousarray(x)  # dot_tile reads whole rows
     lanes = VECTOR_BYTES // x.itemsize
     width = VECTORS * lanes  # centres per panel, as panel_width()
-    packed = _pack_panels(centers, width)
+    packed = pack_panels(centers, width)
     packed *= -2.0  # exact, so the micro-kernel yields -2 x.c directly
     n_panels = packed.shape[0]
     cn = _padded_norms(centers, n_panels * width)
