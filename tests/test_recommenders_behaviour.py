@@ -1,0 +1,287 @@
+"""Recommender behaviour pinned against independent numpy formulas on small dense data.
+
+Each check recomputes what a recommender should return (brute-force cosine,
+popularity counts, per-row min-max and z-scores) with plain numpy, never from
+the model's own fitted attributes, so a change in the Python layer that alters
+a score, a rank, a padding slot or an error shows up here.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from fastrec import ContentKNN, Hybrid, ItemKNN, UserKNN
+from fastrec.recommenders._base import min_max_rows, z_score_rows
+
+BACKENDS = ["cpp", "numpy"] if "cpp" in __import__("fastrec").available_backends() else ["numpy"]
+
+
+def _dense_ratings() -> np.ndarray:
+    """8 users x 6 items, ratings 1-5 (0 = none); user 7 has no rating, item 5 is rated once."""
+    R = np.array(
+        [
+            [5, 3, 0, 1, 0, 0],
+            [4, 0, 0, 1, 2, 0],
+            [1, 1, 0, 5, 0, 0],
+            [0, 0, 5, 4, 0, 0],
+            [0, 1, 5, 4, 3, 0],
+            [2, 0, 0, 0, 4, 0],
+            [0, 3, 1, 0, 0, 2],
+            [0, 0, 0, 0, 0, 0],
+        ],
+        dtype=np.float64,
+    )
+    return R
+
+
+def _cosine(A: np.ndarray, B: np.ndarray, shrink: float = 0.0) -> np.ndarray:
+    """<a_i, b_j> / (|a_i| |b_j| + shrink) between the rows of A and of B (0 for a zero row)."""
+    denominator = np.outer(np.linalg.norm(A, axis=1), np.linalg.norm(B, axis=1)) + shrink
+    return np.divide(A @ B.T, denominator, out=np.zeros_like(denominator), where=denominator > 0)
+
+
+def _z_rows(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    out = np.zeros_like(scores)
+    for r in range(scores.shape[0]):
+        values = scores[r][valid[r]]
+        if values.size and values.std() > 0:
+            out[r] = (scores[r] - values.mean()) / values.std()
+    return out
+
+
+def _min_max(scores: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    out = np.zeros_like(scores)
+    for r in range(scores.shape[0]):
+        values = scores[r][valid[r]]
+        if values.size and values.max() > values.min():
+            out[r] = (scores[r] - values.min()) / (values.max() - values.min())
+    return out
+
+
+# --- per-row normalisations -------------------------------------------------------------------
+
+
+def _normalisation_rows():
+    scores = np.array(
+        [
+            [3.0, -1.0, 2.0, 7.0, 0.5],  # general
+            [4.0, 4.0, 4.0, 4.0, 4.0],  # constant
+            [1.0, 9.0, -3.0, 2.0, 6.0],  # one valid entry only
+            [5.0, 1.0, 2.0, 3.0, 4.0],  # no valid entry
+            [0.0, 2.0, 2.0, 2.0, 8.0],  # valid entries equal, others not
+        ]
+    )
+    valid = np.array(
+        [
+            [True, True, False, True, True],
+            [True, True, True, True, True],
+            [False, True, False, False, False],
+            [False, False, False, False, False],
+            [False, True, True, True, False],
+        ]
+    )
+    return scores, valid
+
+
+@pytest.mark.parametrize("normalise, formula", [(z_score_rows, _z_rows), (min_max_rows, _min_max)])
+def test_row_normalisations_match_numpy_over_the_valid_entries(normalise, formula):
+    scores, valid = _normalisation_rows()
+    before = scores.copy()
+    np.testing.assert_allclose(normalise(scores, valid), formula(scores, valid), rtol=1e-12, atol=1e-12)
+    everything = np.ones_like(valid)
+    np.testing.assert_allclose(normalise(scores, None), formula(scores, everything), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(scores, before)
+
+
+# --- neighbour lookups ------------------------------------------------------------------------
+
+
+def test_similar_items_and_users_refuse_n_below_one():
+    R = sp.csr_matrix(_dense_ratings())
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        ItemKNN(k=3).fit(R).similar_items(0, n=0)
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        UserKNN(k=3).fit(R).similar_users(0, n=0)
+    X = np.eye(6)
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        ContentKNN(X).fit(R).similar_items(0, n=0)
+
+
+# --- persistence ------------------------------------------------------------------------------
+
+
+def test_loaded_content_model_refits_like_the_original():
+    R = _dense_ratings()
+    rows, cols = np.nonzero(R)
+    items = np.array(["a", "b", "c", "d", "e", "f"])
+    data = (rows, items[cols], R[rows, cols])
+    X = np.array([[1, 0, 2], [0, 1, 0], [3, 0, 0], [1, 1, 1], [0, 0, 4]], dtype=np.float64)
+    model = ContentKNN(X, item_ids=items[:5], dtype=np.float64).fit(data)  # item f has no features
+    buffer = io.BytesIO()
+    model.save(buffer)
+    buffer.seek(0)
+    refitted = ContentKNN.load(buffer).fit(data)
+    users = np.arange(7)
+    for a, b in zip(model.recommend(users, n=4), refitted.recommend(users, n=4)):
+        np.testing.assert_array_equal(a, b)
+
+
+# --- the backend and thread count asked for reach every kernel -------------------------------
+
+
+class _LoggedKernels:
+    """A backend's kernel module whose kernels log (backend, kernel name, n_threads) per call."""
+
+    def __init__(self, backend, module, calls):
+        self._backend, self._module, self._calls = backend, module, calls
+
+    def __getattr__(self, name):
+        kernel = getattr(self._module, name)
+
+        def call(**kwargs):
+            self._calls.append((self._backend, name, kwargs.get("n_threads")))
+            return kernel(**kwargs)
+
+        return call
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_kernel_runs_on_the_backend_and_threads_asked_for(monkeypatch, backend):
+    from fastrec import _runtime
+
+    calls: list[tuple[str, str, int]] = []
+    real = _runtime.kernel_module
+    monkeypatch.setattr(_runtime, "kernel_module", lambda b, family: _LoggedKernels(b, real(b, family), calls))
+    R = sp.csr_matrix(_dense_ratings())
+    X = np.array([[1, 0, 2], [0, 1, 0], [3, 0, 0], [1, 1, 1], [0, 0, 4], [2, 2, 0]], dtype=np.float64)
+    given = sp.csr_matrix(np.array([[0, 2, 0, 0, 1, 0]], dtype=np.float64))
+    options = {"n_threads": 1, "backend": backend}
+    item, user = ItemKNN(k=3, **options).fit(R), UserKNN(k=3, **options).fit(R)
+    content = ContentKNN(X, **options).fit(R)
+    blend = Hybrid([(item, 0.5), (content, 0.5)], **options)
+    for model in (item, user, content, blend):
+        model.recommend(np.arange(8), n=3)
+        model.recommend(0, n=3, user_items=given)
+    item.similar_items(0)
+    user.similar_users(0)
+    content.similar_items(0)
+    names = {name for _, name, _ in calls}
+    assert {"cosine_topk", "sparse_score_topn", "dense_topn"} <= names
+    assert {used for used, _, _ in calls} == {backend}
+    assert {threads for _, _, threads in calls} == {1}
+
+
+# --- scores and rankings of every model against brute force ----------------------------------
+
+FEATURES = np.array(
+    [[1, 0, 2, 0], [0, 1, 0, 1], [3, 0, 0, 1], [1, 1, 1, 0], [0, 0, 4, 2], [2, 2, 0, 0]], dtype=np.float64
+)
+
+
+def _item_knn_scores(R: np.ndarray, history: np.ndarray, shrink: float = 0.0) -> np.ndarray:
+    """history @ S with S the item-item cosine of R's columns (every neighbour kept, none itself)."""
+    S = _cosine(R.T, R.T, shrink)
+    np.fill_diagonal(S, 0.0)
+    return history @ S
+
+
+def _user_knn_scores(R: np.ndarray, history: np.ndarray, k: int, own: np.ndarray) -> np.ndarray:
+    """sum over the k most cosine-similar training users v (never the user ``own``) of s(u, v) r_v."""
+    S = _cosine(history, R)
+    for row, user in enumerate(own):
+        if user >= 0:
+            S[row, user] = 0.0
+        order = np.lexsort((np.arange(R.shape[0]), -S[row]))
+        S[row, order[k:]] = 0.0
+    return S @ R
+
+
+def _content_scores(history: np.ndarray) -> np.ndarray:
+    return _cosine(history @ FEATURES, FEATURES)
+
+
+def _assert_top(ids, scores, expected, candidate, n):
+    """Each row holds the best ``n`` candidates by ``expected`` (ties at the cut either way), padded."""
+    tol = 1e-9
+    for row in range(expected.shape[0]):
+        count = min(n, int(candidate[row].sum()))
+        got = ids[row][:count].astype(np.int64)
+        assert np.all(ids[row][count:] == -1) and np.all(np.isneginf(scores[row][count:]))
+        assert candidate[row][got].all() and np.unique(got).size == count
+        np.testing.assert_allclose(scores[row][:count], expected[row, got], rtol=0, atol=tol)
+        assert np.all(np.diff(scores[row][:count]) <= tol)
+        if count:
+            must = np.flatnonzero(candidate[row] & (expected[row] > expected[row, got[-1]] + tol))
+            assert set(must.tolist()) <= set(got.tolist())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_item_user_and_content_scores_equal_brute_force(backend):
+    R = _dense_ratings()
+    users = np.arange(7)
+    item = ItemKNN(k=5, shrink=0.5, dtype=np.float64, backend=backend).fit(sp.csr_matrix(R))
+    user = UserKNN(k=3, dtype=np.float64, backend=backend).fit(sp.csr_matrix(R))
+    content = ContentKNN(FEATURES, dtype=np.float64, backend=backend).fit(sp.csr_matrix(R))
+    expected = {
+        item: _item_knn_scores(R, R, shrink=0.5),
+        user: _user_knn_scores(R, R, 3, np.arange(8)),
+        content: _content_scores(R),
+    }
+    for model, scores in expected.items():
+        np.testing.assert_allclose(model.score_items(users), scores[:7], rtol=0, atol=1e-12)
+        cols = np.array([4, 0, 2])
+        np.testing.assert_allclose(model.score_items(users, cols), scores[:7][:, cols], rtol=0, atol=1e-12)
+        reached = scores != 0
+        ids, top = model.recommend(users, n=6)
+        _assert_top(ids, top, scores[:7], (reached & (R == 0))[:7], 6)
+        ids, top = model.recommend(users, n=6, exclude_seen=False)
+        _assert_top(ids, top, scores[:7], reached[:7], 6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_given_interactions_score_like_brute_force_on_those_rows(backend):
+    R = _dense_ratings()
+    given = np.array([[0, 0, 3, 0, 0, 1], [2, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]], dtype=np.float64)
+    users = np.array([3, 99, 0])  # a training user, a new one, one whose given row is empty
+    item = ItemKNN(k=5, dtype=np.float64, backend=backend).fit(sp.csr_matrix(R))
+    user = UserKNN(k=2, dtype=np.float64, backend=backend).fit(sp.csr_matrix(R))
+    content = ContentKNN(FEATURES, dtype=np.float64, backend=backend).fit(sp.csr_matrix(R))
+    expected = {
+        item: _item_knn_scores(R, given),
+        user: _user_knn_scores(R, given, 2, np.array([3, -1, 0])),
+        content: _content_scores(given),
+    }
+    popular = np.lexsort((np.arange(6), -np.count_nonzero(R, axis=0)))
+    for model, scores in expected.items():
+        got = model.score_items(users, user_items=sp.csr_matrix(given), unknown="skip")
+        np.testing.assert_allclose(got, scores, rtol=0, atol=1e-12)
+        ids, top = model.recommend(users[:2], n=4, user_items=sp.csr_matrix(given[:2]), unknown="skip")
+        _assert_top(ids, top, scores[:2], ((scores != 0) & (given == 0))[:2], 4)
+        ids, top = model.recommend(users, n=4, user_items=sp.csr_matrix(given), unknown="skip")
+        np.testing.assert_array_equal(ids[2], popular[:4])  # an empty given row: popularity
+
+
+@pytest.mark.parametrize("normalization", ["minmax", "zscore", "none"])
+def test_hybrid_scores_are_the_weighted_blend_of_normalised_brute_force_scores(normalization):
+    R = _dense_ratings()
+    rows, cols = np.nonzero(R)
+    item = ItemKNN(k=5, dtype=np.float64).fit(sp.csr_matrix(R))
+    # the content model never saw user 6: it adds nothing for that user
+    fewer = rows != 6
+    content = ContentKNN(FEATURES, dtype=np.float64).fit((rows[fewer], cols[fewer], R[rows, cols][fewer]))
+    blend = Hybrid([(item, 0.7), (content, -0.4)], normalization=normalization)
+    users = np.arange(7)
+    valid = R[:7] == 0
+    norm = {"minmax": _min_max, "zscore": _z_rows, "none": lambda s, v: s}[normalization]
+    content_part = norm(_content_scores(R[:7]), valid)
+    content_part[6] = 0.0
+    expected = 0.7 * norm(_item_knn_scores(R, R[:7]), valid) - 0.4 * content_part
+    np.testing.assert_allclose(blend.score_items(users), expected, rtol=0, atol=1e-12)
+    ids, top = blend.recommend(users, n=6)
+    _assert_top(ids, top, expected, valid, 6)
+    ids, top = blend.recommend(users, n=6, exclude_seen=False)
+    _assert_top(ids, top, expected, np.ones_like(valid), 6)
