@@ -15,6 +15,7 @@ import pytest
 import scipy.sparse as sp
 
 from fastrec import ContentKNN, Hybrid, ItemKNN, UserKNN
+from fastrec.recommenders import Recommender
 from fastrec.recommenders._base import min_max_rows, z_score_rows
 
 BACKENDS = ["cpp", "numpy"] if "cpp" in __import__("fastrec").available_backends() else ["numpy"]
@@ -285,3 +286,120 @@ def test_hybrid_scores_are_the_weighted_blend_of_normalised_brute_force_scores(n
     _assert_top(ids, top, expected, valid, 6)
     ids, top = blend.recommend(users, n=6, exclude_seen=False)
     _assert_top(ids, top, expected, np.ones_like(valid), 6)
+
+
+# --- training data the scores of which could overflow -----------------------------------------
+
+
+@pytest.mark.parametrize("model", [ItemKNN, UserKNN])
+def test_overflow_bound_uses_the_largest_magnitude_and_the_longest_row_or_column(model):
+    big = float(np.finfo(np.float32).max) / 4  # four such ratings can sum past float32's range
+    one_user_many_items = sp.csr_matrix(np.full((1, 5), big))
+    one_item_many_users = sp.csr_matrix(np.full((5, 1), big))
+    for R in (one_user_many_items, one_item_many_users, -one_user_many_items, -one_item_many_users):
+        with pytest.raises(ValueError, match="scores could overflow float32"):
+            model(k=2).fit(R)
+    three = sp.csr_matrix(np.full((3, 3), -big))  # at most 3 ratings per row or column: it fits
+    assert model(k=2).fit(three).n_items_ == 3
+
+
+def test_ratings_beyond_the_dtype_range_are_refused_with_the_remedy():
+    big = float(np.finfo(np.float32).max)
+    users, items = np.array([0, 0, 1]), np.array([0, 0, 1])  # the repeated pair sums past the range
+    with pytest.raises(ValueError, match="beyond float32's range.*dtype=np.float64"):
+        ItemKNN().fit((users, items, np.array([big, big, 1.0])))
+    with pytest.raises(ValueError, match="beyond float32's range"):
+        ItemKNN().fit((users, items, np.array([-big, -big, 1.0])))
+    fitted = ItemKNN(dtype=np.float64).fit((users, items, np.array([big, big, 1.0])))
+    assert fitted.interactions_[0, 0] == 2 * big
+
+
+# --- unknown ids, bad arguments ---------------------------------------------------------------
+
+
+def test_unknown_id_errors_name_the_first_id_and_count_the_others():
+    R = sp.csr_matrix(_dense_ratings())
+    model = ItemKNN(k=3).fit(R)
+    with pytest.raises(ValueError, match=r"users contains the user id 999 \(and 2 more\), which .*get empty rows"):
+        model.recommend([1, 999, 2, 1000, 1001])
+    with pytest.raises(ValueError, match=r"contains the user id 999, which"):
+        model.recommend([1, 999])
+    with pytest.raises(ValueError, match=r"items contains the item id 77, which .* leave such items out"):
+        model.score_items(0, [1, 77])
+    with pytest.raises(ValueError, match=r"unknown=1 is not one of"):
+        model.recommend(0, unknown=1)
+    with pytest.raises(TypeError, match="users must be a raw id or an array-like of raw ids, got None"):
+        model.recommend(None)
+    scores = model.score_items([0, 999], [1, 77], unknown="skip")
+    assert np.isnan(scores[1]).all() and np.isnan(scores[:, 1]).all() and np.isfinite(scores[0, 0])
+
+
+# --- a recommender that implements only _fit_model and _score ---------------------------------
+
+
+class _NearestIndex(Recommender):
+    """score(u, j) = -(j - inner index of u)^2 - len(raw id of u): the default top-n path ranks it."""
+
+    def _fit_model(self, R, params, backend, n_threads, context):
+        pass
+
+    def _score(self, rows, candidates, given, inner, raw):
+        lengths = np.array([len(str(user)) for user in raw], dtype=np.float64)
+        return -((candidates[None, :] - inner[:, None]) ** 2).astype(np.float64) - lengths[:, None]
+
+
+def test_a_subclass_with_only_a_score_gets_the_default_top_n_path():
+    R = _dense_ratings()
+    rows, cols = np.nonzero(R)
+    names = np.array(["u0", "u01", "u2", "u3", "u004", "u5", "u6"])
+    model = _NearestIndex().fit((names[rows], cols, R[rows, cols]))
+    users = np.array(["u5", "u01", "u6", "nobody"])
+    inner = np.searchsorted(np.sort(names), users[:3])  # ids are indexed in sorted order: [5, 2, 6]
+    seen = R[[5, 1, 6]] != 0
+    lengths = np.array([2.0, 3.0, 2.0])
+    expected = -((np.arange(6)[None, :] - inner[:, None]) ** 2) - lengths[:, None]
+    scores = model.score_items(users, unknown="skip")
+    np.testing.assert_array_equal(scores[:3], expected)
+    assert np.isnan(scores[3]).all()
+    ids, top = model.recommend(users, n=6, unknown="skip")
+    _assert_top(ids[:3], top[:3], expected, ~seen, 6)
+    assert np.all(ids[3] == -1) and np.all(np.isneginf(top[3]))
+    given = sp.csr_matrix(np.array([[1, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 2]], dtype=float))
+    ids, top = model.recommend(["u2", "nobody", "u3"], n=3, user_items=given)
+    # the unknown user's row is empty: served by popularity, the others rank by their model index
+    nearest = -((np.arange(6)[None, :] - np.array([[3.0], [4.0]])) ** 2) - 2  # u2 and u3: 3 and 4
+    _assert_top(ids[[0]], top[[0]], nearest[[0]], np.array([[0, 1, 1, 1, 1, 1]], bool), 3)
+    np.testing.assert_array_equal(ids[1], np.lexsort((np.arange(6), -np.count_nonzero(R, axis=0)))[:3])
+    _assert_top(ids[[2]], top[[2]], nearest[[1]], np.array([[1, 1, 1, 1, 1, 0]], bool), 3)
+
+
+def test_hybrid_argument_errors_name_the_position_and_the_type():
+    R = sp.csr_matrix(_dense_ratings())
+    item = ItemKNN(k=3).fit(R)
+    cases = [
+        ([], TypeError, r"non-empty list of \(model, weight\) pairs, e\.g\. \[\(item_knn, 0\.7\), \(content_knn, 0\.3\)\]"),
+        ((item, 1.0), TypeError, r"models\[0\] must be a \(model, weight\) pair, got ItemKNN\."),
+        ([(item, 1.0), [item, 1.0, 2.0]], TypeError, r"models\[1\] must be a \(model, weight\) pair, got list\."),
+        ([(item, 1.0), ("item", 1.0)], TypeError, r"models\[1\] is a str, not a fastrec recommender"),
+        ([(item, 1.0), (item, float("nan"))], ValueError, r"weight of models\[1\]"),
+    ]
+    for models, error, message in cases:
+        with pytest.raises(error, match=message):
+            Hybrid(models).recommend(0)
+    with pytest.raises(ValueError, match=r"normalization='rank' is not one of 'minmax', 'zscore', 'none'\."):
+        Hybrid([(item, 1.0)], normalization="rank").score_items(0)
+
+
+def test_bad_user_items_are_refused_naming_the_argument():
+    R = sp.csr_matrix(_dense_ratings())
+    model = ItemKNN(k=3).fit(R)
+    out_of_range = sp.csr_matrix((np.ones(1), np.array([7]), np.array([0, 1])), shape=(1, 6))
+    cases = [
+        (np.zeros((1, 6)), TypeError, r"user_items must be a scipy sparse matrix of shape \(1, 6\), got ndarray\."),
+        (sp.csr_matrix((2, 6)), ValueError, r"user_items has shape \(2, 6\); .*: \(1, 6\)\."),
+        (out_of_range, ValueError, r"user_items is a malformed sparse matrix: .*column index 7"),
+        (sp.csr_matrix(np.array([[np.nan, 0, 0, 0, 0, 0]])), ValueError, "user_items contains NaN"),
+    ]
+    for user_items, error, message in cases:
+        with pytest.raises(error, match=message):
+            model.recommend(0, user_items=user_items)
