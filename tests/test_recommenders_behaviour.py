@@ -399,7 +399,24 @@ def test_bad_user_items_are_refused_naming_the_argument():
         (sp.csr_matrix((2, 6)), ValueError, r"user_items has shape \(2, 6\); .*: \(1, 6\)\."),
         (out_of_range, ValueError, r"user_items is a malformed sparse matrix: .*column index 7"),
         (sp.csr_matrix(np.array([[np.nan, 0, 0, 0, 0, 0]])), ValueError, "user_items contains NaN"),
+        (sp.csr_matrix(np.array([[1j, 0, 0, 0, 0, 0]])), TypeError, r"user_items has dtype complex128, .*user_items\.astype"),
     ]
     for user_items, error, message in cases:
         with pytest.raises(error, match=message):
             model.recommend(0, user_items=user_items)
+
+
+def test_user_items_with_repeated_entries_are_summed_and_left_unchanged():
+    R = _dense_ratings()
+    model = ItemKNN(k=5, dtype=np.float64).fit(sp.csr_matrix(R))
+    # one row storing item 2 twice and item 0 after it: not in canonical form, in the model's dtype
+    data, indices, indptr = np.array([1.0, 3.0, 2.0]), np.array([2, 0, 2]), np.array([0, 3])
+    user_items = sp.csr_matrix((data, indices, indptr), shape=(1, 6))
+    summed = np.array([[3.0, 0, 3.0, 0, 0, 0]])
+    scores = model.score_items(0, user_items=user_items)
+    np.testing.assert_allclose(scores, _item_knn_scores(R, summed)[0], rtol=0, atol=1e-12)
+    ids, _ = model.recommend(0, n=6, user_items=user_items)
+    assert 0 not in ids and 2 not in ids
+    np.testing.assert_array_equal(user_items.data, data)
+    np.testing.assert_array_equal(user_items.indices, indices)
+    np.testing.assert_array_equal(user_items.indptr, indptr)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Mutation testing of the Python layer of the metrics and of KMeans (not run in CI).
+# Mutation testing of the Python layer of the metrics, KMeans and the recommenders (not run in CI).
 #
 #   tools/mutation.sh metrics   # fastrec/metrics/{ranking,rating,evaluate}.py: 679 mutants, about
 #                               # 10 minutes on 2 busy cores, after a first run of the four test
@@ -8,7 +8,9 @@
 #                               # cores (2 to 3 hours): a survivor runs every test that calls its
 #                               # function, up to 80 seconds.  Pass mutant name globs to run part of
 #                               # it, e.g. tools/mutation.sh kmeans 'fastrec.cluster.kmeans.x_lloyd*'
-#   tools/mutation.sh all       # both
+#   tools/mutation.sh recommenders  # fastrec/recommenders/{_base,knn,content,hybrid}.py: RECCOUNT
+#                               # RECTIME
+#   tools/mutation.sh all       # all three
 #
 # Settings are in the [tool.mutmut] section of pyproject.toml: the files mutated, and the test
 # files run against them (tests/test_metrics.py; tests/test_kmeans.py, test_kmeans_profile.py,
@@ -39,8 +41,14 @@ shift || true
 case "$what" in
     metrics) targets=("${@:-fastrec.metrics.*}") ;;
     kmeans) targets=("${@:-fastrec.cluster.kmeans.*}") ;;
-    all) targets=("fastrec.metrics.*" "fastrec.cluster.kmeans.*") ;;
-    *) echo "usage: $0 [metrics|kmeans|all] [mutant name globs]" >&2; exit 2 ;;
+    recommenders) targets=("${@:-fastrec.recommenders.*}") ;;
+    all) targets=("fastrec.metrics.*" "fastrec.cluster.kmeans.*" "fastrec.recommenders.*") ;;
+    *) echo "usage: $0 [metrics|kmeans|recommenders|all] [mutant name globs]" >&2; exit 2 ;;
 esac
+if [ "$what" = recommenders ]; then
+    # The Python layer passes the same arguments to every backend: leave out the numba variants,
+    # whose JIT compilation (up to 15 seconds a test) every forked mutant would repeat.
+    export PYTEST_ADDOPTS="${PYTEST_ADDOPTS:-} -k 'not numba'"
+fi
 mutmut run --max-children "$jobs" "${targets[@]}"
 mutmut results
