@@ -135,7 +135,7 @@ def test_loaded_content_model_refits_like_the_original():
 
 
 class _LoggedKernels:
-    """A backend's kernel module whose kernels log (backend, kernel name, n_threads) per call."""
+    """A backend's kernel module whose kernels log (backend, name, threads asked, threads run) per call."""
 
     def __init__(self, backend, module, calls):
         self._backend, self._module, self._calls = backend, module, calls
@@ -144,17 +144,22 @@ class _LoggedKernels:
         kernel = getattr(self._module, name)
 
         def call(**kwargs):
-            self._calls.append((self._backend, name, kwargs.get("n_threads")))
+            running = kwargs.get("n_threads")
+            if self._backend == "numba":  # numba's own thread count is what its kernels run with
+                import numba
+
+                running = numba.get_num_threads()
+            self._calls.append((self._backend, name, kwargs.get("n_threads"), running))
             return kernel(**kwargs)
 
         return call
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", __import__("fastrec").available_backends())
 def test_every_kernel_runs_on_the_backend_and_threads_asked_for(monkeypatch, backend):
     from fastrec import _runtime
 
-    calls: list[tuple[str, str, int]] = []
+    calls: list[tuple[str, str, int, int]] = []
     real = _runtime.kernel_module
     monkeypatch.setattr(_runtime, "kernel_module", lambda b, family: _LoggedKernels(b, real(b, family), calls))
     R = sp.csr_matrix(_dense_ratings())
@@ -170,10 +175,10 @@ def test_every_kernel_runs_on_the_backend_and_threads_asked_for(monkeypatch, bac
     item.similar_items(0)
     user.similar_users(0)
     content.similar_items(0)
-    names = {name for _, name, _ in calls}
-    assert {"cosine_topk", "sparse_score_topn", "dense_topn"} <= names
-    assert {used for used, _, _ in calls} == {backend}
-    assert {threads for _, _, threads in calls} == {1}
+    assert {"cosine_topk", "sparse_score_topn", "dense_topn"} <= {name for _, name, _, _ in calls}
+    assert {used for used, _, _, _ in calls} == {backend}
+    assert {asked for _, _, asked, _ in calls} == {1}
+    assert {running for _, _, _, running in calls} == {1}
 
 
 # --- scores and rankings of every model against brute force ----------------------------------
@@ -420,3 +425,18 @@ def test_user_items_with_repeated_entries_are_summed_and_left_unchanged():
     np.testing.assert_array_equal(user_items.data, data)
     np.testing.assert_array_equal(user_items.indices, indices)
     np.testing.assert_array_equal(user_items.indptr, indptr)
+
+
+def test_bad_id_arrays_are_refused_naming_the_argument():
+    R = sp.csr_matrix(_dense_ratings())
+    model = ItemKNN(k=3).fit(R)
+    with pytest.raises(ValueError, match="^items contains None"):
+        model.recommend(0, items=[1, None])
+    with pytest.raises(ValueError, match="^filter_items must be 1-D"):
+        model.recommend(0, filter_items=np.array([[1, 2]]))
+    with pytest.raises(ValueError, match="^items must be 1-D"):
+        model.score_items(0, np.array([[1, 2]]))
+    with pytest.raises(ValueError, match="^users contains the negative id -1"):
+        model.recommend([0, -1])
+    with pytest.raises(ValueError, match="^items contains the negative id -2"):
+        model.similar_items([1, -2])

@@ -46,8 +46,9 @@ case "$what" in
     *) echo "usage: $0 [metrics|kmeans|recommenders|all] [mutant name globs]" >&2; exit 2 ;;
 esac
 if [ "$what" = recommenders ]; then
-    # The Python layer passes the same arguments to every backend: leave out the numba variants,
-    # whose JIT compilation (up to 15 seconds a test) every forked mutant would repeat.
+    # The Python layer passes the same arguments to every backend: leave out the numba variants
+    # of the tests, a third of them, each of which a forked mutant runs after loading Numba and its
+    # cached machine code anew (the cpp and numpy variants still run).
     export PYTEST_ADDOPTS="${PYTEST_ADDOPTS:-} -k 'not numba'"
 fi
 mutmut run --max-children "$jobs" "${targets[@]}"
