@@ -161,7 +161,9 @@ def test_every_kernel_runs_on_the_backend_and_threads_asked_for(monkeypatch, bac
 
     calls: list[tuple[str, str, int, int]] = []
     real = _runtime.kernel_module
-    monkeypatch.setattr(_runtime, "kernel_module", lambda b, family: _LoggedKernels(b, real(b, family), calls))
+    monkeypatch.setattr(
+        _runtime, "kernel_module", lambda b, family: _LoggedKernels(b, real(b, family), calls)
+    )
     R = sp.csr_matrix(_dense_ratings())
     X = np.array([[1, 0, 2], [0, 1, 0], [3, 0, 0], [1, 1, 1], [0, 0, 4], [2, 2, 0]], dtype=np.float64)
     given = sp.csr_matrix(np.array([[0, 2, 0, 0, 1, 0]], dtype=np.float64))
@@ -325,16 +327,25 @@ def test_ratings_beyond_the_dtype_range_are_refused_with_the_remedy():
 def test_unknown_id_errors_name_the_first_id_and_count_the_others():
     R = sp.csr_matrix(_dense_ratings())
     model = ItemKNN(k=3).fit(R)
-    with pytest.raises(ValueError, match=r"users contains the user id 999 \(and 2 more\), which .*get empty rows"):
+    with pytest.raises(
+        ValueError, match=r"users contains the user id 999 \(and 2 more\), which .*get empty rows"
+    ):
         model.recommend([1, 999, 2, 1000, 1001])
     with pytest.raises(ValueError, match=r"contains the user id 999, which"):
         model.recommend([1, 999])
     with pytest.raises(ValueError, match=r"items contains the item id 77, which .* leave such items out"):
         model.score_items(0, [1, 77])
-    with pytest.raises(ValueError, match=r"unknown=1 is not one of"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown=1 is not one of 'raise' \(.*\) or 'skip' \(.*unknown items are left out\)\.$",
+    ):
         model.recommend(0, unknown=1)
     with pytest.raises(TypeError, match="users must be a raw id or an array-like of raw ids, got None"):
         model.recommend(None)
+    rows, cols = np.nonzero(_dense_ratings())
+    named = ItemKNN(k=3).fit((np.array(["a", "b", "c", "d", "e", "f", "g"])[rows], cols, np.ones(rows.size)))
+    with pytest.raises(ValueError, match=r"contains the user id 'zz', which"):
+        named.recommend(np.array(["a", "zz"], dtype=object))  # ids as Python objects, not numpy scalars
     scores = model.score_items([0, 999], [1, 77], unknown="skip")
     assert np.isnan(scores[1]).all() and np.isnan(scores[:, 1]).all() and np.isfinite(scores[0, 0])
 
@@ -382,9 +393,18 @@ def test_hybrid_argument_errors_name_the_position_and_the_type():
     R = sp.csr_matrix(_dense_ratings())
     item = ItemKNN(k=3).fit(R)
     cases = [
-        ([], TypeError, r"non-empty list of \(model, weight\) pairs, e\.g\. \[\(item_knn, 0\.7\), \(content_knn, 0\.3\)\]"),
+        (
+            [],
+            TypeError,
+            r"non-empty list of \(model, weight\) pairs, "
+            r"e\.g\. \[\(item_knn, 0\.7\), \(content_knn, 0\.3\)\]",
+        ),
         ((item, 1.0), TypeError, r"models\[0\] must be a \(model, weight\) pair, got ItemKNN\."),
-        ([(item, 1.0), [item, 1.0, 2.0]], TypeError, r"models\[1\] must be a \(model, weight\) pair, got list\."),
+        (
+            [(item, 1.0), [item, 1.0, 2.0]],
+            TypeError,
+            r"models\[1\] must be a \(model, weight\) pair, got list\.",
+        ),
         ([(item, 1.0), ("item", 1.0)], TypeError, r"models\[1\] is a str, not a fastrec recommender"),
         ([(item, 1.0), (item, float("nan"))], ValueError, r"weight of models\[1\]"),
     ]
@@ -400,11 +420,19 @@ def test_bad_user_items_are_refused_naming_the_argument():
     model = ItemKNN(k=3).fit(R)
     out_of_range = sp.csr_matrix((np.ones(1), np.array([7]), np.array([0, 1])), shape=(1, 6))
     cases = [
-        (np.zeros((1, 6)), TypeError, r"user_items must be a scipy sparse matrix of shape \(1, 6\), got ndarray\."),
+        (
+            np.zeros((1, 6)),
+            TypeError,
+            r"user_items must be a scipy sparse matrix of shape \(1, 6\), got ndarray\.",
+        ),
         (sp.csr_matrix((2, 6)), ValueError, r"user_items has shape \(2, 6\); .*: \(1, 6\)\."),
         (out_of_range, ValueError, r"user_items is a malformed sparse matrix: .*column index 7"),
         (sp.csr_matrix(np.array([[np.nan, 0, 0, 0, 0, 0]])), ValueError, "user_items contains NaN"),
-        (sp.csr_matrix(np.array([[1j, 0, 0, 0, 0, 0]])), TypeError, r"user_items has dtype complex128, .*user_items\.astype"),
+        (
+            sp.csr_matrix(np.array([[1j, 0, 0, 0, 0, 0]])),
+            TypeError,
+            r"user_items has dtype complex128, .*user_items\.astype",
+        ),
     ]
     for user_items, error, message in cases:
         with pytest.raises(error, match=message):
