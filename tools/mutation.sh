@@ -1,24 +1,30 @@
 #!/usr/bin/env bash
-# Mutation testing of the Python layer of the metrics and of KMeans (not run in CI).
+# Mutation testing of the Python layer of the metrics, KMeans and the recommenders (not run in CI).
 #
 #   tools/mutation.sh metrics   # fastrec/metrics/{ranking,rating,evaluate}.py: 679 mutants, about
-#                               # 10 minutes on 2 busy cores, after a first run of the four test
-#                               # files that maps tests to functions (about 3 minutes)
+#                               # 10 minutes on 2 busy cores, after a first run of the selected test
+#                               # files that maps tests to functions (about 5 minutes)
 #   tools/mutation.sh kmeans    # fastrec/cluster/kmeans.py: 1003 mutants, 5 to 10 a minute on 2 busy
 #                               # cores (2 to 3 hours): a survivor runs every test that calls its
 #                               # function, up to 80 seconds.  Pass mutant name globs to run part of
 #                               # it, e.g. tools/mutation.sh kmeans 'fastrec.cluster.kmeans.x_lloyd*'
-#   tools/mutation.sh all       # both
+#   tools/mutation.sh recommenders  # fastrec/recommenders/{_base,knn,content,hybrid}.py: 1686
+#                               # mutants, about 11 a minute on 2 busy cores (2 to 3 hours), without
+#                               # the numba variants of the tests (see below).  Pass mutant names to
+#                               # run part of it, e.g. a seeded random sample of 300 (25 minutes)
+#   tools/mutation.sh all       # all three
 #
 # Settings are in the [tool.mutmut] section of pyproject.toml: the files mutated, and the test
 # files run against them (tests/test_metrics.py; tests/test_kmeans.py, test_kmeans_profile.py,
-# test_estimator_checks.py).  mutmut copies fastrec/ into mutants/ (the compiled core
+# test_estimator_checks.py; tests/test_recommenders.py, test_recommenders_behaviour.py,
+# test_contract.py, test_model_files.py).  mutmut copies fastrec/ into mutants/ (the compiled core
 # fastrec/_cpp*.so included, so every backend runs there) and runs, for each mutant, only the
 # tests that call the mutated function.  Mutants are forked from a clean fork server because
 # the suite starts OpenMP and Numba thread pools, which deadlock in a plain fork.
 #
-# mutmut skips decorated functions, so KMeans.fit, predict, transform and score (wrapped by
-# fastrec._concurrency's reads/writes) and properties are not mutated; everything they call is.
+# mutmut skips decorated functions, so KMeans.fit, predict, transform and score, and the
+# recommenders' fit, recommend, score_items, similar_* and save (wrapped by fastrec._concurrency's
+# reads/writes) and properties are not mutated; everything they call is.
 #
 # Afterwards: `mutmut results` lists the survivors, `mutmut show <name>` shows one,
 # `mutmut browse` browses them.  Remove mutants/ to start from scratch.
@@ -39,8 +45,15 @@ shift || true
 case "$what" in
     metrics) targets=("${@:-fastrec.metrics.*}") ;;
     kmeans) targets=("${@:-fastrec.cluster.kmeans.*}") ;;
-    all) targets=("fastrec.metrics.*" "fastrec.cluster.kmeans.*") ;;
-    *) echo "usage: $0 [metrics|kmeans|all] [mutant name globs]" >&2; exit 2 ;;
+    recommenders) targets=("${@:-fastrec.recommenders.*}") ;;
+    all) targets=("fastrec.metrics.*" "fastrec.cluster.kmeans.*" "fastrec.recommenders.*") ;;
+    *) echo "usage: $0 [metrics|kmeans|recommenders|all] [mutant name globs]" >&2; exit 2 ;;
 esac
+if [ "$what" = recommenders ]; then
+    # The Python layer passes the same arguments to every backend: leave out the numba variants
+    # of the tests, a third of them, each of which a forked mutant runs after loading Numba and its
+    # cached machine code anew (the cpp and numpy variants still run).
+    export PYTEST_ADDOPTS="${PYTEST_ADDOPTS:-} -k 'not numba'"
+fi
 mutmut run --max-children "$jobs" "${targets[@]}"
 mutmut results
