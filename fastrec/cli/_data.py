@@ -11,6 +11,9 @@ from fastrec.cli._parser import CliError
 MOVIELENS_FILES = ("u.data", "ratings.dat", "ratings.csv")
 # The HetRec 2011 Last.fm release: play counts per (user, artist), artist names beside them.
 LASTFM_PLAYS, LASTFM_ARTISTS = "user_artists.dat", "artists.dat"
+# Models that fit rating values, and the ones made for plays, clicks and other behaviour data.
+RATING_MODELS = ("mf",)
+BEHAVIOUR_MODELS = ("als", "bpr", "warp")
 TRANSFORMS = ("none", "log1p")
 
 
@@ -74,7 +77,9 @@ def load(path: str | Path, args: argparse.Namespace) -> Any:
             )
         )
     ):
-        return _lastfm(path if path.is_dir() else path.parent, args)
+        data = _lastfm(path if path.is_dir() else path.parent, args)
+        check_model_for_values(data, args, "the file holds Last.fm play counts, not ratings")
+        return data
     movielens = args.format == "movielens" or (
         args.format == "auto"
         and not columns_given
@@ -97,42 +102,52 @@ def load(path: str | Path, args: argparse.Namespace) -> Any:
         )
     if args.implicit and movielens:
         data.matrix.data[:] = 1.0
+    check_model_for_values(data, args)
     return data
+
+
+def check_model_for_values(data: Any, args: argparse.Namespace, counts: str | None = None) -> None:
+    """Stop a rating model (``--model mf``) on play counts or clicks, naming the models for them.
+
+    ``counts`` is the loader's word that the values are counts (Last.fm's plays),
+    whatever their range; otherwise :func:`count_like` decides from the values.
+    Nothing is checked under ``--implicit`` or ``--transform`` (the values are
+    then no longer the raw counts), nor for commands without ``--model``.
+    """
+    model = getattr(args, "model", None)
+    if model not in RATING_MODELS or getattr(args, "implicit", False):
+        return
+    if getattr(args, "transform", None) is not None:
+        return
+    why = count_like(data.matrix.data) if data.nnz else None
+    why = why or counts
+    if why is None:
+        return
+    from fastrec.cli.models import available
+
+    ready = [name for name in BEHAVIOUR_MODELS if available(name)]
+    behaviour = (
+        f"use --model {', '.join(ready[:-1]) + ' or ' + ready[-1] if len(ready) > 1 else ready[0]} "
+        "(models of plays, clicks and other behaviour data)"
+        if ready
+        else "the models of plays and clicks (als, bpr, warp) are not available in this installation"
+    )
+    raise CliError(
+        f"{why}. --model {model} (matrix factorization) fits rating values and diverges on "
+        f"such values: {behaviour}; or pass --transform log1p to fit it on log(1 + value), "
+        "--model itemknn for item neighbours of the counts, or --transform none to fit the "
+        "values anyway"
+    )
 
 
 def _lastfm(folder: Path, args: argparse.Namespace) -> Any:
     """A HetRec Last.fm folder: its play counts, artists named from ``artists.dat`` when present."""
-    import csv
+    from fastrec.datasets import load_lastfm
 
-    import pandas as pd
-
-    from fastrec.datasets import Interactions, load_interactions
-
-    data = load_interactions(folder / LASTFM_PLAYS, "userID", "artistID", "weight", implicit=args.implicit)
-    names = folder / LASTFM_ARTISTS
-    if not names.is_file():
-        return data
-    try:
-        table = pd.read_csv(
-            names,
-            sep="\t",
-            usecols=["id", "name"],
-            quoting=csv.QUOTE_NONE,
-            encoding="utf-8",
-            encoding_errors="replace",
-        )
-    except (OSError, ValueError) as exc:
-        raise CliError(f"cannot read the artist names in {str(names)!r}: {exc}") from exc
-    titles = pd.Series(table["name"].to_numpy(), index=table["id"].to_numpy())
-    titles = titles[~titles.index.duplicated()].reindex(data.item_ids)
-    return Interactions(
-        data.matrix,
-        data.user_ids,
-        data.item_ids,
-        timestamps=data.timestamps,
-        items=pd.DataFrame({"title": titles.to_numpy()}),
-        name=folder.name,
-    )
+    data = load_lastfm(folder)
+    if args.implicit:
+        data.matrix.data[:] = 1.0
+    return data
 
 
 def count_like(values: Any) -> str | None:

@@ -306,6 +306,75 @@ def load_movielens(path: str | Path) -> Interactions:
     return loaders[ratings.name](ratings)
 
 
+# --- behaviour data: play counts -------------------------------------------------------
+
+# The HetRec 2011 Last.fm release: play counts per (user, artist), artist names beside them.
+LASTFM_PLAYS, LASTFM_ARTISTS = "user_artists.dat", "artists.dat"
+
+
+def load_lastfm(path: str | Path) -> Interactions:
+    """Last.fm (HetRec 2011, ``hetrec2011-lastfm-2k``): play counts per (user, artist).
+
+    The values are counts, not ratings: how often each user played each artist
+    (1 to several hundred thousand, heavy-tailed).  Fit them with the
+    behaviour-data models (ALS with the counts as confidence, BPR, WARP) or
+    rescale them (``log1p``) before a rating model.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``hetrec2011-lastfm-2k`` folder, or its ``user_artists.dat``
+        (tab-separated ``userID artistID weight`` with a header line, CRLF or
+        LF).  ``artists.dat`` beside it (``id name url pictureURL``) names the
+        artists and is skipped when absent.
+
+    Returns
+    -------
+    Interactions
+        float32 play counts (repeated pairs summed); ``items`` has ``title``
+        (the artist's name, so ``item_labels`` shows it) and ``url`` when
+        ``artists.dat`` is present.  Named after the folder.
+    """
+    what = "Last.fm HetRec 2011 (folder hetrec2011-lastfm-2k, or its user_artists.dat)"
+    folder, plays_path = _folder_and_file(path, (LASTFM_PLAYS,), what)
+    frame = _read_table(
+        plays_path, "Last.fm user_artists.dat (userID, artistID, weight separated by tabs)", sep="\t"
+    )
+    check_required_columns(list(frame.columns), ("userID", "artistID", "weight"), plays_path)
+    check_rating_table(frame, plays_path, "Last.fm user_artists.dat", ("userID", "artistID", "weight"))
+    if len(frame) and float(frame["weight"].min()) < 0:
+        raise ValueError(
+            f"{str(plays_path)!r} holds negative play counts (weight {frame['weight'].min()}); "
+            "counts are >= 0."
+        )
+    items = None
+    if (folder / LASTFM_ARTISTS).is_file():
+        import csv
+
+        artists = _read_table(
+            folder / LASTFM_ARTISTS,
+            "Last.fm artists.dat (id, name, url, pictureURL separated by tabs)",
+            sep="\t",
+            quoting=csv.QUOTE_NONE,  # names hold bare quotes
+            encoding="utf-8",
+            encoding_errors="replace",
+        )
+        if {"id", "name"} <= set(artists.columns):
+            keep = ["name"] + (["url"] if "url" in artists.columns else [])
+            items = artists.drop_duplicates("id").set_index("id")[keep].rename(columns={"name": "title"})
+            items.index = items.index.astype(np.int64)
+            items.index.name = "item"
+    return Interactions.from_frame(
+        frame,
+        "userID",
+        "artistID",
+        "weight",
+        item_table=items,
+        duplicates="sum",
+        name=folder.name or "lastfm",
+    )
+
+
 # --- generic files -----------------------------------------------------------------------
 
 
