@@ -1,9 +1,10 @@
 """``fastrec demo``: the whole library on one dataset, as a readable terminal report.
 
 Generated ratings by default (no files needed), or a MovieLens release or the
-Last.fm play counts with ``--data PATH`` (titles or artist names shown).  The report is a list of sections; each is a
-function of the shared :class:`Story` that prints its part, so adding one is one
-function and one entry in ``SECTIONS``.
+Last.fm play counts with ``--data PATH`` (titles or artist names shown).  The
+report is a list of sections; each is a function of the shared :class:`Story`
+that prints its part, so adding one is one function and one entry in
+``SECTIONS``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class Story:
     train: Any
     test: Any
     args: argparse.Namespace
-    out: TextIO = sys.stdout
+    out: TextIO | None = None  # None: sys.stdout at the time of printing (redirects follow)
     model: Any = None  # the MatrixFactorization, once fitted
     extras: dict[str, Any] = field(default_factory=dict)
     counts: str | None = None  # why the values look like play counts, when they do
@@ -45,7 +46,7 @@ class Story:
         return "interactions" if self.counts else "ratings"
 
     def print(self, text: str = "") -> None:
-        print(text, file=self.out, flush=True)
+        print(text, file=sys.stdout if self.out is None else self.out, flush=True)
 
     def wrap(self, head: str, entries: list[str], indent: int = 6, width: int = 100) -> None:
         """``head`` and the ``entries`` joined by ", ", indented, wrapped at ``width`` columns.
