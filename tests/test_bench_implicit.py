@@ -8,6 +8,7 @@ from the package must be reported as not available.
 
 from __future__ import annotations
 
+import io
 import re
 
 import numpy as np
@@ -123,6 +124,9 @@ def test_contenders():
     for bad in ({"factors": "0"}, {"factors": "many"}, {"models": "svd"}, {"models": ""}):
         with pytest.raises(ValueError, match="--factors|--models"):
             implicit.contenders(options(**bad))
+    expanded = suite.simd_contenders(implicit.contenders(options(peers=True, backends=["cpp"])), ["avx2"])
+    assert {implicit.family(c.name) for c in expanded} == {*implicit.MODELS, "SGEMM"}
+    assert "fastrec ALS cpp [avx2]" in [c.name for c in expanded]
     assert [implicit.family(n) for n in ("fastrec ALS cpp k=8", "LightFM BPR", "LightFM WARP", "SGEMM")] == [
         "ALS",
         "BPR",
@@ -354,3 +358,18 @@ def test_accuracy_command(tmp_path, capsys, stand_ins):
     with pytest.raises(SystemExit) as exit_:
         implicit.main(["--accuracy", "--datasets", "netflix"])
     assert exit_.value.code == 2
+
+
+def test_the_driver_runs_each_contender_in_its_own_process():
+    # the worker imports fastrec afresh: whether ALS is there decides the outcome, both are checked
+    backend = COMPILED[0]
+    opts = options(models="als", backends=[backend], als_iterations=1, factors="4")
+    records = suite.run("implicit", ["XS"], [1], 1, opts, timeout=300, log=io.StringIO())
+    assert [r["contender"] for r in records] == [f"fastrec ALS {backend}"]
+    (found,) = records
+    if getattr(fastrec, "ALS", None) is None:
+        assert found["times"] == [] and len(found["errors"]) == 1
+        assert "fastrec.ALS is not available in this installation" in found["errors"][0]
+    else:
+        assert found["errors"] == [] and len(found["times"]) == 1
+        assert set(found["quality"]) == {"precision@10", "ndcg@10"} and set(found["work"]) == {"GFLOP/s"}

@@ -290,7 +290,7 @@ def _fit_lightfm(loss: str, data: dict, factors: int, threads: int) -> Callable:
 
 def family(contender: str) -> str:
     """``"ALS"``, ``"BPR"``, ``"WARP"`` or ``"SGEMM"``: the model a contender name runs."""
-    if contender.startswith("SGEMM"):
+    if contender.lower().startswith("sgemm"):  # "sgemm [avx2: Haswell]" under --simd
         return "SGEMM"
     for model in MODELS:
         if f" {model}" in f" {contender}":
