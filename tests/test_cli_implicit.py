@@ -134,16 +134,17 @@ def test_mf_on_play_counts_names_the_behaviour_models(tmp_path, monkeypatch, cap
     assert main(["fit", "lastfm", "--quiet", "--threads", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "they look like play counts or clicks, not ratings" in err[0]
-    assert "use --model als, bpr or warp (models of plays, clicks and other behaviour data)" in err[0]
+    assert "use --model als, bpr or warp for plays and clicks" in err[0] and not err[0].endswith("…")
     assert "--transform log1p" in err[0] and "--model itemknn" in err[0]
     monkeypatch.delattr(fastrec, "WARP")
     assert main(["fit", "lastfm", "--model", "mf", "--quiet"]) == 2
-    assert "use --model als or bpr (" in capsys.readouterr().err
+    assert "use --model als or bpr for plays" in capsys.readouterr().err
     for attribute in BEHAVIOUR:
         monkeypatch.delattr(fastrec, attribute, raising=False)
     assert main(["fit", "lastfm", "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert "the models of plays and clicks (als, bpr, warp) are not available in this installation" in err
+    assert "the models for plays and clicks (als, bpr, warp) are not available in this installation" in err
+    assert not err.strip().endswith("…")
     assert not (tmp_path / "model.npz").exists()
 
 

@@ -126,17 +126,15 @@ def check_model_for_values(data: Any, args: argparse.Namespace, counts: str | No
     from fastrec.cli.models import available
 
     ready = [name for name in BEHAVIOUR_MODELS if available(name)]
-    behaviour = (
-        f"use --model {', '.join(ready[:-1]) + ' or ' + ready[-1] if len(ready) > 1 else ready[0]} "
-        "(models of plays, clicks and other behaviour data)"
-        if ready
-        else "the models of plays and clicks (als, bpr, warp) are not available in this installation"
-    )
+    if ready:
+        names = ", ".join(ready[:-1]) + " or " + ready[-1] if len(ready) > 1 else ready[0]
+        behaviour = f"use --model {names} for plays and clicks"
+    else:
+        behaviour = "the models for plays and clicks (als, bpr, warp) are not available in this installation"
+    # one line on the terminal (fastrec.cli._parser.MAX_MESSAGE): the reason, then the ways out
     raise CliError(
-        f"{why}. --model {model} (matrix factorization) fits rating values and diverges on "
-        f"such values: {behaviour}; or pass --transform log1p to fit it on log(1 + value), "
-        "--model itemknn for item neighbours of the counts, or --transform none to fit the "
-        "values anyway"
+        f"{why}. --model {model} fits rating values and diverges on counts: {behaviour}; or pass "
+        "--transform log1p (MF on log(1 + value)), --model itemknn, or --transform none to fit them anyway"
     )
 
 
