@@ -466,7 +466,8 @@ def measure(contender: str, data: dict[str, Any], threads: int) -> dict[str, Any
         seconds, cpu, recs = run(train)
     scores = ranking_metrics(np.asarray(recs, dtype=np.int64), test, TOP_N)
     if model == "ALS":
-        work = {GFLOPS: als_flops(*train.shape, train.nnz, factors, int(data["cg_steps"])) / 1e9}
+        n_users, n_items = train.shape
+        work = {GFLOPS: als_flops(n_users, n_items, train.nnz, factors, int(data["cg_steps"])) / 1e9}
     else:
         work = {SAMPLES: train.nnz / 1e6}
     return {

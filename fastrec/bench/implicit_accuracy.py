@@ -21,11 +21,12 @@ Contenders, all with ``--factors`` factors: fastrec ``ALS``, ``BPR`` and ``WARP`
 ``AlternatingLeastSquares`` (conjugate gradient) and
 ``BayesianPersonalizedRanking``, and LightFM with the WARP and BPR losses (30
 epochs: LightFM's ``fit`` defaults to one).  Each runs at its own defaults, then
-with the best setting of a small grid (:data:`GRIDS`, the same learning rates
-and the same number of settings for every library of a model; each library's
-regularisation on its own scale), chosen by NDCG@10 on the validation split
-after a fit on the rest of the training part, and refitted on the whole
-training part.
+with the best setting of a small grid (:data:`GRIDS`: the same learning rates
+and the same number of settings for every library of a model, each library's
+regularisation and ALS confidence weight on its own scale; implicit's ALS
+takes ``alpha * x`` as the confidence, fastrec's ``1 + alpha * x``), chosen by
+NDCG@10 on the validation split after a fit on the rest of the training part,
+and refitted on the whole training part.
 
 The data is looked up in ``--data`` (a folder holding the dataset folders, or
 one dataset's folder), ``$FASTREC_DATA``, ``../shared/data`` and ``shared/data``
