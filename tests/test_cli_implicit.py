@@ -217,3 +217,43 @@ def test_demo_on_lastfm_without_als_says_so(tmp_path, monkeypatch, capsys):
     assert "  ALS (plays as confidence): not available in this installation" in sections[5]
     assert re.findall(r"^(ALS|ItemKNN)", sections[5], flags=re.M) == ["ItemKNN"]
     assert "ALS:" not in sections[7]
+
+
+def test_click_logs_become_counts(tmp_path, monkeypatch, capsys):
+    from fastrec.cli import _data, build_parser
+
+    rng = np.random.default_rng(3)
+    pairs = rng.integers(0, 6, size=(400, 2))
+    pairs[:150] = [1, 2]  # one pair clicked 150 times: counts, not stars
+    log = pd.DataFrame({"visitor": pairs[:, 0], "product_id": pairs[:, 1], "ts": np.arange(400)})
+    log.to_csv(tmp_path / "clicks.csv", index=False)
+    args = build_parser().parse_args(
+        ["fit", str(tmp_path / "clicks.csv"), "--user-col", "visitor", "--implicit", "--duplicates", "sum"]
+        + ["--model", "itemknn"]
+    )
+    data = _data.load(tmp_path / "clicks.csv", args)
+    expected = log.groupby(["visitor", "product_id"]).size()
+    users, items, clicks = data.to_triples()
+    assert dict(zip(zip(users.tolist(), items.tolist()), clicks.tolist())) == {
+        k: float(v) for k, v in expected.items()
+    }
+    args.duplicates = "last"  # the default: one per pair
+    assert np.all(_data.load(tmp_path / "clicks.csv", args).matrix.data == 1.0)
+    monkeypatch.chdir(tmp_path)
+    for attribute in BEHAVIOUR:
+        monkeypatch.setattr(fastrec, attribute, StandIn(), raising=False)
+    argv = ["fit", "clicks.csv", "--user-col", "visitor", "--implicit", "--duplicates", "sum", "--quiet"]
+    assert main(argv) == 2  # summed, the clicks are counts again: mf stops
+    assert "use --model als, bpr or warp for plays and clicks" in capsys.readouterr().err
+    assert main([*argv[:-3], "--quiet"]) == 0  # one per pair: nothing to stop
+    assert not main([*argv, "--model", "itemknn"])
+
+
+def test_count_columns_are_found_by_name(tmp_path):
+    from fastrec.datasets import load_interactions
+
+    for column in ("plays", "clicks", "playcount"):
+        path = tmp_path / f"{column}.csv"
+        path.write_text(f"user,item,{column}\n1,10,250\n1,11,3\n2,10,1\n")
+        data = load_interactions(path)
+        assert sorted(data.matrix.data.tolist()) == [1.0, 3.0, 250.0]

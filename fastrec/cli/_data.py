@@ -35,6 +35,14 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-header", action="store_true", help="the text file has no header line")
     group.add_argument("--implicit", action="store_true", help="ignore ratings: every interaction counts 1")
     group.add_argument(
+        "--duplicates",
+        choices=["last", "sum", "error"],
+        default="last",
+        help="rows repeating a (user, item) pair: keep the last (default), sum them "
+        "(an event log of plays or clicks, with --implicit: one per row, so counts), "
+        "or stop",
+    )
+    group.add_argument(
         "--transform",
         choices=TRANSFORMS,
         help="rescale the values before fitting: log1p fits on log(1 + value), "
@@ -99,6 +107,7 @@ def load(path: str | Path, args: argparse.Namespace) -> Any:
             sep=args.sep,
             header=False if args.no_header else None,
             implicit=args.implicit,
+            duplicates=getattr(args, "duplicates", "last"),
         )
     if args.implicit and movielens:
         data.matrix.data[:] = 1.0
@@ -110,17 +119,18 @@ def check_model_for_values(data: Any, args: argparse.Namespace, counts: str | No
     """Stop a rating model (``--model mf``) on play counts or clicks, naming the models for them.
 
     ``counts`` is the loader's word that the values are counts (Last.fm's plays),
-    whatever their range; otherwise :func:`count_like` decides from the values.
-    Nothing is checked under ``--implicit`` or ``--transform`` (the values are
-    then no longer the raw counts), nor for commands without ``--model``.
+    whatever their range (unless ``--implicit`` made them ones); otherwise
+    :func:`count_like` decides from the values, which ``--implicit
+    --duplicates sum`` turns into counts again.  Nothing is checked under
+    ``--transform`` (the values are then rescaled), nor for commands without
+    ``--model``.
     """
     model = getattr(args, "model", None)
-    if model not in RATING_MODELS or getattr(args, "implicit", False):
-        return
-    if getattr(args, "transform", None) is not None:
+    if model not in RATING_MODELS or getattr(args, "transform", None) is not None:
         return
     why = count_like(data.matrix.data) if data.nnz else None
-    why = why or counts
+    if why is None and not getattr(args, "implicit", False):  # --implicit made the counts ones
+        why = counts
     if why is None:
         return
     from fastrec.cli.models import available

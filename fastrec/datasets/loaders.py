@@ -77,7 +77,20 @@ ML1M_OCCUPATIONS = (
 # Column names looked for when a generic file's columns are not named (case-insensitive).
 USER_COLUMNS = ("user", "user_id", "userId", "uid", "u", "customer_id", "visitorid")
 ITEM_COLUMNS = ("item", "item_id", "itemId", "movieId", "movie_id", "artistID", "product_id", "iid", "i")
-RATING_COLUMNS = ("rating", "ratings", "score", "value", "weight", "count", "r")
+RATING_COLUMNS = (
+    "rating",
+    "ratings",
+    "score",
+    "value",
+    "weight",
+    "count",
+    "plays",
+    "playcount",
+    "play_count",
+    "clicks",
+    "views",
+    "r",
+)
 TIMESTAMP_COLUMNS = ("timestamp", "time", "ts", "datetime", "date")
 # Rows read to decide whether a text file's first line is a header.
 _HEADER_SNIFF_ROWS = 200
@@ -413,9 +426,11 @@ def load_interactions(
         looks for a usual name (``user``, ``user_id``, ``userId``; ``item``,
         ``item_id``, ``movieId``, ...); in a file without header, positions 0 and 1.
     rating_col : str or int, optional
-        Column of the values.  ``None`` looks for ``rating``, ``score``,
-        ``weight``, ``count``, ...; when there is none (or ``implicit``), every
-        interaction is stored as 1.0.
+        Column of the values (ratings, or counts such as plays and clicks).
+        ``None`` looks for ``rating``, ``score``, ``weight``, ``count``,
+        ``plays``, ``clicks``, ...; when there is none (or ``implicit``), every
+        interaction is stored as 1.0 (``duplicates="sum"`` then counts the
+        rows of each pair: a log of clicks becomes click counts).
     timestamp_col : str or int, optional
         Column of the times (numbers, or dates pandas can parse); ``None`` looks
         for ``timestamp`` / ``time`` / ``date`` and goes without when absent.
