@@ -379,15 +379,15 @@ def contenders(options: dict[str, Any]) -> list[suite.Contender]:
     """
     factors = _factor_list(options["factors"])
     models = _model_list(options["models"])
-    base: list[tuple[str, bool, bool]] = []  # (name, peer, blas)
+    base: list[tuple[str, bool]] = []  # (name, peer)
     for model in models:
-        base += [(f"fastrec {model} {backend}", False, False) for backend in options["backends"]]
+        base += [(f"fastrec {model} {backend}", False) for backend in options["backends"]]
         if options["peers"]:
-            base += [(p, True, False) for p in PEERS[model] if suite.installed(PEER_PACKAGE[p])]
+            base += [(p, True) for p in PEERS[model] if suite.installed(PEER_PACKAGE[p])]
     found = []
     for k in factors:
         suffix = f" k={k}" if len(factors) > 1 else ""
-        found += [suite.Contender(name + suffix, key=f"k={k} {name}", peer=peer) for name, peer, _ in base]
+        found += [suite.Contender(name + suffix, key=f"k={k} {name}", peer=peer) for name, peer in base]
     if options["peers"] and "ALS" in models and int(options["gemm_size"]) > 0:
         found.append(suite.Contender(SGEMM, key="sgemm", blas=True))
     return found
