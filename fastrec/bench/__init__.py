@@ -15,7 +15,8 @@ BENCHMARKS = {
     "metrics": "fastrec.bench.metrics",
     "topn": "fastrec.bench.topn",
     "roofline": "fastrec.bench.roofline",
+    "implicit": "fastrec.bench.implicit",
 }
 
 # The order of ``all``; names not in BENCHMARKS are skipped.
-ORDER = ("cosine", "mf", "kmeans", "knn", "metrics", "topn")
+ORDER = ("cosine", "mf", "kmeans", "knn", "metrics", "topn", "implicit")

@@ -11,6 +11,9 @@ from fastrec.cli._parser import CliError
 MOVIELENS_FILES = ("u.data", "ratings.dat", "ratings.csv")
 # The HetRec 2011 Last.fm release: play counts per (user, artist), artist names beside them.
 LASTFM_PLAYS, LASTFM_ARTISTS = "user_artists.dat", "artists.dat"
+# Models that fit rating values, and the ones made for plays, clicks and other behaviour data.
+RATING_MODELS = ("mf",)
+BEHAVIOUR_MODELS = ("als", "bpr", "warp")
 TRANSFORMS = ("none", "log1p")
 
 
@@ -31,6 +34,14 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--timestamp-col", help="column of the times")
     group.add_argument("--no-header", action="store_true", help="the text file has no header line")
     group.add_argument("--implicit", action="store_true", help="ignore ratings: every interaction counts 1")
+    group.add_argument(
+        "--duplicates",
+        choices=["last", "sum", "error"],
+        default="last",
+        help="rows repeating a (user, item) pair: keep the last (default), sum them "
+        "(an event log of plays or clicks, with --implicit: one per row, so counts), "
+        "or stop",
+    )
     group.add_argument(
         "--transform",
         choices=TRANSFORMS,
@@ -74,7 +85,9 @@ def load(path: str | Path, args: argparse.Namespace) -> Any:
             )
         )
     ):
-        return _lastfm(path if path.is_dir() else path.parent, args)
+        data = _lastfm(path if path.is_dir() else path.parent, args)
+        check_model_for_values(data, args, "the file holds Last.fm play counts, not ratings")
+        return data
     movielens = args.format == "movielens" or (
         args.format == "auto"
         and not columns_given
@@ -94,45 +107,55 @@ def load(path: str | Path, args: argparse.Namespace) -> Any:
             sep=args.sep,
             header=False if args.no_header else None,
             implicit=args.implicit,
+            duplicates=getattr(args, "duplicates", "last"),
         )
     if args.implicit and movielens:
         data.matrix.data[:] = 1.0
+    check_model_for_values(data, args)
     return data
+
+
+def check_model_for_values(data: Any, args: argparse.Namespace, counts: str | None = None) -> None:
+    """Stop a rating model (``--model mf``) on play counts or clicks, naming the models for them.
+
+    ``counts`` is the loader's word that the values are counts (Last.fm's plays),
+    whatever their range (unless ``--implicit`` made them ones); otherwise
+    :func:`count_like` decides from the values, which ``--implicit
+    --duplicates sum`` turns into counts again.  Nothing is checked under
+    ``--transform`` (the values are then rescaled), nor for commands without
+    ``--model``.
+    """
+    model = getattr(args, "model", None)
+    if model not in RATING_MODELS or getattr(args, "transform", None) is not None:
+        return
+    why = count_like(data.matrix.data) if data.nnz else None
+    if why is None and not getattr(args, "implicit", False):  # --implicit made the counts ones
+        why = counts
+    if why is None:
+        return
+    from fastrec.cli.models import available
+
+    ready = [name for name in BEHAVIOUR_MODELS if available(name)]
+    if ready:
+        names = ", ".join(ready[:-1]) + " or " + ready[-1] if len(ready) > 1 else ready[0]
+        behaviour = f"use --model {names} for plays and clicks"
+    else:
+        behaviour = "the models for plays and clicks (als, bpr, warp) are not available in this installation"
+    # one line on the terminal (fastrec.cli._parser.MAX_MESSAGE): the reason, then the ways out
+    raise CliError(
+        f"{why}. --model {model} fits rating values and diverges on counts: {behaviour}; or pass "
+        "--transform log1p (MF on log(1 + value)), --model itemknn, or --transform none to fit them anyway"
+    )
 
 
 def _lastfm(folder: Path, args: argparse.Namespace) -> Any:
     """A HetRec Last.fm folder: its play counts, artists named from ``artists.dat`` when present."""
-    import csv
+    from fastrec.datasets import load_lastfm
 
-    import pandas as pd
-
-    from fastrec.datasets import Interactions, load_interactions
-
-    data = load_interactions(folder / LASTFM_PLAYS, "userID", "artistID", "weight", implicit=args.implicit)
-    names = folder / LASTFM_ARTISTS
-    if not names.is_file():
-        return data
-    try:
-        table = pd.read_csv(
-            names,
-            sep="\t",
-            usecols=["id", "name"],
-            quoting=csv.QUOTE_NONE,
-            encoding="utf-8",
-            encoding_errors="replace",
-        )
-    except (OSError, ValueError) as exc:
-        raise CliError(f"cannot read the artist names in {str(names)!r}: {exc}") from exc
-    titles = pd.Series(table["name"].to_numpy(), index=table["id"].to_numpy())
-    titles = titles[~titles.index.duplicated()].reindex(data.item_ids)
-    return Interactions(
-        data.matrix,
-        data.user_ids,
-        data.item_ids,
-        timestamps=data.timestamps,
-        items=pd.DataFrame({"title": titles.to_numpy()}),
-        name=folder.name,
-    )
+    data = load_lastfm(folder)
+    if args.implicit:
+        data.matrix.data[:] = 1.0
+    return data
 
 
 def count_like(values: Any) -> str | None:

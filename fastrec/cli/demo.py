@@ -1,9 +1,10 @@
 """``fastrec demo``: the whole library on one dataset, as a readable terminal report.
 
-Generated ratings by default (no files needed), or a MovieLens release with
-``--data PATH`` (titles shown).  The report is a list of sections; each is a
-function of the shared :class:`Story` that prints its part, so adding one is one
-function and one entry in ``SECTIONS``.
+Generated ratings by default (no files needed), or a MovieLens release or the
+Last.fm play counts with ``--data PATH`` (titles or artist names shown).  The
+report is a list of sections; each is a function of the shared :class:`Story`
+that prints its part, so adding one is one function and one entry in
+``SECTIONS``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class Story:
     train: Any
     test: Any
     args: argparse.Namespace
-    out: TextIO = sys.stdout
+    out: TextIO | None = None  # None: sys.stdout at the time of printing (redirects follow)
     model: Any = None  # the MatrixFactorization, once fitted
     extras: dict[str, Any] = field(default_factory=dict)
     counts: str | None = None  # why the values look like play counts, when they do
@@ -45,7 +46,7 @@ class Story:
         return "interactions" if self.counts else "ratings"
 
     def print(self, text: str = "") -> None:
-        print(text, file=self.out, flush=True)
+        print(text, file=sys.stdout if self.out is None else self.out, flush=True)
 
     def wrap(self, head: str, entries: list[str], indent: int = 6, width: int = 100) -> None:
         """``head`` and the ``entries`` joined by ", ", indented, wrapped at ``width`` columns.
@@ -190,6 +191,10 @@ def ranking_metrics_section(story: Story) -> None:
     fit_seconds = time.perf_counter() - start
     story.extras["itemknn"] = knn
     rows = [(f"MF ({story.args.factors} factors)", story.model, None), (f"ItemKNN (k={k})", knn, fit_seconds)]
+    if story.counts:  # behaviour data: ALS, which takes the values as confidence, stands in for MF
+        als = _behaviour_model(story)
+        if als is not None:
+            rows.append((f"ALS ({story.args.factors} factors)", *als))
     rows = [row for row in rows if row[1] is not None]  # MF is skipped on play counts
     columns = [
         ("precision", "prec"),
@@ -228,6 +233,21 @@ def ranking_metrics_section(story: Story) -> None:
         )
     else:
         story.print("  seconds: evaluation with the fit")
+
+
+def _behaviour_model(story: Story) -> tuple[Any, float] | None:
+    """``fastrec.ALS`` fitted on the training part and its fit seconds; None (said) where absent."""
+    import fastrec
+
+    cls = getattr(fastrec, "ALS", None)
+    if cls is None:
+        story.print("  ALS (plays as confidence): not available in this installation")
+        return None
+    model = cls(n_factors=story.args.factors, random_state=story.args.seed)
+    start = time.perf_counter()
+    model.fit(story.train)
+    story.extras["als"] = model
+    return model, time.perf_counter() - start
 
 
 def segments_section(story: Story) -> None:
@@ -282,6 +302,8 @@ def topn_section(story: Story) -> None:
     lists = [("MF", *model.recommend(raw_users, n=5))] if model is not None else []
     if "itemknn" in story.extras:  # fitted by the ranking metrics section
         lists.append(("ItemKNN", *story.extras["itemknn"].recommend(raw_users, n=5)))
+    if "als" in story.extras:  # fitted there too, on behaviour data
+        lists.append(("ALS", *story.extras["als"].recommend(raw_users, n=5)))
     users = data.users
     for number, user in enumerate(raw_users):
         u = int(data.user_index([user])[0])
@@ -332,7 +354,11 @@ def add_parser(commands: Any) -> None:
         help="neighbours, MF, metrics, segments and top-N on one dataset",
         description=__doc__.split("\n\n")[0].replace("``", ""),
     )
-    parser.add_argument("--data", help="a MovieLens folder or ratings file (default: generated ratings)")
+    parser.add_argument(
+        "--data",
+        help="a MovieLens or Last.fm (hetrec2011-lastfm-2k) folder, or a ratings file "
+        "(default: generated ratings)",
+    )
     parser.add_argument(
         "--size",
         choices=sorted(DEMO_SIZES),
@@ -428,7 +454,8 @@ def run(args: argparse.Namespace) -> int:
         if story.counts and section in RATING_SECTIONS:
             story.print(
                 "skipped: this part models rating values, and these are counts (see 1. "
-                "Data). For MF on counts: fastrec fit DATA --model mf --transform log1p"
+                "Data). Models for counts: fastrec fit DATA --model als (or bpr, warp); "
+                "MF on them: fastrec fit DATA --model mf --transform log1p"
             )
             continue
         section(story)

@@ -19,6 +19,11 @@ MODELS = {
     "itemknn": "fastrec.recommenders:ItemKNN",
     "userknn": "fastrec.recommenders:UserKNN",
     "content": "fastrec.recommenders:ContentKNN",
+    # models of behaviour data (plays, clicks): found on the package, so an
+    # installation without them says "not available" rather than failing to start
+    "als": "fastrec:ALS",
+    "bpr": "fastrec:BPR",
+    "warp": "fastrec:WARP",
 }
 
 # Models built from item features as well as ratings: `fastrec fit --features FILE`
@@ -36,6 +41,15 @@ def model_class(name: str) -> type[Any]:
         return getattr(importlib.import_module(module), attribute)
     except (ImportError, AttributeError) as exc:
         raise CliError(f"model {name!r} is not available in this installation ({exc})") from exc
+
+
+def available(name: str) -> bool:
+    """Whether the model registered as ``name`` can be imported here."""
+    try:
+        model_class(name)
+    except CliError:
+        return False
+    return True
 
 
 def parameter_names(cls: type) -> list[str]:
@@ -77,6 +91,8 @@ def model_for_file(path: str, name: str | None) -> Any:
         return model_class(name).load(path)
     format_name = format_name_of(path)  # ValueError for a file that is not a saved model
     for registered in MODELS:
+        if not available(registered):  # a model this installation lacks saved nothing here
+            continue
         cls = model_class(registered)
         if format_name in (f"fastrec.{cls.__name__}", getattr(cls, "FORMAT_NAME", None)):
             return cls.load(path)

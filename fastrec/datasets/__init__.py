@@ -14,6 +14,7 @@ from fastrec.datasets.fetch import DownloadError, fetch_movielens, get_data_home
 from fastrec.datasets.interactions import Interactions  # noqa: E402
 from fastrec.datasets.loaders import (  # noqa: E402
     load_interactions,
+    load_lastfm,
     load_ml1m,
     load_ml100k,
     load_ml_latest,
@@ -27,6 +28,7 @@ __all__ += [
     "fetch_movielens",
     "get_data_home",
     "load_interactions",
+    "load_lastfm",
     "load_ml100k",
     "load_ml1m",
     "load_ml_latest",

@@ -77,7 +77,20 @@ ML1M_OCCUPATIONS = (
 # Column names looked for when a generic file's columns are not named (case-insensitive).
 USER_COLUMNS = ("user", "user_id", "userId", "uid", "u", "customer_id", "visitorid")
 ITEM_COLUMNS = ("item", "item_id", "itemId", "movieId", "movie_id", "artistID", "product_id", "iid", "i")
-RATING_COLUMNS = ("rating", "ratings", "score", "value", "weight", "count", "r")
+RATING_COLUMNS = (
+    "rating",
+    "ratings",
+    "score",
+    "value",
+    "weight",
+    "count",
+    "plays",
+    "playcount",
+    "play_count",
+    "clicks",
+    "views",
+    "r",
+)
 TIMESTAMP_COLUMNS = ("timestamp", "time", "ts", "datetime", "date")
 # Rows read to decide whether a text file's first line is a header.
 _HEADER_SNIFF_ROWS = 200
@@ -306,6 +319,75 @@ def load_movielens(path: str | Path) -> Interactions:
     return loaders[ratings.name](ratings)
 
 
+# --- behaviour data: play counts -------------------------------------------------------
+
+# The HetRec 2011 Last.fm release: play counts per (user, artist), artist names beside them.
+LASTFM_PLAYS, LASTFM_ARTISTS = "user_artists.dat", "artists.dat"
+
+
+def load_lastfm(path: str | Path) -> Interactions:
+    """Last.fm (HetRec 2011, ``hetrec2011-lastfm-2k``): play counts per (user, artist).
+
+    The values are counts, not ratings: how often each user played each artist
+    (1 to several hundred thousand, heavy-tailed).  Fit them with the
+    behaviour-data models (ALS with the counts as confidence, BPR, WARP) or
+    rescale them (``log1p``) before a rating model.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``hetrec2011-lastfm-2k`` folder, or its ``user_artists.dat``
+        (tab-separated ``userID artistID weight`` with a header line, CRLF or
+        LF).  ``artists.dat`` beside it (``id name url pictureURL``) names the
+        artists and is skipped when absent.
+
+    Returns
+    -------
+    Interactions
+        float32 play counts (repeated pairs summed); ``items`` has ``title``
+        (the artist's name, so ``item_labels`` shows it) and ``url`` when
+        ``artists.dat`` is present.  Named after the folder.
+    """
+    what = "Last.fm HetRec 2011 (folder hetrec2011-lastfm-2k, or its user_artists.dat)"
+    folder, plays_path = _folder_and_file(path, (LASTFM_PLAYS,), what)
+    frame = _read_table(
+        plays_path, "Last.fm user_artists.dat (userID, artistID, weight separated by tabs)", sep="\t"
+    )
+    check_required_columns(list(frame.columns), ("userID", "artistID", "weight"), plays_path)
+    check_rating_table(frame, plays_path, "Last.fm user_artists.dat", ("userID", "artistID", "weight"))
+    if len(frame) and float(frame["weight"].min()) < 0:
+        raise ValueError(
+            f"{str(plays_path)!r} holds negative play counts (weight {frame['weight'].min()}); "
+            "counts are >= 0."
+        )
+    items = None
+    if (folder / LASTFM_ARTISTS).is_file():
+        import csv
+
+        artists = _read_table(
+            folder / LASTFM_ARTISTS,
+            "Last.fm artists.dat (id, name, url, pictureURL separated by tabs)",
+            sep="\t",
+            quoting=csv.QUOTE_NONE,  # names hold bare quotes
+            encoding="utf-8",
+            encoding_errors="replace",
+        )
+        if {"id", "name"} <= set(artists.columns):
+            keep = ["name"] + (["url"] if "url" in artists.columns else [])
+            items = artists.drop_duplicates("id").set_index("id")[keep].rename(columns={"name": "title"})
+            items.index = items.index.astype(np.int64)
+            items.index.name = "item"
+    return Interactions.from_frame(
+        frame,
+        "userID",
+        "artistID",
+        "weight",
+        item_table=items,
+        duplicates="sum",
+        name=folder.name or "lastfm",
+    )
+
+
 # --- generic files -----------------------------------------------------------------------
 
 
@@ -344,9 +426,11 @@ def load_interactions(
         looks for a usual name (``user``, ``user_id``, ``userId``; ``item``,
         ``item_id``, ``movieId``, ...); in a file without header, positions 0 and 1.
     rating_col : str or int, optional
-        Column of the values.  ``None`` looks for ``rating``, ``score``,
-        ``weight``, ``count``, ...; when there is none (or ``implicit``), every
-        interaction is stored as 1.0.
+        Column of the values (ratings, or counts such as plays and clicks).
+        ``None`` looks for ``rating``, ``score``, ``weight``, ``count``,
+        ``plays``, ``clicks``, ...; when there is none (or ``implicit``), every
+        interaction is stored as 1.0 (``duplicates="sum"`` then counts the
+        rows of each pair: a log of clicks becomes click counts).
     timestamp_col : str or int, optional
         Column of the times (numbers, or dates pandas can parse); ``None`` looks
         for ``timestamp`` / ``time`` / ``date`` and goes without when absent.
