@@ -108,7 +108,7 @@ def test_all_runs_the_registered_names_in_order_and_skips_the_others():
     names = suite.registered(("zzz", "cosine", "topn", "mf", "kmeans"))
     rest = [n for n in BENCHMARKS if n not in ("cosine", "topn", "mf", "kmeans")]
     assert rest and names == ["cosine", "topn", "mf", "kmeans", *rest]
-    assert suite.registered() == ["cosine", "mf", "kmeans", "knn", "metrics", "topn", "roofline"]
+    assert suite.registered() == ["cosine", "mf", "kmeans", "knn", "metrics", "topn", "implicit", "roofline"]
     assert sorted(BENCHMARKS) == sorted(suite.registered())
     assert sorted(suite.registered(("nothing",))) == sorted(BENCHMARKS)
     for name in BENCHMARKS:  # every registered module implements the interface

@@ -23,6 +23,7 @@ PACKAGES = (
     "threadpoolctl",
     "scikit-learn",
     "implicit",
+    "lightfm",
     "sparse-dot-topn",
     "scikit-surprise",
     "faiss-cpu",
