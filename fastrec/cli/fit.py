@@ -24,8 +24,9 @@ def add_parser(commands: Any) -> None:
         "-m",
         default="mf",
         choices=sorted(MODELS),
-        help="model to train (default mf): mf (matrix factorization), itemknn, "
-        "userknn (cosine neighbours), content (item features, see --features)",
+        help="model to train (default mf): mf (matrix factorization of ratings), itemknn, "
+        "userknn (cosine neighbours), content (item features, see --features); for plays "
+        "and clicks als (implicit ALS), bpr or warp (pairwise ranking)",
     )
     parser.add_argument(
         "--out", "-o", default="model.npz", help="where to save the model (default model.npz)"
@@ -47,7 +48,10 @@ def add_parser(commands: Any) -> None:
 
 
 def _check_values(data: Any, args: argparse.Namespace) -> None:
-    """Apply ``--transform``; stop MF on values that are counts, not ratings, saying what to pass."""
+    """Apply ``--transform``; note counts given to a model that weighs them as they are.
+
+    ``_data.load`` has already stopped a rating model on counts.
+    """
     import sys
 
     from fastrec.cli import _data
@@ -59,12 +63,6 @@ def _check_values(data: Any, args: argparse.Namespace) -> None:
     why = None if args.transform == "none" or args.implicit else _data.count_like(data.matrix.data)
     if why is None:
         return
-    if args.model == "mf":
-        raise CliError(
-            f"{why}. Matrix factorization fits rating values and diverges on such values. Pass "
-            "--transform log1p to fit it on log(1 + value), --model itemknn for item neighbours "
-            "of the counts, or --transform none to fit the values anyway"
-        )
     print(
         f"note: {why}; {args.model} weighs them as they are (--transform log1p damps the heaviest users)",
         file=sys.stderr,
