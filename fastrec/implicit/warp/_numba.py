@@ -1,0 +1,168 @@
+"""Numba WARP kernel: the algorithm of ``_reference.py`` and csrc/include/fastrec/warp.hpp.
+
+The visit order is cut into ``n_threads`` chunks that ``prange`` runs at once,
+each with its own splitmix64 draw stream; the chunks update shared rows without
+locks (Hogwild), as the C++ kernel does.  With one chunk the arithmetic follows
+the reference step by step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+from fastrec._runtime import NUMBA_KERNEL_OPTIONS
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_C1 = np.uint64(0xBF58476D1CE4E5B9)
+_C2 = np.uint64(0x94D049BB133111EB)
+_S27, _S30, _S31, _S32 = np.uint64(27), np.uint64(30), np.uint64(31), np.uint64(32)
+
+
+@nb.njit(**NUMBA_KERNEL_OPTIONS)
+def _mix(z):
+    z = (z ^ (z >> _S30)) * _C1
+    z = (z ^ (z >> _S27)) * _C2
+    return z ^ (z >> _S31)
+
+
+@nb.njit(**NUMBA_KERNEL_OPTIONS)
+def _cast(value, like):
+    return np.full(1, value, dtype=like.dtype)[0]
+
+
+@nb.njit(**NUMBA_KERNEL_OPTIONS)
+def _is_positive(indices, begin, end, item):
+    """Binary search of ``item`` in the sorted indices[begin:end]."""
+    lo, hi = begin, end
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if indices[mid] < item:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo < end and indices[lo] == item
+
+
+@nb.njit(**NUMBA_KERNEL_OPTIONS)
+def _dot(P, u, Q, i, k):
+    acc = _cast(0.0, P)
+    for f in range(k):
+        acc += P[u, f] * Q[i, f]
+    return acc
+
+
+@nb.njit(**NUMBA_KERNEL_OPTIONS)
+def _run_chunk(
+    indptr, indices, users, order, begin_at, end_at, draws, P, Q, bi, P_acc, Q_acc, bi_acc,
+    k, lr, reg, margin, max_sampled, adagrad, state, stats, slot,
+):
+    n_items = Q.shape[0]
+    lr_t, reg_t, margin_t = _cast(lr, P), _cast(reg, P), _cast(margin, P)
+    explicit = draws.shape[0] > 0
+    cursor = 0
+    loss = 0.0
+    updates = 0
+    for position in range(begin_at, end_at):
+        t = order[position]
+        u = users[t]
+        i = indices[t]
+        begin = indptr[u]
+        end = indptr[u + 1]
+        s_i = _dot(P, u, Q, i, k) + bi[i]
+        n_drawn = 0
+        while n_drawn < max_sampled:
+            if explicit:
+                if cursor == draws.shape[0]:
+                    break
+                j = np.int64(draws[cursor])
+                cursor += 1
+            else:
+                state = state + _GOLDEN
+                j = np.int64(((_mix(state) >> _S32) * np.uint64(n_items)) >> _S32)
+            n_drawn += 1
+            if _is_positive(indices, begin, end, j):
+                continue
+            s_j = _dot(P, u, Q, j, k) + bi[j]
+            if s_j > s_i - margin_t:
+                rank = (n_items - 1) // n_drawn
+                if rank > 1:
+                    weight = math.log(rank)
+                    L = _cast(weight, P)
+                    loss += weight * np.float64(margin_t - s_i + s_j)
+                    updates += 1
+                    for f in range(k):
+                        pf = P[u, f]
+                        qif = Q[i, f]
+                        qjf = Q[j, f]
+                        g_p = reg_t * pf - L * (qif - qjf)
+                        g_i = reg_t * qif - L * pf
+                        g_j = reg_t * qjf + L * pf
+                        if adagrad:
+                            P_acc[u, f] += g_p * g_p
+                            P[u, f] = pf - lr_t * g_p / np.sqrt(P_acc[u, f])
+                            Q_acc[i, f] += g_i * g_i
+                            Q[i, f] = qif - lr_t * g_i / np.sqrt(Q_acc[i, f])
+                            Q_acc[j, f] += g_j * g_j
+                            Q[j, f] = qjf - lr_t * g_j / np.sqrt(Q_acc[j, f])
+                        else:
+                            P[u, f] = pf - lr_t * g_p
+                            Q[i, f] = qif - lr_t * g_i
+                            Q[j, f] = qjf - lr_t * g_j
+                    g_bi = reg_t * bi[i] - L
+                    g_bj = reg_t * bi[j] + L
+                    if adagrad:
+                        bi_acc[i] += g_bi * g_bi
+                        bi[i] = bi[i] - lr_t * g_bi / np.sqrt(bi_acc[i])
+                        bi_acc[j] += g_bj * g_bj
+                        bi[j] = bi[j] - lr_t * g_bj / np.sqrt(bi_acc[j])
+                    else:
+                        bi[i] = bi[i] - lr_t * g_bi
+                        bi[j] = bi[j] - lr_t * g_bj
+                break
+    stats[slot, 0] = loss
+    stats[slot, 1] = updates
+
+
+@nb.njit(parallel=True, **NUMBA_KERNEL_OPTIONS)
+def warp_epoch(
+    indptr,  # IN    (n_users + 1) int64 positives of every user
+    indices,  # IN    (nnz) int32, sorted within every row
+    users,  # IN    (nnz) int32 row of every entry
+    order,  # IN    (n_visits) int64 entries to visit, in this order
+    draws,  # IN    (n_draws) int32 explicit candidates, or empty
+    P,  # INOUT (n_users, stride)
+    Q,  # INOUT (n_items, stride)
+    bi,  # INOUT (n_items)
+    P_acc,  # INOUT like P (adagrad), or empty
+    Q_acc,  # INOUT like Q
+    bi_acc,  # INOUT like bi
+    n_factors,  # IN
+    lr,  # IN
+    reg,  # IN
+    margin,  # IN
+    max_sampled,  # IN
+    adagrad,  # IN
+    seed,  # IN
+    out_stats,  # OUT   (3) float64: weighted hinge summed, updates, positives visited
+    n_threads,  # IN    chunks of order, one draw stream each
+):
+    """One WARP epoch; see ``_reference.warp_epoch``."""
+    n_visits = order.shape[0]
+    n_chunks = 1 if draws.shape[0] > 0 else max(1, n_threads)
+    stats = np.zeros((n_chunks, 2), dtype=np.float64)
+    for c in nb.prange(n_chunks):
+        state = _mix(np.uint64(seed) + np.uint64(c + 1) * _GOLDEN)
+        _run_chunk(
+            indptr, indices, users, order, (n_visits * c) // n_chunks, (n_visits * (c + 1)) // n_chunks,
+            draws, P, Q, bi, P_acc, Q_acc, bi_acc, n_factors, lr, reg, margin, max_sampled, adagrad,
+            state, stats, c,
+        )
+    out_stats[0] = 0.0
+    out_stats[1] = 0.0
+    for c in range(n_chunks):  # a fixed order, whatever thread ran the chunk
+        out_stats[0] += stats[c, 0]
+        out_stats[1] += stats[c, 1]
+    out_stats[2] = n_visits
