@@ -236,7 +236,8 @@ class WARP(FactorRecommender):
         Q[:, :k] = rng.standard_normal((n_items, k)) * params["init_std"]
         bi = np.zeros(n_items, dtype=dtype)
         if params["adagrad"]:
-            P_acc, Q_acc = np.ones_like(P), np.ones_like(Q)
+            P_acc, Q_acc = aligned_zeros(n_users, stride, dtype), aligned_zeros(n_items, stride, dtype)
+            P_acc[:], Q_acc[:] = 1, 1
             bi_acc = np.ones(n_items, dtype=dtype)
         else:
             P_acc = Q_acc = np.zeros((0, stride), dtype=dtype)
