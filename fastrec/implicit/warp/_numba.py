@@ -56,8 +56,28 @@ def _dot(P, u, Q, i, k):
 
 @nb.njit(**NUMBA_KERNEL_OPTIONS)
 def _run_chunk(
-    indptr, indices, users, order, begin_at, end_at, draws, P, Q, bi, P_acc, Q_acc, bi_acc,
-    k, lr, reg, margin, max_sampled, adagrad, state, stats, slot,
+    indptr,
+    indices,
+    users,
+    order,
+    begin_at,
+    end_at,
+    draws,
+    P,
+    Q,
+    bi,
+    P_acc,
+    Q_acc,
+    bi_acc,
+    k,
+    lr,
+    reg,
+    margin,
+    max_sampled,
+    adagrad,
+    state,
+    stats,
+    slot,
 ):
     n_items = Q.shape[0]
     lr_t, reg_t, margin_t = _cast(lr, P), _cast(reg, P), _cast(margin, P)
@@ -156,9 +176,28 @@ def warp_epoch(
     for c in nb.prange(n_chunks):
         state = _mix(np.uint64(seed) + np.uint64(c + 1) * _GOLDEN)
         _run_chunk(
-            indptr, indices, users, order, (n_visits * c) // n_chunks, (n_visits * (c + 1)) // n_chunks,
-            draws, P, Q, bi, P_acc, Q_acc, bi_acc, n_factors, lr, reg, margin, max_sampled, adagrad,
-            state, stats, c,
+            indptr,
+            indices,
+            users,
+            order,
+            (n_visits * c) // n_chunks,
+            (n_visits * (c + 1)) // n_chunks,
+            draws,
+            P,
+            Q,
+            bi,
+            P_acc,
+            Q_acc,
+            bi_acc,
+            n_factors,
+            lr,
+            reg,
+            margin,
+            max_sampled,
+            adagrad,
+            state,
+            stats,
+            c,
         )
     out_stats[0] = 0.0
     out_stats[1] = 0.0
