@@ -15,6 +15,10 @@ import numpy as np
 
 from fastrec._runtime import NUMBA_KERNEL_OPTIONS
 
+# Helpers inlined into the chunk loop: a call or a row slice per candidate costs
+# reference-count updates of the arrays, shared by the threads.
+_INLINE = dict(NUMBA_KERNEL_OPTIONS, inline="always")
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _C1 = np.uint64(0xBF58476D1CE4E5B9)
 _C2 = np.uint64(0x94D049BB133111EB)
@@ -33,7 +37,7 @@ def _cast(value, like):
     return np.full(1, value, dtype=like.dtype)[0]
 
 
-@nb.njit(**NUMBA_KERNEL_OPTIONS)
+@nb.njit(**_INLINE)
 def _is_positive(indices, begin, end, item):
     """Binary search of ``item`` in the sorted indices[begin:end]."""
     lo, hi = begin, end
@@ -46,12 +50,45 @@ def _is_positive(indices, begin, end, item):
     return lo < end and indices[lo] == item
 
 
-@nb.njit(**NUMBA_KERNEL_OPTIONS)
-def _dot(P, u, Q, i, k):
-    acc = _cast(0.0, P)
+@nb.njit(**_INLINE)
+def _dot(P, u, Q, i, k, zero):
+    acc = zero
     for f in range(k):
         acc += P[u, f] * Q[i, f]
     return acc
+
+
+@nb.njit(**_INLINE)
+def _step_adagrad(P, Q, P_acc, Q_acc, u, i, j, k, L, lr, reg):
+    """The adagrad step of one violating pair; every gradient at the values before the step."""
+    for f in range(k):
+        pf = P[u, f]
+        qif = Q[i, f]
+        qjf = Q[j, f]
+        g_p = reg * pf - L * (qif - qjf)
+        g_i = reg * qif - L * pf
+        g_j = reg * qjf + L * pf
+        a_p = P_acc[u, f] + g_p * g_p
+        a_i = Q_acc[i, f] + g_i * g_i
+        a_j = Q_acc[j, f] + g_j * g_j
+        P_acc[u, f] = a_p
+        Q_acc[i, f] = a_i
+        Q_acc[j, f] = a_j
+        P[u, f] = pf - lr * g_p / np.sqrt(a_p)
+        Q[i, f] = qif - lr * g_i / np.sqrt(a_i)
+        Q[j, f] = qjf - lr * g_j / np.sqrt(a_j)
+
+
+@nb.njit(**_INLINE)
+def _step_constant(P, Q, u, i, j, k, L, lr, reg):
+    """The constant-rate step of one violating pair."""
+    for f in range(k):
+        pf = P[u, f]
+        qif = Q[i, f]
+        qjf = Q[j, f]
+        P[u, f] = pf - lr * (reg * pf - L * (qif - qjf))
+        Q[i, f] = qif - lr * (reg * qif - L * pf)
+        Q[j, f] = qjf - lr * (reg * qjf + L * pf)
 
 
 @nb.njit(**NUMBA_KERNEL_OPTIONS)
@@ -81,6 +118,8 @@ def _run_chunk(
 ):
     n_items = Q.shape[0]
     lr_t, reg_t, margin_t = _cast(lr, P), _cast(reg, P), _cast(margin, P)
+    zero = _cast(0.0, P)  # made once: _cast allocates
+    cast = np.empty(1, dtype=P.dtype)
     explicit = draws.shape[0] > 0
     cursor = 0
     loss = 0.0
@@ -91,8 +130,11 @@ def _run_chunk(
         i = indices[t]
         begin = indptr[u]
         end = indptr[u + 1]
-        s_i = _dot(P, u, Q, i, k) + bi[i]
+        s_i = _dot(P, u, Q, i, k, zero) + bi[i]
+        threshold = s_i - margin_t
         n_drawn = 0
+        j = -1
+        s_j = s_i
         while n_drawn < max_sampled:
             if explicit:
                 if cursor == draws.shape[0]:
@@ -103,45 +145,35 @@ def _run_chunk(
                 state = state + _GOLDEN
                 j = np.int64(((_mix(state) >> _S32) * np.uint64(n_items)) >> _S32)
             n_drawn += 1
-            if _is_positive(indices, begin, end, j):
-                continue
-            s_j = _dot(P, u, Q, j, k) + bi[j]
-            if s_j > s_i - margin_t:
-                rank = (n_items - 1) // n_drawn
-                if rank > 1:
-                    weight = math.log(rank)
-                    L = _cast(weight, P)
-                    loss += weight * np.float64(margin_t - s_i + s_j)
-                    updates += 1
-                    for f in range(k):
-                        pf = P[u, f]
-                        qif = Q[i, f]
-                        qjf = Q[j, f]
-                        g_p = reg_t * pf - L * (qif - qjf)
-                        g_i = reg_t * qif - L * pf
-                        g_j = reg_t * qjf + L * pf
-                        if adagrad:
-                            P_acc[u, f] += g_p * g_p
-                            P[u, f] = pf - lr_t * g_p / np.sqrt(P_acc[u, f])
-                            Q_acc[i, f] += g_i * g_i
-                            Q[i, f] = qif - lr_t * g_i / np.sqrt(Q_acc[i, f])
-                            Q_acc[j, f] += g_j * g_j
-                            Q[j, f] = qjf - lr_t * g_j / np.sqrt(Q_acc[j, f])
-                        else:
-                            P[u, f] = pf - lr_t * g_p
-                            Q[i, f] = qif - lr_t * g_i
-                            Q[j, f] = qjf - lr_t * g_j
-                    g_bi = reg_t * bi[i] - L
-                    g_bj = reg_t * bi[j] + L
-                    if adagrad:
-                        bi_acc[i] += g_bi * g_bi
-                        bi[i] = bi[i] - lr_t * g_bi / np.sqrt(bi_acc[i])
-                        bi_acc[j] += g_bj * g_bj
-                        bi[j] = bi[j] - lr_t * g_bj / np.sqrt(bi_acc[j])
-                    else:
-                        bi[i] = bi[i] - lr_t * g_bi
-                        bi[j] = bi[j] - lr_t * g_bj
+            s_j = _dot(P, u, Q, j, k, zero) + bi[j]
+            # a positive is passed over whether or not it violates: look it up only when it does
+            if s_j > threshold and not _is_positive(indices, begin, end, j):
                 break
+            j = -1
+        if j < 0:
+            continue
+        rank = (n_items - 1) // n_drawn
+        if rank <= 1:
+            continue
+        weight = math.log(rank)
+        cast[0] = weight  # rounded to the factor dtype without an allocation per update
+        L = cast[0]
+        loss += weight * np.float64(margin_t - s_i + s_j)
+        updates += 1
+        if adagrad:
+            _step_adagrad(P, Q, P_acc, Q_acc, u, i, j, k, L, lr_t, reg_t)
+        else:
+            _step_constant(P, Q, u, i, j, k, L, lr_t, reg_t)
+        g_bi = reg_t * bi[i] - L
+        g_bj = reg_t * bi[j] + L
+        if adagrad:
+            bi_acc[i] += g_bi * g_bi
+            bi[i] = bi[i] - lr_t * g_bi / np.sqrt(bi_acc[i])
+            bi_acc[j] += g_bj * g_bj
+            bi[j] = bi[j] - lr_t * g_bj / np.sqrt(bi_acc[j])
+        else:
+            bi[i] = bi[i] - lr_t * g_bi
+            bi[j] = bi[j] - lr_t * g_bj
     stats[slot, 0] = loss
     stats[slot, 1] = updates
 
