@@ -12,6 +12,9 @@ import math
 
 import numba as nb
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 from fastrec._runtime import NUMBA_KERNEL_OPTIONS
 
@@ -23,6 +26,42 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _C1 = np.uint64(0xBF58476D1CE4E5B9)
 _C2 = np.uint64(0x94D049BB133111EB)
 _S27, _S30, _S31, _S32 = np.uint64(27), np.uint64(30), np.uint64(31), np.uint64(32)
+
+
+@intrinsic
+def _prefetch(typingctx, array, row, col):
+    """Prefetch the cache line of ``array[row, col]`` (2-D) for reading; no bounds check."""
+    if not (isinstance(array, types.Array) and array.ndim == 2):
+        return None
+
+    def codegen(context, builder, signature, args):
+        array_type, row_type, col_type = signature.args
+        ary = context.make_array(array_type)(context, builder, args[0])
+        r = context.cast(builder, args[1], row_type, types.intp)
+        c = context.cast(builder, args[2], col_type, types.intp)
+        ptr = cgutils.get_item_pointer(context, builder, array_type, ary, [r, c])
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0"
+        )
+        builder.call(
+            fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)]
+        )
+        return context.get_dummy_value()
+
+    return types.void(array, row, col), codegen
+
+
+@nb.njit(**_INLINE)
+def _prefetch_row(A, row, line):
+    """Prefetch every cache line of row ``row`` of ``A`` (``line`` elements per line)."""
+    for c in range(0, A.shape[1], line):
+        _prefetch(A, row, c)
+
+
+DRAW_AHEAD = 4  # candidates prefetched ahead of scoring, as kDrawAhead in warp.hpp
+VISIT_AHEAD = 4  # visits whose rows are prefetched ahead, as kVisitAhead in warp.hpp
 
 
 @nb.njit(**NUMBA_KERNEL_OPTIONS)
@@ -48,6 +87,15 @@ def _is_positive(indices, begin, end, item):
         else:
             hi = mid
     return lo < end and indices[lo] == item
+
+
+@nb.njit(**_INLINE)
+def _candidate(draws, explicit, cursor, state, n, n_items):
+    """Candidate ``n`` (from 0) of a visit whose draws start at ``cursor`` / after ``state``."""
+    if explicit:
+        return np.int64(draws[cursor + n])
+    z = state + np.uint64(n + 1) * _GOLDEN
+    return np.int64(((_mix(z) >> _S32) * np.uint64(n_items)) >> _S32)
 
 
 @nb.njit(**_INLINE)
@@ -124,7 +172,15 @@ def _run_chunk(
     cursor = 0
     loss = 0.0
     updates = 0
+    line = 64 // P.itemsize
     for position in range(begin_at, end_at):
+        # the visit order is random: fetch the rows of the visits ahead
+        if position + VISIT_AHEAD < end_at:
+            ahead = order[position + VISIT_AHEAD]
+            _prefetch_row(P, users[ahead], line)
+            _prefetch_row(Q, indices[ahead], line)
+            if adagrad:
+                _prefetch_row(P_acc, users[ahead], line)
         t = order[position]
         u = users[t]
         i = indices[t]
@@ -132,24 +188,29 @@ def _run_chunk(
         end = indptr[u + 1]
         s_i = _dot(P, u, Q, i, k, zero) + bi[i]
         threshold = s_i - margin_t
+        available = max_sampled
+        if explicit:
+            available = min(available, draws.shape[0] - cursor)
+        for n in range(min(available, DRAW_AHEAD)):
+            _prefetch_row(Q, _candidate(draws, explicit, cursor, state, n, n_items), line)
         n_drawn = 0
         j = -1
         s_j = s_i
-        while n_drawn < max_sampled:
-            if explicit:
-                if cursor == draws.shape[0]:
-                    break
-                j = np.int64(draws[cursor])
-                cursor += 1
-            else:
-                state = state + _GOLDEN
-                j = np.int64(((_mix(state) >> _S32) * np.uint64(n_items)) >> _S32)
+        while n_drawn < available:
+            if n_drawn + DRAW_AHEAD < available:
+                later = _candidate(draws, explicit, cursor, state, n_drawn + DRAW_AHEAD, n_items)
+                _prefetch_row(Q, later, line)
+            j = _candidate(draws, explicit, cursor, state, n_drawn, n_items)
             n_drawn += 1
             s_j = _dot(P, u, Q, j, k, zero) + bi[j]
             # a positive is passed over whether or not it violates: look it up only when it does
             if s_j > threshold and not _is_positive(indices, begin, end, j):
                 break
             j = -1
+        if explicit:
+            cursor += n_drawn
+        else:
+            state = state + np.uint64(n_drawn) * _GOLDEN
         if j < 0:
             continue
         rank = (n_items - 1) // n_drawn
