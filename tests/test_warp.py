@@ -361,7 +361,7 @@ def test_save_load_and_pickle(tmp_path):
         ({"margin": -1.0}, "margin"),
         ({"lr": 0.0}, "lr"),
         ({"reg": -0.1}, "reg"),
-        ({"item_features": sp.eye(30, format="csr")}, "item_features is not supported"),
+        ({"item_features": sp.csr_matrix((30, 0))}, "item_features must have at least one column"),
     ],
 )
 def test_bad_parameters_raise(params, match):
@@ -383,3 +383,93 @@ def test_a_diverging_constant_schedule_raises():
     train, _ = planted(n_users=60, n_items=50, per_user=10)
     with pytest.raises(FloatingPointError, match="lower lr"):
         WARP(n_factors=4, n_epochs=30, lr=50.0, init_std=1.0, learning_schedule="constant").fit(train)
+
+
+# --- item features --------------------------------------------------------------------------------
+
+
+def _with_features(args, X):
+    """warp_epoch arguments turned into warp_epoch_features ones: Q, bi and their accumulators per feature."""
+    out = {key: args[key] for key in args if key not in ("Q", "bi", "Q_acc", "bi_acc")}
+    out.update(
+        E=args["Q"],
+        eb=args["bi"],
+        E_acc=args["Q_acc"],
+        eb_acc=args["bi_acc"],
+        feature_indptr=X.indptr.astype(np.int64),
+        feature_indices=X.indices.astype(np.int32),
+        feature_data=X.data.astype(args["P"].dtype),
+    )
+    return out
+
+
+def features_kernel(backend):
+    return _runtime.kernel_module(backend, "implicit.warp").warp_epoch_features
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("adagrad", [True, False])
+def test_identity_features_are_the_plain_model(backend, dtype, adagrad):
+    want = problem(dtype, adagrad, explicit=True)
+    _reference.warp_epoch(**want)
+    got = _with_features(problem(dtype, adagrad, explicit=True), sp.identity(25, format="csr"))
+    features_kernel(backend)(**got)
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    for mine, theirs in (("E", "Q"), ("eb", "bi"), ("P", "P")):
+        np.testing.assert_allclose(got[mine], want[theirs], rtol=tol, atol=tol, err_msg=mine)
+    np.testing.assert_array_equal(got["out_stats"][1:], want["out_stats"][1:])
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("adagrad", [True, False])
+@pytest.mark.parametrize("explicit", [True, False])
+def test_feature_kernels_equal_the_reference(backend, dtype, adagrad, explicit):
+    """Items of several weighted features, shared between items: every backend makes the reference's steps."""
+    n_items, n_features = 25, 9
+    X = sp.random(n_items, n_features, density=0.35, random_state=4, format="csr", dtype=np.float64)
+    X = sp.csr_matrix(X + sp.csr_matrix((np.ones(n_items), (np.arange(n_items), np.arange(n_items) % 9))))
+    base = problem(dtype, adagrad, explicit)
+    base["Q"], base["bi"] = base["Q"][:n_features], base["bi"][:n_features].copy()
+    if adagrad:
+        base["Q_acc"], base["bi_acc"] = base["Q_acc"][:n_features], base["bi_acc"][:n_features].copy()
+    want = _with_features({key: np.copy(v) if isinstance(v, np.ndarray) else v for key, v in base.items()}, X)
+    for key in ("P", "E", "P_acc", "E_acc"):  # copies lose the alignment: restore it
+        want[key] = _aligned(want[key], want[key].shape[1]) if want[key].size else want[key]
+    got = _with_features(base, X)
+    _reference.warp_epoch_features(**want)
+    features_kernel(backend)(**got)
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    for key in ("P", "E", "eb", "P_acc", "E_acc", "eb_acc"):
+        np.testing.assert_allclose(got[key], want[key], rtol=tol, atol=tol, err_msg=key)
+    np.testing.assert_array_equal(got["out_stats"][1:], want["out_stats"][1:])
+    assert want["out_stats"][1] > 0
+
+
+def test_the_model_with_item_features():
+    train, held = planted()
+    n_items = train.shape[1]
+    plain = WARP(n_factors=8, n_epochs=6, random_state=0, n_threads=1).fit(train)
+    identity = WARP(
+        n_factors=8, n_epochs=6, random_state=0, n_threads=1, item_features=sp.identity(n_items, format="csr")
+    ).fit(train)
+    np.testing.assert_allclose(identity.item_factors_, plain.item_factors_, rtol=1e-4, atol=1e-5)
+    groups = np.random.default_rng(0).integers(0, 10, n_items)
+    X = sp.hstack(
+        [
+            sp.identity(n_items),
+            sp.csr_matrix((np.ones(n_items), (np.arange(n_items), groups)), shape=(n_items, 10)),
+        ]
+    ).tocsr()
+    model = WARP(n_factors=8, n_epochs=15, random_state=0, n_threads=1, item_features=X).fit(train)
+    assert model.feature_factors_.shape == (n_items + 10, 8)
+    np.testing.assert_allclose(model.item_factors_, X @ model.feature_factors_, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(model.item_bias_, X @ model.feature_bias_, rtol=1e-4, atol=1e-5)
+    ids, _ = model.recommend(np.arange(train.shape[0]), n=5)
+    hits = np.mean([np.isin(ids[u], held[u].indices).mean() for u in range(train.shape[0])])
+    assert hits > 8 * held.nnz / (train.shape[0] * (n_items - 15))
+    with pytest.raises(ValueError, match="item_features has 30 rows but the data has 200 items"):
+        WARP(item_features=sp.identity(30, format="csr")).fit(train)
+    with pytest.raises(TypeError, match="item_features must be a scipy sparse matrix"):
+        WARP(item_features=np.eye(n_items)).fit(train)

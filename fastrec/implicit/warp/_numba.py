@@ -298,3 +298,210 @@ def warp_epoch(
         out_stats[0] += stats[c, 0]
         out_stats[1] += stats[c, 1]
     out_stats[2] = n_visits
+
+
+@nb.njit(**_INLINE)
+def _representation(x, feature_indptr, feature_indices, feature_data, E, eb, k, out, zero):
+    """q_x into ``out`` (k) and b_x returned: the item's features weighted by its values, in row order."""
+    for f in range(k):
+        out[f] = zero
+    b = zero
+    for t in range(feature_indptr[x], feature_indptr[x + 1]):
+        row = feature_indices[t]
+        w = feature_data[t]
+        for f in range(k):
+            out[f] = out[f] + w * E[row, f]
+        b = b + w * eb[row]
+    return b
+
+
+@nb.njit(**_INLINE)
+def _step_feature(E, E_acc, eb, eb_acc, row, c, sign, pu, k, lr, reg, adagrad):
+    """The step of one feature of the positive (sign -1) or the violator (sign +1)."""
+    for f in range(k):
+        ef = E[row, f]
+        g = reg * ef - c * pu[f] if sign < 0 else reg * ef + c * pu[f]
+        if adagrad:
+            a = E_acc[row, f] + g * g
+            E_acc[row, f] = a
+            E[row, f] = ef - lr * g / np.sqrt(a)
+        else:
+            E[row, f] = ef - lr * g
+    g_b = reg * eb[row] - c if sign < 0 else reg * eb[row] + c
+    if adagrad:
+        eb_acc[row] += g_b * g_b
+        eb[row] = eb[row] - lr * g_b / np.sqrt(eb_acc[row])
+    else:
+        eb[row] = eb[row] - lr * g_b
+
+
+@nb.njit(**NUMBA_KERNEL_OPTIONS)
+def _run_chunk_features(
+    indptr,
+    indices,
+    users,
+    order,
+    begin_at,
+    end_at,
+    draws,
+    feature_indptr,
+    feature_indices,
+    feature_data,
+    P,
+    E,
+    eb,
+    P_acc,
+    E_acc,
+    eb_acc,
+    k,
+    lr,
+    reg,
+    margin,
+    max_sampled,
+    adagrad,
+    state,
+    stats,
+    slot,
+):
+    n_items = feature_indptr.shape[0] - 1
+    lr_t, reg_t, margin_t = _cast(lr, P), _cast(reg, P), _cast(margin, P)
+    zero = _cast(0.0, P)
+    cast = np.empty(1, dtype=P.dtype)
+    qi = np.empty(k, dtype=P.dtype)
+    qj = np.empty(k, dtype=P.dtype)
+    pu = np.empty(k, dtype=P.dtype)
+    explicit = draws.shape[0] > 0
+    cursor = 0
+    loss = 0.0
+    updates = 0
+    for position in range(begin_at, end_at):
+        t = order[position]
+        u = users[t]
+        i = indices[t]
+        begin = indptr[u]
+        end = indptr[u + 1]
+        b_i = _representation(i, feature_indptr, feature_indices, feature_data, E, eb, k, qi, zero)
+        s_i = zero
+        for f in range(k):
+            s_i += P[u, f] * qi[f]
+        s_i = s_i + b_i
+        threshold = s_i - margin_t
+        available = max_sampled
+        if explicit:
+            available = min(available, draws.shape[0] - cursor)
+        n_drawn = 0
+        j = -1
+        s_j = s_i
+        while n_drawn < available:
+            j = _candidate(draws, explicit, cursor, state, n_drawn, n_items)
+            n_drawn += 1
+            if _is_positive(indices, begin, end, j):
+                j = -1
+                continue
+            b_j = _representation(j, feature_indptr, feature_indices, feature_data, E, eb, k, qj, zero)
+            s_j = zero
+            for f in range(k):
+                s_j += P[u, f] * qj[f]
+            s_j = s_j + b_j
+            if s_j > threshold:
+                break
+            j = -1
+        if explicit:
+            cursor += n_drawn
+        else:
+            state = state + np.uint64(n_drawn) * _GOLDEN
+        if j < 0:
+            continue
+        rank = (n_items - 1) // n_drawn
+        if rank <= 1:
+            continue
+        weight = math.log(rank)
+        cast[0] = weight
+        L = cast[0]
+        loss += weight * np.float64(margin_t - s_i + s_j)
+        updates += 1
+        for f in range(k):
+            pf = P[u, f]
+            pu[f] = pf
+            g_p = reg_t * pf - L * (qi[f] - qj[f])
+            if adagrad:
+                a = P_acc[u, f] + g_p * g_p
+                P_acc[u, f] = a
+                P[u, f] = pf - lr_t * g_p / np.sqrt(a)
+            else:
+                P[u, f] = pf - lr_t * g_p
+        for side in range(2):  # the positive's features, then the violator's
+            x = np.int64(i) if side == 0 else np.int64(j)
+            sign = -1 if side == 0 else 1
+            for e in range(feature_indptr[x], feature_indptr[x + 1]):
+                c = feature_data[e] * L
+                _step_feature(E, E_acc, eb, eb_acc, feature_indices[e], c, sign, pu, k, lr_t, reg_t, adagrad)
+    stats[slot, 0] = loss
+    stats[slot, 1] = updates
+
+
+@nb.njit(parallel=True, **NUMBA_KERNEL_OPTIONS)
+def warp_epoch_features(
+    indptr,  # IN    (n_users + 1) int64 positives of every user
+    indices,  # IN    (nnz) int32, sorted within every row
+    users,  # IN    (nnz) int32 row of every entry
+    order,  # IN    (n_visits) int64 entries to visit, in this order
+    draws,  # IN    (n_draws) int32 explicit candidates, or empty
+    feature_indptr,  # IN    (n_items + 1) int64 features of every item
+    feature_indices,  # IN    int32
+    feature_data,  # IN    the factor dtype
+    P,  # INOUT (n_users, stride)
+    E,  # INOUT (n_features, stride)
+    eb,  # INOUT (n_features)
+    P_acc,  # INOUT like P (adagrad), or empty
+    E_acc,  # INOUT like E
+    eb_acc,  # INOUT like eb
+    n_factors,  # IN
+    lr,  # IN
+    reg,  # IN
+    margin,  # IN
+    max_sampled,  # IN
+    adagrad,  # IN
+    seed,  # IN
+    out_stats,  # OUT   (3) float64
+    n_threads,  # IN
+):
+    """One WARP epoch with feature-based items; see ``_reference.warp_epoch_features``."""
+    n_visits = order.shape[0]
+    n_chunks = 1 if draws.shape[0] > 0 else max(1, n_threads)
+    stats = np.zeros((n_chunks, 2), dtype=np.float64)
+    for c in nb.prange(n_chunks):
+        state = _mix(np.uint64(seed) + np.uint64(c + 1) * _GOLDEN)
+        _run_chunk_features(
+            indptr,
+            indices,
+            users,
+            order,
+            (n_visits * c) // n_chunks,
+            (n_visits * (c + 1)) // n_chunks,
+            draws,
+            feature_indptr,
+            feature_indices,
+            feature_data,
+            P,
+            E,
+            eb,
+            P_acc,
+            E_acc,
+            eb_acc,
+            n_factors,
+            lr,
+            reg,
+            margin,
+            max_sampled,
+            adagrad,
+            state,
+            stats,
+            c,
+        )
+    out_stats[0] = 0.0
+    out_stats[1] = 0.0
+    for c in range(n_chunks):
+        out_stats[0] += stats[c, 0]
+        out_stats[1] += stats[c, 1]
+    out_stats[2] = n_visits

@@ -168,3 +168,119 @@ def warp_epoch(
     out_stats[0] = loss
     out_stats[1] = updates
     out_stats[2] = len(order)
+
+
+def _representation(x, feature_indptr, feature_indices, feature_data, E, eb, k):
+    """(q_x, b_x) of item x: its features' embeddings and biases weighted by its values, in row order."""
+    q = np.zeros(k, dtype=E.dtype)
+    b = E.dtype.type(0)
+    for t in range(int(feature_indptr[x]), int(feature_indptr[x + 1])):
+        f, w = int(feature_indices[t]), feature_data[t]
+        q = q + w * E[f, :k]
+        b = b + w * eb[f]
+    return q, b
+
+
+def warp_epoch_features(
+    indptr,  # IN    (n_users + 1) int64 positives of every user
+    indices,  # IN    (nnz) int32 items, sorted within every row
+    users,  # IN    (nnz) int32 row of every entry
+    order,  # IN    (n_visits) int64 entries to visit, in this order
+    draws,  # IN    (n_draws) int32 explicit candidates, or empty
+    feature_indptr,  # IN    (n_items + 1) int64: the features of item x are row x of a CSR
+    feature_indices,  # IN    int32 feature of every entry
+    feature_data,  # IN    its value (the factor dtype)
+    P,  # INOUT (n_users, stride) user factors
+    E,  # INOUT (n_features, stride) feature embeddings
+    eb,  # INOUT (n_features) feature biases
+    P_acc,  # INOUT like P (adagrad), or empty
+    E_acc,  # INOUT like E
+    eb_acc,  # INOUT like eb
+    n_factors,  # IN
+    lr,  # IN
+    reg,  # IN
+    margin,  # IN
+    max_sampled,  # IN
+    adagrad,  # IN
+    seed,  # IN
+    out_stats,  # OUT   (3) float64: weighted hinge summed, updates made, positives visited
+    n_threads,  # IN    number of draw streams (chunks of order)
+):
+    """One WARP epoch with items represented by features (LightFM's model).
+
+    Item x is ``q_x = sum_f X[x, f] E_f`` and ``b_x = sum_f X[x, f] eb_f`` (X the
+    feature CSR).  Draws, the violator and its weight are those of
+    :func:`warp_epoch` on these representations.  The step, with ``c = X[x, f] L``
+    and every gradient at the values before the step of the user:
+
+    * ``p_u`` as in :func:`warp_epoch`, with ``q_i - q_j`` of the representations;
+    * then for every feature f of i in row order, ``g = reg E_f - c p_u`` and
+      ``g_b = reg eb_f - c``; then for every feature f of j, ``g = reg E_f + c p_u``
+      and ``g_b = reg eb_f + c`` (a feature of both steps twice, in that order);
+      each step constant or adagrad as in :func:`warp_epoch`.
+
+    With identity features this is :func:`warp_epoch` exactly.
+    """
+    dtype = P.dtype.type
+    n_items = len(feature_indptr) - 1
+    k = n_factors
+    lr_t, reg_t, margin_t = dtype(lr), dtype(reg), dtype(margin)
+    explicit = len(draws) > 0
+    cursor = 0
+    loss, updates = 0.0, 0
+    n_chunks = 1 if explicit else max(1, int(n_threads))
+    bounds = chunk_bounds(len(order), n_chunks)
+    feats = (feature_indptr, feature_indices, feature_data)
+    for chunk in range(n_chunks):
+        state = stream_state(int(seed), chunk)
+        for position in range(bounds[chunk], bounds[chunk + 1]):
+            t = int(order[position])
+            u, i = int(users[t]), int(indices[t])
+            begin, end = int(indptr[u]), int(indptr[u + 1])
+            p = P[u]
+            qi, b_i = _representation(i, *feats, E, eb, k)
+            s_i = dtype(np.dot(p[:k], qi)) + b_i
+            n_drawn = 0
+            while n_drawn < max_sampled:
+                if explicit:
+                    if cursor == len(draws):
+                        break
+                    j = int(draws[cursor])
+                    cursor += 1
+                else:
+                    state, j = draw_item(state, n_items)
+                n_drawn += 1
+                if is_positive(indices, begin, end, j):
+                    continue
+                qj, b_j = _representation(j, *feats, E, eb, k)
+                s_j = dtype(np.dot(p[:k], qj)) + b_j
+                if s_j > s_i - margin_t:
+                    weight = rank_weight(n_items, n_drawn)
+                    if weight > 0.0:
+                        L = dtype(weight)
+                        loss += weight * float(margin_t - s_i + s_j)
+                        updates += 1
+                        pu = p[:k].copy()
+                        g_p = reg_t * pu - L * (qi - qj)
+                        if adagrad:
+                            p[:k] = _step(pu, g_p, P_acc[u, :k], lr_t, True)
+                        else:
+                            p[:k] = pu - lr_t * g_p
+                        for x, sign in ((i, -1), (j, 1)):
+                            for e in range(int(feature_indptr[x]), int(feature_indptr[x + 1])):
+                                f = int(feature_indices[e])
+                                c = feature_data[e] * L
+                                ef = E[f, :k].copy()
+                                g = reg_t * ef - c * pu if sign < 0 else reg_t * ef + c * pu
+                                g_b = reg_t * eb[f] - c if sign < 0 else reg_t * eb[f] + c
+                                if adagrad:
+                                    E[f, :k] = _step(ef, g, E_acc[f, :k], lr_t, True)
+                                    eb_acc[f : f + 1] += g_b * g_b
+                                    eb[f] = eb[f] - lr_t * g_b / np.sqrt(eb_acc[f])
+                                else:
+                                    E[f, :k] = ef - lr_t * g
+                                    eb[f] = eb[f] - lr_t * g_b
+                    break
+    out_stats[0] = loss
+    out_stats[1] = updates
+    out_stats[2] = len(order)

@@ -26,11 +26,16 @@ FOLD_IN_STEP = 0.5
 
 class _Kernels(NamedTuple):
     warp_epoch: Callable[..., None]
+    warp_epoch_features: Callable[..., None]
 
 
 def _kernels(backend: str) -> _Kernels:
-    """``warp_epoch`` of one backend."""
-    return _Kernels(_runtime.kernel_module(backend, "implicit.warp").warp_epoch)
+    """``warp_epoch`` and ``warp_epoch_features`` of one backend."""
+    module = _runtime.kernel_module(backend, "implicit.warp")
+    features = getattr(module, "warp_epoch_features", None)
+    if features is None:  # a compiled core without it: the Numba kernel
+        features = _runtime.kernel_module("numba", "implicit.warp").warp_epoch_features
+    return _Kernels(module.warp_epoch, features)
 
 
 def positives(R: sp.csr_matrix) -> sp.csr_matrix:
@@ -96,8 +101,19 @@ class WARP(FactorRecommender):
         Draws per positive before giving up on finding a violator.
     margin : float, default 1.0
         :math:`m`.
-    item_features : scipy sparse matrix, optional
-        Not supported yet: must be None (a given matrix raises ``ValueError``).
+    item_features : scipy sparse matrix, shape (n_items, n_features), optional
+        LightFM's item model: item :math:`i` is represented by the sum of the
+        embeddings :math:`e_f` (and biases) of its features weighted by its row,
+        :math:`q_i = \sum_f x_{if} e_f`, and the steps go to the embeddings (see
+        ``_reference.warp_epoch_features``).  Row ``r`` describes the item of inner
+        index ``r`` (``item_ids_[r]``; column ``r`` of a users x items matrix).
+        ``None``: every item has its own factors (the identity features).  This
+        path runs on the Numba kernel for ``backend="cpp"`` too (the compiled
+        core has no feature kernel), and on the reference for ``"numpy"``.
+        After fitting, ``item_factors_`` / ``item_bias_`` hold the items'
+        representations and ``feature_factors_`` / ``feature_bias_`` the
+        embeddings; :meth:`save` keeps the representations only (a loaded model
+        scores the same, with ``item_features=None``).
     learning_schedule : {"adagrad", "constant"}, default "adagrad"
     init_std : float, default 0.01
         Factors start as :math:`N(0, \mathrm{init\_std}^2)` draws; biases at 0.  Small
@@ -198,11 +214,16 @@ class WARP(FactorRecommender):
         schedule = self.learning_schedule
         if not isinstance(schedule, str) or schedule not in LEARNING_SCHEDULES:
             raise ValueError(f"learning_schedule must be 'adagrad' or 'constant', got {schedule!r}.")
-        if self.item_features is not None:
-            raise ValueError(
-                "item_features is not supported by this version of WARP; pass item_features=None "
-                "(every item then has its own factors)."
-            )
+        features = self.item_features
+        if features is not None:
+            if not sp.issparse(features):
+                raise TypeError(
+                    "item_features must be a scipy sparse matrix (n_items x n_features) or None, got "
+                    f"{type(features).__name__}."
+                )
+            features = V.canonical_csr(V.check_sparse_structure(features, "item_features"), "item_features")
+            if features.shape[1] < 1 or (features.nnz and not np.isfinite(features.data).all()):
+                raise ValueError("item_features must have at least one column and finite values.")
         return {
             "n_factors": V.check_int(self.n_factors, "n_factors", minimum=1),
             "n_epochs": V.check_int(self.n_epochs, "n_epochs", minimum=1),
@@ -214,6 +235,7 @@ class WARP(FactorRecommender):
             "init_std": V.check_float(self.init_std, "init_std", minimum=0.0),
             "random_state": check_random_state(self.random_state),
             "verbose": V.check_bool(self.verbose, "verbose"),
+            "item_features": features,
         }
 
     # -- training -----------------------------------------------------------------------
@@ -223,62 +245,76 @@ class WARP(FactorRecommender):
     ) -> None:
         dtype = R.dtype
         n_users, n_items = R.shape
+        features = params["item_features"]
+        if features is not None and features.shape[0] != n_items:
+            raise ValueError(
+                f"item_features has {features.shape[0]} rows but the data has {n_items} items; "
+                "row r must describe the item of inner index r (item_ids_[r]: column r of a "
+                "users x items matrix)."
+            )
+        # the rows the kernel trains: one per item, or one per feature
+        n_rows = n_items if features is None else features.shape[1]
         k = params["n_factors"]
         stride = padded_width(k, dtype)
         V.check_memory(
-            (n_users + n_items) * stride * dtype.itemsize * (2 if params["adagrad"] else 1),
-            f"the factors of {n_users:,} users and {n_items:,} items at n_factors={k}",
+            (n_users + n_rows) * stride * dtype.itemsize * (2 if params["adagrad"] else 1),
+            f"the factors of {n_users:,} users and {n_rows:,} item rows at n_factors={k}",
             "pass fewer factors.",
         )
         seed = seed_from(self.random_state)
         rng = np.random.default_rng([seed, 0])
         P = aligned_zeros(n_users, stride, dtype)
-        Q = aligned_zeros(n_items, stride, dtype)
+        Q = aligned_zeros(n_rows, stride, dtype)
         P[:, :k] = rng.standard_normal((n_users, k)) * params["init_std"]
-        Q[:, :k] = rng.standard_normal((n_items, k)) * params["init_std"]
-        bi = np.zeros(n_items, dtype=dtype)
+        Q[:, :k] = rng.standard_normal((n_rows, k)) * params["init_std"]
+        bi = np.zeros(n_rows, dtype=dtype)
         if params["adagrad"]:
-            P_acc, Q_acc = aligned_zeros(n_users, stride, dtype), aligned_zeros(n_items, stride, dtype)
+            P_acc, Q_acc = aligned_zeros(n_users, stride, dtype), aligned_zeros(n_rows, stride, dtype)
             P_acc[:], Q_acc[:] = 1, 1
-            bi_acc = np.ones(n_items, dtype=dtype)
+            bi_acc = np.ones(n_rows, dtype=dtype)
         else:
             P_acc = Q_acc = np.zeros((0, stride), dtype=dtype)
             bi_acc = np.zeros(0, dtype=dtype)
         X = positives(R)
-        indptr = X.indptr.astype(np.int64)
-        indices = X.indices.astype(np.int32)
-        users = np.repeat(np.arange(n_users, dtype=np.int32), np.diff(indptr))
+        common = dict(
+            indptr=X.indptr.astype(np.int64),
+            indices=X.indices.astype(np.int32),
+            users=np.repeat(np.arange(n_users, dtype=np.int32), np.diff(X.indptr)),
+            draws=np.zeros(0, dtype=np.int32),
+            P=P,
+            P_acc=P_acc,
+            n_factors=k,
+            lr=params["lr"],
+            reg=params["reg"],
+            margin=params["margin"],
+            max_sampled=params["max_sampled"],
+            adagrad=params["adagrad"],
+            n_threads=n_threads,
+        )
+        kernels = _kernels(backend)
+        if features is None:
+            kernel, kernel_backend = kernels.warp_epoch, backend
+            common.update(Q=Q, bi=bi, Q_acc=Q_acc, bi_acc=bi_acc)
+        else:
+            kernel = kernels.warp_epoch_features
+            kernel_backend = "numpy" if backend == "numpy" else "numba"
+            common.update(
+                feature_indptr=features.indptr.astype(np.int64),
+                feature_indices=features.indices.astype(np.int32),
+                feature_data=features.data.astype(dtype),
+                E=Q,
+                eb=bi,
+                E_acc=Q_acc,
+                eb_acc=bi_acc,
+            )
         stats = np.zeros(3, dtype=np.float64)
-        kernel = _kernels(backend).warp_epoch
         history: dict[str, list[float]] = {"loss": [], "violated": [], "seconds": []}
-        no_draws = np.zeros(0, dtype=np.int32)
         for epoch in range(params["n_epochs"]):
             start = time.perf_counter()
-            order = epoch_order(seed, epoch, indices.size)
-            if n_items > 1 and indices.size:
-                with _runtime.kernel_threads(backend, n_threads):
-                    kernel(
-                        indptr=indptr,
-                        indices=indices,
-                        users=users,
-                        order=order,
-                        draws=no_draws,
-                        P=P,
-                        Q=Q,
-                        bi=bi,
-                        P_acc=P_acc,
-                        Q_acc=Q_acc,
-                        bi_acc=bi_acc,
-                        n_factors=k,
-                        lr=params["lr"],
-                        reg=params["reg"],
-                        margin=params["margin"],
-                        max_sampled=params["max_sampled"],
-                        adagrad=params["adagrad"],
-                        seed=epoch_seed(seed, epoch),
-                        out_stats=stats,
-                        n_threads=n_threads,
-                    )
+            order = epoch_order(seed, epoch, X.nnz)
+            if n_items > 1 and X.nnz:
+                with _runtime.kernel_threads(kernel_backend, n_threads):
+                    kernel(**common, order=order, seed=epoch_seed(seed, epoch), out_stats=stats)
             else:
                 stats[:] = 0.0
             visited = max(stats[2], 1.0)
@@ -295,6 +331,13 @@ class WARP(FactorRecommender):
                 f"WARP diverged (non-finite factors) with lr={params['lr']}; lower lr or use "
                 "learning_schedule='adagrad'."
             )
+        if features is not None:
+            # the items as the model scores them: their features' embeddings and biases, weighted
+            self.feature_factors_, self.feature_bias_ = Q[:, :k].copy(), bi.copy()
+            weights = features.astype(dtype)
+            Q = aligned_zeros(n_items, stride, dtype)
+            Q[:, :k] = weights @ self.feature_factors_
+            bi = np.asarray(weights @ self.feature_bias_, dtype=dtype)
         self._k = k
         self._P, self._Q = P, Q
         self.item_bias_ = bi
