@@ -35,6 +35,8 @@ template void mf_predict<double>(const MfPredictArgs<double>&);
 #if FASTREC_PART(5)
 template void warp_epoch<float>(const WarpEpochArgs<float>&);
 template void warp_epoch<double>(const WarpEpochArgs<double>&);
+template void warp_epoch_features<float>(const WarpEpochFeaturesArgs<float>&);
+template void warp_epoch_features<double>(const WarpEpochFeaturesArgs<double>&);
 #endif
 
 #if FASTREC_PART(2)

@@ -32,10 +32,7 @@ class _Kernels(NamedTuple):
 def _kernels(backend: str) -> _Kernels:
     """``warp_epoch`` and ``warp_epoch_features`` of one backend."""
     module = _runtime.kernel_module(backend, "implicit.warp")
-    features = getattr(module, "warp_epoch_features", None)
-    if features is None:  # a compiled core without it: the Numba kernel
-        features = _runtime.kernel_module("numba", "implicit.warp").warp_epoch_features
-    return _Kernels(module.warp_epoch, features)
+    return _Kernels(module.warp_epoch, module.warp_epoch_features)
 
 
 def positives(R: sp.csr_matrix) -> sp.csr_matrix:
@@ -107,10 +104,8 @@ class WARP(FactorRecommender):
         :math:`q_i = \sum_f x_{if} e_f`, and the steps go to the embeddings (see
         ``_reference.warp_epoch_features``).  Row ``r`` describes the item of inner
         index ``r`` (``item_ids_[r]``; column ``r`` of a users x items matrix).
-        ``None``: every item has its own factors (the identity features).  This
-        path runs on the Numba kernel for ``backend="cpp"`` too (the compiled
-        core has no feature kernel), and on the reference for ``"numpy"``.
-        After fitting, ``item_factors_`` / ``item_bias_`` hold the items'
+        ``None``: every item has its own factors (the identity features), on a
+        faster kernel.  After fitting, ``item_factors_`` / ``item_bias_`` hold the items'
         representations and ``feature_factors_`` / ``feature_bias_`` the
         embeddings; :meth:`save` keeps the representations only (a loaded model
         scores the same, with ``item_features=None``).
@@ -293,11 +288,10 @@ class WARP(FactorRecommender):
         )
         kernels = _kernels(backend)
         if features is None:
-            kernel, kernel_backend = kernels.warp_epoch, backend
+            kernel = kernels.warp_epoch
             common.update(Q=Q, bi=bi, Q_acc=Q_acc, bi_acc=bi_acc)
         else:
             kernel = kernels.warp_epoch_features
-            kernel_backend = "numpy" if backend == "numpy" else "numba"
             common.update(
                 feature_indptr=features.indptr.astype(np.int64),
                 feature_indices=features.indices.astype(np.int32),
@@ -313,7 +307,7 @@ class WARP(FactorRecommender):
             start = time.perf_counter()
             order = epoch_order(seed, epoch, X.nnz)
             if n_items > 1 and X.nnz:
-                with _runtime.kernel_threads(kernel_backend, n_threads):
+                with _runtime.kernel_threads(backend, n_threads):
                     kernel(**common, order=order, seed=epoch_seed(seed, epoch), out_stats=stats)
             else:
                 stats[:] = 0.0
