@@ -473,3 +473,30 @@ def test_the_model_with_item_features():
         WARP(item_features=sp.identity(30, format="csr")).fit(train)
     with pytest.raises(TypeError, match="item_features must be a scipy sparse matrix"):
         WARP(item_features=np.eye(n_items)).fit(train)
+
+
+def test_the_fold_in_solve_is_its_documented_formula():
+    """Full-batch steps on all violators of every positive, against a dense brute-force loop."""
+    from fastrec.implicit.warp import model as warp_model
+
+    train, _ = planted(n_users=60, n_items=80, per_user=8)
+    model = WARP(n_factors=6, n_epochs=5, random_state=0, n_threads=1).fit(train)
+    k, margin = model._k, model.margin
+    Q, b = model.item_factors_.astype(np.float64), model.item_bias_.astype(np.float64)
+    pos = np.unique(train[7].indices)
+    neg = np.setdiff1d(np.arange(Q.shape[0]), pos)
+    p = np.zeros(k)
+    scale = warp_model.FOLD_IN_STEP / np.mean((Q * Q).sum(axis=1))
+    for _ in range(warp_model.FOLD_IN_STEPS):
+        s_pos, s_neg = Q[pos] @ p + b[pos], Q[neg] @ p + b[neg]
+        violated = s_neg[None, :] > (s_pos - margin)[:, None]
+        counts = violated.sum(axis=1)
+        weight = np.where(counts > 1, np.log(np.maximum(counts, 1)), 0.0)
+        mean = (violated @ Q[neg]) / np.maximum(counts, 1)[:, None]
+        p = p - scale * (weight[:, None] * (mean - Q[pos])).sum(axis=0) / pos.size
+    # values <= 0 and repeated items change nothing
+    items = np.concatenate([pos, pos[:2], neg[:3]])
+    values = np.concatenate([np.ones(pos.size + 2), np.zeros(3)])
+    got, bias = model._solve_user(items, values, 7, model._checked_params())
+    np.testing.assert_allclose(got, p, rtol=1e-9, atol=1e-12)
+    assert bias == 0.0 and np.abs(p).max() > 0.1

@@ -367,10 +367,19 @@ class WARP(FactorRecommender):
         for _ in range(FOLD_IN_STEPS):
             s_pos = Q[pos] @ p + b[pos]
             s_neg = Qn @ p + bn
-            violated = s_neg[None, :] > (s_pos - margin)[:, None]  # (positives, negatives)
-            counts = violated.sum(axis=1)
+            # the violators of a positive are the best-scored negatives: their count by a binary
+            # search, their sum from sums of the score-sorted rows up to each distinct count
+            ranked = np.argsort(s_neg, kind="stable")
+            counts = ranked.size - np.searchsorted(s_neg[ranked], s_pos - margin, side="right")
+            cuts = np.unique(counts[counts > 0])
+            mean_violator = np.zeros((pos.size, k))
+            if cuts.size:
+                best_first = np.vstack([Qn[ranked[::-1]], np.zeros((1, k))])
+                starts = np.concatenate([[0], cuts])  # cuts <= n_negatives: a row of best_first
+                up_to_cut = np.cumsum(np.add.reduceat(best_first, starts, axis=0)[:-1], axis=0)
+                hit = counts > 0
+                mean_violator[hit] = up_to_cut[np.searchsorted(cuts, counts[hit])] / counts[hit, None]
             weight = np.where(counts > 1, np.log(np.maximum(counts, 1)), 0.0)
-            mean_violator = (violated.astype(np.float64) @ Qn) / np.maximum(counts, 1)[:, None]
             grad = reg * p + (weight[:, None] * (mean_violator - Q[pos])).sum(axis=0) / pos.size
             p = p - scale * grad
         return p, 0.0
