@@ -18,6 +18,7 @@ from fastrec._validation import TooLargeError
 from fastrec._version import __version__
 from fastrec.base import NotFittedError
 from fastrec.cluster import KMeans
+from fastrec.implicit import WARP
 from fastrec.metrics import evaluate
 from fastrec.mf import MatrixFactorization
 from fastrec.recommenders import ContentKNN, Hybrid, ItemKNN, UnknownIdError, UserKNN
@@ -43,6 +44,7 @@ __all__ = [
     "ItemKNN",
     "UnknownIdError",
     "UserKNN",
+    "WARP",
     "evaluate",
     "metrics",
     "model_selection",

@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from fastrec import ContentKNN, Hybrid, ItemKNN, MatrixFactorization, UnknownIdError, UserKNN
 from fastrec.base import NotFittedError
+from fastrec.implicit import WARP
 from fastrec.recommenders import FactorRecommender, Recommender
 
 N_USERS, N_ITEMS = 26, 21
@@ -62,6 +63,7 @@ MODELS = {
     "userknn": lambda backend, items: UserKNN(k=5, shrink=0.5, backend=backend),
     "content": lambda backend, items: ContentKNN(FEATURES, item_ids=items, backend=backend),
     "mf": lambda backend, items: _mf(backend),
+    "warp": lambda backend, items: WARP(4, 5, random_state=0, n_threads=1, backend=backend),
     "hybrid": lambda backend, items: Hybrid(
         [(ItemKNN(k=6, backend=backend), 0.6), (_mf(backend), 0.4)], backend=backend
     ),

@@ -3,7 +3,7 @@
 //
 // Heavy families compile in units of their own, so that a level's units build in
 // parallel: a unit defines FASTREC_KERNEL_PART to its part number (1: SGD MF,
-// 2: every light family); FASTREC_PART(n) says whether this unit compiles part n.
+// 2: every light family, 5: WARP); FASTREC_PART(n) says whether this unit compiles part n.
 // Left undefined, a unit compiles all.
 #pragma once
 
@@ -19,6 +19,7 @@
 #include "fastrec/roofline.hpp"
 #include "fastrec/mf.hpp"
 #include "fastrec/scoring.hpp"
+#include "fastrec/warp.hpp"
 
 #ifdef FASTREC_ISA_NS
 namespace fastrec {
@@ -29,6 +30,13 @@ template void sgd_mf_epoch<float>(const SgdMfArgs<float>&);
 template void sgd_mf_epoch<double>(const SgdMfArgs<double>&);
 template void mf_predict<float>(const MfPredictArgs<float>&);
 template void mf_predict<double>(const MfPredictArgs<double>&);
+#endif
+
+#if FASTREC_PART(5)
+template void warp_epoch<float>(const WarpEpochArgs<float>&);
+template void warp_epoch<double>(const WarpEpochArgs<double>&);
+template void warp_epoch_features<float>(const WarpEpochFeaturesArgs<float>&);
+template void warp_epoch_features<double>(const WarpEpochFeaturesArgs<double>&);
 #endif
 
 #if FASTREC_PART(2)
