@@ -18,6 +18,7 @@ from fastrec._validation import TooLargeError
 from fastrec._version import __version__
 from fastrec.base import NotFittedError
 from fastrec.cluster import KMeans
+from fastrec.implicit import bm25_weight, confidence, tfidf_weight
 from fastrec.metrics import evaluate
 from fastrec.mf import MatrixFactorization
 from fastrec.recommenders import ContentKNN, Hybrid, ItemKNN, UnknownIdError, UserKNN
@@ -47,4 +48,8 @@ __all__ = [
     "metrics",
     "model_selection",
     "topn",
+    # behaviour data
+    "bm25_weight",
+    "confidence",
+    "tfidf_weight",
 ]
