@@ -23,7 +23,7 @@ from fastrec.metrics import evaluate
 from fastrec.mf import MatrixFactorization
 from fastrec.recommenders import ContentKNN, Hybrid, ItemKNN, UnknownIdError, UserKNN
 from fastrec.scoring import topn
-from fastrec.similarity import cosine_topk
+from fastrec.similarity import cosine_topk, similarity_topk
 
 __all__ = [
     "KMeans",
@@ -38,6 +38,7 @@ __all__ = [
     "set_simd_level",
     "show_config",
     "simd_level",
+    "similarity_topk",
     # recommenders and evaluation
     "ContentKNN",
     "Hybrid",
