@@ -275,3 +275,21 @@ def test_user_knn_similarity_with_given_interactions(similarity):
     assert_topk_rows_equivalent(found, expected, _tolerance(expected, np.float64))
     items, got = model.recommend(np.arange(6), n=3, user_items=given)
     assert items.shape == (6, 3)
+
+
+def test_knn_file_without_similarity_loads_as_cosine(tmp_path):
+    """Files saved before similarity= existed hold no such parameter: they are cosine models."""
+    import ast
+
+    R = ratings(seed=7)
+    model = fastrec.ItemKNN(k=4).fit(R)
+    model.save(tmp_path / "new.npz")
+    with np.load(tmp_path / "new.npz") as archive:
+        fields = dict(archive)
+    params = ast.literal_eval(str(fields["params"]))
+    del params["similarity"]
+    fields["params"] = np.array(repr(params))
+    np.savez(tmp_path / "old.npz", **fields)
+    loaded = fastrec.ItemKNN.load(tmp_path / "old.npz")
+    assert loaded.similarity == "cosine"
+    np.testing.assert_array_equal(loaded.similarities_.toarray(), model.similarities_.toarray())

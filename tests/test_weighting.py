@@ -192,3 +192,26 @@ def test_bad_input():
         fastrec.confidence(X, kind="exp")
     with pytest.raises(ValueError, match="alpha must be >= 0"):
         fastrec.confidence(X, alpha=-2.0)
+
+
+@pytest.mark.parametrize("kernel", ["bm25_weight", "tfidf_weight", "confidence_weight"])
+def test_kernels_share_parameter_names(kernel):
+    """Every backend takes the same keywords, in the same order."""
+    import importlib
+    import inspect
+    import re
+
+    from fastrec import _runtime
+
+    expected = list(inspect.signature(getattr(_reference, kernel)).parameters)
+    numba_module = importlib.import_module("fastrec.implicit.weighting._numba")
+    assert list(inspect.signature(getattr(numba_module, kernel)).parameters) == expected
+    if _runtime._cpp is not None:
+        lists = []
+        for line in getattr(_runtime._cpp, kernel).__doc__.splitlines():
+            match = re.match(rf"(?:\d+\. )?{kernel}\((.*)\) -> ", line)
+            if match and not match.group(1).startswith("*args"):
+                lists.append(re.findall(r"(?:^|, )(\w+): ", match.group(1)))
+        assert lists
+        for names in lists:
+            assert names == expected

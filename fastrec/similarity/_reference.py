@@ -1,9 +1,10 @@
-"""Reference similarity top-k (cosine, dot product, Jaccard): plain numpy/scipy that defines the correct answer.
+"""Reference similarity top-k: plain numpy/scipy that defines the correct answer.
 
 Same name and argument order as the C++ and Numba kernels.  Products are formed
 with scipy's sparse matmul in float64, a block of rows at a time so memory stays
-bounded, then scored, rounded to the output dtype, clamped to [-1, 1], stripped
-of zero scores and ranked by (descending score, ascending column).
+bounded, then scored by the measure (cosine, dot product or Jaccard), rounded to
+the output dtype, clamped to [-1, 1] (cosine and Jaccard), stripped of zero
+scores and ranked by (descending score, ascending column).
 """
 
 from __future__ import annotations
