@@ -18,12 +18,12 @@ from fastrec._validation import TooLargeError
 from fastrec._version import __version__
 from fastrec.base import NotFittedError
 from fastrec.cluster import KMeans
-from fastrec.implicit import WARP
+from fastrec.implicit import WARP, bm25_weight, confidence, tfidf_weight
 from fastrec.metrics import evaluate
 from fastrec.mf import MatrixFactorization
 from fastrec.recommenders import ContentKNN, Hybrid, ItemKNN, UnknownIdError, UserKNN
 from fastrec.scoring import topn
-from fastrec.similarity import cosine_topk
+from fastrec.similarity import cosine_topk, similarity_topk
 
 __all__ = [
     "KMeans",
@@ -38,15 +38,20 @@ __all__ = [
     "set_simd_level",
     "show_config",
     "simd_level",
+    "similarity_topk",
     # recommenders and evaluation
     "ContentKNN",
     "Hybrid",
     "ItemKNN",
     "UnknownIdError",
     "UserKNN",
-    "WARP",
     "evaluate",
     "metrics",
     "model_selection",
     "topn",
+    # behaviour data
+    "WARP",
+    "bm25_weight",
+    "confidence",
+    "tfidf_weight",
 ]

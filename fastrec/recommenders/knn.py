@@ -1,4 +1,4 @@
-"""Item-item and user-user neighbourhood recommenders on cosine top-k neighbours."""
+"""Item-item and user-user neighbourhood recommenders on top-k neighbours (cosine and other similarities)."""
 
 from __future__ import annotations
 
@@ -20,14 +20,22 @@ from fastrec.recommenders._base import (
     read_csr,
     table_of_rows,
 )
-from fastrec.similarity import cosine_topk
+from fastrec.similarity import similarity_topk
 from fastrec.similarity.cosine import topk_table_to_csr
+from fastrec.similarity.measures import check_similarity
 
 
 def neighbours_without_self(
-    X: sp.csr_matrix, Y: sp.csr_matrix, inner: np.ndarray, k: int, shrink: float, backend: str, n_threads: int
+    X: sp.csr_matrix,
+    Y: sp.csr_matrix,
+    inner: np.ndarray,
+    k: int,
+    shrink: float,
+    backend: str,
+    n_threads: int,
+    similarity: str = "cosine",
 ) -> sp.csr_matrix:
-    """Top-``k`` cosine neighbours among the rows of ``Y`` of every row of ``X``, rank-ordered.
+    """Top-``k`` neighbours by ``similarity`` among the rows of ``Y`` of every row of ``X``, rank-ordered.
 
     Row ``r`` never lists row ``inner[r]`` of ``Y`` (its own row there; -1 for
     none): the ``k + 1`` best are found and the row itself, or else the last one,
@@ -35,7 +43,9 @@ def neighbours_without_self(
     """
     m = X.shape[0]
     wide = min(k + 1, Y.shape[0])
-    found = cosine_topk(X, Y, k=wide, shrink=shrink, n_threads=n_threads, backend=backend)
+    found = similarity_topk(
+        X, Y, k=wide, similarity=similarity, shrink=shrink, n_threads=n_threads, backend=backend
+    )
     indices, scores = table_of_rows(found, np.arange(m, dtype=np.int64), wide)
     is_self = (indices == inner[:, None]) & (inner[:, None] >= 0)
     # drop the row itself where listed, else the (k+1)-th entry
@@ -63,7 +73,7 @@ def neighbour_lookup(
 class _NeighbourKNN(Recommender):
     """Shared parameters, neighbour lookup and persistence of ItemKNN and UserKNN."""
 
-    _PARAMS = ("k", "shrink")
+    _PARAMS = ("k", "shrink", "similarity")
     _S: sp.csr_matrix  # set by fit: neighbours of every item (user) in rank order
 
     def __init__(
@@ -71,6 +81,7 @@ class _NeighbourKNN(Recommender):
         k: int = 50,
         shrink: float = 0.0,
         *,
+        similarity: str = "cosine",
         dtype: Any = np.float32,
         n_threads: int | None = None,
         backend: str = "auto",
@@ -78,12 +89,26 @@ class _NeighbourKNN(Recommender):
         super().__init__(dtype=dtype, n_threads=n_threads, backend=backend)
         self.k = k
         self.shrink = shrink
+        self.similarity = similarity
 
     def _checked_params(self) -> dict[str, Any]:
-        return {
+        params = {
             "k": V.check_int(self.k, "k", minimum=1),
             "shrink": V.check_float(self.shrink, "shrink", minimum=0.0),
+            "similarity": check_similarity(self.similarity),
         }
+        if params["similarity"] == "bm25" and params["shrink"] != 0:
+            raise ValueError(
+                "shrink must be 0 with similarity='bm25' (a plain dot product has no denominator)."
+            )
+        return params
+
+    @classmethod
+    def _saved_params(cls, archive: Any) -> dict[str, Any]:
+        params = archive.params("params", (*cls._PARAMS, "dtype"))
+        if "similarity" not in params:  # written before similarity= existed: cosine
+            archive = _WithSimilarity(archive)
+        return super()._saved_params(archive)
 
     def _state(self) -> dict[str, np.ndarray]:
         return csr_fields("neighbours", self._S)
@@ -107,11 +132,25 @@ class _NeighbourKNN(Recommender):
         return self._S
 
 
+class _WithSimilarity:
+    """An archive whose saved parameters gain ``similarity="cosine"``."""
+
+    def __init__(self, archive: Any):
+        self._archive = archive
+
+    def params(self, name: str, allowed: tuple[str, ...]) -> dict[str, Any]:
+        return {"similarity": "cosine", **self._archive.params(name, allowed)}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._archive, name)
+
+
 class ItemKNN(_NeighbourKNN):
-    r"""Item-item collaborative filtering on the top-``k`` cosine neighbours of every item.
+    r"""Item-item collaborative filtering on the top-``k`` neighbours of every item.
 
     At ``fit``, every item keeps its ``k`` most similar items by
-    :func:`fastrec.cosine_topk` on the item x user transpose of the ratings,
+    :func:`fastrec.similarity_topk` on the item x user transpose of the ratings;
+    with the default ``similarity="cosine"``
 
     .. math:: s(i, j) = \frac{\langle r_{\cdot i}, r_{\cdot j} \rangle}
                              {\lVert r_{\cdot i} \rVert \lVert r_{\cdot j} \rVert + \mathrm{shrink}},
@@ -132,6 +171,11 @@ class ItemKNN(_NeighbourKNN):
     shrink : float, default 0.0
         Added to the norm product of the similarity; damps similarities that few
         users support.
+    similarity : {"cosine", "pearson", "adjusted_cosine", "jaccard", "bm25", "tfidf"}
+        The item-item similarity (see :func:`fastrec.similarity_topk`): Pearson
+        centres each item by its mean rating, adjusted cosine each rating by its
+        user's mean; ``"bm25"`` (K1=1.2, B=0.75, ``shrink`` 0) and ``"tfidf"``
+        weigh as implicit's ``BM25Recommender`` / ``TFIDFRecommender``.
     dtype : np.float32 or np.float64, default np.float32
         Dtype of the ratings, similarities and scores.
     n_threads : int, optional
@@ -163,8 +207,13 @@ class ItemKNN(_NeighbourKNN):
     def _fit_model(
         self, R: sp.csr_matrix, params: dict[str, Any], backend: str, n_threads: int, context: Any
     ) -> None:
-        self._S = cosine_topk(
-            R.T, k=params["k"], shrink=params["shrink"], n_threads=n_threads, backend=backend
+        self._S = similarity_topk(
+            R.T,
+            k=params["k"],
+            similarity=params["similarity"],
+            shrink=params["shrink"],
+            n_threads=n_threads,
+            backend=backend,
         )
 
     def _topn(
@@ -211,7 +260,7 @@ class ItemKNN(_NeighbourKNN):
             Raw ids, most similar first (ties to the smaller inner index), -1
             (``None`` for non-integer ids) in empty slots.
         scores : ndarray, shape (n,) or (len(items), n)
-            Cosine similarities; ``-inf`` in empty slots.
+            Similarities; ``-inf`` in empty slots.
 
         Raises
         ------
@@ -223,11 +272,13 @@ class ItemKNN(_NeighbourKNN):
 
 
 class UserKNN(_NeighbourKNN):
-    r"""User-user collaborative filtering on the top-``k`` cosine neighbours of every user.
+    r"""User-user collaborative filtering on the top-``k`` neighbours of every user.
 
     At ``fit``, every user keeps its ``k`` most similar users by
-    :func:`fastrec.cosine_topk` on the users x items ratings (similarity as in
-    :class:`ItemKNN`, with ``shrink``), and the score of item :math:`j` for user
+    :func:`fastrec.similarity_topk` on the users x items ratings (``similarity``
+    and ``shrink`` as in :class:`ItemKNN`, with users as the rows: Pearson
+    centres each user by its mean rating, adjusted cosine each rating by its
+    item's mean), and the score of item :math:`j` for user
     :math:`u` is
 
     .. math:: \mathrm{score}(u, j) = \sum_{v \in N_k(u)} s(u, v)\, r_{vj}
@@ -240,6 +291,10 @@ class UserKNN(_NeighbourKNN):
     k : int, default 50
         Neighbours kept per user.
     shrink : float, default 0.0
+    similarity : str, default "cosine"
+        As in :class:`ItemKNN`.  Interactions given at ``recommend`` find their
+        neighbours with the training users' statistics (feature means, BM25 /
+        TF-IDF term counts).
     dtype, n_threads, backend
         As in :class:`ItemKNN`.
 
@@ -255,27 +310,36 @@ class UserKNN(_NeighbourKNN):
     def _fit_model(
         self, R: sp.csr_matrix, params: dict[str, Any], backend: str, n_threads: int, context: Any
     ) -> None:
-        self._S = cosine_topk(R, k=params["k"], shrink=params["shrink"], n_threads=n_threads, backend=backend)
-        self._similarity = (params["k"], params["shrink"])
+        self._S = similarity_topk(
+            R,
+            k=params["k"],
+            similarity=params["similarity"],
+            shrink=params["shrink"],
+            n_threads=n_threads,
+            backend=backend,
+        )
+        self._similarity = (params["k"], params["shrink"], params["similarity"])
 
     def _set_state(self, archive: Any) -> None:
         super()._set_state(archive)
-        self._similarity = (self.k, self.shrink)  # the saved parameters the file was fitted with
+        self._similarity = (self.k, self.shrink, self.similarity)  # the saved parameters it was fitted with
 
     def _neighbour_rows(self, given: sp.csr_matrix | None, inner: np.ndarray) -> sp.csr_matrix:
         """Neighbours (rows of users x training users) of the history's rows.
 
         Given interactions find their neighbours among the training users as
-        ``fit`` does (cosine with ``shrink``, top ``k``), never the user itself.
+        ``fit`` does (the similarity with ``shrink``, top ``k``), never the user itself.
         """
         if given is None:
             return self._S
         backend = _runtime.resolve_backend(self.backend)
         n_threads = _runtime.resolve_threads(self.n_threads)
-        k, shrink = getattr(self, "_similarity", (self.k, self.shrink))  # as at fit
-        return neighbours_without_self(given, self._R, inner, k, shrink, backend, n_threads).astype(
-            self._R.dtype
-        )
+        k, shrink, similarity = getattr(
+            self, "_similarity", (self.k, self.shrink, self.similarity)
+        )  # as at fit
+        return neighbours_without_self(
+            given, self._R, inner, k, shrink, backend, n_threads, similarity
+        ).astype(self._R.dtype)
 
     def _topn(
         self,

@@ -34,24 +34,31 @@ from fastrec._runtime import NUMBA_STRICT_OPTIONS
 
 LANES = LANE_WIDTH  # rows per vector group (row_axpy16 updates 16 lanes at once)
 VECTOR_WORK_RATIO = 1.0  # see kVectorWorkRatio in similarity.hpp
+COSINE, DOT, JACCARD = 0, 1, 2  # the measures of similarity.hpp
 
 
 @nb.njit(**NUMBA_STRICT_OPTIONS)
-def _candidate_norms(yt_indptr, yt_indices, yt_data, m):
+def _candidate_norms(yt_indptr, yt_indices, yt_data, m, squared):
     sq = np.zeros(m, dtype=np.float64)
     for f in range(yt_indptr.shape[0] - 1):
         for q in range(yt_indptr[f], yt_indptr[f + 1]):
             v = np.float64(yt_data[q])
             sq[yt_indices[q]] += v * v
-    return np.sqrt(sq)
+    return sq if squared else np.sqrt(sq)
 
 
 @nb.njit(**NUMBA_STRICT_OPTIONS)
-def _score(dot, x_norm, x_inv, y_norm, y_inv, term, inverse, one):
+def _score(dot, x_norm, x_inv, y_norm, y_inv, term, inverse, one, measure):
     """Similarity in the dtype of its arguments, clamped to [-1, 1] (``one`` is 1 in
     that dtype): ``dot * (x_inv * y_inv)`` when ``inverse`` (no shrink), else
-    ``dot / (x_norm * y_norm + term)`` with ``term`` the pair's shrink term."""
-    if inverse:
+    ``dot / (x_norm * y_norm + term)`` with ``term`` the pair's shrink term.  The dot
+    measure is ``dot`` itself; Jaccard ``dot / (x_norm + y_norm - dot + term)`` with
+    squared norms."""
+    if measure == DOT:
+        return dot
+    if measure == JACCARD:
+        s = dot / (x_norm + y_norm - dot + term)
+    elif inverse:
         s = dot * (x_inv * y_inv)
     else:
         s = dot / (x_norm * y_norm + term)
@@ -147,6 +154,7 @@ def _scalar_row(
     label_exp,
     scaled,
     one,
+    measure,
     term,
     same_matrix,
     exclude_self,
@@ -191,7 +199,7 @@ def _scalar_row(
             continue
         if scaled and shrink64 != 0:
             _rescaled_shrink(shrink64, x_exp, label_exp, row, t, term, 0)
-        score = _score(dot, xn, xinv, label_norm[t], label_inv[t], term[0], shrink64 == 0, one)
+        score = _score(dot, xn, xinv, label_norm[t], label_inv[t], term[0], shrink64 == 0, one, measure)
         if score == 0:  # underflowed: zero scores are not kept
             continue
         if symmetric and not is_self:
@@ -237,6 +245,7 @@ def _vector_group(
     label_exp,
     scaled,
     one,
+    measure,
     same_matrix,
     exclude_self,
     symmetric,
@@ -291,6 +300,7 @@ def _vector_group(
                 terms[lane],
                 shrink64 == 0,
                 one,
+                measure,
             )
         if symmetric and not inside_group:
             if thresholds[col] <= scores[:n_lanes].max():
@@ -369,6 +379,7 @@ def cosine_topk(
     row_end,  # IN  block of X's rows to compute
     k,
     shrink,  # IN
+    measure,  # IN  COSINE, DOT or JACCARD
     x_exp,
     y_exp,  # IN  int32 (n), (m): rows were scaled by 2^-exp (for the shrink term), or both empty
     same_matrix,
@@ -391,7 +402,8 @@ def cosine_topk(
     scaled = x_exp.shape[0] > 0
     symmetric = same_matrix and row_begin == 0 and row_end == x_indptr.shape[0] - 1 and m > 1
 
-    y_norm64 = _candidate_norms(yt_indptr, yt_indices, yt_data, m)
+    squared = measure == JACCARD  # Jaccard needs |x|^2, the count of a binary row
+    y_norm64 = _candidate_norms(yt_indptr, yt_indices, yt_data, m, squared)
     row_norm = np.empty(n_rows, dtype=dtype)
     row_inv = np.zeros(n_rows, dtype=dtype)
     cost = np.zeros(n_rows, dtype=np.int64)
@@ -403,7 +415,7 @@ def cosine_topk(
             sq = 0.0
             for p in range(x_indptr[row], x_indptr[row + 1]):
                 sq += np.float64(x_data[p]) * np.float64(x_data[p])
-            norm = np.sqrt(sq)
+            norm = sq if squared else np.sqrt(sq)
         # an empty row's dot products are all 0: norm 1 keeps its scores from 0 / 0
         row_norm[r] = norm if norm > 0 else 1.0
         if norm > 0:
@@ -494,6 +506,7 @@ def cosine_topk(
                         label_exp,
                         scaled,
                         one,
+                        measure,
                         same_matrix,
                         exclude_self,
                         symmetric,
@@ -540,6 +553,7 @@ def cosine_topk(
                         label_exp,
                         scaled,
                         one,
+                        measure,
                         term,
                         same_matrix,
                         exclude_self,

@@ -1,9 +1,10 @@
-"""Reference cosine top-k: plain numpy/scipy that defines the correct answer.
+"""Reference similarity top-k: plain numpy/scipy that defines the correct answer.
 
 Same name and argument order as the C++ and Numba kernels.  Products are formed
 with scipy's sparse matmul in float64, a block of rows at a time so memory stays
-bounded, then scored, rounded to the output dtype, clamped to [-1, 1], stripped
-of zero scores and ranked by (descending score, ascending column).
+bounded, then scored by the measure (cosine, dot product or Jaccard), rounded to
+the output dtype, clamped to [-1, 1] (cosine and Jaccard), stripped of zero
+scores and ranked by (descending score, ascending column).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def cosine_topk(
     row_end,  # IN  block of X's rows to compute
     k,
     shrink,  # IN
+    measure,  # IN  0 cosine, 1 dot product, 2 Jaccard (see similarity.hpp)
     x_exp,
     y_exp,  # IN  int32 (n), (m): rows were scaled by 2^-exp (for the shrink term), or both empty
     same_matrix,
@@ -40,8 +42,9 @@ def cosine_topk(
     yt = sp.csr_matrix((yt_data, yt_indices, yt_indptr), shape=(d, n_candidates))
     x64 = x.astype(np.float64)
     yt64 = yt.astype(np.float64)
-    y_norm = np.sqrt(np.asarray(yt64.multiply(yt64).sum(axis=0)).ravel())
-    x_norm_all = np.sqrt(np.asarray(x64.multiply(x64).sum(axis=1)).ravel())
+    y_sq = np.asarray(yt64.multiply(yt64).sum(axis=0)).ravel()
+    x_sq = np.asarray(x64.multiply(x64).sum(axis=1)).ravel()
+    y_norm = np.sqrt(y_sq)
     out_dtype = out_scores.dtype
     scaled = x_exp.shape[0] > 0
 
@@ -58,14 +61,14 @@ def cosine_topk(
             if same_matrix and exclude_self:
                 keep &= cols != row
             cols, dot = cols[keep], dot[keep]
-            x_norm = y_norm[row] if same_matrix else x_norm_all[row]
-            if scaled:  # the shrink term in the rows' rescaled units (inf: the score is 0)
-                with np.errstate(over="ignore"):
-                    term = np.ldexp(shrink, -(np.int64(x_exp[row]) + y_exp[cols].astype(np.int64)))
+            if measure == 1:
+                scores = dot.astype(out_dtype)
+            elif measure == 2:
+                x_size = y_sq[row] if same_matrix else x_sq[row]
+                scores = np.clip((dot / (x_size + y_sq[cols] - dot + shrink)).astype(out_dtype), -1, 1)
             else:
-                term = shrink
-            scores = (dot / (x_norm * y_norm[cols] + term)).astype(out_dtype)
-            np.clip(scores, -1, 1, out=scores)
+                x_norm = y_norm[row] if same_matrix else np.sqrt(x_sq[row])
+                scores = _cosine(dot, row, cols, x_norm, y_norm, shrink, scaled, x_exp, y_exp, out_dtype)
             nonzero = scores != 0  # scores too small for the dtype are not kept
             cols, scores = cols[nonzero], scores[nonzero]
             order = np.lexsort((cols, -scores))[:k]
@@ -73,3 +76,14 @@ def cosine_topk(
             out_indices[local, :count] = cols[order]
             out_scores[local, :count] = scores[order]
             out_counts[local] = count
+
+
+def _cosine(dot, row, cols, x_norm, y_norm, shrink, scaled, x_exp, y_exp, out_dtype):
+    """Cosine scores of row ``row`` (norm ``x_norm``) against ``cols``, in the output dtype, clamped."""
+    if scaled:  # the shrink term in the rows' rescaled units (inf: the score is 0)
+        with np.errstate(over="ignore"):
+            term = np.ldexp(shrink, -(np.int64(x_exp[row]) + y_exp[cols].astype(np.int64)))
+    else:
+        term = shrink
+    scores = (dot / (x_norm * y_norm[cols] + term)).astype(out_dtype)
+    return np.clip(scores, -1, 1)

@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from fastrec import _runtime
 from fastrec import _validation as V
+from fastrec._sparse import transpose_csr
 from fastrec.similarity._checks import check_rows, rows_and_transpose
 
 
@@ -104,6 +105,33 @@ def cosine_topk(
     >>> neighbours.shape
     (300, 300)
     """
+    return neighbours_topk(
+        X, Y, k, shrink=shrink, exclude_self=exclude_self, rows=rows, n_threads=n_threads, backend=backend
+    )
+
+
+COSINE, DOT, JACCARD = 0, 1, 2  # the measures of csrc/include/fastrec/similarity.hpp
+
+
+def neighbours_topk(
+    X: Any,
+    Y: Any,
+    k: int,
+    *,
+    shrink: float,
+    exclude_self: bool,
+    rows: Any,
+    n_threads: int | None,
+    backend: str,
+    measure: int = COSINE,
+    prepare: Any = None,
+) -> sp.csr_matrix:
+    """The top-``k`` kernel behind :func:`cosine_topk` and :func:`fastrec.similarity_topk`.
+
+    ``prepare(x, y)`` (``y`` None when Y is X) returns new canonical CSR rows of
+    the kernel's dtype to score instead (centred, binary or weighted rows);
+    ``measure`` picks the kernel's scoring of their dot products.
+    """
     k = V.check_int(k, "k", minimum=1)
     shrink = V.check_float(shrink, "shrink", minimum=0.0)
     if not isinstance(exclude_self, (bool, np.bool_)):
@@ -127,6 +155,10 @@ def cosine_topk(
         x = V.canonical_csr(X_sparse, "X", dtype)
         y_rows, yt = rows_and_transpose(Y_sparse, "Y", dtype, n_threads=n_threads)
         same_matrix = False
+    if prepare is not None:
+        x, y_new = prepare(x, None if same_matrix else y_rows)
+        y_rows = x if same_matrix else y_new
+        yt = transpose_csr(y_rows, n_threads)
 
     n, d = x.shape
     m = yt.shape[1]
@@ -140,7 +172,8 @@ def cosine_topk(
     xa, yta = V.csr_arrays(x, index_dtype), V.csr_arrays(yt, index_dtype)
     no_exponents = np.zeros(0, dtype=np.int32)
     x_exp = y_exp = no_exponents
-    if _needs_rescaling(x.data, None if same_matrix else yt.data, shrink):
+    # only cosine is invariant under the rescaling (Jaccard rows are binary)
+    if measure == COSINE and _needs_rescaling(x.data, None if same_matrix else yt.data, shrink):
         x_exp = _row_exponents(x)
         y_exp = x_exp if same_matrix else _row_exponents(y_rows)
         # new arrays: the caller's data is never changed
@@ -164,6 +197,7 @@ def cosine_topk(
             row_end=stop,
             k=capacity,
             shrink=shrink,
+            measure=measure,
             x_exp=x_exp,
             y_exp=y_exp,
             same_matrix=same_matrix,

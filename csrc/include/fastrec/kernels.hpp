@@ -20,6 +20,7 @@
 #include "fastrec/mf.hpp"
 #include "fastrec/scoring.hpp"
 #include "fastrec/warp.hpp"
+#include "fastrec/weighting.hpp"
 
 #ifdef FASTREC_ISA_NS
 namespace fastrec {
@@ -68,6 +69,13 @@ template void topn<double, int32_t>(const TopnArgs<double, int32_t>&);
 template void topn<double, int64_t>(const TopnArgs<double, int64_t>&);
 template void fma_peak<float>(const FmaPeakArgs&);
 template void stream<float>(const StreamArgs<float>&);
+
+template void document_weight<float, int32_t>(const DocumentWeightArgs<float, int32_t>&);
+template void document_weight<float, int64_t>(const DocumentWeightArgs<float, int64_t>&);
+template void document_weight<double, int32_t>(const DocumentWeightArgs<double, int32_t>&);
+template void document_weight<double, int64_t>(const DocumentWeightArgs<double, int64_t>&);
+template void confidence_weight<float>(const ConfidenceWeightArgs<float>&);
+template void confidence_weight<double>(const ConfidenceWeightArgs<double>&);
 #endif
 
 }  // namespace FASTREC_ISA_NS

@@ -2,6 +2,15 @@
 //
 //   sim(i, j) = <x_i, y_j> / (||x_i|| * ||y_j|| + shrink)
 //
+// The same kernel scores two other measures of the dot products (`measure`):
+//
+//   dot       sim(i, j) = <x_i, y_j>
+//   Jaccard   sim(i, j) = <x_i, y_j> / (|x_i|^2 + |y_j|^2 - <x_i, y_j> + shrink)
+//             with binary rows: |A n B| / (|A u B| + shrink)
+//
+// Centred (Pearson, adjusted cosine) and weighted (BM25, TF-IDF) similarities
+// are these measures of rows the caller transformed first.
+//
 // For every requested row i of X the kernel keeps the k largest non-zero
 // similarities (ties to the smaller j) without ever forming the n x m product.
 //
@@ -39,6 +48,9 @@
 
 namespace fastrec {
 
+// The measures of CosineTopkArgs::measure.
+constexpr int32_t kCosine = 0, kDot = 1, kJaccard = 2;
+
 // Inputs and outputs of one call; every array is owned by the caller.
 template <class T, class I>
 struct CosineTopkArgs {
@@ -48,6 +60,7 @@ struct CosineTopkArgs {
     int64_t row_end;      // IN  one past the last row of x to compute
     int64_t k;            // IN  neighbours kept per row (>= 1)
     double shrink;        // IN  added to the norm product (>= 0)
+    int32_t measure;      // IN  kCosine, kDot or kJaccard
     const int32_t* x_exp; // IN  (n) x's rows were scaled by 2^-x_exp, or nullptr (not scaled)
     const int32_t* y_exp; // IN  (m) Y's rows were scaled by 2^-y_exp; nullptr with x_exp
     bool same_matrix;     // IN  Y is X: row i of X is column i of the result
@@ -72,6 +85,7 @@ struct CosineTopkArgs {
     F(row_end, int64_t, VALUE, A.row_end, (in_range(A.row_begin, A.x.n_rows))) \
     F(k, int64_t, VALUE, A.k, (at_least(1)))                                   \
     F(shrink, double, VALUE, A.shrink, (finite_at_least(0)))                   \
+    F(measure, int32_t, VALUE, A.measure, (in_range(0, 2)))                    \
     F(x_exp, int32_t, IN, A.x_exp, (optional(A.x.n_rows)))                     \
     F(y_exp, int32_t, IN, A.y_exp, (optional(A.yt.n_cols)))                    \
     F(same_matrix, bool, VALUE, A.same_matrix, ())                             \
@@ -103,25 +117,26 @@ constexpr double kVectorWorkRatio = 1.0;
 // Euclidean norm of every row of Y, read from its transpose (features ascending,
 // the order row_norm sums in).
 template <class T, class I>
-std::vector<double> candidate_norms(const CsrView<T, I>& yt) {
+std::vector<double> candidate_norms(const CsrView<T, I>& yt, bool squared) {
     std::vector<double> sq(static_cast<std::size_t>(yt.n_cols), 0.0);
     for (int64_t f = 0; f < yt.n_rows; ++f)
         for (int64_t p = yt.indptr[f]; p < yt.indptr[f + 1]; ++p) {
             double v = static_cast<double>(yt.data[p]);
             sq[static_cast<std::size_t>(yt.indices[p])] += v * v;
         }
-    for (double& s : sq) s = std::sqrt(s);
+    if (!squared)
+        for (double& s : sq) s = std::sqrt(s);
     return sq;
 }
 
 template <class T, class I>
-double row_norm(const CsrView<T, I>& x, int64_t row) {
+double row_norm(const CsrView<T, I>& x, int64_t row, bool squared) {
     double sq = 0.0;
     for (int64_t p = x.indptr[row]; p < x.indptr[row + 1]; ++p) {
         double v = static_cast<double>(x.data[p]);
         sq += v * v;
     }
-    return std::sqrt(sq);
+    return squared ? sq : std::sqrt(sq);
 }
 
 // Turns dot products into similarities clamped to [-1, 1] (rounding can
@@ -135,6 +150,7 @@ struct Scorer {
     const T* y_inv_norm;    // (m) 1 / ||y||, 0 for empty rows
     const int32_t* y_exp;   // (m) scale exponent by label, or nullptr: rows not rescaled
     double shrink;          // >= 0
+    int32_t measure;        // kCosine, kDot, kJaccard (norms are then squared norms)
 
     // The shrink term of a pair in the rows' rescaled units (an exact power-of-two
     // scaling of shrink, rounded once to T).
@@ -145,6 +161,10 @@ struct Scorer {
     static T clamp(T s) { return s > T(1) ? T(1) : (s < T(-1) ? T(-1) : s); }
 
     T score(T dot, T x_norm, T x_inv_norm, int32_t x_exp, int64_t label) const {
+        if (measure != kCosine) {  // one predictable branch: cosine's path is unchanged
+            if (measure == kDot) return dot;
+            return clamp(dot / (x_norm + y_norm[label] - dot + static_cast<T>(shrink)));
+        }
         if (shrink == 0) return clamp(dot * (x_inv_norm * y_inv_norm[label]));
         const T term = shrink_term(x_exp, label);
         return clamp(dot / (x_norm * y_norm[label] + term));
@@ -154,7 +174,10 @@ struct Scorer {
         using V = vec64_t<T>;
         const V one = broadcast64(T(1));
         V s;
-        if (shrink == 0) {
+        if (measure == kDot) return dot;
+        if (measure == kJaccard) {
+            s = dot / (x_norm + y_norm[label] - dot + static_cast<T>(shrink));
+        } else if (shrink == 0) {
             s = dot * (x_inv_norm * y_inv_norm[label]);
         } else {
             V term;
@@ -541,17 +564,18 @@ void cosine_topk(const CosineTopkArgs<T, I>& args) {
     // Norms of the candidates, and of the requested rows (taken from the same
     // numbers when Y is X, so that sim(i, j) and sim(j, i) agree bit for bit).
     std::vector<double> y_norm64;
+    const bool squared = args.measure == kJaccard;  // Jaccard needs |x|^2, the count of a binary row
     if (args.same_matrix) {  // Y's rows are X's rows: row norms, in parallel
         y_norm64.resize(m);
 #pragma omp parallel for num_threads(args.n_threads) schedule(static, 1024)
-        for (int64_t i = 0; i < m; ++i) y_norm64[i] = row_norm(x, i);
+        for (int64_t i = 0; i < m; ++i) y_norm64[i] = row_norm(x, i, squared);
     } else {
-        y_norm64 = candidate_norms(yt);
+        y_norm64 = candidate_norms(yt, squared);
     }
     std::vector<T> row_norm_t(n_rows), row_inv_t(n_rows);
     for (int64_t r = 0; r < n_rows; ++r) {
         const int64_t row = args.row_begin + r;
-        const double norm = args.same_matrix ? y_norm64[row] : row_norm(x, row);
+        const double norm = args.same_matrix ? y_norm64[row] : row_norm(x, row, squared);
         // An empty row's dot products are all 0; norm 1 makes its scores 0 / (1 * |y| + shrink),
         // never 0 / 0, even where the shrink term rounds to 0.
         row_norm_t[r] = norm > 0 ? static_cast<T>(norm) : T(1);
@@ -629,7 +653,7 @@ void cosine_topk(const CosineTopkArgs<T, I>& args) {
     }
     Problem<T, I> pb{args, cand, symmetric ? order.data() : nullptr, feature_work.data(),
                      Scorer<T>{label_norm.data(), label_inv.data(), args.y_exp ? label_exp.data() : nullptr,
-                               args.shrink},
+                               args.shrink, args.measure},
                      shared.get(), capacity};
 
     const int64_t n_groups = (n_rows + lanes - 1) / lanes;
