@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import fastrec
@@ -46,7 +47,9 @@ class ItemMean(Estimator):
         out = []
         for item in np.asarray(items).tolist():
             s, c = self.sums_.get(item, 0.0), self.counts_.get(item, 0)
-            out.append((s + self.shrink * self.global_) / (c + self.shrink) if c + self.shrink else self.global_)
+            out.append(
+                (s + self.shrink * self.global_) / (c + self.shrink) if c + self.shrink else self.global_
+            )
         return np.array(out)
 
 
@@ -139,13 +142,16 @@ def test_shuffle_split_defaults_seed_and_sizes():
 def test_shuffle_split_rejects_bad_seed_and_sizes():
     with pytest.raises(ValueError, match="random_state"):
         ShuffleSplit(random_state=-1)
-    with pytest.raises(TypeError, match=re.escape("test_size must be a fraction in (0, 1) or a number of ratings")):
+    with pytest.raises(
+        TypeError, match=re.escape("test_size must be a fraction in (0, 1) or a number of ratings")
+    ):
         ShuffleSplit(test_size="0.2")
     for bad in (0.0, 1.0):
         with pytest.raises(
             ValueError,
             match=re.escape(
-                f"test_size={bad} must be a fraction strictly between 0 and 1 (or an integer number of ratings)."
+                f"test_size={bad} must be a fraction strictly between 0 and 1 "
+                "(or an integer number of ratings)."
             ),
         ):
             ShuffleSplit(test_size=bad)
@@ -272,7 +278,9 @@ def test_grid_search_refuses_a_distribution():
 
     with pytest.raises(
         TypeError,
-        match=re.escape("param_grid['shrink'] is a distribution: list its values, or use RandomizedSearchCV."),
+        match=re.escape(
+            "param_grid['shrink'] is a distribution: list its values, or use RandomizedSearchCV."
+        ),
     ):
         GridSearchCV(ItemMean(), {"shrink": uniform(0, 1)}, cv=2).fit(rated())
 
@@ -326,11 +334,12 @@ def test_search_errors_name_the_argument():
 
 
 def test_search_on_a_frame_with_named_columns():
-    pd = pytest.importorskip("pandas")
     users, items, ratings = rated(n=60)
     frame = pd.DataFrame({"who": users, "what": items, "stars": ratings, "other": -ratings})
     cv = KFold(3, random_state=1)
-    search = GridSearchCV(ItemMean(), {"shrink": [0.0, 2.0]}, cv=cv, columns=("who", "what", "stars")).fit(frame)
+    search = GridSearchCV(ItemMean(), {"shrink": [0.0, 2.0]}, cv=cv, columns=("who", "what", "stars")).fit(
+        frame
+    )
     data = (users, items, ratings)
     means = []
     for i, shrink in enumerate((0.0, 2.0)):
@@ -350,8 +359,12 @@ def test_search_on_a_frame_with_named_columns():
 def test_search_masks_parameters_a_grid_does_not_set():
     grids = [{"shrink": [0.0, 1.0]}, {"n_threads": [1]}]
     search = GridSearchCV(ItemMean(), grids, cv=KFold(2, random_state=0)).fit(rated())
-    np.testing.assert_array_equal(np.ma.getmaskarray(search.cv_results_["param_shrink"]), [False, False, True])
-    np.testing.assert_array_equal(np.ma.getmaskarray(search.cv_results_["param_n_threads"]), [True, True, False])
+    np.testing.assert_array_equal(
+        np.ma.getmaskarray(search.cv_results_["param_shrink"]), [False, False, True]
+    )
+    np.testing.assert_array_equal(
+        np.ma.getmaskarray(search.cv_results_["param_n_threads"]), [True, True, False]
+    )
     assert list(search.cv_results_["param_shrink"][:2]) == [0.0, 1.0]
 
 
@@ -378,7 +391,13 @@ def test_train_scores_apply_the_threshold_and_cutoff_one_is_valid():
     data = rated(n=60, seed=5)
     cv = KFold(3, random_state=4)
     scores = cross_validate(
-        MostRated(), data, cv=cv, metrics=["precision@1", "recall"], k=1, threshold=4.0, return_train_score=True
+        MostRated(),
+        data,
+        cv=cv,
+        metrics=["precision@1", "recall"],
+        k=1,
+        threshold=4.0,
+        return_train_score=True,
     )
     assert sorted(scores) == sorted(
         ["test_precision@1", "test_recall@1", "train_precision@1", "train_recall@1", "fit_time", "score_time"]
@@ -424,6 +443,8 @@ def test_bad_fold_ratings_name_the_set_and_bad_arguments_their_type():
         cross_validate(ItemMean(), good, cv=2, n_jobs=1.5)
     with pytest.raises(
         ValueError,
-        match=re.escape("(fit(ratings), recommend(users, n, exclude_seen=...), optionally predict(users, items))."),
+        match=re.escape(
+            "(fit(ratings), recommend(users, n, exclude_seen=...), optionally predict(users, items))."
+        ),
     ):
         cross_validate(object(), good, cv=2, metrics="ndcg@3")
