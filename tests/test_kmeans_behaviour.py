@@ -180,3 +180,15 @@ def test_verbose_reports_a_converged_run_in_the_units_of_x(capsys):
     KMeans(2, init=init, n_init=1, max_iter=50, tol=0.0, verbose=True).fit(X)
     line = f"KMeans run 1 of 1: inertia {inertia:.6g} after {n_iter} iteration(s), converged."
     assert capsys.readouterr().out.strip() == line
+
+
+def test_float32_rows_are_measured_in_the_dtype_of_float64_centres():
+    X = np.array([[0.0, 0.0], [0.0, 1.0], [10.0, 10.0], [10.0, 11.0]])
+    init = np.array([[0.0, 0.0], [10.0, 10.0]])
+    km = KMeans(2, init=init, n_init=1).fit(X)
+    means = np.array([[0.0, 0.5], [10.0, 10.5]])  # the two pairs, by construction
+    rows = np.array([[1.0, 2.0], [9.0, 9.5]], dtype=np.float32)
+    out = km.transform(rows)
+    assert out.dtype == np.float64
+    np.testing.assert_allclose(out, np.sqrt(sqdist(rows, means)), rtol=1e-12)
+    np.testing.assert_array_equal(km.predict(rows), [0, 1])
