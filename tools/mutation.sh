@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
-# Mutation testing of the Python layer of the metrics and of KMeans (not run in CI).
+# Mutation testing of the Python layer of the metrics, of KMeans and of model selection (not run
+# in CI).
 #
 #   tools/mutation.sh metrics   # fastrec/metrics/{ranking,rating,evaluate}.py: 679 mutants, about
 #                               # 10 minutes on 2 busy cores, after a first run of the four test
 #                               # files that maps tests to functions (about 3 minutes)
-#   tools/mutation.sh kmeans    # fastrec/cluster/kmeans.py: 1003 mutants, 5 to 10 a minute on 2 busy
+#   tools/mutation.sh kmeans    # fastrec/cluster/kmeans.py: 1063 mutants, 5 to 10 a minute on 2 busy
 #                               # cores (2 to 3 hours): a survivor runs every test that calls its
 #                               # function, up to 80 seconds.  Pass mutant name globs to run part of
 #                               # it, e.g. tools/mutation.sh kmeans 'fastrec.cluster.kmeans.x_lloyd*'
-#   tools/mutation.sh all       # both
+#   tools/mutation.sh model_selection
+#                               # fastrec/model_selection/*.py: 1504 mutants, 15 to 25 a minute on 2
+#                               # busy cores (1 to 1.5 hours).  Each mutant runs in a fresh process,
+#                               # so a test with n_jobs=2 starts joblib's loky workers again (20 s
+#                               # on busy cores): JOBLIB_MULTIPROCESSING=0 runs those folds in the
+#                               # process instead, at the cost of the loky branch of _fit.run
+#                               # (run its mutants without it: 'fastrec.model_selection._fit.x_run*')
+#   tools/mutation.sh all       # all three
 #
 # Settings are in the [tool.mutmut] section of pyproject.toml: the files mutated, and the test
 # files run against them (tests/test_metrics.py; tests/test_kmeans.py, test_kmeans_profile.py,
-# test_estimator_checks.py).  mutmut copies fastrec/ into mutants/ (the compiled core
+# test_estimator_checks.py, test_kmeans_behaviour.py; tests/test_model_selection.py,
+# test_model_selection_behaviour.py).  mutmut copies fastrec/ into mutants/ (the compiled core
 # fastrec/_cpp*.so included, so every backend runs there) and runs, for each mutant, only the
 # tests that call the mutated function.  Mutants are forked from a clean fork server because
 # the suite starts OpenMP and Numba thread pools, which deadlock in a plain fork.
@@ -39,8 +48,9 @@ shift || true
 case "$what" in
     metrics) targets=("${@:-fastrec.metrics.*}") ;;
     kmeans) targets=("${@:-fastrec.cluster.kmeans.*}") ;;
-    all) targets=("fastrec.metrics.*" "fastrec.cluster.kmeans.*") ;;
-    *) echo "usage: $0 [metrics|kmeans|all] [mutant name globs]" >&2; exit 2 ;;
+    model_selection) targets=("${@:-fastrec.model_selection.*}") ;;
+    all) targets=("fastrec.metrics.*" "fastrec.cluster.kmeans.*" "fastrec.model_selection.*") ;;
+    *) echo "usage: $0 [metrics|kmeans|model_selection|all] [mutant name globs]" >&2; exit 2 ;;
 esac
 mutmut run --max-children "$jobs" "${targets[@]}"
 mutmut results
