@@ -192,3 +192,14 @@ def test_float32_rows_are_measured_in_the_dtype_of_float64_centres():
     assert out.dtype == np.float64
     np.testing.assert_allclose(out, np.sqrt(sqdist(rows, means)), rtol=1e-12)
     np.testing.assert_array_equal(km.predict(rows), [0, 1])
+
+
+def test_sparse_rows_are_measured_like_dense_ones():
+    import scipy.sparse as sp
+
+    X = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [5.0, 5.0, 0.0], [5.0, 6.0, 0.0]])
+    init = np.array([[0.0, 0.0, 1.0], [5.0, 5.0, 0.0]])
+    km = KMeans(2, init=init, n_init=1).fit(sp.csr_matrix(X))
+    means = np.array([[0.0, 0.5, 1.0], [5.0, 5.5, 0.0]])  # the two pairs, by construction
+    rows = np.array([[1.0, 2.0, 0.0], [4.0, 4.0, 3.0]])
+    np.testing.assert_allclose(km.transform(sp.csr_matrix(rows)), np.sqrt(sqdist(rows, means)), rtol=1e-12)
