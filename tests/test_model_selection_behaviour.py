@@ -448,3 +448,22 @@ def test_bad_fold_ratings_name_the_set_and_bad_arguments_their_type():
         ),
     ):
         cross_validate(object(), good, cv=2, metrics="ndcg@3")
+
+
+@pytest.mark.parametrize("search", [GridSearchCV, RandomizedSearchCV])
+def test_searches_store_their_parameters_as_given(search):
+    given = {
+        "scoring": "mae",
+        "refit": False,
+        "cv": 3,
+        "n_jobs": 2,
+        "k": 4,
+        "threshold": 3.0,
+        "random_state": 7,
+        "return_train_score": True,
+        "columns": ("who", "what", "stars"),
+    }
+    if search is RandomizedSearchCV:
+        given["n_iter"] = 3
+    params = search(ItemMean(), {"shrink": [0.0, 1.0]}, **given).get_params(deep=False)
+    assert {key: params[key] for key in given} == given
