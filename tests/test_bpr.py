@@ -10,6 +10,8 @@ import pytest
 import scipy.sparse as sp
 from sklearn.base import clone
 
+from conftest import compiled_variants, variant
+
 from fastrec import BPR, available_backends
 from fastrec._aligned import aligned_zeros, padded_width
 from fastrec._runtime import kernel_module
@@ -115,10 +117,10 @@ def test_reference_lane_dot_is_the_dot_product():
 # -- every backend against the reference ---------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("backend, level", compiled_variants())  # cpp at every SIMD level
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("k", [3, 20])
-def test_samples_match_reference_bit_for_bit(backend, dtype, k):
+@pytest.mark.parametrize("k", [3, 20, 140])
+def test_samples_match_reference_bit_for_bit(backend, level, dtype, k):
     """For one given sample order every backend computes the same bits."""
     rng = np.random.default_rng(4)
     n_users, n_items, n = 9, 12, 300
@@ -131,18 +133,19 @@ def test_samples_match_reference_bit_for_bit(backend, dtype, k):
     for name in ("numpy", backend):
         P, Q, bi = _factors(n_users, n_items, k, dtype)
         stats = np.zeros(3)
-        _kernels(name).bpr_samples(
-            users=users,
-            items=items,
-            negatives=negatives,
-            P=P,
-            Q=Q,
-            bi=bi,
-            lr=0.1,
-            reg=0.02,
-            item_bias=True,
-            out_stats=stats,
-        )
+        with variant(level if name == backend else None):
+            _kernels(name).bpr_samples(
+                users=users,
+                items=items,
+                negatives=negatives,
+                P=P,
+                Q=Q,
+                bi=bi,
+                lr=0.1,
+                reg=0.02,
+                item_bias=True,
+                out_stats=stats,
+            )
         results.append((P, Q, bi, stats))
     for got, expected in zip(results[1], results[0]):
         np.testing.assert_array_equal(got, expected)
@@ -161,10 +164,10 @@ def test_draws_match_reference(backend, popularity, n_threads):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend, level", [*compiled_variants(), ("numpy", None)])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("item_bias", [True, False])
-def test_epoch_is_its_draws_then_its_steps(backend, dtype, item_bias):
+def test_epoch_is_its_draws_then_its_steps(backend, level, dtype, item_bias):
     """One thread: bpr_epoch equals bpr_draw followed by the reference's bpr_samples, bit for bit."""
     R = _matrix()
     indptr, indices, users = positives_of(R)
@@ -175,23 +178,24 @@ def test_epoch_is_its_draws_then_its_steps(backend, dtype, item_bias):
     _reference.bpr_samples(su, si, sj, P0, Q0, b0, 0.05, 0.01, item_bias, expected)
     P, Q, bi = _factors(*R.shape, 6, dtype)
     stats = np.zeros(3)
-    _kernels(backend).bpr_epoch(
-        indptr=indptr,
-        indices=indices,
-        users=users,
-        P=P,
-        Q=Q,
-        bi=bi,
-        lr=0.05,
-        reg=0.01,
-        item_bias=item_bias,
-        popularity=False,
-        n_samples=n_samples,
-        seed=seed,
-        max_tries=16,
-        out_stats=stats,
-        n_threads=1,
-    )
+    with variant(level):
+        _kernels(backend).bpr_epoch(
+            indptr=indptr,
+            indices=indices,
+            users=users,
+            P=P,
+            Q=Q,
+            bi=bi,
+            lr=0.05,
+            reg=0.01,
+            item_bias=item_bias,
+            popularity=False,
+            n_samples=n_samples,
+            seed=seed,
+            max_tries=16,
+            out_stats=stats,
+            n_threads=1,
+        )
     for got, want in [(P, P0), (Q, Q0), (bi, b0), (stats, expected)]:
         np.testing.assert_array_equal(got, want)
 
@@ -396,3 +400,36 @@ def test_bad_input_raises():
         BPR(backend="numpy").fit(negative)
     with pytest.raises(FloatingPointError, match="lower lr"):
         BPR(2, 20, lr=1e30, reg=1e10, random_state=0, n_threads=1, backend="numba").fit(_planted(6, 10, 16, per_user=4)[0])
+
+
+@pytest.mark.parametrize("backend", [b for b in COMPILED if b == "cpp"])
+def test_compiled_kernels_reject_bad_arrays(backend):
+    R = _matrix()
+    indptr, indices, users = positives_of(R)
+    P, Q, bi = _factors(*R.shape, 4, np.float32)
+    kw = dict(lr=0.1, reg=0.0, item_bias=True, popularity=False, n_samples=10, seed=0, max_tries=4,
+              out_stats=np.zeros(3), n_threads=1)
+    cpp = _kernels(backend)
+    with pytest.raises(ValueError, match="P: expected 2-D rows padded"):
+        cpp.bpr_epoch(indptr=indptr, indices=indices, users=users, P=np.zeros(P.shape[:1] + (4,), np.float32),
+                      Q=np.zeros(Q.shape[:1] + (4,), np.float32), bi=bi, **kw)
+    with pytest.raises(ValueError, match="Q: expected shape"):
+        cpp.bpr_epoch(indptr=indptr, indices=indices, users=users, P=P, Q=np.ascontiguousarray(Q[:, :8]), bi=bi, **kw)
+    bad = indices.copy()
+    bad[0] = R.shape[1]
+    with pytest.raises(ValueError, match="indices: item out of range"):
+        cpp.bpr_epoch(indptr=indptr, indices=bad, users=users, P=P, Q=Q, bi=bi, **kw)
+    unsorted = indices.copy()
+    unsorted[[0, 1]] = unsorted[[1, 0]]
+    with pytest.raises(ValueError, match="sorted"):
+        cpp.bpr_epoch(indptr=indptr, indices=unsorted, users=users, P=P, Q=Q, bi=bi, **kw)
+    wrong_users = users.copy()
+    wrong_users[0] += 1
+    with pytest.raises(ValueError, match="users"):
+        cpp.bpr_epoch(indptr=indptr, indices=indices, users=wrong_users, P=P, Q=Q, bi=bi, **kw)
+    one = np.zeros(1, np.int32)
+    with pytest.raises(ValueError, match="negatives: equal to the positive"):
+        cpp.bpr_samples(users=one, items=one, negatives=one, P=P, Q=Q, bi=bi, lr=0.1, reg=0.0,
+                        item_bias=True, out_stats=np.zeros(3))
+    with pytest.raises(ValueError, match="max_tries must be >= 1"):
+        cpp.bpr_epoch(indptr=indptr, indices=indices, users=users, P=P, Q=Q, bi=bi, **{**kw, "max_tries": 0})

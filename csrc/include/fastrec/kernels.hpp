@@ -3,7 +3,7 @@
 //
 // Heavy families compile in units of their own, so that a level's units build in
 // parallel: a unit defines FASTREC_KERNEL_PART to its part number (1: SGD MF,
-// 2: every light family); FASTREC_PART(n) says whether this unit compiles part n.
+// 2: every light family, 4: BPR); FASTREC_PART(n) says whether this unit compiles part n.
 // Left undefined, a unit compiles all.
 #pragma once
 
@@ -18,6 +18,7 @@
 #include "fastrec/recommenders.hpp"
 #include "fastrec/roofline.hpp"
 #include "fastrec/mf.hpp"
+#include "fastrec/bpr.hpp"
 #include "fastrec/scoring.hpp"
 
 #ifdef FASTREC_ISA_NS
@@ -29,6 +30,13 @@ template void sgd_mf_epoch<float>(const SgdMfArgs<float>&);
 template void sgd_mf_epoch<double>(const SgdMfArgs<double>&);
 template void mf_predict<float>(const MfPredictArgs<float>&);
 template void mf_predict<double>(const MfPredictArgs<double>&);
+#endif
+
+#if FASTREC_PART(4)
+template void bpr_samples<float>(const BprSamplesArgs<float>&);
+template void bpr_samples<double>(const BprSamplesArgs<double>&);
+template void bpr_epoch<float>(const BprEpochArgs<float>&);
+template void bpr_epoch<double>(const BprEpochArgs<double>&);
 #endif
 
 #if FASTREC_PART(2)
