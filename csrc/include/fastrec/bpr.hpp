@@ -37,10 +37,10 @@
 // fp-contract off).  fastrec/implicit/bpr/_reference.py and _numba.py compute
 // in the same order, so every backend gives the same bits for one sample order.
 //
-// Speed.  bpr_epoch pipelines each chunk: the positive of sample s + 2D is
-// drawn and its entry prefetched, the negative of sample s + D is drawn and the
-// three factor rows it needs prefetched, and sample s takes its step; the draws
-// stay in sample order, so the pipeline changes nothing but the stalls.
+// Speed.  bpr_epoch pipelines each chunk (run_chunk): a sample's positive is
+// drawn, then its entry, row bounds, row and factor rows are read a few samples
+// after each was prefetched, and its step comes last; each stream's draws stay
+// in sample order, so the pipeline changes nothing but the stalls.
 #pragma once
 
 #include "fastrec/prelude.hpp"
@@ -338,16 +338,29 @@ struct Counts {
     int64_t used = 0, right = 0, skipped = 0;
 };
 
-// Samples ahead of the step at which a sample's negative is drawn and its
-// rows prefetched, and twice that for its positive's draw.
-constexpr int64_t kAhead = 8;
-constexpr int64_t kRing = 32;  // a power of two > 2 kAhead
+// The pipeline of a chunk: sample s draws its positive at step s, reads its
+// user and item kAhead steps later, its row bounds 2 kAhead later, draws its
+// negative 3 kAhead later and takes its SGD step 4 kAhead later; each stage
+// prefetches what the next one reads.
+constexpr int64_t kAhead = 4;
+constexpr int64_t kRing = 32;  // a power of two > 4 kAhead
+
+// Prefetches the lines of the sorted row [begin, end) that a binary search reads first.
+inline void prefetch_search(const int32_t* indices, int64_t begin, int64_t end) {
+    constexpr int64_t per_line = static_cast<int64_t>(kCacheLine / sizeof(int32_t));
+    const int64_t n = end - begin;
+    if (n <= 4 * per_line) {
+        for (int64_t t = begin; t < end; t += per_line) __builtin_prefetch(indices + t, 0, 3);
+    } else {
+        for (int64_t q = 1; q < 4; ++q) __builtin_prefetch(indices + begin + n * q / 4, 0, 3);
+    }
+}
 
 // One chunk of an epoch, pipelined (see the header comment).
 template <class T, int kVec>
 Counts run_chunk(const BprEpochArgs<T>& a, int64_t t) {
     struct Slot {
-        int64_t entry, u, i, j;
+        int64_t entry, u, i, j, begin, end;
     };
     Slot ring[kRing];
     const BprPositives& pos = a.pos;
@@ -357,22 +370,34 @@ Counts run_chunk(const BprEpochArgs<T>& a, int64_t t) {
     const int64_t begin = bpr_rng::chunk_begin(a.n_samples, a.n_threads, t);
     const int64_t end = bpr_rng::chunk_begin(a.n_samples, a.n_threads, t + 1);
     Counts c;
-    for (int64_t s = begin; s < end + 2 * kAhead; ++s) {
+    for (int64_t s = begin; s < end + 4 * kAhead; ++s) {
         if (s < end) {  // draw the positive; fetch its entry
             Slot& x = ring[s & (kRing - 1)];
             x.entry = bpr_rng::below(positives, pos.nnz);
             __builtin_prefetch(pos.users + x.entry, 0, 3);
             __builtin_prefetch(pos.indices + x.entry, 0, 3);
         }
-        const int64_t sb = s - kAhead;
-        if (sb >= begin && sb < end) {  // draw the negative; fetch the rows of the step
-            Slot& x = ring[sb & (kRing - 1)];
+        const int64_t s1 = s - kAhead;
+        if (s1 >= begin && s1 < end) {  // its user and item; fetch the row bounds and two rows
+            Slot& x = ring[s1 & (kRing - 1)];
             x.u = pos.users[x.entry];
             x.i = pos.indices[x.entry];
+            __builtin_prefetch(pos.indptr + x.u, 0, 3);
+            prefetch_row(a.P + x.u * a.stride, row_bytes);
+            prefetch_row(a.Q + x.i * a.stride, row_bytes);
+        }
+        const int64_t s2 = s - 2 * kAhead;
+        if (s2 >= begin && s2 < end) {  // the row bounds; fetch what the search reads
+            Slot& x = ring[s2 & (kRing - 1)];
+            x.begin = pos.indptr[x.u];
+            x.end = pos.indptr[x.u + 1];
+            prefetch_search(pos.indices, x.begin, x.end);
+        }
+        const int64_t s3 = s - 3 * kAhead;
+        if (s3 >= begin && s3 < end) {  // draw the negative; fetch its row
+            Slot& x = ring[s3 & (kRing - 1)];
             x.j = bpr_rng::draw_negative(negatives, pos, x.u, a.n_items, a.popularity, a.max_tries);
             if (x.j >= 0) {
-                prefetch_row(a.P + x.u * a.stride, row_bytes);
-                prefetch_row(a.Q + x.i * a.stride, row_bytes);
                 prefetch_row(a.Q + x.j * a.stride, row_bytes);
                 if (a.item_bias) {
                     __builtin_prefetch(a.bi + x.i, 1, 3);
@@ -380,9 +405,9 @@ Counts run_chunk(const BprEpochArgs<T>& a, int64_t t) {
                 }
             }
         }
-        const int64_t sc = s - 2 * kAhead;
-        if (sc >= begin) {
-            const Slot& x = ring[sc & (kRing - 1)];
+        const int64_t s4 = s - 4 * kAhead;
+        if (s4 >= begin) {
+            const Slot& x = ring[s4 & (kRing - 1)];
             if (x.j < 0) {
                 ++c.skipped;
             } else {
