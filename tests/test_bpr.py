@@ -8,9 +8,8 @@ import pickle
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from sklearn.base import clone
-
 from conftest import compiled_variants, variant
+from sklearn.base import clone
 
 from fastrec import BPR, available_backends
 from fastrec._aligned import aligned_zeros, padded_width
@@ -399,7 +398,9 @@ def test_bad_input_raises():
     with pytest.raises(ValueError, match="at least one positive"):
         BPR(backend="numpy").fit(negative)
     with pytest.raises(FloatingPointError, match="lower lr"):
-        BPR(2, 20, lr=1e30, reg=1e10, random_state=0, n_threads=1, backend="numba").fit(_planted(6, 10, 16, per_user=4)[0])
+        BPR(2, 20, lr=1e30, reg=1e10, random_state=0, n_threads=1, backend="numba").fit(
+            _planted(6, 10, 16, per_user=4)[0]
+        )
 
 
 @pytest.mark.parametrize("backend", [b for b in COMPILED if b == "cpp"])
@@ -407,14 +408,32 @@ def test_compiled_kernels_reject_bad_arrays(backend):
     R = _matrix()
     indptr, indices, users = positives_of(R)
     P, Q, bi = _factors(*R.shape, 4, np.float32)
-    kw = dict(lr=0.1, reg=0.0, item_bias=True, popularity=False, n_samples=10, seed=0, max_tries=4,
-              out_stats=np.zeros(3), n_threads=1)
+    kw = dict(
+        lr=0.1,
+        reg=0.0,
+        item_bias=True,
+        popularity=False,
+        n_samples=10,
+        seed=0,
+        max_tries=4,
+        out_stats=np.zeros(3),
+        n_threads=1,
+    )
     cpp = _kernels(backend)
     with pytest.raises(ValueError, match="P: expected 2-D rows padded"):
-        cpp.bpr_epoch(indptr=indptr, indices=indices, users=users, P=np.zeros(P.shape[:1] + (4,), np.float32),
-                      Q=np.zeros(Q.shape[:1] + (4,), np.float32), bi=bi, **kw)
+        cpp.bpr_epoch(
+            indptr=indptr,
+            indices=indices,
+            users=users,
+            P=np.zeros(P.shape[:1] + (4,), np.float32),
+            Q=np.zeros(Q.shape[:1] + (4,), np.float32),
+            bi=bi,
+            **kw,
+        )
     with pytest.raises(ValueError, match="Q: expected shape"):
-        cpp.bpr_epoch(indptr=indptr, indices=indices, users=users, P=P, Q=np.ascontiguousarray(Q[:, :8]), bi=bi, **kw)
+        cpp.bpr_epoch(
+            indptr=indptr, indices=indices, users=users, P=P, Q=np.ascontiguousarray(Q[:, :8]), bi=bi, **kw
+        )
     bad = indices.copy()
     bad[0] = R.shape[1]
     with pytest.raises(ValueError, match="indices: item out of range"):
@@ -429,7 +448,36 @@ def test_compiled_kernels_reject_bad_arrays(backend):
         cpp.bpr_epoch(indptr=indptr, indices=indices, users=wrong_users, P=P, Q=Q, bi=bi, **kw)
     one = np.zeros(1, np.int32)
     with pytest.raises(ValueError, match="negatives: equal to the positive"):
-        cpp.bpr_samples(users=one, items=one, negatives=one, P=P, Q=Q, bi=bi, lr=0.1, reg=0.0,
-                        item_bias=True, out_stats=np.zeros(3))
+        cpp.bpr_samples(
+            users=one,
+            items=one,
+            negatives=one,
+            P=P,
+            Q=Q,
+            bi=bi,
+            lr=0.1,
+            reg=0.0,
+            item_bias=True,
+            out_stats=np.zeros(3),
+        )
     with pytest.raises(ValueError, match="max_tries must be >= 1"):
         cpp.bpr_epoch(indptr=indptr, indices=indices, users=users, P=P, Q=Q, bi=bi, **{**kw, "max_tries": 0})
+
+
+def test_positives_are_the_entries_above_zero():
+    rng = np.random.default_rng(12)
+    rows, cols = rng.integers(0, 7, 60), rng.integers(0, 9, 60)
+    values = rng.choice([-1.0, 0.0, 1.0, 2.5], 60)
+    R = sp.csr_matrix((values, (rows, cols)), shape=(7, 9))  # duplicates, explicit zeros, negatives
+    R.has_canonical_format = False
+    before = (R.data.copy(), R.indices.copy(), R.indptr.copy())
+    indptr, indices, users = positives_of(R)
+    dense = np.zeros((7, 9))
+    np.add.at(dense, (rows, cols), values)
+    expected = sp.csr_matrix(dense > 0)
+    np.testing.assert_array_equal(indptr, expected.indptr)
+    np.testing.assert_array_equal(indices, expected.indices)
+    np.testing.assert_array_equal(users, np.repeat(np.arange(7), np.diff(expected.indptr)))
+    assert indices.dtype == users.dtype == np.int32 and indptr.dtype == np.int64
+    for got, want in zip((R.data, R.indices, R.indptr), before):
+        np.testing.assert_array_equal(got, want)  # input unchanged

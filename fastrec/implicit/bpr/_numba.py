@@ -182,15 +182,16 @@ def _below(state, n):
 
 @nb.njit(**NUMBA_STRICT_OPTIONS)
 def _is_positive(indices, begin, end, item):
-    lo = begin
-    hi = end
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if indices[mid] < item:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo < end and indices[lo] == item
+    """Whether item is in the sorted indices[begin:end]: branch-free halving, as bpr.hpp."""
+    n = end - begin
+    if n <= 0:
+        return False
+    base = begin
+    while n > 1:
+        half = n >> 1
+        base = base + half if indices[base + half] <= item else base
+        n -= half
+    return indices[base] == item
 
 
 @nb.njit(**NUMBA_STRICT_OPTIONS)
@@ -317,7 +318,9 @@ def _prefetch_rows(P, row, lanes):
 
 
 @nb.njit(**NUMBA_STRICT_OPTIONS)
-def _run_chunk(indptr, indices, users, P, Q, bi, lr, reg, item_bias, popularity, begin, end, seed, t, max_tries):
+def _run_chunk(
+    indptr, indices, users, P, Q, bi, lr, reg, item_bias, popularity, begin, end, seed, t, max_tries
+):
     """One chunk of an epoch, pipelined as bpr.hpp's run_chunk: (used, right, skipped)."""
     lr_t, reg_t, scratch = _scalars(P, Q, lr, reg)
     lanes = _ALIGN // P.itemsize
@@ -361,7 +364,9 @@ def _run_chunk(indptr, indices, users, P, Q, bi, lr, reg, item_bias, popularity,
                     _prefetch(indices, row_begin + n * q // 4)
         s3 = s - 3 * AHEAD
         if s3 >= begin and s3 < end:  # draw the negative; fetch its row
-            neg_state, j = _draw_negative(neg_state, indptr, indices, su[s3 & mask], n_items, popularity, max_tries)
+            neg_state, j = _draw_negative(
+                neg_state, indptr, indices, su[s3 & mask], n_items, popularity, max_tries
+            )
             sj[s3 & mask] = j
             if j >= 0:
                 _prefetch_rows(Q, j, lanes)

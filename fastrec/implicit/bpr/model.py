@@ -36,14 +36,19 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 
 def positives_of(R: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(indptr int64, sorted indices int32, user of every entry int32) of the entries > 0 of ``R``."""
+    if not R.has_canonical_format:  # fit's matrices are canonical already; a copy leaves R as given
+        R = R.copy()
+        R.sum_duplicates()
+    n_rows = R.shape[0]
+    rows = np.repeat(np.arange(n_rows, dtype=np.int32), np.diff(R.indptr))
     keep = R.data > 0
-    rows = np.repeat(np.arange(R.shape[0], dtype=np.int64), np.diff(R.indptr))[keep]
-    cols = R.indices[keep].astype(np.int32)
-    order = np.lexsort((cols, rows))  # R is canonical already; this keeps any input correct
-    rows, cols = rows[order], cols[order]
-    indptr = np.zeros(R.shape[0] + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=R.shape[0]), out=indptr[1:])
-    return indptr, np.ascontiguousarray(cols), rows.astype(np.int32)
+    if keep.all():
+        users, indices = rows, R.indices.astype(np.int32)
+    else:
+        users, indices = rows[keep], R.indices[keep].astype(np.int32)
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(users, minlength=n_rows), out=indptr[1:])
+    return indptr, indices, users
 
 
 class BPR(FactorRecommender):
@@ -155,9 +160,7 @@ class BPR(FactorRecommender):
     def _checked_params(self) -> dict[str, Any]:
         sampling = self.negative_sampling
         if not isinstance(sampling, str) or sampling not in NEGATIVE_SAMPLING:
-            raise ValueError(
-                f"negative_sampling={sampling!r} is not one of 'uniform', 'popularity'."
-            )
+            raise ValueError(f"negative_sampling={sampling!r} is not one of 'uniform', 'popularity'.")
         return {
             "n_factors": V.check_int(self.n_factors, "n_factors", minimum=1),
             "n_epochs": V.check_int(self.n_epochs, "n_epochs", minimum=0),
@@ -185,12 +188,12 @@ class BPR(FactorRecommender):
         seed = _seed_from(params["random_state"])
         rng = np.random.default_rng(seed)
         stride = padded_width(k, dtype)
-        V.check_memory(
-            (n_users + n_items) * stride * dtype.itemsize, "the BPR factors", "lower n_factors"
-        )
+        V.check_memory((n_users + n_items) * stride * dtype.itemsize, "the BPR factors", "lower n_factors")
         P, Q = aligned_zeros(n_users, stride, dtype), aligned_zeros(n_items, stride, dtype)
-        P[:, :k] = rng.normal(0.0, params["init_std"], (n_users, k))
-        Q[:, :k] = rng.normal(0.0, params["init_std"], (n_items, k))
+        P[:, :k] = rng.standard_normal((n_users, k), dtype=dtype)
+        Q[:, :k] = rng.standard_normal((n_items, k), dtype=dtype)
+        P *= dtype.type(params["init_std"])
+        Q *= dtype.type(params["init_std"])
         bi = np.zeros(n_items, dtype=dtype)
         kernel = _runtime.kernel_module(backend, "implicit.bpr").bpr_epoch
         history: dict[str, list[float]] = {"seconds": [], "sampled_auc": [], "skipped": []}
