@@ -29,6 +29,13 @@ _ALIGN = 64
 _PREFETCH = "llvm.prefetch.p0" if llvm_version_info >= (15,) else "llvm.prefetch.p0i8"
 
 
+def _factor_arrays(P, Q) -> bool:
+    """Whether P and Q type as C-contiguous 2-D arrays of one float dtype (the intrinsics' rows)."""
+    return all(isinstance(a, types.Array) and a.ndim == 2 and a.layout == "C" for a in (P, Q)) and (
+        P.dtype == Q.dtype and isinstance(P.dtype, types.Float)
+    )
+
+
 def _row_pointer(context, builder, array_type, array, index_type, index):
     """Pointer to the first element of row ``index`` of a 2-D array."""
     zero = context.get_constant(types.intp, 0)
@@ -43,7 +50,7 @@ def _lane_dot(typingctx, P, u, Q, i, j):
     Rows must hold whole 64-byte vectors (the kernels check).  Emitted as LLVM
     vector code: Numba's own loops would not vectorize this exact order.
     """
-    if not (isinstance(P, types.Array) and isinstance(Q, types.Array) and P.dtype == Q.dtype and P.ndim == 2):
+    if not _factor_arrays(P, Q):
         return None
 
     def codegen(context, builder, signature, args):
@@ -82,7 +89,7 @@ def _lane_update(typingctx, P, u, Q, i, j, lr, reg, z):
     p += lr (z (qi - qj) - reg p);  qi += lr (z p - reg qi);  qj += lr (-z p - reg qj),
     p on the right its value before the step.
     """
-    if not (isinstance(P, types.Array) and isinstance(Q, types.Array) and P.dtype == Q.dtype and P.ndim == 2):
+    if not _factor_arrays(P, Q):
         return None
     if not (lr == P.dtype and reg == P.dtype and z == P.dtype):
         return None
