@@ -481,3 +481,33 @@ def test_positives_are_the_entries_above_zero():
     assert indices.dtype == users.dtype == np.int32 and indptr.dtype == np.int64
     for got, want in zip((R.data, R.indices, R.indptr), before):
         np.testing.assert_array_equal(got, want)  # input unchanged
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_threaded_epoch_draws_the_chunked_samples(backend):
+    """With several threads the epoch skips exactly the samples bpr_draw leaves without a negative."""
+    R = _matrix(density=0.6)  # dense rows: many skipped samples with max_tries=1
+    indptr, indices, users = positives_of(R)
+    out = [np.empty(900, dtype=np.int32) for _ in range(3)]
+    _reference.bpr_draw(indptr, indices, users, R.shape[1], 900, 4, False, 1, *out, 3)
+    P, Q, bi = _factors(*R.shape, 4, np.float64)
+    stats = np.zeros(3)
+    _kernels(backend).bpr_epoch(
+        indptr=indptr,
+        indices=indices,
+        users=users,
+        P=P,
+        Q=Q,
+        bi=bi,
+        lr=0.05,
+        reg=0.01,
+        item_bias=True,
+        popularity=False,
+        n_samples=900,
+        seed=4,
+        max_tries=1,
+        out_stats=stats,
+        n_threads=3,
+    )
+    assert stats[2] == np.sum(out[2] < 0) > 0
+    assert stats[0] + stats[2] == 900
