@@ -187,18 +187,55 @@ def _below(state, n):
     return state, min(index, n - 1)
 
 
-@nb.njit(**NUMBA_STRICT_OPTIONS)
-def _is_positive(indices, begin, end, item):
-    """Whether item is in the sorted indices[begin:end]: branch-free halving, as bpr.hpp."""
-    n = end - begin
-    if n <= 0:
-        return False
-    base = begin
-    while n > 1:
-        half = n >> 1
-        base = base + half if indices[base + half] <= item else base
-        n -= half
-    return indices[base] == item
+@intrinsic
+def _is_positive(typingctx, indices, begin, end, item):
+    """Whether item is in the sorted, repeat-free indices[begin:end]: branch-free halving, as bpr.hpp.
+
+    Written as LLVM code whose select is marked unpredictable, so that it stays
+    a conditional move: the same halving in Numba compiles to branches that
+    mispredict on about half the draws (26 ns a search instead of 5).
+    """
+    if not (isinstance(indices, types.Array) and indices.ndim == 1 and indices.layout == "C"):
+        return None
+
+    def codegen(context, builder, signature, args):
+        array_type, begin_type, end_type, item_type = signature.args
+        ary = context.make_array(array_type)(context, builder, args[0])
+        intp = context.get_value_type(types.intp)
+        lo = context.cast(builder, args[1], begin_type, types.intp)
+        hi = context.cast(builder, args[2], end_type, types.intp)
+        item = context.cast(builder, args[3], item_type, types.int64)
+        one = ir.Constant(intp, 1)
+        found = cgutils.alloca_once_value(builder, cgutils.false_bit)
+        base = cgutils.alloca_once_value(builder, lo)
+        n = cgutils.alloca_once_value(builder, builder.sub(hi, lo))
+
+        def element(at):
+            value = builder.load(builder.gep(ary.data, [at]))
+            return context.cast(builder, value, array_type.dtype, types.int64)
+
+        with builder.if_then(builder.icmp_signed(">", builder.load(n), ir.Constant(intp, 0))):
+            check = builder.append_basic_block("search.check")
+            body = builder.append_basic_block("search.body")
+            done = builder.append_basic_block("search.done")
+            builder.branch(check)
+            builder.position_at_end(check)
+            builder.cbranch(builder.icmp_signed(">", builder.load(n), one), body, done)
+            builder.position_at_end(body)
+            count = builder.load(n)
+            half = builder.ashr(count, one)
+            at = builder.load(base)
+            ahead = builder.add(at, half)
+            choice = builder.select(builder.icmp_signed("<=", element(ahead), item), ahead, at)
+            choice.set_metadata("unpredictable", builder.module.add_metadata([]))
+            builder.store(choice, base)
+            builder.store(builder.sub(count, half), n)
+            builder.branch(check)
+            builder.position_at_end(done)
+            builder.store(builder.icmp_signed("==", element(builder.load(base)), item), found)
+        return builder.load(found)
+
+    return types.boolean(indices, begin, end, item), codegen
 
 
 @nb.njit(**NUMBA_STRICT_OPTIONS)
