@@ -18,9 +18,8 @@ import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
-from fastrec import ContentKNN, Hybrid, ItemKNN, MatrixFactorization, UnknownIdError, UserKNN
+from fastrec import BPR, WARP, ContentKNN, Hybrid, ItemKNN, MatrixFactorization, UnknownIdError, UserKNN
 from fastrec.base import NotFittedError
-from fastrec.implicit import WARP
 from fastrec.recommenders import FactorRecommender, Recommender
 
 N_USERS, N_ITEMS = 26, 21
@@ -64,6 +63,7 @@ MODELS = {
     "content": lambda backend, items: ContentKNN(FEATURES, item_ids=items, backend=backend),
     "mf": lambda backend, items: _mf(backend),
     "warp": lambda backend, items: WARP(4, 5, random_state=0, n_threads=1, backend=backend),
+    "bpr": lambda backend, items: BPR(4, 5, random_state=0, n_threads=1, backend=backend),
     "hybrid": lambda backend, items: Hybrid(
         [(ItemKNN(k=6, backend=backend), 0.6), (_mf(backend), 0.4)], backend=backend
     ),

@@ -1,10 +1,12 @@
 """Models and weighting for behaviour data: plays, clicks, purchases, views.
 
+- ``BPR``: Bayesian Personalized Ranking, pairwise SGD on sampled (user, positive, negative) triples.
 - ``WARP``: factorization trained with the Weighted Approximate-Rank Pairwise loss.
 - weighting: ``bm25_weight``, ``tfidf_weight`` and ``confidence`` over CSR.
 """
 
+from fastrec.implicit.bpr import BPR
 from fastrec.implicit.warp import WARP
 from fastrec.implicit.weighting import bm25_weight, confidence, tfidf_weight
 
-__all__ = ["WARP", "bm25_weight", "confidence", "tfidf_weight"]
+__all__ = ["BPR", "WARP", "bm25_weight", "confidence", "tfidf_weight"]

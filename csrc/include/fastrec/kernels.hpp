@@ -3,7 +3,8 @@
 //
 // Heavy families compile in units of their own, so that a level's units build in
 // parallel: a unit defines FASTREC_KERNEL_PART to its part number (1: SGD MF,
-// 2: every light family, 5: WARP); FASTREC_PART(n) says whether this unit compiles part n.
+// 2: every light family, 4: BPR, 5: WARP); FASTREC_PART(n) says whether this unit compiles part
+// n.
 // Left undefined, a unit compiles all.
 #pragma once
 
@@ -18,6 +19,7 @@
 #include "fastrec/recommenders.hpp"
 #include "fastrec/roofline.hpp"
 #include "fastrec/mf.hpp"
+#include "fastrec/bpr.hpp"
 #include "fastrec/scoring.hpp"
 #include "fastrec/warp.hpp"
 #include "fastrec/weighting.hpp"
@@ -38,6 +40,13 @@ template void warp_epoch<float>(const WarpEpochArgs<float>&);
 template void warp_epoch<double>(const WarpEpochArgs<double>&);
 template void warp_epoch_features<float>(const WarpEpochFeaturesArgs<float>&);
 template void warp_epoch_features<double>(const WarpEpochFeaturesArgs<double>&);
+#endif
+
+#if FASTREC_PART(4)
+template void bpr_samples<float>(const BprSamplesArgs<float>&);
+template void bpr_samples<double>(const BprSamplesArgs<double>&);
+template void bpr_epoch<float>(const BprEpochArgs<float>&);
+template void bpr_epoch<double>(const BprEpochArgs<double>&);
 #endif
 
 #if FASTREC_PART(2)

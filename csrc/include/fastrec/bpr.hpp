@@ -1,0 +1,485 @@
+// Bayesian Personalized Ranking (Rendle et al., 2009) by pairwise SGD.
+//
+//   x_ui = <p_u, q_i> + b_i
+//
+// Every sample (u, i, j) pairs a positive item i of user u with a negative
+// item j and ascends ln sigmoid(x_ui - x_uj) with L2 penalty reg; with
+// z = sigmoid(-(x_ui - x_uj)):
+//
+//   p_u += lr (z (q_i - q_j) - reg p_u)
+//   q_i += lr (z p_u - reg q_i)          (p_u: its value before the step)
+//   q_j += lr (-z p_u - reg q_j)
+//   b_i += lr (z - reg b_i);  b_j += lr (-z - reg b_j)
+//
+// Three kernels:
+//
+//   bpr_draw     writes the samples an epoch draws (no SIMD, no factors);
+//   bpr_samples  SGD over given samples, in their order (one thread);
+//   bpr_epoch    draws n_samples samples and takes their steps.
+//
+// Sampling.  The samples split into n_threads contiguous chunks, one per
+// thread.  Chunk t draws from two splitmix64 streams keyed by (seed, t): one
+// names the positive, an entry uniform over the nnz stored positives (so its
+// user and item), the other the negatives, uniform over the items or, for
+// popularity sampling, the item of another uniform entry; a candidate that is
+// a positive of the user (binary search in the user's sorted row) is redrawn,
+// max_tries draws at most, and a sample without a negative (or whose user has
+// every item) is skipped.  Two streams make the draws independent of how far
+// ahead the kernel draws, so a seed and a thread count fix the samples.
+// Threads update the shared factors without locks (Hogwild, as in
+// Recht et al. 2011): with n_threads > 1 the draws are fixed but the model is
+// not; with one thread it is, bit for bit.
+//
+// Arithmetic.  Rows are `stride` elements, a multiple of the 64-byte vector,
+// 64-byte aligned, zero after the factors.  The dot product accumulates whole
+// vectors lane by lane, then adds the lanes by halving; z is computed in
+// double from the rounded x; nothing is fused (the kernels below compile with
+// fp-contract off).  fastrec/implicit/bpr/_reference.py and _numba.py compute
+// in the same order, so every backend gives the same bits for one sample order.
+//
+// Speed.  bpr_epoch pipelines each chunk (run_chunk): a sample's positive is
+// drawn, then its entry, row bounds, row and factor rows are read a few samples
+// after each was prefetched, and its step comes last; each stream's draws stay
+// in sample order, so the pipeline changes nothing but the stalls.
+#pragma once
+
+#include "fastrec/prelude.hpp"
+
+namespace fastrec {
+
+template <class T>
+struct BprSamplesArgs {
+    const int32_t* users;      // IN    (n) user of every sample
+    const int32_t* items;      // IN    (n) positive item
+    const int32_t* negatives;  // IN    (n) negative item, -1 to skip the sample
+    int64_t n;                 // IN
+    T* P;                      // INOUT (n_users x stride) user factors, 64-byte aligned rows
+    T* Q;                      // INOUT (n_items x stride) item factors
+    T* bi;                     // INOUT (n_items) item biases
+    int64_t n_users, n_items;  // IN    rows of P and Q
+    int64_t stride;            // IN    row length, a multiple of 64 / sizeof(T)
+    double lr, reg;            // IN
+    bool item_bias;            // IN    learn bi
+    double* out_stats;         // OUT   (3) samples used, ranked right before their step, skipped
+};
+
+// The Python-visible arguments of bpr_samples (see csrc/bindings/fields.hpp); the
+// binding also checks the factor rows and every index.
+#define FASTREC_BPR_SAMPLES_FIELDS(F, A)                      \
+    F(users, int32_t, IN_EXACT, A.users, (bind(A.n)))         \
+    F(items, int32_t, IN_EXACT, A.items, (A.n))               \
+    F(negatives, int32_t, IN_EXACT, A.negatives, (A.n))       \
+    F(P, T, INOUT, A.P, (bind(A.n_users), bind(A.stride)))    \
+    F(Q, T, INOUT, A.Q, (bind(A.n_items), A.stride))          \
+    F(bi, T, INOUT, A.bi, (A.n_items))                        \
+    F(lr, double, VALUE, A.lr, ())                            \
+    F(reg, double, VALUE, A.reg, ())                          \
+    F(item_bias, bool, VALUE, A.item_bias, ())                \
+    F(out_stats, double, OUT, A.out_stats, (3))
+
+// The positives as CSR: user u's items are indices[indptr[u], indptr[u+1]),
+// sorted, and users[t] is the row of entry t.
+struct BprPositives {
+    const int64_t* indptr;  // IN (n_rows + 1)
+    const int32_t* indices;  // IN (nnz)
+    const int32_t* users;    // IN (nnz)
+    int64_t n_rows, nnz;
+};
+
+template <class T>
+struct BprEpochArgs {
+    BprPositives pos;          // IN
+    T* P;                      // INOUT (n_rows x stride)
+    T* Q;                      // INOUT (n_items x stride)
+    T* bi;                     // INOUT (n_items)
+    int64_t n_items;           // IN    rows of Q: negatives are drawn from [0, n_items)
+    int64_t stride;            // IN
+    double lr, reg;            // IN
+    bool item_bias;            // IN
+    bool popularity;           // IN    negatives by item popularity, else uniform
+    int64_t n_samples;         // IN
+    int64_t seed;              // IN    >= 0
+    int64_t max_tries;         // IN    >= 1 negative draws per sample
+    double* out_stats;         // OUT   (3) as bpr_samples
+    int n_threads;             // IN    >= 1: chunks and threads
+};
+
+// The Python-visible arguments of bpr_epoch; the binding also checks the
+// positives (bpr_check_positives) and the factor rows.
+#define FASTREC_BPR_EPOCH_FIELDS(F, A)                                    \
+    F(indptr, int64_t, IN_EXACT, A.pos.indptr, (bind_indptr(A.pos.n_rows))) \
+    F(indices, int32_t, IN_EXACT, A.pos.indices, (bind(A.pos.nnz)))      \
+    F(users, int32_t, IN_EXACT, A.pos.users, (A.pos.nnz))                 \
+    F(P, T, INOUT, A.P, (A.pos.n_rows, bind(A.stride)))                   \
+    F(Q, T, INOUT, A.Q, (bind(A.n_items), A.stride))                      \
+    F(bi, T, INOUT, A.bi, (A.n_items))                                    \
+    F(lr, double, VALUE, A.lr, ())                                        \
+    F(reg, double, VALUE, A.reg, ())                                      \
+    F(item_bias, bool, VALUE, A.item_bias, ())                            \
+    F(popularity, bool, VALUE, A.popularity, ())                          \
+    F(n_samples, int64_t, VALUE, A.n_samples, (at_least(0)))              \
+    F(seed, int64_t, VALUE, A.seed, (at_least(0)))                        \
+    F(max_tries, int64_t, VALUE, A.max_tries, (at_least(1)))              \
+    F(out_stats, double, OUT, A.out_stats, (3))                           \
+    F(n_threads, int, VALUE, A.n_threads, (raised_to(1)))
+
+struct BprDrawArgs {
+    BprPositives pos;          // IN
+    int64_t n_items;           // IN
+    int64_t n_samples;         // IN
+    int64_t seed;              // IN
+    bool popularity;           // IN
+    int64_t max_tries;         // IN
+    int32_t* out_users;        // OUT (n_samples)
+    int32_t* out_items;        // OUT (n_samples)
+    int32_t* out_negatives;    // OUT (n_samples), -1 for a skipped sample
+    int n_threads;             // IN  chunks (the thread count of bpr_epoch); drawn here on one thread
+};
+
+#define FASTREC_BPR_DRAW_FIELDS(F, A)                                       \
+    F(indptr, int64_t, IN_EXACT, A.pos.indptr, (bind_indptr(A.pos.n_rows))) \
+    F(indices, int32_t, IN_EXACT, A.pos.indices, (bind(A.pos.nnz)))        \
+    F(users, int32_t, IN_EXACT, A.pos.users, (A.pos.nnz))                   \
+    F(n_items, int64_t, VALUE, A.n_items, (at_least(1)))                    \
+    F(n_samples, int64_t, VALUE, A.n_samples, (at_least(0)))                \
+    F(seed, int64_t, VALUE, A.seed, (at_least(0)))                          \
+    F(popularity, bool, VALUE, A.popularity, ())                            \
+    F(max_tries, int64_t, VALUE, A.max_tries, (at_least(1)))                \
+    F(out_users, int32_t, OUT, A.out_users, (A.n_samples))                  \
+    F(out_items, int32_t, OUT, A.out_items, (A.n_samples))                  \
+    F(out_negatives, int32_t, OUT, A.out_negatives, (A.n_samples))          \
+    F(n_threads, int, VALUE, A.n_threads, (raised_to(1)))
+
+// Empty string when the positives are well formed for n_items items, else what is wrong.
+inline const char* bpr_check_positives(const BprPositives& pos, int64_t n_items) {
+    if (pos.nnz == 0) return "indices: expected at least one positive";
+    if (pos.indptr[0] != 0 || pos.indptr[pos.n_rows] != pos.nnz) return "indptr must run from 0 to nnz";
+    for (int64_t u = 0; u < pos.n_rows; ++u) {
+        const int64_t begin = pos.indptr[u], end = pos.indptr[u + 1];
+        if (end < begin) return "indptr must be non-decreasing";
+        for (int64_t t = begin; t < end; ++t) {
+            if (pos.indices[t] < 0 || pos.indices[t] >= n_items) return "indices: item out of range";
+            if (t > begin && pos.indices[t] <= pos.indices[t - 1])
+                return "indices: every row must be sorted, without repeats";
+            if (pos.users[t] != u) return "users: users[t] must be the row of entry t";
+        }
+    }
+    return "";
+}
+
+// The sampling streams, shared by every backend (see the header comment).
+namespace bpr_rng {
+constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ULL;
+
+inline uint64_t mix(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+inline uint64_t stream(int64_t seed, int64_t key) {
+    return mix(static_cast<uint64_t>(seed) + static_cast<uint64_t>(key) * kGolden);
+}
+
+// An index uniform in [0, n): 53 random bits as a double in [0, 1), times n.
+inline int64_t below(uint64_t& state, int64_t n) {
+    state += kGolden;
+    const double u = static_cast<double>(mix(state) >> 11) * 0x1p-53;
+    const int64_t index = static_cast<int64_t>(u * static_cast<double>(n));
+    return index < n - 1 ? index : n - 1;
+}
+
+// Whether item is in the sorted, repeat-free indices[begin, end).  Branch-free
+// halving (the compiler emits conditional moves): the draws' searches would
+// mispredict about half their branches.
+inline bool is_positive(const int32_t* indices, int64_t begin, int64_t end, int64_t item) {
+    int64_t n = end - begin;
+    if (n <= 0) return false;
+    const int32_t* base = indices + begin;
+    while (n > 1) {
+        const int64_t half = n >> 1;
+        base = base[half] <= item ? base + half : base;
+        n -= half;
+    }
+    return *base == item;
+}
+
+// A negative of user u drawn from `state`, or -1.
+inline int64_t draw_negative(uint64_t& state, const BprPositives& pos, int64_t u, int64_t n_items,
+                             bool popularity, int64_t max_tries) {
+    const int64_t begin = pos.indptr[u], end = pos.indptr[u + 1];
+    if (end - begin >= n_items) return -1;
+    for (int64_t k = 0; k < max_tries; ++k) {
+        const int64_t candidate = popularity ? pos.indices[below(state, pos.nnz)] : below(state, n_items);
+        if (!is_positive(pos.indices, begin, end, candidate)) return candidate;
+    }
+    return -1;
+}
+
+inline int64_t chunk_begin(int64_t n_samples, int64_t n_chunks, int64_t t) {
+    return static_cast<int64_t>((static_cast<unsigned __int128>(n_samples) * static_cast<uint64_t>(t)) /
+                                static_cast<uint64_t>(n_chunks));
+}
+}  // namespace bpr_rng
+
+inline void bpr_draw(const BprDrawArgs& a) {
+    for (int64_t t = 0; t < a.n_threads; ++t) {
+        uint64_t positives = bpr_rng::stream(a.seed, 2 * t + 1), negatives = bpr_rng::stream(a.seed, 2 * t + 2);
+        const int64_t end = bpr_rng::chunk_begin(a.n_samples, a.n_threads, t + 1);
+        for (int64_t s = bpr_rng::chunk_begin(a.n_samples, a.n_threads, t); s < end; ++s) {
+            const int64_t entry = bpr_rng::below(positives, a.pos.nnz);
+            const int64_t u = a.pos.users[entry];
+            a.out_users[s] = static_cast<int32_t>(u);
+            a.out_items[s] = a.pos.indices[entry];
+            a.out_negatives[s] = static_cast<int32_t>(
+                bpr_rng::draw_negative(negatives, a.pos, u, a.n_items, a.popularity, a.max_tries));
+        }
+    }
+}
+
+}  // namespace fastrec
+
+FASTREC_DECLARE_FOR_EACH_ISA(template <class T> void bpr_samples(const BprSamplesArgs<T>& args);
+                             template <class T> void bpr_epoch(const BprEpochArgs<T>& args);)
+
+#ifdef FASTREC_ISA_NS
+#include "fastrec/simd.hpp"
+
+// Every operation rounded on its own, as the reference computes (see the header
+// comment); the build's -ffp-contract=fast would fuse multiply-adds.
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+
+namespace fastrec {
+namespace FASTREC_ISA_NS {
+namespace bpr_detail {
+
+template <class T>
+struct LaneIndex;
+template <>
+struct LaneIndex<float> {
+    typedef int32_t type __attribute__((vector_size(64)));
+};
+template <>
+struct LaneIndex<double> {
+    typedef int64_t type __attribute__((vector_size(64)));
+};
+
+// All lanes = x (one broadcast instruction; see sgd_detail::splat in mf.hpp).
+template <class T>
+inline vec64_t<T> splat(T x) {
+    vec64_t<T> v = {x};
+    return __builtin_shuffle(v, typename LaneIndex<T>::type{});
+}
+
+// Lane 0 = the lanes added by halving: lane l plus lane l ^ h, h = lanes / 2 ... 1.
+inline float lane_total(vec64_t<float> v) {
+    v += __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+    v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+    v += __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+    v += __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+    return v[0];
+}
+
+inline double lane_total(vec64_t<double> v) {
+    v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3);
+    v += __builtin_shufflevector(v, v, 2, 3, 0, 1, 6, 7, 4, 5);
+    v += __builtin_shufflevector(v, v, 1, 0, 3, 2, 5, 4, 7, 6);
+    return v[0];
+}
+
+template <class T>
+inline void prefetch_row(const T* row, int64_t n_bytes) {
+    const char* bytes = reinterpret_cast<const char*>(row);
+    for (int64_t off = 0; off < n_bytes; off += static_cast<int64_t>(kCacheLine))
+        __builtin_prefetch(bytes + off, 1, 3);
+}
+
+// The step's constants in the factor dtype.
+template <class T>
+struct Rates {
+    vec64_t<T> lr, reg;
+    T lr_s, reg_s;
+    Rates(double lr_, double reg_)
+        : lr(splat<T>(static_cast<T>(lr_))),
+          reg(splat<T>(static_cast<T>(reg_))),
+          lr_s(static_cast<T>(lr_)),
+          reg_s(static_cast<T>(reg_)) {}
+};
+
+// One SGD step on sample (u, i, j) over rows of n_vec vectors (kVec > 0 fixes
+// it at compile time); whether x_ui > x_uj before the step.
+template <class T, int kVec>
+inline bool step(T* __restrict P, T* __restrict Q, T* __restrict bi, int64_t stride, int64_t u, int64_t i,
+                 int64_t j, const Rates<T>& r, bool item_bias) {
+    using V = vec64_t<T>;
+    const int64_t n_vec = kVec > 0 ? kVec : stride / Vec64<T>::lanes;
+    V* __restrict p = reinterpret_cast<V*>(P + u * stride);
+    V* __restrict qi = reinterpret_cast<V*>(Q + i * stride);
+    V* __restrict qj = reinterpret_cast<V*>(Q + j * stride);
+    V acc = {};
+    for (int64_t v = 0; v < n_vec; ++v) acc = acc + p[v] * (qi[v] - qj[v]);
+    T x = lane_total(acc);
+    if (item_bias) x = x + (bi[i] - bi[j]);
+    const T z = static_cast<T>(1.0 / (1.0 + std::exp(static_cast<double>(x))));
+    const V zv = splat<T>(z), nzv = splat<T>(-z);
+    for (int64_t v = 0; v < n_vec; ++v) {
+        const V pv = p[v], qiv = qi[v], qjv = qj[v];
+        p[v] = pv + r.lr * (zv * (qiv - qjv) - r.reg * pv);
+        qi[v] = qiv + r.lr * (zv * pv - r.reg * qiv);
+        qj[v] = qjv + r.lr * (nzv * pv - r.reg * qjv);
+    }
+    if (item_bias) {
+        const T b_i = bi[i], b_j = bi[j];
+        bi[i] = b_i + r.lr_s * (z - r.reg_s * b_i);
+        bi[j] = b_j + r.lr_s * (-z - r.reg_s * b_j);
+    }
+    return x > 0;
+}
+
+struct Counts {
+    int64_t used = 0, right = 0, skipped = 0;
+};
+
+// The pipeline of a chunk: sample s draws its positive at step s, reads its
+// user and item kAhead steps later, its row bounds 2 kAhead later, draws its
+// negative 3 kAhead later and takes its SGD step 4 kAhead later; each stage
+// prefetches what the next one reads.
+constexpr int64_t kAhead = 4;
+constexpr int64_t kRing = 32;  // a power of two > 4 kAhead
+
+// Prefetches the lines of the sorted row [begin, end) that a binary search reads first.
+inline void prefetch_search(const int32_t* indices, int64_t begin, int64_t end) {
+    constexpr int64_t per_line = static_cast<int64_t>(kCacheLine / sizeof(int32_t));
+    const int64_t n = end - begin;
+    if (n <= 4 * per_line) {
+        for (int64_t t = begin; t < end; t += per_line) __builtin_prefetch(indices + t, 0, 3);
+    } else {
+        for (int64_t q = 1; q < 4; ++q) __builtin_prefetch(indices + begin + n * q / 4, 0, 3);
+    }
+}
+
+// One chunk of an epoch, pipelined (see the header comment).
+template <class T, int kVec>
+Counts run_chunk(const BprEpochArgs<T>& a, int64_t t) {
+    struct Slot {
+        int64_t entry, u, i, j, begin, end;
+    };
+    Slot ring[kRing];
+    const BprPositives& pos = a.pos;
+    const Rates<T> rates(a.lr, a.reg);
+    const int64_t row_bytes = a.stride * static_cast<int64_t>(sizeof(T));
+    uint64_t positives = bpr_rng::stream(a.seed, 2 * t + 1), negatives = bpr_rng::stream(a.seed, 2 * t + 2);
+    const int64_t begin = bpr_rng::chunk_begin(a.n_samples, a.n_threads, t);
+    const int64_t end = bpr_rng::chunk_begin(a.n_samples, a.n_threads, t + 1);
+    Counts c;
+    for (int64_t s = begin; s < end + 4 * kAhead; ++s) {
+        if (s < end) {  // draw the positive; fetch its entry
+            Slot& x = ring[s & (kRing - 1)];
+            x.entry = bpr_rng::below(positives, pos.nnz);
+            __builtin_prefetch(pos.users + x.entry, 0, 3);
+            __builtin_prefetch(pos.indices + x.entry, 0, 3);
+        }
+        const int64_t s1 = s - kAhead;
+        if (s1 >= begin && s1 < end) {  // its user and item; fetch the row bounds and two rows
+            Slot& x = ring[s1 & (kRing - 1)];
+            x.u = pos.users[x.entry];
+            x.i = pos.indices[x.entry];
+            __builtin_prefetch(pos.indptr + x.u, 0, 3);
+            prefetch_row(a.P + x.u * a.stride, row_bytes);
+            prefetch_row(a.Q + x.i * a.stride, row_bytes);
+        }
+        const int64_t s2 = s - 2 * kAhead;
+        if (s2 >= begin && s2 < end) {  // the row bounds; fetch what the search reads
+            Slot& x = ring[s2 & (kRing - 1)];
+            x.begin = pos.indptr[x.u];
+            x.end = pos.indptr[x.u + 1];
+            prefetch_search(pos.indices, x.begin, x.end);
+        }
+        const int64_t s3 = s - 3 * kAhead;
+        if (s3 >= begin && s3 < end) {  // draw the negative; fetch its row
+            Slot& x = ring[s3 & (kRing - 1)];
+            x.j = bpr_rng::draw_negative(negatives, pos, x.u, a.n_items, a.popularity, a.max_tries);
+            if (x.j >= 0) {
+                prefetch_row(a.Q + x.j * a.stride, row_bytes);
+                if (a.item_bias) {
+                    __builtin_prefetch(a.bi + x.i, 1, 3);
+                    __builtin_prefetch(a.bi + x.j, 1, 3);
+                }
+            }
+        }
+        const int64_t s4 = s - 4 * kAhead;
+        if (s4 >= begin) {
+            const Slot& x = ring[s4 & (kRing - 1)];
+            if (x.j < 0) {
+                ++c.skipped;
+            } else {
+                c.right += step<T, kVec>(a.P, a.Q, a.bi, a.stride, x.u, x.i, x.j, rates, a.item_bias);
+                ++c.used;
+            }
+        }
+    }
+    return c;
+}
+
+template <class T, int kVec>
+void run_epoch(const BprEpochArgs<T>& a) {
+    std::vector<Counts> counts(static_cast<size_t>(a.n_threads));
+#pragma omp parallel for num_threads(a.n_threads) schedule(static, 1)
+    for (int64_t t = 0; t < a.n_threads; ++t) counts[static_cast<size_t>(t)] = run_chunk<T, kVec>(a, t);
+    Counts total;
+    for (const Counts& c : counts) {
+        total.used += c.used;
+        total.right += c.right;
+        total.skipped += c.skipped;
+    }
+    a.out_stats[0] = static_cast<double>(total.used);
+    a.out_stats[1] = static_cast<double>(total.right);
+    a.out_stats[2] = static_cast<double>(total.skipped);
+}
+
+// Rows of up to kMaxFixedVec vectors (128 float or 64 double factors) get the
+// length fixed at compile time, so the row loops unroll; longer rows run the
+// run-time loop.
+constexpr int kMaxFixedVec = 8;
+
+template <class T, int kVec = 1>
+void run_epoch_fixed(const BprEpochArgs<T>& a) {
+    if constexpr (kVec > kMaxFixedVec) {
+        run_epoch<T, 0>(a);
+    } else {
+        if (a.stride == kVec * Vec64<T>::lanes) return run_epoch<T, kVec>(a);
+        run_epoch_fixed<T, kVec + 1>(a);
+    }
+}
+
+}  // namespace bpr_detail
+
+template <class T>
+void bpr_samples(const BprSamplesArgs<T>& a) {
+    using namespace bpr_detail;
+    const Rates<T> rates(a.lr, a.reg);
+    Counts c;
+    for (int64_t s = 0; s < a.n; ++s) {
+        if (a.negatives[s] < 0) {
+            ++c.skipped;
+            continue;
+        }
+        c.right += step<T, 0>(a.P, a.Q, a.bi, a.stride, a.users[s], a.items[s], a.negatives[s], rates, a.item_bias);
+        ++c.used;
+    }
+    a.out_stats[0] = static_cast<double>(c.used);
+    a.out_stats[1] = static_cast<double>(c.right);
+    a.out_stats[2] = static_cast<double>(c.skipped);
+}
+
+template <class T>
+void bpr_epoch(const BprEpochArgs<T>& a) {
+    bpr_detail::run_epoch_fixed<T>(a);
+}
+
+}  // namespace FASTREC_ISA_NS
+}  // namespace fastrec
+
+#pragma GCC pop_options
+#endif  // FASTREC_ISA_NS
