@@ -18,6 +18,7 @@ from fastrec._validation import TooLargeError
 from fastrec._version import __version__
 from fastrec.base import NotFittedError
 from fastrec.cluster import KMeans
+from fastrec.implicit import ALS
 from fastrec.metrics import evaluate
 from fastrec.mf import MatrixFactorization
 from fastrec.recommenders import ContentKNN, Hybrid, ItemKNN, UnknownIdError, UserKNN
@@ -25,6 +26,7 @@ from fastrec.scoring import topn
 from fastrec.similarity import cosine_topk
 
 __all__ = [
+    "ALS",
     "KMeans",
     "MatrixFactorization",
     "NotFittedError",

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
-from fastrec import ContentKNN, Hybrid, ItemKNN, MatrixFactorization, UnknownIdError, UserKNN
+from fastrec import ALS, ContentKNN, Hybrid, ItemKNN, MatrixFactorization, UnknownIdError, UserKNN
 from fastrec.base import NotFittedError
 from fastrec.recommenders import FactorRecommender, Recommender
 
@@ -56,6 +56,7 @@ MODELS = {
     "userknn": lambda backend, items: UserKNN(k=5, shrink=0.5, backend=backend),
     "content": lambda backend, items: ContentKNN(FEATURES, item_ids=items, backend=backend),
     "mf": lambda backend, items: _mf(backend),
+    "als": lambda backend, items: ALS(4, 3, reg=0.1, random_state=0, n_threads=1, backend=backend),
     "hybrid": lambda backend, items: Hybrid(
         [(ItemKNN(k=6, backend=backend), 0.6), (_mf(backend), 0.4)], backend=backend
     ),

@@ -19,6 +19,7 @@
 #include "fastrec/roofline.hpp"
 #include "fastrec/mf.hpp"
 #include "fastrec/scoring.hpp"
+#include "fastrec/als.hpp"
 
 #ifdef FASTREC_ISA_NS
 namespace fastrec {
@@ -29,6 +30,11 @@ template void sgd_mf_epoch<float>(const SgdMfArgs<float>&);
 template void sgd_mf_epoch<double>(const SgdMfArgs<double>&);
 template void mf_predict<float>(const MfPredictArgs<float>&);
 template void mf_predict<double>(const MfPredictArgs<double>&);
+#endif
+
+#if FASTREC_PART(3)
+template void als_half_step<float>(const AlsHalfStepArgs<float>&);
+template void als_half_step<double>(const AlsHalfStepArgs<double>&);
 #endif
 
 #if FASTREC_PART(2)
