@@ -69,27 +69,64 @@ def _cholesky_solve(A, b, k):
 
 
 @nb.njit(**NUMBA_KERNEL_OPTIONS)
-def _product(G, Y, indices, weights, start, stop, p, out, k):
-    """out = (G + sum_i w_i y_i y_i^T) p over the row's entries, in the factors' dtype."""
+def _product(G, Y, indices, weights, start, stop, p, out, k, zero, one, residual):
+    """out = (G + sum_i w_i y_i y_i^T) p over the row's entries, in the factors' dtype.
+
+    With ``residual``, out = b - A p instead, b = sum_i (1 + w_i) y_i: the same
+    pass over the entries with the coefficient 1 + w_i - w_i (y_i . p).
+    ``zero`` and ``one`` are 0 and 1 of the dtype: literals would make the sums float64.
+    """
     for a in range(k):
-        out[a] = 0
-    for j in range(k):
+        out[a] = zero
+    # four rows of G per pass: a quarter of the loads and stores of ``out``
+    j = 0
+    while j + 3 < k:
+        p0, p1, p2, p3 = p[j], p[j + 1], p[j + 2], p[j + 3]
+        g0, g1, g2, g3 = G[j], G[j + 1], G[j + 2], G[j + 3]
+        for a in range(k):
+            out[a] += (p0 * g0[a] + p1 * g1[a]) + (p2 * g2[a] + p3 * g3[a])
+        j += 4
+    while j < k:
         pj = p[j]
         for a in range(k):
             out[a] += pj * G[j, a]
-    for e in range(start, stop):
-        col = indices[e]
-        d = out[0] * 0
+        j += 1
+    if residual:
         for a in range(k):
-            d += Y[col, a] * p[a]
-        d *= weights[e]
+            out[a] = -out[a]
+    # two entries per pass: half the loads and stores of ``out``
+    e = start
+    while e + 1 < stop:
+        y0, y1 = Y[indices[e]], Y[indices[e + 1]]
+        d0 = zero
+        d1 = zero
         for a in range(k):
-            out[a] += d * Y[col, a]
+            d0 += y0[a] * p[a]
+            d1 += y1[a] * p[a]
+        w0, w1 = weights[e], weights[e + 1]
+        if residual:
+            d0 = one + w0 - w0 * d0
+            d1 = one + w1 - w1 * d1
+        else:
+            d0 *= w0
+            d1 *= w1
+        for a in range(k):
+            out[a] += d0 * y0[a] + d1 * y1[a]
+        e += 2
+    if e < stop:
+        y0 = Y[indices[e]]
+        d0 = zero
+        for a in range(k):
+            d0 += y0[a] * p[a]
+        w0 = weights[e]
+        d0 = one + w0 - w0 * d0 if residual else d0 * w0
+        for a in range(k):
+            out[a] += d0 * y0[a]
 
 
 @nb.njit(**NUMBA_KERNEL_OPTIONS)
-def _dot(a, b, k):
-    s = a[0] * 0
+def _dot(a, b, k, zero):
+    s = zero
     for j in range(k):
         s += a[j] * b[j]
     return s
@@ -100,6 +137,7 @@ def _solve_rows(indptr, indices, weights, X, Y, G, GT, k, reg, exact, cg_steps):
     n_rows = X.shape[0]
     n_blocks = (n_rows + ROW_BLOCK - 1) // ROW_BLOCK
     one = np.ones(1, dtype=X.dtype)[0]
+    zero = np.zeros(1, dtype=X.dtype)[0]
     for blk in nb.prange(n_blocks):
         x = np.empty(k, dtype=X.dtype)
         r = np.empty(k, dtype=X.dtype)
@@ -130,30 +168,22 @@ def _solve_rows(indptr, indices, weights, X, Y, G, GT, k, reg, exact, cg_steps):
                 continue
             for i in range(k):
                 x[i] = X[u, i]
-            # r = b - A x, with b = sum_i (1 + w_i) y_i
-            _product(GT, Y, indices, weights, start, stop, x, Ap, k)
-            for i in range(k):
-                r[i] = -Ap[i]
-            for e in range(start, stop):
-                col = indices[e]
-                c = one + weights[e]
-                for i in range(k):
-                    r[i] += c * Y[col, i]
+            _product(GT, Y, indices, weights, start, stop, x, r, k, zero, one, True)  # r = b - A x
             for i in range(k):
                 p[i] = r[i]
-            rs_old = _dot(r, r, k)
+            rs_old = _dot(r, r, k, zero)
             for _ in range(cg_steps):
                 if rs_old < CG_TOLERANCE:
                     break
-                _product(GT, Y, indices, weights, start, stop, p, Ap, k)
-                pAp = _dot(p, Ap, k)
+                _product(GT, Y, indices, weights, start, stop, p, Ap, k, zero, one, False)
+                pAp = _dot(p, Ap, k, zero)
                 if not pAp > 0:
                     break
                 step = rs_old / pAp
                 for i in range(k):
                     x[i] += step * p[i]
                     r[i] -= step * Ap[i]
-                rs_new = _dot(r, r, k)
+                rs_new = _dot(r, r, k, zero)
                 beta = rs_new / rs_old
                 for i in range(k):
                     p[i] = r[i] + beta * p[i]
