@@ -94,26 +94,35 @@ def _product(G, Y, indices, weights, start, stop, p, out, k, zero, one, residual
     if residual:
         for a in range(k):
             out[a] = -out[a]
-    # two entries per pass: half the loads and stores of ``out``
+    # four entries per pass: a quarter of the loads and stores of ``out``
     e = start
-    while e + 1 < stop:
-        y0, y1 = Y[indices[e]], Y[indices[e + 1]]
+    while e + 3 < stop:
+        y0, y1, y2, y3 = Y[indices[e]], Y[indices[e + 1]], Y[indices[e + 2]], Y[indices[e + 3]]
         d0 = zero
         d1 = zero
+        d2 = zero
+        d3 = zero
         for a in range(k):
-            d0 += y0[a] * p[a]
-            d1 += y1[a] * p[a]
-        w0, w1 = weights[e], weights[e + 1]
+            pa = p[a]
+            d0 += y0[a] * pa
+            d1 += y1[a] * pa
+            d2 += y2[a] * pa
+            d3 += y3[a] * pa
+        w0, w1, w2, w3 = weights[e], weights[e + 1], weights[e + 2], weights[e + 3]
         if residual:
             d0 = one + w0 - w0 * d0
             d1 = one + w1 - w1 * d1
+            d2 = one + w2 - w2 * d2
+            d3 = one + w3 - w3 * d3
         else:
             d0 *= w0
             d1 *= w1
+            d2 *= w2
+            d3 *= w3
         for a in range(k):
-            out[a] += d0 * y0[a] + d1 * y1[a]
-        e += 2
-    if e < stop:
+            out[a] += (d0 * y0[a] + d1 * y1[a]) + (d2 * y2[a] + d3 * y3[a])
+        e += 4
+    while e < stop:
         y0 = Y[indices[e]]
         d0 = zero
         for a in range(k):
@@ -122,6 +131,7 @@ def _product(G, Y, indices, weights, start, stop, p, out, k, zero, one, residual
         d0 = one + w0 - w0 * d0 if residual else d0 * w0
         for a in range(k):
             out[a] += d0 * y0[a]
+        e += 1
 
 
 @nb.njit(**NUMBA_KERNEL_OPTIONS)
