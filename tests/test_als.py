@@ -204,14 +204,15 @@ def test_fit_matches_reference(backend, dtype, solver):
 
 
 @pytest.mark.parametrize("backend", COMPILED)
-def test_same_seed_bit_identical_for_any_thread_count(backend):
-    one = fit(backend, np.float32, n_threads=1, n_factors=20)
-    again = fit(backend, np.float32, n_threads=1, n_factors=20)
-    two = fit(backend, np.float32, n_threads=2, n_factors=20)
+@pytest.mark.parametrize("solver", ["cg", "cholesky"])
+def test_same_seed_bit_identical_for_any_thread_count(backend, solver):
+    one = fit(backend, np.float32, n_threads=1, n_factors=20, solver=solver)
+    again = fit(backend, np.float32, n_threads=1, n_factors=20, solver=solver)
+    two = fit(backend, np.float32, n_threads=2, n_factors=20, solver=solver)
     for model in (again, two):
         assert np.array_equal(model.user_factors_, one.user_factors_)
         assert np.array_equal(model.item_factors_, one.item_factors_)
-    other_seed = fit(backend, np.float32, n_threads=1, n_factors=20, random_state=4)
+    other_seed = fit(backend, np.float32, n_threads=1, n_factors=20, random_state=4, solver=solver)
     assert not np.array_equal(other_seed.user_factors_, one.user_factors_)
 
 
@@ -341,3 +342,6 @@ def test_bad_values():
         model.fold_in("u", [0, 1], [1.0, -2.0])
     with pytest.raises(ValueError, match="same length"):
         model.fold_in("u", [0, 1], [1.0])
+    singular = ALS(30, 1, reg=0.0, solver="cholesky", random_state=0, backend="numpy", dtype=np.float64)
+    with pytest.raises(ValueError, match="singular.*use reg > 0"):
+        singular.fit(R)  # 30 factors, 20 items: Y^T Y has rank 20

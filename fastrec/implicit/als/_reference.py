@@ -45,7 +45,13 @@ def solve_row(
     b = Yu.T @ (1.0 + w)
     if x0 is None:
         A = G + reg * np.eye(k) + (Yu.T * w) @ Yu
-        L = np.linalg.cholesky(A)
+        try:
+            L = np.linalg.cholesky(A)
+        except np.linalg.LinAlgError as exc:
+            raise ValueError(
+                "the least-squares equations are singular (the fixed factors span fewer than "
+                "n_factors dimensions); use reg > 0."
+            ) from exc
         return np.linalg.solve(L.T, np.linalg.solve(L, b))
 
     def product(v: np.ndarray) -> np.ndarray:
