@@ -214,8 +214,9 @@ class ALS(FactorRecommender):
         rng = np.random.default_rng([seed, 0])
         P = aligned_zeros(n_users, stride, dtype)
         Q = aligned_zeros(n_items, stride, dtype)
-        P[:, :k] = rng.standard_normal((n_users, k)) * params["init_std"]
-        Q[:, :k] = rng.standard_normal((n_items, k)) * params["init_std"]
+        std = dtype.type(params["init_std"])
+        P[:, :k] = rng.standard_normal((n_users, k), dtype=dtype) * std
+        Q[:, :k] = rng.standard_normal((n_items, k), dtype=dtype) * std
         kernel = _kernel(backend)
         common = dict(
             n_factors=k,
@@ -252,10 +253,14 @@ class ALS(FactorRecommender):
     def _weights(R: sp.csr_matrix, params: dict[str, Any], dtype: np.dtype) -> dict[str, np.ndarray]:
         """The kernel's CSR of one side: entries with x > 0 only, their ``c - 1`` in ``dtype``."""
         keep = R.data > 0
-        rows = np.repeat(np.arange(R.shape[0]), np.diff(R.indptr))[keep]
-        indptr = np.zeros(R.shape[0] + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=R.shape[0]), out=indptr[1:])
-        weights = confidence_minus_one(R.data[keep], params["alpha"], params["confidence"])
+        if keep.all():  # the common case: no stored zeros to drop
+            indptr, indices, values = R.indptr.astype(np.int64), R.indices.astype(np.int32), R.data
+        else:
+            rows = np.repeat(np.arange(R.shape[0]), np.diff(R.indptr))[keep]
+            indptr = np.zeros(R.shape[0] + 1, dtype=np.int64)
+            np.cumsum(np.bincount(rows, minlength=R.shape[0]), out=indptr[1:])
+            indices, values = R.indices[keep].astype(np.int32), R.data[keep]
+        weights = confidence_minus_one(values, params["alpha"], params["confidence"])
         if weights.size and weights.max() > np.finfo(dtype).max:
             raise ValueError(
                 f"alpha * values overflow {dtype.name}: lower alpha, use confidence='log' or "
@@ -263,16 +268,15 @@ class ALS(FactorRecommender):
             )
         return {
             "indptr": indptr,
-            "indices": R.indices[keep].astype(np.int32),
+            "indices": indices,
             "weights": weights.astype(dtype),
         }
 
     def _install(self, P: np.ndarray, Q: np.ndarray, k: int, seed: int) -> None:
-        """Set the fitted factors (aligned, padded) and what the exact user solve needs."""
+        """Set the fitted factors (aligned, padded)."""
         self._k = k
         self._P, self._Q = P, Q
-        Qk = Q[:, :k].astype(np.float64)
-        self._item_gram = Qk.T @ Qk
+        self._gram = None  # Y^T Y in float64, made by the first exact user solve
         self.seed_ = seed
 
     # -- one user -----------------------------------------------------------------------
@@ -291,7 +295,11 @@ class ALS(FactorRecommender):
         keep = values > 0
         Yu = self._Q[inner[keep], : self._k].astype(np.float64)
         w = confidence_minus_one(values[keep], params["alpha"], params["confidence"])
-        x = solve_row(self._item_gram, Yu, w, params["reg"], None, 1)
+        gram = self.__dict__.get("_gram")
+        if gram is None:  # racing readers compute the same matrix: no lock needed
+            Qk = self._Q[:, : self._k].astype(np.float64)
+            gram = self._gram = Qk.T @ Qk
+        x = solve_row(gram, Yu, w, params["reg"], None, 1)
         if not np.isfinite(x).all():
             raise ValueError(f"values up to {values.max():.3g} give user {user!r} non-finite factors.")
         return x, 0.0
