@@ -94,7 +94,13 @@ def test_reference_cg_converges_to_the_dense_solve():
     for steps in (1, 2, 40):
         X[:] = start
         _reference.als_half_step(
-            **side(R, alpha, np.float64), X=X, Y=Y, n_factors=k, reg=reg, exact=False, cg_steps=steps,
+            **side(R, alpha, np.float64),
+            X=X,
+            Y=Y,
+            n_factors=k,
+            reg=reg,
+            exact=False,
+            cg_steps=steps,
             n_threads=1,
         )
         errors.append(np.abs(X[:, :k] - expected).max())
@@ -153,7 +159,9 @@ def test_kernel_empty_sides(backend):
     X = factors(2, k, np.float64, 2)
     rows = dict(indptr=np.zeros(3, np.int64), indices=np.zeros(0, np.int32), weights=np.zeros(0))
     expected = X.copy()
-    _reference.als_half_step(**rows, X=expected, Y=Y, n_factors=k, reg=0.1, exact=False, cg_steps=3, n_threads=1)
+    _reference.als_half_step(
+        **rows, X=expected, Y=Y, n_factors=k, reg=0.1, exact=False, cg_steps=3, n_threads=1
+    )
     kernel(backend)(**rows, X=X, Y=Y, n_factors=k, reg=0.1, exact=False, cg_steps=3, n_threads=1)
     np.testing.assert_allclose(X, expected, atol=1e-12)
 
@@ -163,20 +171,54 @@ def test_cpp_kernel_rejects_bad_arrays(backend):
     k = 4
     Y = factors(5, k, np.float32, 1)
     X = factors(2, k, np.float32, 2)
-    good = dict(indptr=np.array([0, 1, 2]), indices=np.array([0, 4], np.int32), weights=np.ones(2, np.float32))
+    good = dict(
+        indptr=np.array([0, 1, 2]), indices=np.array([0, 4], np.int32), weights=np.ones(2, np.float32)
+    )
     call = _runtime._cpp.als_half_step
     with pytest.raises(ValueError, match="indices: index out of range"):
-        call(**{**good, "indices": np.array([0, 5], np.int32)}, X=X, Y=Y, n_factors=k, reg=0.1, exact=False,
-             cg_steps=1, n_threads=1)
+        call(
+            **{**good, "indices": np.array([0, 5], np.int32)},
+            X=X,
+            Y=Y,
+            n_factors=k,
+            reg=0.1,
+            exact=False,
+            cg_steps=1,
+            n_threads=1,
+        )
     with pytest.raises(ValueError, match="indptr must be non-decreasing"):
-        call(**{**good, "indptr": np.array([0, 2, 1])}, X=X, Y=Y, n_factors=k, reg=0.1, exact=False,
-             cg_steps=1, n_threads=1)
+        call(
+            **{**good, "indptr": np.array([0, 2, 1])},
+            X=X,
+            Y=Y,
+            n_factors=k,
+            reg=0.1,
+            exact=False,
+            cg_steps=1,
+            n_threads=1,
+        )
     with pytest.raises(ValueError, match="X: expected 2-D rows padded"):
-        call(**good, X=np.zeros((2, 4), np.float32), Y=np.zeros((5, 4), np.float32), n_factors=k, reg=0.1,
-             exact=False, cg_steps=1, n_threads=1)
+        call(
+            **good,
+            X=np.zeros((2, 4), np.float32),
+            Y=np.zeros((5, 4), np.float32),
+            n_factors=k,
+            reg=0.1,
+            exact=False,
+            cg_steps=1,
+            n_threads=1,
+        )
     with pytest.raises(ValueError, match="Y: expected shape"):
-        call(**good, X=X, Y=np.zeros((5, 32), np.float32), n_factors=k, reg=0.1, exact=False, cg_steps=1,
-             n_threads=1)
+        call(
+            **good,
+            X=X,
+            Y=np.zeros((5, 32), np.float32),
+            n_factors=k,
+            reg=0.1,
+            exact=False,
+            cg_steps=1,
+            n_threads=1,
+        )
 
 
 # -- the estimator ------------------------------------------------------------------------
@@ -195,7 +237,10 @@ def test_fit_matches_reference(backend, dtype, solver):
     expected = fit("numpy", dtype, solver=solver)
     model = fit(backend, dtype, solver=solver)
     tol = 1e-3 if dtype == np.float32 else 1e-9
-    for got, want in ((model.user_factors_, expected.user_factors_), (model.item_factors_, expected.item_factors_)):
+    for got, want in (
+        (model.user_factors_, expected.user_factors_),
+        (model.item_factors_, expected.item_factors_),
+    ):
         assert got.dtype == dtype
         np.testing.assert_allclose(got, want, rtol=0, atol=tol * np.abs(want).max())
     # empty user and empty item: the exact solve makes them 0, CG shrinks them towards 0
@@ -224,7 +269,9 @@ def test_duplicates_are_summed_and_raw_ids_kept():
     u = np.concatenate([users, users]).astype(str)
     i = np.concatenate([items, items]).astype(str)
     model = ALS(4, 2, random_state=0, dtype=np.float64, backend="numpy").fit((u, i, split))
-    whole = ALS(4, 2, random_state=0, dtype=np.float64, backend="numpy").fit((users.astype(str), items.astype(str), values))
+    whole = ALS(4, 2, random_state=0, dtype=np.float64, backend="numpy").fit(
+        (users.astype(str), items.astype(str), values)
+    )
     assert np.array_equal(model.user_ids_, whole.user_ids_)
     np.testing.assert_allclose(model.user_factors_, whole.user_factors_, rtol=1e-12, atol=1e-14)
 
@@ -252,8 +299,17 @@ def test_log_confidence():
     R = counts()
     np.testing.assert_allclose(confidence_minus_one(R.data, 2.0, "log"), 2.0 * np.log1p(R.data))
     k = 4
-    model = ALS(k, 1, reg=0.1, alpha=2.0, confidence="log", solver="cholesky", random_state=0,
-                dtype=np.float64, backend="numpy").fit(R)
+    model = ALS(
+        k,
+        1,
+        reg=0.1,
+        alpha=2.0,
+        confidence="log",
+        solver="cholesky",
+        random_state=0,
+        dtype=np.float64,
+        backend="numpy",
+    ).fit(R)
     # the item half-step ran last: the items are the exact solve given the users
     D = np.log1p(R.toarray())  # dense_solution's c = 1 + alpha * D
     expected = dense_solution(D.T, model.user_factors_, 2.0, 0.1)
@@ -285,7 +341,12 @@ def test_save_load_pickle_clone(tmp_path):
     model.save(path)
     loaded = ALS.load(path)
     # backend and n_threads belong to the machine, not to the file
-    assert loaded.get_params() == {**model.get_params(), "dtype": "float32", "backend": "auto", "n_threads": None}
+    assert loaded.get_params() == {
+        **model.get_params(),
+        "dtype": "float32",
+        "backend": "auto",
+        "n_threads": None,
+    }
     np.testing.assert_array_equal(loaded.user_factors_, model.user_factors_)
     np.testing.assert_array_equal(loaded.item_factors_, model.item_factors_)
     assert loaded.seed_ == model.seed_

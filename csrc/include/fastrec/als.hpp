@@ -50,16 +50,16 @@ struct AlsHalfStepArgs {
 // The Python-visible arguments of als_half_step, in call order (see
 // csrc/bindings/fields.hpp); the binding also checks the offsets, the indices
 // and the factor rows' padding and alignment.
-#define FASTREC_ALS_HALF_STEP_FIELDS(F, A)                              \
+#define FASTREC_ALS_HALF_STEP_FIELDS(F, A)                             \
     F(indptr, int64_t, IN_EXACT, A.indptr, (bind_indptr(A.n_rows)))    \
-    F(indices, int32_t, IN_EXACT, A.indices, (bind(A.nnz)))             \
-    F(weights, T, IN_EXACT, A.weights, (A.nnz))                         \
-    F(X, T, INOUT, A.X, (A.n_rows, bind(A.stride)))                     \
-    F(Y, T, IN_EXACT, A.Y, (bind(A.n_cols), A.stride))                  \
-    F(n_factors, int64_t, VALUE, A.n_factors, (in_range(1, A.stride)))  \
-    F(reg, double, VALUE, A.reg, (finite_at_least(0)))                  \
-    F(exact, bool, VALUE, A.exact, ())                                  \
-    F(cg_steps, int64_t, VALUE, A.cg_steps, (at_least(1)))              \
+    F(indices, int32_t, IN_EXACT, A.indices, (bind(A.nnz)))            \
+    F(weights, T, IN_EXACT, A.weights, (A.nnz))                        \
+    F(X, T, INOUT, A.X, (A.n_rows, bind(A.stride)))                    \
+    F(Y, T, IN_EXACT, A.Y, (bind(A.n_cols), A.stride))                 \
+    F(n_factors, int64_t, VALUE, A.n_factors, (in_range(1, A.stride))) \
+    F(reg, double, VALUE, A.reg, (finite_at_least(0)))                 \
+    F(exact, bool, VALUE, A.exact, ())                                 \
+    F(cg_steps, int64_t, VALUE, A.cg_steps, (at_least(1)))             \
     F(n_threads, int, VALUE, A.n_threads, (raised_to(1)))
 
 }  // namespace fastrec
@@ -137,8 +137,9 @@ FASTREC_ALS_INLINE void prefetch_row(const T* row, int64_t nv) {
 // kResidual: s = -1, a_i = 1 + w_i, b_i = -w_i (the residual b - A v)
 // otherwise: s = +1, a_i = 0,       b_i = w_i  (the product A v).
 template <class T, int NV, bool kResidual>
-FASTREC_ALS_INLINE void product(const Context<T>& c, int64_t begin, int64_t end, const vec64_t<T>* __restrict v_in,
-                                vec64_t<T>* __restrict out, int64_t nv_rt) {
+FASTREC_ALS_INLINE void product(const Context<T>& c, int64_t begin, int64_t end,
+                                const vec64_t<T>* __restrict v_in, vec64_t<T>* __restrict out,
+                                int64_t nv_rt) {
     using V = vec64_t<T>;
     const AlsHalfStepArgs<T>& a = c.a;
     const int64_t nv = NV > 0 ? NV : nv_rt;
@@ -180,7 +181,8 @@ FASTREC_ALS_INLINE void product(const Context<T>& c, int64_t begin, int64_t end,
     }
     // The entries: one load of y_i serves the dot product and the update.
     for (int64_t e = begin; e < end; ++e) {
-        if (e + kPrefetchAhead < end) prefetch_row(a.Y + int64_t(a.indices[e + kPrefetchAhead]) * a.stride, nv);
+        if (e + kPrefetchAhead < end)
+            prefetch_row(a.Y + int64_t(a.indices[e + kPrefetchAhead]) * a.stride, nv);
         const V* y = reinterpret_cast<const V*>(a.Y + int64_t(a.indices[e]) * a.stride);
         const V d = dot<T, NV>(y, v_in, nv);
         const T w = a.weights[e];
@@ -199,7 +201,7 @@ FASTREC_ALS_INLINE void product(const Context<T>& c, int64_t begin, int64_t end,
 }
 
 // cg_steps CG steps on row u from its current factors.  `scratch` holds 4 * nv
-// vectors for the run-time length (NV = 0).
+// vectors for the run-time length (NV = 0), as many as a Gram task's accumulators.
 template <class T, int NV>
 void cg_row(const Context<T>& c, int64_t u, vec64_t<T>* scratch, int64_t nv_rt) {
     using V = vec64_t<T>;
@@ -282,17 +284,18 @@ void exact_row(const AlsHalfStepArgs<T>& a, const double* Gd, int64_t u, double*
     for (int64_t i = 0; i < k; ++i) row[i] = static_cast<T>(b[i]);
 }
 
-// Rows of G per Gram task, so that the task's accumulators fit the registers.
+// Rows of G per Gram task, so that the task's accumulators fit the registers; the
+// run-time length (NV = 0) keeps 4 rows' accumulators in scratch (each task reads Y once).
 template <int NV>
 constexpr int gram_rows() {
-    return NV >= 8 ? 2 : NV >= 4 ? 4 : NV >= 2 ? 8 : 16;
+    return NV == 0 ? 4 : NV >= 8 ? 2 : NV >= 4 ? 4 : NV >= 2 ? 8 : 16;
 }
 
 // Rows [r0, r0 + n_rows_g) of Gd (double, k x k) += Y^T Y over every row of Y, in order.
 template <class T, int NV>
 void gram_task(const AlsHalfStepArgs<T>& a, int64_t r0, double* Gd, vec64_t<T>* scratch) {
     using V = vec64_t<T>;
-    constexpr int RG = NV > 0 ? gram_rows<NV>() : 1;
+    constexpr int RG = gram_rows<NV>();
     constexpr int L = Vec64<T>::lanes;
     const int64_t k = a.n_factors;
     const int64_t nv = NV > 0 ? NV : a.stride / L;
@@ -316,8 +319,11 @@ void gram_task(const AlsHalfStepArgs<T>& a, int64_t r0, double* Gd, vec64_t<T>* 
                     for (int q = 0; q < NV; ++q) acc[r * NV + q] += b * yv[q];
                 }
             } else {
-                const V b = splat(yrow[r0]);
-                for (int64_t q = 0; q < nv; ++q) acc[q] += b * y[q];
+                for (int r = 0; r < RG; ++r) {
+                    const V b = splat(yrow[r0 + r]);
+                    V* row_acc = acc + r * nv;
+                    for (int64_t q = 0; q < nv; ++q) row_acc[q] += b * y[q];
+                }
             }
         }
         for (int64_t r = 0; r < rows; ++r) {
@@ -331,7 +337,7 @@ void gram_task(const AlsHalfStepArgs<T>& a, int64_t r0, double* Gd, vec64_t<T>* 
 // Every row of G, the tasks on the threads of the enclosing parallel region.
 template <class T, int NV>
 void gram(const AlsHalfStepArgs<T>& a, double* Gd, vec64_t<T>* scratch) {
-    constexpr int RG = NV > 0 ? gram_rows<NV>() : 1;
+    constexpr int RG = gram_rows<NV>();
     const int64_t n_tasks = (a.n_factors + RG - 1) / RG;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < n_tasks; ++task) gram_task<T, NV>(a, task * RG, Gd, scratch);

@@ -14,7 +14,6 @@ import numba as nb
 import numpy as np
 
 from fastrec._runtime import NUMBA_KERNEL_OPTIONS
-
 from fastrec.implicit.als._reference import CG_TOLERANCE
 
 # Rows of X per prange task: enough to amortise the scratch allocation.

@@ -243,9 +243,7 @@ class ALS(FactorRecommender):
                         file=sys.stderr,
                     )
         if not (np.isfinite(P).all() and np.isfinite(Q).all()):
-            raise FloatingPointError(
-                "ALS produced non-finite factors; lower alpha or use dtype=np.float64."
-            )
+            raise FloatingPointError("ALS produced non-finite factors; lower alpha or use dtype=np.float64.")
         self._install(P, Q, k, seed)
         self.history_ = history
 
@@ -368,7 +366,9 @@ class ALS(FactorRecommender):
             )
         saved = archive.params("params", (*self._PARAMS, "dtype"))
         if saved["n_factors"] != P.shape[1]:
-            raise archive.error(f"n_factors is {saved['n_factors']} but the factors have {P.shape[1]} columns")
+            raise archive.error(
+                f"n_factors is {saved['n_factors']} but the factors have {P.shape[1]} columns"
+            )
         seed = archive.scalar("seed", "i")
         if seed < 0:
             raise archive.error(f"seed must be >= 0, got {seed}")
@@ -396,7 +396,11 @@ def als_loss(side: dict[str, np.ndarray], P: np.ndarray, Q: np.ndarray, k: int, 
     c = 1.0 + side["weights"].astype(np.float64)
     loss = 0.0
     for start in range(0, rows.size, 1 << 18):  # bounded scratch
-        r, i, cc = rows[start : start + (1 << 18)], cols[start : start + (1 << 18)], c[start : start + (1 << 18)]
+        r, i, cc = (
+            rows[start : start + (1 << 18)],
+            cols[start : start + (1 << 18)],
+            c[start : start + (1 << 18)],
+        )
         s = np.einsum("ij,ij->i", X[r], Y[i])
         loss += float(np.sum(cc * (1.0 - s) ** 2 - s * s))
     return total + loss + reg * float(np.sum(X * X) + np.sum(Y * Y))
