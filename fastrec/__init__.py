@@ -18,7 +18,7 @@ from fastrec._validation import TooLargeError
 from fastrec._version import __version__
 from fastrec.base import NotFittedError
 from fastrec.cluster import KMeans
-from fastrec.implicit import BPR, WARP, bm25_weight, confidence, tfidf_weight
+from fastrec.implicit import ALS, BPR, WARP, bm25_weight, confidence, tfidf_weight
 from fastrec.metrics import evaluate
 from fastrec.mf import MatrixFactorization
 from fastrec.recommenders import ContentKNN, Hybrid, ItemKNN, UnknownIdError, UserKNN
@@ -50,6 +50,7 @@ __all__ = [
     "model_selection",
     "topn",
     # behaviour data
+    "ALS",
     "BPR",
     "WARP",
     "bm25_weight",

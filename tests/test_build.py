@@ -70,6 +70,8 @@ KERNELS = {
     "recommenders": ["sparse_score_topn", "dense_topn"],
     "metrics": ["ranking_metrics"],
     "mf": ["sgd_mf_epoch", "group_by_block", "mf_predict"],
+    "implicit.als": ["als_half_step"],
+    "implicit.bpr": ["bpr_draw", "bpr_samples", "bpr_epoch"],
     "implicit.warp": ["warp_epoch", "warp_epoch_features"],
     "implicit.weighting": ["bm25_weight", "tfidf_weight", "confidence_weight"],
 }

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
-from fastrec import BPR, WARP, ContentKNN, Hybrid, ItemKNN, MatrixFactorization, UnknownIdError, UserKNN
+from fastrec import ALS, BPR, WARP, ContentKNN, Hybrid, ItemKNN, MatrixFactorization, UnknownIdError, UserKNN
 from fastrec.base import NotFittedError
 from fastrec.recommenders import FactorRecommender, Recommender
 
@@ -64,6 +64,7 @@ MODELS = {
     "mf": lambda backend, items: _mf(backend),
     "warp": lambda backend, items: WARP(4, 5, random_state=0, n_threads=1, backend=backend),
     "bpr": lambda backend, items: BPR(4, 5, random_state=0, n_threads=1, backend=backend),
+    "als": lambda backend, items: ALS(4, 3, reg=0.1, random_state=0, n_threads=1, backend=backend),
     "hybrid": lambda backend, items: Hybrid(
         [(ItemKNN(k=6, backend=backend), 0.6), (_mf(backend), 0.4)], backend=backend
     ),

@@ -3,8 +3,8 @@
 //
 // Heavy families compile in units of their own, so that a level's units build in
 // parallel: a unit defines FASTREC_KERNEL_PART to its part number (1: SGD MF,
-// 2: every light family, 4: BPR, 5: WARP); FASTREC_PART(n) says whether this unit compiles part
-// n.
+// 2: every light family, 3: ALS, 4: BPR, 5: WARP); FASTREC_PART(n) says whether this unit
+// compiles part n.
 // Left undefined, a unit compiles all.
 #pragma once
 
@@ -23,6 +23,7 @@
 #include "fastrec/scoring.hpp"
 #include "fastrec/warp.hpp"
 #include "fastrec/weighting.hpp"
+#include "fastrec/als.hpp"
 
 #ifdef FASTREC_ISA_NS
 namespace fastrec {
@@ -47,6 +48,11 @@ template void bpr_samples<float>(const BprSamplesArgs<float>&);
 template void bpr_samples<double>(const BprSamplesArgs<double>&);
 template void bpr_epoch<float>(const BprEpochArgs<float>&);
 template void bpr_epoch<double>(const BprEpochArgs<double>&);
+#endif
+
+#if FASTREC_PART(3)
+template void als_half_step<float>(const AlsHalfStepArgs<float>&);
+template void als_half_step<double>(const AlsHalfStepArgs<double>&);
 #endif
 
 #if FASTREC_PART(2)
