@@ -355,7 +355,7 @@ def test_bench_writes_report_json_and_charts(tmp_path):
     assert done.returncode == 0, done.stderr
     out = tmp_path / "out"
     report = (out / "report.md").read_text()
-    names = ["cosine", "mf", "kmeans", "knn", "metrics", "topn", "roofline"]
+    names = ["cosine", "mf", "kmeans", "knn", "metrics", "topn", "implicit", "roofline"]
     for name in names:
         assert f"## {name}: " in report and f"![{name}]({name}.png)" in report
         assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -366,6 +366,7 @@ def test_bench_writes_report_json_and_charts(tmp_path):
     assert sorted((r["kernel"], r["contender"]) for r in records) == sorted(
         [(n, "fastrec cpp") for n in ("cosine", "mf", "kmeans", "metrics", "topn")]
         + [("knn", "fastrec ItemKNN cpp"), ("knn", "fastrec UserKNN cpp")]
+        + [("implicit", f"fastrec {model} cpp") for model in ("ALS", "BPR", "WARP")]
     )
     for record in records:
         assert len(record["times"]) == 1 and record["times"][0] > 0 and not record["errors"]
