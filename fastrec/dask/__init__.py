@@ -1,0 +1,13 @@
+"""fastrec on Dask: the same compiled kernels mapped over Dask collections.
+
+Install with ``pip install fastrec[dask]``; import as ``fastrec.dask`` (``import
+fastrec`` does not import it).  Every function partitions its input, sends the
+model or the candidate side to the workers once, runs fastrec's own kernels in
+each task with that task's share of the worker's threads, and reduces; no
+function gathers a whole collection on the client.  Results equal the
+single-machine ones under the same contracts (see each function).
+"""
+
+from fastrec.dask._interactions import DaskInteractions, interactions
+
+__all__ = ["DaskInteractions", "interactions"]
