@@ -91,3 +91,116 @@ def test_interactions_errors(client):
         dask.compute(
             *fdask.interactions(dd.from_pandas(twice, npartitions=2), duplicates="error").blocks(1000)
         )
+
+
+# -- recommend ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    frame = ratings_frame(seed=1)
+    data = Interactions.from_frame(frame)
+    return (
+        frame,
+        data,
+        {
+            "ItemKNN": fastrec.ItemKNN(k=20).fit(data),
+            "MatrixFactorization": fastrec.MatrixFactorization(n_factors=8, n_epochs=3, random_state=0).fit(
+                data
+            ),
+        },
+    )
+
+
+def expected_rows(users, ids, scores):
+    """``recommend``'s table as (user, rank, item, score) rows, empty slots left out."""
+    ids, scores = np.asarray(ids), np.asarray(scores)
+    keep = np.isfinite(scores)
+    ranks = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+    return np.repeat(users, scores.shape[1])[keep.ravel()], ranks[keep], ids[keep], scores[keep]
+
+
+def assert_same_table(got, users, ids, scores):
+    user, rank, item, score = expected_rows(users, ids, scores)
+    assert list(got.columns) == ["user", "rank", "item", "score"]
+    np.testing.assert_array_equal(got["user"].to_numpy(), user)
+    np.testing.assert_array_equal(got["rank"].to_numpy(), rank)
+    np.testing.assert_array_equal(got["item"].to_numpy().astype(object), item.astype(object))
+    assert got["score"].dtype == scores.dtype
+    np.testing.assert_array_equal(got["score"].to_numpy(), score)  # bit-identical
+
+
+@pytest.mark.parametrize("name", ["ItemKNN", "MatrixFactorization"])
+def test_recommend_every_user_equals_one_machine(client, fitted, name):
+    _, _, models = fitted
+    model = models[name]
+    out = fdask.recommend(model, n=7, block_size=45)
+    assert out.npartitions == -(-model.n_users_ // 45)
+    ids, scores = model.recommend(model.user_ids_, 7)
+    assert_same_table(out.compute(), model.user_ids_, ids, scores)
+
+
+def test_recommend_options_and_given_users_equal_one_machine(client, fitted):
+    _, _, models = fitted
+    model = models["ItemKNN"]
+    users = np.concatenate([model.user_ids_[::-3], [10**9]])  # an unknown user, skipped
+    items, blocked = model.item_ids_[:60], model.item_ids_[:5]
+    options = {"exclude_seen": False, "items": items, "filter_items": blocked, "unknown": "skip"}
+    out = fdask.recommend(model, users, n=70, block_size=16, n_threads=1, **options)
+    ids, scores = model.recommend(users, 70, **options)
+    assert_same_table(out.compute(), users, ids, scores)
+
+
+def test_recommend_from_dask_interactions_reads_user_items_blocks(client, fitted):
+    frame, _, models = fitted
+    model = models["ItemKNN"]
+    # the users' interactions now: the training rows of a subset of users, plus new ones
+    recent = frame[frame["user"] % 3 == 0]
+    recent = recent[recent["item"].isin(model.item_ids_)]
+    data = fdask.interactions(dd.from_pandas(recent, npartitions=3))
+    ref = Interactions.from_frame(recent)
+    if not np.array_equal(ref.item_ids, model.item_ids_):  # every item is in the sample
+        pytest.fail("the test data must cover every item")
+    out = fdask.recommend(model, n=5, interactions=data, block_size=30)
+    ids, scores = model.recommend(ref.user_ids, 5, user_items=ref.matrix)
+    assert_same_table(out.compute(), ref.user_ids, ids, scores)
+
+
+def test_recommend_writes_parquet(client, fitted, tmp_path):
+    _, _, models = fitted
+    model = models["MatrixFactorization"]
+    fdask.recommend(model, n=3, block_size=100).to_parquet(tmp_path / "top")
+    back = pd.read_parquet(tmp_path / "top")
+    ids, scores = model.recommend(model.user_ids_, 3)
+    assert_same_table(back, model.user_ids_, ids, scores)
+
+
+def test_recommend_errors(client, fitted):
+    _, _, models = fitted
+    model = models["ItemKNN"]
+    with pytest.raises(fastrec.UnknownIdError):
+        fdask.recommend(model, [model.user_ids_[0], -5 + 0 * model.user_ids_[0] + 10**9])
+    with pytest.raises(ValueError, match="block_size"):
+        fdask.recommend(model, block_size=0)
+    with pytest.raises(ValueError, match="n must"):
+        fdask.recommend(model, n=0)
+    with pytest.raises(fastrec.NotFittedError):
+        fdask.recommend(fastrec.ItemKNN())
+    with pytest.raises(TypeError, match="fitted fastrec recommender"):
+        fdask.recommend(object())
+
+
+def test_recommend_survives_a_worker_killed_mid_job(client, fitted):
+    import os
+    import signal
+
+    _, _, models = fitted
+    model = models["MatrixFactorization"]
+    ids, scores = model.recommend(model.user_ids_, 4)
+    job = client.persist(fdask.recommend(model, n=4, block_size=4))  # ~100 tasks
+    parts = distributed.futures_of(job)
+    distributed.wait(parts, return_when="FIRST_COMPLETED")
+    victim, pid = sorted(client.run(os.getpid).items())[0]
+    os.kill(pid, signal.SIGKILL)  # the worker dies with its share of the results and the model
+    assert_same_table(job.compute(), model.user_ids_, ids, scores)
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts it for the tests that follow

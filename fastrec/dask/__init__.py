@@ -9,5 +9,6 @@ single-machine ones under the same contracts (see each function).
 """
 
 from fastrec.dask._interactions import DaskInteractions, interactions
+from fastrec.dask._recommend import recommend
 
-__all__ = ["DaskInteractions", "interactions"]
+__all__ = ["DaskInteractions", "interactions", "recommend"]

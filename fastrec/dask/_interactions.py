@@ -264,7 +264,7 @@ def interactions(
     user_ids, item_ids = dask.compute(_tree_union(user_parts), _tree_union(item_parts))
     import pandas as pd
 
-    meta = {"user": np.int32, "item": np.int32, "value": np.float32}
+    meta: dict[str, Any] = {"user": np.int32, "item": np.int32, "value": np.float32}
     if timestamp is not None:
         meta["timestamp"] = np.int64
     meta_frame = pd.DataFrame({k: np.empty(0, dtype=v) for k, v in meta.items()})
