@@ -204,3 +204,40 @@ def test_recommend_survives_a_worker_killed_mid_job(client, fitted):
     os.kill(pid, signal.SIGKILL)  # the worker dies with its share of the results and the model
     assert_same_table(job.compute(), model.user_ids_, ids, scores)
     client.wait_for_workers(2, timeout=60)  # the nanny restarts it for the tests that follow
+
+
+# -- cosine_topk --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("block_rows", [1, 17, 1000])
+def test_cosine_topk_is_bit_identical_to_one_machine(client, fitted, dtype, block_rows):
+    _, data, _ = fitted
+    X = data.matrix.T.astype(dtype)  # items x users: item-item neighbours
+    got = fdask.cosine_topk(X, k=9, block_rows=block_rows, shrink=0.5)
+    assert_same_csr(got, fastrec.cosine_topk(X, k=9, shrink=0.5))
+
+
+def test_cosine_topk_with_candidates_and_as_frame(client, fitted, tmp_path):
+    _, data, _ = fitted
+    X, Y = data.matrix[:150], data.matrix[100:]
+    want = fastrec.cosine_topk(X, Y, k=6)
+    frame = fdask.cosine_topk(X, Y, k=6, block_rows=40, as_frame=True)
+    assert frame.npartitions == 4
+    frame.to_parquet(tmp_path / "neighbours")
+    got = pd.read_parquet(tmp_path / "neighbours")
+    counts = np.diff(want.indptr)
+    np.testing.assert_array_equal(got["row"].to_numpy(), np.repeat(np.arange(X.shape[0]), counts))
+    np.testing.assert_array_equal(got["rank"].to_numpy(), np.concatenate([np.arange(c) for c in counts]))
+    np.testing.assert_array_equal(got["col"].to_numpy(), want.indices)
+    np.testing.assert_array_equal(got["score"].to_numpy(), want.data)
+
+
+def test_cosine_topk_errors(client, fitted):
+    _, data, _ = fitted
+    with pytest.raises(ValueError, match="block_rows"):
+        fdask.cosine_topk(data.matrix, k=3, block_rows=0)
+    with pytest.raises(ValueError, match="k must"):
+        fdask.cosine_topk(data.matrix, k=0)
+    with pytest.raises(ValueError, match="same number of columns"):
+        fdask.cosine_topk(data.matrix, data.matrix.T, k=3)

@@ -10,5 +10,6 @@ single-machine ones under the same contracts (see each function).
 
 from fastrec.dask._interactions import DaskInteractions, interactions
 from fastrec.dask._recommend import recommend
+from fastrec.dask._similarity import cosine_topk
 
-__all__ = ["DaskInteractions", "interactions", "recommend"]
+__all__ = ["DaskInteractions", "cosine_topk", "interactions", "recommend"]
