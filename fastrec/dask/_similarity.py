@@ -107,7 +107,7 @@ def cosine_topk(
     as_frame = V.check_bool(as_frame, "as_frame")
     if n_threads is not None:
         V.check_int(n_threads, "n_threads", minimum=1)
-    options = {"shrink": shrink, "exclude_self": exclude_self, "backend": backend}
+    options: dict[str, Any] = {"shrink": shrink, "exclude_self": exclude_self, "backend": backend}
     # an empty block on the client checks every argument and gives the result's shape and dtype
     probe = single(X, Y, k, rows=(0, 0), n_threads=1, **options)
     n_rows, n_cols = np.shape(X)[0], probe.shape[1]
