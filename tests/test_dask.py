@@ -241,3 +241,43 @@ def test_cosine_topk_errors(client, fitted):
         fdask.cosine_topk(data.matrix, k=0)
     with pytest.raises(ValueError, match="same number of columns"):
         fdask.cosine_topk(data.matrix, data.matrix.T, k=3)
+
+
+# -- evaluate -----------------------------------------------------------------------------
+
+
+def held_out(seed=5):
+    """Test ratings: some users and items the model knows, some it never saw."""
+    test = ratings_frame(seed=seed, n=1500, n_users=450, n_items=140)
+    return test, test[["user", "item", "rating"]]
+
+
+@pytest.mark.parametrize("name", ["ItemKNN", "MatrixFactorization"])
+@pytest.mark.parametrize("threshold", [None, 4.0])
+def test_evaluate_equals_one_machine(client, fitted, name, threshold):
+    _, _, models = fitted
+    model = models[name]
+    test, columns = held_out()
+    assert not np.isin(test["user"], model.user_ids_).all()  # new users are served too
+    assert not np.isin(test["item"], model.item_ids_).all()  # and new items count as misses
+    want = fastrec.metrics.evaluate(model, None, columns, k=3, fit=False, threshold=threshold)
+    got = fdask.evaluate(model, dd.from_pandas(test, npartitions=3), k=3, threshold=threshold, block_size=60)
+    assert set(got) == set(want)
+    assert got["n_users"] == want["n_users"] > 0
+    assert want["hit_rate@3"] > 0 and 0 < want["coverage@3"] < 1  # the comparison can fail
+    assert got["coverage@3"] == want["coverage@3"]
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, rel=1e-12, abs=1e-15), key
+
+
+def test_evaluate_errors(client, fitted):
+    _, _, models = fitted
+    test = dd.from_pandas(held_out()[0], npartitions=2)
+    with pytest.raises(ValueError, match="block_size"):
+        fdask.evaluate(models["ItemKNN"], test, block_size=0)
+    with pytest.raises(ValueError, match="k must"):
+        fdask.evaluate(models["ItemKNN"], test, k=0)
+    with pytest.raises(ValueError, match="columns must"):
+        fdask.evaluate(models["ItemKNN"], test, columns=("user", "item"))
+    with pytest.raises(fastrec.NotFittedError):
+        fdask.evaluate(fastrec.ItemKNN(), test)

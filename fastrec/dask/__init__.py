@@ -9,7 +9,8 @@ single-machine ones under the same contracts (see each function).
 """
 
 from fastrec.dask._interactions import DaskInteractions, interactions
+from fastrec.dask._metrics import evaluate
 from fastrec.dask._recommend import recommend
 from fastrec.dask._similarity import cosine_topk
 
-__all__ = ["DaskInteractions", "cosine_topk", "interactions", "recommend"]
+__all__ = ["DaskInteractions", "cosine_topk", "evaluate", "interactions", "recommend"]

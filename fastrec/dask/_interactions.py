@@ -190,22 +190,38 @@ class DaskInteractions:
         """
         import dask
 
-        bounds = self.block_bounds(block_size)
-        n_blocks = bounds.size - 1
-        if n_blocks == 0:
-            return []
-        split = [dask.delayed(_block_pieces)(part, bounds) for part in self.frame.to_delayed()]
+        bounds, pieces = self.block_pieces(block_size)
         # the id arrays enter the graph once, not once per task
         users, items = dask.delayed(self.user_ids, pure=True), dask.delayed(self.item_ids, pure=True)
         n_items = self.item_ids.size
         out = []
-        for b in range(n_blocks):
-            pieces = [dask.delayed(operator.getitem)(s, b) for s in split]
+        for b, block in enumerate(pieces):
             pair = dask.delayed(_block_matrix, nout=2)(
-                int(bounds[b]), int(bounds[b + 1]), n_items, self.duplicates, users, items, *pieces
+                int(bounds[b]), int(bounds[b + 1]), n_items, self.duplicates, users, items, *block
             )
             out.append(pair if timestamps else pair[0])
         return out
+
+    def block_pieces(self, block_size: int) -> tuple[np.ndarray, list[list[Any]]]:
+        """The rows of :attr:`frame` grouped by block of users, without building matrices.
+
+        Returns
+        -------
+        bounds : ndarray of int64, shape (n_blocks + 1,)
+            As :meth:`block_bounds`.
+        pieces : list of lists of dask.delayed.Delayed
+            ``pieces[b][p]`` computes to the pandas rows of partition ``p`` whose
+            user lies in block ``b`` (columns of :attr:`frame`, input order).
+            Each partition is split once.
+        """
+        import dask
+
+        bounds = self.block_bounds(block_size)
+        n_blocks = bounds.size - 1
+        if n_blocks == 0:
+            return bounds, []
+        split = [dask.delayed(_block_pieces)(part, bounds) for part in self.frame.to_delayed()]
+        return bounds, [[dask.delayed(operator.getitem)(s, b) for s in split] for b in range(n_blocks)]
 
 
 def interactions(
