@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -21,7 +23,7 @@ from fastrec.datasets import Interactions  # noqa: E402
 def client():
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
         ) as cluster,
         distributed.Client(cluster) as c,
     ):
@@ -281,3 +283,47 @@ def test_evaluate_errors(client, fitted):
         fdask.evaluate(models["ItemKNN"], test, columns=("user", "item"))
     with pytest.raises(fastrec.NotFittedError):
         fdask.evaluate(fastrec.ItemKNN(), test)
+
+
+# -- threads ------------------------------------------------------------------------------
+
+
+# two tasks of an in-process worker meet here (a lock does not pickle: a module global)
+_PAIR = threading.Barrier(2)
+
+
+def _share(paired=False):
+    """(tasks running on this worker, task_threads) of a task, read while both paired tasks run."""
+    from fastrec.dask._workers import task_threads
+
+    barrier = _PAIR if paired else None
+    if barrier is not None:
+        barrier.wait(timeout=30)  # every task of the barrier is running now
+    seen = len(distributed.get_worker().state.executing), task_threads(None)
+    if barrier is not None:
+        barrier.wait(timeout=30)  # and none leaves before all have looked
+    return seen
+
+
+def test_a_task_takes_its_share_of_the_worker_threads(fitted):
+    from fastrec.dask._recommend import _with_threads
+    from fastrec.dask._workers import task_threads
+
+    _, _, models = fitted
+    model = models["ItemKNN"]
+    cap = fastrec._runtime.max_threads()  # the most threads fastrec lets one call use here
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        both = c.gather([c.submit(_share, True, pure=False) for _ in range(2)])
+        assert both == [(2, 1), (2, 1)]  # two at once: one thread each
+        alone = c.submit(_share, pure=False).result()
+        assert alone == (1, min(2, cap))  # alone on a 2-thread worker: both threads
+        assert c.submit(task_threads, 1).result() == 1  # n_threads given: taken as it is
+        copy = c.submit(_with_threads, model, 1).result()
+        assert copy.n_threads == 1 and copy is not model
+    assert model.n_threads is None  # the model given is never changed
+    assert task_threads(None) == fastrec.get_num_threads()  # outside a worker: fastrec's default
