@@ -81,13 +81,18 @@ def test_interactions_number_ids_and_build_blocks_as_interactions(client, duplic
 
 
 def test_interactions_errors(client):
-    frame = ratings_frame(n=50)
+    frame = ratings_frame(n=50, string_items=False)
     with pytest.raises(TypeError, match="dask.dataframe.from_pandas"):
         fdask.interactions(frame)
     with pytest.raises(ValueError, match="value='score' is not a column"):
         fdask.interactions(dd.from_pandas(frame, npartitions=2), value="score")
     with pytest.raises(ValueError, match="block_size"):
         fdask.interactions(dd.from_pandas(frame, npartitions=2)).blocks(0)
+    # integer item ids in one partition, strings in another
+    halves = [frame.iloc[:25], frame.iloc[25:].assign(item=frame["item"].iloc[25:].astype(str))]
+    mixed = dd.from_delayed([dask.delayed(h) for h in halves], meta=halves[0], verify_meta=False)
+    with pytest.raises(TypeError, match="one type"):
+        fdask.interactions(mixed)
     twice = pd.concat([frame, frame.iloc[:1]], ignore_index=True)
     with pytest.raises(ValueError, match="more than once|repeated|twice"):
         dask.compute(
@@ -327,3 +332,45 @@ def test_a_task_takes_its_share_of_the_worker_threads(fitted):
         assert copy.n_threads == 1 and copy is not model
     assert model.n_threads is None  # the model given is never changed
     assert task_threads(None) == fastrec.get_num_threads()  # outside a worker: fastrec's default
+
+
+# -- without a distributed client, and without Dask ---------------------------------------
+
+
+def test_dask_local_scheduler_gives_the_same_results(fitted, monkeypatch):
+    import fastrec.dask._metrics
+    import fastrec.dask._recommend
+    import fastrec.dask._similarity
+
+    for module in (fastrec.dask._recommend, fastrec.dask._similarity, fastrec.dask._metrics):
+        monkeypatch.setattr(module, "current_client", lambda client: None)  # as if none had started
+    frame, data, models = fitted
+    model = models["ItemKNN"]
+    with dask.config.set(scheduler="threads"):
+        out = fdask.recommend(model, n=4, block_size=70).compute()
+        assert_same_table(out, model.user_ids_, *model.recommend(model.user_ids_, 4))
+        X = data.matrix.T
+        assert_same_csr(fdask.cosine_topk(X, k=5, block_rows=33), fastrec.cosine_topk(X, k=5))
+        test, columns = held_out()
+        got = fdask.evaluate(model, dd.from_pandas(test, npartitions=2), k=3, block_size=100)
+        want = fastrec.metrics.evaluate(model, None, columns, k=3, fit=False)
+        assert got == pytest.approx(want, rel=1e-12, abs=1e-15)
+
+
+def test_import_fastrec_leaves_dask_alone_and_fastrec_dask_names_the_extra():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import fastrec\n"
+        "assert 'fastrec.dask' not in sys.modules and 'dask' not in sys.modules\n"
+        "sys.modules['dask.dataframe'] = None  # as if the extra were not installed\n"
+        "try:\n"
+        "    import fastrec.dask\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "pip install fastrec[dask]" in done.stdout

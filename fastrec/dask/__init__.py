@@ -8,6 +8,14 @@ function gathers a whole collection on the client.  Results equal the
 single-machine ones under the same contracts (see each function).
 """
 
+try:
+    import dask.dataframe  # noqa: F401
+except ImportError as exc:  # the optional extra is not installed
+    raise ImportError(
+        "fastrec.dask needs Dask: install the extra with `pip install fastrec[dask]` "
+        "(dask[dataframe] and distributed)."
+    ) from exc
+
 from fastrec.dask._interactions import DaskInteractions, interactions
 from fastrec.dask._metrics import evaluate
 from fastrec.dask._recommend import recommend
