@@ -133,7 +133,7 @@ def recommend(
     sample = None if interactions is None else _empty_rows(probe_users.size, len(model.item_ids_))
     probe_ids, probe_scores = model.recommend(probe_users, 1, **options, user_items=sample)
     if unknown == "raise" and interactions is None and users is not None:
-        missing = model._user_map.lookup(all_users) < 0
+        missing = ~np.isin(all_users, model_users)
         if missing.any():
             model.recommend(all_users[missing][:1], 1, **options)  # raises UnknownIdError
     shared = broadcast(model, current_client(client))
