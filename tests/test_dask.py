@@ -80,6 +80,21 @@ def test_interactions_number_ids_and_build_blocks_as_interactions(client, duplic
     np.testing.assert_array_equal(data.item_ids[mapped["item"]], frame["item"].to_numpy())
 
 
+def test_interactions_from_parquet_and_csv_files(client, tmp_path):
+    frame = ratings_frame(seed=3, n=800)
+    ref = Interactions.from_frame(frame)
+    (tmp_path / "parquet").mkdir()
+    (tmp_path / "csv").mkdir()
+    for p, part in enumerate(np.array_split(np.arange(len(frame)), 3)):
+        frame.iloc[part].to_parquet(tmp_path / "parquet" / f"part{p}.parquet")
+        frame.iloc[part].to_csv(tmp_path / "csv" / f"part{p}.csv", index=False)
+    for read in (dd.read_parquet(tmp_path / "parquet"), dd.read_csv(str(tmp_path / "csv" / "*.csv"))):
+        data = fdask.interactions(read)
+        np.testing.assert_array_equal(data.user_ids, ref.user_ids)
+        np.testing.assert_array_equal(data.item_ids, ref.item_ids)
+        assert_same_csr(stacked(dask.compute(*data.blocks(100))), ref.matrix)
+
+
 def test_interactions_errors(client):
     frame = ratings_frame(n=50, string_items=False)
     with pytest.raises(TypeError, match="dask.dataframe.from_pandas"):

@@ -10,8 +10,6 @@ import numpy as np
 from fastrec import _validation as V
 from fastrec.dask._workers import broadcast, current_client, task_threads
 
-COLUMNS = ("user", "rank", "item", "score")
-
 
 def _with_threads(model: Any, n_threads: int | None) -> Any:
     """A shallow copy of ``model`` (arrays shared) whose n_threads is this task's share."""
