@@ -5,14 +5,15 @@ from __future__ import annotations
 import threading
 
 import numpy as np
+import pandas as pd
 import pytest
+import scipy.sparse as sp
 
-dask = pytest.importorskip("dask")  # the optional extra fastrec[dask]
+# the optional extra fastrec[dask] (dask[dataframe] and distributed): without it, skip this file
+dask = pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")
-pd = pytest.importorskip("pandas")
 
 import dask.dataframe as dd  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
 
 import fastrec  # noqa: E402
 import fastrec.dask as fdask  # noqa: E402
