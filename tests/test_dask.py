@@ -391,3 +391,48 @@ def test_import_fastrec_leaves_dask_alone_and_fastrec_dask_names_the_extra():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "pip install fastrec[dask]" in done.stdout
+
+
+@pytest.mark.parametrize("threshold", [None, 4.0])
+def test_ranking_metrics_of_stored_lists_equal_one_machine(client, fitted, tmp_path, threshold):
+    from fastrec._idmap import IdMap
+
+    _, _, models = fitted
+    model = models["MatrixFactorization"]
+    test, _ = held_out()
+    # lists for every model user (some without test ratings); test users the model lacks get none
+    fdask.recommend(model, n=4, block_size=90).to_parquet(tmp_path / "lists", write_index=False)
+    lists = dd.read_parquet(tmp_path / "lists")
+    got = fdask.ranking_metrics(
+        lists, dd.from_pandas(test, npartitions=3), k=4, threshold=threshold, block_size=70
+    )
+    # one machine: one table row per test user, raw ids mapped to columns (test items first)
+    stored = pd.read_parquet(tmp_path / "lists")
+    users, rows = IdMap.from_values(test["user"].to_numpy())
+    test_items, cols = IdMap.from_values(test["item"].to_numpy())
+    all_items, _ = test_items.extend(stored["item"].to_numpy())
+    relevant = np.ones(len(test), bool) if threshold is None else test["rating"].to_numpy() >= threshold
+    truth = sp.csr_matrix(
+        (np.ones(relevant.sum()), (rows[relevant], cols[relevant])), shape=(len(users), len(all_items))
+    )
+    table = np.full((len(users), 4), -1)
+    listed = users.lookup(stored["user"].to_numpy())
+    on = listed >= 0
+    table[listed[on], stored["rank"].to_numpy()[on]] = all_items.lookup(stored["item"].to_numpy()[on])
+    want = fastrec.metrics.ranking_metrics(table, truth, k=4)
+    assert 0 < (table >= 0).all(axis=1).mean() < 1  # some test users have lists, some none
+    assert want["hit_rate"] > 0
+    assert got["n_users"] == want["n_users"] > 0
+    for key in ("precision", "recall", "f1", "ndcg", "map", "hit_rate"):
+        assert got[key] == pytest.approx(want[key], rel=1e-12, abs=1e-15), key
+
+
+def test_ranking_metrics_errors(client, fitted):
+    test = dd.from_pandas(held_out()[0], npartitions=2)
+    lists = dd.from_pandas(pd.DataFrame({"user": [3], "item": ["item001"]}), npartitions=1)
+    with pytest.raises(ValueError, match=r"lacks the columns \['rank'\]"):
+        fdask.ranking_metrics(lists, test)
+    with pytest.raises(TypeError, match="dask.dataframe.DataFrame"):
+        fdask.ranking_metrics(lists.compute(), test)
+    with pytest.raises(ValueError, match="k must"):
+        fdask.ranking_metrics(lists.assign(rank=0), test, k=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any
 
 import numpy as np
@@ -194,5 +195,170 @@ def evaluate(
     for name, value in zip(METRIC_NAMES, means):
         result[f"{name}@{k}"] = float(value)
     result[f"coverage@{k}"] = float(flags.sum() / max(model_items.size, 1))
+    result["n_users"] = int(count)
+    return result
+
+
+def _recommendation_pieces(
+    frame: Any, user_ids: np.ndarray, item_ids: np.ndarray, bounds: np.ndarray, k: int
+) -> list[Any]:
+    """A partition of (user, rank, item) rows as (row, rank, col) by test numbering, split by user block.
+
+    Rows of users without test ratings and ranks past ``k`` are dropped; items
+    that are not test items get column -1 (a miss in that slot).
+    """
+    import pandas as pd
+
+    rows = IdMap(user_ids).lookup(V.id_array(frame["user"].to_numpy(), "recommendations user"))
+    ranks = frame["rank"].to_numpy().astype(np.int64)
+    keep = (rows >= 0) & (ranks >= 0) & (ranks < k)
+    rows, ranks = rows[keep], ranks[keep]
+    cols = IdMap(item_ids).lookup(V.id_array(frame["item"].to_numpy()[keep], "recommendations item"))
+    block = np.searchsorted(bounds, rows, side="right") - 1
+    order = np.argsort(block, kind="stable")
+    starts = np.searchsorted(block[order], np.arange(bounds.size))
+    table = pd.DataFrame({"row": rows, "rank": ranks, "col": cols})
+    return [table.iloc[order[starts[b] : starts[b + 1]]] for b in range(bounds.size - 1)]
+
+
+def _table_block(
+    start: int,
+    stop: int,
+    n_items: int,
+    k: int,
+    threshold: float | None,
+    n_threads: int | None,
+    n_test_pieces: int,
+    *pieces: Any,
+) -> tuple[np.ndarray, int]:
+    """(sum of each metric over the block's users with test items, their count) of given lists."""
+    import pandas as pd
+
+    from fastrec.dask._workers import task_threads
+
+    test = pd.concat(pieces[:n_test_pieces], ignore_index=True)
+    recs = pd.concat(pieces[n_test_pieces:], ignore_index=True)
+    relevant = np.ones(len(test), dtype=bool)
+    if threshold is not None:
+        relevant = test["value"].to_numpy() >= threshold
+    truth = sp.csr_matrix(
+        (
+            np.ones(int(relevant.sum()), dtype=np.float32),
+            (test["user"].to_numpy()[relevant] - start, test["item"].to_numpy()[relevant]),
+        ),
+        shape=(stop - start, n_items),
+    )
+    table = np.full((stop - start, k), -1, dtype=np.int64)
+    table[recs["row"].to_numpy() - start, recs["rank"].to_numpy()] = recs["col"].to_numpy()
+    per_user, _ = per_user_metrics(table, truth, k, n_threads=task_threads(n_threads))
+    valid = ~np.isnan(per_user[:, 0])
+    return per_user[valid].sum(axis=0), int(valid.sum())
+
+
+def _add_sums(*parts: tuple[np.ndarray, int]) -> tuple[np.ndarray, int]:
+    return np.sum([p[0] for p in parts], axis=0), sum(p[1] for p in parts)
+
+
+def ranking_metrics(
+    recommendations: Any,
+    test: Any,
+    k: int = 10,
+    *,
+    threshold: float | None = None,
+    columns: tuple[str, str, str] = ("user", "item", "rating"),
+    block_size: int = 10_000,
+    n_threads: int | None = None,
+    client: Any = None,
+) -> dict[str, Any]:
+    """Ranking metrics at ``k`` of stored recommendation lists against held-out ratings, on Dask.
+
+    The lists and the test ratings are both split by block of test users (each
+    partition once); one task per block builds that block's recommendation
+    table and relevance matrix and runs fastrec's ranking-metric kernel on
+    them, returning only sums and a count.
+
+    Parameters
+    ----------
+    recommendations : dask.dataframe.DataFrame
+        Columns ``user``, ``rank`` (0 = first slot) and ``item`` in raw ids, one
+        list per user (what :func:`fastrec.dask.recommend` returns, or its
+        Parquet files read back).  Rows of users without test ratings are
+        ignored, items that are not test items are misses.
+    test : DaskInteractions or dask.dataframe.DataFrame
+        Held-out ratings (from :func:`fastrec.dask.interactions`, or a frame read
+        with ``columns``).
+    k : int, default 10
+    threshold : float, optional
+        Only test ratings >= threshold are relevant.
+    columns : (str, str, str), default ("user", "item", "rating")
+        User, item and rating columns when ``test`` is a DataFrame.
+    block_size : int, default 10000
+        Test users per task.
+    n_threads : int, optional
+        Threads per task; ``None`` takes the task's share of its worker's threads.
+    client : distributed.Client, optional
+
+    Returns
+    -------
+    dict
+        ``precision``, ``recall``, ``f1``, ``ndcg``, ``map``, ``hit_rate`` and
+        ``n_users``, as :func:`fastrec.metrics.ranking_metrics` gives them for
+        the same lists and test items (one row per test user, raw ids mapped to
+        columns): ``n_users`` exactly, the means up to the order of
+        floating-point summation.
+    """
+    import dask
+    import dask.dataframe as dd
+
+    if not isinstance(recommendations, dd.DataFrame):
+        raise TypeError(
+            f"recommendations must be a dask.dataframe.DataFrame, got {type(recommendations).__name__}."
+        )
+    missing = [c for c in ("user", "rank", "item") if c not in recommendations.columns]
+    if missing:
+        raise ValueError(
+            f"recommendations lacks the columns {missing}; it needs user, rank and item "
+            "(as fastrec.dask.recommend gives)."
+        )
+    k = V.check_int(k, "k", minimum=1)
+    block_size = V.check_int(block_size, "block_size", minimum=1)
+    if threshold is not None:
+        threshold = V.check_float(threshold, "threshold")
+    if n_threads is not None:
+        V.check_int(n_threads, "n_threads", minimum=1)
+    if not isinstance(test, DaskInteractions):
+        if not isinstance(columns, tuple) or len(columns) != 3:
+            raise ValueError(f"columns must be (user, item, rating) column names, got {columns!r}.")
+        test = interactions(test, *columns)
+    bounds, test_pieces = test.block_pieces(block_size)
+    user_ids = dask.delayed(test.user_ids, pure=True)
+    item_ids = dask.delayed(test.item_ids, pure=True)
+    split = [
+        dask.delayed(_recommendation_pieces)(part, user_ids, item_ids, bounds, k)
+        for part in recommendations.to_delayed()
+    ]
+    parts = []
+    for b, block in enumerate(test_pieces):
+        rec_block = [dask.delayed(operator.getitem)(s, b) for s in split]
+        parts.append(
+            dask.delayed(_table_block)(
+                int(bounds[b]),
+                int(bounds[b + 1]),
+                test.item_ids.size,
+                k,
+                threshold,
+                n_threads,
+                len(block),
+                *block,
+                *rec_block,
+            )
+        )
+    if not parts:
+        raise ValueError("test holds no ratings: there is nothing to evaluate.")
+    total = _tree(parts, _add_sums)
+    client = current_client(client)
+    sums, count = client.compute(total).result() if client is not None else total.compute()
+    means = sums / count if count else np.full(len(METRIC_NAMES), np.nan)
+    result: dict[str, Any] = {name: float(value) for name, value in zip(METRIC_NAMES, means)}
     result["n_users"] = int(count)
     return result
