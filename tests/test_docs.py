@@ -172,6 +172,8 @@ def _close_figures() -> None:
 
 def run_markdown(path: Path) -> None:
     """Run the examples of one Markdown file in order, in one namespace, in the current folder."""
+    if path.name == "dask.md":  # the page of the optional dask extra
+        pytest.importorskip("dask")
     blocks = [b for b in parse_blocks(path.read_text(encoding="utf-8"), path) if b.runnable]
     namespace: dict = {"__name__": NAMESPACE_NAME}
     try:
