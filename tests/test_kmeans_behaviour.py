@@ -12,6 +12,8 @@ import re
 import numpy as np
 import pytest
 
+import fastrec
+from fastrec import _runtime
 from fastrec.cluster import KMeans
 
 
@@ -203,3 +205,20 @@ def test_sparse_rows_are_measured_like_dense_ones():
     means = np.array([[0.0, 0.5, 1.0], [5.0, 5.5, 0.0]])  # the two pairs, by construction
     rows = np.array([[1.0, 2.0, 0.0], [4.0, 4.0, 3.0]])
     np.testing.assert_allclose(km.transform(sp.csr_matrix(rows)), np.sqrt(sqdist(rows, means)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", fastrec.available_backends())
+def test_fit_runs_the_kernels_of_the_backend_asked_for(backend, monkeypatch):
+    """backend= picks the kernels that run, not only the label a result carries."""
+    module = _runtime.kernel_module(backend, "cluster")
+    calls = []
+    original = module.kmeans_assign_dense
+
+    def counted(**kwargs):
+        calls.append(kwargs["x"].shape)
+        return original(**kwargs)
+
+    monkeypatch.setattr(module, "kmeans_assign_dense", counted)
+    X = np.random.default_rng(3).normal(size=(120, 4)).astype(np.float32)
+    KMeans(n_clusters=3, n_init=1, max_iter=3, random_state=0, backend=backend).fit(X)
+    assert calls and all(shape == X.shape for shape in calls)
