@@ -176,7 +176,7 @@ class _Scale:
     inertia scale back exactly (up to the rounding of the dtype).
     """
 
-    def __init__(self, x_exp: int = 0, w_exp: int = 0):
+    def __init__(self, x_exp: int, w_exp: int):
         self.x_exp = x_exp
         self.w_exp = w_exp
 
