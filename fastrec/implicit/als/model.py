@@ -274,7 +274,7 @@ class ALS(FactorRecommender):
         """Set the fitted factors (aligned, padded)."""
         self._k = k
         self._P, self._Q = P, Q
-        self._gram = None  # Y^T Y in float64, made by the first exact user solve
+        self._gram: np.ndarray | None = None  # Y^T Y in float64, made by the first exact user solve
         self.seed_ = seed
 
     # -- one user -----------------------------------------------------------------------

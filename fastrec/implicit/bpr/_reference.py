@@ -160,7 +160,7 @@ def update_one(P, Q, bi, u, i, j, lr, reg, item_bias) -> bool:
         b_i, b_j = bi[i], bi[j]
         bi[i] = b_i + lr_t * (z - reg_t * b_i)
         bi[j] = b_j + lr_t * ((-z) - reg_t * b_j)
-    return bool(x > 0)
+    return bool(float(x) > 0)
 
 
 def bpr_samples(
