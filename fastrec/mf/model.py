@@ -879,12 +879,7 @@ class MatrixFactorization(FactorRecommender):
     # -- persistence --------------------------------------------------------------------
 
     def _saved_param_values(self) -> dict[str, Any]:
-        params = {key: getattr(self, key) for key in self._PARAMS}
-        seed = params["random_state"]
-        # A generator cannot be written without pickle; the seed it gave is kept as seed_.
-        params["random_state"] = int(seed) if isinstance(seed, (int, np.integer)) else None
-        params.update(n_factors=self._k, biased=self._biased, dtype=self._P.dtype.name)
-        return params
+        return {**super()._saved_param_values(), "biased": self._biased}
 
     def _state(self) -> dict[str, np.ndarray]:
         return {

@@ -226,7 +226,31 @@ class FactorRecommender(Recommender):
         out = raw_item_ids(id_map, out_idx)
         return (out[0], out_scores[0]) if single else (out, out_scores)
 
+    # -- persistence --------------------------------------------------------------------
+
+    def _saved_param_values(self) -> dict[str, Any]:
+        params = super()._saved_param_values()
+        seed = params.get("random_state")
+        # A generator cannot be written without pickle; the seed it gave is kept as seed_.
+        params["random_state"] = int(seed) if isinstance(seed, (int, np.integer)) else None
+        params["n_factors"] = self._k
+        return params
+
     # -- fold-in ------------------------------------------------------------------------
+
+    @staticmethod
+    def _fold_in_arrays(items: Any, values: Any, name: str = "values") -> tuple[np.ndarray, np.ndarray]:
+        """(raw item ids, float64 values) of one user's fold-in; ``values=None`` means ones."""
+        item_ids = V.id_array(items, "items")
+        if values is None:
+            parsed = np.ones(item_ids.size, dtype=np.float64)
+        else:
+            parsed = np.asarray(V._rating_values(values, name), dtype=np.float64)
+        if item_ids.size != parsed.size:
+            raise ValueError(
+                f"items and {name} must have the same length, got {item_ids.size} and {parsed.size}."
+            )
+        return item_ids, parsed
 
     def _fold_in(self, user: Any, item_ids: np.ndarray, values: np.ndarray) -> None:
         """Store the solve of one user's factors (and bias) from raw item ids and float64 values.

@@ -324,15 +324,7 @@ class ALS(FactorRecommender):
         self
         """
         self._check_fitted()
-        item_ids = V.id_array(items, "items")
-        if values is None:
-            values = np.ones(item_ids.size, dtype=np.float64)
-        else:
-            values = np.asarray(V._rating_values(values, "values"), dtype=np.float64)
-        if item_ids.size != values.size:
-            raise ValueError(
-                f"items and values must have the same length, got {item_ids.size} and {values.size}."
-            )
+        item_ids, values = self._fold_in_arrays(items, values)
         check_values(values, "values")
         self._fold_in(user, item_ids, values)
         return self
@@ -340,11 +332,7 @@ class ALS(FactorRecommender):
     # -- persistence --------------------------------------------------------------------
 
     def _saved_param_values(self) -> dict[str, Any]:
-        params = super()._saved_param_values()
-        seed = params["random_state"]
-        params["random_state"] = int(seed) if isinstance(seed, (int, np.integer)) else None
-        params["n_factors"] = self._k
-        return params
+        return super()._saved_param_values()
 
     def _state(self) -> dict[str, np.ndarray]:
         return {

@@ -324,14 +324,7 @@ class BPR(FactorRecommender):
         self
         """
         self._check_fitted()
-        item_ids = V.id_array(items, "items")
-        if values is None:
-            values = np.ones(item_ids.size)
-        values = np.asarray(V._rating_values(values, "values"), dtype=np.float64)
-        if item_ids.size != values.size:
-            raise ValueError(
-                f"items and values must have the same length, got {item_ids.size} and {values.size}."
-            )
+        item_ids, values = self._fold_in_arrays(items, values)
         if not np.isfinite(values).all():
             raise ValueError("values must be finite (no NaN or infinity).")
         self._fold_in(user, item_ids, values)
@@ -340,12 +333,7 @@ class BPR(FactorRecommender):
     # -- persistence --------------------------------------------------------------------
 
     def _saved_param_values(self) -> dict[str, Any]:
-        params = {key: getattr(self, key) for key in self._PARAMS}
-        seed = params["random_state"]
-        # A generator cannot be written without pickle; the seed it gave is kept as seed_.
-        params["random_state"] = int(seed) if isinstance(seed, (int, np.integer)) else None
-        params.update(n_factors=self._k, item_bias=bool(self._item_bias_on), dtype=self._P.dtype.name)
-        return params
+        return {**super()._saved_param_values(), "item_bias": bool(self._item_bias_on)}
 
     def _state(self) -> dict[str, np.ndarray]:
         return {

@@ -408,26 +408,13 @@ class WARP(FactorRecommender):
         self
         """
         self._check_fitted()
-        item_ids = V.id_array(items, "items")
-        if values is None:
-            vals = np.ones(item_ids.size, dtype=np.float64)
-        else:
-            vals = np.asarray(V._rating_values(values, "values"), dtype=np.float64)
-        if item_ids.size != vals.size:
-            raise ValueError(
-                f"items and values must have the same length, got {item_ids.size} and {vals.size}."
-            )
-        self._fold_in(user, item_ids, vals)
+        self._fold_in(user, *self._fold_in_arrays(items, values))
         return self
 
     # -- persistence --------------------------------------------------------------------
 
     def _saved_param_values(self) -> dict[str, Any]:
-        params = {key: getattr(self, key) for key in self._PARAMS}
-        seed = params["random_state"]
-        params["random_state"] = int(seed) if isinstance(seed, (int, np.integer)) else None
-        params.update(n_factors=self._k, dtype=self._P.dtype.name)
-        return params
+        return super()._saved_param_values()
 
     def _state(self) -> dict[str, np.ndarray]:
         return {
