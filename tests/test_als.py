@@ -225,7 +225,16 @@ def test_cpp_kernel_rejects_bad_arrays(backend):
 
 
 def fit(backend, dtype=np.float64, **kw):
-    params = dict(n_factors=6, n_iterations=3, reg=0.05, alpha=2.0, random_state=3, dtype=dtype, n_threads=2)
+    params = dict(
+        n_factors=6,
+        n_iterations=3,
+        reg=0.05,
+        alpha=2.0,
+        confidence="linear",
+        random_state=3,
+        dtype=dtype,
+        n_threads=2,
+    )
     params.update(kw)
     return ALS(backend=backend, **params).fit(counts())
 
