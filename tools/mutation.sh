@@ -20,7 +20,11 @@
 #                               # on busy cores): JOBLIB_MULTIPROCESSING=0 runs those folds in the
 #                               # process instead, at the cost of the loky branch of _fit.run
 #                               # (run its mutants without it: 'fastrec.model_selection._fit.x_run*')
-#   tools/mutation.sh all       # all four
+#   tools/mutation.sh mf        # fastrec/mf/model.py and fastrec/recommenders/_factors.py (the MF
+#                               # estimator and the factor-model base) against tests/test_mf.py,
+#                               # test_contract.py and test_model_files.py; pass a seeded sample of
+#                               # mutant names as for the others
+#   tools/mutation.sh all       # all five
 #
 # Settings are in the [tool.mutmut] section of pyproject.toml: the files mutated, and the test
 # files run against them (tests/test_metrics.py; tests/test_kmeans.py, test_kmeans_profile.py,
@@ -56,9 +60,11 @@ case "$what" in
     kmeans) targets=("${@:-fastrec.cluster.kmeans.*}") ;;
     recommenders) targets=("${@:-fastrec.recommenders.*}") ;;
     model_selection) targets=("${@:-fastrec.model_selection.*}") ;;
+    mf) if [ $# -gt 0 ]; then targets=("$@")
+        else targets=("fastrec.mf.model.*" "fastrec.recommenders._factors.*"); fi ;;
     all) targets=("fastrec.metrics.*" "fastrec.cluster.kmeans.*" "fastrec.recommenders.*"
-                  "fastrec.model_selection.*") ;;
-    *) echo "usage: $0 [metrics|kmeans|recommenders|model_selection|all] [mutant name globs]" >&2
+                  "fastrec.model_selection.*" "fastrec.mf.model.*") ;;
+    *) echo "usage: $0 [metrics|kmeans|recommenders|model_selection|mf|all] [mutant name globs]" >&2
        exit 2 ;;
 esac
 if [ "$what" = recommenders ]; then
