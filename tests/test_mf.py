@@ -1087,3 +1087,31 @@ def test_training_and_prediction_pass_every_kernel_argument_by_keyword(monkeypat
     assert got.history_["valid_rmse"] == want.history_["valid_rmse"]
     np.testing.assert_array_equal(pred, want_pred)
     assert calls.count("sgd_mf_epoch") == 4 and {"mf_predict", "group_by_block"} <= set(calls)
+
+
+def test_bias_rates_of_none_are_the_factor_rates():
+    data = low_rank(n_ratings=800)
+    given = dict(n_factors=3, n_epochs=2, lr=0.015, reg=0.07, random_state=0, n_threads=1)
+    implied = MatrixFactorization(lr_bias=None, reg_bias=None, **given).fit(data)
+    explicit = MatrixFactorization(lr_bias=0.015, reg_bias=0.07, **given).fit(data)
+    np.testing.assert_array_equal(implied.user_factors_, explicit.user_factors_)
+    np.testing.assert_array_equal(implied.item_bias_, explicit.item_bias_)
+
+
+def test_bad_sizes_and_parameters_are_named():
+    data = low_rank(n_ratings=200)
+    with pytest.raises(ValueError, match="init_std"):
+        MatrixFactorization(init_std=-1.0).fit(data)
+    with pytest.raises(ValueError, match="n_users"):
+        MatrixFactorization().fit(data, n_users=0)
+    with pytest.raises(fastrec.TooLargeError, match="fewer factors"):
+        MatrixFactorization(n_factors=4096).fit(data, n_items=10**9)
+
+
+def test_similar_ids_of_a_zero_factor_vector_and_bad_ids():
+    model = MatrixFactorization(n_factors=3, n_epochs=2, random_state=0).fit(low_rank(n_ratings=600))
+    model.fold_in("nobody", [], [])  # no known item: zero factors
+    ids, scores = model.similar_users("nobody", n=4)
+    assert ids.shape == (4,) and np.all(scores == 0)  # cosine with a zero vector is 0
+    with pytest.raises(ValueError, match="items"):
+        model.similar_items(np.zeros((2, 2), dtype=np.int64))
