@@ -1,4 +1,4 @@
-"""Small Numba building blocks shared by several kernels: the bounded top-k heap."""
+"""Small Numba building blocks shared by several kernels: the bounded top-k heap, splitmix64."""
 
 from __future__ import annotations
 
@@ -8,6 +8,26 @@ import numpy as np
 from fastrec._runtime import NUMBA_KERNEL_OPTIONS
 
 _INLINE = dict(NUMBA_KERNEL_OPTIONS, inline="always")
+
+# splitmix64, the generator of the SGD kernels (fastrec._draws is its numpy reference)
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_C1 = np.uint64(0xBF58476D1CE4E5B9)
+_C2 = np.uint64(0x94D049BB133111EB)
+_S27, _S30, _S31 = np.uint64(27), np.uint64(30), np.uint64(31)
+
+
+@nb.njit(**NUMBA_KERNEL_OPTIONS)
+def mix(z):
+    """splitmix64's finaliser of a uint64 (integer arithmetic only: exact under any flags)."""
+    z = (z ^ (z >> _S30)) * _C1
+    z = (z ^ (z >> _S27)) * _C2
+    return z ^ (z >> _S31)
+
+
+@nb.njit(**NUMBA_KERNEL_OPTIONS)
+def cast_like(value, like):
+    """``value`` as a scalar of ``like``'s dtype."""
+    return np.full(1, value, dtype=like.dtype)[0]
 
 
 @nb.njit(**_INLINE)

@@ -15,24 +15,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from fastrec._numba_helpers import GOLDEN, cast_like, mix
 from fastrec._runtime import NUMBA_KERNEL_OPTIONS
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_C1 = np.uint64(0xBF58476D1CE4E5B9)
-_C2 = np.uint64(0x94D049BB133111EB)
-_S27, _S30, _S31, _S32 = np.uint64(27), np.uint64(30), np.uint64(31), np.uint64(32)
-
-
-@nb.njit(**NUMBA_KERNEL_OPTIONS)
-def _mix(z):
-    z = (z ^ (z >> _S30)) * _C1
-    z = (z ^ (z >> _S27)) * _C2
-    return z ^ (z >> _S31)
-
-
-@nb.njit(**NUMBA_KERNEL_OPTIONS)
-def _cast(value, like):
-    return np.full(1, value, dtype=like.dtype)[0]
+_S32 = np.uint64(32)
 
 
 VISIT_LANES = 4  # lanes of the visit order, as kVisitLanes in mf.hpp
@@ -41,8 +27,8 @@ RUN_WINDOW = 16  # runs per window of the run order, as kRunWindow in mf.hpp
 
 @nb.njit(**NUMBA_KERNEL_OPTIONS)
 def _draw_index(state, i):
-    state = state + _GOLDEN
-    return state, np.int64(((_mix(state) >> _S32) * np.uint64(i + 1)) >> _S32)
+    state = state + GOLDEN
+    return state, np.int64(((mix(state) >> _S32) * np.uint64(i + 1)) >> _S32)
 
 
 @nb.njit(**NUMBA_KERNEL_OPTIONS)
@@ -64,7 +50,7 @@ def _shuffle_runs(items, ratings, starts, seed, within_runs, block):
     n_runs = starts.shape[0] - 1
     if seed < 0:
         return np.arange(n_runs)
-    state = _mix(np.uint64(seed) + np.uint64(block + 1) * _GOLDEN)
+    state = mix(np.uint64(seed) + np.uint64(block + 1) * GOLDEN)
     if within_runs:
         for r in range(n_runs):
             for i in range(starts[r + 1] - starts[r] - 1, 0, -1):
@@ -152,12 +138,12 @@ def _run_block(
 ):
     # The padding lanes after n_factors hold zeros and add nothing: skip them.
     # Scalars in the factor dtype, rounded as the C++ kernel rounds them.
-    zero = _cast(0.0, P)
-    shrink = _cast(1.0, P) - _cast(lr * reg, P)
-    lr_t = _cast(lr, P)
-    lr_b = _cast(lr_bias, P)
-    reg_b = _cast(reg_bias, P)
-    mu_t = _cast(mu, P)
+    zero = cast_like(0.0, P)
+    shrink = cast_like(1.0, P) - cast_like(lr * reg, P)
+    lr_t = cast_like(lr, P)
+    lr_b = cast_like(lr_bias, P)
+    reg_b = cast_like(reg_bias, P)
+    mu_t = cast_like(mu, P)
     sse = 0.0
     for t in order:
         u = users[t]
@@ -369,7 +355,7 @@ def mf_predict(
     n_threads,  # IN  threads (set by the caller)
 ):
     stride = P.shape[1]
-    mu_t = _cast(mu, P)
+    mu_t = cast_like(mu, P)
     for t in nb.prange(users.shape[0]):
         u = users[t]
         i = items[t]
@@ -380,7 +366,7 @@ def mf_predict(
             if i >= 0:
                 value += bi[i]
         if u >= 0 and i >= 0:
-            dot = _cast(0.0, P)
+            dot = cast_like(0.0, P)
             for f in range(stride):
                 dot += P[u, f] * Q[i, f]
             value += dot

@@ -12,20 +12,12 @@ from collections.abc import Iterable
 
 import numpy as np
 
-_MASK = (1 << 64) - 1
-GOLDEN = 0x9E3779B97F4A7C15
-
-
-def _mix(z: int) -> int:
-    """splitmix64's finaliser on a Python int (64-bit wrap-around)."""
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
-    return z ^ (z >> 31)
+from fastrec._draws import GOLDEN, MASK, mix
 
 
 def block_state(seed: int, block: int) -> int:
     """Generator state of one block for one epoch (same as ``sgd_rng::block_state``)."""
-    return _mix((seed + (block + 1) * GOLDEN) & _MASK)
+    return mix((seed + (block + 1) * GOLDEN) & MASK)
 
 
 VISIT_LANES = 4  # lanes of the visit order, as ``kVisitLanes`` in mf.hpp
@@ -34,8 +26,8 @@ RUN_WINDOW = 16  # runs per window of the run order, as ``kRunWindow`` in mf.hpp
 
 def _draw_index(state: int, i: int) -> tuple[int, int]:
     """(new state, j uniform in [0, i]): one step of the shared generator."""
-    state = (state + GOLDEN) & _MASK
-    return state, ((_mix(state) >> 32) * (i + 1)) >> 32
+    state = (state + GOLDEN) & MASK
+    return state, ((mix(state) >> 32) * (i + 1)) >> 32
 
 
 def find_runs(users, begin: int, end: int) -> list[int]:

@@ -18,13 +18,11 @@ from llvmlite.binding import llvm_version_info
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
+from fastrec._aligned import ALIGN
+from fastrec._numba_helpers import GOLDEN, mix
 from fastrec._runtime import NUMBA_STRICT_OPTIONS
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_C1 = np.uint64(0xBF58476D1CE4E5B9)
-_C2 = np.uint64(0x94D049BB133111EB)
-_S11, _S27, _S30, _S31 = np.uint64(11), np.uint64(27), np.uint64(30), np.uint64(31)
-_ALIGN = 64
+_S11 = np.uint64(11)
 # The prefetch intrinsic's name: LLVM 15 and later have opaque pointers.
 _PREFETCH = "llvm.prefetch.p0" if llvm_version_info >= (15,) else "llvm.prefetch.p0i8"
 
@@ -59,7 +57,7 @@ def _lane_dot(typingctx, P, u, Q, i, j):
         qa = context.make_array(Q_type)(context, builder, args[2])
         elem = context.get_value_type(P_type.dtype)
         itemsize = P_type.dtype.bitwidth // 8
-        lanes = _ALIGN // itemsize
+        lanes = ALIGN // itemsize
         vector = ir.VectorType(elem, lanes)
         rows = [
             builder.bitcast(_row_pointer(context, builder, P_type, pa, u_type, args[1]), vector.as_pointer()),
@@ -100,7 +98,7 @@ def _lane_update(typingctx, P, u, Q, i, j, lr, reg, z):
         qa = context.make_array(Q_type)(context, builder, args[2])
         elem = context.get_value_type(P_type.dtype)
         itemsize = P_type.dtype.bitwidth // 8
-        lanes = _ALIGN // itemsize
+        lanes = ALIGN // itemsize
         vector = ir.VectorType(elem, lanes)
         zeros = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
 
@@ -167,22 +165,15 @@ def _prefetch(typingctx, array, index):
 
 
 @nb.njit(**NUMBA_STRICT_OPTIONS)
-def _mix(z):
-    z = (z ^ (z >> _S30)) * _C1
-    z = (z ^ (z >> _S27)) * _C2
-    return z ^ (z >> _S31)
-
-
-@nb.njit(**NUMBA_STRICT_OPTIONS)
 def _stream(seed, key):
-    return _mix(np.uint64(seed) + np.uint64(key) * _GOLDEN)
+    return mix(np.uint64(seed) + np.uint64(key) * GOLDEN)
 
 
 @nb.njit(**NUMBA_STRICT_OPTIONS)
 def _below(state, n):
     """(new state, index uniform in [0, n)), as _reference._Stream.below."""
-    state = state + _GOLDEN
-    u = np.float64(_mix(state) >> _S11) * 1.1102230246251565e-16  # 2^-53
+    state = state + GOLDEN
+    u = np.float64(mix(state) >> _S11) * 1.1102230246251565e-16  # 2^-53
     index = np.int64(u * np.float64(n))
     return state, min(index, n - 1)
 
@@ -277,7 +268,7 @@ def _step(P, Q, bi, u, i, j, lr_t, reg_t, item_bias, scratch):
 @nb.njit(**NUMBA_STRICT_OPTIONS)
 def _scalars(P, Q, lr, reg):
     """lr, reg rounded to the factor dtype, and a scratch array; checks the rows' padding."""
-    lanes = _ALIGN // P.itemsize
+    lanes = ALIGN // P.itemsize
     if P.shape[1] % lanes != 0 or Q.shape[1] != P.shape[1]:
         raise ValueError("P and Q: expected rows of the same length, padded to whole 64-byte vectors")
     scratch = np.empty(2, dtype=P.dtype)
@@ -367,7 +358,7 @@ def _run_chunk(
 ):
     """One chunk of an epoch, pipelined as bpr.hpp's run_chunk: (used, right, skipped)."""
     lr_t, reg_t, scratch = _scalars(P, Q, lr, reg)
-    lanes = _ALIGN // P.itemsize
+    lanes = ALIGN // P.itemsize
     nnz = indices.shape[0]
     n_items = Q.shape[0]
     pos_state = _stream(seed, 2 * t + 1)

@@ -39,16 +39,8 @@ import math
 
 import numpy as np
 
-GOLDEN = 0x9E3779B97F4A7C15
-MASK = (1 << 64) - 1
-ALIGN = 64  # bytes of one SIMD vector of the compiled kernel
-
-
-def mix(z: int) -> int:
-    """splitmix64's finaliser on a Python int in [0, 2^64)."""
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
-    return z ^ (z >> 31)
+from fastrec._aligned import ALIGN
+from fastrec._draws import GOLDEN, MASK, in_sorted, mix
 
 
 class _Stream:
@@ -67,18 +59,6 @@ class _Stream:
 def chunk_bounds(n_samples: int, n_threads: int, t: int) -> tuple[int, int]:
     """Samples [begin, end) of chunk ``t``."""
     return n_samples * t // n_threads, n_samples * (t + 1) // n_threads
-
-
-def _is_positive(indices: np.ndarray, begin: int, end: int, item: int) -> bool:
-    """Whether ``item`` is in the sorted ``indices[begin:end]`` (lower-bound binary search)."""
-    lo, hi = begin, end
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if indices[mid] < item:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo < end and indices[lo] == item
 
 
 def bpr_draw(
@@ -114,7 +94,7 @@ def bpr_draw(
                 candidate = negatives.below(nnz if popularity else n_items)
                 if popularity:
                     candidate = int(indices[candidate])
-                if not _is_positive(indices, row_begin, row_end, candidate):
+                if not in_sorted(indices, row_begin, row_end, candidate):
                     out_negatives[s] = candidate
                     break
 

@@ -13,7 +13,7 @@ from fastrec import _runtime
 from fastrec import _validation as V
 from fastrec._aligned import aligned_zeros, padded_width
 from fastrec._concurrency import writes
-from fastrec.implicit.bpr._reference import GOLDEN, MASK, mix
+from fastrec._draws import GOLDEN, MASK, mix
 from fastrec.recommenders._factors import FactorRecommender
 
 FORMAT_NAME = "fastrec.BPR"

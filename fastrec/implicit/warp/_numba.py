@@ -16,16 +16,14 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
+from fastrec._numba_helpers import GOLDEN, cast_like, mix
 from fastrec._runtime import NUMBA_KERNEL_OPTIONS
 
 # Helpers inlined into the chunk loop: a call or a row slice per candidate costs
 # reference-count updates of the arrays, shared by the threads.
 _INLINE = dict(NUMBA_KERNEL_OPTIONS, inline="always")
 
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_C1 = np.uint64(0xBF58476D1CE4E5B9)
-_C2 = np.uint64(0x94D049BB133111EB)
-_S27, _S30, _S31, _S32 = np.uint64(27), np.uint64(30), np.uint64(31), np.uint64(32)
+_S32 = np.uint64(32)
 
 
 @intrinsic
@@ -64,18 +62,6 @@ DRAW_AHEAD = 4  # candidates prefetched ahead of scoring, as kDrawAhead in warp.
 VISIT_AHEAD = 4  # visits whose rows are prefetched ahead, as kVisitAhead in warp.hpp
 
 
-@nb.njit(**NUMBA_KERNEL_OPTIONS)
-def _mix(z):
-    z = (z ^ (z >> _S30)) * _C1
-    z = (z ^ (z >> _S27)) * _C2
-    return z ^ (z >> _S31)
-
-
-@nb.njit(**NUMBA_KERNEL_OPTIONS)
-def _cast(value, like):
-    return np.full(1, value, dtype=like.dtype)[0]
-
-
 @nb.njit(**_INLINE)
 def _is_positive(indices, begin, end, item):
     """Binary search of ``item`` in the sorted indices[begin:end]."""
@@ -94,8 +80,8 @@ def _candidate(draws, explicit, cursor, state, n, n_items):
     """Candidate ``n`` (from 0) of a visit whose draws start at ``cursor`` / after ``state``."""
     if explicit:
         return np.int64(draws[cursor + n])
-    z = state + np.uint64(n + 1) * _GOLDEN
-    return np.int64(((_mix(z) >> _S32) * np.uint64(n_items)) >> _S32)
+    z = state + np.uint64(n + 1) * GOLDEN
+    return np.int64(((mix(z) >> _S32) * np.uint64(n_items)) >> _S32)
 
 
 @nb.njit(**_INLINE)
@@ -165,8 +151,8 @@ def _run_chunk(
     slot,
 ):
     n_items = Q.shape[0]
-    lr_t, reg_t, margin_t = _cast(lr, P), _cast(reg, P), _cast(margin, P)
-    zero = _cast(0.0, P)  # made once: _cast allocates
+    lr_t, reg_t, margin_t = cast_like(lr, P), cast_like(reg, P), cast_like(margin, P)
+    zero = cast_like(0.0, P)  # made once: _cast allocates
     cast = np.empty(1, dtype=P.dtype)
     explicit = draws.shape[0] > 0
     cursor = 0
@@ -210,7 +196,7 @@ def _run_chunk(
         if explicit:
             cursor += n_drawn
         else:
-            state = state + np.uint64(n_drawn) * _GOLDEN
+            state = state + np.uint64(n_drawn) * GOLDEN
         if j < 0:
             continue
         rank = (n_items - 1) // n_drawn
@@ -267,7 +253,7 @@ def warp_epoch(
     n_chunks = 1 if draws.shape[0] > 0 else max(1, n_threads)
     stats = np.zeros((n_chunks, 2), dtype=np.float64)
     for c in nb.prange(n_chunks):
-        state = _mix(np.uint64(seed) + np.uint64(c + 1) * _GOLDEN)
+        state = mix(np.uint64(seed) + np.uint64(c + 1) * GOLDEN)
         _run_chunk(
             indptr,
             indices,
@@ -364,8 +350,8 @@ def _run_chunk_features(
     slot,
 ):
     n_items = feature_indptr.shape[0] - 1
-    lr_t, reg_t, margin_t = _cast(lr, P), _cast(reg, P), _cast(margin, P)
-    zero = _cast(0.0, P)
+    lr_t, reg_t, margin_t = cast_like(lr, P), cast_like(reg, P), cast_like(margin, P)
+    zero = cast_like(0.0, P)
     cast = np.empty(1, dtype=P.dtype)
     qi = np.empty(k, dtype=P.dtype)
     qj = np.empty(k, dtype=P.dtype)
@@ -409,7 +395,7 @@ def _run_chunk_features(
         if explicit:
             cursor += n_drawn
         else:
-            state = state + np.uint64(n_drawn) * _GOLDEN
+            state = state + np.uint64(n_drawn) * GOLDEN
         if j < 0:
             continue
         rank = (n_items - 1) // n_drawn
@@ -471,7 +457,7 @@ def warp_epoch_features(
     n_chunks = 1 if draws.shape[0] > 0 else max(1, n_threads)
     stats = np.zeros((n_chunks, 2), dtype=np.float64)
     for c in nb.prange(n_chunks):
-        state = _mix(np.uint64(seed) + np.uint64(c + 1) * _GOLDEN)
+        state = mix(np.uint64(seed) + np.uint64(c + 1) * GOLDEN)
         _run_chunk_features(
             indptr,
             indices,

@@ -37,26 +37,18 @@ import math
 
 import numpy as np
 
-_MASK = (1 << 64) - 1
-GOLDEN = 0x9E3779B97F4A7C15
-
-
-def _mix(z: int) -> int:
-    """splitmix64's finaliser on a Python int (64-bit wrap-around)."""
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK
-    return z ^ (z >> 31)
+from fastrec._draws import GOLDEN, MASK, in_sorted, mix
 
 
 def stream_state(seed: int, chunk: int) -> int:
     """Initial generator state of one chunk of the epoch (``warp_rng::chunk_state``)."""
-    return _mix((seed + (chunk + 1) * GOLDEN) & _MASK)
+    return mix((seed + (chunk + 1) * GOLDEN) & MASK)
 
 
 def draw_item(state: int, n_items: int) -> tuple[int, int]:
     """(new state, item uniform in [0, n_items)): one step of the shared generator."""
-    state = (state + GOLDEN) & _MASK
-    return state, ((_mix(state) >> 32) * n_items) >> 32
+    state = (state + GOLDEN) & MASK
+    return state, ((mix(state) >> 32) * n_items) >> 32
 
 
 def chunk_bounds(n_visits: int, n_chunks: int) -> list[int]:
@@ -68,12 +60,6 @@ def rank_weight(n_items: int, n_drawn: int) -> float:
     """log(floor((n_items - 1) / n_drawn)), 0 when that estimate is below 2."""
     rank = (n_items - 1) // n_drawn
     return math.log(rank) if rank > 1 else 0.0
-
-
-def is_positive(indices, begin: int, end: int, item: int) -> bool:
-    """Whether ``item`` is in the sorted ``indices[begin:end]``."""
-    at = begin + int(np.searchsorted(indices[begin:end], item))
-    return at < end and indices[at] == item
 
 
 def _step(x, g, acc, lr, adagrad):
@@ -134,7 +120,7 @@ def warp_epoch(
                 else:
                     state, j = draw_item(state, n_items)
                 n_drawn += 1
-                if is_positive(indices, begin, end, j):
+                if in_sorted(indices, begin, end, j):
                     continue
                 qj = Q[j]
                 s_j = dtype(np.dot(p[:k], qj[:k])) + bi[j]
@@ -250,7 +236,7 @@ def warp_epoch_features(
                 else:
                     state, j = draw_item(state, n_items)
                 n_drawn += 1
-                if is_positive(indices, begin, end, j):
+                if in_sorted(indices, begin, end, j):
                     continue
                 qj, b_j = _representation(j, *feats, E, eb, k)
                 s_j = dtype(np.dot(p[:k], qj)) + b_j
