@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
+from fastrec import _validation as V
 from fastrec._concurrency import SharedModel
 
 __all__ = ["Estimator", "NotFittedError", "check_fitted"]
@@ -48,3 +50,27 @@ def check_fitted(estimator: Any, attribute: str, fit_call: str = "fit") -> None:
     """
     if getattr(estimator, attribute, None) is None:
         raise NotFittedError(f"This {type(estimator).__name__} is not fitted yet; call {fit_call} first.")
+
+
+def check_random_state(random_state: Any) -> Any:
+    """``random_state`` if it is None, an int >= 0, a Generator or a RandomState (else raise)."""
+    if random_state is None or isinstance(random_state, (np.random.Generator, np.random.RandomState)):
+        return random_state
+    if isinstance(random_state, (bool, np.bool_)) or not isinstance(random_state, (int, np.integer)):
+        raise TypeError(
+            f"random_state must be None, an int >= 0, a numpy Generator or a RandomState, got "
+            f"{type(random_state).__name__}."
+        )
+    return V.check_int(random_state, "random_state", minimum=0)
+
+
+def seed_from(random_state: Any) -> int:
+    """The integer seed of one fit: ``random_state`` itself, or one drawn from it or the OS."""
+    random_state = check_random_state(random_state)
+    if random_state is None:
+        return int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, np.iinfo(np.int64).max))
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, np.iinfo(np.int64).max, dtype=np.int64))
+    return random_state

@@ -14,6 +14,7 @@ from fastrec import _runtime
 from fastrec import _validation as V
 from fastrec._concurrency import model_lock, reads, writes
 from fastrec._idmap import IdMap
+from fastrec.base import check_random_state, seed_from
 from fastrec.datasets._triples import rating_triples
 from fastrec.mf._checks import check_index_range
 from fastrec.mf.grid import (
@@ -1002,30 +1003,6 @@ def _check_factor_memory(n_users: int, n_items: int, params: dict[str, Any]) -> 
 
 def _all_finite(state: dict[str, np.ndarray]) -> bool:
     return all(np.isfinite(value).all() for value in state.values())
-
-
-def check_random_state(random_state: Any) -> Any:
-    """``random_state`` if it is None, an int >= 0, a Generator or a RandomState (else raise)."""
-    if random_state is None or isinstance(random_state, (np.random.Generator, np.random.RandomState)):
-        return random_state
-    if isinstance(random_state, (bool, np.bool_)) or not isinstance(random_state, (int, np.integer)):
-        raise TypeError(
-            f"random_state must be None, an int >= 0, a numpy Generator or a RandomState, got "
-            f"{type(random_state).__name__}."
-        )
-    return V.check_int(random_state, "random_state", minimum=0)
-
-
-def seed_from(random_state: Any) -> int:
-    """The integer seed of one fit: ``random_state`` itself, or one drawn from it or the OS."""
-    random_state = check_random_state(random_state)
-    if random_state is None:
-        return int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(0, np.iinfo(np.int64).max))
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(0, np.iinfo(np.int64).max, dtype=np.int64))
-    return random_state
 
 
 def _read_parameters(archive: Any, n_users: int, n_items: int) -> dict[str, Any]:

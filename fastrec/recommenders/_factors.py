@@ -236,6 +236,33 @@ class FactorRecommender(Recommender):
         params["n_factors"] = self._k
         return params
 
+    def _read_factors(self, archive: Any, *, item_bias: bool = False):
+        """(user factors, item factors, item bias or None, saved params, seed) of a saved model.
+
+        Each is checked against the model's interactions and the others: the
+        model's dtype, one n_factors >= 1 as saved, a seed >= 0.
+        """
+        n_users, n_items = self._R.shape
+        P = archive.array("user_factors", 2, "f", n_users, finite=True)
+        Q = archive.array("item_factors", 2, "f", n_items, finite=True)
+        bias = archive.array("item_bias", 1, "f", n_items, finite=True) if item_bias else None
+        saved = archive.params("params", (*self._PARAMS, "dtype"))
+        dtypes = [P.dtype, Q.dtype] + ([] if bias is None else [bias.dtype])
+        if any(dtype != self._R.dtype for dtype in dtypes):
+            what = "factors and biases" if item_bias else "factors"
+            raise archive.error(
+                f"the {what} are {', '.join(map(str, dtypes))} but the model is {self._R.dtype}"
+            )
+        if P.shape[1] < 1 or Q.shape[1] != P.shape[1] or saved["n_factors"] != P.shape[1]:
+            raise archive.error(
+                f"n_factors is {saved['n_factors']} but the factors have {P.shape[1]} and "
+                f"{Q.shape[1]} columns (both need that n_factors >= 1)"
+            )
+        seed = archive.scalar("seed", "i")
+        if seed < 0:
+            raise archive.error(f"seed must be >= 0, got {seed}")
+        return P, Q, bias, saved, int(seed)
+
     # -- fold-in ------------------------------------------------------------------------
 
     @staticmethod

@@ -13,7 +13,7 @@ from fastrec import _runtime
 from fastrec import _validation as V
 from fastrec._aligned import aligned_zeros, padded_width
 from fastrec._concurrency import writes
-from fastrec.mf.model import check_random_state, seed_from
+from fastrec.base import check_random_state, seed_from
 from fastrec.recommenders._factors import FactorRecommender
 
 CONFIDENCES = ("linear", "log")
@@ -333,9 +333,6 @@ class ALS(FactorRecommender):
 
     # -- persistence --------------------------------------------------------------------
 
-    def _saved_param_values(self) -> dict[str, Any]:
-        return super()._saved_param_values()
-
     def _state(self) -> dict[str, np.ndarray]:
         return {
             "user_factors": self.user_factors_,
@@ -344,30 +341,10 @@ class ALS(FactorRecommender):
         }
 
     def _set_state(self, archive: Any) -> None:
-        n_users, n_items = self._R.shape
-        P = archive.array("user_factors", 2, "f", n_users, finite=True)
-        Q = archive.array("item_factors", 2, "f", n_items, finite=True)
-        if P.dtype != self._R.dtype or Q.dtype != P.dtype:
-            raise archive.error(f"the factors are {P.dtype} and {Q.dtype} but the model is {self._R.dtype}")
-        if P.shape[1] < 1 or Q.shape[1] != P.shape[1]:
-            raise archive.error(
-                f"user factors have {P.shape[1]} columns and item factors {Q.shape[1]}; "
-                "both need the same n_factors >= 1"
-            )
-        saved = archive.params("params", (*self._PARAMS, "dtype"))
-        if saved["n_factors"] != P.shape[1]:
-            raise archive.error(
-                f"n_factors is {saved['n_factors']} but the factors have {P.shape[1]} columns"
-            )
-        seed = archive.scalar("seed", "i")
-        if seed < 0:
-            raise archive.error(f"seed must be >= 0, got {seed}")
-        k = P.shape[1]
-        stride = padded_width(k, P.dtype)
-        Pa = aligned_zeros(n_users, stride, P.dtype)
-        Qa = aligned_zeros(n_items, stride, P.dtype)
-        Pa[:, :k], Qa[:, :k] = P, Q
-        self._install(Pa, Qa, k, int(seed))
+        P, Q, _, _, seed = self._read_factors(archive)
+        self._install_factors(P, Q)
+        self._gram = None
+        self.seed_ = seed
         self.history_ = {}
 
 

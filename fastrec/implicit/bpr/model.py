@@ -14,6 +14,7 @@ from fastrec import _validation as V
 from fastrec._aligned import aligned_zeros, padded_width
 from fastrec._concurrency import writes
 from fastrec._draws import GOLDEN, MASK, mix
+from fastrec.base import check_random_state, seed_from
 from fastrec.recommenders._factors import FactorRecommender
 
 FORMAT_NAME = "fastrec.BPR"
@@ -169,7 +170,7 @@ class BPR(FactorRecommender):
             "item_bias": V.check_bool(self.item_bias, "item_bias"),
             "popularity": sampling == "popularity",
             "init_std": V.check_float(self.init_std, "init_std", minimum=0.0),
-            "random_state": _check_random_state(self.random_state),
+            "random_state": check_random_state(self.random_state),
             "verbose": V.check_bool(self.verbose, "verbose"),
         }
 
@@ -185,7 +186,7 @@ class BPR(FactorRecommender):
             )
         n_users, n_items = R.shape
         k, dtype = params["n_factors"], R.dtype
-        seed = _seed_from(params["random_state"])
+        seed = seed_from(params["random_state"])
         rng = np.random.default_rng(seed)
         stride = padded_width(k, dtype)
         V.check_memory((n_users + n_items) * stride * dtype.itemsize, "the BPR factors", "lower n_factors")
@@ -344,42 +345,9 @@ class BPR(FactorRecommender):
         }
 
     def _set_state(self, archive: Any) -> None:
-        n_users, n_items = self._R.shape
-        P = archive.array("user_factors", 2, "f", n_users, finite=True)
-        Q = archive.array("item_factors", 2, "f", n_items, finite=True)
-        bi = archive.array("item_bias", 1, "f", n_items, finite=True)
-        saved = archive.params("params", (*self._PARAMS, "dtype"))
-        if P.dtype != self._R.dtype or Q.dtype != P.dtype or bi.dtype != P.dtype:
-            raise archive.error(f"the factors and biases must be {self._R.dtype}")
-        if Q.shape[1] != P.shape[1] or saved["n_factors"] != P.shape[1]:
-            raise archive.error(
-                f"n_factors is {saved['n_factors']} but the factors have {P.shape[1]} and "
-                f"{Q.shape[1]} columns"
-            )
+        P, Q, bi, saved, seed = self._read_factors(archive, item_bias=True)
         self._install_factors(P, Q)
         self.item_bias_ = bi.copy()
         self._item_bias_on = bool(saved["item_bias"])
-        self.seed_ = int(archive.scalar("seed", "i"))
+        self.seed_ = seed
         self.history_ = {}
-
-
-def _check_random_state(random_state: Any) -> Any:
-    if random_state is None or isinstance(random_state, (np.random.Generator, np.random.RandomState)):
-        return random_state
-    if isinstance(random_state, (bool, np.bool_)) or not isinstance(random_state, (int, np.integer)):
-        raise TypeError(
-            "random_state must be None, an int >= 0, a numpy Generator or a RandomState, got "
-            f"{type(random_state).__name__}."
-        )
-    return V.check_int(random_state, "random_state", minimum=0)
-
-
-def _seed_from(random_state: Any) -> int:
-    """The integer seed of one fit: ``random_state`` itself, or one drawn from it or the OS."""
-    if random_state is None:
-        return int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(1))
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(0, np.iinfo(np.int64).max))
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(0, np.iinfo(np.int64).max, dtype=np.int64))
-    return int(random_state)

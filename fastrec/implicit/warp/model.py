@@ -12,7 +12,7 @@ from fastrec import _runtime
 from fastrec import _validation as V
 from fastrec._aligned import aligned_zeros, padded_width
 from fastrec._concurrency import writes
-from fastrec.mf.model import check_random_state, seed_from
+from fastrec.base import check_random_state, seed_from
 from fastrec.recommenders._factors import FactorRecommender
 
 FORMAT_NAME = "fastrec.WARP"
@@ -413,9 +413,6 @@ class WARP(FactorRecommender):
 
     # -- persistence --------------------------------------------------------------------
 
-    def _saved_param_values(self) -> dict[str, Any]:
-        return super()._saved_param_values()
-
     def _state(self) -> dict[str, np.ndarray]:
         return {
             "user_factors": self.user_factors_,
@@ -425,22 +422,8 @@ class WARP(FactorRecommender):
         }
 
     def _set_state(self, archive: Any) -> None:
-        n_users, n_items = self._R.shape
-        P = archive.array("user_factors", 2, "f", n_users, finite=True)
-        Q = archive.array("item_factors", 2, "f", n_items, finite=True)
-        bias = archive.array("item_bias", 1, "f", n_items, finite=True)
-        saved = archive.params("params", (*self._PARAMS, "dtype"))
-        if P.dtype != self._R.dtype or Q.dtype != P.dtype or bias.dtype != P.dtype:
-            raise archive.error(f"the factors and biases must be {self._R.dtype} like the model")
-        if P.shape[1] != saved["n_factors"] or Q.shape[1] != P.shape[1]:
-            raise archive.error(
-                f"n_factors is {saved['n_factors']} but the factors have "
-                f"{P.shape[1]} and {Q.shape[1]} columns"
-            )
-        seed = archive.scalar("seed", "i")
-        if seed < 0:
-            raise archive.error(f"seed must be >= 0, got {seed}")
+        P, Q, bias, _, seed = self._read_factors(archive, item_bias=True)
         self._install_factors(P, Q)
         self.item_bias_ = bias.copy()
-        self.seed_ = int(seed)
+        self.seed_ = seed
         self.history_ = {}
