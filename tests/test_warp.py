@@ -13,12 +13,18 @@ from conftest import compiled_variants, variant
 
 from fastrec import WARP, _runtime
 from fastrec._aligned import aligned_zeros, padded_width
+from fastrec.implicit._positives import positives_of
 from fastrec.implicit.warp import _reference
-from fastrec.implicit.warp.model import positives
 
 BACKENDS = list(_runtime.available_backends())
 COMPILED = [b for b in BACKENDS if b != "numpy"]
 VARIANTS = compiled_variants()
+
+
+def positives(R: sp.csr_matrix) -> sp.csr_matrix:
+    """The pattern of the entries > 0 of ``R`` as float32 ones (what the kernels train on)."""
+    indptr, indices, _ = positives_of(sp.csr_matrix(R))
+    return sp.csr_matrix((np.ones(indices.size, dtype=np.float32), indices, indptr), shape=R.shape)
 
 
 def kernel(backend):

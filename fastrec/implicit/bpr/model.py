@@ -15,6 +15,7 @@ from fastrec._aligned import aligned_zeros, padded_width
 from fastrec._concurrency import writes
 from fastrec._draws import GOLDEN, MASK, mix
 from fastrec.base import check_random_state, seed_from
+from fastrec.implicit._positives import positives_of
 from fastrec.recommenders._factors import FactorRecommender
 
 FORMAT_NAME = "fastrec.BPR"
@@ -33,23 +34,6 @@ SOLVE_MAX_PAIRS = 2_000_000
 def _epoch_seed(seed: int, epoch: int) -> int:
     """The sampling seed of one epoch, a non-negative int64, from the fit's seed."""
     return mix((seed + (epoch + 1) * GOLDEN) & MASK) >> 1
-
-
-def positives_of(R: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(indptr int64, sorted indices int32, user of every entry int32) of the entries > 0 of ``R``."""
-    if not R.has_canonical_format:  # fit's matrices are canonical already; a copy leaves R as given
-        R = R.copy()
-        R.sum_duplicates()
-    n_rows = R.shape[0]
-    rows = np.repeat(np.arange(n_rows, dtype=np.int32), np.diff(R.indptr))
-    keep = R.data > 0
-    if keep.all():
-        users, indices = rows, R.indices.astype(np.int32)
-    else:
-        users, indices = rows[keep], R.indices[keep].astype(np.int32)
-    indptr = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(np.bincount(users, minlength=n_rows), out=indptr[1:])
-    return indptr, indices, users
 
 
 class BPR(FactorRecommender):

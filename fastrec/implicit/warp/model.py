@@ -13,6 +13,7 @@ from fastrec import _validation as V
 from fastrec._aligned import aligned_zeros, padded_width
 from fastrec._concurrency import writes
 from fastrec.base import check_random_state, seed_from
+from fastrec.implicit._positives import positives_of
 from fastrec.recommenders._factors import FactorRecommender
 
 FORMAT_NAME = "fastrec.WARP"
@@ -33,19 +34,6 @@ def _kernels(backend: str) -> _Kernels:
     """``warp_epoch`` and ``warp_epoch_features`` of one backend."""
     module = _runtime.kernel_module(backend, "implicit.warp")
     return _Kernels(module.warp_epoch, module.warp_epoch_features)
-
-
-def positives(R: sp.csr_matrix) -> sp.csr_matrix:
-    """The pattern of the entries > 0 of a users x items CSR, sorted indices, int32, as float32 ones."""
-    R = sp.csr_matrix(R)
-    keep = R.data > 0
-    rows = np.repeat(np.arange(R.shape[0], dtype=np.int32), np.diff(R.indptr))[keep]
-    X = sp.csr_matrix(
-        (np.ones(int(keep.sum()), dtype=np.float32), (rows, R.indices[keep].astype(np.int32))), shape=R.shape
-    )
-    X.sum_duplicates()
-    X.sort_indices()
-    return X
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -270,11 +258,11 @@ class WARP(FactorRecommender):
         else:
             P_acc = Q_acc = np.zeros((0, stride), dtype=dtype)
             bi_acc = np.zeros(0, dtype=dtype)
-        X = positives(R)
+        indptr, indices, users = positives_of(R)
         common = dict(
-            indptr=X.indptr.astype(np.int64),
-            indices=X.indices.astype(np.int32),
-            users=np.repeat(np.arange(n_users, dtype=np.int32), np.diff(X.indptr)),
+            indptr=indptr,
+            indices=indices,
+            users=users,
             draws=np.zeros(0, dtype=np.int32),
             P=P,
             P_acc=P_acc,
@@ -305,8 +293,8 @@ class WARP(FactorRecommender):
         history: dict[str, list[float]] = {"loss": [], "violated": [], "seconds": []}
         for epoch in range(params["n_epochs"]):
             start = time.perf_counter()
-            order = epoch_order(seed, epoch, X.nnz)
-            if n_items > 1 and X.nnz:
+            order = epoch_order(seed, epoch, indices.size)
+            if n_items > 1 and indices.size:
                 with _runtime.kernel_threads(backend, n_threads):
                     kernel(**common, order=order, seed=epoch_seed(seed, epoch), out_stats=stats)
             else:
