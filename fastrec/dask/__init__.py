@@ -16,9 +16,19 @@ except ImportError as exc:  # the optional extra is not installed
         "(dask[dataframe] and distributed)."
     ) from exc
 
+from fastrec.dask._fit import fit, predict
 from fastrec.dask._interactions import DaskInteractions, interactions
 from fastrec.dask._metrics import evaluate, ranking_metrics
 from fastrec.dask._recommend import recommend
 from fastrec.dask._similarity import cosine_topk
 
-__all__ = ["DaskInteractions", "cosine_topk", "evaluate", "interactions", "ranking_metrics", "recommend"]
+__all__ = [
+    "DaskInteractions",
+    "cosine_topk",
+    "evaluate",
+    "fit",
+    "interactions",
+    "predict",
+    "ranking_metrics",
+    "recommend",
+]
