@@ -307,7 +307,7 @@ def test_evaluate_dataset_defaults_then_the_best_of_the_grid(monkeypatch, stand_
     rows = implicit_accuracy.evaluate_dataset(
         X, ["fastrec ALS", "fastrec WARP"], factors=4, threads=1, seed=3, leave_out=2
     )
-    assert rows[2] == ["fastrec WARP", "not available in this installation", "-", "-", "-", "-", "-"]
+    assert rows[2] == ["fastrec WARP", "not available in this installation", *["-"] * 6]
 
     train, test = implicit_accuracy.split(X, 2, 3)
     assert test.nnz == 2 * int(np.sum(np.diff(X.indptr) > 2))
@@ -317,9 +317,12 @@ def test_evaluate_dataset_defaults_then_the_best_of_the_grid(monkeypatch, stand_
         found = ranking_metrics(model.recommend(np.arange(X.shape[0]), n=10)[0], score_on, 10)
         return found
 
+    def cells(found, sd="0.0000"):  # precision, recall, ndcg, its sd, map
+        return [*[f"{found[m]:.4f}" for m in ("precision", "recall", "ndcg")], sd, f"{found['map']:.4f}"]
+
     defaults = expected(train, {}, test)
     assert rows[0][:2] == ["fastrec ALS", "defaults"]
-    assert rows[0][2:6] == [f"{defaults[m]:.4f}" for m in ("precision", "recall", "ndcg", "map")]
+    assert rows[0][2:7] == cells(defaults)
     inner, valid = implicit_accuracy.split(train, 2, 4)
     by_setting = {reg: expected(inner, {"reg": reg}, valid)["ndcg"] for reg in (0.5, 0.001)}
     best = max(by_setting, key=lambda reg: (by_setting[reg], reg == 0.5))  # ties keep the first
@@ -330,7 +333,20 @@ def test_evaluate_dataset_defaults_then_the_best_of_the_grid(monkeypatch, stand_
         ["fastrec ALS", f"tuned: reg={best:g}"],
         ["fastrec WARP", "not available in this installation"],
     ]
-    assert rows[1][2:6] == [f"{tuned[m]:.4f}" for m in ("precision", "recall", "ndcg", "map")]
+    assert rows[1][2:7] == cells(tuned)
+    # repeats: means over model seeds 3, 4 and 5 of the same split, with the sd of NDCG
+    rows = implicit_accuracy.evaluate_dataset(
+        X, ["fastrec ALS"], factors=4, threads=1, seed=3, leave_out=2, search=False, repeats=3
+    )
+    fits = [
+        ranking_metrics(
+            make_stand_in(4, {}, s, 1).fit(train).recommend(np.arange(X.shape[0]), n=10)[0], test, 10
+        )
+        for s in (3, 4, 5)
+    ]
+    mean = {m: np.mean([f[m] for f in fits]) for m in ("precision", "recall", "ndcg", "map")}
+    assert len({f["ndcg"] for f in fits}) > 1  # the seeds give different fits
+    assert rows[0][2:7] == cells(mean, f"{np.std([f['ndcg'] for f in fits], ddof=1):.4f}")
     assert implicit_accuracy.evaluate_dataset(X, ["fastrec ALS"], factors=4, threads=1, search=False)[0][
         1
     ] == ("defaults")
@@ -348,7 +364,7 @@ def test_accuracy_command(tmp_path, capsys, stand_ins):
         )
     )
     argv = ["--accuracy", "--data", str(tmp_path), "--datasets", "ml-100k", "--no-peers", "--threads", "1"]
-    assert implicit.main([*argv, "--factors", "4", "--leave-out", "2", "--no-search"]) == 0
+    assert implicit.main([*argv, "--factors", "4", "--leave-out", "2", "--no-search", "--repeats", "2"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^## ml-100k: \d+ users x \d+ items, [\d,]+ positives \(ratings >= 4", out, flags=re.M)
     rows = re.findall(r"^\| (fastrec \w+) \| (\w+) \|", out, flags=re.M)

@@ -28,6 +28,11 @@ takes ``alpha * x`` as the confidence, fastrec's ``1 + alpha * x``), chosen by
 NDCG@10 on the validation split after a fit on the rest of the training part,
 and refitted on the whole training part.
 
+Lock-free SGD fits vary from seed to seed by more than the gaps between some
+contenders, so every row is the mean over ``--repeats`` fits whose model seeds
+are ``seed, seed + 1, ...`` (the splits and the grid choice stay those of
+``seed``), with the standard deviation of its NDCG@10 beside it.
+
 The data is looked up in ``--data`` (a folder holding the dataset folders, or
 one dataset's folder), ``$FASTREC_DATA``, ``../shared/data`` and ``shared/data``
 relative to the working directory; nothing is downloaded.
@@ -235,16 +240,30 @@ def evaluate_contender(
     threads: int | None,
     seed: int,
     leave_out: int,
+    repeats: int = 1,
 ) -> list[tuple[str, dict[str, float], float]]:
     """Rows (settings text, test scores, fit seconds): the defaults, then the grid's best.
 
     The grid's settings are fitted on the training part less a validation
     split (leave-``leave_out``-out, seed ``seed + 1``) and ranked by
-    NDCG@10 on it; the best is refitted on the whole training part.
+    NDCG@10 on it; the best is refitted on the whole training part.  Each
+    row's scores are means over ``repeats`` fits with model seeds ``seed``,
+    ``seed + 1``, ..., plus ``ndcg_sd``, the standard deviation of their
+    NDCG@10 (0 for one fit); its seconds are the median fit.
     """
-    start = time.perf_counter()
-    recs = fit(train, {}, factors, threads, seed)
-    rows = [("defaults", scores(recs, test, threads), time.perf_counter() - start)]
+
+    def repeated(params: dict) -> tuple[dict[str, float], float]:
+        found, seconds = [], []
+        for r in range(repeats):
+            start = time.perf_counter()
+            recs = fit(train, params, factors, threads, seed + r)
+            seconds.append(time.perf_counter() - start)
+            found.append(scores(recs, test, threads))
+        mean = {m: float(np.mean([f[m] for f in found])) for m in METRICS}
+        mean["ndcg_sd"] = float(np.std([f["ndcg"] for f in found], ddof=1)) if repeats > 1 else 0.0
+        return mean, float(np.median(seconds))
+
+    rows = [("defaults", *repeated({}))]
     if not grid:
         return rows
     inner, valid = split(train, leave_out, seed + 1)
@@ -254,10 +273,8 @@ def evaluate_contender(
         if found > best_score:  # ties keep the earlier setting
             best, best_score = candidate, found
     assert best is not None  # a grid has at least one setting
-    start = time.perf_counter()
-    recs = fit(train, best, factors, threads, seed)
     text = "tuned: " + ", ".join(f"{k}={v:g}" for k, v in best.items())
-    rows.append((text, scores(recs, test, threads), time.perf_counter() - start))
+    rows.append((text, *repeated(best)))
     return rows
 
 
@@ -270,6 +287,7 @@ def evaluate_dataset(
     seed: int = 0,
     leave_out: int = 5,
     search: bool = True,
+    repeats: int = 1,
     log: Any = None,
 ) -> list[list[Any]]:
     """The table rows of one dataset: every contender in ``names``, defaults and tuned.
@@ -277,15 +295,16 @@ def evaluate_dataset(
     Returns
     -------
     list of list
-        ``[contender, settings, precision@10, recall@10, ndcg@10, map@10, fit s]``;
-        a missing contender has one row saying why, with ``-`` for the numbers.
+        ``[contender, settings, precision@10, recall@10, ndcg@10, ndcg sd, map@10, fit s]``,
+        means over ``repeats`` model seeds (see :func:`evaluate_contender`); a missing
+        contender has one row saying why, with ``-`` for the numbers.
     """
     train, test = split(X, leave_out, seed)
     rows: list[list[Any]] = []
     for name in names:
         fit, why = contender(name)
         if fit is None:
-            rows.append([name, why, *["-"] * (len(METRICS) + 1)])
+            rows.append([name, why, *["-"] * (len(METRICS) + 2)])
             continue
         for text, found, seconds in evaluate_contender(
             fit,
@@ -296,14 +315,21 @@ def evaluate_dataset(
             threads=threads,
             seed=seed,
             leave_out=leave_out,
+            repeats=repeats,
         ):
-            rows.append([name, text, *[f"{found[m]:.4f}" for m in METRICS], f"{seconds:.2f}"])
+            numbers = [f"{found[m]:.4f}" for m in METRICS]
+            numbers.insert(METRICS.index("ndcg") + 1, f"{found['ndcg_sd']:.4f}")
+            rows.append([name, text, *numbers, f"{seconds:.2f}"])
             if log is not None:
-                print(f"  {name} ({text}): ndcg@10 {found['ndcg']:.4f}", file=log, flush=True)
+                print(
+                    f"  {name} ({text}): ndcg@10 {found['ndcg']:.4f} sd {found['ndcg_sd']:.4f}",
+                    file=log,
+                    flush=True,
+                )
     return rows
 
 
-HEADER = ["model", "settings", *[f"{m}@{TOP_N}" for m in METRICS], "fit + top-10 s"]
+HEADER = ["model", "settings", "precision@10", "recall@10", "ndcg@10", "ndcg sd", "map@10", "fit + top-10 s"]
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m fastrec.bench implicit --accuracy") -> int:
@@ -321,6 +347,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m fastrec.bench
     parser.add_argument("--leave-out", type=int, default=5, help="test positives per user (default 5)")
     parser.add_argument("--threads", type=int, default=None, help="threads of every library (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the splits and the models (default 0)")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="fits per row, model seeds seed, seed+1, ... (default 3)"
+    )
     parser.add_argument("--no-peers", action="store_true", help="fastrec's models only")
     parser.add_argument("--no-search", action="store_true", help="defaults only, no grid search")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
@@ -328,7 +357,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m fastrec.bench
     unknown = [d for d in chosen if d not in DATASETS]
     if unknown or not chosen:
         parser.error(f"--datasets takes some of {', '.join(DATASETS)}, got {args.datasets!r}")
-    for option in ("factors", "leave_out"):
+    for option in ("factors", "leave_out", "repeats"):
         if getattr(args, option) < 1:
             parser.error(f"--{option.replace('_', '-')} must be >= 1")
     if args.threads is not None and args.threads < 1:
@@ -344,7 +373,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m fastrec.bench
     threads = args.threads or fastrec.get_num_threads()
     print(
         f"# ALS, BPR and WARP accuracy: {args.factors} factors, leave-{args.leave_out}-out "
-        f"split (seed {args.seed}), {threads} threads"
+        f"split (seed {args.seed}), means over {args.repeats} model seeds, {threads} threads"
     )
     print(machine_summary())
     for name, folder in found.items():
@@ -361,6 +390,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m fastrec.bench
             seed=args.seed,
             leave_out=args.leave_out,
             search=not args.no_search,
+            repeats=args.repeats,
             log=sys.stderr,
         )
         print(format_table(HEADER, rows), flush=True)
