@@ -23,7 +23,7 @@ from fastrec import _runtime
 from fastrec import _validation as V
 from fastrec.base import check_fitted
 from fastrec.cluster import kmeans as K
-from fastrec.cluster._checks import check_cluster_init, check_n_clusters
+from fastrec.cluster._checks import check_cluster_init
 from fastrec.dask._workers import broadcast, current_client, task_threads
 
 _FAN_IN = 8  # partial results merged per reduction task
@@ -61,9 +61,7 @@ def _as_rows(X: Any, name: str, dtype: Any = None) -> tuple[Any, np.dtype]:
     own = V.float_dtype_for(X.dtype, name)
     target = own if dtype is None else np.dtype(dtype)
     if X.shape[0] < 1 or X.shape[1] < 1:
-        raise ValueError(
-            f"{name} has shape {X.shape}; it needs at least one sample and one feature."
-        )
+        raise ValueError(f"{name} has shape {X.shape}; it needs at least one sample and one feature.")
     if len(X.chunks[1]) > 1:  # the kernel reads whole rows: one chunk across the columns
         X = X.rechunk({1: -1})
     if X.dtype != target:
@@ -81,7 +79,12 @@ def _as_weights(sample_weight: Any, X: Any, dtype: np.dtype) -> Any:
         weight = np.asarray(sample_weight)
         if weight.ndim == 0:
             weight = np.full(X.shape[0], weight)
-        sample_weight = da.from_array(weight, chunks=(X.chunks[0],)) if weight.ndim == 1 else weight
+        if weight.shape != (X.shape[0],):
+            raise ValueError(
+                f"sample_weight has shape {weight.shape}; it must be 1-D with one weight per "
+                f"sample ({X.shape[0]},)."
+            )
+        sample_weight = da.from_array(weight, chunks=(X.chunks[0],))
     if sample_weight.ndim != 1 or sample_weight.shape[0] != X.shape[0]:
         raise ValueError(
             f"sample_weight has shape {sample_weight.shape}; it must be 1-D with one weight per "
@@ -306,7 +309,8 @@ class _Runner:
 
         while len(parts) > 1:
             parts = [
-                dask.delayed(combine, pure=True)(*parts[i : i + _FAN_IN]) for i in range(0, len(parts), _FAN_IN)
+                dask.delayed(combine, pure=True)(*parts[i : i + _FAN_IN])
+                for i in range(0, len(parts), _FAN_IN)
             ]
         return parts[0]
 
@@ -413,7 +417,9 @@ def fit_kmeans(
     if n_threads is not None:
         n_threads = _runtime.check_threads(n_threads)
     n_rounds = V.check_int(n_rounds, "n_rounds", minimum=1)
-    factor = 2.0 * n_clusters if oversampling is None else V.check_float(oversampling, "oversampling", minimum=0.0)
+    factor = (
+        2.0 * n_clusters if oversampling is None else V.check_float(oversampling, "oversampling", minimum=0.0)
+    )
     if factor <= 0:
         raise ValueError(f"oversampling must be > 0, got {oversampling!r}.")
     init = model.init
