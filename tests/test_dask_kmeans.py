@@ -128,6 +128,8 @@ def test_predict_follows_the_model_dtype_and_a_single_machine_fit(client):
     X64 = X.astype(np.float64) + 1e-9  # computed in the centres' dtype, as model.predict does
     labels = fdask.predict(model, da.from_array(X64, chunks=(400, -1)), client=client)
     np.testing.assert_array_equal(labels.compute(), model.predict(X64))
+    # lazy: any scheduler may compute it, with or without the client
+    np.testing.assert_array_equal(labels.compute(scheduler="sync"), model.predict(X64))
     ints = np.rint(X * 3).astype(np.int64)
     np.testing.assert_array_equal(
         fdask.predict(model, da.from_array(ints, chunks=900)).compute(), model.predict(ints)
@@ -256,3 +258,18 @@ def test_out_of_core_fit_on_data_larger_than_a_worker_memory():
     assert got.n_iter_ == 2
     np.testing.assert_allclose(got.cluster_centers_, want.cluster_centers_, rtol=0, atol=RTOL[np.float32])
     assert got.inertia_ == pytest.approx(want.inertia_, rel=1e-9)
+
+
+def test_empty_chunks_are_skipped(monkeypatch):
+    import fastrec.dask._kmeans as dk
+
+    monkeypatch.setattr(dk, "current_client", lambda client: None)  # Dask's local scheduler
+    X, _, _ = blobs(n=1000, seed=10)
+    Xd = da.from_array(X, chunks=((0, 500, 0, 500), (X.shape[1],)))
+    with dask.config.set(scheduler="sync"):
+        for init in (X[:5], "random"):
+            want = fastrec.KMeans(5, init=init, random_state=0).fit(X)
+            got = fdask.fit(fastrec.KMeans(5, init=init, random_state=0), Xd, sample_weight=np.ones(1000))
+            assert_same_fit(got, want, np.float64)
+        got = fdask.fit(fastrec.KMeans(5, random_state=0), Xd)  # k-means|| draws from non-empty chunks
+        np.testing.assert_array_equal(fdask.predict(got, Xd).compute(), got.predict(X))

@@ -159,13 +159,19 @@ def _total(parts: list[tuple[float, int]], w_exp: int) -> float:
 def _moments(x: np.ndarray, w: Any, x_exp: int) -> tuple[int, np.ndarray, np.ndarray]:
     """Row count, float64 column means and sums of squared deviations of one (scaled) chunk."""
     x, _ = _prepared(x, None, x_exp, 0)
-    mean = np.mean(x, axis=0, dtype=np.float64)
-    dev = x.astype(np.float64) - mean
-    return x.shape[0], mean, np.einsum("ij,ij->j", dev, dev)
+    if x.shape[0] == 0:
+        return 0, np.zeros(x.shape[1]), np.zeros(x.shape[1])
+    mean = np.asarray(np.mean(x, axis=0, dtype=np.float64))
+    m2 = np.zeros(x.shape[1], dtype=np.float64)
+    for lo in range(0, x.shape[0], 65536):  # float64 deviations a block at a time, not a chunk's copy
+        dev = x[lo : lo + 65536].astype(np.float64) - mean
+        m2 += np.einsum("ij,ij->j", dev, dev)
+    return int(x.shape[0]), mean, m2
 
 
 def _merge_moments(*parts: tuple[int, np.ndarray, np.ndarray]) -> tuple[int, np.ndarray, np.ndarray]:
     """Chan et al.'s pairwise combination of (count, mean, M2)."""
+    parts = tuple(p for p in parts if p[0] > 0) or parts[:1]  # an empty chunk has no mean
     n, mean, m2 = parts[0]
     for nb, mb, m2b in parts[1:]:
         total = n + nb
@@ -553,6 +559,8 @@ def _kmeans_parallel(run: _Runner, k: int, factor: float, n_rounds: int, rng, n_
     cumulative = np.cumsum(weights)
     target = float(rng.random()) * cumulative[-1]
     b = int(min(np.searchsorted(cumulative, target), len(run.xs) - 1))
+    while weights[b] <= 0:  # a chunk without weight (or rows) holds no row to draw
+        b = (b + 1) % len(run.xs)
     before = cumulative[b - 1] if b else 0.0
     first = dask.delayed(_pick_block, pure=True)(run.xs[b], run.ws[b], target - before, run.x_exp, run.w_exp)
     chosen = [run.compute(first)]
@@ -602,7 +610,9 @@ def predict_kmeans(model: Any, X: Any, *, client: Any = None, n_threads: int | N
     """Labels of every row of a Dask array under a fitted KMeans, as a lazy int64 Dask array.
 
     Equal to ``model.predict`` on the whole array (same dtype rules, same scaling,
-    decided from one reduction over X that the graph computes once).
+    decided from one reduction over X that the graph computes once).  The centres
+    travel in the graph, so any scheduler may compute the result; ``client`` is
+    accepted for symmetry with :func:`fit_kmeans` and not needed.
     """
     import dask
     import dask.array as da
@@ -622,7 +632,8 @@ def predict_kmeans(model: Any, X: Any, *, client: Any = None, n_threads: int | N
     tops = [dask.delayed(_max_abs_block, pure=True)(x) for x in xs]
     while len(tops) > 1:
         tops = [dask.delayed(max, pure=True)(tops[i : i + _FAN_IN]) for i in range(0, len(tops), _FAN_IN)]
-    shared = broadcast(centers, current_client(client))
+    # in the graph (once), not scattered: the lazy result may be computed by any scheduler
+    shared = dask.delayed(centers, pure=True)
     parts = [
         da.from_delayed(
             dask.delayed(_predict_block, pure=True)(x, shared, tops[0], int(X.shape[0]), backend, n_threads),
