@@ -141,6 +141,11 @@ def test_errors_are_clear(client):
     Xd = da.from_array(X, chunks=30)
     with pytest.raises(TypeError, match=r"KMeans\(\.\.\.\)\.fit\(X\)"):
         fdask.fit(fastrec.KMeans(3), X, client=client)
+    import dask.dataframe as dd
+    import pandas as pd
+
+    with pytest.raises(TypeError, match=r"to_dask_array\(lengths=True\)"):
+        fdask.fit(fastrec.KMeans(3), dd.from_pandas(pd.DataFrame(X), npartitions=2), client=client)
     with pytest.raises(TypeError, match="numpy chunks"):
         fdask.fit(fastrec.KMeans(3), Xd.map_blocks(sp.csr_matrix), client=client)
     with pytest.raises(ValueError, match="2-D"):

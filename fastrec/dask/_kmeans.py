@@ -36,6 +36,11 @@ def _as_rows(X: Any, name: str, dtype: Any = None) -> tuple[Any, np.dtype]:
     """``X`` as a Dask array of float rows in one column chunk, and its compute dtype."""
     import dask.array as da
 
+    if not isinstance(X, da.Array) and hasattr(X, "to_dask_array"):  # a Dask DataFrame
+        raise TypeError(
+            f"fastrec.dask takes {name} as a dask.array.Array, got a Dask {type(X).__name__}; "
+            f"pass {name}.to_dask_array(lengths=True) (its numeric columns)."
+        )
     if not isinstance(X, da.Array):
         raise TypeError(
             f"fastrec.dask takes {name} as a dask.array.Array, got {type(X).__name__}. Fit an array "
