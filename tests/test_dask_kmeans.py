@@ -247,6 +247,8 @@ def test_out_of_core_fit_on_data_larger_than_a_worker_memory():
     assert X.nbytes > limit
     init = np.random.default_rng(12).random((6, d)).astype(np.float32)
     with (
+        # a worker over its limit is restarted (and the test fails) rather than paused (and hung)
+        dask.config.set({"distributed.worker.memory.pause": False}),
         distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, memory_limit=limit, dashboard_address=":0", silence_logs=40
         ) as cluster,
