@@ -280,17 +280,32 @@ def _choose_scale(data: ClusterData, weight: np.ndarray, centers=None) -> _Scale
     float64 weights (float32 ones always fit the float64 accumulators) are
     scaled when the largest lies outside ``[2**-256, 2**256]``.
     """
-    w_exp = 0
-    if data.dtype == np.float64:
-        w_max = float(weight.max())
-        if not 2.0**-256 <= w_max <= 2.0**256:
-            w_exp = -math.frexp(w_max)[1]
-    weight_total = float(np.sum(np.ldexp(weight, w_exp) if w_exp else weight, dtype=np.float64))
     values = _csr(data).data if data.is_sparse else _dense(data)
     top = _max_abs(values) if centers is None else _max_abs(values, centers)
-    info = np.finfo(data.dtype)
+    return _scale_from_stats(
+        data.dtype,
+        data.n_features,
+        top,
+        float(weight.max()),
+        lambda w_exp: float(np.sum(np.ldexp(weight, w_exp) if w_exp else weight, dtype=np.float64)),
+    )
+
+
+def _scale_from_stats(dtype: np.dtype, n_features: int, top: float, w_max: float, weight_total_at) -> _Scale:
+    """:func:`_choose_scale` from summaries of the data, so data held in pieces (Dask
+    chunks) can be scaled as the whole would be.
+
+    ``top`` is the largest |value| of X (and of the initial centres), ``w_max`` the
+    largest weight, and ``weight_total_at(w_exp)`` the float64 sum of the weights
+    times ``2**w_exp``.
+    """
+    w_exp = 0
+    if np.dtype(dtype) == np.float64 and not 2.0**-256 <= w_max <= 2.0**256:
+        w_exp = -math.frexp(w_max)[1]
+    weight_total = weight_total_at(w_exp)
+    info = np.finfo(dtype)
     ceiling = min(float(info.max), sys.float_info.max / max(1.0, weight_total))
-    high = math.sqrt(ceiling / (8.0 * data.n_features))
+    high = math.sqrt(ceiling / (8.0 * n_features))
     low = 2.0 ** (int(info.minexp) // 4)
     x_exp = 0 if top == 0.0 or low <= top <= high else -math.frexp(top)[1]
     return _Scale(x_exp, w_exp)
@@ -365,16 +380,63 @@ def _relocate_empty(pb, labels, min_dist, sums, counts, new_centers) -> int:
     if empty.size == 0:
         return 0
     far = _farthest(min_dist, empty.size)
-    for j, i in zip(empty, far):
-        old = labels[i]
-        w = float(pb.weight[i])
-        row = pb.row(int(i))
+    reseed(empty, [pb.row(int(i)) for i in far], labels[far], pb.weight[far], sums, counts, new_centers)
+    return int(empty.size)
+
+
+def reseed(empty, rows, row_labels, row_weights, sums, counts, new_centers) -> None:
+    """Make ``rows[i]`` the centre of cluster ``empty[i]``, in order (in place).
+
+    ``rows`` are the farthest rows (float64 vectors, by decreasing distance),
+    ``row_labels`` and ``row_weights`` their clusters and weights.  Each row
+    leaves its old cluster's sum (unless that would empty it), whose centre is
+    recomputed.  Shared by :func:`lloyd` and the Dask Lloyd iterations.
+    """
+    for j, row, old, w in zip(empty, rows, row_labels, row_weights):
+        w = float(w)
         if w > 0 and counts[old] > w:
             sums[old] -= w * row
             counts[old] -= w
             new_centers[old] = sums[old] / counts[old]
         new_centers[j] = row
-    return int(empty.size)
+
+
+def means(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """float64 (k, d) centres ``sums / counts`` of the non-empty clusters, zeros for the empty ones."""
+    new_centers = np.zeros(sums.shape, dtype=np.float64)
+    filled = counts > 0
+    new_centers[filled] = sums[filled] / counts[filled, None]
+    return new_centers
+
+
+def assign_block(
+    x: np.ndarray, weight: np.ndarray, centers: np.ndarray, backend: str, n_threads: int, compute_sums: bool
+):
+    """The fused assignment pass on one block of dense rows (already scaled).
+
+    Parameters
+    ----------
+    x : ndarray of float32 or float64, shape (n, d)
+    weight : ndarray of x's dtype, shape (n,)
+    centers : ndarray, shape (k, d)
+        Computed in x's dtype.
+
+    Returns
+    -------
+    (labels, min_dist, sums, counts, inertia)
+        int32 (n,), x's dtype (n,), float64 (k, d) and (k,) (undefined when
+        ``compute_sums`` is False), and the float64 weighted inertia; every row's
+        label and distance are those the whole array would give it.
+    """
+    x = np.ascontiguousarray(x)
+    pb = _Problem(ClusterData(x, None, x.shape[0], x.shape[1], x.dtype), weight, backend, n_threads)
+    k = centers.shape[0]
+    labels = np.empty(pb.n, dtype=np.int32)
+    min_dist = np.empty(pb.n, dtype=pb.dtype)
+    sums = np.zeros((k, pb.d), dtype=np.float64)
+    counts = np.zeros(k, dtype=np.float64)
+    inertia = pb.assign(centers, labels, min_dist, sums, counts, compute_sums)
+    return labels, min_dist, sums, counts, inertia
 
 
 def lloyd(pb: _Problem, centers: np.ndarray, max_iter: int, tol: float):
@@ -399,9 +461,7 @@ def lloyd(pb: _Problem, centers: np.ndarray, max_iter: int, tol: float):
     converged = False
     for it in range(max_iter):
         pb.assign(centers, labels, min_dist, sums, counts, True)
-        new_centers = np.zeros((k, d), dtype=np.float64)
-        filled = counts > 0
-        new_centers[filled] = sums[filled] / counts[filled, None]
+        new_centers = means(sums, counts)
         _relocate_empty(pb, labels, min_dist, sums, counts, new_centers)
         new_centers = new_centers.astype(pb.dtype)
         shift = float(((new_centers.astype(np.float64) - centers) ** 2).sum())
@@ -682,6 +742,11 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Es
         n_clusters, n_init, max_iter, tol, random_state, verbose, backend, n_threads = self._check_params(
             data.n_samples
         )
+        if isinstance(self.init, str) and self.init == "k-means||":
+            raise ValueError(
+                "init='k-means||' is the distributed seeding of fastrec.dask.fit(KMeans(...), X) on a "
+                "Dask array; on one machine use init='k-means++' (the exact sequential seeding)."
+            )
         init = check_cluster_init(self.init, n_clusters, data.n_features, data.dtype)
         weight = check_sample_weight(sample_weight, data.n_samples, data.dtype)
         if isinstance(init, np.ndarray) and n_init != 1:
