@@ -584,11 +584,13 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, Es
     ----------
     n_clusters : int, default 8
         Number of clusters (1 <= n_clusters <= n_samples).
-    init : {"k-means++", "random"} or ndarray of shape (n_clusters, n_features)
+    init : {"k-means++", "random", "k-means||"} or ndarray of shape (n_clusters, n_features)
         ``"k-means++"``: greedy k-means++ (several candidates per step, the one
         lowering the potential most is kept).  ``"random"``: ``n_clusters``
         distinct rows drawn at random.  An array gives the initial centres
-        (it is copied, never modified).
+        (it is copied, never modified).  ``"k-means||"`` is the distributed
+        seeding of :func:`fastrec.dask.fit` (which also uses it for
+        ``"k-means++"``); ``fit`` on one machine refuses it.
     n_init : int, default 1
         Runs from different seedings; the run with the lowest inertia is kept.
         Ignored (one run) when ``init`` is an array.

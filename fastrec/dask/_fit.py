@@ -26,8 +26,10 @@ def fit(model: Any, data: Any, *, client: Any = None, n_threads: int | None = No
     n_threads : int, optional
         Threads per task; by default each task takes its share of its worker's threads.
     **options
-        Options of the family's distributed algorithm: ``n_blocks`` for
-        ``MatrixFactorization`` (DSGD's d), ``block_size`` for ``ALS``.
+        Options of the family's distributed algorithm, documented with it:
+        ``sample_weight``, ``persist``, ``oversampling`` and ``n_rounds`` for
+        ``KMeans`` (:func:`fastrec.dask._kmeans.fit_kmeans`); ``n_blocks`` for
+        ``MatrixFactorization`` (DSGD's d); ``block_size`` for ``ALS``.
 
     Returns
     -------
@@ -77,7 +79,9 @@ def predict(model: Any, data: Any, *, client: Any = None, n_threads: int | None 
     data : dask.array.Array
         Shape (n_samples, n_features), chunked by rows.
     client, n_threads
-        As in :func:`fit`.
+        As in :func:`fit`.  The labels are lazy and carry the centres in their
+        graph, so whichever scheduler computes them runs it; ``client`` is
+        accepted for symmetry and not needed.
 
     Returns
     -------
