@@ -1,4 +1,4 @@
-"""fastrec.dask.fit(MatrixFactorization) by DSGD against the single-machine fit, on a two-process LocalCluster."""
+"""fastrec.dask.fit(MatrixFactorization) by DSGD against the single-machine fit, on 2 processes."""
 
 from __future__ import annotations
 
