@@ -37,10 +37,6 @@ from fastrec.mf.grid import aligned_zeros, make_schedules
 from fastrec.mf.model import DivergenceError, MatrixFactorization, _check_factor_memory, _scale_hint
 from fastrec.recommenders._factors import interactions as interactions_matrix
 
-# Parameters of the kernel a block task needs (the rest of _checked_params stays on the client).
-_KERNEL_PARAMS = ("n_factors", "lr", "reg", "lr_bias", "reg_bias", "biased", "non_negative", "backend")
-
-
 # -- tasks --------------------------------------------------------------------------------
 
 
@@ -334,7 +330,8 @@ def fit_mf(
         )
     dtype, k = params["dtype"], params["n_factors"]
     seed = seed_from(model.random_state)
-    kernel_params = {name: params[name] for name in _KERNEL_PARAMS}
+    # what a block task needs: the checked parameters, less the random state (the seed is drawn)
+    kernel_params = {name: value for name, value in params.items() if name != "random_state"}
 
     # Pass 1: rating counts per user and item, and the values' sum, count and range.
     import dask

@@ -16,7 +16,7 @@ import numpy as np
 
 from fastrec import _runtime
 from fastrec.mf.grid import aligned_zeros, padded_width, standard_normal
-from fastrec.mf.model import INIT_CHUNK_ROWS, _kernels
+from fastrec.mf.model import INIT_CHUNK_ROWS, _kernels, sgd_settings
 
 
 def init_seeds(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -139,14 +139,7 @@ def sgd_block_epoch(
             Q=Q,
             bu=bu,
             bi=bi,
-            n_factors=params["n_factors"],
-            mu=mu,
-            lr=params["lr"],
-            reg=params["reg"],
-            lr_bias=params["lr_bias"],
-            reg_bias=params["reg_bias"],
-            biased=params["biased"],
-            non_negative=params["non_negative"],
+            **sgd_settings(params, mu),
             hogwild=False,
             shuffle_seed=shuffle_seed,
             shuffle_within_runs=shuffle_within_runs,
