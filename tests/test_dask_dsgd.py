@@ -261,3 +261,24 @@ def test_the_fit_survives_a_worker_killed_mid_fit(client, low_rank):
     assert killed_at and killed_at[0] < done_at  # the worker died while the fit ran
     assert_same_model(got, want)
     client.wait_for_workers(2, timeout=60)  # the nanny restarts it for the tests that follow
+
+
+def test_groups_without_ratings_and_the_default_grid(client):
+    from fastrec.dask._dsgd import _group_bounds
+
+    # one user holds most ratings: the middle user group of a 3 x 3 grid is empty
+    rng = np.random.default_rng(6)
+    users = np.concatenate([np.zeros(300, dtype=np.int64), np.arange(1, 40)])
+    items = np.concatenate([np.arange(300) % 150, rng.integers(0, 150, 39)])
+    frame = pd.DataFrame({"user": users, "item": items, "rating": rng.integers(1, 6, 339).astype(float)})
+    bounds = _group_bounds(np.bincount(users), 3)
+    assert bounds[0] == 0 and bounds[-1] == 40 and np.diff(bounds).min() == 0
+    kw = dict(n_factors=4, n_epochs=4, random_state=1)
+    model = fdask.fit(fastrec.MatrixFactorization(**kw), dask_data(frame), n_blocks=3)
+    assert model.user_factors_.shape == (40, 4) and np.isfinite(model.user_factors_).all()
+    assert model.history_["train_rmse"][-1] < model.history_["train_rmse"][0]
+    # the default grid has one block row per worker, but never more groups than ids
+    one_item = pd.DataFrame({"user": np.arange(30), "item": np.zeros(30, dtype=np.int64), "rating": 3.0})
+    fitted = fdask.fit(fastrec.MatrixFactorization(**kw), dask_data(one_item, 2))
+    single = fastrec.MatrixFactorization(**kw, n_threads=1).fit(triples(one_item))
+    assert_same_model(fitted, single)  # one item: d = 1, the single-machine fit

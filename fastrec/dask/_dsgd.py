@@ -268,8 +268,8 @@ def fit_mf(
         Its parameters are the training parameters (``n_factors``, ``n_epochs``,
         learning rates, penalties, ``init_std``, ``biased``, ``non_negative``,
         ``dtype``, ``random_state``, ``clip``, ``verbose``, ``backend``).
-        ``early_stopping`` and ``hogwild`` are not supported; ``n_threads`` is
-        replaced by the ``n_threads`` of this call.
+        ``early_stopping`` and ``hogwild`` are not supported; the model's
+        ``n_threads`` serves it after the fit, the tasks use this call's.
     data : fastrec.dask.DaskInteractions
         From :func:`fastrec.dask.interactions`.  Every row is one training rating,
         as in ``MatrixFactorization.fit`` on the same rows (the ``duplicates``
@@ -280,13 +280,14 @@ def fit_mf(
     n_threads : int, optional
         Threads per task; each task trains one block, on one thread.
     **options
-        ``n_blocks`` (int, default the number of workers, 1 without a client): the
-        grid side d; d = 1 is the single-machine fit on one worker.  ``n_blocks``
-        blocks run at once: with workers of several threads, set it to the total
-        thread count.  ``keep_interactions`` (bool, default True): gather the
-        training ratings to the client as ``interactions_`` (what ``recommend``'s
-        ``exclude_seen`` excludes and its popularity fallback counts, about 12 bytes
-        per rating); ``False`` leaves ``interactions_`` empty (nothing excluded).
+        ``n_blocks`` (int, default the number of workers, 1 without a client, at
+        most the number of users and of items): the grid side d; d = 1 is the
+        single-machine fit on one worker.  ``n_blocks`` blocks run at once: with
+        workers of several threads, set it to the total thread count.
+        ``keep_interactions`` (bool, default True): gather the training ratings to
+        the client as ``interactions_`` (what ``recommend``'s ``exclude_seen``
+        excludes and its popularity fallback counts, about 12 bytes per rating);
+        ``False`` leaves ``interactions_`` empty (nothing excluded).
 
     Returns
     -------
@@ -300,8 +301,9 @@ def fit_mf(
     The model depends on ``random_state`` and d only: the same seed and d give the
     same model, whatever the scheduling, the workers and their threads.  The
     initial factors are those of the single-machine fit with the same seed, and with
-    d = 1 the whole fit is (the single-machine fit with ``n_threads=1`` on data
-    whose grid is 1 x 1: fewer than 20 ratings per user on average, or small).
+    d = 1 the whole fit is, where that fit trains one block (``n_threads=1``, and
+    fewer than 20 ratings per user on average or item factors within 512 KiB: see
+    :func:`fastrec.mf.grid.grid_side`).
     """
     n_blocks, keep_interactions = _check_options(model, data, dict(options))
     params = model._checked_params()
@@ -322,7 +324,8 @@ def fit_mf(
     _check_factor_memory(n_users, n_items, params)
     client = current_client(client)
     runner = _Runner(client)
-    d = n_blocks if n_blocks is not None else max(1, len(runner.workers))
+    # the default never exceeds the ids: small data on many workers gets fewer blocks
+    d = n_blocks if n_blocks is not None else max(1, min(len(runner.workers), n_users, n_items))
     if d > min(n_users, n_items):
         raise ValueError(
             f"n_blocks={d} exceeds the {n_users} users or {n_items} items of data: every group of the "
