@@ -57,6 +57,21 @@ class _Kernels(NamedTuple):
     group_by_block: Callable[..., None]
 
 
+def sgd_settings(params: dict[str, Any], mu: float) -> dict[str, Any]:
+    """The ``sgd_mf_epoch`` arguments fixed by the estimator's parameters (``_checked_params``)
+    and the global mean: what every epoch of a fit passes, on one machine or per block."""
+    return {
+        "n_factors": params["n_factors"],
+        "mu": mu,
+        "lr": params["lr"],
+        "reg": params["reg"],
+        "lr_bias": params["lr_bias"],
+        "reg_bias": params["reg_bias"],
+        "biased": params["biased"],
+        "non_negative": params["non_negative"],
+    }
+
+
 def _kernels(backend: str) -> _Kernels:
     """``sgd_mf_epoch``, ``mf_predict`` and ``group_by_block`` of one backend."""
     module = _runtime.kernel_module(backend, "mf")
@@ -593,14 +608,7 @@ class MatrixFactorization(FactorRecommender):
             Q=state["Q"],
             bu=state["bu"],
             bi=state["bi"],
-            n_factors=params["n_factors"],
-            mu=mu,
-            lr=params["lr"],
-            reg=params["reg"],
-            lr_bias=params["lr_bias"],
-            reg_bias=params["reg_bias"],
-            biased=params["biased"],
-            non_negative=params["non_negative"],
+            **sgd_settings(params, mu),
             hogwild=params["hogwild"],
             out_block_sse=block_sse,
             n_threads=n_threads,
