@@ -28,8 +28,9 @@ def fit(model: Any, data: Any, *, client: Any = None, n_threads: int | None = No
     **options
         Options of the family's distributed algorithm, documented with it:
         ``sample_weight``, ``persist``, ``oversampling`` and ``n_rounds`` for
-        ``KMeans`` (:func:`fastrec.dask._kmeans.fit_kmeans`); ``n_blocks`` for
-        ``MatrixFactorization`` (DSGD's d); ``block_size`` for ``ALS``.
+        ``KMeans`` (:func:`fastrec.dask._kmeans.fit_kmeans`); ``n_blocks`` (DSGD's d)
+        and ``keep_interactions`` for ``MatrixFactorization``
+        (:func:`fastrec.dask._dsgd.fit_mf`); ``block_size`` for ``ALS``.
 
     Returns
     -------
