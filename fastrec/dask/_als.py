@@ -278,8 +278,8 @@ def fit_als(
     fastrec.ALS
         ``model``, fitted: its factors equal bit for bit those of ``model.fit``
         on the same interactions (``Interactions.from_frame`` of the same rows
-        with the same ``duplicates``), with the same backend, for any
-        ``n_threads``, ``block_size`` and number of workers.  ``history_["loss"]``
+        with the same ``duplicates``), with the same backend (``cpp`` or
+        ``numba``), for any ``n_threads``, ``block_size`` and number of workers.  ``history_["loss"]``
         (``verbose=True``) equals the single-machine loss up to summation order.
 
     Notes
