@@ -14,6 +14,7 @@ half-step.
 
 from __future__ import annotations
 
+import functools
 import operator
 import sys
 import time
@@ -156,6 +157,7 @@ def _half_step(
     bounds: np.ndarray,
     handles: list[Any],
     Y: Any,
+    *,
     params: dict[str, Any],
     backend: str,
     n_threads: int | None,
@@ -323,6 +325,8 @@ def fit_als(
     user_bounds = data.block_bounds(block_size or _default_block_size(n_users, client))
     item_bounds = _bounds(n_items, block_size or _default_block_size(n_items, client))
     side_params = {"alpha": params["alpha"], "confidence": params["confidence"]}
+    # what the row solver reads: the tasks get these, not the random_state
+    solver_params = {key: params[key] for key in ("n_factors", "reg", "solver", "cg_steps")}
 
     # the two sides' blocks, persisted on the workers: the user blocks, then the shuffle to item blocks
     user_csr = _persist(data.blocks(int(user_bounds[1] - user_bounds[0])), client)
@@ -349,17 +353,23 @@ def fit_als(
     history: dict[str, list[float]] = {"seconds": []}
     if params["verbose"]:
         history["loss"] = []
+    half_step = functools.partial(
+        _half_step,
+        params=solver_params,
+        backend=backend,
+        n_threads=n_threads,
+        stride=stride,
+        dtype=dtype,
+        client=client,
+    )
     shared_q = _share(Q, client)
     for iteration in range(params["n_iterations"]):
         start = time.perf_counter()
-        P, p_handles = _half_step(
-            user_sides, user_bounds, p_handles, shared_q, params, backend, n_threads, stride, dtype, client
-        )
+        P, p_handles = half_step(user_sides, user_bounds, p_handles, shared_q)
         shared_p = _share(P, client)
-        Q, q_handles = _half_step(
-            item_sides, item_bounds, q_handles, shared_p, params, backend, n_threads, stride, dtype, client
-        )
-        shared_q = _share(Q, client)
+        Q, q_handles = half_step(item_sides, item_bounds, q_handles, shared_p)
+        if params["verbose"] or iteration + 1 < params["n_iterations"]:  # read by the loss or the next step
+            shared_q = _share(Q, client)
         history["seconds"].append(time.perf_counter() - start)
         if params["verbose"]:
             loss = _loss(user_sides, p_handles, P, Q, shared_q, k, params["reg"], client)
