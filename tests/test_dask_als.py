@@ -215,3 +215,28 @@ def test_errors_name_the_fix(client, frames):
     empty = fdask.interactions(dd.from_pandas(frame.iloc[:0], npartitions=1), value="plays")
     with pytest.raises(ValueError, match="no interactions"):
         fdask.fit(fastrec.ALS(), empty)
+
+
+def test_fit_survives_a_worker_killed_mid_fit(client, frames, monkeypatch):
+    import os
+    import signal
+
+    frame, ref = frames
+    params = dict(n_factors=8, n_iterations=4, random_state=9)
+    want = fastrec.ALS(**params).fit(ref)
+    compute, calls = _als._compute, []
+
+    def compute_then_kill(objs, c):
+        calls.append(len(objs))
+        if len(calls) != 4:  # the statistics, then the half-steps: the 4th is the users' second
+            return compute(objs, c)
+        futures = c.compute(objs)
+        victim, pid = sorted(c.run(os.getpid).items())[0]
+        os.kill(pid, signal.SIGKILL)  # with its share of the persisted blocks and the factors sent
+        return c.gather(futures)
+
+    monkeypatch.setattr(_als, "_compute", compute_then_kill)
+    got = fdask.fit(fastrec.ALS(**params), dask_data(frame), block_size=30)
+    assert len(calls) > 4
+    assert_same_model(got, want)
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts it for the tests that follow

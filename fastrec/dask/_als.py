@@ -107,25 +107,30 @@ def _side(
 
 def _solve_block(
     side: tuple[dict[str, np.ndarray], Any],
-    X: np.ndarray | None,
+    rows: tuple[int, int],
+    X: _Shared | None,
     Y: _Shared,
     params: dict[str, Any],
     backend: str,
     n_threads: int | None,
-    shape: tuple[int, int],
-    dtype: np.dtype,
 ) -> np.ndarray:
-    """One block's rows solved with ``Y`` fixed, from ``X`` (None: the exact solve needs no start)."""
-    out = aligned_zeros(shape[0], shape[1], dtype)  # a fresh copy: a retried task finds X as it was
+    """Rows ``rows[0]:rows[1]`` of the side solved with ``Y`` fixed, from their values in ``X``.
+
+    ``X`` None (the exact solve, which needs no start) starts from zeros.
+    """
+    start, stop = rows
+    out = aligned_zeros(stop - start, Y.rows.shape[1], Y.rows.dtype)  # never the shared matrix itself
     if X is not None:
-        out[...] = X
+        out[...] = X.rows[start:stop]
     solve_rows(side[0], out, Y.rows, params, backend, task_threads(n_threads))
     return out
 
 
-def _block_loss(side: tuple[dict[str, np.ndarray], Any], X: np.ndarray, Y: _Shared, k: int) -> float:
+def _block_loss(
+    side: tuple[dict[str, np.ndarray], Any], rows: tuple[int, int], X: _Shared, Y: _Shared, k: int
+) -> float:
     """The loss terms of one block of users, without the penalty (see :func:`als_loss`)."""
-    return als_loss(side[0], X, Y.rows, k, 0.0)
+    return als_loss(side[0], X.rows[rows[0] : rows[1]], Y.rows, k, 0.0)
 
 
 # -- running on a client or on Dask's local scheduler ------------------------------------------
@@ -137,63 +142,47 @@ def _persist(objs: list[Any], client: Any) -> list[Any]:
     return list(client.persist(objs)) if client is not None else list(dask.persist(*objs))
 
 
-def _compute(objs: list[Any], client: Any) -> tuple[list[Any], list[Any]]:
-    """(handles for later tasks, values): futures with a client, else the values themselves."""
+def _compute(objs: list[Any], client: Any) -> list[Any]:
     import dask
 
-    if client is None:
-        values = list(dask.compute(*objs))
-        return values, values
-    futures = client.compute(objs)
-    return futures, client.gather(futures)
+    return client.gather(client.compute(objs)) if client is not None else list(dask.compute(*objs))
 
 
 def _share(rows: np.ndarray, client: Any) -> Any:
     return broadcast(_Shared(rows), client)
 
 
+def _ranges(bounds: np.ndarray) -> list[tuple[int, int]]:
+    return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
 def _half_step(
     sides: list[Any],
     bounds: np.ndarray,
-    handles: list[Any],
+    X: Any,
     Y: Any,
     *,
     params: dict[str, Any],
     backend: str,
     n_threads: int | None,
-    stride: int,
-    dtype: np.dtype,
     client: Any,
-) -> tuple[np.ndarray, list[Any]]:
-    """(the solved side, concatenated on the client; the solved blocks as handles for the next step)."""
+) -> np.ndarray:
+    """The side of ``sides`` solved with ``Y`` fixed, its blocks put together on the client.
+
+    Every task reads only persisted blocks and factors sent to every worker, so
+    a task lost with its worker runs again elsewhere.
+    """
     import dask
 
     tasks = [
-        dask.delayed(_solve_block, pure=False)(
-            side,
-            handle,
-            Y,
-            params,
-            backend,
-            n_threads,
-            (int(bounds[b + 1] - bounds[b]), stride),
-            dtype,
-        )
-        for b, (side, handle) in enumerate(zip(sides, handles))
+        dask.delayed(_solve_block, pure=False)(side, rows, X, Y, params, backend, n_threads)
+        for side, rows in zip(sides, _ranges(bounds))
     ]
-    handles, blocks = _compute(tasks, client)
-    X = aligned_zeros(int(bounds[-1]), stride, dtype)
-    for b, block in enumerate(blocks):
-        X[bounds[b] : bounds[b + 1]] = block
-    return X, handles
-
-
-def _start_handles(X: np.ndarray, bounds: np.ndarray, exact: bool, client: Any) -> list[Any]:
-    """The blocks of the starting factors where the solver starts from them (CG), else None."""
-    if exact:
-        return [None] * (bounds.size - 1)
-    blocks = [X[bounds[b] : bounds[b + 1]] for b in range(bounds.size - 1)]
-    return list(client.scatter(blocks, hash=False)) if client is not None else blocks
+    blocks = _compute(tasks, client)
+    out = aligned_zeros(int(bounds[-1]), blocks[0].shape[1], blocks[0].dtype)
+    for (start, stop), block in zip(_ranges(bounds), blocks):
+        out[start:stop] = block
+    return out
 
 
 # -- the entry point ----------------------------------------------------------------------------
@@ -248,8 +237,11 @@ def fit_als(
     The starting factors are those of ``model.fit`` (the same ``random_state``
     draws the same factors).  Every half-step sends the fixed side's factors to
     each worker once and solves each block with fastrec's own row solver
-    (:func:`fastrec.implicit.als.model.solve_rows`); the solved blocks come back
-    and are concatenated.
+    (:func:`fastrec.implicit.als.model.solve_rows`), the conjugate gradient
+    starting from the block's rows of the solved side as last sent; the solved
+    blocks come back and are concatenated.  A task reads only persisted blocks
+    and factors every worker holds, so a task lost with its worker runs again
+    elsewhere.
 
     Parameters
     ----------
@@ -269,11 +261,10 @@ def fit_als(
         Users (and items) per task.  By default each side is cut into one block
         per worker, so that each worker sums the Gram matrix once per half-step
         with all its threads (with Dask's local scheduler: one block).  A task
-        holds its block's entries (``nnz_block * (4 + itemsize)`` bytes plus 8
-        per row), its rows' factors twice (``2 * block_size * stride * itemsize``,
-        in and out) and reads the fixed side's factors (``n_other * stride *
-        itemsize``, once per worker); ``stride`` is ``n_factors`` rounded up to
-        64 bytes.
+        reads its block's entries (``nnz_block * (4 + itemsize)`` bytes plus 8
+        per row, kept on its worker) and the factor matrices every worker holds
+        once, and writes its rows' factors (``block_size * stride * itemsize``
+        bytes); ``stride`` is ``n_factors`` rounded up to 64 bytes.
 
     Returns
     -------
@@ -281,15 +272,17 @@ def fit_als(
         ``model``, fitted: its factors equal bit for bit those of ``model.fit``
         on the same interactions (``Interactions.from_frame`` of the same rows
         with the same ``duplicates``), with the same backend (``cpp`` or
-        ``numba``), for any ``n_threads``, ``block_size`` and number of workers.  ``history_["loss"]``
-        (``verbose=True``) equals the single-machine loss up to summation order.
+        ``numba``), for any ``n_threads``, ``block_size`` and number of
+        workers.  ``history_["loss"]`` (``verbose=True``) equals the
+        single-machine loss up to summation order.
 
     Notes
     -----
     During the fit the client holds the two factor matrices (``(n_users +
-    n_items) * stride * itemsize`` bytes, twice while a half-step's blocks are
-    concatenated) and never the interactions, which stay in the workers'
-    blocks.  At the end the fitted model gets its ``interactions_`` as every
+    n_items) * stride * itemsize`` bytes, one side twice while a half-step's
+    blocks are concatenated) and never the interactions, which stay in the
+    workers' blocks; each worker holds the factor matrices as last sent (one
+    side twice while a new one arrives).  At the end the fitted model gets its ``interactions_`` as every
     fastrec model keeps them (``recommend``'s ``exclude_seen``, cold users,
     ``save``): the users' blocks are gathered once, ``nnz * (4 + itemsize)``
     bytes.  Each task computes the Gram matrix of the fixed side itself (the
@@ -342,48 +335,42 @@ def fit_als(
         [dask.delayed(_side, pure=True)(m, side_params, dtype) for m in (*user_csr, *item_csr)], client
     )
     user_sides, item_sides = sides[: len(user_csr)], sides[len(user_csr) :]
-    stats = _compute([dask.delayed(operator.getitem)(s, 1) for s in sides], client)[1]
+    stats = _compute([dask.delayed(operator.getitem)(s, 1) for s in sides], client)
     _check_scores_fit(stats[: len(user_csr)], stats[len(user_csr) :], dtype)
 
     seed = seed_from(model.random_state)
     P, Q = initial_factors(seed, n_users, n_items, params, dtype)
-    exact = params["solver"] == "cholesky"
-    p_handles = _start_handles(P, user_bounds, exact, client)
-    q_handles = _start_handles(Q, item_bounds, exact, client)
+    exact = params["solver"] == "cholesky"  # the exact solve starts from nothing: no start to send
     history: dict[str, list[float]] = {"seconds": []}
     if params["verbose"]:
         history["loss"] = []
     half_step = functools.partial(
-        _half_step,
-        params=solver_params,
-        backend=backend,
-        n_threads=n_threads,
-        stride=stride,
-        dtype=dtype,
-        client=client,
+        _half_step, params=solver_params, backend=backend, n_threads=n_threads, client=client
     )
+    shared_p = None if exact else _share(P, client)
     shared_q = _share(Q, client)
     for iteration in range(params["n_iterations"]):
         start = time.perf_counter()
-        P, p_handles = half_step(user_sides, user_bounds, p_handles, shared_q)
+        # each side starts from its factors as sent for the other side's step
+        P = half_step(user_sides, user_bounds, shared_p, shared_q)
         shared_p = _share(P, client)
-        Q, q_handles = half_step(item_sides, item_bounds, q_handles, shared_p)
+        Q = half_step(item_sides, item_bounds, None if exact else shared_q, shared_p)
         if params["verbose"] or iteration + 1 < params["n_iterations"]:  # read by the loss or the next step
             shared_q = _share(Q, client)
         history["seconds"].append(time.perf_counter() - start)
         if params["verbose"]:
-            loss = _loss(user_sides, p_handles, P, Q, shared_q, k, params["reg"], client)
+            loss = _loss(user_sides, user_bounds, shared_p, shared_q, P, Q, k, params["reg"], client)
             history["loss"].append(loss)
             print(
                 f"ALS iteration {iteration + 1}/{params['n_iterations']}: loss {loss:.6g}, "
                 f"{history['seconds'][-1]:.3f} s",
                 file=sys.stderr,
             )
-        if exact:  # the exact solve starts from nothing: the blocks need not stay
-            p_handles, q_handles = [None] * len(p_handles), [None] * len(q_handles)
+        if exact:
+            shared_p = None
     if not (np.isfinite(P).all() and np.isfinite(Q).all()):
         raise FloatingPointError("ALS produced non-finite factors; lower alpha or use dtype=np.float64.")
-    R = sp.vstack(_compute(user_csr, client)[1], format="csr").astype(dtype)
+    R = sp.vstack(_compute(user_csr, client), format="csr").astype(dtype)
     model._install(P, Q, k, seed)
     model.history_ = history
     model._user_map, model._item_map, model._R = IdMap(data.user_ids), IdMap(data.item_ids), R
@@ -392,10 +379,11 @@ def fit_als(
 
 def _loss(
     user_sides: list[Any],
-    p_handles: list[Any],
+    user_bounds: np.ndarray,
+    shared_p: Any,
+    shared_q: Any,
     P: np.ndarray,
     Q: np.ndarray,
-    shared_q: Any,
     k: int,
     reg: float,
     client: Any,
@@ -403,11 +391,13 @@ def _loss(
     """The objective of :func:`als_loss`: per block of users on the workers, the penalty here."""
     import dask
 
-    tasks = [dask.delayed(_block_loss, pure=False)(s, h, shared_q, k) for s, h in zip(user_sides, p_handles)]
-    terms = _compute(tasks, client)[1]
+    tasks = [
+        dask.delayed(_block_loss, pure=False)(side, rows, shared_p, shared_q, k)
+        for side, rows in zip(user_sides, _ranges(user_bounds))
+    ]
     X = P[:, :k].astype(np.float64)
     Y = Q[:, :k].astype(np.float64)
-    return float(sum(terms)) + reg * float(np.sum(X * X) + np.sum(Y * Y))
+    return float(sum(_compute(tasks, client))) + reg * float(np.sum(X * X) + np.sum(Y * Y))
 
 
 def _check_scores_fit(user_stats: list[tuple], item_stats: list[tuple], dtype: np.dtype) -> None:
