@@ -315,14 +315,15 @@ def fit_als(
         f"the factors of {n_users:,} users and {n_items:,} items at n_factors={k}",
         "pass fewer ids or fewer factors.",
     )
-    user_bounds = data.block_bounds(block_size or _default_block_size(n_users, client))
+    user_size = block_size or _default_block_size(n_users, client)
+    user_bounds = data.block_bounds(user_size)
     item_bounds = _bounds(n_items, block_size or _default_block_size(n_items, client))
     side_params = {"alpha": params["alpha"], "confidence": params["confidence"]}
     # what the row solver reads: the tasks get these, not the random_state
     solver_params = {key: params[key] for key in ("n_factors", "reg", "solver", "cg_steps")}
 
     # the two sides' blocks, persisted on the workers: the user blocks, then the shuffle to item blocks
-    user_csr = _persist(data.blocks(int(user_bounds[1] - user_bounds[0])), client)
+    user_csr = _persist(data.blocks(user_size), client)
     n_item_blocks = item_bounds.size - 1
     shared_bounds = dask.delayed(item_bounds, pure=True)
     pieces = [dask.delayed(_item_pieces, nout=n_item_blocks, pure=True)(m, shared_bounds) for m in user_csr]
