@@ -127,9 +127,10 @@ def test_item_blocks_are_the_transpose_built_by_pieces():
     np.testing.assert_array_equal(got.data, want.data)
 
 
-def test_verbose_loss_and_a_generator_seed_match_one_machine(client, frames, capsys):
+@pytest.mark.parametrize("solver", ["cg", "cholesky"])
+def test_verbose_loss_and_a_generator_seed_match_one_machine(client, frames, capsys, solver):
     frame, ref = frames
-    params = dict(n_factors=8, n_iterations=2, verbose=True)
+    params = dict(n_factors=8, n_iterations=2, verbose=True, solver=solver)
     want = fastrec.ALS(**params, random_state=np.random.default_rng(11)).fit(ref)
     capsys.readouterr()
     got = fdask.fit(
