@@ -45,6 +45,82 @@ def confidence_minus_one(values: np.ndarray, alpha: float, kind: str) -> np.ndar
     return alpha * (values if kind == "linear" else np.log1p(values))
 
 
+def initial_factors(
+    seed: int, n_users: int, n_items: int, params: dict[str, Any], dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray]:
+    """The factors a fit starts from: ``N(0, init_std^2)`` draws of the seed, users first.
+
+    Parameters
+    ----------
+    seed : int
+        The fit's integer seed (``seed_``).
+    n_users, n_items : int
+    params : dict
+        Checked parameters (``n_factors`` and ``init_std`` are read).
+    dtype : np.dtype
+        float32 or float64.
+
+    Returns
+    -------
+    P, Q : ndarray of ``dtype``, shapes (n_users, stride) and (n_items, stride)
+        64-byte aligned, rows padded with zeros to ``stride = padded_width(n_factors, dtype)``.
+    """
+    k = params["n_factors"]
+    stride = padded_width(k, dtype)
+    rng = np.random.default_rng([seed, 0])
+    P = aligned_zeros(n_users, stride, dtype)
+    Q = aligned_zeros(n_items, stride, dtype)
+    std = dtype.type(params["init_std"])
+    P[:, :k] = rng.standard_normal((n_users, k), dtype=dtype) * std
+    Q[:, :k] = rng.standard_normal((n_items, k), dtype=dtype) * std
+    return P, Q
+
+
+def solve_rows(
+    side: dict[str, np.ndarray],
+    X: np.ndarray,
+    Y: np.ndarray,
+    params: dict[str, Any],
+    backend: str,
+    n_threads: int,
+) -> None:
+    """Solve the rows of ``X`` in place, the other side ``Y`` fixed: one half-step, or a block of one.
+
+    Each row's solve reads only its own entries, ``Y`` and the Gram matrix
+    ``Y^T Y``, which the kernel sums in an order fixed by ``Y`` alone; so a block
+    of rows solved on its own (``side`` and ``X`` holding only those rows) gets
+    the same bits as in the whole half-step, for any ``n_threads``.
+
+    Parameters
+    ----------
+    side : dict
+        The rows' CSR as :meth:`ALS._weights` gives it: ``indptr`` int64
+        (n_rows + 1,), ``indices`` int32 (nnz,) into the rows of ``Y``,
+        ``weights`` (nnz,) confidence minus one in the factors' dtype.
+    X : ndarray, shape (n_rows, stride)
+        INOUT: the rows solved, aligned and padded as :func:`initial_factors`
+        makes them; the CG solver starts from their current values.
+    Y : ndarray, shape (n_cols, stride)
+        IN: the other side, of ``X``'s dtype, aligned and padded alike.
+    params : dict
+        Checked parameters (``n_factors``, ``reg``, ``solver``, ``cg_steps``).
+    backend : {"cpp", "numba", "numpy"}
+    n_threads : int
+        Threads of this call (Numba's count is set for the calling thread only).
+    """
+    with _runtime.kernel_threads(backend, n_threads):
+        _kernel(backend)(
+            **side,
+            X=X,
+            Y=Y,
+            n_factors=params["n_factors"],
+            reg=params["reg"],
+            exact=params["solver"] == "cholesky",
+            cg_steps=params["cg_steps"],
+            n_threads=n_threads,
+        )
+
+
 class ALS(FactorRecommender):
     r"""Implicit-feedback matrix factorization by alternating least squares.
 
@@ -213,37 +289,23 @@ class ALS(FactorRecommender):
         users_side = self._weights(R, params, dtype)
         items_side = self._weights(sp.csr_matrix(R.T), params, dtype)
         seed = seed_from(self.random_state)
-        rng = np.random.default_rng([seed, 0])
-        P = aligned_zeros(n_users, stride, dtype)
-        Q = aligned_zeros(n_items, stride, dtype)
-        std = dtype.type(params["init_std"])
-        P[:, :k] = rng.standard_normal((n_users, k), dtype=dtype) * std
-        Q[:, :k] = rng.standard_normal((n_items, k), dtype=dtype) * std
-        kernel = _kernel(backend)
-        common = dict(
-            n_factors=k,
-            reg=params["reg"],
-            exact=params["solver"] == "cholesky",
-            cg_steps=params["cg_steps"],
-            n_threads=n_threads,
-        )
+        P, Q = initial_factors(seed, n_users, n_items, params, dtype)
         history: dict[str, list[float]] = {"seconds": []}
         if params["verbose"]:
             history["loss"] = []
-        with _runtime.kernel_threads(backend, n_threads):
-            for iteration in range(params["n_iterations"]):
-                start = time.perf_counter()
-                kernel(**users_side, X=P, Y=Q, **common)
-                kernel(**items_side, X=Q, Y=P, **common)
-                history["seconds"].append(time.perf_counter() - start)
-                if params["verbose"]:
-                    loss = als_loss(users_side, P, Q, k, params["reg"])
-                    history["loss"].append(loss)
-                    print(
-                        f"ALS iteration {iteration + 1}/{params['n_iterations']}: loss {loss:.6g}, "
-                        f"{history['seconds'][-1]:.3f} s",
-                        file=sys.stderr,
-                    )
+        for iteration in range(params["n_iterations"]):
+            start = time.perf_counter()
+            solve_rows(users_side, P, Q, params, backend, n_threads)
+            solve_rows(items_side, Q, P, params, backend, n_threads)
+            history["seconds"].append(time.perf_counter() - start)
+            if params["verbose"]:
+                loss = als_loss(users_side, P, Q, k, params["reg"])
+                history["loss"].append(loss)
+                print(
+                    f"ALS iteration {iteration + 1}/{params['n_iterations']}: loss {loss:.6g}, "
+                    f"{history['seconds'][-1]:.3f} s",
+                    file=sys.stderr,
+                )
         if not (np.isfinite(P).all() and np.isfinite(Q).all()):
             raise FloatingPointError("ALS produced non-finite factors; lower alpha or use dtype=np.float64.")
         self._install(P, Q, k, seed)
