@@ -365,7 +365,7 @@ def _mf_dask(data: dict[str, Any], threads: int, workers: int) -> dict[str, Any]
 
     n_workers, per_worker = layout(workers, threads)
     processes = bool(data["processes"])
-    options = {"n_blocks": int(data["blocks"])} if int(data.get("blocks", 0)) > 0 else {}
+    options = {"n_blocks": dsgd_blocks(data, n_workers * per_worker)}
     start = time.perf_counter()
     with local_cluster(
         n_workers, per_worker, processes, memory_limit_of(data["memory_limit"], n_workers)
@@ -419,6 +419,11 @@ def spark_session(threads: int, memory: str) -> Iterator[Any]:
         yield session
     finally:
         session.stop()
+
+
+def dsgd_blocks(data: dict[str, Any], threads: int) -> int:
+    """DSGD's grid side: ``--blocks``, else the cluster's thread count (one block per thread at once)."""
+    return int(data["blocks"]) if int(data.get("blocks", 0)) > 0 else threads
 
 
 def _spark_rss_mb() -> list[float]:
@@ -583,9 +588,7 @@ def _kmeans_timings(load: float, fit: Any, iterations: int) -> tuple[float, floa
     return total, per_iteration, total - iterations * per_iteration, fitted
 
 
-def _kmeans_quality(
-    centers: np.ndarray, n_iter: int, per_iteration: float, setup: float, text: str
-) -> dict[str, Any]:
+def _kmeans_quality(n_iter: int, per_iteration: float, setup: float, text: str) -> dict[str, Any]:
     return {
         "layout": text,
         "iterations": int(n_iter),
@@ -613,8 +616,8 @@ def _kmeans_measure(contender: str, workers: int, data: dict[str, Any], threads:
         total, per_iteration, setup, model = _kmeans_timings(
             load, lambda m: fastrec_model(m, threads).fit(X), iterations
         )
-        quality = _kmeans_quality(model.cluster_centers_, model.n_iter_, per_iteration, setup, "")
-        quality["layout"] = f"1 process x {threads} thread{'s' if threads > 1 else ''}"
+        text = f"1 process x {threads} thread{'s' if threads > 1 else ''}"
+        quality = _kmeans_quality(model.n_iter_, per_iteration, setup, text)
         quality["peak MB per worker"] = [round(peak_rss_mb(), 1)]
         centers, started = model.cluster_centers_, 0.0
     else:
@@ -626,7 +629,6 @@ def _kmeans_measure(contender: str, workers: int, data: dict[str, Any], threads:
         with local_cluster(
             n_workers, per_worker, processes, memory_limit_of(data["memory_limit"], n_workers)
         ) as client:
-            started = time.perf_counter() - start
             from distributed import wait
 
             def load() -> Any:
@@ -648,12 +650,12 @@ def _kmeans_measure(contender: str, workers: int, data: dict[str, Any], threads:
                 def fit(m: int) -> Any:
                     return fdask.fit(fastrec_model(m, None), X, client=client)
 
+            fit(1)  # on every worker: imports, JIT compilation, thread pools; timed as the start
+            started = time.perf_counter() - start - loaded
             total, per_iteration, setup, model = _kmeans_timings(loaded, fit, iterations)
             peaks = worker_peaks(client, processes)
         centers = np.asarray(model.cluster_centers_, dtype=np.float32)
-        quality = _kmeans_quality(
-            centers, model.n_iter_, per_iteration, setup, _layout_text(n_workers, per_worker)
-        )
+        quality = _kmeans_quality(model.n_iter_, per_iteration, setup, _layout_text(n_workers, per_worker))
         quality["peak MB per worker"] = peaks
     cpu = time.process_time() - cpu
     inertia = common_inertia(_read_chunks(data), np.asarray(centers, dtype=np.float32))
@@ -712,15 +714,11 @@ def _scale_params(model: str, data: dict[str, Any], threads: int | None) -> dict
     return {**common, "n_epochs": int(data["epochs"])}
 
 
-def _heldout_rmse(
-    model: Any, data: dict[str, Any], user_ids: np.ndarray, item_ids: np.ndarray, inner: Any
-) -> float:
-    """RMSE on the held-out rows whose user and item were trained (``inner`` maps raw ids, or None)."""
+def _heldout_rmse(model: Any, data: dict[str, Any]) -> float:
+    """RMSE of a fitted MF on the held-out rows whose user and item it was trained on."""
     test = read_parquet_frame(data["heldout"])
-    keep = _known_pairs(test, user_ids, item_ids)
+    keep = _known_pairs(test, model.user_ids_, model.item_ids_)
     users, items = test["user"].to_numpy()[keep], test["item"].to_numpy()[keep]
-    if inner is not None:
-        users, items = inner.user_index(users), inner.item_index(items)
     return rmse(model.predict(users, items), test["rating"].to_numpy()[keep])
 
 
@@ -734,17 +732,19 @@ def _scale_measure(model_name: str, workers: int, data: dict[str, Any], threads:
 
         _scale_fits_in_memory(int(data["n_rows"]))
 
-        def fit() -> tuple[Any, Any]:
-            found = Interactions.from_frame(read_parquet_frame(data["train"]), "user", "item", "rating")
-            return cls(**_scale_params(model_name, data, threads)).fit(found.matrix), found
+        def fit() -> Any:
+            frame = read_parquet_frame(data["train"])
+            model = cls(**_scale_params(model_name, data, threads))
+            if model_name == "MF":  # every row a rating, as DSGD reads them
+                return model.fit(frame, columns=("user", "item", "rating"))
+            # repeated pairs resolved as fastrec.dask.interactions does (the last kept)
+            return model.fit(Interactions.from_frame(frame, "user", "item", "rating").matrix)
 
-        seconds, cpu, (model, found) = suite.timed(fit)
+        seconds, cpu, model = suite.timed(fit)
         quality["layout"] = f"1 process x {threads} thread{'s' if threads > 1 else ''}"
         quality["peak MB per worker"] = [round(peak_rss_mb(), 1)]
         if model_name == "MF":
-            quality["held-out RMSE"] = round(
-                _heldout_rmse(model, data, found.user_ids, found.item_ids, found), 5
-            )
+            quality["held-out RMSE"] = round(_heldout_rmse(model, data), 5)
         return {"seconds": seconds, "cpu_seconds": cpu, "quality": quality}
     n_workers, per_worker = layout(workers, threads)
     processes = bool(data["processes"])
@@ -752,25 +752,23 @@ def _scale_measure(model_name: str, workers: int, data: dict[str, Any], threads:
     if model_name == "ALS":
         options = {"block_size": int(data["block_size"])} if int(data.get("block_size", 0)) > 0 else {}
     else:
-        options = {"n_blocks": int(data["blocks"])} if int(data.get("blocks", 0)) > 0 else {}
+        options = {"n_blocks": dsgd_blocks(data, n_workers * per_worker)}
     start = time.perf_counter()
     with local_cluster(n_workers, per_worker, processes, limit) as client:
         started = time.perf_counter() - start
         fdask = _fastrec_dask()
 
-        def fit() -> tuple[Any, Any]:
+        def fit() -> Any:
             found = fdask.interactions(_dask_frame(data["train"]), "user", "item", "rating")
-            return fdask.fit(
-                cls(**_scale_params(model_name, data, None)), found, client=client, **options
-            ), found
+            return fdask.fit(cls(**_scale_params(model_name, data, None)), found, client=client, **options)
 
-        seconds, cpu, (model, found) = suite.timed(fit)
+        seconds, cpu, model = suite.timed(fit)
         quality["peak MB per worker"] = worker_peaks(client, processes)
     quality["layout"] = _layout_text(n_workers, per_worker)
     quality["memory limit MB"] = round(limit / MB)
     quality["start s"] = round(started, 3)
     if model_name == "MF":
-        quality["held-out RMSE"] = round(_heldout_rmse(model, data, found.user_ids, found.item_ids, None), 5)
+        quality["held-out RMSE"] = round(_heldout_rmse(model, data), 5)
     return {"seconds": seconds, "cpu_seconds": cpu, "quality": quality}
 
 
@@ -832,7 +830,7 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--factors", type=int, default=100, help="rank of every factor model (default 100)")
     parser.add_argument("--epochs", type=int, default=20, help="fastrec MF epochs (default 20)")
     parser.add_argument(
-        "--blocks", type=int, default=0, help="DSGD n_blocks (default 0: the trainer's default)"
+        "--blocks", type=int, default=0, help="DSGD n_blocks (default 0: the cluster's thread count)"
     )
     parser.add_argument(
         "--block-size", type=int, default=0, help="distributed ALS block_size (default 0: its default)"
