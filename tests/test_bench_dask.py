@@ -235,3 +235,22 @@ def test_quick_harness_runs_every_part_on_fastrec_dask(tmp_path, monkeypatch):
     for name in ("fastrec.dask DSGD (1 worker)", "fastrec.dask DSGD (2 workers)"):
         assert 0.5 < scale[name]["held-out RMSE"] < 1.5 * scale["fastrec MF (1 machine)"]["held-out RMSE"]
     assert "speed-up over 1 worker" in report and "time / fastrec 1 machine" in report
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--only", "svd"], "--only takes some of mf, kmeans, scale"),
+        (["--size", "Q"], "--size takes the mf part's sizes XS, M and L, got 'Q'"),
+        (["--workers", "0,2"], "--workers takes positive whole numbers"),
+        (["--kmeans-iterations", "1"], "--kmeans-iterations must be >= 2, got 1"),
+        (["--factors", "0"], "--factors must be >= 1, got 0"),
+        (["--spark-reg", "-1"], "--spark-reg must be >= 0"),
+        (["--memory-limit", "lots"], "--memory-limit: "),
+    ],
+)
+def test_usage_mistakes_exit_2_with_the_fix(argv, message, capsys):
+    with pytest.raises(SystemExit) as stop:
+        dask_bench.main(argv, prog="fastrec bench dask")
+    assert stop.value.code == 2
+    assert f"fastrec bench dask: error: {message}" in capsys.readouterr().err

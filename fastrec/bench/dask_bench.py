@@ -866,22 +866,6 @@ def default_sizes(options: dict[str, Any]) -> list[str]:
     return list(DEFAULT_SIZES)
 
 
-def planned_sizes(only: Any, mf_sizes: Sequence[str], quick: bool, data_dir: Any) -> list[str]:
-    """The suite sizes of ``--only``, ``--size`` (MF's M, L or full size names) and ``--quick``."""
-    parts = parts_of(only) if only else ["mf", "kmeans", *(["scale"] if data_dir or quick else [])]
-    if quick:
-        return [s for s in QUICK_SIZES if part_of(s) in parts]
-    out: list[str] = []
-    for part in parts:
-        if part == "mf":
-            out += [s if s.startswith("mf-") else f"mf-{s}" for s in (mf_sizes or ["M", "L"])]
-        elif part == "kmeans":
-            out.append("kmeans-1M")
-        else:
-            out.append("scale-100M")
-    return out
-
-
 def contenders(options: dict[str, Any]) -> list[suite.Contender]:
     """Per part: fastrec on one machine, fastrec.dask on each worker count, and the peer."""
     workers = _int_list(options["workers"], "--workers")
@@ -1078,30 +1062,85 @@ def chart(records: Sequence[dict[str, Any]], path: Path, title: str = TITLE) -> 
     return report.chart(section, Path(path))
 
 
+# options that must be whole numbers of at least this much
+MINIMUMS = {
+    "partitions": 1,
+    "factors": 1,
+    "epochs": 1,
+    "blocks": 0,
+    "block_size": 0,
+    "spark_iterations": 1,
+    "kmeans_iterations": 2,  # the time per iteration is the difference of two fits
+    "chunk_rows": 1,
+    "als_iterations": 1,
+    "scale_rows": 1,
+    "scale_users": 1,
+    "scale_items": 1,
+}
+
+
+def check_options(args: Any) -> str | None:
+    """The first thing wrong with this benchmark's parsed options, as an error message, or None."""
+    for name, minimum in MINIMUMS.items():
+        if getattr(args, name) < minimum:
+            return f"--{name.replace('_', '-')} must be >= {minimum}, got {getattr(args, name)}"
+    if args.spark_reg < 0:
+        return f"--spark-reg must be >= 0, got {args.spark_reg}"
+    try:
+        _int_list(args.workers, "--workers")
+        if args.only:
+            parts_of(args.only)
+        if str(args.memory_limit).lower() != "auto":
+            from dask.utils import parse_bytes
+
+            parse_bytes(str(args.memory_limit))
+    except ValueError as exc:
+        return str(exc) if "--" in str(exc) else f"--memory-limit: {exc}"
+    return None
+
+
+def planned_sizes(only: Any, mf_sizes: Sequence[str], quick: bool, data_dir: Any) -> list[str]:
+    """The suite sizes of ``--only``, ``--size`` (MF's XS, M, L) and ``--quick``."""
+    parts = parts_of(only) if only else ["mf", "kmeans", *(["scale"] if data_dir or quick else [])]
+    if quick:
+        return [s for s in QUICK_SIZES if part_of(s) in parts]
+    out: list[str] = []
+    for part in parts:
+        if part == "mf":
+            for size in mf_sizes or ["M", "L"]:
+                name = size if size.startswith("mf-") else f"mf-{size}"
+                if name not in SIZES:
+                    raise ValueError(f"--size takes the mf part's sizes XS, M and L, got {size!r}")
+                out.append(name)
+        elif part == "kmeans":
+            out.append("kmeans-1M")
+        else:
+            out.append("scale-100M")
+    return out
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "python -m fastrec.bench dask") -> int:
     """Run this benchmark: ``--only``, ``--size`` (M, L) and ``--quick`` become the suite's sizes."""
+    from fastrec.bench._common import Parser
+
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help") for a in argv):
         return suite.main([NAME], argv, prog)
+    parser = Parser(prog=prog)
+    suite.add_common_arguments(parser)
+    add_arguments(parser)
+    args = parser.parse_args(argv)  # a usage mistake ends here, with exit code 2
+    try:
+        planned = planned_sizes(args.only, suite._split_list(args.sizes), args.quick, args.data_dir)
+    except ValueError as exc:
+        parser.error(str(exc))
+    problem = check_options(args)
+    if problem:
+        parser.error(problem)
     own = argparse.ArgumentParser(add_help=False)
     own.add_argument("--size", "--sizes", dest="sizes", nargs="+")
-    own.add_argument("--only")
-    own.add_argument("--quick", action="store_true")
-    own.add_argument("--data-dir")
-    known, rest = own.parse_known_args(argv)
-    try:
-        planned = planned_sizes(known.only, suite._split_list(known.sizes), known.quick, known.data_dir)
-    except ValueError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
-    passed = [*rest, "--size", ",".join(planned)]
-    if known.data_dir:
-        passed += ["--data-dir", known.data_dir]
-    if known.only:
-        passed += ["--only", known.only]
-    if known.quick:
-        passed.append("--quick")
-    return suite.main([NAME], passed, prog)
+    _, rest = own.parse_known_args(argv)
+    return suite.main([NAME], [*rest, "--size", ",".join(planned)], prog)
 
 
 if __name__ == "__main__":  # pragma: no cover
