@@ -7,9 +7,11 @@ Three parts (``--only mf,kmeans,scale``; ``mf`` and ``kmeans`` by default,
   80/20 at random; the training part written once as Parquet partitions (rows
   shuffled), the test part (pairs whose user and item are in the training
   part) as one Parquet file.  fastrec ``MatrixFactorization`` on one machine,
-  ``fastrec.dask.fit`` (DSGD) on a LocalCluster of each ``--workers`` count,
-  and Spark MLlib ``ALS`` in local mode, all at rank ``--factors`` and on the
-  same cores (the thread count).  The time is end to end: reading the Parquet
+  ``fastrec.dask.fit`` (DSGD, ``n_blocks`` the cluster's thread count unless
+  ``--blocks``) on a LocalCluster of each ``--workers`` count, and Spark MLlib
+  ``ALS`` in local mode (``--spark-iterations``, ``--spark-reg``,
+  ``coldStartStrategy="drop"``), all at rank ``--factors`` and on the same
+  cores (the thread count).  The time is end to end: reading the Parquet
   files into the engine and fitting; starting the engine (cluster or Spark
   session) and a warm-up fit on tiny data are timed apart ("start s").  Test
   RMSE of every engine with predictions clipped to 1..5.
@@ -27,11 +29,13 @@ Three parts (``--only mf,kmeans,scale``; ``mf`` and ``kmeans`` by default,
   reused while its manifest matches), then ``fastrec.dask.fit`` of
   ``MatrixFactorization`` (DSGD) and ``ALS`` on each ``--workers`` count with
   ``--memory-limit`` per worker, beside the same fits on one machine where the
-  data fit in memory.  Peak memory is the largest resident set of each worker
-  process (``ru_maxrss``, read on the workers); RMSE on a held-out sample
-  drawn from the same model.
+  data fit in memory (a row saying so where they do not); RMSE on a held-out
+  sample drawn from the same model.
 
-Each measurement runs in its own process and starts its own cluster
+Peak memory is the largest resident set of each worker process (``ru_maxrss``,
+read on the workers; on one machine, of the measuring process; for Spark, the
+resident memory of the driver's JVM and Python at the end of the fit).  Each
+measurement runs in its own process and starts its own cluster
 (``--no-processes``: threads in that process, for smoke tests); rounds are
 interleaved as in every fastrec benchmark.  A peer that is not installed gets a
 row saying so and the pip command.  Ratios: mf against Spark MLlib ALS, kmeans
