@@ -635,12 +635,12 @@ def _kmeans_measure(contender: str, workers: int, data: dict[str, Any], threads:
         ) as client:
             from distributed import wait
 
-            def load() -> Any:
+            def persisted() -> Any:
                 X = _dask_chunks(data).persist()
                 wait(X)
                 return X
 
-            loaded, _, X = suite.timed(load)
+            loaded, _, X = suite.timed(persisted)
             if contender == "dask-ml":
                 from dask_ml.cluster import KMeans as DaskMLKMeans
 
@@ -1005,7 +1005,7 @@ def tables(records: Sequence[dict[str, Any]], sizes: Sequence[str], size_descrip
         peer_header = {"mf": f"time / {SPARK}", "kmeans": "time / dask-ml (same workers)", "scale": None}[
             part
         ]
-        one_machine = {"mf": "fastrec MF (1 machine)", "kmeans": "fastrec KMeans (1 machine)"}.get(part)
+        one_machine = {"mf": "fastrec MF (1 machine)", "kmeans": "fastrec KMeans (1 machine)"}.get(part, "")
         rows = []
         for r in mine:
             median = _median(r["times"])
@@ -1014,7 +1014,7 @@ def tables(records: Sequence[dict[str, Any]], sizes: Sequence[str], size_descrip
                 model = "ALS" if "ALS" in r["contender"] else "MF"
                 reference = _reference(mine, r, [f"fastrec {model} (1 machine)"])
                 one_worker = _reference(
-                    mine, r, [n for n in (f"fastrec.dask {'ALS' if model == 'ALS' else 'DSGD'} (1 worker)",)]
+                    mine, r, [f"fastrec.dask {'ALS' if model == 'ALS' else 'DSGD'} (1 worker)"]
                 )
                 ratio_cells = [
                     _ratio(median, reference),
