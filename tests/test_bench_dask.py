@@ -205,7 +205,17 @@ def test_quick_harness_runs_every_part_on_fastrec_dask(tmp_path, monkeypatch):
             return {"error": f"{type(exc).__name__}: {exc}"}
 
     monkeypatch.setattr(suite, "_measure_in_subprocess", in_process)
-    argv = ["--quick", "--no-peers", "--no-processes", "--repeats", "1", "--threads", "2"]
+    argv = [
+        "--quick",
+        "--no-peers",
+        "--no-processes",
+        "--repeats",
+        "1",
+        "--threads",
+        "2",
+        "--memory-limit",
+        "2GiB",
+    ]
     argv += ["--factors", "8", "--epochs", "5", "--als-iterations", "3", "--kmeans-iterations", "5"]
     assert dask_bench.main([*argv, "--out", str(tmp_path / "out")]) == 0
     report = (tmp_path / "out" / "report.md").read_text()
@@ -234,6 +244,8 @@ def test_quick_harness_runs_every_part_on_fastrec_dask(tmp_path, monkeypatch):
     scale = {c: r["quality"] for (s, c), r in records.items() if s == "scale-XS"}
     for name in ("fastrec.dask DSGD (1 worker)", "fastrec.dask DSGD (2 workers)"):
         assert 0.5 < scale[name]["held-out RMSE"] < 1.5 * scale["fastrec MF (1 machine)"]["held-out RMSE"]
+        assert scale[name]["client peak MB"] > 10
+        assert scale[name]["memory limit MB"] == 2048  # --memory-limit is per worker
     assert "speed-up over 1 worker" in report and "time / fastrec 1 machine" in report
 
 

@@ -34,7 +34,8 @@ Three parts (``--only mf,kmeans,scale``; ``mf`` and ``kmeans`` by default,
 
 Peak memory is the largest resident set of each worker process (``ru_maxrss``,
 read on the workers; on one machine, of the measuring process; for Spark, the
-resident memory of the driver's JVM and Python at the end of the fit).  Each
+resident memory of the driver's JVM and Python at the end of the fit); the scale
+part also gives the client's (what a fit gathers: the model, DSGD's ratings).  Each
 measurement runs in its own process and starts its own cluster
 (``--no-processes``: threads in that process, for smoke tests); rounds are
 interleaved as in every fastrec benchmark.  A peer that is not installed gets a
@@ -770,6 +771,7 @@ def _scale_measure(model_name: str, workers: int, data: dict[str, Any], threads:
         quality["peak MB per worker"] = worker_peaks(client, processes)
     quality["layout"] = _layout_text(n_workers, per_worker)
     quality["memory limit MB"] = round(limit / MB)
+    quality["client peak MB"] = round(peak_rss_mb())  # what the fit gathers (the model, its ratings)
     quality["start s"] = round(started, 3)
     if model_name == "MF":
         quality["held-out RMSE"] = round(_heldout_rmse(model, data), 5)
@@ -1000,7 +1002,7 @@ def tables(records: Sequence[dict[str, Any]], sizes: Sequence[str], size_descrip
         extra = {
             "mf": ["test RMSE", "start s"],
             "kmeans": ["s/iter", "set-up s", "iterations", "final inertia", "start s"],
-            "scale": ["held-out RMSE", "start s", "memory limit MB"],
+            "scale": ["held-out RMSE", "start s", "memory limit MB", "client peak MB"],
         }[part]
         peer_header = {"mf": f"time / {SPARK}", "kmeans": "time / dask-ml (same workers)", "scale": None}[
             part
