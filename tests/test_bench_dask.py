@@ -76,7 +76,9 @@ def test_contenders_per_part():
     ]
     assert not any(c.peer for c in dask_bench.contenders(options(peers=False)))
     assert dask_bench.layout(2, 2) == (2, 1) and dask_bench.layout(1, 2) == (1, 2)
-    assert dask_bench.layout(4, 2) == (4, 1)
+    assert dask_bench.layout(2, 5) == (2, 2)
+    with pytest.raises(RuntimeError, match="4 workers need at least 4 threads to share; give --threads 4"):
+        dask_bench.layout(4, 2)
 
 
 def test_generated_interactions_are_parquet_partitions(tmp_path):

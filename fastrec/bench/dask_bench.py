@@ -23,7 +23,9 @@ Three parts (``--only mf,kmeans,scale``; ``mf`` and ``kmeans`` by default,
   (persisted on the cluster) and fits; "s/iter" is the difference of a fit of
   that many iterations and a fit of one, per iteration, and "set-up s" the rest
   of the end-to-end time.  The final inertia is recomputed from every
-  contender's centres by one float64 routine.
+  contender's centres by one float64 routine (dask-ml moves the centre of a
+  cluster that loses all its points to the origin where fastrec re-seeds it,
+  so the two can end apart from the same start).
 - **scale** (``--scale-rows``, 100M by default): power-law users and items and
   1-5 ratings generated partition by partition into ``--data-dir`` (kept and
   reused while its manifest matches), then ``fastrec.dask.fit`` of
@@ -243,8 +245,12 @@ def peak_rss_mb() -> float:
 
 
 def layout(workers: int, threads: int) -> tuple[int, int]:
-    """(workers, threads per worker) that share ``threads`` cores (at least one thread each)."""
-    return workers, max(1, threads // workers)
+    """(workers, threads per worker) sharing ``threads`` cores; fewer cores than workers is an error."""
+    if workers > threads:
+        raise RuntimeError(
+            f"{workers} workers need at least {workers} threads to share; give --threads {workers} or more"
+        )
+    return workers, threads // workers
 
 
 def memory_limit_of(text: str, workers: int) -> int:
