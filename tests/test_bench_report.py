@@ -108,7 +108,17 @@ def test_all_runs_the_registered_names_in_order_and_skips_the_others():
     names = suite.registered(("zzz", "cosine", "topn", "mf", "kmeans"))
     rest = [n for n in BENCHMARKS if n not in ("cosine", "topn", "mf", "kmeans")]
     assert rest and names == ["cosine", "topn", "mf", "kmeans", *rest]
-    assert suite.registered() == ["cosine", "mf", "kmeans", "knn", "metrics", "topn", "implicit", "roofline"]
+    assert suite.registered() == [
+        "cosine",
+        "mf",
+        "kmeans",
+        "knn",
+        "metrics",
+        "topn",
+        "implicit",
+        "roofline",
+        "dask",
+    ]
     assert sorted(BENCHMARKS) == sorted(suite.registered())
     assert sorted(suite.registered(("nothing",))) == sorted(BENCHMARKS)
     for name in BENCHMARKS:  # every registered module implements the interface
@@ -128,7 +138,7 @@ def test_all_runs_the_registered_names_in_order_and_skips_the_others():
         assert module.NAME == name
         options = suite.module_options(module, None)
         options.update(peers=False, backends=["cpp"])
-        if name == "roofline":  # machine ceilings and kernels, not fastrec backends (own tests)
+        if name in ("roofline", "dask"):  # ceilings, engines and cluster layouts, not backends (own tests)
             continue
         # one contender per fastrec model (one for most benchmarks) on the backend asked for
         names = [c.name for c in module.contenders(options)]

@@ -3,6 +3,9 @@
 The options are those of ``python -m fastrec.bench``: ``--size S,M,L``,
 ``--threads N``, ``--peers/--no-peers``, ``--out DIR`` (Markdown report, JSON
 and PNG charts) and each benchmark's own (``fastrec bench cosine --help``).
+``fastrec bench dask`` (fastrec.dask beside Spark MLlib ALS and dask-ml KMeans,
+and a scaling run) adds ``--only mf,kmeans,scale``, ``--quick``, ``--data-dir``
+and ``--workers``; ``all`` leaves it out.
 """
 
 from __future__ import annotations
