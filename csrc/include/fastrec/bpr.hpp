@@ -236,20 +236,24 @@ inline int64_t chunk_begin(int64_t n_samples, int64_t n_chunks, int64_t t) {
 
 // A group's positives: n entries uniform in [0, nnz) drawn from `state`, written
 // to keys[0, n) in ascending order.  The draws are bucketed by their top bits
-// (a few per bucket: n / 4 rounded up to a power of two buckets), then
-// insertion-sorted, which moves each only within its bucket.  scratch holds n
-// keys, count n / 2 + 2 counts.
-inline void draw_sorted(uint64_t& state, int64_t nnz, int64_t n, int64_t* keys, int64_t* scratch, int64_t* count) {
-    for (int64_t k = 0; k < n; ++k) scratch[k] = below(state, nnz);
+// (a few per bucket: n / 4 rounded up to a power of two buckets), counted on a
+// first pass and placed on a second that draws them again (cheaper than
+// storing them), then insertion-sorted, which moves each only within its
+// bucket.  count holds n / 2 + 2 counts.
+inline void draw_sorted(uint64_t& state, int64_t nnz, int64_t n, int64_t* keys, int64_t* count) {
     int log_buckets = 0, bits = 0;
     while ((int64_t(4) << log_buckets) < n) ++log_buckets;
     while ((static_cast<uint64_t>(nnz - 1) >> bits) != 0) ++bits;
     const int shift = bits > log_buckets ? bits - log_buckets : 0;
     const int64_t n_buckets = ((nnz - 1) >> shift) + 1;
     std::fill(count, count + n_buckets + 1, int64_t(0));
-    for (int64_t k = 0; k < n; ++k) ++count[(scratch[k] >> shift) + 1];
+    uint64_t again = state;
+    for (int64_t k = 0; k < n; ++k) ++count[(below(again, nnz) >> shift) + 1];
     for (int64_t b = 0; b < n_buckets; ++b) count[b + 1] += count[b];
-    for (int64_t k = 0; k < n; ++k) keys[count[scratch[k] >> shift]++] = scratch[k];
+    for (int64_t k = 0; k < n; ++k) {
+        const int64_t key = below(state, nnz);
+        keys[count[key >> shift]++] = key;
+    }
     for (int64_t k = 1; k < n; ++k) {
         const int64_t key = keys[k];
         int64_t at = k;
@@ -258,15 +262,13 @@ inline void draw_sorted(uint64_t& state, int64_t nnz, int64_t n, int64_t* keys, 
     }
 }
 
-// Buffers of the groups of one chunk: the sorted entries, scratch and counts.
+// Buffers of the groups of one chunk: the sorted entries and the bucket counts.
 struct GroupBuffers {
-    std::vector<int64_t> keys, scratch, count;
+    std::vector<int64_t> keys, count;
     explicit GroupBuffers(int64_t group_size)
-        : keys(static_cast<size_t>(group_size)),
-          scratch(static_cast<size_t>(group_size)),
-          count(static_cast<size_t>(group_size / 2 + 2)) {}
+        : keys(static_cast<size_t>(group_size)), count(static_cast<size_t>(group_size / 2 + 2)) {}
     const int64_t* draw(uint64_t& state, int64_t nnz, int64_t n) {
-        draw_sorted(state, nnz, n, keys.data(), scratch.data(), count.data());
+        draw_sorted(state, nnz, n, keys.data(), count.data());
         return keys.data();
     }
 };
