@@ -24,7 +24,10 @@
 // items), the other the negatives.  A group draws its positives first and takes
 // them in ascending entry order, so by user (the entries are CSR-ordered): a
 // user's row of positives and its factors are read once for the group's
-// samples of that user, from cache after the first.  Then, in that order, each
+// samples of that user, from cache after the first.  Chunk t starts its sweep
+// at entry nnz t / n_threads and wraps around (the entries from there up, then
+// those below), so that threads sweep different users at a time and do not
+// fight over the same factor rows.  Then, in that order, each
 // sample draws its negative, uniform over the items or, for popularity
 // sampling, the item of another uniform entry; a candidate that is a positive
 // of the user (binary search in the user's sorted row) is redrawn, max_tries
@@ -263,13 +266,18 @@ inline void draw_sorted(uint64_t& state, int64_t nnz, int64_t n, int64_t* keys, 
 }
 
 // Buffers of the groups of one chunk: the sorted entries and the bucket counts.
+// Uninitialised: draw_sorted writes each before it reads it.
 struct GroupBuffers {
-    std::vector<int64_t> keys, count;
+    std::unique_ptr<int64_t[]> keys, count;
     explicit GroupBuffers(int64_t group_size)
-        : keys(static_cast<size_t>(group_size)), count(static_cast<size_t>(group_size / 2 + 2)) {}
-    const int64_t* draw(uint64_t& state, int64_t nnz, int64_t n) {
-        draw_sorted(state, nnz, n, keys.data(), count.data());
-        return keys.data();
+        : keys(new int64_t[static_cast<size_t>(group_size)]),
+          count(new int64_t[static_cast<size_t>(group_size / 2 + 2)]) {}
+    // The group's entries in the order they are taken: ascending from `start`, then from 0.
+    const int64_t* draw(uint64_t& state, int64_t nnz, int64_t n, int64_t start) {
+        int64_t* k = keys.get();
+        draw_sorted(state, nnz, n, k, count.get());
+        std::rotate(k, std::lower_bound(k, k + n, start), k + n);
+        return k;
     }
 };
 
@@ -286,9 +294,10 @@ inline void bpr_draw(const BprDrawArgs& a) {
     for (int64_t t = 0; t < a.n_threads; ++t) {
         uint64_t positives = bpr_rng::stream(a.seed, 2 * t + 1), negatives = bpr_rng::stream(a.seed, 2 * t + 2);
         const int64_t end = bpr_rng::chunk_begin(a.n_samples, a.n_threads, t + 1);
+        const int64_t start = bpr_rng::chunk_begin(a.pos.nnz, a.n_threads, t);
         for (int64_t first = bpr_rng::chunk_begin(a.n_samples, a.n_threads, t); first < end; first += a.group) {
             const int64_t n = std::min(a.group, end - first);
-            const int64_t* entries = buffers.draw(positives, a.pos.nnz, n);
+            const int64_t* entries = buffers.draw(positives, a.pos.nnz, n, start);
             for (int64_t k = 0; k < n; ++k) {
                 const int64_t s = first + k, u = a.pos.users[entries[k]];
                 a.out_users[s] = static_cast<int32_t>(u);
@@ -413,15 +422,15 @@ constexpr int64_t kAhead = 4;
 constexpr int64_t kRing = 32;  // a power of two > 4 kAhead
 
 // Prefetches the lines of the sorted row [begin, end) that a binary search
-// reads: all of a row of up to 32 lines (taken in entry order, a group's rows
-// follow each other in memory), else the first three levels.
+// reads: all of a row of up to 128 lines (taken in entry order, a group's rows
+// follow each other in memory), else the first four levels.
 inline void prefetch_search(const int32_t* indices, int64_t begin, int64_t end) {
     constexpr int64_t per_line = static_cast<int64_t>(kCacheLine / sizeof(int32_t));
     const int64_t n = end - begin;
-    if (n <= 32 * per_line) {
+    if (n <= 128 * per_line) {
         for (int64_t t = begin; t < end; t += per_line) __builtin_prefetch(indices + t, 0, 3);
     } else {
-        for (int64_t q = 1; q < 8; ++q) __builtin_prefetch(indices + begin + n * q / 8, 0, 3);
+        for (int64_t q = 1; q < 16; ++q) __builtin_prefetch(indices + begin + n * q / 16, 0, 3);
     }
 }
 
@@ -439,10 +448,11 @@ Counts run_chunk(const BprEpochArgs<T>& a, int64_t t) {
     const int64_t begin = bpr_rng::chunk_begin(a.n_samples, a.n_threads, t);
     const int64_t end = bpr_rng::chunk_begin(a.n_samples, a.n_threads, t + 1);
     bpr_rng::GroupBuffers buffers(bpr_rng::largest_group(a.n_samples, a.n_threads, a.group));
+    const int64_t start = bpr_rng::chunk_begin(pos.nnz, a.n_threads, t);
     Counts c;
     for (int64_t first = begin; first < end; first += a.group) {
         const int64_t n = std::min(a.group, end - first);
-        const int64_t* entries = buffers.draw(positives, pos.nnz, n);
+        const int64_t* entries = buffers.draw(positives, pos.nnz, n, start);
         for (int64_t s = 0; s < n + 4 * kAhead; ++s) {
             if (s < n) {  // fetch the entry
                 __builtin_prefetch(pos.users + entries[s], 0, 3);

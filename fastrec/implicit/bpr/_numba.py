@@ -249,12 +249,14 @@ def _draw_negative(state, indptr, indices, u, n_items, popularity, max_tries):
 
 
 @nb.njit(**NUMBA_STRICT_OPTIONS)
-def _draw_sorted(state, nnz, n):
-    """(new state, a group's n positives: entries uniform in [0, nnz), ascending)."""
+def _draw_sorted(state, nnz, n, start):
+    """(new state, a group's n positives: entries uniform in [0, nnz), ascending from start, then from 0)."""
     entries = np.empty(n, dtype=np.int64)
     for k in range(n):
         state, entries[k] = _below(state, nnz)
-    return state, np.sort(entries)
+    entries = np.sort(entries)
+    split = np.searchsorted(entries, start)
+    return state, np.concatenate((entries[split:], entries[:split]))
 
 
 @nb.njit(**NUMBA_STRICT_OPTIONS)
@@ -319,8 +321,9 @@ def bpr_draw(
         neg_state = _stream(seed, 2 * t + 2)
         begin = n_samples * t // n_threads
         end = n_samples * (t + 1) // n_threads
+        start = nnz * t // n_threads
         for first in range(begin, end, group):
-            pos_state, entries = _draw_sorted(pos_state, nnz, min(group, end - first))
+            pos_state, entries = _draw_sorted(pos_state, nnz, min(group, end - first), start)
             for k in range(entries.shape[0]):
                 u = users[entries[k]]
                 out_users[first + k] = u
@@ -373,17 +376,33 @@ def _prefetch_rows(P, row, lanes):
 @nb.njit(**NUMBA_STRICT_OPTIONS)
 def _prefetch_search(indices, row_begin, n):
     """Fetch what a binary search of the row reads, as bpr.hpp's prefetch_search."""
-    if n <= 512:
+    if n <= 2048:
         for at in range(0, n, 16):
             _prefetch(indices, row_begin + at)
     else:
-        for q in range(1, 8):
-            _prefetch(indices, row_begin + n * q // 8)
+        for q in range(1, 16):
+            _prefetch(indices, row_begin + n * q // 16)
 
 
 @nb.njit(**NUMBA_STRICT_OPTIONS)
 def _run_chunk(
-    indptr, indices, users, P, Q, bi, lr, reg, item_bias, popularity, begin, end, seed, t, max_tries, group
+    indptr,
+    indices,
+    users,
+    P,
+    Q,
+    bi,
+    lr,
+    reg,
+    item_bias,
+    popularity,
+    begin,
+    end,
+    seed,
+    t,
+    max_tries,
+    group,
+    start,  # the entry the chunk's sweeps begin at
 ):
     """One chunk of an epoch, group by group, pipelined as bpr.hpp's run_chunk: (used, right, skipped)."""
     lr_t, reg_t, scratch = _scalars(P, Q, lr, reg)
@@ -400,7 +419,7 @@ def _run_chunk(
     right = 0
     skipped = 0
     for first in range(begin, end, group):
-        pos_state, entries = _draw_sorted(pos_state, nnz, min(group, end - first))
+        pos_state, entries = _draw_sorted(pos_state, nnz, min(group, end - first), start)
         n = entries.shape[0]
         for s in range(n + 4 * AHEAD):
             if s < n:  # fetch the entry
@@ -470,8 +489,25 @@ def bpr_epoch(
     for t in nb.prange(n_threads):
         begin = n_samples * t // n_threads
         end = n_samples * (t + 1) // n_threads
+        start = indices.shape[0] * t // n_threads
         used, right, skipped = _run_chunk(
-            indptr, indices, users, P, Q, bi, lr, reg, item_bias, popularity, begin, end, seed, t, max_tries, group
+            indptr,
+            indices,
+            users,
+            P,
+            Q,
+            bi,
+            lr,
+            reg,
+            item_bias,
+            popularity,
+            begin,
+            end,
+            seed,
+            t,
+            max_tries,
+            group,
+            start,
         )
         counts[t, 0] = used
         counts[t, 1] = right

@@ -13,7 +13,10 @@ draws from two splitmix64 streams keyed by ``(seed, t)``: one gives the
 positives (stored entries uniform over ``nnz``, each naming a user and an item),
 the other the negatives.  A group draws its positives first and takes them in
 ascending entry order, so by user, which lets the compiled kernels read each
-user's row and factors once for the group's samples of that user.  Then, in
+user's row and factors once for the group's samples of that user; chunk ``t``
+starts at entry ``nnz * t // n_threads`` and wraps around (the entries from
+there up, then those below), so that threads sweep different users at a time.
+Then, in
 that order, each sample draws its negative (uniform over the items, or the item
 of another uniform entry for popularity sampling), redrawn while the candidate
 is one of the user's positives (binary search of the user's sorted row), at
@@ -94,8 +97,10 @@ def bpr_draw(
     for t in range(n_threads):
         positives, negatives = _Stream(seed, 2 * t + 1), _Stream(seed, 2 * t + 2)
         begin, end = chunk_bounds(n_samples, n_threads, t)
+        start = nnz * t // n_threads  # where this chunk's sweeps over the entries begin
         for first in range(begin, end, group):
             entries = sorted(positives.below(nnz) for _ in range(min(group, end - first)))
+            entries = [e for e in entries if e >= start] + [e for e in entries if e < start]
             for s, entry in enumerate(entries, first):
                 u = int(users[entry])
                 out_users[s] = u
