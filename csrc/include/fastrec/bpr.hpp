@@ -27,13 +27,13 @@
 // samples of that user, from cache after the first.  Chunk t starts its sweep
 // at entry nnz t / n_threads and wraps around (the entries from there up, then
 // those below), so that threads sweep different users at a time and do not
-// fight over the same factor rows.  Then, in that order, each
-// sample draws its negative, uniform over the items or, for popularity
-// sampling, the item of another uniform entry; a candidate that is a positive
-// of the user (binary search in the user's sorted row) is redrawn, max_tries
-// draws at most, and a sample without a negative (or whose user has every
-// item) is skipped.  Two streams make the draws independent of how far ahead
-// the kernel draws, so a seed, a thread count and a group size fix the samples.
+// fight over the same factor rows.  Then, in that order, each sample draws
+// its negative, uniform over the items or, for popularity sampling, the item
+// of another uniform entry; a candidate that is a positive of the user (binary
+// search in the user's sorted row) is redrawn, max_tries draws at most, and a
+// sample without a negative (or whose user has every item) is skipped.  Two
+// streams make the draws independent of how far ahead the kernel draws, so a
+// seed, a thread count and a group size fix the samples.
 // Threads update the shared factors without locks (Hogwild, as in
 // Recht et al. 2011): with n_threads > 1 the draws are fixed but the model is
 // not; with one thread it is, bit for bit.
@@ -436,7 +436,7 @@ inline void prefetch_search(const int32_t* indices, int64_t begin, int64_t end) 
 
 // One chunk of an epoch, group by group, each pipelined (see the header comment).
 template <class T, int kVec>
-Counts run_chunk(const BprEpochArgs<T>& a, int64_t t) {
+Counts run_chunk(const BprEpochArgs<T>& a, int64_t t, bpr_rng::GroupBuffers& buffers) {
     struct Slot {
         int64_t u, i, j, begin, end;
     };
@@ -447,7 +447,6 @@ Counts run_chunk(const BprEpochArgs<T>& a, int64_t t) {
     uint64_t positives = bpr_rng::stream(a.seed, 2 * t + 1), negatives = bpr_rng::stream(a.seed, 2 * t + 2);
     const int64_t begin = bpr_rng::chunk_begin(a.n_samples, a.n_threads, t);
     const int64_t end = bpr_rng::chunk_begin(a.n_samples, a.n_threads, t + 1);
-    bpr_rng::GroupBuffers buffers(bpr_rng::largest_group(a.n_samples, a.n_threads, a.group));
     const int64_t start = bpr_rng::chunk_begin(pos.nnz, a.n_threads, t);
     Counts c;
     for (int64_t first = begin; first < end; first += a.group) {
@@ -472,7 +471,8 @@ Counts run_chunk(const BprEpochArgs<T>& a, int64_t t) {
                 Slot& x = ring[s2 & (kRing - 1)];
                 x.begin = pos.indptr[x.u];
                 x.end = pos.indptr[x.u + 1];
-                if (s2 == 0 || x.u != ring[(s2 - 1) & (kRing - 1)].u) prefetch_search(pos.indices, x.begin, x.end);
+                if (s2 == 0 || x.u != ring[(s2 - 1) & (kRing - 1)].u)  // once per run of one user
+                    prefetch_search(pos.indices, x.begin, x.end);
             }
             const int64_t s3 = s - 3 * kAhead;
             if (s3 >= 0 && s3 < n) {  // draw the negative; fetch its row
@@ -504,8 +504,14 @@ Counts run_chunk(const BprEpochArgs<T>& a, int64_t t) {
 template <class T, int kVec>
 void run_epoch(const BprEpochArgs<T>& a) {
     std::vector<Counts> counts(static_cast<size_t>(a.n_threads));
+    // Allocated here: a failed allocation then raises, where in the parallel region it would end the process.
+    const int64_t largest = bpr_rng::largest_group(a.n_samples, a.n_threads, a.group);
+    std::vector<bpr_rng::GroupBuffers> buffers;
+    buffers.reserve(static_cast<size_t>(a.n_threads));
+    for (int t = 0; t < a.n_threads; ++t) buffers.emplace_back(largest);
 #pragma omp parallel for num_threads(a.n_threads) schedule(static, 1)
-    for (int64_t t = 0; t < a.n_threads; ++t) counts[static_cast<size_t>(t)] = run_chunk<T, kVec>(a, t);
+    for (int64_t t = 0; t < a.n_threads; ++t)
+        counts[static_cast<size_t>(t)] = run_chunk<T, kVec>(a, t, buffers[static_cast<size_t>(t)]);
     Counts total;
     for (const Counts& c : counts) {
         total.used += c.used;

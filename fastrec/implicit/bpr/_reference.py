@@ -16,13 +16,12 @@ ascending entry order, so by user, which lets the compiled kernels read each
 user's row and factors once for the group's samples of that user; chunk ``t``
 starts at entry ``nnz * t // n_threads`` and wraps around (the entries from
 there up, then those below), so that threads sweep different users at a time.
-Then, in
-that order, each sample draws its negative (uniform over the items, or the item
-of another uniform entry for popularity sampling), redrawn while the candidate
-is one of the user's positives (binary search of the user's sorted row), at
-most ``max_tries`` draws; a sample whose draws all failed, or whose user has
-every item, gets negative -1 and is skipped.  Two streams keep the draws
-independent of how far ahead a kernel draws.
+Then, in that order, each sample draws its negative (uniform over the items, or
+the item of another uniform entry for popularity sampling), redrawn while the
+candidate is one of the user's positives (binary search of the user's sorted
+row), at most ``max_tries`` draws; a sample whose draws all failed, or whose
+user has every item, gets negative -1 and is skipped.  Two streams keep the
+draws independent of how far ahead a kernel draws.
 
 Arithmetic.  With ``z = sigmoid(-(x_ui - x_uj))`` every sample ascends
 ``ln sigmoid(x_ui - x_uj)`` with L2 penalties::
