@@ -239,13 +239,14 @@ inline int64_t chunk_begin(int64_t n_samples, int64_t n_chunks, int64_t t) {
 
 // A group's positives: n entries uniform in [0, nnz) drawn from `state`, written
 // to keys[0, n) in ascending order.  The draws are bucketed by their top bits
-// (a few per bucket: n / 4 rounded up to a power of two buckets), counted on a
-// first pass and placed on a second that draws them again (cheaper than
-// storing them), then insertion-sorted, which moves each only within its
-// bucket.  count holds n / 2 + 2 counts.
+// (one or two per bucket: n rounded down to a power of two buckets; fewer
+// buckets cost more mispredicted moves below), counted on a first pass and
+// placed on a second that draws them again (cheaper than storing them), then
+// insertion-sorted, which moves each only within its bucket.  count holds
+// n + 2 counts.
 inline void draw_sorted(uint64_t& state, int64_t nnz, int64_t n, int64_t* keys, int64_t* count) {
     int log_buckets = 0, bits = 0;
-    while ((int64_t(4) << log_buckets) < n) ++log_buckets;
+    while ((int64_t(2) << log_buckets) <= n) ++log_buckets;
     while ((static_cast<uint64_t>(nnz - 1) >> bits) != 0) ++bits;
     const int shift = bits > log_buckets ? bits - log_buckets : 0;
     const int64_t n_buckets = ((nnz - 1) >> shift) + 1;
@@ -271,7 +272,7 @@ struct GroupBuffers {
     std::unique_ptr<int64_t[]> keys, count;
     explicit GroupBuffers(int64_t group_size)
         : keys(new int64_t[static_cast<size_t>(group_size)]),
-          count(new int64_t[static_cast<size_t>(group_size / 2 + 2)]) {}
+          count(new int64_t[static_cast<size_t>(group_size + 2)]) {}
     // The group's entries in the order they are taken: ascending from `start`, then from 0.
     const int64_t* draw(uint64_t& state, int64_t nnz, int64_t n, int64_t start) {
         int64_t* k = keys.get();

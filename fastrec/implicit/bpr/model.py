@@ -28,7 +28,7 @@ MAX_TRIES = 16
 # Samples a thread draws and then takes in entry order, so by user: the larger,
 # the denser a group's sweep over the users, whose rows and factors then come
 # from cache (on MovieLens-10M-sized data 2^16 gives 2x the samples per second
-# of one sample at a time, 2^20 over 3x); the buffers take 12 bytes a sample.
+# of one sample at a time, 2^20 over 3x); the buffers take 16 bytes a sample.
 GROUP = 1 << 20
 # Groups hold at most this fraction of an epoch, so that an epoch sweeps the
 # users several times (one sweep an epoch ranked a little worse on small data).
