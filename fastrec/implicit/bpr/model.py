@@ -29,10 +29,9 @@ MAX_TRIES = 16
 # the denser a group's sweep over the users, whose rows and factors then come
 # from cache (on MovieLens-10M-sized data 2^16 gives 2x the samples per second
 # of one sample at a time, 2^20 over 3x); the buffers take 16 bytes a sample.
+# Held-out NDCG@10 on MovieLens 100K and latest-small is the same as with one
+# sample at a time, also when a group holds a whole epoch.
 GROUP = 1 << 20
-# Groups hold at most this fraction of an epoch, so that an epoch sweeps the
-# users several times (one sweep an epoch ranked a little worse on small data).
-GROUPS_PER_EPOCH = 8
 # The user solve of recommend(user_items=...) and fold_in: damped Newton steps
 # at most, and the pairs it sums over at most (more negatives are subsampled).
 SOLVE_STEPS = 25
@@ -56,9 +55,9 @@ class BPR(FactorRecommender):
     takes one SGD step up ``ln sigmoid(x_ui - x_uj)`` with L2 penalty ``reg``
     on every parameter it touches.  Threads update the shared factors without
     locks (Hogwild), each drawing from its own random stream, and each takes
-    its samples in groups of 2^20 (an eighth of the epoch's, on smaller data)
-    ordered by user, so that a user's positives and factors are read from
-    memory once for all its samples in the group.
+    its samples in groups of 2^20 (all its share, on smaller data) ordered by
+    user, so that a user's positives and factors are read from memory once for
+    all its samples in the group.
 
     Parameters
     ----------
@@ -194,7 +193,6 @@ class BPR(FactorRecommender):
         kernel = _runtime.kernel_module(backend, "implicit.bpr").bpr_epoch
         history: dict[str, list[float]] = {"seconds": [], "sampled_auc": [], "skipped": []}
         stats = np.zeros(3, dtype=np.float64)
-        group = max(1, min(GROUP, indices.size // GROUPS_PER_EPOCH))
         with _runtime.kernel_threads(backend, n_threads):
             for epoch in range(params["n_epochs"]):
                 start = time.perf_counter()
@@ -214,7 +212,7 @@ class BPR(FactorRecommender):
                     max_tries=MAX_TRIES,
                     out_stats=stats,
                     n_threads=n_threads,
-                    group=group,
+                    group=GROUP,
                 )
                 seconds = time.perf_counter() - start
                 auc = stats[1] / stats[0] if stats[0] else float("nan")
