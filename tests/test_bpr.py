@@ -45,7 +45,7 @@ def _factors(n_users, n_items, k, dtype, seed=1):
     return P, Q, bi
 
 
-def _draw(backend, R, n_samples, seed, popularity=False, n_threads=1):
+def _draw(backend, R, n_samples, seed, popularity=False, n_threads=1, group=64):
     indptr, indices, users = positives_of(R)
     out = [np.empty(n_samples, dtype=np.int32) for _ in range(3)]
     _kernels(backend).bpr_draw(
@@ -61,6 +61,7 @@ def _draw(backend, R, n_samples, seed, popularity=False, n_threads=1):
         out_items=out[1],
         out_negatives=out[2],
         n_threads=n_threads,
+        group=group,
     )
     return out
 
@@ -155,12 +156,47 @@ def test_samples_match_reference_bit_for_bit(backend, level, dtype, k):
 @pytest.mark.parametrize("backend", COMPILED)
 @pytest.mark.parametrize("popularity", [False, True])
 @pytest.mark.parametrize("n_threads", [1, 3])
-def test_draws_match_reference(backend, popularity, n_threads):
+@pytest.mark.parametrize("group", [1, 37, 1000])
+def test_draws_match_reference(backend, popularity, n_threads, group):
     R = _matrix()
-    expected = _draw("numpy", R, 500, 123, popularity, n_threads)
-    got = _draw(backend, R, 500, 123, popularity, n_threads)
+    expected = _draw("numpy", R, 500, 123, popularity, n_threads, group)
+    got = _draw(backend, R, 500, 123, popularity, n_threads, group)
     for a, b in zip(got, expected):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_groups_take_their_positives_in_entry_order(backend, n_threads):
+    """A group takes the positive stream's draws by entry (so by user), from its chunk's start entry on."""
+    R = _matrix(n_users=50, n_items=40, density=0.3)
+    indptr, indices, users = positives_of(R)
+    n, group = 700, 64
+    one_by_one = _draw(backend, R, n, 7, n_threads=n_threads, group=1)
+    grouped = _draw(backend, R, n, 7, n_threads=n_threads, group=group)
+    entry_of = {(int(u), int(i)): e for e, (u, i) in enumerate(zip(users, indices))}
+    drawn = np.array([entry_of[int(u), int(i)] for u, i in zip(one_by_one[0], one_by_one[1])])
+    taken = np.array([entry_of[int(u), int(i)] for u, i in zip(grouped[0], grouped[1])])
+    for t in range(n_threads):
+        begin, end = _reference.chunk_bounds(n, n_threads, t)
+        start = indices.size * t // n_threads
+        for first in range(begin, end, group):
+            last = min(first + group, end)
+            ordered = np.sort(drawn[first:last])
+            expected = np.concatenate([ordered[ordered >= start], ordered[ordered < start]])
+            np.testing.assert_array_equal(taken[first:last], expected)
+    assert np.any(np.diff(drawn) < 0)  # the draws themselves are not ordered
+    # the negatives of the grouped samples are drawn from one stream in the new order
+    dense = R.toarray() > 0
+    ok = grouped[2] >= 0
+    assert not np.any(dense[grouped[0][ok], grouped[2][ok]])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_group_must_be_positive(backend):
+    R = _matrix()
+    with pytest.raises(ValueError, match="group must be >= 1"):
+        _draw(backend, R, 10, 1, group=0)
 
 
 @pytest.mark.parametrize("backend, level", [*compiled_variants(), ("numpy", None)])
@@ -170,8 +206,8 @@ def test_epoch_is_its_draws_then_its_steps(backend, level, dtype, item_bias):
     """One thread: bpr_epoch equals bpr_draw followed by the reference's bpr_samples, bit for bit."""
     R = _matrix()
     indptr, indices, users = positives_of(R)
-    n_samples, seed = 400, 99
-    su, si, sj = _draw("numpy", R, n_samples, seed)
+    n_samples, seed, group = 400, 99, 150  # two whole groups and a shorter one
+    su, si, sj = _draw("numpy", R, n_samples, seed, group=group)
     P0, Q0, b0 = _factors(*R.shape, 6, dtype)
     expected = np.zeros(3)
     _reference.bpr_samples(su, si, sj, P0, Q0, b0, 0.05, 0.01, item_bias, expected)
@@ -194,6 +230,7 @@ def test_epoch_is_its_draws_then_its_steps(backend, level, dtype, item_bias):
             max_tries=16,
             out_stats=stats,
             n_threads=1,
+            group=group,
         )
     for got, want in [(P, P0), (Q, Q0), (bi, b0), (stats, expected)]:
         np.testing.assert_array_equal(got, want)
@@ -418,6 +455,7 @@ def test_compiled_kernels_reject_bad_arrays(backend):
         max_tries=4,
         out_stats=np.zeros(3),
         n_threads=1,
+        group=8,
     )
     cpp = _kernels(backend)
     with pytest.raises(ValueError, match="P: expected 2-D rows padded"):
@@ -462,6 +500,8 @@ def test_compiled_kernels_reject_bad_arrays(backend):
         )
     with pytest.raises(ValueError, match="max_tries must be >= 1"):
         cpp.bpr_epoch(indptr=indptr, indices=indices, users=users, P=P, Q=Q, bi=bi, **{**kw, "max_tries": 0})
+    with pytest.raises(ValueError, match="group must be >= 1"):
+        cpp.bpr_epoch(indptr=indptr, indices=indices, users=users, P=P, Q=Q, bi=bi, **{**kw, "group": 0})
 
 
 def test_positives_are_the_entries_above_zero():
@@ -489,7 +529,7 @@ def test_threaded_epoch_draws_the_chunked_samples(backend):
     R = _matrix(density=0.6)  # dense rows: many skipped samples with max_tries=1
     indptr, indices, users = positives_of(R)
     out = [np.empty(900, dtype=np.int32) for _ in range(3)]
-    _reference.bpr_draw(indptr, indices, users, R.shape[1], 900, 4, False, 1, *out, 3)
+    _reference.bpr_draw(indptr, indices, users, R.shape[1], 900, 4, False, 1, *out, 3, 100)
     P, Q, bi = _factors(*R.shape, 4, np.float64)
     stats = np.zeros(3)
     _kernels(backend).bpr_epoch(
@@ -508,6 +548,7 @@ def test_threaded_epoch_draws_the_chunked_samples(backend):
         max_tries=1,
         out_stats=stats,
         n_threads=3,
+        group=100,
     )
     assert stats[2] == np.sum(out[2] < 0) > 0
     assert stats[0] + stats[2] == 900

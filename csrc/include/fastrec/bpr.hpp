@@ -18,14 +18,22 @@
 //   bpr_epoch    draws n_samples samples and takes their steps.
 //
 // Sampling.  The samples split into n_threads contiguous chunks, one per
-// thread.  Chunk t draws from two splitmix64 streams keyed by (seed, t): one
-// names the positive, an entry uniform over the nnz stored positives (so its
-// user and item), the other the negatives, uniform over the items or, for
-// popularity sampling, the item of another uniform entry; a candidate that is
-// a positive of the user (binary search in the user's sorted row) is redrawn,
-// max_tries draws at most, and a sample without a negative (or whose user has
-// every item) is skipped.  Two streams make the draws independent of how far
-// ahead the kernel draws, so a seed and a thread count fix the samples.
+// thread, and each chunk into groups of `group` samples (the last one shorter).
+// Chunk t draws from two splitmix64 streams keyed by (seed, t): one names the
+// positives, entries uniform over the nnz stored positives (so their users and
+// items), the other the negatives.  A group draws its positives first and takes
+// them in ascending entry order, so by user (the entries are CSR-ordered): a
+// user's row of positives and its factors are read once for the group's
+// samples of that user, from cache after the first.  Chunk t starts its sweep
+// at entry nnz t / n_threads and wraps around (the entries from there up, then
+// those below), so that threads sweep different users at a time and do not
+// fight over the same factor rows.  Then, in that order, each sample draws
+// its negative, uniform over the items or, for popularity sampling, the item
+// of another uniform entry; a candidate that is a positive of the user (binary
+// search in the user's sorted row) is redrawn, max_tries draws at most, and a
+// sample without a negative (or whose user has every item) is skipped.  Two
+// streams make the draws independent of how far ahead the kernel draws, so a
+// seed, a thread count and a group size fix the samples.
 // Threads update the shared factors without locks (Hogwild, as in
 // Recht et al. 2011): with n_threads > 1 the draws are fixed but the model is
 // not; with one thread it is, bit for bit.
@@ -37,10 +45,10 @@
 // fp-contract off).  fastrec/implicit/bpr/_reference.py and _numba.py compute
 // in the same order, so every backend gives the same bits for one sample order.
 //
-// Speed.  bpr_epoch pipelines each chunk (run_chunk): a sample's positive is
-// drawn, then its entry, row bounds, row and factor rows are read a few samples
-// after each was prefetched, and its step comes last; each stream's draws stay
-// in sample order, so the pipeline changes nothing but the stalls.
+// Speed.  bpr_epoch pipelines each group (run_chunk): a sample's entry, row
+// bounds, row and factor rows are read a few samples after each was
+// prefetched, and its step comes last; the negatives' draws stay in sample
+// order, so the pipeline changes nothing but the stalls.
 #pragma once
 
 #include "fastrec/prelude.hpp"
@@ -102,6 +110,7 @@ struct BprEpochArgs {
     int64_t max_tries;         // IN    >= 1 negative draws per sample
     double* out_stats;         // OUT   (3) as bpr_samples
     int n_threads;             // IN    >= 1: chunks and threads
+    int64_t group;             // IN    >= 1 samples drawn and taken in entry order together
 };
 
 // The Python-visible arguments of bpr_epoch; the binding also checks the
@@ -121,7 +130,8 @@ struct BprEpochArgs {
     F(seed, int64_t, VALUE, A.seed, (at_least(0)))                        \
     F(max_tries, int64_t, VALUE, A.max_tries, (at_least(1)))              \
     F(out_stats, double, OUT, A.out_stats, (3))                           \
-    F(n_threads, int, VALUE, A.n_threads, (raised_to(1)))
+    F(n_threads, int, VALUE, A.n_threads, (raised_to(1)))                 \
+    F(group, int64_t, VALUE, A.group, (at_least(1)))
 
 struct BprDrawArgs {
     BprPositives pos;          // IN
@@ -134,6 +144,7 @@ struct BprDrawArgs {
     int32_t* out_items;        // OUT (n_samples)
     int32_t* out_negatives;    // OUT (n_samples), -1 for a skipped sample
     int n_threads;             // IN  chunks (the thread count of bpr_epoch); drawn here on one thread
+    int64_t group;             // IN  >= 1 samples a group (as bpr_epoch)
 };
 
 #define FASTREC_BPR_DRAW_FIELDS(F, A)                                       \
@@ -148,7 +159,8 @@ struct BprDrawArgs {
     F(out_users, int32_t, OUT, A.out_users, (A.n_samples))                  \
     F(out_items, int32_t, OUT, A.out_items, (A.n_samples))                  \
     F(out_negatives, int32_t, OUT, A.out_negatives, (A.n_samples))          \
-    F(n_threads, int, VALUE, A.n_threads, (raised_to(1)))
+    F(n_threads, int, VALUE, A.n_threads, (raised_to(1)))                   \
+    F(group, int64_t, VALUE, A.group, (at_least(1)))
 
 // Empty string when the positives are well formed for n_items items, else what is wrong.
 inline const char* bpr_check_positives(const BprPositives& pos, int64_t n_items) {
@@ -167,8 +179,12 @@ inline const char* bpr_check_positives(const BprPositives& pos, int64_t n_items)
     return "";
 }
 
-// The sampling streams, shared by every backend (see the header comment).
+// The sampling streams, shared by every backend (see the header comment).  The
+// sampling code has internal linkage: every unit, the AVX-512 ones included,
+// compiles its own copy, so the baseline binding never links to a copy built
+// for a wider target (see prelude.hpp).
 namespace bpr_rng {
+namespace {
 constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ULL;
 
 inline uint64_t mix(uint64_t z) {
@@ -220,22 +236,80 @@ inline int64_t chunk_begin(int64_t n_samples, int64_t n_chunks, int64_t t) {
     return static_cast<int64_t>((static_cast<unsigned __int128>(n_samples) * static_cast<uint64_t>(t)) /
                                 static_cast<uint64_t>(n_chunks));
 }
+
+// A group's positives: n entries uniform in [0, nnz) drawn from `state`, written
+// to keys[0, n) in ascending order.  The draws are bucketed by their top bits
+// (one or two per bucket: n rounded down to a power of two buckets; fewer
+// buckets cost more mispredicted moves below), counted on a first pass and
+// placed on a second that draws them again (cheaper than storing them), then
+// insertion-sorted, which moves each only within its bucket.  count holds
+// n + 2 counts.
+inline void draw_sorted(uint64_t& state, int64_t nnz, int64_t n, int64_t* keys, int64_t* count) {
+    int log_buckets = 0, bits = 0;
+    while ((int64_t(2) << log_buckets) <= n) ++log_buckets;
+    while ((static_cast<uint64_t>(nnz - 1) >> bits) != 0) ++bits;
+    const int shift = bits > log_buckets ? bits - log_buckets : 0;
+    const int64_t n_buckets = ((nnz - 1) >> shift) + 1;
+    std::fill(count, count + n_buckets + 1, int64_t(0));
+    uint64_t again = state;
+    for (int64_t k = 0; k < n; ++k) ++count[(below(again, nnz) >> shift) + 1];
+    for (int64_t b = 0; b < n_buckets; ++b) count[b + 1] += count[b];
+    for (int64_t k = 0; k < n; ++k) {
+        const int64_t key = below(state, nnz);
+        keys[count[key >> shift]++] = key;
+    }
+    for (int64_t k = 1; k < n; ++k) {
+        const int64_t key = keys[k];
+        int64_t at = k;
+        for (; at > 0 && keys[at - 1] > key; --at) keys[at] = keys[at - 1];
+        keys[at] = key;
+    }
+}
+
+// Buffers of the groups of one chunk: the sorted entries and the bucket counts.
+// Uninitialised: draw_sorted writes each before it reads it.
+struct GroupBuffers {
+    std::unique_ptr<int64_t[]> keys, count;
+    explicit GroupBuffers(int64_t group_size)
+        : keys(new int64_t[static_cast<size_t>(group_size)]),
+          count(new int64_t[static_cast<size_t>(group_size + 2)]) {}
+    // The group's entries in the order they are taken: ascending from `start`, then from 0.
+    const int64_t* draw(uint64_t& state, int64_t nnz, int64_t n, int64_t start) {
+        int64_t* k = keys.get();
+        draw_sorted(state, nnz, n, k, count.get());
+        std::rotate(k, std::lower_bound(k, k + n, start), k + n);
+        return k;
+    }
+};
+
+// The most samples a group of any chunk holds (a chunk holds at most n_samples / n_chunks + 1).
+inline int64_t largest_group(int64_t n_samples, int64_t n_chunks, int64_t group) {
+    return std::max<int64_t>(std::min(group, n_samples / n_chunks + 1), 1);
+}
+}  // namespace
 }  // namespace bpr_rng
 
+namespace {
 inline void bpr_draw(const BprDrawArgs& a) {
+    bpr_rng::GroupBuffers buffers(bpr_rng::largest_group(a.n_samples, a.n_threads, a.group));
     for (int64_t t = 0; t < a.n_threads; ++t) {
         uint64_t positives = bpr_rng::stream(a.seed, 2 * t + 1), negatives = bpr_rng::stream(a.seed, 2 * t + 2);
         const int64_t end = bpr_rng::chunk_begin(a.n_samples, a.n_threads, t + 1);
-        for (int64_t s = bpr_rng::chunk_begin(a.n_samples, a.n_threads, t); s < end; ++s) {
-            const int64_t entry = bpr_rng::below(positives, a.pos.nnz);
-            const int64_t u = a.pos.users[entry];
-            a.out_users[s] = static_cast<int32_t>(u);
-            a.out_items[s] = a.pos.indices[entry];
-            a.out_negatives[s] = static_cast<int32_t>(
-                bpr_rng::draw_negative(negatives, a.pos, u, a.n_items, a.popularity, a.max_tries));
+        const int64_t start = bpr_rng::chunk_begin(a.pos.nnz, a.n_threads, t);
+        for (int64_t first = bpr_rng::chunk_begin(a.n_samples, a.n_threads, t); first < end; first += a.group) {
+            const int64_t n = std::min(a.group, end - first);
+            const int64_t* entries = buffers.draw(positives, a.pos.nnz, n, start);
+            for (int64_t k = 0; k < n; ++k) {
+                const int64_t s = first + k, u = a.pos.users[entries[k]];
+                a.out_users[s] = static_cast<int32_t>(u);
+                a.out_items[s] = a.pos.indices[entries[k]];
+                a.out_negatives[s] = static_cast<int32_t>(
+                    bpr_rng::draw_negative(negatives, a.pos, u, a.n_items, a.popularity, a.max_tries));
+            }
         }
     }
 }
+}  // namespace
 
 }  // namespace fastrec
 
@@ -341,29 +415,31 @@ struct Counts {
     int64_t used = 0, right = 0, skipped = 0;
 };
 
-// The pipeline of a chunk: sample s draws its positive at step s, reads its
+// The pipeline of a group: sample s fetches its entry at step s, reads its
 // user and item kAhead steps later, its row bounds 2 kAhead later, draws its
 // negative 3 kAhead later and takes its SGD step 4 kAhead later; each stage
 // prefetches what the next one reads.
 constexpr int64_t kAhead = 4;
 constexpr int64_t kRing = 32;  // a power of two > 4 kAhead
 
-// Prefetches the lines of the sorted row [begin, end) that a binary search reads first.
+// Prefetches the lines of the sorted row [begin, end) that a binary search
+// reads: all of a row of up to 128 lines (taken in entry order, a group's rows
+// follow each other in memory), else the first four levels.
 inline void prefetch_search(const int32_t* indices, int64_t begin, int64_t end) {
     constexpr int64_t per_line = static_cast<int64_t>(kCacheLine / sizeof(int32_t));
     const int64_t n = end - begin;
-    if (n <= 4 * per_line) {
+    if (n <= 128 * per_line) {
         for (int64_t t = begin; t < end; t += per_line) __builtin_prefetch(indices + t, 0, 3);
     } else {
-        for (int64_t q = 1; q < 4; ++q) __builtin_prefetch(indices + begin + n * q / 4, 0, 3);
+        for (int64_t q = 1; q < 16; ++q) __builtin_prefetch(indices + begin + n * q / 16, 0, 3);
     }
 }
 
-// One chunk of an epoch, pipelined (see the header comment).
+// One chunk of an epoch, group by group, each pipelined (see the header comment).
 template <class T, int kVec>
-Counts run_chunk(const BprEpochArgs<T>& a, int64_t t) {
+Counts run_chunk(const BprEpochArgs<T>& a, int64_t t, bpr_rng::GroupBuffers& buffers) {
     struct Slot {
-        int64_t entry, u, i, j, begin, end;
+        int64_t u, i, j, begin, end;
     };
     Slot ring[kRing];
     const BprPositives& pos = a.pos;
@@ -372,50 +448,54 @@ Counts run_chunk(const BprEpochArgs<T>& a, int64_t t) {
     uint64_t positives = bpr_rng::stream(a.seed, 2 * t + 1), negatives = bpr_rng::stream(a.seed, 2 * t + 2);
     const int64_t begin = bpr_rng::chunk_begin(a.n_samples, a.n_threads, t);
     const int64_t end = bpr_rng::chunk_begin(a.n_samples, a.n_threads, t + 1);
+    const int64_t start = bpr_rng::chunk_begin(pos.nnz, a.n_threads, t);
     Counts c;
-    for (int64_t s = begin; s < end + 4 * kAhead; ++s) {
-        if (s < end) {  // draw the positive; fetch its entry
-            Slot& x = ring[s & (kRing - 1)];
-            x.entry = bpr_rng::below(positives, pos.nnz);
-            __builtin_prefetch(pos.users + x.entry, 0, 3);
-            __builtin_prefetch(pos.indices + x.entry, 0, 3);
-        }
-        const int64_t s1 = s - kAhead;
-        if (s1 >= begin && s1 < end) {  // its user and item; fetch the row bounds and two rows
-            Slot& x = ring[s1 & (kRing - 1)];
-            x.u = pos.users[x.entry];
-            x.i = pos.indices[x.entry];
-            __builtin_prefetch(pos.indptr + x.u, 0, 3);
-            prefetch_row(a.P + x.u * a.stride, row_bytes);
-            prefetch_row(a.Q + x.i * a.stride, row_bytes);
-        }
-        const int64_t s2 = s - 2 * kAhead;
-        if (s2 >= begin && s2 < end) {  // the row bounds; fetch what the search reads
-            Slot& x = ring[s2 & (kRing - 1)];
-            x.begin = pos.indptr[x.u];
-            x.end = pos.indptr[x.u + 1];
-            prefetch_search(pos.indices, x.begin, x.end);
-        }
-        const int64_t s3 = s - 3 * kAhead;
-        if (s3 >= begin && s3 < end) {  // draw the negative; fetch its row
-            Slot& x = ring[s3 & (kRing - 1)];
-            x.j = bpr_rng::draw_negative(negatives, pos, x.u, a.n_items, a.popularity, a.max_tries);
-            if (x.j >= 0) {
-                prefetch_row(a.Q + x.j * a.stride, row_bytes);
-                if (a.item_bias) {
-                    __builtin_prefetch(a.bi + x.i, 1, 3);
-                    __builtin_prefetch(a.bi + x.j, 1, 3);
+    for (int64_t first = begin; first < end; first += a.group) {
+        const int64_t n = std::min(a.group, end - first);
+        const int64_t* entries = buffers.draw(positives, pos.nnz, n, start);
+        for (int64_t s = 0; s < n + 4 * kAhead; ++s) {
+            if (s < n) {  // fetch the entry
+                __builtin_prefetch(pos.users + entries[s], 0, 3);
+                __builtin_prefetch(pos.indices + entries[s], 0, 3);
+            }
+            const int64_t s1 = s - kAhead;
+            if (s1 >= 0 && s1 < n) {  // its user and item; fetch the row bounds and two rows
+                Slot& x = ring[s1 & (kRing - 1)];
+                x.u = pos.users[entries[s1]];
+                x.i = pos.indices[entries[s1]];
+                __builtin_prefetch(pos.indptr + x.u, 0, 3);
+                prefetch_row(a.P + x.u * a.stride, row_bytes);
+                prefetch_row(a.Q + x.i * a.stride, row_bytes);
+            }
+            const int64_t s2 = s - 2 * kAhead;
+            if (s2 >= 0 && s2 < n) {  // the row bounds; fetch what the search reads
+                Slot& x = ring[s2 & (kRing - 1)];
+                x.begin = pos.indptr[x.u];
+                x.end = pos.indptr[x.u + 1];
+                if (s2 == 0 || x.u != ring[(s2 - 1) & (kRing - 1)].u)  // once per run of one user
+                    prefetch_search(pos.indices, x.begin, x.end);
+            }
+            const int64_t s3 = s - 3 * kAhead;
+            if (s3 >= 0 && s3 < n) {  // draw the negative; fetch its row
+                Slot& x = ring[s3 & (kRing - 1)];
+                x.j = bpr_rng::draw_negative(negatives, pos, x.u, a.n_items, a.popularity, a.max_tries);
+                if (x.j >= 0) {
+                    prefetch_row(a.Q + x.j * a.stride, row_bytes);
+                    if (a.item_bias) {
+                        __builtin_prefetch(a.bi + x.i, 1, 3);
+                        __builtin_prefetch(a.bi + x.j, 1, 3);
+                    }
                 }
             }
-        }
-        const int64_t s4 = s - 4 * kAhead;
-        if (s4 >= begin) {
-            const Slot& x = ring[s4 & (kRing - 1)];
-            if (x.j < 0) {
-                ++c.skipped;
-            } else {
-                c.right += step<T, kVec>(a.P, a.Q, a.bi, a.stride, x.u, x.i, x.j, rates, a.item_bias);
-                ++c.used;
+            const int64_t s4 = s - 4 * kAhead;
+            if (s4 >= 0) {
+                const Slot& x = ring[s4 & (kRing - 1)];
+                if (x.j < 0) {
+                    ++c.skipped;
+                } else {
+                    c.right += step<T, kVec>(a.P, a.Q, a.bi, a.stride, x.u, x.i, x.j, rates, a.item_bias);
+                    ++c.used;
+                }
             }
         }
     }
@@ -425,8 +505,14 @@ Counts run_chunk(const BprEpochArgs<T>& a, int64_t t) {
 template <class T, int kVec>
 void run_epoch(const BprEpochArgs<T>& a) {
     std::vector<Counts> counts(static_cast<size_t>(a.n_threads));
+    // Allocated here: a failed allocation then raises, where in the parallel region it would end the process.
+    const int64_t largest = bpr_rng::largest_group(a.n_samples, a.n_threads, a.group);
+    std::vector<bpr_rng::GroupBuffers> buffers;
+    buffers.reserve(static_cast<size_t>(a.n_threads));
+    for (int t = 0; t < a.n_threads; ++t) buffers.emplace_back(largest);
 #pragma omp parallel for num_threads(a.n_threads) schedule(static, 1)
-    for (int64_t t = 0; t < a.n_threads; ++t) counts[static_cast<size_t>(t)] = run_chunk<T, kVec>(a, t);
+    for (int64_t t = 0; t < a.n_threads; ++t)
+        counts[static_cast<size_t>(t)] = run_chunk<T, kVec>(a, t, buffers[static_cast<size_t>(t)]);
     Counts total;
     for (const Counts& c : counts) {
         total.used += c.used;

@@ -249,6 +249,23 @@ def _draw_negative(state, indptr, indices, u, n_items, popularity, max_tries):
 
 
 @nb.njit(**NUMBA_STRICT_OPTIONS)
+def _draw_sorted(state, nnz, n, start):
+    """(new state, a group's n positives: entries uniform in [0, nnz), ascending from start, then from 0)."""
+    entries = np.empty(n, dtype=np.int64)
+    for k in range(n):
+        state, entries[k] = _below(state, nnz)
+    entries = np.sort(entries)
+    split = np.searchsorted(entries, start)
+    return state, np.concatenate((entries[split:], entries[:split]))
+
+
+@nb.njit(**NUMBA_STRICT_OPTIONS)
+def _check_group(group):
+    if group < 1:
+        raise ValueError("group must be >= 1")
+
+
+@nb.njit(**NUMBA_STRICT_OPTIONS)
 def _step(P, Q, bi, u, i, j, lr_t, reg_t, item_bias, scratch):
     """One SGD step on sample (u, i, j); 1 if x_ui > x_uj before it, else 0."""
     x = _lane_dot(P, u, Q, i, j)
@@ -291,24 +308,28 @@ def bpr_draw(
     out_items,  # OUT (n_samples) int32
     out_negatives,  # OUT (n_samples) int32, -1 for a skipped sample
     n_threads,  # IN  int >= 1: chunks
+    group,  # IN  int >= 1: samples a group
 ):
     """The samples ``bpr_epoch`` draws (see ``_reference.bpr_draw``)."""
     nnz = indices.shape[0]
     if nnz == 0 and n_samples > 0:
         raise ValueError("indices: expected at least one positive")
+    _check_group(group)
     n_threads = max(n_threads, 1)
     for t in range(n_threads):
         pos_state = _stream(seed, 2 * t + 1)
         neg_state = _stream(seed, 2 * t + 2)
         begin = n_samples * t // n_threads
         end = n_samples * (t + 1) // n_threads
-        for s in range(begin, end):
-            pos_state, entry = _below(pos_state, nnz)
-            u = users[entry]
-            out_users[s] = u
-            out_items[s] = indices[entry]
-            neg_state, j = _draw_negative(neg_state, indptr, indices, u, n_items, popularity, max_tries)
-            out_negatives[s] = j
+        start = nnz * t // n_threads
+        for first in range(begin, end, group):
+            pos_state, entries = _draw_sorted(pos_state, nnz, min(group, end - first), start)
+            for k in range(entries.shape[0]):
+                u = users[entries[k]]
+                out_users[first + k] = u
+                out_items[first + k] = indices[entries[k]]
+                neg_state, j = _draw_negative(neg_state, indptr, indices, u, n_items, popularity, max_tries)
+                out_negatives[first + k] = j
 
 
 @nb.njit(**NUMBA_STRICT_OPTIONS)
@@ -353,17 +374,43 @@ def _prefetch_rows(P, row, lanes):
 
 
 @nb.njit(**NUMBA_STRICT_OPTIONS)
+def _prefetch_search(indices, row_begin, n):
+    """Fetch what a binary search of the row reads, as bpr.hpp's prefetch_search."""
+    if n <= 2048:
+        for at in range(0, n, 16):
+            _prefetch(indices, row_begin + at)
+    else:
+        for q in range(1, 16):
+            _prefetch(indices, row_begin + n * q // 16)
+
+
+@nb.njit(**NUMBA_STRICT_OPTIONS)
 def _run_chunk(
-    indptr, indices, users, P, Q, bi, lr, reg, item_bias, popularity, begin, end, seed, t, max_tries
+    indptr,
+    indices,
+    users,
+    P,
+    Q,
+    bi,
+    lr,
+    reg,
+    item_bias,
+    popularity,
+    begin,
+    end,
+    seed,
+    t,
+    max_tries,
+    group,
+    start,  # the entry the chunk's sweeps begin at
 ):
-    """One chunk of an epoch, pipelined as bpr.hpp's run_chunk: (used, right, skipped)."""
+    """One chunk of an epoch, group by group, pipelined as bpr.hpp's run_chunk: (used, right, skipped)."""
     lr_t, reg_t, scratch = _scalars(P, Q, lr, reg)
     lanes = ALIGN // P.itemsize
     nnz = indices.shape[0]
     n_items = Q.shape[0]
     pos_state = _stream(seed, 2 * t + 1)
     neg_state = _stream(seed, 2 * t + 2)
-    entry = np.empty(RING, dtype=np.int64)
     su = np.empty(RING, dtype=np.int64)
     si = np.empty(RING, dtype=np.int64)
     sj = np.empty(RING, dtype=np.int64)
@@ -371,51 +418,46 @@ def _run_chunk(
     used = 0
     right = 0
     skipped = 0
-    for s in range(begin, end + 4 * AHEAD):
-        if s < end:  # draw the positive; fetch its entry
-            pos_state, e = _below(pos_state, nnz)
-            entry[s & mask] = e
-            _prefetch(users, e)
-            _prefetch(indices, e)
-        s1 = s - AHEAD
-        if s1 >= begin and s1 < end:  # its user and item; fetch the row bounds and two rows
-            e = entry[s1 & mask]
-            u = users[e]
-            su[s1 & mask] = u
-            si[s1 & mask] = indices[e]
-            _prefetch(indptr, u)
-            _prefetch_rows(P, u, lanes)
-            _prefetch_rows(Q, indices[e], lanes)
-        s2 = s - 2 * AHEAD
-        if s2 >= begin and s2 < end:  # fetch what the negative's search reads
-            u = su[s2 & mask]
-            row_begin = indptr[u]
-            n = indptr[u + 1] - row_begin
-            if n <= 64:
-                for at in range(0, n, 16):
-                    _prefetch(indices, row_begin + at)
-            else:
-                for q in range(1, 4):
-                    _prefetch(indices, row_begin + n * q // 4)
-        s3 = s - 3 * AHEAD
-        if s3 >= begin and s3 < end:  # draw the negative; fetch its row
-            neg_state, j = _draw_negative(
-                neg_state, indptr, indices, su[s3 & mask], n_items, popularity, max_tries
-            )
-            sj[s3 & mask] = j
-            if j >= 0:
-                _prefetch_rows(Q, j, lanes)
-                if item_bias:
-                    _prefetch(bi, si[s3 & mask])
-                    _prefetch(bi, j)
-        s4 = s - 4 * AHEAD
-        if s4 >= begin:
-            slot = s4 & mask
-            if sj[slot] < 0:
-                skipped += 1
-            else:
-                right += _step(P, Q, bi, su[slot], si[slot], sj[slot], lr_t, reg_t, item_bias, scratch)
-                used += 1
+    for first in range(begin, end, group):
+        pos_state, entries = _draw_sorted(pos_state, nnz, min(group, end - first), start)
+        n = entries.shape[0]
+        for s in range(n + 4 * AHEAD):
+            if s < n:  # fetch the entry
+                _prefetch(users, entries[s])
+                _prefetch(indices, entries[s])
+            s1 = s - AHEAD
+            if s1 >= 0 and s1 < n:  # its user and item; fetch the row bounds and two rows
+                e = entries[s1]
+                u = users[e]
+                su[s1 & mask] = u
+                si[s1 & mask] = indices[e]
+                _prefetch(indptr, u)
+                _prefetch_rows(P, u, lanes)
+                _prefetch_rows(Q, indices[e], lanes)
+            s2 = s - 2 * AHEAD
+            if s2 >= 0 and s2 < n:  # fetch what the negative's search reads, once per user
+                u = su[s2 & mask]
+                if s2 == 0 or u != su[(s2 - 1) & mask]:
+                    _prefetch_search(indices, indptr[u], indptr[u + 1] - indptr[u])
+            s3 = s - 3 * AHEAD
+            if s3 >= 0 and s3 < n:  # draw the negative; fetch its row
+                neg_state, j = _draw_negative(
+                    neg_state, indptr, indices, su[s3 & mask], n_items, popularity, max_tries
+                )
+                sj[s3 & mask] = j
+                if j >= 0:
+                    _prefetch_rows(Q, j, lanes)
+                    if item_bias:
+                        _prefetch(bi, si[s3 & mask])
+                        _prefetch(bi, j)
+            s4 = s - 4 * AHEAD
+            if s4 >= 0:
+                slot = s4 & mask
+                if sj[slot] < 0:
+                    skipped += 1
+                else:
+                    right += _step(P, Q, bi, su[slot], si[slot], sj[slot], lr_t, reg_t, item_bias, scratch)
+                    used += 1
     return used, right, skipped
 
 
@@ -436,17 +478,36 @@ def bpr_epoch(
     max_tries,  # IN  int >= 1
     out_stats,  # OUT (3,) float64, as bpr_samples
     n_threads,  # IN  int >= 1: chunks, one per thread, Hogwild
+    group,  # IN  int >= 1: samples a group
 ):
-    """One epoch: each chunk draws its samples and steps through them as it goes."""
+    """One epoch: each chunk draws its samples group by group and steps through them as it goes."""
     if indices.shape[0] == 0 and n_samples > 0:
         raise ValueError("indices: expected at least one positive")
+    _check_group(group)
     n_threads = max(n_threads, 1)
     counts = np.zeros((n_threads, 3), dtype=np.int64)
     for t in nb.prange(n_threads):
         begin = n_samples * t // n_threads
         end = n_samples * (t + 1) // n_threads
+        start = indices.shape[0] * t // n_threads
         used, right, skipped = _run_chunk(
-            indptr, indices, users, P, Q, bi, lr, reg, item_bias, popularity, begin, end, seed, t, max_tries
+            indptr,
+            indices,
+            users,
+            P,
+            Q,
+            bi,
+            lr,
+            reg,
+            item_bias,
+            popularity,
+            begin,
+            end,
+            seed,
+            t,
+            max_tries,
+            group,
+            start,
         )
         counts[t, 0] = used
         counts[t, 1] = right

@@ -7,15 +7,21 @@ Three kernels, with the names and keywords of csrc/include/fastrec/bpr.hpp and
 - ``bpr_samples`` runs SGD over given samples, in their order;
 - ``bpr_epoch`` draws the samples and runs SGD over them (here: the two above).
 
-Sampling.  The samples are split into ``n_threads`` contiguous chunks; chunk
-``t`` draws from two splitmix64 streams keyed by ``(seed, t)``: one gives the
-positive (a stored entry uniform over ``nnz``, which names the user and the
-item), the other the negatives (uniform over the items, or the item of another
-uniform entry for popularity sampling), redrawn while the candidate is one of
-the user's positives (binary search of the user's sorted row), at most
-``max_tries`` draws; a sample whose draws all failed, or whose user has every
-item, gets negative -1 and is skipped.  Two streams keep the draws independent
-of how far ahead a kernel draws.
+Sampling.  The samples are split into ``n_threads`` contiguous chunks, and
+each chunk into groups of ``group`` samples (the last one shorter); chunk ``t``
+draws from two splitmix64 streams keyed by ``(seed, t)``: one gives the
+positives (stored entries uniform over ``nnz``, each naming a user and an item),
+the other the negatives.  A group draws its positives first and takes them in
+ascending entry order, so by user, which lets the compiled kernels read each
+user's row and factors once for the group's samples of that user; chunk ``t``
+starts at entry ``nnz * t // n_threads`` and wraps around (the entries from
+there up, then those below), so that threads sweep different users at a time.
+Then, in that order, each sample draws its negative (uniform over the items, or
+the item of another uniform entry for popularity sampling), redrawn while the
+candidate is one of the user's positives (binary search of the user's sorted
+row), at most ``max_tries`` draws; a sample whose draws all failed, or whose
+user has every item, gets negative -1 and is skipped.  Two streams keep the
+draws independent of how far ahead a kernel draws.
 
 Arithmetic.  With ``z = sigmoid(-(x_ui - x_uj))`` every sample ascends
 ``ln sigmoid(x_ui - x_uj)`` with L2 penalties::
@@ -61,6 +67,13 @@ def chunk_bounds(n_samples: int, n_threads: int, t: int) -> tuple[int, int]:
     return n_samples * t // n_threads, n_samples * (t + 1) // n_threads
 
 
+def check_group(group) -> int:
+    """``group`` as an int, or a ValueError unless it is >= 1."""
+    if int(group) < 1:
+        raise ValueError(f"group must be >= 1, got {group}")
+    return int(group)
+
+
 def bpr_draw(
     indptr,  # IN  (n_users + 1) int64 positives of user u: indices[indptr[u]:indptr[u+1]], sorted
     indices,  # IN  (nnz) int32 item of every positive
@@ -74,29 +87,39 @@ def bpr_draw(
     out_items,  # OUT (n_samples) int32
     out_negatives,  # OUT (n_samples) int32, -1 for a skipped sample
     n_threads,  # IN  int >= 1: chunks (the thread count of bpr_epoch)
+    group,  # IN  int >= 1: samples drawn, then taken in entry order, together
 ):
     """The samples ``bpr_epoch`` draws for these arguments, in each chunk's order."""
     nnz = indices.shape[0]
     n_threads = max(int(n_threads), 1)
+    group = check_group(group)
     for t in range(n_threads):
         positives, negatives = _Stream(seed, 2 * t + 1), _Stream(seed, 2 * t + 2)
         begin, end = chunk_bounds(n_samples, n_threads, t)
-        for s in range(begin, end):
-            entry = positives.below(nnz)
-            u = int(users[entry])
-            out_users[s] = u
-            out_items[s] = indices[entry]
-            out_negatives[s] = -1
-            row_begin, row_end = int(indptr[u]), int(indptr[u + 1])
-            if row_end - row_begin >= n_items:
-                continue  # every item is a positive of u: no negative exists
-            for _ in range(max_tries):
-                candidate = negatives.below(nnz if popularity else n_items)
-                if popularity:
-                    candidate = int(indices[candidate])
-                if not in_sorted(indices, row_begin, row_end, candidate):
-                    out_negatives[s] = candidate
-                    break
+        start = nnz * t // n_threads  # where this chunk's sweeps over the entries begin
+        for first in range(begin, end, group):
+            entries = sorted(positives.below(nnz) for _ in range(min(group, end - first)))
+            entries = [e for e in entries if e >= start] + [e for e in entries if e < start]
+            for s, entry in enumerate(entries, first):
+                u = int(users[entry])
+                out_users[s] = u
+                out_items[s] = indices[entry]
+                out_negatives[s] = _negative(indptr, indices, u, n_items, popularity, max_tries, negatives)
+
+
+def _negative(indptr, indices, u, n_items, popularity, max_tries, stream) -> int:
+    """A negative of user ``u`` drawn from ``stream``, or -1 (see the module doc)."""
+    nnz = indices.shape[0]
+    row_begin, row_end = int(indptr[u]), int(indptr[u + 1])
+    if row_end - row_begin >= n_items:
+        return -1  # every item is a positive of u: no negative exists
+    for _ in range(max_tries):
+        candidate = stream.below(nnz if popularity else n_items)
+        if popularity:
+            candidate = int(indices[candidate])
+        if not in_sorted(indices, row_begin, row_end, candidate):
+            return candidate
+    return -1
 
 
 def lane_dot(p: np.ndarray, d: np.ndarray) -> np.generic:
@@ -183,9 +206,10 @@ def bpr_epoch(
     max_tries,  # IN  int >= 1
     out_stats,  # OUT (3,) float64, as bpr_samples
     n_threads,  # IN  int >= 1: chunks, run here one after the other
+    group,  # IN  int >= 1: samples a group (see the module doc)
 ):
     """One epoch: draw ``n_samples`` samples (as :func:`bpr_draw`) and step through them."""
     n = int(n_samples)
     su, si, sj = (np.empty(n, dtype=np.int32) for _ in range(3))
-    bpr_draw(indptr, indices, users, Q.shape[0], n, seed, popularity, max_tries, su, si, sj, n_threads)
+    bpr_draw(indptr, indices, users, Q.shape[0], n, seed, popularity, max_tries, su, si, sj, n_threads, group)
     bpr_samples(su, si, sj, P, Q, bi, lr, reg, item_bias, out_stats)

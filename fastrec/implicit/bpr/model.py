@@ -25,6 +25,13 @@ NEGATIVE_SAMPLING = ("uniform", "popularity")
 # Negative draws per sample before the sample is skipped: a user with half the
 # items as positives fails all of them once in 2^16 samples.
 MAX_TRIES = 16
+# Samples a thread draws and then takes in entry order, so by user: the larger,
+# the denser a group's sweep over the users, whose rows and factors then come
+# from cache (on MovieLens-10M-sized data 2^16 gives 2x the samples per second
+# of one sample at a time, 2^20 over 3x); the buffers take 16 bytes a sample.
+# Held-out NDCG@10 on MovieLens 100K and latest-small is the same as with one
+# sample at a time, also when a group holds a whole epoch.
+GROUP = 1 << 20
 # The user solve of recommend(user_items=...) and fold_in: damped Newton steps
 # at most, and the pairs it sums over at most (more negatives are subsampled).
 SOLVE_STEPS = 25
@@ -47,7 +54,10 @@ class BPR(FactorRecommender):
     a positive of ``u`` (uniform over the items, or by item popularity), and
     takes one SGD step up ``ln sigmoid(x_ui - x_uj)`` with L2 penalty ``reg``
     on every parameter it touches.  Threads update the shared factors without
-    locks (Hogwild), each drawing from its own random stream.
+    locks (Hogwild), each drawing from its own random stream, and each takes
+    its samples in groups of 2^20 (all its share, on smaller data) ordered by
+    user, so that a user's positives and factors are read from memory once for
+    all its samples in the group.
 
     Parameters
     ----------
@@ -202,6 +212,7 @@ class BPR(FactorRecommender):
                     max_tries=MAX_TRIES,
                     out_stats=stats,
                     n_threads=n_threads,
+                    group=GROUP,
                 )
                 seconds = time.perf_counter() - start
                 auc = stats[1] / stats[0] if stats[0] else float("nan")
