@@ -38,6 +38,8 @@ def test_registered_and_sizes_planned():
     assert plan("scale,mf", ["L"], False, None) == ["scale-100M", "mf-L"]
     assert plan(None, [], True, None) == ["mf-XS", "kmeans-XS", "scale-XS"]
     assert plan("kmeans", [], True, None) == ["kmeans-XS"]
+    assert plan("kmeans", [], False, None, "10M") == ["kmeans-10M"]
+    assert dask_bench.KMEANS_SHAPES["kmeans-10M"] == (10_000_000, 32, 256)
     assert set(plan(None, ["M", "L"], False, "d")) <= set(dask_bench.sizes(options()))
     for bad in ("svd", "", "mf,,x"):
         with pytest.raises(ValueError, match="--only takes some of mf, kmeans, scale"):

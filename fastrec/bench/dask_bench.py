@@ -72,7 +72,11 @@ UNIT = "s end to end"
 PARTS = ("mf", "kmeans", "scale")
 
 # size -> (n, d, k) of the KMeans part
-KMEANS_SHAPES = {"kmeans-XS": (4_000, 8, 16), "kmeans-1M": (1_000_000, 32, 256)}
+KMEANS_SHAPES = {
+    "kmeans-XS": (4_000, 8, 16),
+    "kmeans-1M": (1_000_000, 32, 256),
+    "kmeans-10M": (10_000_000, 32, 256),
+}
 # size -> (rows, users, items, partitions) of the scaling part
 SCALE_SHAPES = {"scale-XS": (20_000, 500, 200, 4), "scale-100M": (100_000_000, 1_000_000, 100_000, 20)}
 SIZES = {
@@ -852,6 +856,12 @@ def add_arguments(parser: Any) -> None:
     parser.add_argument("--spark-memory", default="8g", help="spark.driver.memory (default 8g)")
     parser.add_argument("--kmeans-iterations", type=int, default=20, help="Lloyd iterations (default 20)")
     parser.add_argument(
+        "--kmeans-rows",
+        default="1M",
+        choices=["1M", "10M"],
+        help="rows of the KMeans part (default 1M; 10M shows the per-iteration overhead amortised)",
+    )
+    parser.add_argument(
         "--chunk-rows", type=int, default=125_000, help="rows per KMeans chunk (default 125000)"
     )
     parser.add_argument(
@@ -1111,8 +1121,10 @@ def check_options(args: Any) -> str | None:
     return None
 
 
-def planned_sizes(only: Any, mf_sizes: Sequence[str], quick: bool, data_dir: Any) -> list[str]:
-    """The suite sizes of ``--only``, ``--size`` (MF's XS, M, L) and ``--quick``."""
+def planned_sizes(
+    only: Any, mf_sizes: Sequence[str], quick: bool, data_dir: Any, kmeans_rows: str = "1M"
+) -> list[str]:
+    """The suite sizes of ``--only``, ``--size`` (MF's XS, M, L), ``--kmeans-rows`` and ``--quick``."""
     parts = parts_of(only) if only else ["mf", "kmeans", *(["scale"] if data_dir or quick else [])]
     if quick:
         return [s for s in QUICK_SIZES if part_of(s) in parts]
@@ -1125,7 +1137,7 @@ def planned_sizes(only: Any, mf_sizes: Sequence[str], quick: bool, data_dir: Any
                     raise ValueError(f"--size takes the mf part's sizes XS, M and L, got {size!r}")
                 out.append(name)
         elif part == "kmeans":
-            out.append("kmeans-1M")
+            out.append(f"kmeans-{kmeans_rows}")
         else:
             out.append("scale-100M")
     return out
@@ -1143,7 +1155,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m fastrec.bench
     add_arguments(parser)
     args = parser.parse_args(argv)  # a usage mistake ends here, with exit code 2
     try:
-        planned = planned_sizes(args.only, suite._split_list(args.sizes), args.quick, args.data_dir)
+        planned = planned_sizes(
+            args.only, suite._split_list(args.sizes), args.quick, args.data_dir, args.kmeans_rows
+        )
     except ValueError as exc:
         parser.error(str(exc))
     problem = check_options(args)
