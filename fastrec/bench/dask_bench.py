@@ -1007,6 +1007,13 @@ def _ratio(value: float | None, reference: float | None) -> str:
     return f"{value / reference:.2f}x" if value is not None and reference else "-"
 
 
+def _quality_cell(name: str, value: Any) -> Any:
+    """An accuracy column's cell: RMSE to 4 decimals (the engines differ in the third)."""
+    if "RMSE" in name and isinstance(value, (int, float)):
+        return f"{value:.4f}"
+    return value
+
+
 def tables(records: Sequence[dict[str, Any]], sizes: Sequence[str], size_descriptions: dict[str, str]) -> str:
     """One table per size: end-to-end time, its ratios, the part's accuracy and memory columns."""
     parts = []
@@ -1052,7 +1059,7 @@ def tables(records: Sequence[dict[str, Any]], sizes: Sequence[str], size_descrip
                     q.get("layout", "-"),
                     _status(r),
                     *ratio_cells,
-                    *[q.get(k, "-") for k in extra],
+                    *[_quality_cell(k, q.get(k, "-")) for k in extra],
                     "-" if not peaks else ", ".join(f"{p:,.0f}" for p in peaks),
                     ", ".join(f"{t:.3g}" for t in r["times"]) or "-",
                 ]
