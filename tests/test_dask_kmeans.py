@@ -207,9 +207,9 @@ def test_a_task_takes_its_share_of_the_worker_threads(monkeypatch):
     seen = []
     assign = K.assign_block
 
-    def spy(x, weight, centers, backend, n_threads, compute_sums):
+    def spy(x, weight, centers, backend, n_threads, compute_sums, x_sqnorm=None):
         seen.append(n_threads)
-        return assign(x, weight, centers, backend, n_threads, compute_sums)
+        return assign(x, weight, centers, backend, n_threads, compute_sums, x_sqnorm)
 
     monkeypatch.setattr(K, "assign_block", spy)
     X, _, _ = blobs(n=800, seed=9)

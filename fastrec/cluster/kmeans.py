@@ -59,10 +59,30 @@ def _csr(data: ClusterData) -> sp.csr_matrix:
     return data.csr
 
 
+def squared_norms(x: np.ndarray) -> np.ndarray:
+    """Squared norms of the rows of dense ``x`` (n, d), summed in float64, in x's dtype.
+
+    A block of rows at a time, so there is never a full float64 copy of x.
+    """
+    block = 65536
+    out = np.empty(x.shape[0], dtype=x.dtype)
+    for lo in range(0, x.shape[0], block):
+        part = x[lo : lo + block].astype(np.float64)
+        out[lo : lo + block] = np.einsum("ij,ij->i", part, part)
+    return out
+
+
 class _Problem:
     """Canonical data of one call, and the backend kernels bound to it."""
 
-    def __init__(self, data: ClusterData, weight: np.ndarray, backend: str, n_threads: int):
+    def __init__(
+        self,
+        data: ClusterData,
+        weight: np.ndarray,
+        backend: str,
+        n_threads: int,
+        x_sqnorm: np.ndarray | None = None,
+    ):
         if data.dense is not None and not data.dense.flags.aligned:
             # C++ reads rows as typed scalars: copy a misaligned buffer (np.frombuffer with
             # an odd offset, say); aligned ones (every numpy, pickle or joblib array) pass as is.
@@ -92,12 +112,10 @@ class _Problem:
             )
             squares = csr.multiply(csr).astype(np.float64)
             self.x_sqnorm = np.asarray(squares.sum(axis=1)).ravel().astype(self.dtype)
-        else:  # in float64, a block at a time (no full float64 copy of X)
-            x, block = _dense(data), 65536
-            self.x_sqnorm = np.empty(self.n, dtype=self.dtype)
-            for lo in range(0, self.n, block):
-                part = x[lo : lo + block].astype(np.float64)
-                self.x_sqnorm[lo : lo + block] = np.einsum("ij,ij->i", part, part)
+        elif x_sqnorm is not None:  # computed once by a caller that assigns the same rows again
+            self.x_sqnorm = x_sqnorm
+        else:
+            self.x_sqnorm = squared_norms(_dense(data))
 
     def row(self, i: int) -> np.ndarray:
         """Row ``i`` of X as a new dense float64 vector."""
@@ -410,7 +428,13 @@ def means(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 
 def assign_block(
-    x: np.ndarray, weight: np.ndarray, centers: np.ndarray, backend: str, n_threads: int, compute_sums: bool
+    x: np.ndarray,
+    weight: np.ndarray,
+    centers: np.ndarray,
+    backend: str,
+    n_threads: int,
+    compute_sums: bool,
+    x_sqnorm: np.ndarray | None = None,
 ):
     """The fused assignment pass on one block of dense rows (already scaled).
 
@@ -420,6 +444,8 @@ def assign_block(
     weight : ndarray of x's dtype, shape (n,)
     centers : ndarray, shape (k, d)
         Computed in x's dtype.
+    x_sqnorm : ndarray of x's dtype, shape (n,), optional
+        :func:`squared_norms` of x, when the caller keeps them between passes.
 
     Returns
     -------
@@ -429,7 +455,7 @@ def assign_block(
         label and distance are those the whole array would give it.
     """
     x = np.ascontiguousarray(x)
-    pb = _Problem(ClusterData(x, None, x.shape[0], x.shape[1], x.dtype), weight, backend, n_threads)
+    pb = _Problem(ClusterData(x, None, x.shape[0], x.shape[1], x.dtype), weight, backend, n_threads, x_sqnorm)
     k = centers.shape[0]
     labels = np.empty(pb.n, dtype=np.int32)
     min_dist = np.empty(pb.n, dtype=pb.dtype)

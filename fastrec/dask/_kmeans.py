@@ -187,11 +187,26 @@ def _merge_moments(*parts: tuple[int, np.ndarray, np.ndarray]) -> tuple[int, np.
     return n, mean, m2
 
 
-def _lloyd_block(x, w, centers, previous, offset, m, x_exp, w_exp, backend, n_threads):
+def _kept_block(x, w, x_exp: int, w_exp: int) -> tuple[Any, np.ndarray, np.ndarray]:
+    """What every Lloyd pass over a persisted chunk reuses: the scaled chunk when scaling did
+    not copy it (else None: a second copy of X is not kept), its weights and squared norms."""
+    scaled, w = _prepared(x, w, x_exp, w_exp)
+    return (scaled if scaled is x else None), w, K.squared_norms(scaled)
+
+
+def _lloyd_kept(x, kept, centers, previous, offset, m, x_exp, backend, n_threads):
+    """:func:`_lloyd_block` of a chunk whose weights and norms :func:`_kept_block` kept."""
+    scaled, w, sqnorm = kept
+    if scaled is None:
+        scaled, _ = _prepared(x, None, x_exp, 0)
+    return _lloyd_block(scaled, w, centers, previous, offset, m, 0, 0, backend, n_threads, sqnorm)
+
+
+def _lloyd_block(x, w, centers, previous, offset, m, x_exp, w_exp, backend, n_threads, sqnorm=None):
     """One chunk's assignment: its labels (kept on the worker) and the partial statistics."""
     x, w = _prepared(x, w, x_exp, w_exp)
     labels, min_dist, sums, counts, inertia = K.assign_block(
-        x, w, centers, backend, task_threads(n_threads), True
+        x, w, centers, backend, task_threads(n_threads), True, sqnorm
     )
     far = K._farthest(min_dist, min(m, x.shape[0]))
     stats = {
@@ -297,6 +312,7 @@ class _Runner:
         self.n_threads = n_threads
         self.backend = backend
         self.x_exp = self.w_exp = 0
+        self.kept = False  # X persisted: Lloyd keeps its scaled chunks and norms too
 
     def compute(self, obj: Any) -> Any:
         import dask
@@ -448,12 +464,14 @@ def fit_kmeans(
         n_init = 1
     W = _as_weights(sample_weight, X, dtype)
     client = current_client(client)
-    if _choose_persist(persist, client, X.nbytes + (0 if W is None else W.nbytes)):
+    kept = _choose_persist(persist, client, X.nbytes + (0 if W is None else W.nbytes))
+    if kept:
         if client is not None:
             X, W = client.persist(X), (None if W is None else client.persist(W))
         else:
             X, W = X.persist(), (None if W is None else W.persist())
     run = _Runner(client, X, W, n_threads, backend)
+    run.kept = kept
 
     # one pass: finite values, non-negative weights, and what the scaling needs
     summary = run.compute(run.tree(run.map(_summary), _merge_summaries))
@@ -503,12 +521,14 @@ def _lloyd(run: _Runner, centers: np.ndarray, max_iter: int, tol: float):
     k = centers.shape[0]
     centers = np.array(centers, dtype=run.X.dtype, order="C", copy=True)
     previous: list[Any] = [None] * len(run.xs)
+    # Chunks kept in memory are scaled and their norms computed once, not every pass.
+    kept = run.persist(run.map(_kept_block, run.x_exp, run.w_exp)) if run.kept else None
     n_iter, converged = 0, False
     for it in range(max_iter):
         shared = run.share(centers)
         parts = [
-            _task(x, w, shared, prev, int(off), k, run)
-            for x, w, prev, off in zip(run.xs, run.ws, previous, run.offsets[:-1])
+            _task(x, w, shared, prev, int(off), k, run, None if kept is None else kept[b])
+            for b, (x, w, prev, off) in enumerate(zip(run.xs, run.ws, previous, run.offsets[:-1]))
         ]
         labels = [p[0] for p in parts]
         total = run.tree([p[1] for p in parts], _merge_lloyd)
@@ -534,9 +554,13 @@ def _lloyd(run: _Runner, centers: np.ndarray, max_iter: int, tol: float):
     return centers, inertia, n_iter, converged
 
 
-def _task(x, w, shared, previous, offset, k, run):
+def _task(x, w, shared, previous, offset, k, run, kept=None):
     import dask
 
+    if kept is not None:
+        return dask.delayed(_lloyd_kept, pure=True, nout=2)(
+            x, kept, shared, previous, offset, k, run.x_exp, run.backend, run.n_threads
+        )
     return dask.delayed(_lloyd_block, pure=True, nout=2)(
         x, w, shared, previous, offset, k, run.x_exp, run.w_exp, run.backend, run.n_threads
     )
