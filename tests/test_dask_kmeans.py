@@ -234,10 +234,13 @@ def test_a_task_takes_its_share_of_the_worker_threads(monkeypatch):
 
 
 def _memory():
-    """(peak RSS in bytes, as counted by the OS) of the worker process this runs in."""
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """Peak RSS in bytes of the worker process this runs in (VmHWM: this process's own peak;
+    getrusage's ru_maxrss would include the peak of the process that started it)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM in /proc/self/status")
 
 
 def test_out_of_core_fit_on_data_larger_than_a_worker_memory():

@@ -34,8 +34,8 @@ Three parts (``--only mf,kmeans,scale``; ``mf`` and ``kmeans`` by default,
   data fit in memory (a row saying so where they do not); RMSE on a held-out
   sample drawn from the same model.
 
-Peak memory is the largest resident set of each worker process (``ru_maxrss``,
-read on the workers; on one machine, of the measuring process; for Spark, the
+Peak memory is the largest resident set of each worker process (``VmHWM`` on
+Linux, read on the workers; on one machine, of the measuring process; for Spark, the
 resident memory of the driver's JVM and Python at the end of the fit); the scale
 part also gives the client's (what a fit gathers: the model, DSGD's ratings).  Each
 measurement runs in its own process and starts its own cluster
@@ -244,7 +244,17 @@ def rmse(pred: np.ndarray, truth: np.ndarray) -> float:
 
 
 def peak_rss_mb() -> float:
-    """The largest resident set of this process so far, in MiB (``ru_maxrss``)."""
+    """The largest resident set of this process so far, in MiB.
+
+    Linux's ``VmHWM`` counts this process's own memory only; ``ru_maxrss`` (the
+    fallback elsewhere) also counts the peak of the process that started it, which
+    for a spawned worker may be a large parent.
+    """
+    with contextlib.suppress(OSError):
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024.0 / MB
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024.0 / MB
 
 

@@ -273,7 +273,9 @@ def fit_als(
         on the same interactions (``Interactions.from_frame`` of the same rows
         with the same ``duplicates``), with the same backend (``cpp`` or
         ``numba``), for any ``n_threads``, ``block_size`` and number of
-        workers.  ``history_["loss"]`` (``verbose=True``) equals the
+        workers (with ``numba``, as long as both sides run Numba code compiled
+        alike: freshly compiled and cache-loaded code may differ in the last
+        bits).  ``history_["loss"]`` (``verbose=True``) equals the
         single-machine loss up to summation order.
 
     Notes
