@@ -271,7 +271,9 @@ def test_cosine_topk_errors(client, fitted):
 @pytest.mark.parametrize("with_y", [False, True])
 def test_cosine_topk_over_candidate_blocks_is_bit_identical(client, fitted, dtype, with_y):
     _, data, _ = fitted
-    items = data.matrix.T.astype(dtype).tocsr()
+    items = data.matrix.T.tocsr()
+    items.data = np.sqrt(items.data) / 3  # squares that round in float64: norms must be computed alike
+    items = items.astype(dtype)
     X, Y = (items[:20], items[10:34]) if with_y else (items[:24], None)
     want = fastrec.cosine_topk(X, Y, k=4, shrink=0.5)
     for block_rows, block_cols in [(r, c) for r in (1, 7, 1000) for c in (1, 7, 1000)]:
@@ -291,6 +293,15 @@ def test_cosine_topk_over_candidate_blocks_keeps_self_ties_and_short_rows(client
         got = fdask.cosine_topk(X, k=k, exclude_self=exclude_self, block_rows=4, block_cols=6)
         assert_same_csr(got, want)
     assert np.diff(want.indptr)[3] == 0 and want.nnz > 0
+
+
+@pytest.mark.parametrize("shrink", [0.0, 0.3])
+def test_cosine_topk_over_candidate_blocks_keeps_the_norms_of_y_is_x(client, shrink):
+    # float64 data whose squares round: a norm summed from the transpose can differ in the last bit
+    X = sp.random(30, 20, density=0.2, format="csr", random_state=1, dtype=np.float64)
+    for block_rows, block_cols in [(7, 6), (30, 1), (1, 30)]:
+        got = fdask.cosine_topk(X, k=4, shrink=shrink, block_rows=block_rows, block_cols=block_cols)
+        assert_same_csr(got, fastrec.cosine_topk(X, k=4, shrink=shrink))
 
 
 def test_cosine_topk_over_candidate_blocks_as_frame(client, fitted):

@@ -53,6 +53,9 @@ def _entries(block: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return rows, block.indices.astype(np.int64), block.data
 
 
+_SELF_CHUNK = 256  # rows of X scored per kernel call against a candidate block when Y is X
+
+
 def _candidate_block(
     xb: sp.csr_matrix,
     yb: sp.csr_matrix,
@@ -60,18 +63,42 @@ def _candidate_block(
     first_row: int,
     first_col: int,
     drop_self: bool,
+    self_norms: bool,
     n_cols: int,
     options: dict[str, Any],
     n_threads: Any,
 ) -> sp.csr_matrix:
-    """Top-k of rows ``xb`` (from ``first_row``) among candidates ``yb`` (from ``first_col``)."""
+    """Top-k of rows ``xb`` (from ``first_row``) among candidates ``yb`` (from ``first_col``).
+
+    With ``self_norms`` (``Y`` is ``X``), chunks of ``xb`` are scored in one matrix with
+    ``yb``, so that every norm is computed as the kernel computes it when ``Y`` is ``X``
+    (row by row; the norms of a separate candidate matrix can differ in the last bit).
+    """
     from fastrec.similarity import cosine_topk
 
+    threads = task_threads(n_threads)
     # one more neighbour than kept, so that k remain once the row itself is dropped
-    got = cosine_topk(
-        xb, yb, k + 1 if drop_self else k, exclude_self=False, n_threads=task_threads(n_threads), **options
-    )
-    rows, cols, scores = _entries(got)
+    wanted = k + 1 if drop_self else k
+    if not self_norms:
+        rows, cols, scores = _entries(
+            cosine_topk(xb, yb, wanted, exclude_self=False, n_threads=threads, **options)
+        )
+    else:
+        pieces = []
+        for start in range(0, xb.shape[0], _SELF_CHUNK):
+            chunk = xb[start : start + _SELF_CHUNK]
+            size = chunk.shape[0]
+            stacked = sp.vstack([chunk, yb], format="csr")
+            # the chunk's own rows are candidates too: ask for as many more, then drop them
+            got = cosine_topk(
+                stacked, None, wanted + size, exclude_self=False, rows=(0, size), n_threads=threads, **options
+            )
+            r, c, v = _entries(got)
+            keep = c >= size
+            pieces.append((r[keep] + start, c[keep] - size, v[keep]))
+        rows = np.concatenate([p[0] for p in pieces] + [np.zeros(0, np.int64)])
+        cols = np.concatenate([p[1] for p in pieces] + [np.zeros(0, np.int64)])
+        scores = np.concatenate([p[2] for p in pieces] + [np.zeros(0, yb.dtype)])
     cols = cols + first_col
     if drop_self:
         other = cols != rows + first_row
@@ -274,6 +301,8 @@ def _over_candidate_blocks(
     cand_blocks = _send([candidates[int(cols[c]) : int(cols[c + 1])] for c in range(cols.size - 1)], client)
     block_options = {"shrink": shrink, "backend": options["backend"]}
     exclude_self = bool(options["exclude_self"]) and Y is None
+    # float64 squares round, so norms must come from the kernel's own rows-of-X loop
+    self_norms = Y is None and dtype == np.float64
     parts = []
     for b in range(bounds.size - 1):
         start, stop = int(bounds[b]), int(bounds[b + 1])
@@ -289,6 +318,7 @@ def _over_candidate_blocks(
                     start,
                     first,
                     drop_self,
+                    self_norms,
                     n_cols,
                     block_options,
                     n_threads,
