@@ -193,13 +193,16 @@ def cosine_topk(
         block ``j`` and the ``k`` (``k + 1`` beside the row itself) best per
         row, so its memory is that of ``block_rows`` rows of ``X``, ``block_cols``
         candidate rows and ``block_rows * k`` neighbours (plus the kernel's
-        ``threads * block_cols`` accumulators); the lists of the candidate
+        ``threads * block_cols`` accumulators; with ``Y=None`` in float64,
+        chunks of 256 rows are scored at a time against the chunk stacked on
+        the candidate block, keeping ``k + 257`` per row, so that the norms are
+        those of the single-machine ``Y=X`` computation); the lists of the candidate
         blocks of a row block are then merged in a tree, two at a time, keeping
         the ``k`` best (larger score, then smaller column).  The result is still
         bit-identical, with one exception refused with a ValueError: ``shrink >
         0`` on data that the kernel rescales by powers of two (magnitudes
         outside about ``[2**-32, 2**32]`` in float32, ``[2**-256, 2**256]`` in
-        float64, or a huge ``shrink``), whose shrink term needs the exponents
+        float64, or ``shrink`` above ``2**64`` / ``2**512``), whose shrink term needs the exponents
         of rows in other blocks.
     as_frame : bool, default False
         Return a Dask DataFrame instead of gathering the neighbours on the client.
