@@ -267,6 +267,74 @@ def test_cosine_topk_errors(client, fitted):
         fdask.cosine_topk(data.matrix, data.matrix.T, k=3)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("with_y", [False, True])
+def test_cosine_topk_over_candidate_blocks_is_bit_identical(client, fitted, dtype, with_y):
+    _, data, _ = fitted
+    items = data.matrix.T.tocsr()
+    items.data = np.sqrt(items.data) / 3  # squares that round in float64: norms must be computed alike
+    items = items.astype(dtype)
+    X, Y = (items[:20], items[10:34]) if with_y else (items[:24], None)
+    want = fastrec.cosine_topk(X, Y, k=4, shrink=0.5)
+    for block_rows, block_cols in [(r, c) for r in (1, 7, 1000) for c in (1, 7, 1000)]:
+        got = fdask.cosine_topk(X, Y, k=4, shrink=0.5, block_rows=block_rows, block_cols=block_cols)
+        assert_same_csr(got, want)
+
+
+@pytest.mark.parametrize("k", [1, 5, 200])
+def test_cosine_topk_over_candidate_blocks_keeps_self_ties_and_short_rows(client, fitted, k):
+    _, data, _ = fitted
+    X = data.matrix.T.tocsr()[:30].astype(np.float64)
+    X.data = np.ceil(X.data / 2)  # few distinct values: many equal scores
+    X.data[X.indptr[3] : X.indptr[4]] = 0  # an empty row has no neighbours
+    X.eliminate_zeros()
+    for exclude_self in (True, False):
+        want = fastrec.cosine_topk(X, k=k, exclude_self=exclude_self)
+        got = fdask.cosine_topk(X, k=k, exclude_self=exclude_self, block_rows=4, block_cols=6)
+        assert_same_csr(got, want)
+    assert np.diff(want.indptr)[3] == 0 and want.nnz > 0
+
+
+@pytest.mark.parametrize("shrink", [0.0, 0.3])
+def test_cosine_topk_over_candidate_blocks_keeps_the_norms_of_y_is_x(client, shrink):
+    # float64 data whose squares round: a norm summed from the transpose can differ in the last bit
+    X = sp.random(30, 20, density=0.2, format="csr", random_state=1, dtype=np.float64)
+    for block_rows, block_cols in [(7, 6), (30, 1), (1, 30)]:
+        got = fdask.cosine_topk(X, k=4, shrink=shrink, block_rows=block_rows, block_cols=block_cols)
+        assert_same_csr(got, fastrec.cosine_topk(X, k=4, shrink=shrink))
+
+
+def test_cosine_topk_over_candidate_blocks_as_frame(client, fitted):
+    _, data, _ = fitted
+    X, Y = data.matrix[:90], data.matrix[60:]
+    want = fastrec.cosine_topk(X, Y, k=6)
+    frame = fdask.cosine_topk(X, Y, k=6, block_rows=40, block_cols=150, as_frame=True)
+    assert frame.npartitions == 3
+    got = frame.compute()
+    counts = np.diff(want.indptr)
+    np.testing.assert_array_equal(got["row"].to_numpy(), np.repeat(np.arange(X.shape[0]), counts))
+    np.testing.assert_array_equal(got["rank"].to_numpy(), np.concatenate([np.arange(c) for c in counts]))
+    np.testing.assert_array_equal(got["col"].to_numpy(), want.indices)
+    np.testing.assert_array_equal(got["score"].to_numpy(), want.data)
+
+
+def test_cosine_topk_over_candidate_blocks_rescaled_rows(client, fitted):
+    _, data, _ = fitted
+    X = data.matrix.T.tocsr()[:25].astype(np.float32)
+    X.data[::3] *= np.float32(2.0**60)  # beyond the normal range: the kernel rescales every row
+    assert_same_csr(fdask.cosine_topk(X, k=5, block_rows=6, block_cols=7), fastrec.cosine_topk(X, k=5))
+    with pytest.raises(ValueError, match="block_cols"):
+        fdask.cosine_topk(X, k=5, shrink=1.0, block_cols=7)
+
+
+def test_cosine_topk_block_cols_errors(client, fitted):
+    _, data, _ = fitted
+    with pytest.raises(ValueError, match="block_cols"):
+        fdask.cosine_topk(data.matrix, k=3, block_cols=0)
+    with pytest.raises(TypeError, match="block_cols"):
+        fdask.cosine_topk(data.matrix, k=3, block_cols=2.5)
+
+
 # -- evaluate -----------------------------------------------------------------------------
 
 
