@@ -21,7 +21,7 @@ from fastrec.cluster import kmeans as K  # noqa: E402
 
 # Centres and inertia of the two fits differ only in the order of the float64 sums over
 # rows (chunks, then a tree): a few ulps of float64, and one rounding of float32 centres.
-RTOL = {np.float64: 1e-10, np.float32: 4 * np.finfo(np.float32).eps}
+RTOL = {np.float64: 1e-10, np.float32: 4 * float(np.finfo(np.float32).eps)}
 
 
 @pytest.fixture(scope="module")
