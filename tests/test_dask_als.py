@@ -167,7 +167,7 @@ def test_verbose_loss_and_a_generator_seed_match_one_machine(client, frames, cap
         fastrec.ALS(**params, random_state=np.random.default_rng(11)), dask_data(frame), block_size=60
     )
     assert_same_model(got, want)
-    assert got.history_["loss"] == pytest.approx(want.history_["loss"], rel=1e-10)
+    assert got.history_["loss"] == pytest.approx(want.history_["loss"], rel=1e-10 if EXACT else 1e-7)
     assert got.history_["loss"][1] < got.history_["loss"][0]
     assert capsys.readouterr().err.count("ALS iteration") == 2
 
