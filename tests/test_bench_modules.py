@@ -1,4 +1,4 @@
-"""The knn, metrics and topn benchmark modules: their measurements report what fastrec computes."""
+"""The cosine, knn, metrics and topn benchmark modules: their measurements report what fastrec computes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 import fastrec
-from fastrec.bench import knn, metrics, suite, topn
+from fastrec.bench import cosine, knn, metrics, suite, topn
 from fastrec.datasets import make_ratings
 from fastrec.metrics import ranking_metrics
 
@@ -21,6 +21,81 @@ def options(module, **extra):
     found = suite.module_options(module, None)
     found.update(peers=False, backends=list(COMPILED), **extra)
     return found
+
+
+def test_cosine_contenders_add_each_measure_and_its_peer():
+    opts = options(cosine)
+    assert [c.name for c in cosine.contenders(opts)] == [f"fastrec {b}" for b in COMPILED]
+    opts.update(similarities=[["jaccard", "bm25"], ["cosine", "jaccard"]])
+    assert cosine.similarities(opts) == ["cosine", "jaccard", "bm25"]
+    assert [c.name for c in cosine.contenders(opts)] == [
+        *(f"fastrec {b}" for b in COMPILED),
+        *(f"fastrec {m} {b}" for m in ("jaccard", "bm25") for b in COMPILED),
+    ]
+    opts.update(peers=True)
+    peers = [c.name for c in cosine.contenders(opts) if c.peer]
+    assert "implicit TFIDFRecommender" not in peers  # tfidf was not asked for
+    if suite.installed("implicit"):
+        assert {"implicit CosineRecommender", "implicit BM25Recommender"} <= set(peers)
+    with pytest.raises(SystemExit):
+        cosine.main(["--similarity", "cosine,nonsense"])
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "pearson", "adjusted_cosine", "jaccard", "bm25", "tfidf"])
+def test_cosine_exact_scores_follow_each_definition(similarity):
+    R = sp.random(40, 25, density=0.3, format="csr", random_state=3, dtype=np.float64)
+    R.data = np.ceil(R.data * 5)
+    items = R.T.toarray()
+    present = items != 0
+    sample = np.array([0, 7, 24])
+    if similarity == "pearson":  # centred by the item's mean over its stored entries
+        means = items.sum(1) / np.maximum(present.sum(1), 1)
+        items = np.where(present, items - means[:, None], 0.0)
+    elif similarity == "adjusted_cosine":  # centred by the user's mean
+        means = items.sum(0) / np.maximum(present.sum(0), 1)
+        items = np.where(present, items - means[None, :], 0.0)
+    elif similarity == "jaccard":
+        items = present.astype(np.float64)
+    elif similarity in ("bm25", "tfidf"):
+        idf = np.log(items.shape[0]) - np.log1p(present.sum(0))
+        if similarity == "tfidf":
+            items = np.sqrt(items) * idf
+        else:
+            length = items.sum(1) / items.sum(1).mean()
+            norm = (0.25 + 0.75 * length)[:, None]
+            items = np.where(present, items * 2.2 / (1.2 * norm + items) * idf, 0.0)
+    dots = items[sample] @ items.T
+    if similarity == "bm25":
+        expected = dots
+    elif similarity == "jaccard":
+        sizes = items.sum(1)
+        expected = dots / (sizes[sample, None] + sizes[None, :] - dots)
+    else:
+        norms = np.linalg.norm(items, axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            expected = np.where(dots != 0, dots / np.outer(norms[sample], norms), 0.0)
+    np.testing.assert_allclose(cosine.exact_scores(R, sample, similarity), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_cosine_agreement_accepts_the_kernel_and_counts_a_wrong_list():
+    R = sp.random(60, 30, density=0.25, format="csr", random_state=4, dtype=np.float64)
+    sample = np.arange(30)
+    for similarity in ("pearson", "jaccard", "bm25"):
+        lists = fastrec.similarity_topk(R.T, k=5, similarity=similarity, exclude_self=False, backend="numpy")
+        assert cosine.agreement(R, lists, 5, sample, similarity) == 1.0
+        wrong = lists.tolil()
+        scores = cosine.exact_scores(R, sample[:1], similarity)[0]
+        wrong[0, int(np.argmin(np.where(scores != 0, scores, np.inf)))] = 1.0  # a sixth, worst item
+        assert cosine.agreement(R, wrong.tocsr(), 5, sample, similarity) == pytest.approx(29 / 30)
+
+
+def test_cosine_measure_times_each_measure_and_checks_it(tmp_path):
+    opts = options(cosine, k=10, check_sample=40, similarities=["jaccard,tfidf"])
+    data = cosine.prepare("XS", tmp_path, opts)
+    for contender in [c.name for c in cosine.contenders(opts)]:
+        out = cosine.measure(contender, data, 2)
+        assert out["seconds"] > 0 and out["cpu_seconds"] >= 0
+        assert out["quality"] == {"agree": 1.0}, contender
 
 
 def test_knn_prepare_and_measure(tmp_path):
