@@ -25,6 +25,7 @@ largest score, for the unbounded BM25).
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -58,8 +59,7 @@ def _fastrec(backend: str, similarity: str = "cosine") -> Callable[[sp.csr_matri
     def run(R: sp.csr_matrix, k: int, threads: int) -> sp.csr_matrix:
         import fastrec
 
-        if similarity == "cosine":
-            return fastrec.cosine_topk(R.T, k=k, exclude_self=False, n_threads=threads, backend=backend)
+        # similarity="cosine" is exactly fastrec.cosine_topk
         return fastrec.similarity_topk(
             R.T, k=k, similarity=similarity, exclude_self=False, n_threads=threads, backend=backend
         )
@@ -204,8 +204,6 @@ def sizes(options: dict[str, Any]) -> dict[str, str]:
 
 def _measures(text: str) -> list[str]:
     """``"jaccard,bm25"`` -> ``["jaccard", "bm25"]``, each checked (an argparse ``type``)."""
-    import argparse
-
     names = [part.strip() for part in text.split(",") if part.strip()]
     for name in names:
         if name not in SIMILARITIES:
